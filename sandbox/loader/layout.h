@@ -1,0 +1,50 @@
+/*
+ * layout.h - the contract between the supervisor (Rust, src/jail/layout.rs)
+ * and the loader: one `struct zl_layout` at offset 0 of a sealed memfd, which
+ * also holds the manifest area, the seccomp program and the initial stack.
+ * Field order and sizes are mirrored by `#[repr(C)] struct Layout`; a Rust
+ * test checks the size and the magic.
+ */
+#ifndef ZL_LAYOUT_H
+#define ZL_LAYOUT_H
+#include <stdint.h>
+
+#define ZL_MAGIC 0x31524544414f4c5aULL /* "ZLOADER1" little endian */
+#define ZL_MAX_SEGMENTS 16
+
+/* Fixed addresses (see src/abi.rs). */
+#define ZL_TRAMPOLINE 0x10000UL
+#define ZL_MANIFEST_ADDR 0x20000UL
+#define ZL_LOADER_BASE 0x10000000000UL
+#define ZL_LOADER_LEN 0x100000UL
+
+struct zl_segment {
+    uint64_t vaddr, memsz, offset, filesz;
+    uint32_t prot; /* PROT_READ | PROT_WRITE | PROT_EXEC */
+    uint32_t pad;
+};
+
+struct zl_layout {
+    uint64_t magic;
+    uint64_t entry;           /* guest entry point */
+    uint64_t initial_sp;      /* guest rsp at entry, 16-byte aligned */
+    uint64_t stack_lo;        /* lowest stack byte; the page below is the guard */
+    uint64_t stack_hi;        /* end of the stack (STACK_TOP) */
+    uint64_t stack_image_off; /* bytes copied to [initial_sp, stack_hi) */
+    uint64_t heap_addr, heap_size;
+    uint64_t manifest_off, manifest_len; /* page aligned; mapped read-only at ZL_MANIFEST_ADDR */
+    uint64_t filter_off, filter_len;     /* struct sock_filter[filter_len] */
+    uint32_t nseg;
+    int32_t channels; /* N: fds [0,N) are channels, N the socket, N+1 the image, N+2 this file */
+    struct zl_segment seg[ZL_MAX_SEGMENTS];
+};
+
+/* Sent with the listener fd over the socket: the guest's I/O counters just
+ * before its first instruction (from /proc/self/io), so the report counts
+ * only the guest's own calls. `valid` is 0 when /proc was unreadable. */
+struct zl_hello {
+    uint64_t rchar, wchar, syscr, syscw;
+    uint64_t valid;
+};
+
+#endif

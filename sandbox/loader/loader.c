@@ -1,0 +1,289 @@
+/*
+ * loader.c - builds a guest's address space, then hands over to the guest.
+ *
+ * The supervisor forks a child that drops its privileges and execs this
+ * static program, so the guest starts in a fresh address space holding none
+ * of the runtime's memory. Everything the loader does comes from the
+ * supervisor's sealed layout file (layout.h); it parses nothing the guest
+ * wrote. Steps, in order:
+ *   1. switch to the loader's own stack and unblock signals (the supervisor
+ *      blocked them around fork; exec has reset their handlers);
+ *   2. unmap the kernel-made stack and the vDSO/vvar pages (no vDSO: the guest
+ *      has no path to the kernel but the trampoline), before anything of ours
+ *      is mapped where the kernel might place it next to them;
+ *   3. map the layout file and check its magic;
+ *   4. map the guest image from the sealed image file, zero its bss, map the
+ *      heap, the stack with a guard page below it, and the manifest area;
+ *   5. close the image and layout files;
+ *   6. read /proc/self/io so the report counts only the guest's own I/O;
+ *   7. install the seccomp filter (with a listener for the supervisor) - last,
+ *      because after it the loader itself may no longer call the kernel;
+ *   8. jump to zl_enter in the trampoline page, which sends the listener,
+ *      unmaps this loader and enters the guest.
+ * Any failure before step 7 sends a one-line reason on the socket and exits
+ * with status 120.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include "layout.h"
+
+#define SYS_read 0
+#define SYS_write 1
+#define SYS_open 2
+#define SYS_close 3
+#define SYS_mmap 9
+#define SYS_mprotect 10
+#define SYS_munmap 11
+#define SYS_rt_sigprocmask 14
+#define SYS_exit_group 231
+#define SYS_seccomp 317
+
+#define PROT_READ 1
+#define PROT_WRITE 2
+#define PROT_EXEC 4
+#define PROT_NONE 0
+#define MAP_PRIVATE 0x02
+#define MAP_FIXED 0x10
+#define MAP_ANONYMOUS 0x20
+#define MAP_NORESERVE 0x4000
+#define MAP_FIXED_NOREPLACE 0x100000
+#define SECCOMP_SET_MODE_FILTER 1
+#define SECCOMP_FILTER_FLAG_NEW_LISTENER 8
+#define AT_SYSINFO_EHDR 33
+#define SOL_SOCKET 1
+#define SCM_RIGHTS 1
+#define PAGE 4096UL
+
+struct sock_fprog { unsigned short len; void *filter; };
+struct iovec { void *base; size_t len; };
+struct msghdr {
+    void *name; uint32_t namelen; struct iovec *iov; size_t iovlen;
+    void *control; size_t controllen; int flags;
+};
+struct cmsg_fd { size_t len; int level; int type; int fd; int pad; };
+
+/* zl_enter lives in the trampoline page, far from this window: call it by
+ * its fixed address (trampoline.S places it at offset 0x200). */
+typedef void (*zl_enter_fn)(struct msghdr *hello, long sock, uint64_t entry, uint64_t sp) __attribute__((noreturn));
+#define ZL_ENTER ((zl_enter_fn)(ZL_TRAMPOLINE + 0x200))
+
+static long sys6(long n, long a, long b, long c, long d, long e, long f)
+{
+    long ret;
+    register long r10 __asm__("r10") = d;
+    register long r8 __asm__("r8") = e;
+    register long r9 __asm__("r9") = f;
+    __asm__ volatile("syscall" : "=a"(ret) : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
+                     : "rcx", "r11", "memory");
+    return ret;
+}
+#define sys3(n, a, b, c) sys6(n, (long)(a), (long)(b), (long)(c), 0, 0, 0)
+
+static int sock_fd;
+
+static __attribute__((noreturn)) void die(const char *what, long err)
+{
+    char msg[96];
+    size_t n = 0;
+    while (*what && n < 64) msg[n++] = *what++;
+    const char *s = ": errno ";
+    while (*s) msg[n++] = *s++;
+    unsigned long e = (unsigned long)(err < 0 ? -err : err);
+    char digits[20];
+    int d = 0;
+    do { digits[d++] = (char)('0' + e % 10); e /= 10; } while (e && d < 20);
+    while (d) msg[n++] = digits[--d];
+    sys3(SYS_write, sock_fd, msg, n);
+    sys3(SYS_exit_group, 120, 0, 0);
+    __builtin_unreachable();
+}
+
+static void *zl_memcpy(void *dst, const void *src, size_t n)
+{
+    unsigned char *d = dst;
+    const unsigned char *s = src;
+    while (n--) *d++ = *s++;
+    return dst;
+}
+
+static void zl_memzero(void *dst, size_t n)
+{
+    unsigned char *d = dst;
+    while (n--) *d++ = 0;
+}
+
+static long map(uint64_t addr, uint64_t len, int prot, int flags, int fd, uint64_t off)
+{
+    return sys6(SYS_mmap, (long)addr, (long)len, prot, flags | MAP_FIXED_NOREPLACE, fd, (long)off);
+}
+
+static uint64_t page_down(uint64_t v) { return v & ~(PAGE - 1); }
+static uint64_t page_up(uint64_t v) { return (v + PAGE - 1) & ~(PAGE - 1); }
+
+/* Step 4a: one PT_LOAD segment, as the kernel's ELF loader would map it. */
+static void map_segment(const struct zl_segment *s, int image_fd)
+{
+    uint64_t start = page_down(s->vaddr);
+    uint64_t file_end = s->vaddr + s->filesz;
+    uint64_t mem_end = page_up(s->vaddr + s->memsz);
+    uint64_t file_map_end = page_up(file_end);
+    int bss_in_page = s->memsz > s->filesz && (file_end & (PAGE - 1));
+    if (s->filesz) {
+        int prot = (int)s->prot | (bss_in_page ? PROT_WRITE : 0);
+        long r = map(start, file_map_end - start, prot, MAP_PRIVATE, image_fd, page_down(s->offset));
+        if (r < 0) die("map image segment", r);
+        if (bss_in_page) {
+            zl_memzero((void *)file_end, file_map_end - file_end);
+            if (!(s->prot & PROT_WRITE)) {
+                r = sys3(SYS_mprotect, start, file_map_end - start, s->prot);
+                if (r < 0) die("protect image segment", r);
+            }
+        }
+    } else {
+        file_map_end = start;
+    }
+    if (mem_end > file_map_end) {
+        long r = map(file_map_end, mem_end - file_map_end, (int)s->prot, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (r < 0) die("map image bss", r);
+    }
+}
+
+static uint64_t parse_u64(const char *p, const char *end, const char *key)
+{
+    size_t klen = 0;
+    while (key[klen]) klen++;
+    for (; p + klen < end; p++) {
+        size_t i = 0;
+        while (i < klen && p[i] == key[i]) i++;
+        if (p[-1] == '\n' && i == klen) {
+            p += klen;
+            while (p < end && (*p == ' ' || *p == ':')) p++;
+            uint64_t v = 0;
+            while (p < end && *p >= '0' && *p <= '9') v = v * 10 + (uint64_t)(*p++ - '0');
+            return v;
+        }
+    }
+    return 0;
+}
+
+/* Step 6: the I/O counters so far (exec and this read itself), so that the
+ * supervisor can subtract them from the guest's final counters. */
+static void read_io_baseline(struct zl_hello *h)
+{
+    static char buf[1024];
+    h->valid = 0;
+    long fd = sys3(SYS_open, "/proc/self/io", 0, 0);
+    if (fd < 0) return;
+    buf[0] = '\n';
+    long n = sys3(SYS_read, fd, buf + 1, sizeof buf - 2);
+    sys3(SYS_close, fd, 0, 0);
+    if (n <= 0) return;
+    const char *end = buf + 1 + n;
+    h->rchar = parse_u64(buf + 1, end, "rchar") + (uint64_t)n; /* this read */
+    h->wchar = parse_u64(buf + 1, end, "wchar");
+    h->syscr = parse_u64(buf + 1, end, "syscr") + 1;
+    h->syscw = parse_u64(buf + 1, end, "syscw");
+    h->valid = 1;
+}
+
+unsigned char loader_stack[64 * 1024] __attribute__((aligned(16), used));
+
+void zl_main(uint64_t *kernel_sp) __attribute__((noreturn, used));
+
+__asm__(
+    ".text\n"
+    ".globl _start\n"
+    "_start:\n"
+    "  mov %rsp, %rdi\n"
+    "  lea loader_stack+65536(%rip), %rsp\n"
+    "  call zl_main\n"
+    "  ud2\n");
+
+void zl_main(uint64_t *kernel_sp)
+{
+    /* argv[1] is the channel count N; fds N, N+1, N+2 are socket, image, layout. */
+    long argc = (long)kernel_sp[0];
+    const char *arg = argc > 1 ? (const char *)kernel_sp[2] : "";
+    long nchan = 0;
+    while (*arg >= '0' && *arg <= '9') nchan = nchan * 10 + (*arg++ - '0');
+    sock_fd = (int)nchan;
+    int image_fd = (int)nchan + 1, layout_fd = (int)nchan + 2;
+
+    /* Step 1: signals were blocked by the supervisor across fork. */
+    uint64_t empty = 0;
+    sys6(SYS_rt_sigprocmask, 2 /* SIG_SETMASK */, (long)&empty, 0, 8, 0, 0);
+
+    /* Step 2: the kernel's stack (its argv and auxv) and the vDSO. The
+     * vDSO's address comes from the auxv, found past argv and envp. */
+    uint64_t *p = kernel_sp + 1 + argc + 1;
+    while (*p) p++;
+    uint64_t vdso = 0;
+    for (p++; p[0]; p += 2)
+        if (p[0] == AT_SYSINFO_EHDR) vdso = p[1];
+    if (vdso) sys3(SYS_munmap, vdso - 16 * PAGE, 20 * PAGE, 0); /* vvar pages sit just below */
+    uint64_t stack_top = page_up((uint64_t)p);
+    sys3(SYS_munmap, stack_top - (64UL << 20), 64UL << 20, 0);
+    /* The top page may hold strings past auxv: unmap up to 64 KiB above too. */
+    sys3(SYS_munmap, stack_top, 16 * PAGE, 0);
+
+    /* Step 3: the layout (its size is in its own header). */
+    struct zl_layout *l = (struct zl_layout *)sys6(SYS_mmap, 0, sizeof *l, PROT_READ, MAP_PRIVATE, layout_fd, 0);
+    if ((long)l < 0) die("map layout", (long)l);
+    if (l->magic != ZL_MAGIC || l->channels != nchan || l->nseg > ZL_MAX_SEGMENTS) die("bad layout", 0);
+    uint64_t total = l->filter_off + l->filter_len * 8;
+    if (total < l->manifest_off + l->manifest_len) total = l->manifest_off + l->manifest_len;
+    const unsigned char *file = (const unsigned char *)sys6(SYS_mmap, 0, (long)total, PROT_READ, MAP_PRIVATE, layout_fd, 0);
+    if ((long)file < 0) die("map layout", (long)file);
+    l = (struct zl_layout *)file;
+
+    /* Step 4: image, heap, stack and guard, manifest area. */
+    for (uint32_t i = 0; i < l->nseg; i++) map_segment(&l->seg[i], image_fd);
+    if (l->heap_size) {
+        long r = map(l->heap_addr, l->heap_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (r < 0) die("map heap", r);
+    }
+    long r = map(l->stack_lo - PAGE, PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (r < 0) die("map stack guard", r);
+    r = map(l->stack_lo, l->stack_hi - l->stack_lo, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (r < 0) die("map stack", r);
+    zl_memcpy((void *)l->initial_sp, file + l->stack_image_off, l->stack_hi - l->initial_sp);
+    r = map(ZL_MANIFEST_ADDR, l->manifest_len, PROT_READ, MAP_PRIVATE, layout_fd, l->manifest_off);
+    if (r < 0) die("map manifest", r);
+
+    /* Step 5: the guest keeps only its channels and the socket. */
+    struct sock_fprog prog = { (unsigned short)l->filter_len, (void *)(file + l->filter_off) };
+    uint64_t entry = l->entry, sp = l->initial_sp;
+    static unsigned char filter_copy[65536] __attribute__((aligned(8)));
+    if (l->filter_len * 8 > sizeof filter_copy) die("filter too large", 0);
+    zl_memcpy(filter_copy, prog.filter, l->filter_len * 8);
+    prog.filter = filter_copy;
+    sys3(SYS_munmap, file, total, 0);
+    sys3(SYS_munmap, l, sizeof *l, 0);
+    sys3(SYS_close, image_fd, 0, 0);
+    sys3(SYS_close, layout_fd, 0, 0);
+
+    /* Step 6. */
+    static struct zl_hello hello;
+    read_io_baseline(&hello);
+
+    /* Step 7: the filter; the listener fd is the lowest free one, N+1. */
+    long listener = sys3(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+    if (listener < 0) die("install seccomp filter", listener);
+    /* From here on no system call may come from this file. */
+
+    /* Step 8. */
+    static struct iovec iov;
+    static struct cmsg_fd cmsg;
+    static struct msghdr msg;
+    iov.base = &hello;
+    iov.len = sizeof hello;
+    cmsg.len = 20; /* CMSG_LEN(sizeof(int)) */
+    cmsg.level = SOL_SOCKET;
+    cmsg.type = SCM_RIGHTS;
+    cmsg.fd = (int)listener;
+    msg.iov = &iov;
+    msg.iovlen = 1;
+    msg.control = &cmsg;
+    msg.controllen = 24; /* CMSG_SPACE(sizeof(int)) */
+    ZL_ENTER(&msg, sock_fd, entry, sp);
+}

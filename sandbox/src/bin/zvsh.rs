@@ -1,0 +1,114 @@
+//! `zvsh`: run a ZeroVM guest from a command line or a manifest.
+//!
+//! Thin by design: parse the arguments, set up logging, call
+//! `zerolab_sandbox::zvsh` or `session`, print, and exit with the documented
+//! code.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::Parser;
+use zerolab_sandbox::{manifest, session, zvsh};
+
+const EXIT_CODES: &str = "\
+Exit status:
+  with --manifest: the ZeroVM return code (0 ok, 2 program missing, 4 killed
+  by a signal, a forbidden call or Timeout, 5 program not a regular file,
+  8 not a valid executable or validation failed, 12 bad Memory, 14 malformed
+  manifest, 22 channel with no readable or writable side, 23 too many
+  channels, 93 unsupported channel source);
+  otherwise the guest's exit code, or the ZeroVM return code when the session
+  failed (always the ZeroVM return code with --zvm-getrc).";
+
+/// Run a ZeroVM guest: a static program confined to six calls on its channels.
+#[derive(Parser, Debug)]
+#[command(name = "zvsh", version, after_help = EXIT_CODES)]
+struct Cli {
+    /// Run this manifest (the classic `zerovm FILE`) and print the report on stdout.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["command", "images", "save_dir"])]
+    manifest: Option<PathBuf>,
+    /// Attach a tar as a read-only channel /dev/N.<basename>; PROGRAM may be a file inside it.
+    #[arg(long = "zvm-image", value_name = "PATH[,MOUNTPOINT[,ro|rw]]")]
+    images: Vec<String>,
+    /// Keep the generated manifest and the report in DIR.
+    #[arg(long = "zvm-save-dir", value_name = "DIR")]
+    save_dir: Option<PathBuf>,
+    /// Print the manifest and the report to stderr, and log the runtime's steps.
+    #[arg(long = "zvm-debug")]
+    debug: bool,
+    /// Exit with the ZeroVM return code instead of the guest's exit code.
+    #[arg(long = "zvm-getrc")]
+    getrc: bool,
+    /// The guest program and its arguments (`@FILE` attaches a file, `@NAME=VALUE` sets the environment).
+    #[arg(value_name = "PROGRAM [ARGS]", trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let level = if cli.debug { "debug" } else { "warn" };
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("ZVSH_LOG").unwrap_or_else(|_| level.into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let opts = zvsh::default_options();
+    if let Some(path) = &cli.manifest {
+        std::process::exit(run_manifest(path, &opts));
+    }
+    let Some((program, args)) = cli.command.split_first() else {
+        eprintln!("zvsh: nothing to run; give a PROGRAM (built with sandbox/guest/zvm-gcc) or --manifest FILE");
+        std::process::exit(2);
+    };
+    let command = zvsh::Command {
+        images: cli.images.clone(),
+        program: program.clone(),
+        args: args.to_vec(),
+        save_dir: cli.save_dir.clone(),
+    };
+    let prepared = zvsh::Settings::load().and_then(|s| command.prepare(&s));
+    let prepared = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            let report = zvsh::error_report(&e);
+            eprintln!("zvsh: {}", report.exit_state);
+            std::process::exit(report.return_code.code());
+        }
+    };
+    let text = prepared.manifest.render();
+    let report = zvsh::run(prepared, &opts);
+    if let Some(dir) = &cli.save_dir {
+        let saved = std::fs::create_dir_all(dir)
+            .and_then(|_| std::fs::write(dir.join("manifest"), &text))
+            .and_then(|_| std::fs::write(dir.join("report"), report.to_string()));
+        if let Err(e) = saved {
+            eprintln!("zvsh: cannot save to {}: {e}", dir.display());
+        }
+    }
+    let failed = report.return_code.code() != 0;
+    if failed || cli.debug {
+        let _ = std::io::stdout().flush();
+        if failed {
+            eprint!("{}", zvsh::failure_text(&text, &report));
+        } else {
+            eprint!("{text}\n{report}");
+        }
+    }
+    let code = if cli.getrc || failed { report.return_code.code() } else { report.user_code as i32 };
+    std::process::exit(code);
+}
+
+fn run_manifest(path: &PathBuf, opts: &session::Options) -> i32 {
+    let text = match std::fs::read(path) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("zvsh: cannot read manifest {}: {e}", path.display());
+            return 14;
+        }
+    };
+    let report = match manifest::parse(&text) {
+        Ok(m) => session::run_manifest(&m, opts),
+        Err(e) => zerolab_sandbox::report::Report::failed(e.code, zerolab_sandbox::report::ValidatorState::NotRun, e.to_string()),
+    };
+    print!("{report}");
+    report.return_code.code()
+}

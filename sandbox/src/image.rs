@@ -1,0 +1,112 @@
+//! Guest images: from a program file to sealed, inspected, validated bytes.
+//!
+//! [`load`] reads the program once, checks it is a static x86-64 executable
+//! ([`crate::elf`]), applies static-PIE relocations if needed, validates the
+//! executable bytes (or reuses a cached verdict for the same hash), and seals
+//! the exact bytes it validated into a memfd for the loader to map.
+
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+use std::path::Path;
+
+use crate::codes::ReturnCode;
+use crate::elf::{self, ElfError, ElfImage};
+use crate::jail::memfd::sealed_memfd_from;
+use crate::validator::{self, Violation};
+use crate::verdict_cache::{hash_image, ImageHash, VerdictCache};
+
+/// Largest program accepted (ZeroVM's "sane size").
+pub const MAX_IMAGE_BYTES: u64 = 1 << 30;
+
+/// A program ready to run.
+#[derive(Debug)]
+pub struct Image {
+    /// The sealed bytes.
+    pub fd: OwnedFd,
+    /// Its segments and entry point.
+    pub elf: ElfImage,
+    /// Hash of the sealed bytes.
+    pub hash: ImageHash,
+    /// Whether the validator verdict came from the cache.
+    pub cached_verdict: bool,
+}
+
+/// Why a program cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    /// The file does not exist.
+    #[error("program {0} does not exist")]
+    Missing(String),
+    /// Not a regular file, or of no sane size.
+    #[error("program {path} is not a regular file of sane size ({what})")]
+    NotRegular {
+        /// Path.
+        path: String,
+        /// What it is instead.
+        what: String,
+    },
+    /// Reading it failed.
+    #[error("cannot read program {path}")]
+    Read {
+        /// Path.
+        path: String,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Not a valid static executable.
+    #[error("{0}")]
+    Elf(#[from] ElfError),
+    /// The validator rejected it.
+    #[error("validation failed: {0}")]
+    Invalid(#[from] Violation),
+}
+
+impl ImageError {
+    /// The ZeroVM return code.
+    pub fn code(&self) -> ReturnCode {
+        match self {
+            ImageError::Missing(_) => ReturnCode::ProgramMissing,
+            ImageError::NotRegular { .. } | ImageError::Read { .. } => ReturnCode::ProgramNotRegular,
+            ImageError::Elf(e) => e.code(),
+            ImageError::Invalid(_) => ReturnCode::BadExecutable,
+        }
+    }
+}
+
+/// Loads, checks and seals the program at `path`.
+pub fn load(path: &Path, cache: &VerdictCache) -> Result<Image, ImageError> {
+    let shown = path.display().to_string();
+    let read_err = |source| ImageError::Read { path: shown.clone(), source };
+    let mut file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ImageError::Missing(shown)),
+        Err(e) => return Err(read_err(e)),
+    };
+    let meta = file.metadata().map_err(read_err)?;
+    if !meta.is_file() {
+        let what = if meta.is_dir() { "a directory" } else { "a special file" };
+        return Err(ImageError::NotRegular { path: shown, what: what.into() });
+    }
+    if meta.len() == 0 || meta.len() > MAX_IMAGE_BYTES {
+        return Err(ImageError::NotRegular { path: shown, what: format!("{} bytes", meta.len()) });
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.read_to_end(&mut bytes).map_err(read_err)?;
+    from_bytes(bytes, cache).map_err(|e| match e {
+        ImageError::Read { source, .. } => ImageError::Read { path: path.display().to_string(), source },
+        other => other,
+    })
+}
+
+/// Checks and seals a program given as bytes.
+pub fn from_bytes(bytes: Vec<u8>, cache: &VerdictCache) -> Result<Image, ImageError> {
+    let elf = elf::inspect(&bytes)?;
+    let bytes = if elf.static_pie { elf::relocate_static_pie(&bytes, &elf)? } else { bytes };
+    let hash = hash_image(&bytes);
+    let (verdict, cached) = cache.check(&hash, || validator::validate_image(&bytes, &elf));
+    verdict?;
+    let fd = sealed_memfd_from(c"zerolab-image", |f| f.write_all(&bytes))
+        .map_err(|source| ImageError::Read { path: String::new(), source })?;
+    Ok(Image { fd, elf, hash, cached_verdict: cached })
+}

@@ -1,0 +1,119 @@
+//! Seccomp user notifications and guest memory access.
+//!
+//! The supervisor receives the calls the filter did not allow
+//! ([`Listener::recv`]), answers each exactly once ([`Listener::respond`],
+//! [`Listener::allow`]), and moves bytes in and out of the stopped guest with
+//! `process_vm_readv`/`process_vm_writev`. The guest is single-threaded
+//! (`clone` is not in its policy) and stopped in the notified call, so what
+//! the supervisor reads cannot change before it answers.
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use super::seccomp::Call;
+
+// ioctl numbers from <linux/seccomp.h>: _IOWR('!', 0, struct seccomp_notif),
+// _IOWR('!', 1, struct seccomp_notif_resp), _IOW('!', 2, __u64).
+const NOTIF_RECV: libc::c_ulong = 0xc050_2100;
+const NOTIF_SEND: libc::c_ulong = 0xc018_2101;
+const NOTIF_ID_VALID: libc::c_ulong = 0x4008_2102;
+const FLAG_CONTINUE: u32 = 1;
+
+/// A received notification.
+#[derive(Debug, Clone, Copy)]
+pub struct Notification {
+    /// Cookie for the answer.
+    pub id: u64,
+    /// The call.
+    pub call: Call,
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct RawNotif {
+    id: u64,
+    pid: u32,
+    flags: u32,
+    nr: i32,
+    arch: u32,
+    ip: u64,
+    args: [u64; 6],
+}
+
+#[repr(C)]
+struct RawResp {
+    id: u64,
+    val: i64,
+    error: i32,
+    flags: u32,
+}
+
+/// The listener descriptor the loader sent.
+#[derive(Debug)]
+pub struct Listener(pub OwnedFd);
+
+impl Listener {
+    /// Takes the next notification (blocks; poll the fd first).
+    pub fn recv(&self) -> io::Result<Notification> {
+        let mut n = RawNotif::default();
+        // SAFETY: NOTIF_RECV fills a zeroed struct seccomp_notif of the right size.
+        if unsafe { libc::ioctl(self.0.as_raw_fd(), NOTIF_RECV, &mut n) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Notification {
+            id: n.id,
+            call: Call { nr: n.nr as u32, arch: n.arch, ip: n.ip, args: n.args },
+        })
+    }
+
+    /// Completes the call with `result` (a value, or a negated errno).
+    pub fn respond(&self, id: u64, result: i64) -> io::Result<()> {
+        let (val, error) = if result < 0 { (0, result as i32) } else { (result, 0) };
+        self.send(RawResp { id, val, error, flags: 0 })
+    }
+
+    /// Lets the call run as the guest made it. Used only for `mprotect` after
+    /// validation: its arguments are plain values the stopped guest cannot change.
+    pub fn allow(&self, id: u64) -> io::Result<()> {
+        self.send(RawResp { id, val: 0, error: 0, flags: FLAG_CONTINUE })
+    }
+
+    /// Whether the notification is still pending (the guest still waits).
+    pub fn still_valid(&self, id: u64) -> bool {
+        // SAFETY: NOTIF_ID_VALID reads one u64.
+        unsafe { libc::ioctl(self.0.as_raw_fd(), NOTIF_ID_VALID, &id) == 0 }
+    }
+
+    fn send(&self, mut resp: RawResp) -> io::Result<()> {
+        // SAFETY: NOTIF_SEND reads a struct seccomp_notif_resp.
+        if unsafe { libc::ioctl(self.0.as_raw_fd(), NOTIF_SEND, &mut resp) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+}
+
+/// Reads guest memory `[addr, addr + buf.len())`.
+pub fn read_guest(pid: libc::pid_t, addr: u64, buf: &mut [u8]) -> io::Result<usize> {
+    let local = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    let remote = libc::iovec { iov_base: addr as *mut libc::c_void, iov_len: buf.len() };
+    // SAFETY: the local iovec covers `buf`; the remote one is only used by the
+    // kernel against the guest's address space.
+    let n = unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
+
+/// Writes `buf` into guest memory at `addr`.
+pub fn write_guest(pid: libc::pid_t, addr: u64, buf: &[u8]) -> io::Result<usize> {
+    let local = libc::iovec { iov_base: buf.as_ptr() as *mut libc::c_void, iov_len: buf.len() };
+    let remote = libc::iovec { iov_base: addr as *mut libc::c_void, iov_len: buf.len() };
+    // SAFETY: as in read_guest; the kernel only reads `buf`.
+    let n = unsafe { libc::process_vm_writev(pid, &local, 1, &remote, 1, 0) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}

@@ -1,0 +1,106 @@
+//! The filter and `decide` must agree: run the compiled BPF in a small
+//! interpreter over a grid of calls and compare.
+
+use super::*;
+
+fn policy() -> Policy {
+    Policy {
+        trampoline: 0x10000..0x11000,
+        readable: 0..5,
+        writable: 3..7,
+        mediated: 7..9,
+        socket: 9,
+        loader: 0x100_0000_0000..0x100_0010_0000,
+    }
+}
+
+/// Classic BPF, just the instructions `Policy::filter` emits.
+fn run(prog: &[libc::sock_filter], call: &Call) -> u32 {
+    let mut data = [0u8; 64];
+    data[0..4].copy_from_slice(&call.nr.to_le_bytes());
+    data[4..8].copy_from_slice(&call.arch.to_le_bytes());
+    data[8..16].copy_from_slice(&call.ip.to_le_bytes());
+    for (i, a) in call.args.iter().enumerate() {
+        data[16 + 8 * i..24 + 8 * i].copy_from_slice(&a.to_le_bytes());
+    }
+    let (mut pc, mut acc) = (0usize, 0u32);
+    loop {
+        let i = prog[pc];
+        pc += 1;
+        match i.code {
+            BPF_LD_W_ABS => {
+                let k = i.k as usize;
+                acc = u32::from_le_bytes(data[k..k + 4].try_into().unwrap());
+            }
+            BPF_JEQ_K => pc += if acc == i.k { i.jt } else { i.jf } as usize,
+            BPF_JGE_K => pc += if acc >= i.k { i.jt } else { i.jf } as usize,
+            BPF_JA => pc += i.k as usize,
+            BPF_RET_K => return i.k,
+            other => panic!("unexpected BPF op {other:#x}"),
+        }
+    }
+}
+
+#[test]
+fn filter_agrees_with_decide_on_a_grid() {
+    let p = policy();
+    let prog = p.filter();
+    let ips = [0x10005, 0x10fff, 0x0ffff, 0x11000, 0x1_0001_0005, 0xffff_ffff_ff60_0000, 0x401000];
+    let nrs = [0, 1, 3, 10, 11, 17, 18, 39, 46, 57, 59, 231, 0x4000_0000, 0x4000_0001];
+    let arches = [AUDIT_ARCH_X86_64, 0x4000_0003];
+    let fds: [u64; 9] = [0, 2, 3, 5, 6, 7, 9, 10, 0x1_0000_0003];
+    for &ip in &ips {
+        for &nr in &nrs {
+            for &arch in &arches {
+                for &fd in &fds {
+                    for len in [0x10_0000u64, 0x1000] {
+                        let args = [if nr == nr::MUNMAP { p.loader.start } else { fd }, len, 0, 0, 0, 0];
+                        let call = Call { nr, arch, ip, args };
+                        let want = match p.decide(&call) {
+                            Verdict::Allow => RET_ALLOW,
+                            _ => RET_USER_NOTIF,
+                        };
+                        assert_eq!(run(&prog, &call), want, "{call:x?}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn reads_outside_the_trampoline_are_violations() {
+    let call = Call { nr: nr::READ, arch: AUDIT_ARCH_X86_64, ip: 0x401000, args: [0; 6] };
+    assert_eq!(policy().decide(&call), Verdict::Violation);
+}
+
+#[test]
+fn i386_calls_are_violations_even_from_the_trampoline() {
+    let call = Call { nr: nr::READ, arch: 0x4000_0003, ip: 0x10010, args: [0; 6] };
+    assert_eq!(policy().decide(&call), Verdict::Violation);
+}
+
+#[test]
+fn channel_classes_map_to_verdicts() {
+    let p = policy();
+    let at = |nr, fd| p.decide(&Call { nr, arch: AUDIT_ARCH_X86_64, ip: 0x10010, args: [fd, 0, 0, 0, 0, 0] });
+    assert_eq!(at(nr::READ, 0), Verdict::Allow);
+    assert_eq!(at(nr::WRITE, 0), Verdict::Violation, "read-only direct channel");
+    assert_eq!(at(nr::PWRITE64, 4), Verdict::Allow);
+    assert_eq!(at(nr::READ, 6), Verdict::Violation, "write-only direct channel");
+    assert_eq!(at(nr::PREAD64, 8), Verdict::Mediate);
+    assert_eq!(at(nr::READ, 9), Verdict::Violation, "the socket is not a channel");
+    assert_eq!(at(nr::SENDMSG, 9), Verdict::Allow);
+    assert_eq!(at(nr::CLOSE, 3), Verdict::Violation);
+    assert_eq!(at(nr::MPROTECT, 0), Verdict::Jail);
+    assert_eq!(at(39, 0), Verdict::Violation);
+}
+
+#[test]
+fn munmap_is_allowed_only_for_the_exact_loader_window() {
+    let p = policy();
+    let at = |a, l| p.decide(&Call { nr: nr::MUNMAP, arch: AUDIT_ARCH_X86_64, ip: 0x10010, args: [a, l, 0, 0, 0, 0] });
+    assert_eq!(at(p.loader.start, 0x10_0000), Verdict::Allow);
+    assert_eq!(at(p.loader.start, 0x1000), Verdict::Violation);
+    assert_eq!(at(0x10000, 0x10_0000), Verdict::Violation);
+}

@@ -1,0 +1,320 @@
+//! Starting the jailed child: clone, then the ordered isolation steps, then
+//! exec of the loader.
+//!
+//! The child is created with `clone(CLONE_VM | CLONE_VFORK)` like
+//! `posix_spawn`: no page tables are copied, and the parent thread waits until
+//! the child has exec'd. Until then the child shares the parent's memory, so
+//! it runs only [`child_main`]: raw system calls on data prepared by the
+//! parent, no allocation, no locks, no unwinding. Signals are blocked in the
+//! parent across the clone so no handler can run in the child; the loader
+//! unblocks them after exec has reset the handlers.
+//!
+//! The steps, in order (each a line in `child_main`):
+//! 1. namespaces come from the clone flags (user for non-root, pid, mount,
+//!    ipc, uts); a non-root child then maps its own uid/gid and denies
+//!    `setgroups`, which must precede any credential change;
+//! 2. file descriptors: the channels become `0..N`, then the start-up socket
+//!    (N), the image (N+1), the layout (N+2) and the loader (N+3, close-on-
+//!    exec); every other descriptor is closed;
+//! 3. resource limits (address space from `Memory`, no core dumps, descriptor
+//!    and CPU-time caps), set while still privileged enough to lower them;
+//! 4. privileges: root drops its groups, then gid, then uid to `nobody`;
+//!    a non-root child is already unprivileged and loses its namespace
+//!    capabilities at exec;
+//! 5. `no_new_privs`, required for an unprivileged seccomp filter and so exec
+//!    can never gain privileges;
+//! 6. parent-death signal, after the credential change (which clears it);
+//! 7. exec the loader, which maps the guest and installs the filter last.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+
+/// The unprivileged identity a root supervisor drops guests to.
+pub const NOBODY: u32 = 65534;
+
+/// A resource limit to apply in the child.
+#[derive(Debug, Clone, Copy)]
+pub struct Rlimit {
+    /// `RLIMIT_*`.
+    pub resource: libc::__rlimit_resource_t,
+    /// Soft and hard limit.
+    pub value: u64,
+}
+
+/// What the child needs, prepared by the parent.
+pub struct Plan {
+    /// Source descriptors in target order: channels, socket, image, layout, loader.
+    pub fds: Vec<RawFd>,
+    /// Resource limits.
+    pub rlimits: Vec<Rlimit>,
+    /// Whether to ask for new namespaces.
+    pub namespaces: bool,
+    /// argv for the loader: its name and the channel count.
+    pub argv: Vec<CString>,
+}
+
+/// A started child.
+#[derive(Debug)]
+pub struct Child {
+    /// Its pid in the supervisor's pid namespace.
+    pub pid: libc::pid_t,
+    /// A pidfd for it.
+    pub pidfd: OwnedFd,
+    /// Namespaces it did not get, if any (said in the report's log).
+    pub isolation_note: Option<String>,
+}
+
+/// Why the child could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    /// `clone` failed.
+    #[error("cannot create the guest process")]
+    Clone(#[source] io::Error),
+    /// A step in the child failed.
+    #[error("jail step `{step}` failed in the guest process")]
+    Step {
+        /// Which step.
+        step: &'static str,
+        /// The errno.
+        #[source]
+        source: io::Error,
+    },
+}
+
+const STEPS: [&str; 9] = [
+    "",
+    "write uid/gid maps",
+    "duplicate descriptors",
+    "close other descriptors",
+    "set resource limits",
+    "drop privileges",
+    "set no_new_privs",
+    "set parent-death signal",
+    "exec the loader",
+];
+
+struct Ctx {
+    fds: Vec<RawFd>,
+    scratch_base: RawFd,
+    rlimits: Vec<Rlimit>,
+    root: bool,
+    userns: bool,
+    maps: [(CString, CString); 3],
+    argv: Vec<*const libc::c_char>,
+    envp: [*const libc::c_char; 1],
+    fail_step: usize,
+    fail_errno: i32,
+}
+
+fn last_errno() -> i32 {
+    io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
+}
+
+fn write_file(path: &CString, data: &CString) -> bool {
+    // SAFETY: valid NUL-terminated strings; the fd is closed before return.
+    unsafe {
+        let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+        if fd < 0 {
+            return false;
+        }
+        let len = data.as_bytes().len();
+        let ok = libc::write(fd, data.as_ptr().cast(), len) == len as isize;
+        libc::close(fd);
+        ok
+    }
+}
+
+/// The child, between clone and exec. Only raw system calls on `Ctx`.
+extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` is the `Ctx` the parent passed to clone; the parent is
+    // suspended (CLONE_VFORK) until we exec or exit, so nobody else touches it.
+    let ctx = unsafe { &mut *(arg as *mut Ctx) };
+    let fail = |ctx: &mut Ctx, step: usize| -> libc::c_int {
+        ctx.fail_errno = last_errno();
+        ctx.fail_step = step;
+        // SAFETY: _exit never returns and runs no atexit handlers or destructors.
+        unsafe { libc::_exit(127) }
+    };
+    // Step 1: a non-root child maps its own ids in its new user namespace.
+    if ctx.userns {
+        for (path, data) in &ctx.maps {
+            if !write_file(path, data) {
+                return fail(ctx, 1);
+            }
+        }
+    }
+    // Step 2: descriptors. First move every source above all targets (so no
+    // dup2 clobbers a source not yet moved), then into place.
+    let n = ctx.fds.len();
+    for i in 0..n {
+        // SAFETY: F_DUPFD_CLOEXEC on descriptors the parent keeps open.
+        let tmp = unsafe { libc::fcntl(ctx.fds[i], libc::F_DUPFD_CLOEXEC, ctx.scratch_base) };
+        if tmp < 0 {
+            return fail(ctx, 2);
+        }
+        ctx.fds[i] = tmp;
+    }
+    for (target, &src) in ctx.fds.iter().enumerate() {
+        // SAFETY: dup2 between descriptors this process owns; it clears
+        // close-on-exec on the target, which is what the channels need.
+        if unsafe { libc::dup2(src, target as RawFd) } < 0 {
+            return fail(ctx, 2);
+        }
+    }
+    let loader = (n - 1) as RawFd;
+    // SAFETY: plain descriptor flag and range-close calls on our own table.
+    unsafe {
+        if libc::fcntl(loader, libc::F_SETFD, libc::FD_CLOEXEC) < 0 {
+            return fail(ctx, 2);
+        }
+        if libc::syscall(libc::SYS_close_range, n as u32, u32::MAX, 0) < 0 {
+            return fail(ctx, 3);
+        }
+    }
+    // Step 3: resource limits.
+    for r in &ctx.rlimits {
+        let lim = libc::rlimit { rlim_cur: r.value, rlim_max: r.value };
+        // SAFETY: prlimit64 on ourselves with a valid struct.
+        if unsafe { libc::syscall(libc::SYS_prlimit64, 0, r.resource, &lim, std::ptr::null_mut::<libc::rlimit>()) } < 0 {
+            return fail(ctx, 4);
+        }
+    }
+    // Step 4: privileges (groups, then gid, then uid: each needs the one
+    // after). Raw system calls: glibc's wrappers would broadcast the change
+    // to the threads of the parent, whose memory this child shares.
+    if ctx.root {
+        let id = NOBODY as libc::c_long;
+        // SAFETY: credential system calls with plain integer arguments.
+        let ok = unsafe {
+            libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>()) == 0
+                && libc::syscall(libc::SYS_setresgid, id, id, id) == 0
+                && libc::syscall(libc::SYS_setresuid, id, id, id) == 0
+        };
+        if !ok {
+            return fail(ctx, 5);
+        }
+    }
+    // SAFETY: prctl with integer arguments only.
+    unsafe {
+        // Step 5.
+        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 {
+            return fail(ctx, 6);
+        }
+        // Step 6.
+        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) < 0 {
+            return fail(ctx, 7);
+        }
+    }
+    // Step 7.
+    // SAFETY: argv/envp are NULL-terminated arrays of valid C strings owned by
+    // the parent, alive until the parent resumes.
+    unsafe {
+        libc::syscall(
+            libc::SYS_execveat,
+            loader,
+            c"".as_ptr(),
+            ctx.argv.as_ptr(),
+            ctx.envp.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        );
+    }
+    fail(ctx, 8)
+}
+
+/// Starts the jailed child for `plan`. The calling thread must outlive the
+/// guest: the kernel's parent-death signal follows the thread that forked.
+pub fn spawn(plan: Plan) -> Result<Child, SpawnError> {
+    // SAFETY: getuid/getgid cannot fail.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    let root = uid == 0;
+    let map = |p: &str, d: String| (CString::new(p).expect("static path"), CString::new(d).expect("digits"));
+    let mut argv: Vec<*const libc::c_char> = plan.argv.iter().map(|a| a.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let max_src = plan.fds.iter().copied().max().unwrap_or(0);
+    let mut ctx = Ctx {
+        scratch_base: max_src.max(plan.fds.len() as RawFd) + 1,
+        fds: plan.fds,
+        rlimits: plan.rlimits,
+        root,
+        userns: false,
+        maps: [
+            map("/proc/self/setgroups", "deny".into()),
+            map("/proc/self/uid_map", format!("{uid} {uid} 1")),
+            map("/proc/self/gid_map", format!("{gid} {gid} 1")),
+        ],
+        argv,
+        envp: [std::ptr::null()],
+        fail_step: 0,
+        fail_errno: 0,
+    };
+    let mut ns = libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS;
+    if !root {
+        ns |= libc::CLONE_NEWUSER;
+    }
+    const REFUSED: &str = "the kernel refused new namespaces; the guest shares the supervisor's (seccomp still confines it)";
+    let attempts: &[(libc::c_int, Option<&str>)] =
+        if plan.namespaces { &[(ns, None), (0, Some(REFUSED))] } else { &[(0, None)] };
+    let mut last_err = io::Error::from_raw_os_error(libc::EINVAL);
+    for &(ns, note) in attempts {
+        ctx.userns = ns & libc::CLONE_NEWUSER != 0;
+        ctx.fail_step = 0;
+        match clone_once(&mut ctx, ns) {
+            Ok((pid, pidfd)) => {
+                if ctx.fail_step != 0 {
+                    reap(pid);
+                    return Err(SpawnError::Step {
+                        step: STEPS[ctx.fail_step],
+                        source: io::Error::from_raw_os_error(ctx.fail_errno),
+                    });
+                }
+                return Ok(Child { pid, pidfd, isolation_note: note.map(str::to_string) });
+            }
+            Err(e) => last_err = e,
+        }
+    }
+    Err(SpawnError::Clone(last_err))
+}
+
+fn clone_once(ctx: &mut Ctx, ns: libc::c_int) -> io::Result<(libc::pid_t, OwnedFd)> {
+    const STACK: usize = 64 * 1024;
+    let mut stack = vec![0u8; STACK];
+    let mut pidfd: libc::c_int = -1;
+    let flags = ns | libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD | libc::SIGCHLD;
+    // SAFETY: sigset operations on local storage; the full mask is restored
+    // below on every path.
+    let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
+    let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    unsafe {
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+    }
+    // SAFETY: the stack is ours and outlives the child's use of it (the parent
+    // is suspended until exec or exit); `ctx` stays valid for the same span;
+    // child_main obeys the vfork rules stated in the module doc.
+    let pid = unsafe {
+        libc::clone(
+            child_main,
+            stack.as_mut_ptr().add(STACK).cast(),
+            flags,
+            (ctx as *mut Ctx).cast(),
+            &mut pidfd as *mut libc::c_int,
+        )
+    };
+    let err = io::Error::last_os_error();
+    // SAFETY: restores the mask saved above.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+    if pid < 0 {
+        return Err(err);
+    }
+    // SAFETY: CLONE_PIDFD stored a fresh descriptor that we now own.
+    Ok((pid, unsafe { OwnedFd::from_raw_fd(pidfd) }))
+}
+
+/// Waits for a child that failed before exec.
+fn reap(pid: libc::pid_t) {
+    let mut status = 0;
+    // SAFETY: waitpid on our own child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+}

@@ -1,0 +1,321 @@
+//! Sessions: one guest from manifest (or builder) to report.
+//!
+//! [`Guest`] is what to run: a program, `Memory`, `Timeout`, channels (opened
+//! from manifest lines or given as descriptors), arguments and environment.
+//! [`spawn`] checks and launches it; [`Session::wait`] supervises it until it
+//! exits, is killed or times out, and returns the [`Report`]. [`run_manifest`]
+//! does all three for a parsed manifest, turning every failure into the report
+//! and return code ZeroVM would have given.
+//!
+//! Memory: `Memory` bounds the guest's whole footprint. The image's segments
+//! and the stack come out of it and the rest is the preallocated heap, so
+//! a program too large for its `Memory` fails with code 12 before it runs.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::abi;
+use crate::channel::{Channel, ChannelError};
+use crate::codes::ReturnCode;
+use crate::image::{self, ImageError};
+use crate::jail::layout::{GuestChannel, Layout, LayoutError, MapSegment};
+use crate::jail::seccomp::Policy;
+use crate::jail::spawn::Rlimit;
+use crate::jail::{self, loader, JailError};
+use crate::manifest::Manifest;
+use crate::report::{Report, ValidatorState};
+use crate::verdict_cache::VerdictCache;
+
+mod supervise;
+
+pub use supervise::Session;
+
+/// How sessions are run (shared by many sessions).
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Validator verdicts, by image hash.
+    pub verdicts: Arc<VerdictCache>,
+    /// Ask for new namespaces (user, pid, mount, ipc, uts).
+    pub namespaces: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { verdicts: Arc::new(VerdictCache::new(None)), namespaces: true }
+    }
+}
+
+/// What to run.
+#[derive(Debug)]
+pub struct Guest {
+    /// The program.
+    pub program: PathBuf,
+    /// `Memory` in bytes.
+    pub memory: u64,
+    /// `Timeout`.
+    pub timeout: Duration,
+    /// Channels, in any order (the guest sees stdin, stdout, stderr, then by alias).
+    pub channels: Vec<Channel>,
+    /// argv; empty means the program's file name alone.
+    pub args: Vec<String>,
+    /// Environment.
+    pub env: Vec<(String, String)>,
+}
+
+/// Why a session did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// A channel could not be opened.
+    #[error(transparent)]
+    Channel(#[from] ChannelError),
+    /// The program cannot run.
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    /// `Memory` cannot hold the program and its stack.
+    #[error("Memory ({memory} bytes) is smaller than the program ({image} bytes) and its stack ({stack} bytes)")]
+    Memory {
+        /// `Memory`.
+        memory: u64,
+        /// Image footprint.
+        image: u64,
+        /// Stack size.
+        stack: u64,
+    },
+    /// The standard channels are missing.
+    #[error("channel {0} is missing: every guest needs /dev/stdin, /dev/stdout and /dev/stderr")]
+    MissingStd(&'static str),
+    /// Two channels share an alias.
+    #[error("two channels are named {0}")]
+    DuplicateAlias(String),
+    /// Too many channels.
+    #[error("{0} channels: at most {max} are supported", max = crate::manifest::MAX_CHANNELS)]
+    TooManyChannels(usize),
+    /// The guest's memory could not be laid out.
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+    /// The jail could not start it.
+    #[error(transparent)]
+    Jail(#[from] JailError),
+}
+
+impl SessionError {
+    /// The ZeroVM return code.
+    pub fn code(&self) -> ReturnCode {
+        match self {
+            SessionError::Channel(e) => e.code(),
+            SessionError::Image(e) => e.code(),
+            SessionError::Memory { .. } => ReturnCode::BadMemory,
+            SessionError::TooManyChannels(_) => ReturnCode::TooManyChannels,
+            SessionError::Layout(LayoutError::ManifestTooLarge { .. }) => ReturnCode::TooManyChannels,
+            SessionError::MissingStd(_) | SessionError::DuplicateAlias(_) | SessionError::Layout(_) => {
+                ReturnCode::Malformed
+            }
+            SessionError::Jail(_) => ReturnCode::Killed,
+        }
+    }
+
+    /// The report for a session that failed this way.
+    pub fn into_report(self) -> Report {
+        let validator = match &self {
+            SessionError::Image(ImageError::Invalid(_)) => ValidatorState::Failed,
+            SessionError::Jail(_) => ValidatorState::Passed,
+            _ => ValidatorState::NotRun,
+        };
+        Report::failed(self.code(), validator, error_chain(&self))
+    }
+}
+
+/// `error: cause: cause`, on one line.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        src = c.source();
+    }
+    s
+}
+
+impl Guest {
+    /// The guest a manifest describes, with its channels opened.
+    pub fn from_manifest(m: &Manifest) -> Result<Guest, SessionError> {
+        let deadline = Instant::now() + Duration::from_secs(m.timeout);
+        let channels = m.channels.iter().map(|c| Channel::open(c, deadline)).collect::<Result<Vec<_>, _>>()?;
+        Ok(Guest {
+            program: m.program.clone(),
+            memory: m.memory,
+            timeout: Duration::from_secs(m.timeout),
+            channels,
+            args: m.args.clone(),
+            env: m.env.clone(),
+        })
+    }
+}
+
+/// Runs a manifest to completion; every failure becomes the report.
+pub fn run_manifest(m: &Manifest, opts: &Options) -> Report {
+    match Guest::from_manifest(m).and_then(|g| spawn(g, opts)) {
+        Ok(session) => session.wait(),
+        Err(e) => e.into_report(),
+    }
+}
+
+/// Stack size for a given `Memory`: 1/16 of it, between 64 KiB and 8 MiB.
+pub fn stack_size(memory: u64) -> u64 {
+    (memory / 16).clamp(64 << 10, 8 << 20) & !(abi::PAGE_SIZE - 1)
+}
+
+/// The descriptor class of a channel (see [`Policy`]).
+fn class(c: &Channel) -> u8 {
+    match (c.mediated(), c.limits.readable(), c.limits.writable()) {
+        (true, _, _) => 3,
+        (false, true, false) => 0,
+        (false, true, true) => 1,
+        (false, false, _) => 2,
+    }
+}
+
+/// Checks and launches a guest. The calling thread must outlive the session
+/// (the kernel's parent-death signal follows the thread that forked).
+pub fn spawn(guest: Guest, opts: &Options) -> Result<Session, SessionError> {
+    let start = Instant::now();
+    let deadline = start + guest.timeout;
+    // The guest's view: stdin, stdout, stderr, then by alias.
+    let mut channels = guest.channels;
+    if channels.len() > crate::manifest::MAX_CHANNELS {
+        return Err(SessionError::TooManyChannels(channels.len()));
+    }
+    let rank = |a: &str| ["/dev/stdin", "/dev/stdout", "/dev/stderr"].iter().position(|s| *s == a).unwrap_or(3);
+    channels.sort_by(|a, b| (rank(&a.alias), &a.alias).cmp(&(rank(&b.alias), &b.alias)));
+    for (i, std) in ["/dev/stdin", "/dev/stdout", "/dev/stderr"].into_iter().enumerate() {
+        if channels.get(i).map(|c| c.alias.as_str()) != Some(std) {
+            return Err(SessionError::MissingStd(std));
+        }
+    }
+    if let Some(w) = channels.windows(2).find(|w| w[0].alias == w[1].alias) {
+        return Err(SessionError::DuplicateAlias(w[0].alias.clone()));
+    }
+
+    let image = image::load(&guest.program, &opts.verdicts)?;
+    let footprint: u64 = image
+        .elf
+        .segments
+        .iter()
+        .map(|s| {
+            let start = s.vaddr & !(abi::PAGE_SIZE - 1);
+            (s.vaddr + s.memsz).div_ceil(abi::PAGE_SIZE) * abi::PAGE_SIZE - start
+        })
+        .sum();
+    let stack = stack_size(guest.memory);
+    let heap_size = guest
+        .memory
+        .checked_sub(footprint + stack)
+        .map(|h| h & !(abi::JAIL_ALIGN - 1))
+        .ok_or(SessionError::Memory { memory: guest.memory, image: footprint, stack })?;
+
+    // Guest descriptors by class; the gate table maps guest order to them.
+    let mut by_class: Vec<usize> = (0..channels.len()).collect();
+    by_class.sort_by_key(|&i| class(&channels[i]));
+    let mut fd_of = vec![0u32; channels.len()];
+    for (fd, &i) in by_class.iter().enumerate() {
+        fd_of[i] = fd as u32;
+    }
+    let bound = |k: u8| by_class.iter().take_while(|&&i| class(&channels[i]) < k).count() as u32;
+    let (a, b, c, n) = (bound(1), bound(2), bound(3), channels.len() as u32);
+    let policy = Policy {
+        trampoline: abi::TRAMPOLINE_ADDR..abi::TRAMPOLINE_ADDR + abi::PAGE_SIZE,
+        readable: 0..b,
+        writable: a..c,
+        mediated: c..n,
+        socket: n,
+        loader: loader::WINDOW,
+    };
+    let guest_channels: Vec<GuestChannel> = channels
+        .iter()
+        .zip(&fd_of)
+        .map(|(ch, &fd)| {
+            let l = ch.limits;
+            let cap = |v: u64| v.min(i64::MAX as u64) as i64;
+            let mut flags = 0;
+            for (on, bit) in [
+                (l.readable(), abi::gate_flags::READABLE),
+                (l.writable(), abi::gate_flags::WRITABLE),
+                (ch.access.random_get(), abi::gate_flags::RANDOM_GET),
+                (ch.access.random_put(), abi::gate_flags::RANDOM_PUT),
+            ] {
+                if on {
+                    flags |= bit;
+                }
+            }
+            GuestChannel {
+                name: ch.alias.clone(),
+                access_type: ch.access.code(),
+                limits: [cap(l.gets), cap(l.get_size), cap(l.puts), cap(l.put_size)],
+                size: ch.size as i64,
+                fd,
+                flags,
+            }
+        })
+        .collect();
+    let args = if guest.args.is_empty() {
+        vec![guest.program.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "guest".into())]
+    } else {
+        guest.args
+    };
+    let segments: Vec<MapSegment> = image
+        .elf
+        .segments
+        .iter()
+        .map(|s| MapSegment {
+            vaddr: s.vaddr,
+            memsz: s.memsz,
+            offset: s.offset,
+            filesz: s.filesz,
+            prot: (s.read as u32) * libc::PROT_READ as u32
+                | (s.write as u32) * libc::PROT_WRITE as u32
+                | (s.exec as u32) * libc::PROT_EXEC as u32,
+        })
+        .collect();
+    let filter = policy.filter();
+    let layout = Layout {
+        entry: image.elf.entry,
+        segments: &segments,
+        heap: (abi::HEAP_ADDR, heap_size),
+        stack_size: stack,
+        channels: &guest_channels,
+        args: &args,
+        env: &guest.env,
+        filter: &filter,
+    }
+    .write()?;
+
+    let mut fds = vec![0; channels.len()];
+    for (i, ch) in channels.iter().enumerate() {
+        fds[fd_of[i] as usize] = std::os::fd::AsRawFd::as_raw_fd(&ch.fd);
+    }
+    let cpu_secs = guest.timeout.as_secs() + 2;
+    let rlimits = vec![
+        Rlimit { resource: libc::RLIMIT_AS, value: guest.memory + (64 << 20) },
+        Rlimit { resource: libc::RLIMIT_CORE, value: 0 },
+        Rlimit { resource: libc::RLIMIT_NOFILE, value: u64::from(n) + 8 },
+        Rlimit { resource: libc::RLIMIT_CPU, value: cpu_secs },
+    ];
+    let launched = jail::launch(
+        jail::Spec { channels: fds, image: std::os::fd::AsRawFd::as_raw_fd(&image.fd), layout, rlimits, namespaces: opts.namespaces },
+        deadline,
+    )?;
+    if let Some(note) = &launched.child.isolation_note {
+        tracing::warn!("{note}");
+    }
+    tracing::debug!(
+        pid = launched.child.pid,
+        cached_verdict = image.cached_verdict,
+        heap = heap_size,
+        stack,
+        "guest started in {:?}",
+        start.elapsed()
+    );
+    Ok(Session::new(launched, channels, fd_of, policy, (abi::HEAP_ADDR, heap_size), deadline))
+}

@@ -1,0 +1,438 @@
+//! The supervisor: waits for the guest, answers its notified calls, enforces
+//! `Timeout`, and writes the report.
+//!
+//! One loop per session polls the guest's pidfd and its seccomp listener
+//! until the guest exits or the deadline passes. Each notification is decided
+//! again with [`Policy::decide`]; mediated reads and writes are performed here
+//! against the channel with exact limit accounting, `zvm_jail` regions are
+//! validated before the kernel may apply them, and anything else kills the
+//! guest with the call named in the report. No wait here is unbounded: channel
+//! I/O on pipes and sockets waits at most until the session's deadline.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::time::Instant;
+
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+
+use crate::channel::Channel;
+use crate::codes::ReturnCode;
+use crate::jail::notify::{self, Listener};
+use crate::jail::seccomp::{nr, Call, Policy, Verdict, AUDIT_ARCH_X86_64};
+use crate::jail::spawn::Child;
+use crate::jail::{IoCounters, Launched};
+use crate::report::{Accounting, Report, Traffic, ValidatorState};
+use crate::validator;
+
+const EINVAL: i64 = -(libc::EINVAL as i64);
+const EDQUOT: i64 = -(libc::EDQUOT as i64);
+const EPERM: i64 = -(libc::EPERM as i64);
+const ENOSYS: i64 = -(libc::ENOSYS as i64);
+/// Largest single transfer the supervisor makes for a mediated call.
+const CHUNK: usize = 1 << 20;
+
+/// Per-channel usage of a mediated channel.
+#[derive(Debug, Default)]
+struct Usage {
+    traffic: Traffic,
+    etag: Option<blake3::Hasher>,
+}
+
+/// A running guest.
+#[derive(Debug)]
+pub struct Session {
+    child: Child,
+    listener: Listener,
+    baseline: Option<IoCounters>,
+    channels: Vec<Channel>,
+    usage: Vec<Usage>,
+    /// Channel index for each mediated guest descriptor, from `policy.mediated.start`.
+    mediated: Vec<usize>,
+    policy: Policy,
+    heap: (u64, u64),
+    deadline: Instant,
+    buf: Vec<u8>,
+    killed: Option<(String, ReturnCode)>,
+}
+
+/// How the guest ended, before the report is written.
+struct End {
+    status: libc::c_int,
+    io: Option<IoCounters>,
+    rusage: libc::rusage,
+}
+
+impl Session {
+    pub(super) fn new(
+        launched: Launched,
+        channels: Vec<Channel>,
+        fd_of: Vec<u32>,
+        policy: Policy,
+        heap: (u64, u64),
+        deadline: Instant,
+    ) -> Session {
+        let start = policy.mediated.start;
+        let mut mediated = vec![0; (policy.mediated.end - start) as usize];
+        for (i, &fd) in fd_of.iter().enumerate() {
+            if policy.mediated.contains(&fd) {
+                mediated[(fd - start) as usize] = i;
+            }
+        }
+        let usage = channels
+            .iter()
+            .map(|c| Usage { traffic: Traffic::default(), etag: c.etag.then(blake3::Hasher::new) })
+            .collect();
+        Session {
+            child: launched.child,
+            listener: launched.listener,
+            baseline: launched.baseline,
+            channels,
+            usage,
+            mediated,
+            policy,
+            heap,
+            deadline,
+            buf: Vec::new(),
+            killed: None,
+        }
+    }
+
+    /// The guest's pid (in the supervisor's pid namespace).
+    pub fn pid(&self) -> libc::pid_t {
+        self.child.pid
+    }
+
+    /// A descriptor another thread can use to kill the guest
+    /// ([`kill_pidfd`]); the report then says `killed`.
+    pub fn pidfd(&self) -> std::io::Result<OwnedFd> {
+        self.child.pidfd.try_clone()
+    }
+
+    /// Supervises the guest until it ends, then reports.
+    pub fn wait(mut self) -> Report {
+        let end = self.supervise();
+        self.finish(end)
+    }
+
+    /// Kills the guest now; `wait` then reports `killed`.
+    pub fn kill(&mut self) {
+        self.kill_for("killed".into(), ReturnCode::Killed);
+    }
+
+    fn kill_for(&mut self, why: String, code: ReturnCode) {
+        if self.killed.is_none() {
+            self.killed = Some((why, code));
+        }
+        kill_pidfd(&self.child.pidfd);
+    }
+
+    fn supervise(&mut self) -> End {
+        loop {
+            let left = self.deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                self.kill_for("session timeout".into(), ReturnCode::Killed);
+                return self.reap_blocking();
+            }
+            let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
+            let (exited, notified) = {
+                let mut fds = [
+                    PollFd::new(self.child.pidfd.as_fd(), PollFlags::POLLIN),
+                    PollFd::new(self.listener.0.as_fd(), PollFlags::POLLIN),
+                ];
+                match nix::poll::poll(&mut fds, PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)) {
+                    Ok(_) => (),
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    Err(e) => {
+                        self.kill_for(format!("supervisor poll failed: {e}"), ReturnCode::Killed);
+                        return self.reap_blocking();
+                    }
+                }
+                let ready = |f: &PollFd| f.revents().is_some_and(|r| !r.is_empty());
+                (ready(&fds[0]), ready(&fds[1]))
+            };
+            if notified && !exited {
+                self.handle_notification();
+            }
+            if exited {
+                return self.reap_blocking();
+            }
+        }
+    }
+
+    fn handle_notification(&mut self) {
+        let Ok(n) = self.listener.recv() else { return };
+        let result = match self.policy.decide(&n.call) {
+            Verdict::Mediate => self.mediate(&n.call),
+            Verdict::Jail => match self.jail(&n.call) {
+                Ok(()) => {
+                    let _ = self.listener.allow(n.id);
+                    return;
+                }
+                Err(e) => e,
+            },
+            Verdict::Allow => ENOSYS,
+            Verdict::Violation => {
+                self.kill_for(describe_violation(&n.call), ReturnCode::Killed);
+                return;
+            }
+        };
+        let _ = self.listener.respond(n.id, result);
+    }
+
+    /// Performs a read or write on a mediated channel for the guest.
+    fn mediate(&mut self, call: &Call) -> i64 {
+        let fd = call.args[0] as u32;
+        let idx = self.mediated[(fd - self.policy.mediated.start) as usize];
+        let (buf_addr, size, offset) = (call.args[1], call.args[2] as i64, call.args[3] as i64);
+        let read = matches!(call.nr, nr::READ | nr::PREAD64);
+        let random = matches!(call.nr, nr::PREAD64 | nr::PWRITE64);
+        let limits = self.channels[idx].limits;
+        if (read && !limits.readable()) || (!read && !limits.writable()) {
+            self.kill_for(describe_violation(call), ReturnCode::Killed);
+            return EINVAL;
+        }
+        if size < 0 {
+            return -(libc::EFAULT as i64);
+        }
+        if offset < 0 && random {
+            return EINVAL;
+        }
+        let used = self.usage[idx].traffic;
+        let (calls, bytes, max_calls, max_bytes) = if read {
+            (used.gets, used.get_bytes, limits.gets, limits.get_size)
+        } else {
+            (used.puts, used.put_bytes, limits.puts, limits.put_size)
+        };
+        if calls >= max_calls || bytes >= max_bytes {
+            return EDQUOT;
+        }
+        let want = (size as u64).min(max_bytes - bytes);
+        let result = if read {
+            self.mediated_read(idx, buf_addr, want.min(CHUNK as u64) as usize, random.then_some(offset))
+        } else {
+            self.mediated_write(idx, buf_addr, want, random.then_some(offset))
+        };
+        let u = &mut self.usage[idx].traffic;
+        let moved = result.max(0) as u64;
+        if read {
+            u.gets += 1;
+            u.get_bytes += moved;
+        } else {
+            u.puts += 1;
+            u.put_bytes += moved;
+        }
+        result
+    }
+
+    fn mediated_read(&mut self, idx: usize, addr: u64, len: usize, offset: Option<i64>) -> i64 {
+        self.buf.resize(len, 0);
+        if !self.wait_ready(idx, PollFlags::POLLIN) {
+            return EINVAL;
+        }
+        let fd = self.channels[idx].fd.as_raw_fd();
+        // SAFETY: reads into our own buffer of `len` bytes.
+        let got = unsafe {
+            match offset {
+                Some(off) => libc::pread(fd, self.buf.as_mut_ptr().cast(), len, off),
+                None => libc::read(fd, self.buf.as_mut_ptr().cast(), len),
+            }
+        };
+        if got < 0 {
+            return -(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO) as i64);
+        }
+        let data = &self.buf[..got as usize];
+        if !data.is_empty() && notify::write_guest(self.child.pid, addr, data).ok() != Some(data.len()) {
+            return EINVAL;
+        }
+        if let Some(h) = &mut self.usage[idx].etag {
+            h.update(data);
+        }
+        got as i64
+    }
+
+    fn mediated_write(&mut self, idx: usize, addr: u64, len: u64, offset: Option<i64>) -> i64 {
+        let mut done: u64 = 0;
+        while done < len {
+            let n = (len - done).min(CHUNK as u64) as usize;
+            self.buf.resize(n, 0);
+            if notify::read_guest(self.child.pid, addr + done, &mut self.buf).ok() != Some(n) {
+                return if done > 0 { done as i64 } else { EINVAL };
+            }
+            if !self.wait_ready(idx, PollFlags::POLLOUT) {
+                return if done > 0 { done as i64 } else { EINVAL };
+            }
+            let fd = self.channels[idx].fd.as_raw_fd();
+            // SAFETY: writes from our own buffer of `n` bytes.
+            let put = unsafe {
+                match offset {
+                    Some(off) => libc::pwrite(fd, self.buf.as_ptr().cast(), n, off + done as i64),
+                    None => libc::write(fd, self.buf.as_ptr().cast(), n),
+                }
+            };
+            if put <= 0 {
+                let err = std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO) as i64;
+                return if done > 0 { done as i64 } else { -err };
+            }
+            if let Some(h) = &mut self.usage[idx].etag {
+                h.update(&self.buf[..put as usize]);
+            }
+            done += put as u64;
+        }
+        done as i64
+    }
+
+    /// Waits until a pipe/socket channel is ready, the guest dies, or the
+    /// deadline passes (then the guest is killed for the timeout).
+    fn wait_ready(&mut self, idx: usize, what: PollFlags) -> bool {
+        if self.channels[idx].regular {
+            return true;
+        }
+        loop {
+            let left = self.deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                self.kill_for("session timeout".into(), ReturnCode::Killed);
+                return false;
+            }
+            let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
+            let mut fds = [
+                PollFd::new(self.channels[idx].fd.as_fd(), what),
+                PollFd::new(self.child.pidfd.as_fd(), PollFlags::POLLIN),
+            ];
+            match nix::poll::poll(&mut fds, PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)) {
+                Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
+                Ok(_) => {
+                    if fds[1].revents().is_some_and(|r| !r.is_empty()) {
+                        return false;
+                    }
+                    return true;
+                }
+                Err(_) => return false,
+            }
+        }
+    }
+
+    /// `zvm_jail`/`zvm_unjail`: a 64 KiB-aligned heap region; jail validates it.
+    fn jail(&mut self, call: &Call) -> Result<(), i64> {
+        let (addr, len, prot) = (call.args[0], call.args[1], call.args[2]);
+        let align = crate::abi::JAIL_ALIGN;
+        let heap_end = self.heap.0 + self.heap.1;
+        let end = addr.checked_add(len).ok_or(EINVAL)?;
+        if len == 0 || addr % align != 0 || len % align != 0 || addr < self.heap.0 || end > heap_end {
+            return Err(EINVAL);
+        }
+        let rx = (libc::PROT_READ | libc::PROT_EXEC) as u64;
+        let rw = (libc::PROT_READ | libc::PROT_WRITE) as u64;
+        if prot == rw {
+            return Ok(());
+        }
+        if prot != rx {
+            return Err(EINVAL);
+        }
+        let mut code = vec![0u8; len as usize];
+        if notify::read_guest(self.child.pid, addr, &mut code).ok() != Some(code.len()) {
+            return Err(EINVAL);
+        }
+        match validator::validate_code(&code, addr) {
+            Ok(()) => Ok(()),
+            Err(v) => {
+                tracing::debug!("zvm_jail refused: {v}");
+                Err(EPERM)
+            }
+        }
+    }
+
+    fn reap_blocking(&mut self) -> End {
+        // Read the zombie's counters before reaping it.
+        let mut info: libc::siginfo_t =
+            // SAFETY: siginfo_t is plain data; zeroed is a valid value.
+            unsafe { std::mem::zeroed() };
+        // SAFETY: waitid on our own pidfd with WNOWAIT leaves the zombie in place.
+        unsafe {
+            libc::waitid(libc::P_PIDFD, self.child.pidfd.as_raw_fd() as libc::id_t, &mut info, libc::WEXITED | libc::WNOWAIT);
+        }
+        let io = IoCounters::of(self.child.pid);
+        let mut status = 0;
+        // SAFETY: rusage is plain data; zeroed is a valid value.
+        let mut rusage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: wait4 on our own child with valid out-pointers.
+        unsafe {
+            libc::wait4(self.child.pid, &mut status, 0, &mut rusage);
+        }
+        End { status, io, rusage }
+    }
+
+    fn finish(self, end: End) -> Report {
+        let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        let mut local = Traffic::default();
+        for u in &self.usage {
+            local += u.traffic;
+        }
+        if let (Some(b), Some(e)) = (self.baseline, end.io) {
+            local += Traffic {
+                gets: e.syscr.saturating_sub(b.syscr),
+                get_bytes: e.rchar.saturating_sub(b.rchar),
+                puts: e.syscw.saturating_sub(b.syscw),
+                put_bytes: e.wchar.saturating_sub(b.wchar),
+            };
+        }
+        let etags: Vec<String> = self
+            .usage
+            .iter()
+            .zip(&self.channels)
+            .filter_map(|(u, c)| u.etag.as_ref().map(|h| format!("{} {}", c.alias, h.finalize().to_hex())))
+            .collect();
+        let accounting = Accounting {
+            sys_s: secs(end.rusage.ru_stime),
+            user_s: secs(end.rusage.ru_utime),
+            local,
+            net: Traffic::default(),
+        };
+        let (exit_state, return_code, user_code) = match (&self.killed, end.status) {
+            (Some((why, code)), _) => (why.clone(), *code, 0),
+            (None, st) if libc::WIFSIGNALED(st) => {
+                let sig = libc::WTERMSIG(st);
+                (format!("Signal {sig} from untrusted code ({})", signal_name(sig)), ReturnCode::Killed, 0)
+            }
+            (None, st) => ("ok".to_string(), ReturnCode::Ok, i64::from(libc::WEXITSTATUS(st))),
+        };
+        Report {
+            validator: ValidatorState::Passed,
+            daemon: 0,
+            user_code,
+            etags: (!etags.is_empty()).then_some(etags),
+            accounting,
+            exit_state,
+            return_code,
+        }
+    }
+}
+
+/// Kills the guest behind `pidfd` (from [`Session::pidfd`]).
+pub fn kill_pidfd(pidfd: &OwnedFd) {
+    // SAFETY: pidfd_send_signal on a pidfd we hold; no pointers but the null info.
+    unsafe {
+        libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), libc::SIGKILL, std::ptr::null::<u8>(), 0);
+    }
+}
+
+fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        libc::SIGSEGV => "SIGSEGV: invalid memory access",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGILL => "SIGILL: illegal instruction",
+        libc::SIGFPE => "SIGFPE: arithmetic error",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGSYS => "SIGSYS: forbidden system call",
+        libc::SIGXCPU => "SIGXCPU: CPU time limit",
+        libc::SIGTRAP => "SIGTRAP",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGPIPE => "SIGPIPE",
+        _ => "signal",
+    }
+}
+
+/// The exit state for a call the policy forbids.
+fn describe_violation(call: &Call) -> String {
+    let abi = if call.arch == AUDIT_ARCH_X86_64 { "" } else { " (32-bit ABI)" };
+    let at = if call.ip >= 0xffff_ffff_ff60_0000 { call.ip } else { call.ip.wrapping_sub(2) };
+    format!("forbidden call {}{abi} at {at:#x}", call.nr)
+}

@@ -1,0 +1,302 @@
+//! zvsh, the ZeroVM shell front end: a command line becomes a manifest.
+//!
+//! `zvsh PROGRAM ARGS…` runs PROGRAM with the terminal's stdin, stdout and
+//! stderr as its standard channels (streamed live, straight to the kernel).
+//! An argument `@FILE` attaches a host file as a channel `/dev/N.<basename>`
+//! and passes that name instead (an existing file is a read-only random
+//! channel, a new one a write-only output); `@NAME=VALUE` sets an environment
+//! variable; `--zvm-image TAR` attaches a tar as a read-only channel, and if
+//! PROGRAM is a file inside one of the images, that file is the program.
+//! Defaults (Timeout 50, Memory 4 GiB, limits 4294967296) can be changed in
+//! the first `zvsh.cfg` found in `.`, `~` (as `.zvsh.cfg`) or `/etc`.
+
+use std::fs;
+use std::io::Read;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::channel::Channel;
+use crate::codes::ReturnCode;
+use crate::manifest::{AccessType, ChannelSource, ChannelSpec, Limits, Manifest};
+use crate::report::{Report, ValidatorState};
+use crate::session::{self, Guest, Options};
+use crate::verdict_cache::VerdictCache;
+
+/// zvsh's settings: defaults, then `zvsh.cfg`, then the command line.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `Timeout` in seconds.
+    pub timeout: u64,
+    /// `Memory` in bytes.
+    pub memory: u64,
+    /// Limits for every channel.
+    pub limits: Limits,
+    /// Extra environment from `[env]`.
+    pub env: Vec<(String, String)>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings { timeout: 50, memory: 1 << 32, limits: Limits::UNLIMITED, env: Vec::new() }
+    }
+}
+
+/// Why zvsh could not build a session.
+#[derive(Debug, thiserror::Error)]
+pub enum ZvshError {
+    /// The configuration file is malformed.
+    #[error("{path}: {message}")]
+    Config {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// An `--zvm-image` argument is malformed or unreadable.
+    #[error("--zvm-image {spec}: {message}")]
+    Image {
+        /// The argument.
+        spec: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// Local I/O (save directory, standard descriptors).
+    #[error("{what}")]
+    Io {
+        /// What failed.
+        what: String,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ZvshError {
+    let what = what.into();
+    move |source| ZvshError::Io { what, source }
+}
+
+impl Settings {
+    /// Reads the first config file found (`./zvsh.cfg`, `~/.zvsh.cfg`, `/etc/zvsh.cfg`).
+    pub fn load() -> Result<Settings, ZvshError> {
+        let home = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".zvsh.cfg"));
+        let candidates = [Some(PathBuf::from("zvsh.cfg")), home, Some(PathBuf::from("/etc/zvsh.cfg"))];
+        match candidates.into_iter().flatten().find(|p| p.is_file()) {
+            Some(p) => Settings::from_file(&p),
+            None => Ok(Settings::default()),
+        }
+    }
+
+    /// Reads one config file: sections `[manifest]` (Timeout, Memory), `[env]`,
+    /// `[limits]` (reads, rbytes, writes, wbytes) and `[fstab]` (accepted,
+    /// used once images are mounted as file systems).
+    pub fn from_file(path: &Path) -> Result<Settings, ZvshError> {
+        let shown = path.display().to_string();
+        let err = |message: String| ZvshError::Config { path: shown.clone(), message };
+        let ini = ini::Ini::load_from_file(path).map_err(|e| err(e.to_string()))?;
+        let mut s = Settings::default();
+        for (section, props) in ini.iter() {
+            for (key, value) in props.iter() {
+                let num = || {
+                    value.trim().parse::<u64>().map_err(|_| err(format!("[{}] {key} = {value}: expected a number", section.unwrap_or(""))))
+                };
+                match (section.unwrap_or(""), key) {
+                    ("manifest", "Timeout") => s.timeout = num()?,
+                    ("manifest", "Memory") => s.memory = num()?,
+                    ("manifest", _) | ("fstab", _) => {}
+                    ("env", k) => s.env.push((k.to_string(), value.to_string())),
+                    ("limits", "reads") => s.limits.gets = num()?,
+                    ("limits", "rbytes") => s.limits.get_size = num()?,
+                    ("limits", "writes") => s.limits.puts = num()?,
+                    ("limits", "wbytes") => s.limits.put_size = num()?,
+                    (sec, k) => return Err(err(format!("unknown setting [{sec}] {k}; known sections: manifest, env, limits, fstab"))),
+                }
+            }
+        }
+        Ok(s)
+    }
+}
+
+/// A zvsh command line, parsed.
+#[derive(Debug, Clone, Default)]
+pub struct Command {
+    /// `--zvm-image PATH[,MOUNTPOINT[,ro|rw]]`.
+    pub images: Vec<String>,
+    /// The program (a path, or a file inside an image).
+    pub program: String,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// `--zvm-save-dir`.
+    pub save_dir: Option<PathBuf>,
+}
+
+/// A session ready to run, with the manifest that describes it.
+pub struct Prepared {
+    /// The guest.
+    pub guest: Guest,
+    /// Its manifest (what `--zvm-save-dir` keeps and failures print).
+    pub manifest: Manifest,
+    /// Keeps a temporary directory alive while the session runs.
+    pub _scratch: Option<tempfile::TempDir>,
+}
+
+fn std_channel(alias: &str, fd: i32, limits: Limits) -> Result<(ChannelSpec, Channel), ZvshError> {
+    let l = if alias == "/dev/stdin" {
+        Limits { puts: 0, put_size: 0, ..limits }
+    } else {
+        Limits { gets: 0, get_size: 0, ..limits }
+    };
+    // SAFETY: borrows one of the three standard descriptors only for the dup.
+    let dup: OwnedFd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
+        .try_clone_to_owned()
+        .map_err(io_err(format!("descriptor {fd} for {alias} is not open")))?;
+    let ch = Channel::from_fd(alias, AccessType::SeqGetSeqPut, l, dup).map_err(io_err(format!("cannot use {alias}")))?;
+    Ok((ChannelSpec::new(ChannelSource::Path(alias.into()), alias.to_string(), AccessType::SeqGetSeqPut, l), ch))
+}
+
+/// Finds `name` inside a tar and extracts it to `dir`.
+fn extract_from_tar(tar: &Path, name: &str, dir: &Path) -> std::io::Result<Option<PathBuf>> {
+    let mut archive = tar::Archive::new(fs::File::open(tar)?);
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        let path = entry.path()?.into_owned();
+        let clean = path.strip_prefix("./").unwrap_or(&path);
+        if clean == Path::new(name) || clean == Path::new("bin").join(name) {
+            let out = dir.join(clean.file_name().unwrap_or_default());
+            let mut bytes = Vec::new();
+            entry.read_to_end(&mut bytes)?;
+            fs::write(&out, bytes)?;
+            return Ok(Some(out));
+        }
+    }
+    Ok(None)
+}
+
+impl Command {
+    /// Builds the guest and its manifest.
+    pub fn prepare(&self, settings: &Settings) -> Result<Prepared, ZvshError> {
+        let mut specs = Vec::new();
+        let mut channels = Vec::new();
+        for (alias, fd) in [("/dev/stdin", 0), ("/dev/stdout", 1), ("/dev/stderr", 2)] {
+            let (s, c) = std_channel(alias, fd, settings.limits)?;
+            specs.push(s);
+            channels.push(c);
+        }
+        let scratch = tempfile::Builder::new().prefix("zvsh-").tempdir().map_err(io_err("cannot create a temporary directory"))?;
+        let mut program = PathBuf::from(&self.program);
+        let mut n = 0;
+        let mut attach = |path: PathBuf, readable: bool, specs: &mut Vec<ChannelSpec>, channels: &mut Vec<Channel>| -> Result<String, ZvshError> {
+            n += 1;
+            let base = path.file_name().map(|b| b.to_string_lossy().into_owned()).unwrap_or_default();
+            let alias = format!("/dev/{n}.{base}");
+            let limits = if readable {
+                Limits { puts: 0, put_size: 0, ..settings.limits }
+            } else {
+                Limits { gets: 0, get_size: 0, ..settings.limits }
+            };
+            let access = if readable { AccessType::RandGetRandPut } else { AccessType::SeqGetSeqPut };
+            let abs = std::path::absolute(&path).map_err(io_err(format!("cannot resolve {}", path.display())))?;
+            let spec = ChannelSpec::new(ChannelSource::Path(abs), alias.clone(), access, limits);
+            let ch = Channel::open(&spec, std::time::Instant::now() + Duration::from_secs(settings.timeout)).map_err(|e| ZvshError::Io {
+                what: session::error_chain(&e),
+                source: std::io::Error::other("channel"),
+            })?;
+            specs.push(spec);
+            channels.push(ch);
+            Ok(alias)
+        };
+        for spec in &self.images {
+            let mut parts = spec.split(',');
+            let tar = PathBuf::from(parts.next().unwrap_or_default());
+            let mode = parts.nth(1).unwrap_or("ro");
+            if !matches!(mode, "ro" | "rw") {
+                return Err(ZvshError::Image { spec: spec.clone(), message: format!("mode {mode} is not ro or rw") });
+            }
+            if !tar.is_file() {
+                return Err(ZvshError::Image { spec: spec.clone(), message: "no such file".into() });
+            }
+            if !program.exists() {
+                if let Some(found) = extract_from_tar(&tar, &self.program, scratch.path())
+                    .map_err(|e| ZvshError::Image { spec: spec.clone(), message: e.to_string() })?
+                {
+                    program = found;
+                }
+            }
+            attach(tar, true, &mut specs, &mut channels)?;
+        }
+        let mut args = vec![self.program.clone()];
+        let mut env = settings.env.clone();
+        for a in &self.args {
+            match a.strip_prefix('@') {
+                Some(kv) if is_env_assignment(kv) => {
+                    let (k, v) = kv.split_once('=').expect("checked");
+                    env.push((k.to_string(), v.to_string()));
+                }
+                Some(file) if !file.is_empty() => {
+                    let path = PathBuf::from(file);
+                    let readable = path.exists();
+                    args.push(attach(path, readable, &mut specs, &mut channels)?);
+                }
+                _ => args.push(a.clone()),
+            }
+        }
+        let program = std::path::absolute(&program).unwrap_or(program);
+        let manifest = Manifest {
+            program: program.clone(),
+            memory: settings.memory,
+            memory_etag: false,
+            timeout: settings.timeout,
+            channels: specs,
+            node: None,
+            name_server: None,
+            job: None,
+            etag: None,
+            args: args.clone(),
+            env: env.clone(),
+        };
+        let guest = Guest {
+            program,
+            memory: settings.memory,
+            timeout: Duration::from_secs(settings.timeout),
+            channels,
+            args,
+            env,
+        };
+        Ok(Prepared { guest, manifest, _scratch: Some(scratch) })
+    }
+}
+
+fn is_env_assignment(s: &str) -> bool {
+    let Some((k, _)) = s.split_once('=') else { return false };
+    let mut chars = k.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// The verdict cache zvsh shares across runs (`$XDG_CACHE_HOME/zerolab/verdicts`).
+pub fn default_options() -> Options {
+    let dir = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .map(|d| d.join("zerolab").join("verdicts"));
+    Options { verdicts: Arc::new(VerdictCache::new(dir)), ..Options::default() }
+}
+
+/// Runs a prepared session and returns its report.
+pub fn run(prepared: Prepared, opts: &Options) -> Report {
+    match session::spawn(prepared.guest, opts) {
+        Ok(s) => s.wait(),
+        Err(e) => e.into_report(),
+    }
+}
+
+/// What zvsh prints to stderr when a session fails.
+pub fn failure_text(manifest: &str, report: &Report) -> String {
+    format!("{manifest}\n{report}\nERROR: ZeroVM return code is {}\n", report.return_code)
+}
+
+/// A report for zvsh's own errors (bad config, unreadable image...).
+pub fn error_report(e: &ZvshError) -> Report {
+    Report::failed(ReturnCode::Malformed, ValidatorState::NotRun, session::error_chain(e))
+}

@@ -44,6 +44,8 @@ fn main() {
     match status {
         Ok(s) if s.success() => {}
         Ok(s) => panic!("building the guest loader with `{cc}` failed ({s}); install gcc (apt-get install gcc)"),
-        Err(e) => panic!("cannot run the C compiler `{cc}` to build the guest loader: {e}; install gcc (apt-get install gcc)"),
+        Err(e) => {
+            panic!("cannot run the C compiler `{cc}` to build the guest loader: {e}; install gcc (apt-get install gcc)")
+        }
     }
 }

@@ -55,10 +55,10 @@ pub enum ImageError {
         source: std::io::Error,
     },
     /// Not a valid static executable.
-    #[error("{0}")]
+    #[error(transparent)]
     Elf(#[from] ElfError),
     /// The validator rejected it.
-    #[error("validation failed: {0}")]
+    #[error("validation failed")]
     Invalid(#[from] Violation),
 }
 

@@ -273,9 +273,10 @@ pub fn spawn(guest: Guest, opts: &Options) -> Result<Session, SessionError> {
             memsz: s.memsz,
             offset: s.offset,
             filesz: s.filesz,
-            prot: (s.read as u32) * libc::PROT_READ as u32
-                | (s.write as u32) * libc::PROT_WRITE as u32
-                | (s.exec as u32) * libc::PROT_EXEC as u32,
+            prot: [(s.read, libc::PROT_READ), (s.write, libc::PROT_WRITE), (s.exec, libc::PROT_EXEC)]
+                .iter()
+                .filter(|(on, _)| *on)
+                .fold(0, |p, (_, bit)| p | *bit as u32),
         })
         .collect();
     let filter = policy.filter();
@@ -303,7 +304,13 @@ pub fn spawn(guest: Guest, opts: &Options) -> Result<Session, SessionError> {
         Rlimit { resource: libc::RLIMIT_CPU, value: cpu_secs },
     ];
     let launched = jail::launch(
-        jail::Spec { channels: fds, image: std::os::fd::AsRawFd::as_raw_fd(&image.fd), layout, rlimits, namespaces: opts.namespaces },
+        jail::Spec {
+            channels: fds,
+            image: std::os::fd::AsRawFd::as_raw_fd(&image.fd),
+            layout,
+            rlimits,
+            namespaces: opts.namespaces,
+        },
         deadline,
     )?;
     if let Some(note) = &launched.child.isolation_note {

@@ -100,7 +100,10 @@ impl Settings {
         for (section, props) in ini.iter() {
             for (key, value) in props.iter() {
                 let num = || {
-                    value.trim().parse::<u64>().map_err(|_| err(format!("[{}] {key} = {value}: expected a number", section.unwrap_or(""))))
+                    value
+                        .trim()
+                        .parse::<u64>()
+                        .map_err(|_| err(format!("[{}] {key} = {value}: expected a number", section.unwrap_or(""))))
                 };
                 match (section.unwrap_or(""), key) {
                     ("manifest", "Timeout") => s.timeout = num()?,
@@ -111,7 +114,11 @@ impl Settings {
                     ("limits", "rbytes") => s.limits.get_size = num()?,
                     ("limits", "writes") => s.limits.puts = num()?,
                     ("limits", "wbytes") => s.limits.put_size = num()?,
-                    (sec, k) => return Err(err(format!("unknown setting [{sec}] {k}; known sections: manifest, env, limits, fstab"))),
+                    (sec, k) => {
+                        return Err(err(format!(
+                            "unknown setting [{sec}] {k}; known sections: manifest, env, limits, fstab"
+                        )))
+                    }
                 }
             }
         }
@@ -152,7 +159,8 @@ fn std_channel(alias: &str, fd: i32, limits: Limits) -> Result<(ChannelSpec, Cha
     let dup: OwnedFd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
         .try_clone_to_owned()
         .map_err(io_err(format!("descriptor {fd} for {alias} is not open")))?;
-    let ch = Channel::from_fd(alias, AccessType::SeqGetSeqPut, l, dup).map_err(io_err(format!("cannot use {alias}")))?;
+    let ch =
+        Channel::from_fd(alias, AccessType::SeqGetSeqPut, l, dup).map_err(io_err(format!("cannot use {alias}")))?;
     Ok((ChannelSpec::new(ChannelSource::Path(alias.into()), alias.to_string(), AccessType::SeqGetSeqPut, l), ch))
 }
 
@@ -184,10 +192,17 @@ impl Command {
             specs.push(s);
             channels.push(c);
         }
-        let scratch = tempfile::Builder::new().prefix("zvsh-").tempdir().map_err(io_err("cannot create a temporary directory"))?;
+        let scratch = tempfile::Builder::new()
+            .prefix("zvsh-")
+            .tempdir()
+            .map_err(io_err("cannot create a temporary directory"))?;
         let mut program = PathBuf::from(&self.program);
         let mut n = 0;
-        let mut attach = |path: PathBuf, readable: bool, specs: &mut Vec<ChannelSpec>, channels: &mut Vec<Channel>| -> Result<String, ZvshError> {
+        let mut attach = |path: PathBuf,
+                          readable: bool,
+                          specs: &mut Vec<ChannelSpec>,
+                          channels: &mut Vec<Channel>|
+         -> Result<String, ZvshError> {
             n += 1;
             let base = path.file_name().map(|b| b.to_string_lossy().into_owned()).unwrap_or_default();
             let alias = format!("/dev/{n}.{base}");
@@ -199,10 +214,9 @@ impl Command {
             let access = if readable { AccessType::RandGetRandPut } else { AccessType::SeqGetSeqPut };
             let abs = std::path::absolute(&path).map_err(io_err(format!("cannot resolve {}", path.display())))?;
             let spec = ChannelSpec::new(ChannelSource::Path(abs), alias.clone(), access, limits);
-            let ch = Channel::open(&spec, std::time::Instant::now() + Duration::from_secs(settings.timeout)).map_err(|e| ZvshError::Io {
-                what: session::error_chain(&e),
-                source: std::io::Error::other("channel"),
-            })?;
+            let ch = Channel::open(&spec, std::time::Instant::now() + Duration::from_secs(settings.timeout)).map_err(
+                |e| ZvshError::Io { what: session::error_chain(&e), source: std::io::Error::other("channel") },
+            )?;
             specs.push(spec);
             channels.push(ch);
             Ok(alias)
@@ -271,7 +285,8 @@ impl Command {
 fn is_env_assignment(s: &str) -> bool {
     let Some((k, _)) = s.split_once('=') else { return false };
     let mut chars = k.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// The verdict cache zvsh shares across runs (`$XDG_CACHE_HOME/zerolab/verdicts`).

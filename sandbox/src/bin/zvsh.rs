@@ -107,7 +107,11 @@ fn run_manifest(path: &PathBuf, opts: &session::Options) -> i32 {
     };
     let report = match manifest::parse(&text) {
         Ok(m) => session::run_manifest(&m, opts),
-        Err(e) => zerolab_sandbox::report::Report::failed(e.code, zerolab_sandbox::report::ValidatorState::NotRun, e.to_string()),
+        Err(e) => zerolab_sandbox::report::Report::failed(
+            e.code,
+            zerolab_sandbox::report::ValidatorState::NotRun,
+            e.to_string(),
+        ),
     };
     print!("{report}");
     report.return_code.code()

@@ -151,7 +151,12 @@ pub fn manifest_area(heap: (u64, u64), stack_size: u64, channels: &[GuestChannel
 /// The initial stack's top part: `[initial_sp, top)`, returned with
 /// `initial_sp`. At `initial_sp`: argc, argv pointers, NULL, envp pointers,
 /// NULL, an empty auxv (AT_NULL); the strings sit above.
-pub fn stack_image(args: &[String], env: &[(String, String)], top: u64, stack: u64) -> Result<(Vec<u8>, u64), LayoutError> {
+pub fn stack_image(
+    args: &[String],
+    env: &[(String, String)],
+    top: u64,
+    stack: u64,
+) -> Result<(Vec<u8>, u64), LayoutError> {
     let env: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let strings: usize = args.iter().chain(&env).map(|s| s.len() + 1).sum();
     let words = 1 + args.len() + 1 + env.len() + 1 + 2;

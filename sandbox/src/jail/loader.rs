@@ -20,9 +20,8 @@ static LOADER_FD: OnceLock<Result<OwnedFd, String>> = OnceLock::new();
 
 /// The sealed memfd holding the loader, created on first use.
 pub fn fd() -> std::io::Result<RawFd> {
-    let fd = LOADER_FD.get_or_init(|| {
-        sealed_memfd_from(c"zerolab-loader", |f| f.write_all(LOADER)).map_err(|e| e.to_string())
-    });
+    let fd = LOADER_FD
+        .get_or_init(|| sealed_memfd_from(c"zerolab-loader", |f| f.write_all(LOADER)).map_err(|e| e.to_string()));
     match fd {
         Ok(fd) => Ok(fd.as_raw_fd()),
         Err(e) => Err(std::io::Error::other(format!("cannot create the loader memfd: {e}"))),

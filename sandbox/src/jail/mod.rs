@@ -180,11 +180,7 @@ fn receive_hello(sock: &OwnedFd, deadline: Instant) -> Result<(Listener, Option<
     let data = &buf[..len];
     let Some(listener) = listener else {
         let text = String::from_utf8_lossy(data).trim().to_string();
-        return Err(JailError::Loader(if text.is_empty() {
-            "exited before the guest started".into()
-        } else {
-            text
-        }));
+        return Err(JailError::Loader(if text.is_empty() { "exited before the guest started".into() } else { text }));
     };
     let word = |i: usize| u64::from_le_bytes(data[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
     let baseline = (len == layout::HELLO_SIZE && word(4) == 1).then(|| IoCounters {

@@ -60,10 +60,7 @@ impl Listener {
         if unsafe { libc::ioctl(self.0.as_raw_fd(), NOTIF_RECV, &mut n) } < 0 {
             return Err(io::Error::last_os_error());
         }
-        Ok(Notification {
-            id: n.id,
-            call: Call { nr: n.nr as u32, arch: n.arch, ip: n.ip, args: n.args },
-        })
+        Ok(Notification { id: n.id, call: Call { nr: n.nr as u32, arch: n.arch, ip: n.ip, args: n.args } })
     }
 
     /// Completes the call with `result` (a value, or a negated errno).

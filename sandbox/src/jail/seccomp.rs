@@ -117,9 +117,7 @@ impl Policy {
         match call.nr {
             nr::READ | nr::PREAD64 if self.readable.contains(&fd) => Verdict::Allow,
             nr::WRITE | nr::PWRITE64 if self.writable.contains(&fd) => Verdict::Allow,
-            nr::READ | nr::PREAD64 | nr::WRITE | nr::PWRITE64 if self.mediated.contains(&fd) => {
-                Verdict::Mediate
-            }
+            nr::READ | nr::PREAD64 | nr::WRITE | nr::PWRITE64 if self.mediated.contains(&fd) => Verdict::Mediate,
             nr::EXIT_GROUP => Verdict::Allow,
             nr::SENDMSG | nr::CLOSE if fd == self.socket => Verdict::Allow,
             nr::MUNMAP if call.args[0] == self.loader.start && call.args[1] == self.loader.end - self.loader.start => {

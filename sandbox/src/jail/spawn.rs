@@ -176,7 +176,8 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
     for r in &ctx.rlimits {
         let lim = libc::rlimit { rlim_cur: r.value, rlim_max: r.value };
         // SAFETY: prlimit64 on ourselves with a valid struct.
-        if unsafe { libc::syscall(libc::SYS_prlimit64, 0, r.resource, &lim, std::ptr::null_mut::<libc::rlimit>()) } < 0 {
+        if unsafe { libc::syscall(libc::SYS_prlimit64, 0, r.resource, &lim, std::ptr::null_mut::<libc::rlimit>()) } < 0
+        {
             return fail(ctx, 4);
         }
     }
@@ -252,7 +253,8 @@ pub fn spawn(plan: Plan) -> Result<Child, SpawnError> {
     if !root {
         ns |= libc::CLONE_NEWUSER;
     }
-    const REFUSED: &str = "the kernel refused new namespaces; the guest shares the supervisor's (seccomp still confines it)";
+    const REFUSED: &str =
+        "the kernel refused new namespaces; the guest shares the supervisor's (seccomp still confines it)";
     let attempts: &[(libc::c_int, Option<&str>)] =
         if plan.namespaces { &[(ns, None), (0, Some(REFUSED))] } else { &[(0, None)] };
     let mut last_err = io::Error::from_raw_os_error(libc::EINVAL);
@@ -281,11 +283,12 @@ fn clone_once(ctx: &mut Ctx, ns: libc::c_int) -> io::Result<(libc::pid_t, OwnedF
     let mut stack = vec![0u8; STACK];
     let mut pidfd: libc::c_int = -1;
     let flags = ns | libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD | libc::SIGCHLD;
-    // SAFETY: sigset operations on local storage; the full mask is restored
-    // below on every path.
+    // SAFETY: sigset_t is plain data; all-zero is a valid value.
     let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
-    let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
     // SAFETY: as above.
+    let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: sigset operations on local storage; the old mask is restored
+    // right after clone on every path.
     unsafe {
         libc::sigfillset(&mut all);
         libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);

@@ -180,12 +180,7 @@ pub struct Limits {
 
 impl Limits {
     /// 4294967296 for all four: ZeroVM's own default, which zerolab treats as no limit.
-    pub const UNLIMITED: Limits = Limits {
-        gets: 1 << 32,
-        get_size: 1 << 32,
-        puts: 1 << 32,
-        put_size: 1 << 32,
-    };
+    pub const UNLIMITED: Limits = Limits { gets: 1 << 32, get_size: 1 << 32, puts: 1 << 32, put_size: 1 << 32 };
 
     /// Readable iff `gets > 0 && get_size > 0`.
     pub fn readable(&self) -> bool {
@@ -200,20 +195,8 @@ impl Limits {
 
 impl ChannelSpec {
     /// A channel built in code: no etag, line 0.
-    pub fn new(
-        source: ChannelSource,
-        alias: impl Into<String>,
-        access: AccessType,
-        limits: Limits,
-    ) -> Self {
-        ChannelSpec {
-            source,
-            alias: alias.into(),
-            access,
-            etag: false,
-            limits,
-            line: 0,
-        }
+    pub fn new(source: ChannelSource, alias: impl Into<String>, access: AccessType, limits: Limits) -> Self {
+        ChannelSpec { source, alias: alias.into(), access, etag: false, limits, line: 0 }
     }
 }
 
@@ -238,11 +221,7 @@ impl ManifestError {
     /// An error with any code; the runtime uses it for checks parsing cannot make
     /// (a missing readable channel path, an unsupported file type), naming the line.
     pub fn new(code: ReturnCode, line: Option<usize>, message: impl Into<String>) -> Self {
-        ManifestError {
-            code,
-            line,
-            message: message.into(),
-        }
+        ManifestError { code, line, message: message.into() }
     }
 
     /// A malformed-manifest error (code 14).
@@ -367,22 +346,13 @@ enum Text {
 
 /// Refuses text that is empty (unless allowed), not UTF-8 (`None`), holds a NUL, or
 /// that a manifest line could not carry back unchanged.
-fn check_text(
-    what: &str,
-    text: Option<&str>,
-    kind: Text,
-    line: Option<usize>,
-) -> Result<(), ManifestError> {
+fn check_text(what: &str, text: Option<&str>, kind: Text, line: Option<usize>) -> Result<(), ManifestError> {
     let fail = |why: &str| Err(ManifestError::malformed(line, format!("{what} {why}")));
     let Some(text) = text else {
         return fail("is not valid UTF-8");
     };
     if text.is_empty() {
-        return if kind == Text::MaybeEmpty {
-            Ok(())
-        } else {
-            fail("is empty")
-        };
+        return if kind == Text::MaybeEmpty { Ok(()) } else { fail("is empty") };
     }
     if text.contains('\0') {
         return fail("contains a NUL byte");
@@ -402,9 +372,7 @@ fn check_text(
         return fail("contains ',' or ';'");
     }
     if text.matches(',').count() >= MAX_TOKENS {
-        return fail(&format!(
-            "has more than {MAX_TOKENS} comma-separated tokens"
-        ));
+        return fail(&format!("has more than {MAX_TOKENS} comma-separated tokens"));
     }
     Ok(())
 }
@@ -424,40 +392,25 @@ fn check_timeout(seconds: i128, line: Option<usize>) -> Result<(), ManifestError
     if (1..=i128::from(i64::MAX)).contains(&seconds) {
         return Ok(());
     }
-    Err(ManifestError::malformed(
-        line,
-        format!(
-            "invalid Timeout {seconds}: must be 1 to {} seconds",
-            i64::MAX
-        ),
-    ))
+    Err(ManifestError::malformed(line, format!("invalid Timeout {seconds}: must be 1 to {} seconds", i64::MAX)))
 }
 
 fn check_node(node: i128, line: Option<usize>) -> Result<(), ManifestError> {
     if (1..=i128::from(u32::MAX)).contains(&node) {
         return Ok(());
     }
-    Err(ManifestError::malformed(
-        line,
-        format!("invalid Node {node}: must be 1 to {}", u32::MAX),
-    ))
+    Err(ManifestError::malformed(line, format!("invalid Node {node}: must be 1 to {}", u32::MAX)))
 }
 
 fn check_name_server_port(port: i128, line: Option<usize>) -> Result<(), ManifestError> {
     if (1..=i128::from(u16::MAX)).contains(&port) {
         return Ok(());
     }
-    Err(ManifestError::malformed(
-        line,
-        format!("invalid NameServer port {port}: must be 1 to 65535"),
-    ))
+    Err(ManifestError::malformed(line, format!("invalid NameServer port {port}: must be 1 to 65535")))
 }
 
 /// A channel's own rules, and that its alias is new. Errors name `channel.line`.
-fn check_channel(
-    channel: &ChannelSpec,
-    aliases: &mut HashSet<String>,
-) -> Result<(), ManifestError> {
+fn check_channel(channel: &ChannelSpec, aliases: &mut HashSet<String>) -> Result<(), ManifestError> {
     let line = (channel.line != 0).then_some(channel.line);
     let alias = channel.alias.as_str();
     let fail = |message: String| Err(ManifestError::malformed(line, message));
@@ -466,10 +419,7 @@ fn check_channel(
         ChannelSource::Path(path) => {
             check_text("channel path", path.to_str(), Text::Source, line)?;
             if !path.is_absolute() {
-                return fail(format!(
-                    "only absolute path channels are allowed: '{}'",
-                    path.display()
-                ));
+                return fail(format!("only absolute path channels are allowed: '{}'", path.display()));
             }
         }
         ChannelSource::Network(endpoints) => {
@@ -484,10 +434,7 @@ fn check_channel(
         }
     }
     let l = channel.limits;
-    if [l.gets, l.get_size, l.puts, l.put_size]
-        .iter()
-        .any(|&v| v > i64::MAX as u64)
-    {
+    if [l.gets, l.get_size, l.puts, l.put_size].iter().any(|&v| v > i64::MAX as u64) {
         return fail(format!("limit too large for {alias}"));
     }
     // ZeroVM's test is "neither side" (its CH_RW_TYPE == 0); all four zero is the usual case.
@@ -557,20 +504,14 @@ fn check_whole(manifest: &Manifest, name_server_line: Option<usize>) -> Result<(
     }
     for alias in STD_ALIASES {
         if !manifest.channels.iter().any(|c| c.alias == alias) {
-            return Err(ManifestError::malformed(
-                None,
-                format!("{alias} channel not specified"),
-            ));
+            return Err(ManifestError::malformed(None, format!("{alias} channel not specified")));
         }
     }
     if manifest.channels.len() > MAX_CHANNELS {
         return Err(ManifestError::new(
             ReturnCode::TooManyChannels,
             None,
-            format!(
-                "too many channels: {} (at most {MAX_CHANNELS})",
-                manifest.channels.len()
-            ),
+            format!("too many channels: {} (at most {MAX_CHANNELS})", manifest.channels.len()),
         ));
     }
     Ok(())

@@ -9,23 +9,13 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
 
 use super::{
-    check_arg, check_channel, check_env, check_memory, check_name_server_port, check_node,
-    check_text, check_timeout, check_whole, is_space, AccessType, ChannelSource, ChannelSpec,
-    Limits, Manifest, ManifestError, NetEndpoint, NetHost, Text, MAX_FILE_BYTES, MAX_LINES,
-    MAX_TOKENS, VERSION,
+    check_arg, check_channel, check_env, check_memory, check_name_server_port, check_node, check_text, check_timeout,
+    check_whole, is_space, AccessType, ChannelSource, ChannelSpec, Limits, Manifest, ManifestError, NetEndpoint,
+    NetHost, Text, MAX_FILE_BYTES, MAX_LINES, MAX_TOKENS, VERSION,
 };
 
 /// Keys that may appear once.
-const ONCE: [&str; 8] = [
-    "Version",
-    "Program",
-    "Memory",
-    "Timeout",
-    "Node",
-    "NameServer",
-    "Job",
-    "Etag",
-];
+const ONCE: [&str; 8] = ["Version", "Program", "Memory", "Timeout", "Node", "NameServer", "Job", "Etag"];
 /// Keys that may repeat (`Arg` and `Env` are zerolab's extension).
 const REPEATABLE: [&str; 3] = ["Channel", "Arg", "Env"];
 
@@ -35,19 +25,13 @@ const REPEATABLE: [&str; 3] = ["Channel", "Arg", "Env"];
 /// UTF-8 is an error naming it. Nothing outside `text` is read.
 pub fn parse(text: &[u8]) -> Result<Manifest, ManifestError> {
     if text.len() > MAX_FILE_BYTES {
-        return Err(ManifestError::malformed(
-            None,
-            format!("manifest is larger than {MAX_FILE_BYTES} bytes"),
-        ));
+        return Err(ManifestError::malformed(None, format!("manifest is larger than {MAX_FILE_BYTES} bytes")));
     }
     // A final newline ends the last line rather than starting an empty one.
     let body = text.strip_suffix(b"\n").unwrap_or(text);
     let lines: Vec<&[u8]> = body.split(|&b| b == b'\n').collect();
     if lines.len() > MAX_LINES {
-        return Err(ManifestError::malformed(
-            None,
-            format!("manifest has more than {MAX_LINES} lines"),
-        ));
+        return Err(ManifestError::malformed(None, format!("manifest has more than {MAX_LINES} lines")));
     }
     if text.iter().all(|&b| is_space(char::from(b))) {
         return Err(ManifestError::malformed(None, "empty manifest"));
@@ -56,8 +40,8 @@ pub fn parse(text: &[u8]) -> Result<Manifest, ManifestError> {
     let mut scan = Scan::default();
     for (i, raw) in lines.into_iter().enumerate() {
         let n = i + 1;
-        let line = std::str::from_utf8(raw)
-            .map_err(|_| ManifestError::malformed(Some(n), "line is not valid UTF-8"))?;
+        let line =
+            std::str::from_utf8(raw).map_err(|_| ManifestError::malformed(Some(n), "line is not valid UTF-8"))?;
         let line = line.strip_suffix('\r').unwrap_or(line);
         // Only `key = value` with exactly one `=` counts; anything else is ignored.
         let mut parts = line.split('=');
@@ -94,17 +78,11 @@ impl Scan {
         };
         let at = Some(n);
         if ONCE.contains(&key) && !self.seen.insert(key) {
-            return Err(ManifestError::malformed(
-                at,
-                format!("duplicate {key} keyword"),
-            ));
+            return Err(ManifestError::malformed(at, format!("duplicate {key} keyword")));
         }
         let tokens: Vec<&str> = value.split(',').map(trim).collect();
         if tokens.len() > MAX_TOKENS {
-            return Err(ManifestError::malformed(
-                at,
-                format!("{key} value has more than {MAX_TOKENS} tokens"),
-            ));
+            return Err(ManifestError::malformed(at, format!("{key} value has more than {MAX_TOKENS} tokens")));
         }
         let value = trim(value);
         match key {
@@ -148,10 +126,7 @@ impl Scan {
             }
             "Arg" => {
                 if tokens.len() != 1 {
-                    return Err(ManifestError::malformed(
-                        at,
-                        "Arg takes one token: write ',' as %2C",
-                    ));
+                    return Err(ManifestError::malformed(at, "Arg takes one token: write ',' as %2C"));
                 }
                 let arg = decode(value, "Arg", n)?;
                 check_arg(&arg, at)?;
@@ -218,10 +193,7 @@ pub(super) fn parse_int(s: &str) -> Option<i64> {
         Some(b'+') => (false, &s[1..]),
         _ => (false, s),
     };
-    let (radix, digits) = if let Some(hex) = unsigned
-        .strip_prefix("0x")
-        .or_else(|| unsigned.strip_prefix("0X"))
-    {
+    let (radix, digits) = if let Some(hex) = unsigned.strip_prefix("0x").or_else(|| unsigned.strip_prefix("0X")) {
         (16, hex)
     } else if unsigned.len() > 1 && unsigned.starts_with('0') {
         (8, &unsigned[1..])
@@ -238,12 +210,8 @@ pub(super) fn parse_int(s: &str) -> Option<i64> {
 
 /// A number, or code 14 naming what it was for.
 fn int(token: &str, what: &str, line: usize) -> Result<i64, ManifestError> {
-    parse_int(token).ok_or_else(|| {
-        ManifestError::malformed(
-            Some(line),
-            format!("invalid number '{}' in {what}", trim(token)),
-        )
-    })
+    parse_int(token)
+        .ok_or_else(|| ManifestError::malformed(Some(line), format!("invalid number '{}' in {what}", trim(token))))
 }
 
 /// `Memory = size, etag`: the etag is checked (14) before the size range (12), as in
@@ -267,12 +235,8 @@ fn memory(tokens: &[&str], line: usize) -> Result<(u64, bool), ManifestError> {
 
 /// `NameServer = udp:<ipv4>:<port>`.
 fn name_server(value: &str, line: usize) -> Result<SocketAddrV4, ManifestError> {
-    let bad = || {
-        ManifestError::malformed(
-            Some(line),
-            format!("invalid NameServer '{value}': expected udp:<ipv4>:<port>"),
-        )
-    };
+    let bad =
+        || ManifestError::malformed(Some(line), format!("invalid NameServer '{value}': expected udp:<ipv4>:<port>"));
     let fields: Vec<&str> = value.split(':').map(trim).collect();
     let [proto, ip, port] = fields[..] else {
         return Err(bad());
@@ -301,30 +265,18 @@ fn channel(tokens: &[&str], line: usize) -> Result<ChannelSpec, ManifestError> {
     };
     let source = source(uri, line)?;
     let access = int(access, "Channel type", line)?;
-    let access = AccessType::from_code(access).ok_or_else(|| {
-        ManifestError::malformed(at, format!("invalid channel type {access}: must be 0 to 3"))
-    })?;
+    let access = AccessType::from_code(access)
+        .ok_or_else(|| ManifestError::malformed(at, format!("invalid channel type {access}: must be 0 to 3")))?;
     let etag = int(etag, "Channel etag", line)?;
     if etag != 0 && etag != 1 {
-        return Err(ManifestError::malformed(
-            at,
-            format!("invalid channel etag token {etag}: must be 0 or 1"),
-        ));
+        return Err(ManifestError::malformed(at, format!("invalid channel etag token {etag}: must be 0 or 1")));
     }
     let mut limits = [0u64; 4];
-    let fields = [
-        (gets, "gets"),
-        (get_size, "get_size"),
-        (puts, "puts"),
-        (put_size, "put_size"),
-    ];
+    let fields = [(gets, "gets"), (get_size, "get_size"), (puts, "puts"), (put_size, "put_size")];
     for (slot, (token, name)) in limits.iter_mut().zip(fields) {
         let value = int(token, &format!("Channel {name}"), line)?;
         if value < 0 {
-            return Err(ManifestError::malformed(
-                at,
-                format!("negative limits for {alias}"),
-            ));
+            return Err(ManifestError::malformed(at, format!("negative limits for {alias}")));
         }
         *slot = value.unsigned_abs();
     }
@@ -334,12 +286,7 @@ fn channel(tokens: &[&str], line: usize) -> Result<ChannelSpec, ManifestError> {
         alias: alias.to_owned(),
         access,
         etag: etag == 1,
-        limits: Limits {
-            gets,
-            get_size,
-            puts,
-            put_size,
-        },
+        limits: Limits { gets, get_size, puts, put_size },
         line,
     })
 }
@@ -351,10 +298,7 @@ fn source(uri: &str, line: usize) -> Result<ChannelSource, ManifestError> {
     let at = Some(line);
     let parts: Vec<&str> = uri.split(';').map(trim).collect();
     if parts.len() > MAX_TOKENS {
-        return Err(ManifestError::malformed(
-            at,
-            format!("Channel has more than {MAX_TOKENS} sources"),
-        ));
+        return Err(ManifestError::malformed(at, format!("Channel has more than {MAX_TOKENS} sources")));
     }
     let is_url = |part: &str| !part.starts_with('/') && part.contains(':');
     if let [part] = parts[..] {
@@ -362,19 +306,13 @@ fn source(uri: &str, line: usize) -> Result<ChannelSource, ManifestError> {
             return Ok(ChannelSource::Path(PathBuf::from(part)));
         }
         if !is_url(part) {
-            return Err(ManifestError::malformed(
-                at,
-                format!("only absolute path channels are allowed: '{part}'"),
-            ));
+            return Err(ManifestError::malformed(at, format!("only absolute path channels are allowed: '{part}'")));
         }
     }
     let mut endpoints = Vec::with_capacity(parts.len());
     for part in parts {
         if !is_url(part) {
-            return Err(ManifestError::malformed(
-                at,
-                format!("only tcp: endpoints can be joined with ';': '{part}'"),
-            ));
+            return Err(ManifestError::malformed(at, format!("only tcp: endpoints can be joined with ';': '{part}'")));
         }
         endpoints.push(endpoint(part, line)?);
     }
@@ -387,38 +325,27 @@ fn endpoint(part: &str, line: usize) -> Result<NetEndpoint, ManifestError> {
     let at = Some(line);
     let fields: Vec<&str> = part.split(':').map(trim).collect();
     let [proto, host, port] = fields[..] else {
-        return Err(ManifestError::malformed(
-            at,
-            format!("invalid channel url '{part}': expected tcp:<host>:<port>"),
-        ));
+        return Err(ManifestError::malformed(at, format!("invalid channel url '{part}': expected tcp:<host>:<port>")));
     };
     if !proto.eq_ignore_ascii_case("tcp") {
-        return Err(ManifestError::malformed(
-            at,
-            format!("unsupported channel protocol '{proto}' (only tcp)"),
-        ));
+        return Err(ManifestError::malformed(at, format!("unsupported channel protocol '{proto}' (only tcp)")));
     }
     let host = if host.contains('.') {
-        NetHost::Ip(
-            host.parse()
-                .map_err(|_| ManifestError::malformed(at, format!("malformed ip '{host}'")))?,
-        )
+        NetHost::Ip(host.parse().map_err(|_| ManifestError::malformed(at, format!("malformed ip '{host}'")))?)
     } else {
         let id = int(host, "Channel node id", line)?;
         // Node 0 passes here and is refused by `check_channel`, which also sees channels
         // built in code.
-        NetHost::Node(
-            u32::try_from(id)
-                .map_err(|_| ManifestError::malformed(at, format!("invalid node id {id}")))?,
-        )
+        NetHost::Node(u32::try_from(id).map_err(|_| ManifestError::malformed(at, format!("invalid node id {id}")))?)
     };
     let port = if port.is_empty() {
         None
     } else {
         let port = int(port, "Channel port", line)?;
-        Some(u16::try_from(port).map_err(|_| {
-            ManifestError::malformed(at, format!("invalid port {port}: must be 0 to 65535"))
-        })?)
+        Some(
+            u16::try_from(port)
+                .map_err(|_| ManifestError::malformed(at, format!("invalid port {port}: must be 0 to 65535")))?,
+        )
     };
     Ok(NetEndpoint { host, port })
 }

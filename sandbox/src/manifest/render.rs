@@ -24,11 +24,7 @@ impl Manifest {
             push(&mut out, "Node", &node.to_string());
         }
         if let Some(ns) = self.name_server {
-            push(
-                &mut out,
-                "NameServer",
-                &format!("udp:{}:{}", ns.ip(), ns.port()),
-            );
+            push(&mut out, "NameServer", &format!("udp:{}:{}", ns.ip(), ns.port()));
         }
         if let Some(job) = &self.job {
             push(&mut out, "Job", &job.display().to_string());
@@ -55,11 +51,7 @@ impl Manifest {
             push(&mut out, "Arg", &encode(arg));
         }
         for (name, value) in &self.env {
-            push(
-                &mut out,
-                "Env",
-                &format!("{}, {}", encode(name), encode(value)),
-            );
+            push(&mut out, "Env", &format!("{}, {}", encode(name), encode(value)));
         }
         out
     }

@@ -52,16 +52,8 @@ fn without_lines(mut m: Manifest) -> Manifest {
     m
 }
 
-const READ: Limits = Limits {
-    puts: 0,
-    put_size: 0,
-    ..Limits::UNLIMITED
-};
-const WRITE: Limits = Limits {
-    gets: 0,
-    get_size: 0,
-    ..Limits::UNLIMITED
-};
+const READ: Limits = Limits { puts: 0, put_size: 0, ..Limits::UNLIMITED };
+const WRITE: Limits = Limits { gets: 0, get_size: 0, ..Limits::UNLIMITED };
 
 fn path(p: &str) -> ChannelSource {
     ChannelSource::Path(PathBuf::from(p))
@@ -273,11 +265,7 @@ rejects! {
 
 #[test]
 fn reports_each_missing_required_key() {
-    let without_channels = BASE
-        .lines()
-        .filter(|l| !l.starts_with("Channel"))
-        .collect::<Vec<_>>()
-        .join("\n");
+    let without_channels = BASE.lines().filter(|l| !l.starts_with("Channel")).collect::<Vec<_>>().join("\n");
     let cases = [
         (set(1, ""), "Version not specified"),
         (set(2, ""), "Program not specified"),
@@ -287,10 +275,7 @@ fn reports_each_missing_required_key() {
     ];
     for (text, message) in cases {
         let e = err(text);
-        assert_eq!(
-            (e.code, e.line, e.message.as_str()),
-            (ReturnCode::Malformed, None, message)
-        );
+        assert_eq!((e.code, e.line, e.message.as_str()), (ReturnCode::Malformed, None, message));
     }
 }
 
@@ -302,10 +287,7 @@ fn rejects_repeated_once_only_keys() {
         ("Memory = 4096, 0", "Memory"),
         ("Timeout = 1", "Timeout"),
         ("Node = 1\nNode = 1", "Node"),
-        (
-            "Node = 1\nNameServer = udp:1.2.3.4:5\nNameServer = udp:1.2.3.4:5",
-            "NameServer",
-        ),
+        ("Node = 1\nNameServer = udp:1.2.3.4:5\nNameServer = udp:1.2.3.4:5", "NameServer"),
         ("Job = /j\nJob = /j", "Job"),
         ("Etag = a\nEtag = a", "Etag"),
     ];
@@ -314,10 +296,7 @@ fn rejects_repeated_once_only_keys() {
         let e = err(text.as_str());
         let last_line = text.lines().count();
         let expected = format!("duplicate {key} keyword");
-        assert_eq!(
-            (e.code, e.line, e.message),
-            (ReturnCode::Malformed, Some(last_line), expected)
-        );
+        assert_eq!((e.code, e.line, e.message), (ReturnCode::Malformed, Some(last_line), expected));
     }
 }
 
@@ -326,10 +305,7 @@ fn rejects_each_missing_standard_channel() {
     for (n, alias) in [(5, "/dev/stdin"), (6, "/dev/stdout"), (7, "/dev/stderr")] {
         let e = err(set(n, ""));
         let expected = format!("{alias} channel not specified");
-        assert_eq!(
-            (e.code, e.line, e.message),
-            (ReturnCode::Malformed, None, expected)
-        );
+        assert_eq!((e.code, e.line, e.message), (ReturnCode::Malformed, None, expected));
     }
 }
 
@@ -358,12 +334,7 @@ fn reads_numbers_in_all_three_bases() {
     let m = ok(set(3, "Memory = 0x1000, 1").replace("Timeout = 50", "Timeout = 062"));
     assert_eq!((m.memory, m.memory_etag, m.timeout), (4096, true, 50));
     let c = &ok(chan("/a, /dev/a, 0x3, 0, 010, 0X10, -0, +7")).channels[3];
-    let expected = Limits {
-        gets: 8,
-        get_size: 16,
-        puts: 0,
-        put_size: 7,
-    };
+    let expected = Limits { gets: 8, get_size: 16, puts: 0, put_size: 7 };
     assert_eq!((c.access, c.limits), (AccessType::RandGetRandPut, expected));
 }
 
@@ -440,14 +411,9 @@ fn ignores_unknown_keys_and_malformed_lines() {
 
 #[test]
 fn stores_optional_keys() {
-    let m = ok(with(
-        "Node = 3\nNameServer = UDP:10.0.0.1:54321\nJob = /tmp/zvm.sock\nEtag = abc, def",
-    ));
+    let m = ok(with("Node = 3\nNameServer = UDP:10.0.0.1:54321\nJob = /tmp/zvm.sock\nEtag = abc, def"));
     assert_eq!(m.node, Some(3));
-    assert_eq!(
-        m.name_server,
-        Some(SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 54321))
-    );
+    assert_eq!(m.name_server, Some(SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 54321)));
     assert_eq!(m.job, Some(PathBuf::from("/tmp/zvm.sock")));
     assert_eq!(m.etag.as_deref(), Some("abc, def"));
     assert_eq!(ok(with("Etag =")).etag.as_deref(), Some(""));
@@ -466,38 +432,18 @@ fn parses_channel_sources() {
     let ip = |a, b, c, d| NetHost::Ip(Ipv4Addr::new(a, b, c, d));
     let cases = [
         ("/tmp/a:b", path("/tmp/a:b")),
-        (
-            "tcp:10.0.0.1:80",
-            ChannelSource::Network(vec![NetEndpoint {
-                host: ip(10, 0, 0, 1),
-                port: Some(80),
-            }]),
-        ),
-        (
-            "TCP:2:",
-            ChannelSource::Network(vec![NetEndpoint {
-                host: NetHost::Node(2),
-                port: None,
-            }]),
-        ),
+        ("tcp:10.0.0.1:80", ChannelSource::Network(vec![NetEndpoint { host: ip(10, 0, 0, 1), port: Some(80) }])),
+        ("TCP:2:", ChannelSource::Network(vec![NetEndpoint { host: NetHost::Node(2), port: None }])),
         (
             "tcp:2:0 ; tcp : 1.2.3.4 : 0x50",
             ChannelSource::Network(vec![
-                NetEndpoint {
-                    host: NetHost::Node(2),
-                    port: Some(0),
-                },
-                NetEndpoint {
-                    host: ip(1, 2, 3, 4),
-                    port: Some(80),
-                },
+                NetEndpoint { host: NetHost::Node(2), port: Some(0) },
+                NetEndpoint { host: ip(1, 2, 3, 4), port: Some(80) },
             ]),
         ),
     ];
     for (uri, source) in cases {
-        let m = ok(with(&format!(
-            "Node = 1\nChannel = {uri}, /dev/net, 0, 0, 1, 1, 0, 0"
-        )));
+        let m = ok(with(&format!("Node = 1\nChannel = {uri}, /dev/net, 0, 0, 1, 1, 0, 0")));
         assert_eq!(m.channels[3].source, source, "{uri}");
     }
 }
@@ -514,14 +460,9 @@ fn accepts_read_write_with_types_1_and_3() {
 
 #[test]
 fn decodes_arg_and_env_values() {
-    let m = ok(with(
-        "Arg = a%2Cb%3Dc%25d%0Ae%20\nArg =\nArg = caf%C3%A9\nEnv = PATH, /bin%3A/usr/bin\nEnv = E, ",
-    ));
+    let m = ok(with("Arg = a%2Cb%3Dc%25d%0Ae%20\nArg =\nArg = caf%C3%A9\nEnv = PATH, /bin%3A/usr/bin\nEnv = E, "));
     assert_eq!(m.args, ["a,b=c%d\ne ", "", "café"]);
-    let env = [
-        ("PATH".into(), "/bin:/usr/bin".into()),
-        ("E".into(), String::new()),
-    ];
+    let env = [("PATH".into(), "/bin:/usr/bin".into()), ("E".into(), String::new())];
     assert_eq!(m.env, env);
 }
 
@@ -534,25 +475,14 @@ fn args_are_empty_without_arg_lines() {
 #[test]
 fn error_display_names_the_line() {
     let cases = [
-        (
-            Some(14),
-            "invalid memory etag token",
-            "MANIFEST 14: invalid memory etag token",
-        ),
-        (
-            None,
-            "Version not specified",
-            "MANIFEST: Version not specified",
-        ),
+        (Some(14), "invalid memory etag token", "MANIFEST 14: invalid memory etag token"),
+        (None, "Version not specified", "MANIFEST: Version not specified"),
     ];
     for (line, message, shown) in cases {
         let e = ManifestError::new(ReturnCode::Malformed, line, message);
         assert_eq!(e.to_string(), shown);
     }
-    assert_eq!(
-        err(set(3, "Memory = 1, 7")).to_string(),
-        "MANIFEST 3: invalid memory etag token"
-    );
+    assert_eq!(err(set(3, "Memory = 1, 7")).to_string(), "MANIFEST 3: invalid memory etag token");
 }
 
 #[test]
@@ -566,23 +496,12 @@ fn renders_canonical_text() {
     m.channels[2].etag = true;
     m.channels.push(ChannelSpec::new(
         ChannelSource::Network(vec![
-            NetEndpoint {
-                host: NetHost::Node(3),
-                port: None,
-            },
-            NetEndpoint {
-                host: NetHost::Ip(Ipv4Addr::new(1, 2, 3, 4)),
-                port: Some(80),
-            },
+            NetEndpoint { host: NetHost::Node(3), port: None },
+            NetEndpoint { host: NetHost::Ip(Ipv4Addr::new(1, 2, 3, 4)), port: Some(80) },
         ]),
         "/dev/in/x",
         AccessType::RandGetSeqPut,
-        Limits {
-            gets: 1,
-            get_size: 2,
-            puts: 3,
-            put_size: 4,
-        },
+        Limits { gets: 1, get_size: 2, puts: 3, put_size: 4 },
     ));
     m.args = vec!["prog".into(), " a,b ".into()];
     m.env = vec![("K".into(), "v=1".into())];
@@ -627,10 +546,7 @@ fn render_then_parse_round_trips_awkward_args_and_env() {
     ];
     let mut m = built();
     m.args = awkward.iter().map(|s| s.to_string()).collect();
-    m.env = awkward
-        .iter()
-        .map(|s| (format!("N{}", s.replace('=', "")), s.to_string()))
-        .collect();
+    m.env = awkward.iter().map(|s| (format!("N{}", s.replace('=', "")), s.to_string())).collect();
     m.validate().expect("valid");
     assert_eq!(without_lines(ok(m.render())), m);
     let parsed = ok(with("Arg = x%2C y\nEnv = A, b"));
@@ -655,19 +571,8 @@ fn encodes_only_what_the_syntax_would_eat() {
 #[test]
 fn guest_order_puts_std_channels_first_then_sorts_by_alias() {
     let spec = |alias: &str| ChannelSpec::new(path("/x"), alias, AccessType::SeqGetSeqPut, READ);
-    let aliases = [
-        "/dev/out/b",
-        "/dev/stderr",
-        "/dev/in/a",
-        "/dev/stdin",
-        "/dev/stdout",
-        "/dev/a",
-        "/dev/B",
-    ];
-    let m = Manifest {
-        channels: aliases.iter().map(|a| spec(a)).collect(),
-        ..built()
-    };
+    let aliases = ["/dev/out/b", "/dev/stderr", "/dev/in/a", "/dev/stdin", "/dev/stdout", "/dev/a", "/dev/B"];
+    let m = Manifest { channels: aliases.iter().map(|a| spec(a)).collect(), ..built() };
     assert_eq!(m.guest_order(), [3, 4, 1, 6, 5, 2, 0]);
     assert_eq!(built().guest_order(), [0, 1, 2]);
 }
@@ -681,10 +586,7 @@ fn access_types_map_to_their_codes_and_sides() {
         (AccessType::RandGetRandPut, 3, true, true),
     ];
     for (access, code, random_get, random_put) in cases {
-        assert_eq!(
-            (access.code(), access.random_get(), access.random_put()),
-            (code, random_get, random_put)
-        );
+        assert_eq!((access.code(), access.random_get(), access.random_put()), (code, random_get, random_put));
         assert_eq!(AccessType::from_code(code), Some(access));
     }
     assert_eq!(AccessType::from_code(4), None);
@@ -696,35 +598,17 @@ fn limits_need_both_count_and_size_for_a_side() {
         (Limits::UNLIMITED, true, true),
         (READ, true, false),
         (WRITE, false, true),
-        (
-            Limits {
-                gets: 1,
-                get_size: 0,
-                puts: 0,
-                put_size: 1,
-            },
-            false,
-            false,
-        ),
+        (Limits { gets: 1, get_size: 0, puts: 0, put_size: 1 }, false, false),
     ];
     for (limits, readable, writable) in cases {
-        assert_eq!(
-            (limits.readable(), limits.writable()),
-            (readable, writable),
-            "{limits:?}"
-        );
+        assert_eq!((limits.readable(), limits.writable()), (readable, writable), "{limits:?}");
     }
     assert_eq!(Limits::UNLIMITED.gets, 4_294_967_296);
 }
 
 #[test]
 fn channel_spec_new_has_no_etag_and_line_0() {
-    let c = ChannelSpec::new(
-        path("/a"),
-        String::from("/dev/a"),
-        AccessType::SeqGetSeqPut,
-        READ,
-    );
+    let c = ChannelSpec::new(path("/a"), String::from("/dev/a"), AccessType::SeqGetSeqPut, READ);
     assert_eq!((c.etag, c.line, c.alias.as_str()), (false, 0, "/dev/a"));
 }
 
@@ -745,11 +629,7 @@ fn too_many_channels_is_code_23() {
     m.validate().expect("10914 channels is the most");
     m.channels.push(spec(MAX_CHANNELS));
     let e = m.validate().expect_err("10915 channels");
-    let expected = (
-        ReturnCode::TooManyChannels,
-        None,
-        "too many channels: 10915 (at most 10914)",
-    );
+    let expected = (ReturnCode::TooManyChannels, None, "too many channels: 10915 (at most 10914)");
     assert_eq!((e.code, e.line, e.message.as_str()), expected);
 }
 
@@ -757,76 +637,32 @@ fn too_many_channels_is_code_23() {
 fn validate_applies_the_content_rules() {
     type Edit = fn(&mut Manifest);
     let cases: [(Edit, ReturnCode, &str); 24] = [
-        (
-            |m| m.program = PathBuf::new(),
-            ReturnCode::Malformed,
-            "Program is empty",
-        ),
-        (
-            |m| m.program = "/a=b".into(),
-            ReturnCode::Malformed,
-            "Program contains a line break or '='",
-        ),
-        (
-            |m| m.program = "/a\nb".into(),
-            ReturnCode::Malformed,
-            "Program contains a line break or '='",
-        ),
-        (
-            |m| m.program = "/a ".into(),
-            ReturnCode::Malformed,
-            "Program has leading or trailing whitespace",
-        ),
-        (
-            |m| m.program = OsStr::from_bytes(b"/\xff").into(),
-            ReturnCode::Malformed,
-            "Program is not valid UTF-8",
-        ),
+        (|m| m.program = PathBuf::new(), ReturnCode::Malformed, "Program is empty"),
+        (|m| m.program = "/a=b".into(), ReturnCode::Malformed, "Program contains a line break or '='"),
+        (|m| m.program = "/a\nb".into(), ReturnCode::Malformed, "Program contains a line break or '='"),
+        (|m| m.program = "/a ".into(), ReturnCode::Malformed, "Program has leading or trailing whitespace"),
+        (|m| m.program = OsStr::from_bytes(b"/\xff").into(), ReturnCode::Malformed, "Program is not valid UTF-8"),
         (
             |m| m.program = format!("/{}", ",".repeat(MAX_TOKENS)).into(),
             ReturnCode::Malformed,
             "Program has more than 16 comma-separated tokens",
         ),
-        (
-            |m| m.memory = 0,
-            ReturnCode::BadMemory,
-            "invalid memory size 0: must be 1 to 4294967296 bytes",
-        ),
+        (|m| m.memory = 0, ReturnCode::BadMemory, "invalid memory size 0: must be 1 to 4294967296 bytes"),
         (
             |m| m.timeout = u64::MAX,
             ReturnCode::Malformed,
             "invalid Timeout 18446744073709551615: must be 1 to 9223372036854775807 seconds",
         ),
-        (
-            |m| m.node = Some(0),
-            ReturnCode::Malformed,
-            "invalid Node 0: must be 1 to 4294967295",
-        ),
+        (|m| m.node = Some(0), ReturnCode::Malformed, "invalid Node 0: must be 1 to 4294967295"),
         (
             |m| m.name_server = Some(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0)),
             ReturnCode::Malformed,
             "invalid NameServer port 0: must be 1 to 65535",
         ),
-        (
-            |m| m.job = Some(PathBuf::new()),
-            ReturnCode::Malformed,
-            "Job is empty",
-        ),
-        (
-            |m| m.etag = Some(" e".into()),
-            ReturnCode::Malformed,
-            "Etag has leading or trailing whitespace",
-        ),
-        (
-            |m| m.channels[0].alias = "/dev/a,b".into(),
-            ReturnCode::Malformed,
-            "channel alias contains ',' or ';'",
-        ),
-        (
-            |m| m.channels[0].source = path("/a;b"),
-            ReturnCode::Malformed,
-            "channel path contains ',' or ';'",
-        ),
+        (|m| m.job = Some(PathBuf::new()), ReturnCode::Malformed, "Job is empty"),
+        (|m| m.etag = Some(" e".into()), ReturnCode::Malformed, "Etag has leading or trailing whitespace"),
+        (|m| m.channels[0].alias = "/dev/a,b".into(), ReturnCode::Malformed, "channel alias contains ',' or ';'"),
+        (|m| m.channels[0].source = path("/a;b"), ReturnCode::Malformed, "channel path contains ',' or ';'"),
         (
             |m| m.channels[0].source = path("rel"),
             ReturnCode::Malformed,
@@ -837,43 +673,18 @@ fn validate_applies_the_content_rules() {
             ReturnCode::Malformed,
             "/dev/stdin needs 1 to 16 network endpoints",
         ),
-        (
-            |m| m.channels[0].limits.gets = u64::MAX,
-            ReturnCode::Malformed,
-            "limit too large for /dev/stdin",
-        ),
+        (|m| m.channels[0].limits.gets = u64::MAX, ReturnCode::Malformed, "limit too large for /dev/stdin"),
         (
             |m| m.channels[0].limits = Limits::UNLIMITED,
             ReturnCode::Malformed,
             "/dev/stdin is readable and writable, which needs type 1 or 3 (not 0)",
         ),
+        (|m| m.channels[1].alias = "/dev/stdin".into(), ReturnCode::Malformed, "duplicate channel alias /dev/stdin"),
+        (|m| m.args = vec!["\0".into()], ReturnCode::Malformed, "Arg contains a NUL byte"),
+        (|m| m.env = vec![(String::new(), "v".into())], ReturnCode::Malformed, "Env name is empty"),
+        (|m| m.channels.clear(), ReturnCode::Malformed, "Channel not specified"),
         (
-            |m| m.channels[1].alias = "/dev/stdin".into(),
-            ReturnCode::Malformed,
-            "duplicate channel alias /dev/stdin",
-        ),
-        (
-            |m| m.args = vec!["\0".into()],
-            ReturnCode::Malformed,
-            "Arg contains a NUL byte",
-        ),
-        (
-            |m| m.env = vec![(String::new(), "v".into())],
-            ReturnCode::Malformed,
-            "Env name is empty",
-        ),
-        (
-            |m| m.channels.clear(),
-            ReturnCode::Malformed,
-            "Channel not specified",
-        ),
-        (
-            |m| {
-                m.channels[0].source = ChannelSource::Network(vec![NetEndpoint {
-                    host: NetHost::Node(1),
-                    port: None,
-                }])
-            },
+            |m| m.channels[0].source = ChannelSource::Network(vec![NetEndpoint { host: NetHost::Node(1), port: None }]),
             ReturnCode::Malformed,
             "/dev/stdin names a node id, which needs Node",
         ),
@@ -894,12 +705,7 @@ fn validate_applies_the_content_rules() {
 #[test]
 fn validate_names_the_line_of_a_parsed_channel() {
     let mut m = ok(BASE);
-    m.channels[1].limits = Limits {
-        gets: 0,
-        get_size: 0,
-        puts: 0,
-        put_size: 0,
-    };
+    m.channels[1].limits = Limits { gets: 0, get_size: 0, puts: 0, put_size: 0 };
     let e = m.validate().expect_err("no side");
     assert_eq!((e.code, e.line), (ReturnCode::InvalidIoType, Some(6)));
 }

@@ -126,6 +126,9 @@ impl Session {
     }
 
     fn supervise(&mut self) -> End {
+        // The listener reports POLLHUP once the guest starts exiting, before
+        // its pidfd is readable; from then on only the pidfd matters.
+        let mut listening = true;
         loop {
             let left = self.deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -133,12 +136,13 @@ impl Session {
                 return self.reap_blocking();
             }
             let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
-            let (exited, notified) = {
+            let (exited, notified, hangup) = {
                 let mut fds = [
                     PollFd::new(self.child.pidfd.as_fd(), PollFlags::POLLIN),
                     PollFd::new(self.listener.0.as_fd(), PollFlags::POLLIN),
                 ];
-                match nix::poll::poll(&mut fds, PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)) {
+                let watched = if listening { 2 } else { 1 };
+                match nix::poll::poll(&mut fds[..watched], PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)) {
                     Ok(_) => (),
                     Err(nix::errno::Errno::EINTR) => continue,
                     Err(e) => {
@@ -146,11 +150,18 @@ impl Session {
                         return self.reap_blocking();
                     }
                 }
-                let ready = |f: &PollFd| f.revents().is_some_and(|r| !r.is_empty());
-                (ready(&fds[0]), ready(&fds[1]))
+                let has = |f: &PollFd, flags: PollFlags| f.revents().is_some_and(|r| r.intersects(flags));
+                let gone = PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL;
+                (
+                    has(&fds[0], PollFlags::POLLIN | gone),
+                    listening && has(&fds[1], PollFlags::POLLIN),
+                    listening && has(&fds[1], gone),
+                )
             };
             if notified && !exited {
                 self.handle_notification();
+            } else if hangup {
+                listening = false;
             }
             if exited {
                 return self.reap_blocking();
@@ -239,14 +250,23 @@ impl Session {
         if got < 0 {
             return -(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO) as i64);
         }
-        let data = &self.buf[..got as usize];
-        if !data.is_empty() && notify::write_guest(self.child.pid, addr, data).ok() != Some(data.len()) {
+        // Like the kernel, deliver the bytes that fit before the first
+        // inaccessible page; none fitting is -EINVAL (ZeroVM's bad buffer).
+        let got = got as usize;
+        let delivered =
+            if got == 0 { 0 } else { notify::write_guest(self.child.pid, addr, &self.buf[..got]).unwrap_or(0) };
+        if got > 0 && delivered == 0 {
             return EINVAL;
         }
-        if let Some(h) = &mut self.usage[idx].etag {
-            h.update(data);
+        if delivered < got && offset.is_none() && self.channels[idx].regular {
+            // Give back what a sequential file read could not deliver.
+            // SAFETY: lseek on a descriptor we own.
+            unsafe { libc::lseek(self.channels[idx].fd.as_raw_fd(), delivered as i64 - got as i64, libc::SEEK_CUR) };
         }
-        got as i64
+        if let Some(h) = &mut self.usage[idx].etag {
+            h.update(&self.buf[..delivered]);
+        }
+        delivered as i64
     }
 
     fn mediated_write(&mut self, idx: usize, addr: u64, len: u64, offset: Option<i64>) -> i64 {
@@ -347,7 +367,12 @@ impl Session {
             unsafe { std::mem::zeroed() };
         // SAFETY: waitid on our own pidfd with WNOWAIT leaves the zombie in place.
         unsafe {
-            libc::waitid(libc::P_PIDFD, self.child.pidfd.as_raw_fd() as libc::id_t, &mut info, libc::WEXITED | libc::WNOWAIT);
+            libc::waitid(
+                libc::P_PIDFD,
+                self.child.pidfd.as_raw_fd() as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT,
+            );
         }
         let io = IoCounters::of(self.child.pid);
         let mut status = 0;
@@ -434,5 +459,46 @@ fn signal_name(sig: i32) -> &'static str {
 fn describe_violation(call: &Call) -> String {
     let abi = if call.arch == AUDIT_ARCH_X86_64 { "" } else { " (32-bit ABI)" };
     let at = if call.ip >= 0xffff_ffff_ff60_0000 { call.ip } else { call.ip.wrapping_sub(2) };
-    format!("forbidden call {}{abi} at {at:#x}", call.nr)
+    let name = if call.arch == AUDIT_ARCH_X86_64 { syscall_name(call.nr) } else { None };
+    match name {
+        Some(n) => format!("forbidden call {} ({n}){abi} at {at:#x}", call.nr),
+        None => format!("forbidden call {}{abi} at {at:#x}", call.nr),
+    }
+}
+
+/// Names of the x86-64 calls an escaping guest most often tries.
+fn syscall_name(nr: u32) -> Option<&'static str> {
+    Some(match nr {
+        0 => "read",
+        1 => "write",
+        2 => "open",
+        3 => "close",
+        9 => "mmap",
+        10 => "mprotect",
+        11 => "munmap",
+        12 => "brk",
+        17 => "pread64",
+        18 => "pwrite64",
+        39 => "getpid",
+        41 => "socket",
+        42 => "connect",
+        56 => "clone",
+        57 => "fork",
+        58 => "vfork",
+        59 => "execve",
+        60 => "exit",
+        62 => "kill",
+        96 => "gettimeofday",
+        101 => "ptrace",
+        157 => "prctl",
+        165 => "mount",
+        201 => "time",
+        228 => "clock_gettime",
+        257 => "openat",
+        309 => "getcpu",
+        317 => "seccomp",
+        322 => "execveat",
+        435 => "clone3",
+        _ => return None,
+    })
 }

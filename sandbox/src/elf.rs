@@ -1,0 +1,1094 @@
+//! ELF inspection: decide whether a file is a guest the sandbox will load, and
+//! describe the segments the loader maps.
+//!
+//! [`inspect`] takes the bytes of a `Program` and returns an [`ElfImage`]
+//! (entry point and [`Segment`]s, already placed in the guest address map of
+//! [`crate::abi`]) or an [`ElfError`] naming the first reason it is refused.
+//! Accepted are static x86-64 executables (`ET_EXEC`) and static-PIE
+//! (`ET_DYN` with no interpreter, no `DT_NEEDED` and only
+//! `R_X86_64_RELATIVE` relocations); [`relocate_static_pie`] applies the
+//! relocations of the latter to a copy of the file, which the runtime seals,
+//! validates ([`crate::validator`]) and maps, so bytes validated are bytes mapped.
+//!
+//! The decision that matters: only what the loader uses is trusted, and all of
+//! it is checked. Program headers (and, for static-PIE, the dynamic section and
+//! its relocation table) are read with goblin's low-level parsers after this
+//! module has bounds-checked them; section headers and symbol tables are never
+//! read, since the loader ignores them and a hostile file could make them
+//! expensive or inconsistent. Every address computation is checked, so hostile
+//! input yields an error, never a panic or a wrapped address. Executable
+//! segments must start on a page boundary (GNU ld's output always does), so a
+//! page-granular mapping exposes no executable bytes the validator did not see.
+
+use goblin::container::{Container, Ctx, Endian};
+use goblin::elf::dynamic::{self, Dynamic};
+use goblin::elf::header::{self, Header};
+use goblin::elf::program_header::{self as ph, ProgramHeader};
+use goblin::elf::reloc::{RelocSection, R_X86_64_RELATIVE};
+
+use crate::abi::{IMAGE_END, IMAGE_MIN, PAGE_SIZE};
+use crate::codes::ReturnCode;
+
+/// Most `PT_LOAD` segments a guest may have (linkers emit three or four).
+pub const MAX_LOAD_SEGMENTS: usize = 16;
+
+/// Size of an ELF64 header.
+const EHDR_SIZE: usize = 64;
+/// Size of an ELF64 program header.
+const PHDR_SIZE: usize = 56;
+/// Size of an `Elf64_Rela` entry.
+const RELA_SIZE: u64 = 24;
+/// `DT_RELRSZ` (size of the packed relative relocations), not defined by goblin 0.10.
+const DT_RELRSZ: u64 = 35;
+/// Where zvm-gcc lives, for the "dynamically linked" hint.
+const ZVM_GCC_HINT: &str = "build it with zvm-gcc (sandbox/guest/zvm-gcc prog.c -o prog)";
+
+/// A guest program that passed [`inspect`]: what the loader needs to map it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ElfImage {
+    /// Guest address of the first instruction (inside an executable segment).
+    pub entry: u64,
+    /// The non-empty `PT_LOAD` segments, in program-header order.
+    pub segments: Vec<Segment>,
+    /// The file is static-PIE: addresses are already shifted to the load base and
+    /// the file must go through [`relocate_static_pie`] before it is mapped.
+    pub static_pie: bool,
+}
+
+/// One loadable segment, at its guest address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Segment {
+    /// Guest address of the first byte (congruent to `offset` modulo the page size).
+    pub vaddr: u64,
+    /// Bytes of guest memory, the tail past `filesz` zero-filled.
+    pub memsz: u64,
+    /// Offset of the segment's bytes in the file.
+    pub offset: u64,
+    /// Bytes taken from the file (never more than `memsz`, always inside the file).
+    pub filesz: u64,
+    /// Mapped readable.
+    pub read: bool,
+    /// Mapped writable (never together with `exec`).
+    pub write: bool,
+    /// Mapped executable (its file bytes are what the validator checks).
+    pub exec: bool,
+}
+
+impl Segment {
+    /// The page-rounded guest range `[start, end)` this segment occupies.
+    fn page_range(&self) -> (u64, u64) {
+        // inspect() checked that the rounded end does not overflow
+        let end = self.vaddr.saturating_add(self.memsz);
+        (page_floor(self.vaddr), page_ceil(end).unwrap_or(u64::MAX))
+    }
+}
+
+/// Why a file is not a loadable guest. Every variant is [`ReturnCode::BadExecutable`].
+#[derive(Debug, thiserror::Error)]
+pub enum ElfError {
+    /// The file does not start with the ELF magic.
+    #[error("not an ELF executable")]
+    NotElf,
+    /// `EI_CLASS` is not ELFCLASS64.
+    #[error("32-bit ELF is not supported; guests must be x86-64")]
+    Not64Bit,
+    /// `EI_DATA` is not little-endian.
+    #[error("big-endian ELF is not supported; guests must be x86-64")]
+    BigEndian,
+    /// Some structure lies (partly) past the end of the file.
+    #[error("truncated file: {what} extends past the end of the file ({len} bytes)")]
+    Truncated {
+        /// The structure, e.g. "program headers" or "data of program header 2".
+        what: String,
+        /// Length of the file.
+        len: usize,
+    },
+    /// `e_phentsize` is not the size of an ELF64 program header.
+    #[error("program header size is {size}, expected 56")]
+    BadProgramHeaderSize {
+        /// The `e_phentsize` found.
+        size: u16,
+    },
+    /// `e_machine` is not x86-64.
+    #[error("wrong machine {machine}; guests must be x86-64")]
+    WrongMachine {
+        /// goblin's name for the machine, e.g. "AARCH64".
+        machine: &'static str,
+    },
+    /// `e_type` is neither `ET_EXEC` nor a static-PIE `ET_DYN`.
+    #[error("ELF type {kind} is not an executable")]
+    NotExecutable {
+        /// goblin's name for the type, e.g. "REL".
+        kind: &'static str,
+    },
+    /// The file has `PT_INTERP` or `DT_NEEDED`.
+    #[error("program is dynamically linked ({detail}); {hint}", hint = ZVM_GCC_HINT)]
+    DynamicallyLinked {
+        /// "interpreter /lib64/ld-linux-x86-64.so.2" or "needs libc.so.6".
+        detail: String,
+    },
+    /// The file has `PT_TLS`.
+    #[error("thread-local storage is not supported")]
+    ThreadLocalStorage,
+    /// More than [`MAX_LOAD_SEGMENTS`] `PT_LOAD` headers.
+    #[error("too many loadable segments ({count}, at most {max})", max = MAX_LOAD_SEGMENTS)]
+    TooManySegments {
+        /// The number of `PT_LOAD` headers.
+        count: usize,
+    },
+    /// `p_filesz > p_memsz`.
+    #[error("program header {index}: file size {filesz:#x} exceeds memory size {memsz:#x}")]
+    FileszExceedsMemsz {
+        /// Index in the program header table.
+        index: usize,
+        /// `p_filesz`.
+        filesz: u64,
+        /// `p_memsz`.
+        memsz: u64,
+    },
+    /// `p_vaddr` and `p_offset` differ modulo the page size, so the file cannot be mapped.
+    #[error("program header {index}: address {vaddr:#x} and file offset {offset:#x} differ modulo the page size")]
+    Misaligned {
+        /// Index in the program header table.
+        index: usize,
+        /// `p_vaddr`.
+        vaddr: u64,
+        /// `p_offset`.
+        offset: u64,
+    },
+    /// An executable segment does not start on a page boundary, so its first
+    /// page would also hold unvalidated bytes.
+    #[error("program header {index}: executable segment at {vaddr:#x} does not start on a page boundary")]
+    UnalignedCode {
+        /// Index in the program header table.
+        index: usize,
+        /// `p_vaddr`.
+        vaddr: u64,
+    },
+    /// A segment is both writable and executable.
+    #[error("program header {index} at {vaddr:#x} is both writable and executable")]
+    WritableAndExecutable {
+        /// Index in the program header table.
+        index: usize,
+        /// `p_vaddr`.
+        vaddr: u64,
+    },
+    /// Two segments share a page.
+    #[error("program headers {first} and {second} overlap (both use pages in {start:#x}..{end:#x})")]
+    Overlap {
+        /// Index of the earlier program header.
+        first: usize,
+        /// Index of the later program header.
+        second: usize,
+        /// Start of the overlapping pages.
+        start: u64,
+        /// End of the overlapping pages.
+        end: u64,
+    },
+    /// A segment's pages fall outside the guest image range.
+    #[error("program header {index} ({start:#x}..{end:#x}) lies outside the guest image range {min:#x}..{max:#x}", min = IMAGE_MIN, max = IMAGE_END)]
+    OutOfRange {
+        /// Index in the program header table.
+        index: usize,
+        /// Page-rounded guest start.
+        start: u64,
+        /// Page-rounded guest end.
+        end: u64,
+    },
+    /// No `PT_LOAD` segment is executable.
+    #[error("no executable segment")]
+    NoExecutableSegment,
+    /// The entry point is not inside an executable segment.
+    #[error("entry point {entry:#x} is not inside an executable segment")]
+    EntryNotExecutable {
+        /// `e_entry`, shifted to the load base for static-PIE.
+        entry: u64,
+    },
+    /// An address or size computation overflows.
+    #[error("address arithmetic overflows in {what}")]
+    Overflow {
+        /// What was being computed, e.g. "program header 3".
+        what: String,
+    },
+    /// A relocation kind the sandbox does not apply (only `R_X86_64_RELATIVE` in `DT_RELA` is).
+    #[error("unsupported relocation: {detail}")]
+    UnsupportedRelocation {
+        /// E.g. "type 1 at 0x3000" or "REL table".
+        detail: String,
+    },
+    /// A `R_X86_64_RELATIVE` relocation writes where it must not.
+    #[error("relocation at {offset:#x} {problem}")]
+    BadRelocation {
+        /// `r_offset` (link-time address).
+        offset: u64,
+        /// E.g. "lands in an executable segment".
+        problem: &'static str,
+    },
+    /// The dynamic section is inconsistent.
+    #[error("malformed dynamic section: {reason}")]
+    BadDynamic {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// [`relocate_static_pie`] was given an image that [`inspect`] does not return for these bytes.
+    #[error("image description does not match the file")]
+    ImageMismatch,
+}
+
+impl ElfError {
+    /// The ZeroVM return code for this error: always [`ReturnCode::BadExecutable`].
+    pub fn code(&self) -> ReturnCode {
+        ReturnCode::BadExecutable
+    }
+}
+
+/// Check that `bytes` is a guest the sandbox will load and describe its segments.
+///
+/// For static-PIE the segments and entry are shifted so the lowest page lands
+/// at [`IMAGE_MIN`]; such an image must be mapped from
+/// [`relocate_static_pie`]'s output, not from `bytes`.
+pub fn inspect(bytes: &[u8]) -> Result<ElfImage, ElfError> {
+    parse(bytes).map(|parsed| parsed.image)
+}
+
+/// Return a copy of `bytes` with every relocation of a static-PIE applied
+/// (`load bias + addend`, written at the file offset backing `r_offset`).
+///
+/// For an `ET_EXEC` image the copy is unchanged, so the runtime can always
+/// call this and seal the result. `image` must be what [`inspect`] returns
+/// for `bytes`; anything else is [`ElfError::ImageMismatch`].
+pub fn relocate_static_pie(bytes: &[u8], image: &ElfImage) -> Result<Vec<u8>, ElfError> {
+    let parsed = parse(bytes)?;
+    if parsed.image != *image {
+        return Err(ElfError::ImageMismatch);
+    }
+    let mut out = bytes.to_vec();
+    for fixup in &parsed.fixups {
+        // parse() checked that the 8 bytes lie inside the file
+        out[fixup.file_offset..fixup.file_offset + 8].copy_from_slice(&fixup.value.to_le_bytes());
+    }
+    Ok(out)
+}
+
+/// An inspected file and the relocation writes it needs (empty for `ET_EXEC`).
+struct Parsed {
+    image: ElfImage,
+    fixups: Vec<Fixup>,
+}
+
+/// One relocation, resolved: write `value` (little-endian) at `file_offset`.
+struct Fixup {
+    file_offset: usize,
+    value: u64,
+}
+
+fn parse(bytes: &[u8]) -> Result<Parsed, ElfError> {
+    let header = read_header(bytes)?;
+    let static_pie = header.e_type == header::ET_DYN;
+    let phdrs = read_program_headers(bytes, &header)?;
+    check_not_dynamic_or_tls(bytes, &phdrs)?;
+
+    let mut loads = Vec::new();
+    for (index, phdr) in phdrs.iter().enumerate() {
+        if phdr.p_type == ph::PT_LOAD {
+            check_load(bytes.len(), index, phdr)?;
+            if phdr.p_memsz != 0 {
+                loads.push((index, phdr));
+            }
+        }
+    }
+    // static-PIE moves its lowest page to IMAGE_MIN; ET_EXEC stays where it was linked
+    let lowest = loads.iter().map(|(_, p)| page_floor(p.p_vaddr)).min().unwrap_or(0);
+    let place = |vaddr: u64| -> Option<u64> {
+        if static_pie {
+            vaddr.checked_sub(lowest)?.checked_add(IMAGE_MIN)
+        } else {
+            Some(vaddr)
+        }
+    };
+
+    let mut segments = Vec::with_capacity(loads.len());
+    for &(index, phdr) in &loads {
+        let vaddr = place(phdr.p_vaddr).ok_or_else(|| overflow(format!("program header {index}")))?;
+        let segment = Segment {
+            vaddr,
+            memsz: phdr.p_memsz,
+            offset: phdr.p_offset,
+            filesz: phdr.p_filesz,
+            read: phdr.is_read(),
+            write: phdr.is_write(),
+            exec: phdr.is_executable(),
+        };
+        check_range(index, &segment)?;
+        segments.push(segment);
+    }
+    let indices: Vec<usize> = loads.iter().map(|(index, _)| *index).collect();
+    check_overlap(&indices, &segments)?;
+
+    let entry = place(header.e_entry).ok_or(ElfError::EntryNotExecutable { entry: header.e_entry })?;
+    check_entry(entry, &segments)?;
+
+    // both kinds are refused for DT_NEEDED; only static-PIE has its relocations applied
+    let rela = read_dynamic(bytes, &phdrs)?;
+    let fixups = match rela {
+        Some(table) if static_pie => {
+            let bias = i128::from(IMAGE_MIN) - i128::from(lowest);
+            resolve_relocations(bytes, &header, &phdrs, &table, bias)?
+        }
+        _ => Vec::new(),
+    };
+    let image = ElfImage { entry, segments, static_pie };
+    Ok(Parsed { image, fixups })
+}
+
+/// Identification, class, byte order, machine and type, in that order.
+fn read_header(bytes: &[u8]) -> Result<Header, ElfError> {
+    if bytes.len() < header::SELFMAG || &bytes[..header::SELFMAG] != header::ELFMAG {
+        return Err(ElfError::NotElf);
+    }
+    if bytes.len() < EHDR_SIZE {
+        return Err(truncated("ELF header", bytes));
+    }
+    if bytes[header::EI_CLASS] != header::ELFCLASS64 {
+        return Err(ElfError::Not64Bit);
+    }
+    if bytes[header::EI_DATA] != header::ELFDATA2LSB {
+        return Err(ElfError::BigEndian);
+    }
+    let header = goblin::elf::Elf::parse_header(bytes).map_err(|_| truncated("ELF header", bytes))?;
+    if header.e_machine != header::EM_X86_64 {
+        let machine = header::machine_to_str(header.e_machine);
+        return Err(ElfError::WrongMachine { machine });
+    }
+    if header.e_type != header::ET_EXEC && header.e_type != header::ET_DYN {
+        return Err(ElfError::NotExecutable { kind: header::et_to_str(header.e_type) });
+    }
+    Ok(header)
+}
+
+/// The program header table, bounds-checked before goblin reads it.
+fn read_program_headers(bytes: &[u8], header: &Header) -> Result<Vec<ProgramHeader>, ElfError> {
+    if usize::from(header.e_phentsize) != PHDR_SIZE {
+        return Err(ElfError::BadProgramHeaderSize { size: header.e_phentsize });
+    }
+    let count = usize::from(header.e_phnum);
+    let end = (count as u64)
+        .checked_mul(PHDR_SIZE as u64)
+        .and_then(|size| size.checked_add(header.e_phoff))
+        .ok_or_else(|| overflow("program header table".into()))?;
+    if end > bytes.len() as u64 {
+        return Err(truncated("program headers", bytes));
+    }
+    let phdrs = ProgramHeader::parse(bytes, header.e_phoff as usize, count, elf64_ctx())
+        .map_err(|_| truncated("program headers", bytes))?;
+    let loads = phdrs.iter().filter(|p| p.p_type == ph::PT_LOAD).count();
+    if loads > MAX_LOAD_SEGMENTS {
+        return Err(ElfError::TooManySegments { count: loads });
+    }
+    Ok(phdrs)
+}
+
+/// `PT_INTERP` means a dynamic executable (checked before the segments so a
+/// normal gcc output gets the zvm-gcc hint); `PT_TLS` needs a runtime we lack.
+fn check_not_dynamic_or_tls(bytes: &[u8], phdrs: &[ProgramHeader]) -> Result<(), ElfError> {
+    if let Some(interp) = phdrs.iter().find(|p| p.p_type == ph::PT_INTERP) {
+        let name =
+            file_slice(bytes, interp.p_offset, interp.p_filesz).map(c_string).unwrap_or_else(|| "unreadable".into());
+        return Err(ElfError::DynamicallyLinked { detail: format!("interpreter {name}") });
+    }
+    if phdrs.iter().any(|p| p.p_type == ph::PT_TLS) {
+        return Err(ElfError::ThreadLocalStorage);
+    }
+    Ok(())
+}
+
+/// The checks on one `PT_LOAD` that need no other segment.
+fn check_load(len: usize, index: usize, phdr: &ProgramHeader) -> Result<(), ElfError> {
+    let what = || format!("program header {index}");
+    if phdr.p_filesz > phdr.p_memsz {
+        return Err(ElfError::FileszExceedsMemsz { index, filesz: phdr.p_filesz, memsz: phdr.p_memsz });
+    }
+    let file_end = phdr.p_offset.checked_add(phdr.p_filesz).ok_or_else(|| overflow(what()))?;
+    if file_end > len as u64 {
+        return Err(ElfError::Truncated { what: format!("data of program header {index}"), len });
+    }
+    if phdr.p_vaddr % PAGE_SIZE != phdr.p_offset % PAGE_SIZE {
+        return Err(ElfError::Misaligned { index, vaddr: phdr.p_vaddr, offset: phdr.p_offset });
+    }
+    if phdr.is_executable() && phdr.p_vaddr % PAGE_SIZE != 0 {
+        // GNU ld starts code on a page; this keeps validated bytes == executable bytes
+        return Err(ElfError::UnalignedCode { index, vaddr: phdr.p_vaddr });
+    }
+    if phdr.is_write() && phdr.is_executable() {
+        return Err(ElfError::WritableAndExecutable { index, vaddr: phdr.p_vaddr });
+    }
+    let mem_end = phdr.p_vaddr.checked_add(phdr.p_memsz).ok_or_else(|| overflow(what()))?;
+    page_ceil(mem_end).ok_or_else(|| overflow(what()))?;
+    Ok(())
+}
+
+/// A segment's pages must lie inside `[IMAGE_MIN, IMAGE_END)`.
+fn check_range(index: usize, segment: &Segment) -> Result<(), ElfError> {
+    let end = segment.vaddr.checked_add(segment.memsz).and_then(page_ceil);
+    let end = end.ok_or_else(|| overflow(format!("program header {index}")))?;
+    let start = page_floor(segment.vaddr);
+    if start < IMAGE_MIN || end > IMAGE_END {
+        return Err(ElfError::OutOfRange { index, start, end });
+    }
+    Ok(())
+}
+
+/// No two segments may share a page: the loader maps whole pages with one protection each.
+fn check_overlap(indices: &[usize], segments: &[Segment]) -> Result<(), ElfError> {
+    for (i, a) in segments.iter().enumerate() {
+        for (j, b) in segments.iter().enumerate().skip(i + 1) {
+            let ((a_start, a_end), (b_start, b_end)) = (a.page_range(), b.page_range());
+            if a_start < b_end && b_start < a_end {
+                return Err(ElfError::Overlap {
+                    first: indices[i],
+                    second: indices[j],
+                    start: a_start.max(b_start),
+                    end: a_end.min(b_end),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// There is code, and execution starts in it.
+fn check_entry(entry: u64, segments: &[Segment]) -> Result<(), ElfError> {
+    if !segments.iter().any(|s| s.exec) {
+        return Err(ElfError::NoExecutableSegment);
+    }
+    // check_range() bounded vaddr + memsz, so the sum cannot overflow
+    let inside = |s: &&Segment| s.exec && s.vaddr <= entry && entry - s.vaddr < s.memsz;
+    if segments.iter().find(inside).is_none() {
+        return Err(ElfError::EntryNotExecutable { entry });
+    }
+    Ok(())
+}
+
+/// The relocations of a static-PIE, resolved against the load `bias`
+/// (`IMAGE_MIN - lowest page`); only `R_X86_64_RELATIVE` is accepted.
+fn resolve_relocations(
+    bytes: &[u8],
+    header: &Header,
+    phdrs: &[ProgramHeader],
+    table: &RelaTable,
+    bias: i128,
+) -> Result<Vec<Fixup>, ElfError> {
+    let rela = RelocSection::parse(bytes, table.offset, table.size, true, elf64_ctx())
+        .map_err(|_| truncated("relocation table", bytes))?;
+    let mut fixups = Vec::with_capacity(rela.len());
+    for reloc in rela.iter() {
+        if reloc.r_type != R_X86_64_RELATIVE || reloc.r_sym != 0 {
+            let detail = format!("type {} at {:#x}", reloc.r_type, reloc.r_offset);
+            return Err(ElfError::UnsupportedRelocation { detail });
+        }
+        let file_offset = relocation_target(bytes, header, phdrs, reloc.r_offset)?;
+        let value = bias + i128::from(reloc.r_addend.unwrap_or(0));
+        let value = u64::try_from(value).map_err(|_| overflow(format!("relocation at {:#x}", reloc.r_offset)))?;
+        fixups.push(Fixup { file_offset, value });
+    }
+    Ok(fixups)
+}
+
+/// Where the `DT_RELA` table is in the file.
+struct RelaTable {
+    offset: usize,
+    size: usize,
+}
+
+/// Read `PT_DYNAMIC` and locate the RELA table; refuse `DT_NEEDED` and every
+/// other relocation table (REL, RELR, PLT).
+fn read_dynamic(bytes: &[u8], phdrs: &[ProgramHeader]) -> Result<Option<RelaTable>, ElfError> {
+    if phdrs.iter().filter(|p| p.p_type == ph::PT_DYNAMIC).count() > 1 {
+        return Err(ElfError::BadDynamic { reason: "more than one PT_DYNAMIC".into() });
+    }
+    let dynamic = Dynamic::parse(bytes, phdrs, elf64_ctx()).map_err(|_| truncated("dynamic section", bytes))?;
+    let Some(dynamic) = dynamic else {
+        return Ok(None);
+    };
+    let tag = |wanted: u64| dynamic.dyns.iter().filter(move |d| d.d_tag == wanted).map(|d| d.d_val);
+    if let Some(name) = tag(dynamic::DT_NEEDED).next() {
+        let library = needed_name(bytes, phdrs, &dynamic, name).unwrap_or_else(|| "a shared library".into());
+        return Err(ElfError::DynamicallyLinked { detail: format!("needs {library}") });
+    }
+    for (kind, size_tag) in [("REL", dynamic::DT_RELSZ), ("RELR", DT_RELRSZ), ("PLT", dynamic::DT_PLTRELSZ)] {
+        if tag(size_tag).any(|size| size != 0) {
+            return Err(ElfError::UnsupportedRelocation { detail: format!("{kind} table") });
+        }
+    }
+    let single = |wanted: u64, name: &str| -> Result<Option<u64>, ElfError> {
+        let mut values = tag(wanted);
+        let first = values.next();
+        match values.next() {
+            Some(_) => Err(ElfError::BadDynamic { reason: format!("more than one {name}") }),
+            None => Ok(first),
+        }
+    };
+    let (addr, size) = (single(dynamic::DT_RELA, "DT_RELA")?, single(dynamic::DT_RELASZ, "DT_RELASZ")?);
+    if single(dynamic::DT_RELAENT, "DT_RELAENT")?.is_some_and(|entsize| entsize != RELA_SIZE) {
+        return Err(ElfError::BadDynamic { reason: "DT_RELAENT is not 24".into() });
+    }
+    let size = size.unwrap_or(0);
+    if size == 0 {
+        return Ok(None);
+    }
+    let addr = addr.ok_or_else(|| ElfError::BadDynamic { reason: "DT_RELASZ without DT_RELA".into() })?;
+    if size % RELA_SIZE != 0 {
+        return Err(ElfError::BadDynamic { reason: "DT_RELASZ is not a multiple of 24".into() });
+    }
+    let offset = file_offset_of(phdrs, addr, size)
+        .ok_or_else(|| ElfError::BadDynamic { reason: "relocation table is not backed by file bytes".into() })?;
+    Ok(Some(RelaTable { offset, size: size as usize }))
+}
+
+/// The file offset a relocation writes: its 8 bytes must be file-backed, in a
+/// non-executable segment, and clear of the ELF and program headers (the
+/// runtime may parse the relocated copy again).
+fn relocation_target(bytes: &[u8], header: &Header, phdrs: &[ProgramHeader], r_offset: u64) -> Result<usize, ElfError> {
+    let bad = |problem| ElfError::BadRelocation { offset: r_offset, problem };
+    let load = phdrs
+        .iter()
+        .find(|p| p.p_type == ph::PT_LOAD && p.p_vaddr <= r_offset && r_offset - p.p_vaddr < p.p_memsz)
+        .ok_or_else(|| bad("lands outside every segment"))?;
+    if load.is_executable() {
+        return Err(bad("lands in an executable segment"));
+    }
+    let offset = file_offset_of(phdrs, r_offset, 8).ok_or_else(|| bad("lands outside the file-backed bytes"))?;
+    let headers_end = header.e_phoff + u64::from(header.e_phnum) * PHDR_SIZE as u64; // bounded by the file
+    let (start, end) = (offset as u64, offset as u64 + 8);
+    if start < EHDR_SIZE as u64 || (start < headers_end && header.e_phoff < end) {
+        return Err(bad("overwrites the ELF headers"));
+    }
+    if offset + 8 > bytes.len() {
+        return Err(bad("lands outside the file-backed bytes"));
+    }
+    Ok(offset)
+}
+
+/// File offset of `[vaddr, vaddr + size)` if one `PT_LOAD` backs it all with file bytes.
+fn file_offset_of(phdrs: &[ProgramHeader], vaddr: u64, size: u64) -> Option<usize> {
+    let end = vaddr.checked_add(size)?;
+    let load = phdrs
+        .iter()
+        .find(|p| p.p_type == ph::PT_LOAD && p.p_vaddr <= vaddr && end <= p.p_vaddr.saturating_add(p.p_filesz))?;
+    // check_load() bounded p_offset + p_filesz by the file length
+    usize::try_from(load.p_offset + (vaddr - load.p_vaddr)).ok()
+}
+
+/// The name of a `DT_NEEDED` library, for the error message only.
+fn needed_name(bytes: &[u8], phdrs: &[ProgramHeader], dynamic: &Dynamic, name: u64) -> Option<String> {
+    let strtab = dynamic.dyns.iter().find(|d| d.d_tag == dynamic::DT_STRTAB)?.d_val;
+    let offset = file_offset_of(phdrs, strtab.checked_add(name)?, 1)?;
+    Some(c_string(bytes.get(offset..)?))
+}
+
+/// `bytes[offset..offset + size]` if it is inside the file.
+fn file_slice(bytes: &[u8], offset: u64, size: u64) -> Option<&[u8]> {
+    let start = usize::try_from(offset).ok()?;
+    let end = start.checked_add(usize::try_from(size).ok()?)?;
+    bytes.get(start..end)
+}
+
+/// A NUL-terminated string for a message: at most 256 bytes, lossy UTF-8.
+fn c_string(raw: &[u8]) -> String {
+    let raw = &raw[..raw.len().min(256)];
+    let raw = raw.split(|&b| b == 0).next().unwrap_or_default();
+    String::from_utf8_lossy(raw).into_owned()
+}
+
+fn elf64_ctx() -> Ctx {
+    Ctx::new(Container::Big, Endian::Little)
+}
+
+fn page_floor(addr: u64) -> u64 {
+    addr & !(PAGE_SIZE - 1)
+}
+
+fn page_ceil(addr: u64) -> Option<u64> {
+    Some(addr.checked_add(PAGE_SIZE - 1)? & !(PAGE_SIZE - 1))
+}
+
+fn truncated(what: &str, bytes: &[u8]) -> ElfError {
+    ElfError::Truncated { what: what.into(), len: bytes.len() }
+}
+
+fn overflow(what: String) -> ElfError {
+    ElfError::Overflow { what }
+}
+
+/// ELF fixtures built with gcc at test time, and helpers to patch them.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use std::process::Command;
+    use std::sync::OnceLock;
+
+    /// A static guest: code, a pointer in `.data` (a RELATIVE relocation when
+    /// linked as static-PIE) and `.bss`.
+    pub(crate) const GUEST_ASM: &str = "
+        .globl _start
+        .text
+        _start:
+            lea ptr(%rip), %rax
+            mov (%rax), %rax
+            xor %edi, %edi
+            ud2
+        .data
+        ptr: .quad _start
+        .bss
+        buf: .zero 8192
+    ";
+
+    /// Build `source` (file name `name`, so gcc picks the language) with `flags`.
+    pub(crate) fn build(name: &str, source: &str, flags: &[&str]) -> Vec<u8> {
+        let dir = tempfile::tempdir().expect("create temp dir");
+        let src = dir.path().join(name);
+        let out = dir.path().join("prog");
+        std::fs::write(&src, source).expect("write fixture source");
+        let result = Command::new("gcc").args(flags).arg(&src).arg("-o").arg(&out).output();
+        let result = result.expect("run gcc (the ELF fixtures need gcc on PATH)");
+        assert!(result.status.success(), "gcc {flags:?} failed: {}", String::from_utf8_lossy(&result.stderr));
+        std::fs::read(&out).expect("read fixture")
+    }
+
+    /// `GUEST_ASM` as a static non-PIE executable (text at 0x401000).
+    pub(crate) fn static_exec() -> &'static [u8] {
+        static BYTES: OnceLock<Vec<u8>> = OnceLock::new();
+        BYTES.get_or_init(|| build("guest.S", GUEST_ASM, &["-static", "-nostdlib", "-fno-pie", "-no-pie"]))
+    }
+
+    /// `GUEST_ASM` as static-PIE (linked at 0, text at 0x1000).
+    pub(crate) fn static_pie() -> &'static [u8] {
+        static BYTES: OnceLock<Vec<u8>> = OnceLock::new();
+        BYTES.get_or_init(|| build("guest.S", GUEST_ASM, &["-static-pie", "-nostdlib", "-fpie"]))
+    }
+
+    /// A plain `gcc` C program: dynamically linked PIE.
+    pub(crate) fn dynamic() -> &'static [u8] {
+        static BYTES: OnceLock<Vec<u8>> = OnceLock::new();
+        BYTES.get_or_init(|| build("prog.c", "int main(void) { return 0; }\n", &[]))
+    }
+
+    pub(crate) fn put_u16(bytes: &mut [u8], at: usize, value: u16) {
+        bytes[at..at + 2].copy_from_slice(&value.to_le_bytes());
+    }
+
+    pub(crate) fn put_u32(bytes: &mut [u8], at: usize, value: u32) {
+        bytes[at..at + 4].copy_from_slice(&value.to_le_bytes());
+    }
+
+    pub(crate) fn put_u64(bytes: &mut [u8], at: usize, value: u64) {
+        bytes[at..at + 8].copy_from_slice(&value.to_le_bytes());
+    }
+
+    pub(crate) fn get_u64(bytes: &[u8], at: usize) -> u64 {
+        u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap())
+    }
+
+    /// File offset of field `field` (byte offset inside `Elf64_Phdr`) of program header `index`.
+    pub(crate) fn phdr(bytes: &[u8], index: usize, field: usize) -> usize {
+        get_u64(bytes, 32) as usize + index * 56 + field
+    }
+
+    /// `Elf64_Phdr` field offsets.
+    pub(crate) const P_TYPE: usize = 0;
+    pub(crate) const P_FLAGS: usize = 4;
+    pub(crate) const P_OFFSET: usize = 8;
+    pub(crate) const P_VADDR: usize = 16;
+    pub(crate) const P_FILESZ: usize = 32;
+    pub(crate) const P_MEMSZ: usize = 40;
+    /// `Elf64_Ehdr` field offsets.
+    pub(crate) const E_TYPE: usize = 16;
+    pub(crate) const E_MACHINE: usize = 18;
+    pub(crate) const E_ENTRY: usize = 24;
+    pub(crate) const E_PHOFF: usize = 32;
+    pub(crate) const E_PHENTSIZE: usize = 54;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::*;
+    use super::*;
+
+    const R: u32 = ph::PF_R;
+    const RX: u32 = ph::PF_R | ph::PF_X;
+    const RWX: u32 = ph::PF_R | ph::PF_W | ph::PF_X;
+
+    /// A minimal ELF64 executable with the given `PT_LOAD`s `(flags, vaddr, offset, filesz, memsz)`.
+    fn synthesize(loads: &[(u32, u64, u64, u64, u64)], entry: u64) -> Vec<u8> {
+        let data_end = loads.iter().map(|l| l.2 + l.3).max().unwrap_or(0) as usize;
+        let mut bytes = vec![0u8; (64 + 56 * loads.len()).max(data_end)];
+        bytes[..4].copy_from_slice(b"\x7fELF");
+        bytes[4..7].copy_from_slice(&[2, 1, 1]);
+        put_u16(&mut bytes, E_TYPE, header::ET_EXEC);
+        put_u16(&mut bytes, E_MACHINE, header::EM_X86_64);
+        put_u64(&mut bytes, E_ENTRY, entry);
+        put_u64(&mut bytes, E_PHOFF, 64);
+        put_u16(&mut bytes, E_PHENTSIZE, 56);
+        put_u16(&mut bytes, 56, loads.len() as u16);
+        for (i, &(flags, vaddr, offset, filesz, memsz)) in loads.iter().enumerate() {
+            let at = 64 + i * 56;
+            put_u32(&mut bytes, at + P_TYPE, ph::PT_LOAD);
+            put_u32(&mut bytes, at + P_FLAGS, flags);
+            put_u64(&mut bytes, at + P_OFFSET, offset);
+            put_u64(&mut bytes, at + P_VADDR, vaddr);
+            put_u64(&mut bytes, at + P_FILESZ, filesz);
+            put_u64(&mut bytes, at + P_MEMSZ, memsz);
+        }
+        bytes
+    }
+
+    /// File offset of the static-PIE fixture's single `.rela.dyn` entry.
+    fn rela_entry(bytes: &[u8]) -> usize {
+        let elf = goblin::elf::Elf::parse(bytes).unwrap();
+        let section = elf.section_headers.iter().find(|s| elf.shdr_strtab.get_at(s.sh_name) == Some(".rela.dyn"));
+        section.expect("static-PIE fixture has .rela.dyn").sh_offset as usize
+    }
+
+    /// File offset of the `d_val` of the first dynamic entry with `tag`.
+    fn dyn_value(bytes: &[u8], tag: u64) -> usize {
+        let elf = goblin::elf::Elf::parse(bytes).unwrap();
+        let dynamic = elf.program_headers.iter().find(|p| p.p_type == ph::PT_DYNAMIC).unwrap();
+        let start = dynamic.p_offset as usize;
+        (start..start + dynamic.p_filesz as usize).step_by(16).find(|&at| get_u64(bytes, at) == tag).unwrap() + 8
+    }
+
+    #[test]
+    fn accepts_static_executable_built_by_gcc() {
+        let image = inspect(static_exec()).unwrap();
+        assert!(!image.static_pie);
+        assert_eq!(image.entry, 0x40_1000);
+        let layout: Vec<_> = image.segments.iter().map(|s| (s.vaddr, s.read, s.write, s.exec)).collect();
+        assert_eq!(
+            layout,
+            [(0x40_0000, true, false, false), (0x40_1000, true, false, true), (0x40_2000, true, true, false)]
+        );
+        let data = image.segments[2];
+        assert_eq!((data.offset, data.filesz, data.memsz), (0x2000, 8, 0x2008));
+    }
+
+    #[test]
+    fn accepts_static_pie_shifted_to_image_min() {
+        let image = inspect(static_pie()).unwrap();
+        assert!(image.static_pie);
+        assert_eq!(image.entry, IMAGE_MIN + 0x1000);
+        assert_eq!(image.segments[0].vaddr, IMAGE_MIN);
+        assert_eq!(image.segments[1].vaddr, IMAGE_MIN + 0x1000);
+        assert!(image.segments[1].exec);
+        // the empty .eh_frame segment maps nothing and is dropped
+        assert!(image.segments.iter().all(|s| s.memsz != 0));
+        assert!(image.segments.iter().all(|s| s.vaddr % PAGE_SIZE == s.offset % PAGE_SIZE));
+    }
+
+    #[test]
+    fn relocates_static_pie_pointers_to_the_load_base() {
+        let bytes = static_pie();
+        let image = inspect(bytes).unwrap();
+        let relocated = relocate_static_pie(bytes, &image).unwrap();
+        let at = rela_entry(bytes);
+        let (r_offset, addend) = (get_u64(bytes, at), get_u64(bytes, at + 16));
+        let data = image.segments.iter().find(|s| s.write).unwrap();
+        // the data segment's link-time address is its shifted address minus IMAGE_MIN
+        let file_offset = (data.offset + r_offset - (data.vaddr - IMAGE_MIN)) as usize;
+        assert_eq!(get_u64(&relocated, file_offset), IMAGE_MIN + addend);
+        assert_eq!(get_u64(&relocated, file_offset), image.entry, "ptr holds _start");
+        // nothing else changed
+        let changed = bytes.iter().zip(&relocated).filter(|(a, b)| a != b).count();
+        assert!(changed <= 8 && relocated.len() == bytes.len());
+    }
+
+    #[test]
+    fn relocate_returns_a_plain_copy_of_an_executable() {
+        let bytes = static_exec();
+        let image = inspect(bytes).unwrap();
+        assert_eq!(relocate_static_pie(bytes, &image).unwrap(), bytes);
+    }
+
+    #[test]
+    fn relocate_rejects_an_image_of_other_bytes() {
+        let mut image = inspect(static_pie()).unwrap();
+        image.entry += 1;
+        assert!(matches!(relocate_static_pie(static_pie(), &image), Err(ElfError::ImageMismatch)));
+        let exec_image = inspect(static_exec()).unwrap();
+        assert!(matches!(relocate_static_pie(static_pie(), &exec_image), Err(ElfError::ImageMismatch)));
+    }
+
+    #[test]
+    fn rejects_dynamic_executable_with_zvm_gcc_hint() {
+        let err = inspect(dynamic()).unwrap_err();
+        assert!(matches!(err, ElfError::DynamicallyLinked { .. }));
+        assert_eq!(
+            err.to_string(),
+            "program is dynamically linked (interpreter /lib64/ld-linux-x86-64.so.2); \
+             build it with zvm-gcc (sandbox/guest/zvm-gcc prog.c -o prog)"
+        );
+        assert_eq!(err.code(), ReturnCode::BadExecutable);
+    }
+
+    #[test]
+    fn rejects_needed_library_without_interpreter() {
+        let elf = goblin::elf::Elf::parse(dynamic()).unwrap();
+        let interp = elf.program_headers.iter().position(|p| p.p_type == ph::PT_INTERP).unwrap();
+        let bytes = apply(dynamic(), &[(At::Phdr32(interp, P_TYPE), ph::PT_NULL.into())]);
+        let err = inspect(&bytes).unwrap_err();
+        assert!(matches!(err, ElfError::DynamicallyLinked { .. }), "{err}");
+        assert!(err.to_string().starts_with("program is dynamically linked (needs libc.so.6);"), "{err}");
+    }
+
+    /// Where a test writes into a fixture.
+    #[derive(Clone, Copy)]
+    enum At {
+        /// A byte of `e_ident`.
+        Ident(usize),
+        /// A 16-bit field of the ELF header.
+        Half(usize),
+        /// A 64-bit field of the ELF header.
+        Quad(usize),
+        /// The flags or type (32-bit) of program header `.0`, field `.1`.
+        Phdr32(usize, usize),
+        /// A 64-bit field `.1` of program header `.0`.
+        Phdr64(usize, usize),
+        /// A 64-bit field of the static-PIE fixture's relocation entry.
+        Rela(usize),
+        /// The value of the first dynamic entry with this tag.
+        DynVal(u64),
+        /// The tag of the first dynamic entry with this tag.
+        DynTag(u64),
+    }
+
+    /// A table row: name, writes into the fixture, start of the expected message.
+    type Case = (&'static str, &'static [(At, u64)], &'static str);
+
+    fn apply(base: &[u8], writes: &[(At, u64)]) -> Vec<u8> {
+        let mut b = base.to_vec();
+        for &(at, value) in writes {
+            match at {
+                At::Ident(i) => b[i] = value as u8,
+                At::Half(off) => put_u16(&mut b, off, value as u16),
+                At::Quad(off) => put_u64(&mut b, off, value),
+                At::Phdr32(index, field) => put_u32(&mut b, phdr(base, index, field), value as u32),
+                At::Phdr64(index, field) => put_u64(&mut b, phdr(base, index, field), value),
+                At::Rela(field) => put_u64(&mut b, rela_entry(base) + field, value),
+                At::DynVal(tag) => put_u64(&mut b, dyn_value(base, tag), value),
+                At::DynTag(tag) => put_u64(&mut b, dyn_value(base, tag) - 8, value),
+            }
+        }
+        b
+    }
+
+    #[test]
+    fn rejects_hostile_variants_of_the_static_executable() {
+        use At::*;
+        // fixture layout: phdr 0 R at 0x400000, 1 R-X at 0x401000, 2 RW- at 0x402000 (.data, .bss), 3 NOTE
+        let cases: &[Case] = &[
+            ("bad magic", &[(Ident(0), 0)], "not an ELF executable"),
+            ("32-bit", &[(Ident(4), 1)], "32-bit ELF is not supported"),
+            ("big-endian", &[(Ident(5), 2)], "big-endian ELF is not supported"),
+            ("aarch64", &[(Half(E_MACHINE), 183)], "wrong machine AARCH64"),
+            ("object file", &[(Half(E_TYPE), 1)], "ELF type REL is not an executable"),
+            ("odd phdr size", &[(Half(E_PHENTSIZE), 32)], "program header size is 32"),
+            ("phdrs past the end", &[(Quad(E_PHOFF), 0x10_0000)], "truncated file: program headers"),
+            (
+                "phdr offset overflows",
+                &[(Quad(E_PHOFF), u64::MAX - 8)],
+                "address arithmetic overflows in program header table",
+            ),
+            (
+                "data past the end",
+                &[(Phdr64(2, P_FILESZ), 0x10_0000), (Phdr64(2, P_MEMSZ), 0x10_0000)],
+                "truncated file: data of program header 2",
+            ),
+            (
+                "filesz above memsz",
+                &[(Phdr64(2, P_FILESZ), 0x3000)],
+                "program header 2: file size 0x3000 exceeds memory size 0x2008",
+            ),
+            (
+                "offset not congruent",
+                &[(Phdr64(2, P_OFFSET), 0x2004)],
+                "program header 2: address 0x402000 and file offset 0x2004 differ modulo the page size",
+            ),
+            (
+                "text not on a page",
+                &[(Phdr64(1, P_OFFSET), 0x1004), (Phdr64(1, P_VADDR), 0x40_1004)],
+                "program header 1: executable segment at 0x401004 does not start on a page boundary",
+            ),
+            (
+                "writable text",
+                &[(Phdr32(1, P_FLAGS), RWX as u64)],
+                "program header 1 at 0x401000 is both writable and executable",
+            ),
+            (
+                "data over the text page",
+                &[(Phdr64(2, P_VADDR), 0x40_1000)],
+                "program headers 1 and 2 overlap (both use pages in 0x401000..0x402000)",
+            ),
+            (
+                "below the image range",
+                &[(Phdr64(0, P_VADDR), 0x1_0000)],
+                "program header 0 (0x10000..0x11000) lies outside the guest image range 0x400000..0x80000000",
+            ),
+            (
+                "above the image range",
+                &[(Phdr64(2, P_VADDR), 0x7fff_f000)],
+                "program header 2 (0x7ffff000..0x80002000) lies outside",
+            ),
+            (
+                "segment end overflows",
+                &[(Phdr64(2, P_MEMSZ), u64::MAX - 0x1000)],
+                "address arithmetic overflows in program header 2",
+            ),
+            (
+                "page end overflows",
+                &[(Phdr64(2, P_VADDR), 0xffff_ffff_ffff_f000), (Phdr64(2, P_MEMSZ), 0xff0)],
+                "address arithmetic overflows in program header 2",
+            ),
+            ("no executable segment", &[(Phdr32(1, P_FLAGS), R as u64)], "no executable segment"),
+            (
+                "entry in data",
+                &[(Quad(E_ENTRY), 0x40_2000)],
+                "entry point 0x402000 is not inside an executable segment",
+            ),
+            (
+                "entry past the text",
+                &[(Quad(E_ENTRY), 0x40_1800)],
+                "entry point 0x401800 is not inside an executable segment",
+            ),
+            (
+                "thread-local storage",
+                &[(Phdr32(3, P_TYPE), ph::PT_TLS as u64)],
+                "thread-local storage is not supported",
+            ),
+        ];
+        for &(name, writes, message) in cases {
+            let err = inspect(&apply(static_exec(), writes)).expect_err(name);
+            assert!(err.to_string().starts_with(message), "{name}: {err}");
+            assert_eq!(err.code(), ReturnCode::BadExecutable, "{name}");
+        }
+    }
+
+    #[test]
+    fn rejects_truncated_files_at_every_structure() {
+        let bytes = static_exec();
+        let cases: &[(usize, &str)] = &[
+            (0, "not an ELF executable"),
+            (3, "not an ELF executable"),
+            (4, "truncated file: ELF header"),
+            (63, "truncated file: ELF header"),
+            (100, "truncated file: program headers"),
+            (0x1008, "truncated file: data of program header 1"),
+            (0x2004, "truncated file: data of program header 2"),
+        ];
+        for &(len, message) in cases {
+            let err = inspect(&bytes[..len]).expect_err("truncated");
+            assert!(err.to_string().starts_with(message), "{len:#x}: {err}");
+        }
+        // section headers are not read: cutting them off changes nothing
+        assert!(inspect(&bytes[..0x2008]).is_ok());
+    }
+
+    #[test]
+    fn rejects_more_than_sixteen_load_segments() {
+        let loads: Vec<_> = (0..17).map(|i| (RX, 0x40_0000 + i * 0x1000, i * 0x1000, 1, 1)).collect();
+        let err = inspect(&synthesize(&loads, 0x40_0000)).unwrap_err();
+        assert!(matches!(err, ElfError::TooManySegments { count: 17 }), "{err}");
+        assert!(inspect(&synthesize(&loads[..16], 0x40_0000)).is_ok());
+    }
+
+    #[test]
+    fn rejects_overlap_within_a_shared_page() {
+        // byte ranges are disjoint but both segments use the page at 0x401000
+        let loads = [(RX, 0x40_1000, 0x1000, 0x10, 0x10), (R, 0x40_1800, 0x1800, 0x10, 0x10)];
+        let err = inspect(&synthesize(&loads, 0x40_1000)).unwrap_err();
+        assert!(matches!(err, ElfError::Overlap { start: 0x40_1000, end: 0x40_2000, .. }), "{err}");
+    }
+
+    #[test]
+    fn rejects_hostile_static_pie_relocations() {
+        use At::*;
+        // fixture: one R_X86_64_RELATIVE at 0x3000 (.data); text at 0x1000, .bss from 0x3008;
+        // Rela(0) is r_offset, Rela(8) r_info, Rela(16) r_addend
+        let cases: &[Case] = &[
+            ("absolute relocation", &[(Rela(8), 1)], "unsupported relocation: type 1 at 0x3000"),
+            ("relocation with a symbol", &[(Rela(8), (1 << 32) | 8)], "unsupported relocation: type 8 at 0x3000"),
+            ("into the text", &[(Rela(0), 0x1000)], "relocation at 0x1000 lands in an executable segment"),
+            ("into .bss", &[(Rela(0), 0x4000)], "relocation at 0x4000 lands outside the file-backed bytes"),
+            ("outside the image", &[(Rela(0), 0x10_0000)], "relocation at 0x100000 lands outside every segment"),
+            ("over the ELF header", &[(Rela(0), 0x18)], "relocation at 0x18 overwrites the ELF headers"),
+            (
+                "value below zero",
+                &[(Rela(16), (-0x50_0000i64) as u64)],
+                "address arithmetic overflows in relocation at 0x3000",
+            ),
+            ("odd entry size", &[(DynVal(dynamic::DT_RELAENT), 16)], "malformed dynamic section: DT_RELAENT is not 24"),
+            ("REL table", &[(DynTag(dynamic::DT_RELACOUNT), dynamic::DT_RELSZ)], "unsupported relocation: REL table"),
+            (
+                "table outside the file",
+                &[(DynVal(dynamic::DT_RELA), 0x4000)],
+                "malformed dynamic section: relocation table is not backed by file bytes",
+            ),
+            (
+                "interpreter",
+                &[(Phdr32(0, P_TYPE), ph::PT_INTERP as u64)],
+                "program is dynamically linked (interpreter ",
+            ),
+        ];
+        for &(name, writes, message) in cases {
+            let err = inspect(&apply(static_pie(), writes)).expect_err(name);
+            assert!(err.to_string().starts_with(message), "{name}: {err}");
+        }
+    }
+
+    /// xorshift64: deterministic, dependency-free randomness for the fuzz-ish tests.
+    fn next(state: &mut u64) -> u64 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state
+    }
+
+    /// Everything a loader would do with an accepted image, so panics anywhere show up.
+    fn exercise(bytes: &[u8]) {
+        if let Ok(image) = inspect(bytes) {
+            if let Ok(relocated) = relocate_static_pie(bytes, &image) {
+                let _ = crate::validator::validate_image(&relocated, &image);
+            }
+        }
+    }
+
+    #[test]
+    fn never_panics_on_any_truncation() {
+        for bytes in [static_exec(), static_pie(), dynamic()] {
+            for len in 0..bytes.len() {
+                exercise(&bytes[..len]);
+            }
+        }
+    }
+
+    #[test]
+    fn never_panics_on_random_mutations_or_noise() {
+        let mut state = 0x9e37_79b9_7f4a_7c15;
+        for round in 0..4000 {
+            let base = [static_exec(), static_pie(), dynamic()][round % 3];
+            let mut bytes = base.to_vec();
+            for _ in 0..1 + next(&mut state) % 8 {
+                // mostly the headers, where the structure is
+                let span = if next(&mut state) % 4 == 0 { bytes.len() } else { 0x400 };
+                let at = (next(&mut state) as usize) % span;
+                bytes[at] = next(&mut state) as u8;
+            }
+            exercise(&bytes);
+        }
+        for _ in 0..1000 {
+            let len = (next(&mut state) % 600) as usize;
+            let mut bytes: Vec<u8> = (0..len).map(|_| next(&mut state) as u8).collect();
+            if len >= 8 {
+                bytes[..8].copy_from_slice(b"\x7fELF\x02\x01\x01\x00");
+            }
+            exercise(&bytes);
+        }
+    }
+}

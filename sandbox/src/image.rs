@@ -74,6 +74,25 @@ impl ImageError {
     }
 }
 
+/// Zeroes the file bytes that share an executable segment's last page but
+/// belong to no loaded segment (linkers put section data such as `.comment`
+/// there). Mapping by pages would make them executable, so they are either
+/// validated as code or, here, cleared in the copy that gets sealed; bytes of
+/// another loaded segment are left alone (the validator then checks them).
+fn clear_exec_page_tails(bytes: &mut [u8], image: &ElfImage) {
+    let page = crate::abi::PAGE_SIZE;
+    for s in image.segments.iter().filter(|s| s.exec) {
+        let Some(end) = s.offset.checked_add(s.filesz) else { continue };
+        let tail_end = end.div_ceil(page).saturating_mul(page).min(bytes.len() as u64);
+        let claimed = |at: u64| image.segments.iter().any(|o| o.offset <= at && at < o.offset + o.filesz);
+        for at in end..tail_end {
+            if !claimed(at) {
+                bytes[at as usize] = 0;
+            }
+        }
+    }
+}
+
 /// Loads, checks and seals the program at `path`.
 pub fn load(path: &Path, cache: &VerdictCache) -> Result<Image, ImageError> {
     let shown = path.display().to_string();
@@ -102,7 +121,8 @@ pub fn load(path: &Path, cache: &VerdictCache) -> Result<Image, ImageError> {
 /// Checks and seals a program given as bytes.
 pub fn from_bytes(bytes: Vec<u8>, cache: &VerdictCache) -> Result<Image, ImageError> {
     let elf = elf::inspect(&bytes)?;
-    let bytes = if elf.static_pie { elf::relocate_static_pie(&bytes, &elf)? } else { bytes };
+    let mut bytes = if elf.static_pie { elf::relocate_static_pie(&bytes, &elf)? } else { bytes };
+    clear_exec_page_tails(&mut bytes, &elf);
     let hash = hash_image(&bytes);
     let (verdict, cached) = cache.check(&hash, || validator::validate_image(&bytes, &elf));
     verdict?;

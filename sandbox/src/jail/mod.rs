@@ -189,7 +189,9 @@ fn receive_hello(sock: &OwnedFd, deadline: Instant) -> Result<(Listener, Option<
         syscr: word(2),
         syscw: word(3),
     });
-    Ok((Listener(listener), baseline))
+    let listener = Listener(listener);
+    listener.prefer_sync_wakeups();
+    Ok((listener, baseline))
 }
 
 /// Kills a child and waits for it.

@@ -17,6 +17,9 @@ use super::seccomp::Call;
 const NOTIF_RECV: libc::c_ulong = 0xc050_2100;
 const NOTIF_SEND: libc::c_ulong = 0xc018_2101;
 const NOTIF_ID_VALID: libc::c_ulong = 0x4008_2102;
+// _IOW('!', 4, __u64) and SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (Linux 6.6).
+const NOTIF_SET_FLAGS: libc::c_ulong = 0x4008_2104;
+const FD_SYNC_WAKE_UP: u64 = 1;
 const FLAG_CONTINUE: u32 = 1;
 
 /// A received notification.
@@ -53,6 +56,14 @@ struct RawResp {
 pub struct Listener(pub OwnedFd);
 
 impl Listener {
+    /// Asks the kernel to hand each notification and answer over on the
+    /// current CPU (a direct switch between guest and supervisor instead of
+    /// two cross-CPU wake-ups). Kernels before 6.6 lack it; that only costs speed.
+    pub fn prefer_sync_wakeups(&self) -> bool {
+        // SAFETY: NOTIF_SET_FLAGS takes the flags by value.
+        unsafe { libc::ioctl(self.0.as_raw_fd(), NOTIF_SET_FLAGS, FD_SYNC_WAKE_UP) == 0 }
+    }
+
     /// Takes the next notification (blocks; poll the fd first).
     pub fn recv(&self) -> io::Result<Notification> {
         let mut n = RawNotif::default();

@@ -35,6 +35,14 @@ const CHUNK: usize = 1 << 20;
 struct Usage {
     traffic: Traffic,
     etag: Option<blake3::Hasher>,
+    /// The channel refused `RWF_NOWAIT`: poll before every transfer.
+    blocking_only: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Dir {
+    Read,
+    Write,
 }
 
 /// A running guest.
@@ -77,10 +85,8 @@ impl Session {
                 mediated[(fd - start) as usize] = i;
             }
         }
-        let usage = channels
-            .iter()
-            .map(|c| Usage { traffic: Traffic::default(), etag: c.etag.then(blake3::Hasher::new) })
-            .collect();
+        let usage =
+            channels.iter().map(|c| Usage { etag: c.etag.then(blake3::Hasher::new), ..Usage::default() }).collect();
         Session {
             child: launched.child,
             listener: launched.listener,
@@ -236,20 +242,10 @@ impl Session {
 
     fn mediated_read(&mut self, idx: usize, addr: u64, len: usize, offset: Option<i64>) -> i64 {
         self.buf.resize(len, 0);
-        if !self.wait_ready(idx, PollFlags::POLLIN) {
-            return EINVAL;
-        }
-        let fd = self.channels[idx].fd.as_raw_fd();
-        // SAFETY: reads into our own buffer of `len` bytes.
-        let got = unsafe {
-            match offset {
-                Some(off) => libc::pread(fd, self.buf.as_mut_ptr().cast(), len, off),
-                None => libc::read(fd, self.buf.as_mut_ptr().cast(), len),
-            }
+        let got = match self.transfer(idx, Dir::Read, len, offset.unwrap_or(-1)) {
+            Ok(n) => n,
+            Err(e) => return e,
         };
-        if got < 0 {
-            return -(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO) as i64);
-        }
         // Like the kernel, deliver the bytes that fit before the first
         // inaccessible page; none fitting is -EINVAL (ZeroVM's bad buffer).
         let got = got as usize;
@@ -277,21 +273,11 @@ impl Session {
             if notify::read_guest(self.child.pid, addr + done, &mut self.buf).ok() != Some(n) {
                 return if done > 0 { done as i64 } else { EINVAL };
             }
-            if !self.wait_ready(idx, PollFlags::POLLOUT) {
-                return if done > 0 { done as i64 } else { EINVAL };
-            }
-            let fd = self.channels[idx].fd.as_raw_fd();
-            // SAFETY: writes from our own buffer of `n` bytes.
-            let put = unsafe {
-                match offset {
-                    Some(off) => libc::pwrite(fd, self.buf.as_ptr().cast(), n, off + done as i64),
-                    None => libc::write(fd, self.buf.as_ptr().cast(), n),
-                }
+            let put = match self.transfer(idx, Dir::Write, n, offset.map_or(-1, |o| o + done as i64)) {
+                Ok(0) => return if done > 0 { done as i64 } else { -(libc::EIO as i64) },
+                Ok(k) => k as isize,
+                Err(e) => return if done > 0 { done as i64 } else { e },
             };
-            if put <= 0 {
-                let err = std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO) as i64;
-                return if done > 0 { done as i64 } else { -err };
-            }
             if let Some(h) = &mut self.usage[idx].etag {
                 h.update(&self.buf[..put as usize]);
             }
@@ -300,12 +286,52 @@ impl Session {
         done as i64
     }
 
+    /// One read or write between `self.buf[..len]` and a channel, at
+    /// `offset` (-1: the file position). Tried first without blocking
+    /// (`RWF_NOWAIT`), so the common case costs one system call; a channel that
+    /// would block is polled until it is ready, the guest dies, or the deadline
+    /// passes (then the guest is killed for the timeout). Returns bytes moved
+    /// or a negated errno.
+    fn transfer(&mut self, idx: usize, dir: Dir, len: usize, offset: i64) -> Result<usize, i64> {
+        let fd = self.channels[idx].fd.as_raw_fd();
+        let regular = self.channels[idx].regular;
+        let mut nowait = !regular && !self.usage[idx].blocking_only;
+        let what = if matches!(dir, Dir::Read) { PollFlags::POLLIN } else { PollFlags::POLLOUT };
+        loop {
+            if !regular && !nowait && !self.wait_ready(idx, what) {
+                return Err(EINVAL);
+            }
+            let iov = libc::iovec { iov_base: self.buf.as_mut_ptr().cast(), iov_len: len };
+            let flags = if nowait { libc::RWF_NOWAIT } else { 0 };
+            // SAFETY: the iovec covers our own buffer of `len` bytes.
+            let r = unsafe {
+                match dir {
+                    Dir::Read => libc::preadv2(fd, &iov, 1, offset, flags),
+                    Dir::Write => libc::pwritev2(fd, &iov, 1, offset, flags),
+                }
+            };
+            if r >= 0 {
+                return Ok(r as usize);
+            }
+            match std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO) {
+                libc::EINTR => continue,
+                libc::EOPNOTSUPP if nowait => {
+                    self.usage[idx].blocking_only = true;
+                    nowait = false;
+                }
+                libc::EAGAIN if nowait => {
+                    if !self.wait_ready(idx, what) {
+                        return Err(EINVAL);
+                    }
+                }
+                e => return Err(-(e as i64)),
+            }
+        }
+    }
+
     /// Waits until a pipe/socket channel is ready, the guest dies, or the
     /// deadline passes (then the guest is killed for the timeout).
     fn wait_ready(&mut self, idx: usize, what: PollFlags) -> bool {
-        if self.channels[idx].regular {
-            return true;
-        }
         loop {
             let left = self.deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {

@@ -63,3 +63,73 @@ pub mod gate_flags {
     /// Writes take the offset (`pwrite64`); otherwise sequential (`write`).
     pub const RANDOM_PUT: u32 = 8;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn define(text: &str, name: &str) -> u64 {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("#define ") && l.split_whitespace().nth(1) == Some(name))
+            .unwrap_or_else(|| panic!("{name} not defined"));
+        let v = line.split_whitespace().nth(2).expect("value").trim_end_matches("UL");
+        u64::from_str_radix(v.trim_start_matches("0x"), if v.starts_with("0x") { 16 } else { 10 }).expect("number")
+    }
+
+    #[test]
+    fn zvm_h_matches_the_runtime() {
+        let h = include_str!("../guest/zvm.h");
+        assert_eq!(define(h, "ZVM_TRAMPOLINE"), TRAMPOLINE_ADDR);
+        assert_eq!(define(h, "ZVM_MANIFEST_ADDR"), MANIFEST_ADDR);
+        assert_eq!(define(h, "ZVM_JAIL_ALIGN"), JAIL_ALIGN);
+        for (name, off) in [
+            ("ZVM_GATE_PREAD", gate::PREAD),
+            ("ZVM_GATE_PWRITE", gate::PWRITE),
+            ("ZVM_GATE_JAIL", gate::JAIL),
+            ("ZVM_GATE_UNJAIL", gate::UNJAIL),
+            ("ZVM_GATE_FORK", gate::FORK),
+            ("ZVM_GATE_EXIT", gate::EXIT),
+        ] {
+            assert_eq!(define(h, name), off, "{name}");
+        }
+    }
+
+    #[test]
+    fn loader_layout_matches_the_runtime() {
+        let h = include_str!("../loader/layout.h");
+        assert_eq!(define(h, "ZL_TRAMPOLINE"), TRAMPOLINE_ADDR);
+        assert_eq!(define(h, "ZL_MANIFEST_ADDR"), MANIFEST_ADDR);
+        let window = crate::jail::loader::WINDOW;
+        assert_eq!(define(h, "ZL_LOADER_BASE"), window.start);
+        assert_eq!(define(h, "ZL_LOADER_LEN"), window.end - window.start);
+        assert_eq!(define(h, "ZL_MAX_SEGMENTS") as usize, crate::jail::layout::MAX_SEGMENTS);
+    }
+
+    #[test]
+    fn trampoline_gates_sit_at_the_documented_offsets() {
+        let s = include_str!("../loader/trampoline.S");
+        let orgs: Vec<u64> = s
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix(".org 0x"))
+            .map(|v| u64::from_str_radix(v.trim(), 16).expect("hex"))
+            .collect();
+        assert_eq!(&orgs[..6], &[gate::PREAD, gate::PWRITE, gate::JAIL, gate::UNJAIL, gate::FORK, gate::EXIT]);
+    }
+
+    #[test]
+    fn built_loader_maps_one_trampoline_page_and_fits_its_window() {
+        let elf = goblin::elf::Elf::parse(crate::jail::loader::LOADER).expect("loader is ELF");
+        let loads: Vec<_> =
+            elf.program_headers.iter().filter(|p| p.p_type == goblin::elf::program_header::PT_LOAD).collect();
+        assert_eq!(loads[0].p_vaddr, TRAMPOLINE_ADDR);
+        assert_eq!(loads[0].p_memsz, PAGE_SIZE);
+        assert!(loads[0].is_executable() && !loads[0].is_write());
+        let window = crate::jail::loader::WINDOW;
+        for p in &loads[1..] {
+            assert!(p.p_vaddr >= window.start && p.p_vaddr + p.p_memsz <= window.end, "{p:?}");
+        }
+        let enter = elf.syms.iter().find(|s| elf.strtab.get_at(s.st_name) == Some("zl_enter")).expect("zl_enter");
+        assert_eq!(enter.st_value, TRAMPOLINE_ADDR + 0x200, "loader.c calls zl_enter by this address");
+    }
+}

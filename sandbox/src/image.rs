@@ -4,10 +4,15 @@
 //! ([`crate::elf`]), applies static-PIE relocations if needed, validates the
 //! executable bytes (or reuses a cached verdict for the same hash), and seals
 //! the exact bytes it validated into a memfd for the loader to map.
+//! [`ImageCache`] keeps sealed images by file identity, so a program run again
+//! and again (the node agent's case) costs one `open` and `fstat` per session.
 
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use crate::codes::ReturnCode;
 use crate::elf::{self, ElfError, ElfImage};
@@ -93,16 +98,80 @@ fn clear_exec_page_tails(bytes: &mut [u8], image: &ElfImage) {
     }
 }
 
-/// Loads, checks and seals the program at `path`.
-pub fn load(path: &Path, cache: &VerdictCache) -> Result<Image, ImageError> {
+/// Which file an image was read from: any write changes `ctime`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct FileKey {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+/// Sealed images by file identity (device, inode, size, mtime, ctime).
+#[derive(Debug, Default)]
+pub struct ImageCache {
+    images: Mutex<HashMap<FileKey, Arc<Image>>>,
+}
+
+/// How many images [`ImageCache`] keeps before starting over.
+const CACHED_IMAGES: usize = 256;
+
+impl ImageCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Like [`load`], reusing the sealed image when the file is unchanged.
+    pub fn load(&self, path: &Path, verdicts: &VerdictCache) -> Result<Arc<Image>, ImageError> {
+        let (file, meta) = open_program(path)?;
+        let key = FileKey {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+        };
+        if let Some(hit) = self.images.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            return Ok(Arc::clone(hit));
+        }
+        let image = Arc::new(read_program(path, file, &meta, verdicts)?);
+        let mut images = self.images.lock().unwrap_or_else(|e| e.into_inner());
+        if images.len() >= CACHED_IMAGES {
+            images.clear();
+        }
+        images.insert(key, Arc::clone(&image));
+        Ok(image)
+    }
+}
+
+fn open_program(path: &Path) -> Result<(std::fs::File, std::fs::Metadata), ImageError> {
     let shown = path.display().to_string();
     let read_err = |source| ImageError::Read { path: shown.clone(), source };
-    let mut file = match std::fs::File::open(path) {
+    let file = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ImageError::Missing(shown)),
         Err(e) => return Err(read_err(e)),
     };
     let meta = file.metadata().map_err(read_err)?;
+    Ok((file, meta))
+}
+
+/// Loads, checks and seals the program at `path`.
+pub fn load(path: &Path, cache: &VerdictCache) -> Result<Image, ImageError> {
+    let (file, meta) = open_program(path)?;
+    read_program(path, file, &meta, cache)
+}
+
+fn read_program(
+    path: &Path,
+    mut file: std::fs::File,
+    meta: &std::fs::Metadata,
+    cache: &VerdictCache,
+) -> Result<Image, ImageError> {
+    let shown = path.display().to_string();
+    let read_err = |source| ImageError::Read { path: shown.clone(), source };
     if !meta.is_file() {
         let what = if meta.is_dir() { "a directory" } else { "a special file" };
         return Err(ImageError::NotRegular { path: shown, what: what.into() });

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use crate::abi;
 use crate::channel::{Channel, ChannelError};
 use crate::codes::ReturnCode;
-use crate::image::{self, ImageError};
+use crate::image::{ImageCache, ImageError};
 use crate::jail::layout::{GuestChannel, Layout, LayoutError, MapSegment};
 use crate::jail::seccomp::Policy;
 use crate::jail::spawn::Rlimit;
@@ -36,13 +36,15 @@ pub use supervise::Session;
 pub struct Options {
     /// Validator verdicts, by image hash.
     pub verdicts: Arc<VerdictCache>,
+    /// Sealed images, by file identity.
+    pub images: Arc<ImageCache>,
     /// Ask for new namespaces (user, pid, mount, ipc, uts).
     pub namespaces: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { verdicts: Arc::new(VerdictCache::new(None)), namespaces: true }
+        Options { verdicts: Arc::new(VerdictCache::new(None)), images: Arc::new(ImageCache::new()), namespaces: true }
     }
 }
 
@@ -198,7 +200,7 @@ pub fn spawn(guest: Guest, opts: &Options) -> Result<Session, SessionError> {
         return Err(SessionError::DuplicateAlias(w[0].alias.clone()));
     }
 
-    let image = image::load(&guest.program, &opts.verdicts)?;
+    let image = opts.images.load(&guest.program, &opts.verdicts)?;
     let footprint: u64 = image
         .elf
         .segments

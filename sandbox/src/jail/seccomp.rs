@@ -57,6 +57,18 @@ pub mod nr {
     pub const EXIT_GROUP: u32 = 231;
 }
 
+/// Every call the filter can allow, by name (docs/security.md lists the same).
+pub const ALLOWED: &[(&str, u32)] = &[
+    ("read", nr::READ),
+    ("pread64", nr::PREAD64),
+    ("write", nr::WRITE),
+    ("pwrite64", nr::PWRITE64),
+    ("exit_group", nr::EXIT_GROUP),
+    ("sendmsg", nr::SENDMSG),
+    ("close", nr::CLOSE),
+    ("munmap", nr::MUNMAP),
+];
+
 const RET_ALLOW: u32 = 0x7fff_0000;
 const RET_USER_NOTIF: u32 = 0x7fc0_0000;
 

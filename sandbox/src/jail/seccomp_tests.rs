@@ -104,3 +104,25 @@ fn munmap_is_allowed_only_for_the_exact_loader_window() {
     assert_eq!(at(p.loader.start, 0x1000), Verdict::Violation);
     assert_eq!(at(0x10000, 0x10_0000), Verdict::Violation);
 }
+
+/// docs/security.md's table of allowed calls must match the policy's.
+#[test]
+fn security_doc_lists_exactly_the_allowed_calls() {
+    let doc = include_str!("../../../docs/security.md");
+    let section = doc.split("### Allowed system calls").nth(1).expect("section");
+    let table = section.split("\n\n").find(|b| b.trim_start().starts_with('|')).expect("table");
+    let mut documented: Vec<&str> = table.lines().skip(2).filter_map(|l| l.split('|').nth(1)).map(str::trim).collect();
+    documented.sort();
+    let mut allowed: Vec<&str> = ALLOWED.iter().map(|(name, _)| *name).collect();
+    allowed.sort();
+    assert_eq!(documented, allowed);
+    let p = policy();
+    for (name, number) in ALLOWED {
+        let args = [if *number == nr::MUNMAP { p.loader.start } else { 9 }, 0x10_0000, 0, 0, 0, 0];
+        let reachable = [0u64, 3, 4, 9].iter().any(|&fd| {
+            let args = if *number == nr::MUNMAP { args } else { [fd, 0, 0, 0, 0, 0] };
+            p.decide(&Call { nr: *number, arch: AUDIT_ARCH_X86_64, ip: 0x10010, args }) == Verdict::Allow
+        });
+        assert!(reachable, "{name} is listed as allowed but the policy never allows it");
+    }
+}

@@ -29,7 +29,7 @@ use crate::verdict_cache::VerdictCache;
 
 mod supervise;
 
-pub use supervise::Session;
+pub use supervise::{kill_pidfd, Session};
 
 /// How sessions are run (shared by many sessions).
 #[derive(Debug, Clone)]

@@ -60,6 +60,7 @@ pub struct Session {
     deadline: Instant,
     buf: Vec<u8>,
     killed: Option<(String, ReturnCode)>,
+    listening: bool,
 }
 
 /// How the guest ended, before the report is written.
@@ -99,6 +100,7 @@ impl Session {
             deadline,
             buf: Vec::new(),
             killed: None,
+            listening: true,
         }
     }
 
@@ -115,8 +117,21 @@ impl Session {
 
     /// Supervises the guest until it ends, then reports.
     pub fn wait(mut self) -> Report {
-        let end = self.supervise();
-        self.finish(end)
+        loop {
+            if let Some(end) = self.supervise(None) {
+                return self.finish(end);
+            }
+        }
+    }
+
+    /// Supervises the guest until it ends or `until` passes, whichever is
+    /// first. Returns the report if it ended, else the session to wait on again
+    /// (the session's own `Timeout` still applies).
+    pub fn wait_until(mut self, until: Instant) -> Result<Report, Session> {
+        match self.supervise(Some(until)) {
+            Some(end) => Ok(self.finish(end)),
+            None => Err(self),
+        }
     }
 
     /// Kills the guest now; `wait` then reports `killed`.
@@ -131,16 +146,23 @@ impl Session {
         kill_pidfd(&self.child.pidfd);
     }
 
-    fn supervise(&mut self) -> End {
+    /// Runs the loop until the guest ends (`Some`) or `until` passes (`None`).
+    fn supervise(&mut self, until: Option<Instant>) -> Option<End> {
         // The listener reports POLLHUP once the guest starts exiting, before
         // its pidfd is readable; from then on only the pidfd matters.
-        let mut listening = true;
         loop {
-            let left = self.deadline.saturating_duration_since(Instant::now());
+            let now = Instant::now();
+            let left = self.deadline.saturating_duration_since(now);
             if left.is_zero() {
                 self.kill_for("session timeout".into(), ReturnCode::Killed);
-                return self.reap_blocking();
+                return Some(self.reap_blocking());
             }
+            let left = match until {
+                Some(u) if u <= now => return None,
+                Some(u) => left.min(u - now),
+                None => left,
+            };
+            let listening = self.listening;
             let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
             let (exited, notified, hangup) = {
                 let mut fds = [
@@ -153,7 +175,7 @@ impl Session {
                     Err(nix::errno::Errno::EINTR) => continue,
                     Err(e) => {
                         self.kill_for(format!("supervisor poll failed: {e}"), ReturnCode::Killed);
-                        return self.reap_blocking();
+                        return Some(self.reap_blocking());
                     }
                 }
                 let has = |f: &PollFd, flags: PollFlags| f.revents().is_some_and(|r| r.intersects(flags));
@@ -167,10 +189,10 @@ impl Session {
             if notified && !exited {
                 self.handle_notification();
             } else if hangup {
-                listening = false;
+                self.listening = false;
             }
             if exited {
-                return self.reap_blocking();
+                return Some(self.reap_blocking());
             }
         }
     }

@@ -19,7 +19,9 @@
  *   7. install the seccomp filter (with a listener for the supervisor) - last,
  *      because after it the loader itself may no longer call the kernel;
  *   8. jump to zl_enter in the trampoline page, which sends the listener,
- *      unmaps this loader and enters the guest.
+ *      closes it and the socket, unmaps this loader and enters the guest
+ *      (the filter lets it close only fds N and N+1: a listener landing
+ *      elsewhere is a violation, and the supervisor kills the guest).
  * Any failure before step 7 sends a one-line reason on the socket and exits
  * with status 120.
  */
@@ -64,7 +66,8 @@ struct cmsg_fd { size_t len; int level; int type; int fd; int pad; };
 
 /* zl_enter lives in the trampoline page, far from this window: call it by
  * its fixed address (trampoline.S places it at offset 0x200). */
-typedef void (*zl_enter_fn)(struct msghdr *hello, long sock, uint64_t entry, uint64_t sp) __attribute__((noreturn));
+typedef void (*zl_enter_fn)(struct msghdr *hello, long sock, uint64_t entry, uint64_t sp, long listener)
+    __attribute__((noreturn));
 #define ZL_ENTER ((zl_enter_fn)(ZL_TRAMPOLINE + 0x200))
 
 static long sys6(long n, long a, long b, long c, long d, long e, long f)
@@ -285,5 +288,5 @@ void zl_main(uint64_t *kernel_sp)
     msg.iovlen = 1;
     msg.control = &cmsg;
     msg.controllen = 24; /* CMSG_SPACE(sizeof(int)) */
-    ZL_ENTER(&msg, sock_fd, entry, sp);
+    ZL_ENTER(&msg, sock_fd, entry, sp, listener);
 }

@@ -110,16 +110,18 @@ io_gate:
 3:  xor %eax, %eax
     ret
 
-/* zl_enter(struct msghdr *hello, int sock, void *entry, void *sp): the
- * loader's last step, run after the seccomp filter is installed. Sends the
- * listener fd to the supervisor, closes the socket, switches to the guest
- * stack, unmaps the loader and jumps to the guest with clean registers. */
+/* zl_enter(struct msghdr *hello, int sock, void *entry, void *sp, int listener):
+ * the loader's last step, run after the seccomp filter is installed. Sends
+ * the listener fd to the supervisor, closes the socket and the listener,
+ * switches to the guest stack, unmaps the loader and jumps to the guest with
+ * clean registers. */
     .org 0x200
     .globl zl_enter
 zl_enter:
     mov %rdx, %r12
     mov %rcx, %r13
     mov %esi, %r14d
+    mov %r8d, %r15d
     mov %rdi, %rsi
     mov %r14d, %edi
     xor %edx, %edx
@@ -128,6 +130,9 @@ zl_enter:
     test %rax, %rax
     js 9f
     mov %r14d, %edi
+    mov $SYS_close, %eax
+    syscall
+    mov %r15d, %edi
     mov $SYS_close, %eax
     syscall
     mov %r13, %rsp

@@ -10,7 +10,6 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::codes::ReturnCode;
@@ -206,9 +205,4 @@ fn set_blocking(file: &File) -> io::Result<()> {
         }
     }
     Ok(())
-}
-
-/// Whether `path` exists as anything at all (used by tests and zvsh).
-pub fn exists(path: &Path) -> bool {
-    std::fs::symlink_metadata(path).is_ok()
 }

@@ -29,7 +29,7 @@ use crate::verdict_cache::VerdictCache;
 
 mod supervise;
 
-pub use supervise::{kill_pidfd, Session};
+pub use supervise::{KillHandle, Session};
 
 /// How sessions are run (shared by many sessions).
 #[derive(Debug, Clone)]

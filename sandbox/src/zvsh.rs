@@ -135,8 +135,6 @@ pub struct Command {
     pub program: String,
     /// Its arguments.
     pub args: Vec<String>,
-    /// `--zvm-save-dir`.
-    pub save_dir: Option<PathBuf>,
 }
 
 /// A session ready to run, with the manifest that describes it.

@@ -59,12 +59,7 @@ fn main() {
         eprintln!("zvsh: nothing to run; give a PROGRAM (built with sandbox/guest/zvm-gcc) or --manifest FILE");
         std::process::exit(2);
     };
-    let command = zvsh::Command {
-        images: cli.images.clone(),
-        program: program.clone(),
-        args: args.to_vec(),
-        save_dir: cli.save_dir.clone(),
-    };
+    let command = zvsh::Command { images: cli.images.clone(), program: program.clone(), args: args.to_vec() };
     let prepared = zvsh::Settings::load().and_then(|s| command.prepare(&s));
     let prepared = match prepared {
         Ok(p) => p,

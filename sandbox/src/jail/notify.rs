@@ -13,10 +13,9 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use super::seccomp::Call;
 
 // ioctl numbers from <linux/seccomp.h>: _IOWR('!', 0, struct seccomp_notif),
-// _IOWR('!', 1, struct seccomp_notif_resp), _IOW('!', 2, __u64).
+// _IOWR('!', 1, struct seccomp_notif_resp).
 const NOTIF_RECV: libc::c_ulong = 0xc050_2100;
 const NOTIF_SEND: libc::c_ulong = 0xc018_2101;
-const NOTIF_ID_VALID: libc::c_ulong = 0x4008_2102;
 // _IOW('!', 4, __u64) and SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (Linux 6.6).
 const NOTIF_SET_FLAGS: libc::c_ulong = 0x4008_2104;
 const FD_SYNC_WAKE_UP: u64 = 1;
@@ -84,12 +83,6 @@ impl Listener {
     /// validation: its arguments are plain values the stopped guest cannot change.
     pub fn allow(&self, id: u64) -> io::Result<()> {
         self.send(RawResp { id, val: 0, error: 0, flags: FLAG_CONTINUE })
-    }
-
-    /// Whether the notification is still pending (the guest still waits).
-    pub fn still_valid(&self, id: u64) -> bool {
-        // SAFETY: NOTIF_ID_VALID reads one u64.
-        unsafe { libc::ioctl(self.0.as_raw_fd(), NOTIF_ID_VALID, &id) == 0 }
     }
 
     fn send(&self, mut resp: RawResp) -> io::Result<()> {

@@ -21,11 +21,11 @@
 //! |---|---|---|
 //! | `read`, `pread64` | fd in the readable direct channels | `zvm_pread` on an unlimited channel |
 //! | `write`, `pwrite64` | fd in the writable direct channels | `zvm_pwrite` on an unlimited channel |
-//! | `exit_group` | always | `zvm_exit` |
 //! | `sendmsg` | fd is the start-up socket | `zl_enter`: hands the listener to the supervisor (the socket is closed next, so the rule is dead afterwards) |
-//! | `close` | fd is the start-up socket | `zl_enter`: closes it |
+//! | `close` | fd is the start-up socket or the listener after it | `zl_enter`: closes both |
 //! | `munmap` | exactly the loader's window | `zl_enter`: unmaps the loader (repeating it unmaps nothing) |
 //! | `mprotect` | notified, never allowed | `zvm_jail`/`zvm_unjail`: the supervisor checks and validates, then lets it continue |
+//! | `exit_group` | notified | `zvm_exit`: the supervisor reads the guest's final I/O counters (readable only while it lives) and its full 64-bit code, then lets it continue |
 //!
 //! File descriptors are compared on their low 32 bits because the kernel
 //! truncates them to `unsigned int`; addresses are compared on all 64 bits.
@@ -63,7 +63,6 @@ pub const ALLOWED: &[(&str, u32)] = &[
     ("pread64", nr::PREAD64),
     ("write", nr::WRITE),
     ("pwrite64", nr::PWRITE64),
-    ("exit_group", nr::EXIT_GROUP),
     ("sendmsg", nr::SENDMSG),
     ("close", nr::CLOSE),
     ("munmap", nr::MUNMAP),
@@ -81,6 +80,8 @@ pub enum Verdict {
     Mediate,
     /// `mprotect` from the jail gates: the supervisor checks it.
     Jail,
+    /// `exit_group`: the supervisor records the final counters and code.
+    Exit,
     /// Anything else: the guest is killed and the call reported.
     Violation,
 }
@@ -100,7 +101,8 @@ pub struct Policy {
     pub writable: Range<u32>,
     /// Descriptors the supervisor mediates.
     pub mediated: Range<u32>,
-    /// The start-up socket (`zl_enter` sends the listener on it, then closes it).
+    /// The start-up socket (`zl_enter` sends the listener on it, then closes
+    /// it and the listener, which the loader received as `socket + 1`).
     pub socket: u32,
     /// The loader's window, unmapped by `zl_enter`.
     pub loader: Range<u64>,
@@ -130,8 +132,9 @@ impl Policy {
             nr::READ | nr::PREAD64 if self.readable.contains(&fd) => Verdict::Allow,
             nr::WRITE | nr::PWRITE64 if self.writable.contains(&fd) => Verdict::Allow,
             nr::READ | nr::PREAD64 | nr::WRITE | nr::PWRITE64 if self.mediated.contains(&fd) => Verdict::Mediate,
-            nr::EXIT_GROUP => Verdict::Allow,
-            nr::SENDMSG | nr::CLOSE if fd == self.socket => Verdict::Allow,
+            nr::EXIT_GROUP => Verdict::Exit,
+            nr::SENDMSG if fd == self.socket => Verdict::Allow,
+            nr::CLOSE if fd == self.socket || fd == self.socket + 1 => Verdict::Allow,
             nr::MUNMAP if call.args[0] == self.loader.start && call.args[1] == self.loader.end - self.loader.start => {
                 Verdict::Allow
             }
@@ -161,9 +164,9 @@ impl Policy {
         b.jump_if_eq(nr::PREAD64, read);
         b.jump_if_eq(nr::WRITE, write);
         b.jump_if_eq(nr::PWRITE64, write);
-        b.jump_if_eq(nr::EXIT_GROUP, allow);
+        let close = b.label();
         b.jump_if_eq(nr::SENDMSG, sock);
-        b.jump_if_eq(nr::CLOSE, sock);
+        b.jump_if_eq(nr::CLOSE, close);
         b.jump_if_eq(nr::MUNMAP, unmap);
         b.jump(deny);
         b.bind(read);
@@ -176,6 +179,9 @@ impl Policy {
         b.load(OFF_ARG0);
         b.jump_unless_eq(self.socket, deny);
         b.jump(allow);
+        b.bind(close);
+        b.load(OFF_ARG0);
+        b.jump_if_outside(self.socket..self.socket + 2, deny, allow);
         b.bind(unmap);
         let len = self.loader.end - self.loader.start;
         for (off, value) in [

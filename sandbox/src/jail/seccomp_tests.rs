@@ -91,7 +91,12 @@ fn channel_classes_map_to_verdicts() {
     assert_eq!(at(nr::PREAD64, 8), Verdict::Mediate);
     assert_eq!(at(nr::READ, 9), Verdict::Violation, "the socket is not a channel");
     assert_eq!(at(nr::SENDMSG, 9), Verdict::Allow);
+    assert_eq!(at(nr::SENDMSG, 10), Verdict::Violation);
+    assert_eq!(at(nr::CLOSE, 9), Verdict::Allow);
+    assert_eq!(at(nr::CLOSE, 10), Verdict::Allow, "the listener");
+    assert_eq!(at(nr::CLOSE, 11), Verdict::Violation);
     assert_eq!(at(nr::CLOSE, 3), Verdict::Violation);
+    assert_eq!(at(nr::EXIT_GROUP, 0), Verdict::Exit);
     assert_eq!(at(nr::MPROTECT, 0), Verdict::Jail);
     assert_eq!(at(39, 0), Verdict::Violation);
 }

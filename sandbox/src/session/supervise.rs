@@ -10,6 +10,8 @@
 //! I/O on pipes and sockets waits at most until the session's deadline.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use nix::poll::{PollFd, PollFlags, PollTimeout};
@@ -61,6 +63,25 @@ pub struct Session {
     buf: Vec<u8>,
     killed: Option<(String, ReturnCode)>,
     listening: bool,
+    /// Set by a [`KillHandle`] before it signals the guest.
+    killed_elsewhere: Arc<AtomicBool>,
+    /// What the guest passed to `zvm_exit`, and its counters at that moment.
+    exit: Option<(i64, Option<IoCounters>)>,
+}
+
+/// Kills a session's guest from another thread; its report then says `killed`.
+#[derive(Debug, Clone)]
+pub struct KillHandle {
+    pidfd: Arc<OwnedFd>,
+    flag: Arc<AtomicBool>,
+}
+
+impl KillHandle {
+    /// Kills the guest now (a no-op once it has ended).
+    pub fn kill(&self) {
+        self.flag.store(true, Ordering::SeqCst);
+        kill_pidfd(&self.pidfd);
+    }
 }
 
 /// How the guest ended, before the report is written.
@@ -101,6 +122,8 @@ impl Session {
             buf: Vec::new(),
             killed: None,
             listening: true,
+            killed_elsewhere: Arc::new(AtomicBool::new(false)),
+            exit: None,
         }
     }
 
@@ -109,10 +132,9 @@ impl Session {
         self.child.pid
     }
 
-    /// A descriptor another thread can use to kill the guest
-    /// ([`kill_pidfd`]); the report then says `killed`.
-    pub fn pidfd(&self) -> std::io::Result<OwnedFd> {
-        self.child.pidfd.try_clone()
+    /// A handle another thread can use to kill the guest.
+    pub fn kill_handle(&self) -> std::io::Result<KillHandle> {
+        Ok(KillHandle { pidfd: Arc::new(self.child.pidfd.try_clone()?), flag: Arc::clone(&self.killed_elsewhere) })
     }
 
     /// Supervises the guest until it ends, then reports.
@@ -127,6 +149,7 @@ impl Session {
     /// Supervises the guest until it ends or `until` passes, whichever is
     /// first. Returns the report if it ended, else the session to wait on again
     /// (the session's own `Timeout` still applies).
+    #[allow(clippy::result_large_err)] // the Err is the session, handed back to wait on
     pub fn wait_until(mut self, until: Instant) -> Result<Report, Session> {
         match self.supervise(Some(until)) {
             Some(end) => Ok(self.finish(end)),
@@ -208,6 +231,12 @@ impl Session {
                 }
                 Err(e) => e,
             },
+            Verdict::Exit => {
+                // Read while the guest lives: a zombie's counters are root's to read.
+                self.exit = Some((n.call.args[0] as i64, IoCounters::of(self.child.pid)));
+                let _ = self.listener.allow(n.id);
+                return;
+            }
             Verdict::Allow => ENOSYS,
             Verdict::Violation => {
                 self.kill_for(describe_violation(&n.call), ReturnCode::Killed);
@@ -270,7 +299,6 @@ impl Session {
         };
         // Like the kernel, deliver the bytes that fit before the first
         // inaccessible page; none fitting is -EINVAL (ZeroVM's bad buffer).
-        let got = got as usize;
         let delivered =
             if got == 0 { 0 } else { notify::write_guest(self.child.pid, addr, &self.buf[..got]).unwrap_or(0) };
         if got > 0 && delivered == 0 {
@@ -422,7 +450,10 @@ impl Session {
                 libc::WEXITED | libc::WNOWAIT,
             );
         }
-        let io = IoCounters::of(self.child.pid);
+        let io = match self.exit {
+            Some((_, Some(io))) => Some(io),
+            _ => IoCounters::of(self.child.pid),
+        };
         let mut status = 0;
         // SAFETY: rusage is plain data; zeroed is a valid value.
         let mut rusage: libc::rusage = unsafe { std::mem::zeroed() };
@@ -459,13 +490,19 @@ impl Session {
             local,
             net: Traffic::default(),
         };
-        let (exit_state, return_code, user_code) = match (&self.killed, end.status) {
-            (Some((why, code)), _) => (why.clone(), *code, 0),
+        let killed = self.killed.clone().or_else(|| {
+            self.killed_elsewhere.load(Ordering::SeqCst).then(|| ("killed".to_string(), ReturnCode::Killed))
+        });
+        let (exit_state, return_code, user_code) = match (&killed, end.status) {
+            (Some((why, code)), st) if !libc::WIFEXITED(st) => (why.clone(), *code, 0),
             (None, st) if libc::WIFSIGNALED(st) => {
                 let sig = libc::WTERMSIG(st);
                 (format!("Signal {sig} from untrusted code ({})", signal_name(sig)), ReturnCode::Killed, 0)
             }
-            (None, st) => ("ok".to_string(), ReturnCode::Ok, i64::from(libc::WEXITSTATUS(st))),
+            (_, st) => {
+                let code = self.exit.map_or(i64::from(libc::WEXITSTATUS(st)), |(code, _)| code);
+                ("ok".to_string(), ReturnCode::Ok, code)
+            }
         };
         Report {
             validator: ValidatorState::Passed,
@@ -479,8 +516,8 @@ impl Session {
     }
 }
 
-/// Kills the guest behind `pidfd` (from [`Session::pidfd`]).
-pub fn kill_pidfd(pidfd: &OwnedFd) {
+/// Kills the guest behind `pidfd`.
+fn kill_pidfd(pidfd: &OwnedFd) {
     // SAFETY: pidfd_send_signal on a pidfd we hold; no pointers but the null info.
     unsafe {
         libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), libc::SIGKILL, std::ptr::null::<u8>(), 0);

@@ -1,0 +1,34 @@
+//! zerolab-sandbox's integration tests: the real `zvsh` and the library API
+//! running real guests (`tests/guests/*.c`, `guest/examples/*.c`) in the jail.
+//!
+//! One binary; the harness (`sandbox/harness.rs`) builds each guest once per
+//! run and gives every test its own temp dir and a `zvsh` command builder.
+//! Each module covers one contract from `docs/manifest.md` and
+//! `/work/shared/zerovm-reference.md`; tests are named for the behaviour.
+//! Tests that need root print `SKIPPED ...` on stderr when run without it.
+
+#[path = "sandbox/harness/mod.rs"]
+mod harness;
+
+#[path = "sandbox/calls.rs"]
+mod calls;
+#[path = "sandbox/channels.rs"]
+mod channels;
+#[path = "sandbox/escapes.rs"]
+mod escapes;
+#[path = "sandbox/fifos.rs"]
+mod fifos;
+#[path = "sandbox/jit.rs"]
+mod jit;
+#[path = "sandbox/leaks.rs"]
+mod leaks;
+#[path = "sandbox/library.rs"]
+mod library;
+#[path = "sandbox/limits.rs"]
+mod limits;
+#[path = "sandbox/return_codes.rs"]
+mod return_codes;
+#[path = "sandbox/unprivileged.rs"]
+mod unprivileged;
+#[path = "sandbox/zvsh_cli.rs"]
+mod zvsh_cli;

@@ -1,0 +1,62 @@
+//! Guests built from C once per run with `guest/zvm-gcc` (and one with plain `gcc`).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
+fn sandbox_dir() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn guest_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("zvm-guests");
+        fs::create_dir_all(&dir).expect("create the guest directory");
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).expect("chmod the guest directory");
+        dir
+    })
+}
+
+/// The guest built from `tests/guests/NAME.c` or `guest/examples/NAME.c`
+/// (built once per run, on first use).
+pub fn guest(name: &str) -> PathBuf {
+    static BUILT: Mutex<BTreeMap<String, Arc<OnceLock<PathBuf>>>> = Mutex::new(BTreeMap::new());
+    let cell = BUILT.lock().unwrap_or_else(PoisonError::into_inner).entry(name.to_string()).or_default().clone();
+    cell.get_or_init(|| {
+        let src = ["tests/guests", "guest/examples"]
+            .iter()
+            .map(|d| sandbox_dir().join(d).join(format!("{name}.c")))
+            .find(|p| p.is_file())
+            .unwrap_or_else(|| panic!("no guest source {name}.c"));
+        compile(Command::new(sandbox_dir().join("guest/zvm-gcc")).arg("-O2").arg(&src), name)
+    })
+    .clone()
+}
+
+/// A hello program built with the host's plain `gcc`: dynamically linked.
+pub fn dynamic_elf() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let src = guest_dir().join(format!(".dynamic-{}.c", std::process::id()));
+            fs::write(&src, "int main(void) { return 0; }\n").expect("write dynamic.c");
+            let out = compile(Command::new("gcc").arg(&src), "host-dynamic");
+            let _ = fs::remove_file(&src);
+            out
+        })
+        .clone()
+}
+
+fn compile(cmd: &mut Command, name: &str) -> PathBuf {
+    let out = guest_dir().join(name);
+    let tmp = guest_dir().join(format!(".{name}.{}", std::process::id()));
+    let result = cmd.arg("-o").arg(&tmp).output().expect("run the compiler");
+    assert!(result.status.success(), "building {name} failed:\n{}", String::from_utf8_lossy(&result.stderr));
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755)).expect("chmod guest");
+    fs::rename(&tmp, &out).expect("move guest into place");
+    out
+}

@@ -99,3 +99,15 @@ fn flood_against_puts_stops_after_exactly_puts_calls() {
         &[("flood_calls", &7), ("flood_bytes", &(7 * 65536)), ("flood_result", &-122)],
     );
 }
+
+#[test]
+fn channel_etag_is_the_hash_of_exactly_the_bytes_written() {
+    let lab = Lab::new();
+    let m = lab.manifest(guest("hello")).channel(lab.path("out"), "/dev/stdout", 0, Limits::WRITE).etag("/dev/stdout");
+    let r = lab.run(&m).expect_code(0).report();
+    let written = lab.read("out");
+    assert_eq!(written, b"Hello, World!\n");
+    let want = format!("/dev/stdout {}", blake3::hash(&written).to_hex());
+    assert_eq!(r.etags, want, "{r:?}");
+    assert_eq!((r.local.puts, r.local.put_bytes), (1, 14), "an etag channel is mediated and counted exactly");
+}

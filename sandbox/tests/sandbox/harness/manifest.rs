@@ -92,6 +92,15 @@ impl Manifest {
         self
     }
 
+    /// Turns on the etag of the channel named `alias` (declared earlier).
+    pub fn etag(mut self, alias: &str) -> Self {
+        let c = self.channels.iter_mut().find(|(a, _)| a == alias).expect("channel declared before its etag");
+        let mut fields: Vec<&str> = c.1.split(", ").collect();
+        fields[3] = "1";
+        c.1 = fields.join(", ");
+        self
+    }
+
     /// An `Arg` line (percent-encoded as needed).
     pub fn arg(mut self, a: impl AsRef<str>) -> Self {
         self.tail.push(format!("Arg = {}", encode(a.as_ref())));

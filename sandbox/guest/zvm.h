@@ -113,5 +113,6 @@ int64_t zvm_put_int(int desc, int64_t v);                        /* writes v in 
 int zvm_channel(const char *alias);                              /* desc of alias, or -1 */
 const char *zvm_getenv(const char *name);                        /* from the Env manifest lines */
 void *zvm_sbrk(int64_t increment);                               /* bump allocator over the heap */
+int64_t zvm_parse_u64(const char *s);                            /* decimal digits only, else -1 */
 
 #endif

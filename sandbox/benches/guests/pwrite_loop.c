@@ -3,8 +3,7 @@
 #include <zvm.h>
 int main(int argc, char **argv)
 {
-    int64_t n = 0;
-    for (const char *p = argc > 1 ? argv[1] : "0"; *p >= '0' && *p <= '9'; p++) n = n * 10 + (*p - '0');
+    int64_t n = argc > 1 ? zvm_parse_u64(argv[1]) : 0;
     for (int64_t i = 0; i < n; i++)
         if (zvm_pwrite(1, "x", 1, 0) != 1) return 1;
     return 0;

@@ -183,3 +183,16 @@ void *zvm_sbrk(int64_t increment)
     zvm_heap_used += (uint64_t)increment; /* wraps correctly for increment < 0 */
     return old;
 }
+
+int64_t zvm_parse_u64(const char *s)
+{
+    int64_t v = 0;
+    if (!s || !*s)
+        return -1;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9' || v > (INT64_MAX - 9) / 10)
+            return -1;
+        v = v * 10 + (*s - '0');
+    }
+    return v;
+}

@@ -10,19 +10,6 @@
 #include <zvm.h>
 
 /* Parse a non-negative decimal number; -1 if s is not one. */
-static int64_t parse_offset(const char *s)
-{
-    int64_t v = 0;
-    if (!*s)
-        return -1;
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9' || v > (INT64_MAX - 9) / 10)
-            return -1;
-        v = v * 10 + (*s - '0');
-    }
-    return v;
-}
-
 int main(int argc, char **argv)
 {
     char buf[16];
@@ -33,7 +20,7 @@ int main(int argc, char **argv)
         return 2;
     }
     for (int i = 1; i < argc; i++) {
-        int64_t off = parse_offset(argv[i]);
+        int64_t off = zvm_parse_u64(argv[i]);
         if (off < 0) {
             zvm_puts(2, "rread: bad offset: ");
             zvm_puts(2, argv[i]);

@@ -24,19 +24,6 @@
 
 static char buf[MAX_CHUNK];
 
-static int64_t parse_i64(const char *s)
-{
-    int64_t v = 0;
-    if (!*s)
-        return -1;
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9' || v > (INT64_MAX - 9) / 10)
-            return -1;
-        v = v * 10 + (*s - '0');
-    }
-    return v;
-}
-
 static void put_kv(int desc, const char *key, int64_t v)
 {
     zvm_puts(desc, key);
@@ -53,7 +40,7 @@ int main(int argc, char **argv)
     }
     int desc = zvm_channel(argv[1]);
     int writing = strcmp(argv[2], "write") == 0;
-    int64_t chunk = parse_i64(argv[3]);
+    int64_t chunk = zvm_parse_u64(argv[3]);
     if (desc < 0 || (!writing && strcmp(argv[2], "read") != 0) || chunk < 1 || chunk > MAX_CHUNK) {
         zvm_puts(2, "limits: bad channel, mode or chunk\n");
         return 2;

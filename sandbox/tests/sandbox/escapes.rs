@@ -59,9 +59,9 @@ fn syscall_hidden_inside_another_instruction_is_killed() {
 
 #[test]
 fn trampoline_syscall_with_a_forbidden_number_is_killed() {
-    for (args, nr, name) in [(&[][..], 57, "fork"), (&["39"][..], 39, "getpid")] {
+    for (args, nr, name) in [(&["nr"][..], 57, "fork"), (&["nr", "39"][..], 39, "getpid")] {
         let lab = Lab::new();
-        let (_, r) = attempt(&lab, "esc_tramp_nr", args, 4);
+        let (_, r) = attempt(&lab, "esc_tramp", args, 4);
         assert_forbidden_call(&r, nr, name);
         let stdout = lab.read_string("stdout");
         assert!(stdout.starts_with("started=1\ngadget=") && stdout.lines().count() == 2, "{stdout}");
@@ -80,7 +80,7 @@ fn trampoline_syscall_on_a_descriptor_that_is_no_channel_is_killed() {
     // pass it on, and the guest's write must not land there.
     let marker = lab.write("marker", "");
     let file = std::fs::OpenOptions::new().append(true).open(&marker).unwrap();
-    let m = lab.manifest(guest("esc_tramp_fd")).timeout(2).args(["esc_tramp_fd", "1000"]);
+    let m = lab.manifest(guest("esc_tramp")).timeout(2).args(["esc_tramp", "fd", "1000"]);
     let path = lab.write("manifest.0", m.render());
     let mut cmd = lab.zvsh().arg("--manifest").arg(path);
     let fd = std::os::fd::AsRawFd::as_raw_fd(&file);

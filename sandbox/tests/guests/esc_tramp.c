@@ -1,33 +1,22 @@
 /*
- * esc_tramp_nr.c - borrow the trampoline's own `syscall` for a forbidden call.
+ * esc_tramp.c - borrow the trampoline's own `syscall` instruction.
  *
- *   esc_tramp_nr [NR]      NR defaults to 57 (fork); 39 (getpid) also fits
+ *   esc_tramp nr [NR]   a forbidden call number (default 57, fork; 39, getpid, also fits)
+ *   esc_tramp fd [FD]   write(FD, "x", 1) on a descriptor that is no channel (default 1000)
  *
- * Scans the trampoline page (0x10000, 4 KiB) for the bytes 0f 05 and calls
- * that address with rax = NR, so the system call comes from the page seccomp
- * trusts, with a number the jail's filter must not allow.
+ * Scans the readable trampoline page at ZVM_TRAMPOLINE for the bytes 0f 05 and
+ * calls that address with the registers set, so the system call comes from
+ * the page seccomp trusts: the filter must still refuse the number or the
+ * descriptor.
  *
  * Prints "started=1", then "gadget=OFFSET" (offset of 0f 05 in the page).
- * Expect: seccomp kills the guest: return code 4 (the test should also check
- * the exit state names the signal, as code after the gadget is unknown).
- * "reached=1" (after "ret=RESULT") means the call returned: the escape worked.
- * Exit code 2 with "gadget=none" if the page holds no 0f 05 (inconclusive);
- * if the page is not readable the guest faults on the scan (code 4).
+ * Expect: the guest is killed, return code 4, exit state "forbidden call N
+ * (...) at 0x1XXXX". "reached=1" (after "ret=RESULT") means the call returned:
+ * the escape worked (even ret=-9, -EBADF: the guest reached the kernel with a
+ * raw descriptor). Exit code 2 with "gadget=none" if the page holds no 0f 05
+ * (inconclusive), or on a usage error.
  */
 #include <zvm.h>
-
-static int64_t parse_i64(const char *s)
-{
-    int64_t v = 0;
-    if (!*s)
-        return -1;
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9' || v > (INT64_MAX - 9) / 10)
-            return -1;
-        v = v * 10 + (*s - '0');
-    }
-    return v;
-}
 
 /* Offset of the first 0f 05 in the trampoline page, or -1. */
 static int64_t find_syscall(void)
@@ -58,9 +47,15 @@ static long call_gadget(uintptr_t target, long nr, long a1, long a2, long a3)
 
 int main(int argc, char **argv)
 {
-    int64_t nr = argc > 1 ? parse_i64(argv[1]) : 57; /* fork */
-    if (nr < 0) {
-        zvm_puts(2, "usage: esc_tramp_nr [NR]\n");
+    static const char byte[] = "x";
+    int fd_mode = argc > 1 && !strcmp(argv[1], "fd");
+    if (argc < 2 || (!fd_mode && strcmp(argv[1], "nr"))) {
+        zvm_puts(2, "usage: esc_tramp nr [NR] | esc_tramp fd [FD]\n");
+        return 2;
+    }
+    int64_t value = argc > 2 ? zvm_parse_u64(argv[2]) : fd_mode ? 1000 : 57 /* fork */;
+    if (value < 0) {
+        zvm_puts(2, "usage: esc_tramp nr [NR] | esc_tramp fd [FD]\n");
         return 2;
     }
     zvm_puts(1, "started=1\n");
@@ -73,7 +68,9 @@ int main(int argc, char **argv)
     zvm_put_int(1, off);
     zvm_puts(1, "\n");
 
-    long r = call_gadget(ZVM_TRAMPOLINE + (uintptr_t)off, nr, 0, 0, 0);
+    uintptr_t gadget = ZVM_TRAMPOLINE + (uintptr_t)off;
+    long r = fd_mode ? call_gadget(gadget, 1 /* write */, value, (long)(uintptr_t)byte, 1)
+                     : call_gadget(gadget, value, 0, 0, 0);
     zvm_puts(1, "ret=");
     zvm_put_int(1, r);
     zvm_puts(1, "\nreached=1\n");

@@ -128,7 +128,7 @@ pub enum ElfError {
         detail: String,
     },
     /// The file has `PT_TLS`.
-    #[error("thread-local storage is not supported")]
+    #[error("thread-local storage is not supported (the program was likely built with a libc: build guests with sandbox/guest/zvm-gcc)")]
     ThreadLocalStorage,
     /// More than [`MAX_LOAD_SEGMENTS`] `PT_LOAD` headers.
     #[error("too many loadable segments ({count}, at most {max})", max = MAX_LOAD_SEGMENTS)]
@@ -960,7 +960,7 @@ mod tests {
             (
                 "thread-local storage",
                 &[(Phdr32(3, P_TYPE), ph::PT_TLS as u64)],
-                "thread-local storage is not supported",
+                "thread-local storage is not supported (the program was likely built with a libc: build guests with sandbox/guest/zvm-gcc)",
             ),
         ];
         for &(name, writes, message) in cases {

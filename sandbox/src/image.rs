@@ -20,6 +20,10 @@ use crate::jail::memfd::sealed_memfd_from;
 use crate::validator::{self, Violation};
 use crate::verdict_cache::{hash_image, ImageHash, VerdictCache};
 
+/// Said when a program calls the kernel itself: usually a program built with
+/// a libc (`gcc -static`) instead of the guest SDK.
+const HINT: &str = " (guests reach the world only through zvm.h's six calls: build them with sandbox/guest/zvm-gcc)";
+
 /// Largest program accepted (ZeroVM's "sane size").
 pub const MAX_IMAGE_BYTES: u64 = 1 << 30;
 
@@ -63,7 +67,7 @@ pub enum ImageError {
     #[error(transparent)]
     Elf(#[from] ElfError),
     /// The validator rejected it.
-    #[error("validation failed")]
+    #[error("validation failed{hint}", hint = if .0.reason == "system call" || .0.reason == "interrupt" { HINT } else { "" })]
     Invalid(#[from] Violation),
 }
 

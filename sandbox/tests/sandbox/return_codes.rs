@@ -3,7 +3,7 @@
 //! parser's unit tests cover every manifest error; these check that the
 //! binary reports the first error of each kind and never starts the guest.
 
-use crate::harness::{dynamic_elf, guest, Lab, Limits};
+use crate::harness::{dynamic_elf, guest, static_libc_elf, Lab, Limits};
 
 #[test]
 fn missing_program_file_is_code_2() {
@@ -114,6 +114,14 @@ fn dynamic_elf_is_code_8_and_the_message_says_to_use_zvm_gcc() {
     let shown = out.failure_report();
     assert_eq!(shown.exit_state, r.exit_state);
     shown.assert_never_ran(2);
+}
+
+#[test]
+fn static_libc_program_is_code_8_and_the_message_says_to_use_zvm_gcc() {
+    let lab = Lab::new();
+    let r = lab.run(&lab.manifest(static_libc_elf())).expect_code(8).report();
+    r.assert_never_ran(2);
+    assert!(r.exit_state.contains("zvm-gcc"), "{r:?}");
 }
 
 #[test]

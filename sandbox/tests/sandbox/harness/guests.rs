@@ -51,6 +51,21 @@ pub fn dynamic_elf() -> PathBuf {
         .clone()
 }
 
+/// A static program built with plain `gcc -static` against glibc.
+pub fn static_libc_elf() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let src = guest_dir().join(format!(".static-{}.c", std::process::id()));
+            fs::write(&src, "#include <stdio.h>\nint main(void) { puts(\"hi\"); return 0; }\n")
+                .expect("write static.c");
+            let out = compile(Command::new("gcc").arg("-static").arg(&src), "host-static");
+            let _ = fs::remove_file(&src);
+            out
+        })
+        .clone()
+}
+
 fn compile(cmd: &mut Command, name: &str) -> PathBuf {
     let out = guest_dir().join(name);
     let tmp = guest_dir().join(format!(".{name}.{}", std::process::id()));

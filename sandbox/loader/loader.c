@@ -39,6 +39,14 @@
 #define SYS_rt_sigprocmask 14
 #define SYS_exit_group 231
 #define SYS_seccomp 317
+#define SYS_mount 165
+#define SYS_sethostname 170
+#define SYS_unshare 272
+#define CLONE_NEWNS 0x00020000
+#define CLONE_NEWUTS 0x04000000
+#define CLONE_NEWIPC 0x08000000
+#define MS_REC 0x4000
+#define MS_PRIVATE 0x40000
 
 #define PROT_READ 1
 #define PROT_WRITE 2
@@ -191,6 +199,22 @@ static void read_io_baseline(struct zl_hello *h)
 
 unsigned char loader_stack[64 * 1024] __attribute__((aligned(16), used));
 
+/* Holder mode (`zerolab-nsholder h`, run as root with its socket on fd 0):
+ * creates the mount, ipc and uts namespaces that a root supervisor's guests
+ * share (each guest still gets its own pid namespace), says "k", and keeps
+ * them alive until the supervisor has opened them and closes the socket. */
+static __attribute__((noreturn)) void hold_namespaces(void)
+{
+    char byte = 'k';
+    if (sys3(SYS_unshare, CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS, 0, 0) < 0 ||
+        sys6(SYS_mount, 0, (long)"/", 0, MS_REC | MS_PRIVATE, 0, 0) < 0 ||
+        sys3(SYS_sethostname, "zerolab", 7, 0) < 0 || sys3(SYS_write, 0, &byte, 1) != 1)
+        sys3(SYS_exit_group, 121, 0, 0);
+    sys3(SYS_read, 0, &byte, 1);
+    sys3(SYS_exit_group, 0, 0, 0);
+    __builtin_unreachable();
+}
+
 void zl_main(uint64_t *kernel_sp) __attribute__((noreturn, used));
 
 __asm__(
@@ -207,6 +231,7 @@ void zl_main(uint64_t *kernel_sp)
     /* argv[1] is the channel count N; fds N, N+1, N+2 are socket, image, layout. */
     long argc = (long)kernel_sp[0];
     const char *arg = argc > 1 ? (const char *)kernel_sp[2] : "";
+    if (*arg == 'h') hold_namespaces();
     long nchan = 0;
     while (*arg >= '0' && *arg <= '9') nchan = nchan * 10 + (*arg++ - '0');
     sock_fd = (int)nchan;
@@ -230,14 +255,15 @@ void zl_main(uint64_t *kernel_sp)
     sys3(SYS_munmap, stack_top, 16 * PAGE, 0);
 
     /* Step 3: the layout (its size is in its own header). */
-    struct zl_layout *l = (struct zl_layout *)sys6(SYS_mmap, 0, sizeof *l, PROT_READ, MAP_PRIVATE, layout_fd, 0);
-    if ((long)l < 0) die("map layout", (long)l);
-    if (l->magic != ZL_MAGIC || l->channels != nchan || l->nseg > ZL_MAX_SEGMENTS) die("bad layout", 0);
-    uint64_t total = l->filter_off + l->filter_len * 8;
-    if (total < l->manifest_off + l->manifest_len) total = l->manifest_off + l->manifest_len;
+    const struct zl_layout *head = (const struct zl_layout *)sys6(SYS_mmap, 0, sizeof *head, PROT_READ, MAP_PRIVATE, layout_fd, 0);
+    if ((long)head < 0) die("map layout", (long)head);
+    if (head->magic != ZL_MAGIC || head->channels != nchan || head->nseg > ZL_MAX_SEGMENTS) die("bad layout", 0);
+    uint64_t total = head->filter_off + head->filter_len * 8;
+    if (total < head->manifest_off + head->manifest_len) total = head->manifest_off + head->manifest_len;
+    sys3(SYS_munmap, head, sizeof *head, 0);
     const unsigned char *file = (const unsigned char *)sys6(SYS_mmap, 0, (long)total, PROT_READ, MAP_PRIVATE, layout_fd, 0);
     if ((long)file < 0) die("map layout", (long)file);
-    l = (struct zl_layout *)file;
+    const struct zl_layout *l = (const struct zl_layout *)file;
 
     /* Step 4: image, heap, stack and guard, manifest area. */
     for (uint32_t i = 0; i < l->nseg; i++) map_segment(&l->seg[i], image_fd);
@@ -261,7 +287,6 @@ void zl_main(uint64_t *kernel_sp)
     zl_memcpy(filter_copy, prog.filter, l->filter_len * 8);
     prog.filter = filter_copy;
     sys3(SYS_munmap, file, total, 0);
-    sys3(SYS_munmap, l, sizeof *l, 0);
     sys3(SYS_close, image_fd, 0, 0);
     sys3(SYS_close, layout_fd, 0, 0);
 

@@ -22,7 +22,13 @@ use crate::verdict_cache::{hash_image, ImageHash, VerdictCache};
 
 /// Said when a program calls the kernel itself: usually a program built with
 /// a libc (`gcc -static`) instead of the guest SDK.
-const HINT: &str = " (guests reach the world only through zvm.h's six calls: build them with sandbox/guest/zvm-gcc)";
+const HINT: &str = "; guests reach the world only through zvm.h's six calls: build them with sandbox/guest/zvm-gcc";
+
+impl From<Violation> for ImageError {
+    fn from(v: Violation) -> Self {
+        ImageError::Invalid(v)
+    }
+}
 
 /// Largest program accepted (ZeroVM's "sane size").
 pub const MAX_IMAGE_BYTES: u64 = 1 << 30;
@@ -66,9 +72,10 @@ pub enum ImageError {
     /// Not a valid static executable.
     #[error(transparent)]
     Elf(#[from] ElfError),
-    /// The validator rejected it.
-    #[error("validation failed{hint}", hint = if .0.reason == "system call" || .0.reason == "interrupt" { HINT } else { "" })]
-    Invalid(#[from] Violation),
+    /// The validator rejected it (the violation is part of the message, not
+    /// a source, so the hint can follow it).
+    #[error("validation failed: {0}{hint}", hint = if .0.reason == "system call" || .0.reason == "interrupt" { HINT } else { "" })]
+    Invalid(Violation),
 }
 
 impl ImageError {

@@ -18,6 +18,8 @@ mod channels;
 mod escapes;
 #[path = "sandbox/fifos.rs"]
 mod fifos;
+#[path = "sandbox/isolation.rs"]
+mod isolation;
 #[path = "sandbox/jit.rs"]
 mod jit;
 #[path = "sandbox/leaks.rs"]

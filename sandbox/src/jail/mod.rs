@@ -5,7 +5,8 @@
 //! 1. the image, layout and loader are sealed memfds (`memfd`, `layout`,
 //!    `loader`): what was validated is what gets mapped;
 //! 2. a socket pair for the start-up handshake;
-//! 3. the child is cloned into new namespaces, its descriptors are reduced
+//! 3. the child is cloned into a new pid namespace and new (or, for a root
+//!    supervisor, shared: `namespaces`) user/mount/ipc/uts namespaces, its descriptors are reduced
 //!    to the channels, it gets its resource limits, drops its privileges, sets
 //!    `no_new_privs` and execs the loader (`spawn`);
 //! 4. the loader builds the guest's address space from the layout alone:
@@ -24,6 +25,7 @@
 pub mod layout;
 pub mod loader;
 pub mod memfd;
+pub mod namespaces;
 pub mod notify;
 pub mod seccomp;
 pub mod spawn;
@@ -140,6 +142,8 @@ pub fn launch(spec: Spec, deadline: Instant) -> Result<Launched, JailError> {
         fds,
         rlimits: spec.rlimits,
         namespaces: spec.namespaces,
+        join: if spec.namespaces { namespaces::shared() } else { None },
+        privileged: false,
         argv: vec![CString::new("zerolab-loader").expect("no NUL"), CString::new(n.to_string()).expect("digits")],
     })?;
     drop(theirs);

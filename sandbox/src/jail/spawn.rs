@@ -12,7 +12,9 @@
 //! The steps, in order (each a line in `child_main`):
 //! 1. namespaces come from the clone flags (user for non-root, pid, mount,
 //!    ipc, uts); a non-root child then maps its own uid/gid and denies
-//!    `setgroups`, which must precede any credential change;
+//!    `setgroups`, which must precede any credential change; a root child
+//!    joins the shared mount, ipc and uts namespaces (`namespaces.rs`) while
+//!    it still holds the descriptors and the privilege to;
 //! 2. file descriptors: the channels become `0..N`, then the start-up socket
 //!    (N), the image (N+1), the layout (N+2) and the loader (N+3, close-on-
 //!    exec); every other descriptor is closed;
@@ -50,6 +52,11 @@ pub struct Plan {
     pub rlimits: Vec<Rlimit>,
     /// Whether to ask for new namespaces.
     pub namespaces: bool,
+    /// Shared mount, ipc and uts namespaces to join instead of creating them
+    /// (a root supervisor's; the pid namespace is still new per guest).
+    pub join: Option<[RawFd; 3]>,
+    /// Keep the supervisor's privileges (only the namespace holder does).
+    pub privileged: bool,
     /// argv for the loader: its name and the channel count.
     pub argv: Vec<CString>,
 }
@@ -82,7 +89,7 @@ pub enum SpawnError {
     },
 }
 
-const STEPS: [&str; 9] = [
+const STEPS: [&str; 10] = [
     "",
     "write uid/gid maps",
     "duplicate descriptors",
@@ -92,13 +99,16 @@ const STEPS: [&str; 9] = [
     "set no_new_privs",
     "set parent-death signal",
     "exec the loader",
+    "join the shared namespaces",
 ];
 
 struct Ctx {
     fds: Vec<RawFd>,
+    join: Option<[RawFd; 3]>,
     scratch_base: RawFd,
     rlimits: Vec<Rlimit>,
     root: bool,
+    privileged: bool,
     userns: bool,
     maps: [(CString, CString); 3],
     argv: Vec<*const libc::c_char>,
@@ -144,6 +154,14 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
             }
         }
     }
+    if let Some(join) = ctx.join {
+        for (fd, kind) in join.into_iter().zip([libc::CLONE_NEWNS, libc::CLONE_NEWIPC, libc::CLONE_NEWUTS]) {
+            // SAFETY: setns on a namespace descriptor the parent keeps open.
+            if unsafe { libc::setns(fd, kind) } < 0 {
+                return fail(ctx, 9);
+            }
+        }
+    }
     // Step 2: descriptors. First move every source above all targets (so no
     // dup2 clobbers a source not yet moved), then into place.
     let n = ctx.fds.len();
@@ -184,7 +202,7 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
     // Step 4: privileges (groups, then gid, then uid: each needs the one
     // after). Raw system calls: glibc's wrappers would broadcast the change
     // to the threads of the parent, whose memory this child shares.
-    if ctx.root {
+    if ctx.root && !ctx.privileged {
         let id = NOBODY as libc::c_long;
         // SAFETY: credential system calls with plain integer arguments.
         let ok = unsafe {
@@ -236,8 +254,10 @@ pub fn spawn(plan: Plan) -> Result<Child, SpawnError> {
     let mut ctx = Ctx {
         scratch_base: max_src.max(plan.fds.len() as RawFd) + 1,
         fds: plan.fds,
+        join: plan.join,
         rlimits: plan.rlimits,
         root,
+        privileged: plan.privileged,
         userns: false,
         maps: [
             map("/proc/self/setgroups", "deny".into()),
@@ -249,7 +269,10 @@ pub fn spawn(plan: Plan) -> Result<Child, SpawnError> {
         fail_step: 0,
         fail_errno: 0,
     };
-    let mut ns = libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS;
+    let mut ns = libc::CLONE_NEWPID;
+    if plan.join.is_none() {
+        ns |= libc::CLONE_NEWNS | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS;
+    }
     if !root {
         ns |= libc::CLONE_NEWUSER;
     }

@@ -76,7 +76,7 @@ fn pipe_stdin_and_socket_stdout_carry_the_guests_data() {
 }
 
 /// Starts `loop` with its stdout on a pipe and waits until it has started.
-fn start_loop(timeout: Duration) -> (session::Session, OwnedFd) {
+pub fn start_loop(timeout: Duration) -> (session::Session, OwnedFd) {
     let (r, w) = nix::unistd::pipe().unwrap();
     let s = session::spawn(guest_with_stdout(&guest("loop"), w, timeout), &Options::default()).expect("spawn");
     read_until(&r, "started=1\n", Duration::from_secs(5));

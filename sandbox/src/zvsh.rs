@@ -293,7 +293,8 @@ pub fn default_options() -> Options {
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
         .map(|d| d.join("zerolab").join("verdicts"));
-    Options { verdicts: Arc::new(VerdictCache::new(dir)), ..Options::default() }
+    // One session per process: shared namespaces would cost more than they save.
+    Options { verdicts: Arc::new(VerdictCache::new(dir)), share_namespaces: false, ..Options::default() }
 }
 
 /// Runs a prepared session and returns its report.

@@ -120,6 +120,8 @@ pub struct Spec {
     pub rlimits: Vec<Rlimit>,
     /// Whether to ask for namespaces.
     pub namespaces: bool,
+    /// Whether a root supervisor's guests share mount, ipc and uts namespaces.
+    pub share_namespaces: bool,
 }
 
 /// Runs the isolation sequence (see the module doc) and returns once the
@@ -142,7 +144,7 @@ pub fn launch(spec: Spec, deadline: Instant) -> Result<Launched, JailError> {
         fds,
         rlimits: spec.rlimits,
         namespaces: spec.namespaces,
-        join: if spec.namespaces { namespaces::shared() } else { None },
+        join: if spec.namespaces && spec.share_namespaces { namespaces::shared() } else { None },
         privileged: false,
         argv: vec![CString::new("zerolab-loader").expect("no NUL"), CString::new(n.to_string()).expect("digits")],
     })?;

@@ -149,3 +149,33 @@ fn twenty_sessions_spawned_from_threads_all_succeed() {
         );
     }
 }
+
+/// Every guest of a root supervisor is `nobody` and sends its listener over a
+/// Unix socket at start-up; the kernel caps a user's descriptors in flight at
+/// the sender's RLIMIT_NOFILE. 64 simultaneous start-ups must all succeed.
+#[test]
+fn sixty_four_simultaneous_start_ups_all_succeed() {
+    let _lab = Lab::new();
+    let opts = Options::default();
+    let hello = guest("hello");
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(64));
+    let threads: Vec<_> = (0..64)
+        .map(|i| {
+            let (opts, hello, barrier) = (opts.clone(), hello.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                let (mut ours, theirs) = UnixStream::pair().unwrap();
+                barrier.wait();
+                let s = session::spawn(guest_with_stdout(&hello, theirs, Duration::from_secs(20)), &opts)
+                    .unwrap_or_else(|e| panic!("session {i}: {e}"));
+                let r = s.wait();
+                let mut got = String::new();
+                ours.read_to_string(&mut got).unwrap();
+                (r.exit_state, got)
+            })
+        })
+        .collect();
+    for t in threads {
+        let (state, got) = t.join().unwrap();
+        assert_eq!((state.as_str(), got.as_str()), ("ok", "Hello, World!\n"));
+    }
+}

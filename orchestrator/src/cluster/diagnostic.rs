@@ -1,0 +1,315 @@
+//! What can be wrong with a cluster file, and how it is reported.
+//!
+//! Every finding is a [`Problem`] (one variant per check, so code and tests can match on
+//! the kind) placed at a [`Location`]; a [`Diagnostic`] adds the file name and prints as
+//! one line: `FILE:LINE:COL: what is wrong; what is expected`. Every variant's message
+//! has that `; expected` half, written where the check knows what would be accepted.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+use super::location::Location;
+use super::names::{NameError, MAX_LABEL, MAX_LAB_NAME, MAX_NODE_NAME};
+use super::net::{MacAddr, MacError, NodeAddress, Subnet};
+use super::schema::{NodeField, API_VERSION, KIND};
+use crate::provider::ProviderKind;
+
+/// The most nodes one `nodes:` entry may stand for.
+pub const MAX_COUNT: u32 = 4096;
+
+/// One thing wrong with a cluster file.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Problem {
+    /// The file holds no YAML document.
+    #[error("the file is empty; expected a cluster file starting with `apiVersion: {API_VERSION}`")]
+    EmptyFile,
+    /// The file holds several YAML documents.
+    #[error("the file holds more than one YAML document; expected a single cluster document")]
+    MultipleDocuments,
+    /// The YAML parser refused the text.
+    #[error("malformed YAML: {message}; expected well-formed YAML (check indentation, `:` and quotes)")]
+    Syntax { message: String },
+    /// `apiVersion` names a version this build does not read.
+    #[error("unsupported apiVersion `{found}`; expected `{API_VERSION}`")]
+    UnsupportedApiVersion { found: String },
+    /// `kind` names a document this build does not read.
+    #[error("unsupported kind `{found}`; expected `{KIND}`")]
+    UnsupportedKind { found: String },
+    /// A field no schema has.
+    #[error("unknown field `{field}` in {within}; {}", unknown_field_hint(suggestion.as_deref(), known))]
+    UnknownField { field: String, within: String, suggestion: Option<String>, known: Vec<String> },
+    /// A value outside a fixed list (the provider).
+    #[error("unknown {what} `{found}`; expected one of {}{}", list(known), did_you_mean(suggestion.as_deref()))]
+    UnknownValue { what: String, found: String, suggestion: Option<String>, known: Vec<String> },
+    /// A required field is absent.
+    #[error("missing field `{field}` in {within}; expected {}", missing_field_hint(field))]
+    MissingField { field: String, within: String },
+    /// A field written twice in one mapping.
+    #[error("duplicate field `{field}` in {within}; expected each field once")]
+    DuplicateField { field: String, within: String },
+    /// A value of the wrong type (serde's message, already in `what; expected` form).
+    #[error("{message}")]
+    Invalid { message: String },
+    /// The lab name breaks the naming rules.
+    #[error(
+        "invalid lab name `{name}`: {reason}; expected 1 to {MAX_LAB_NAME} characters of a-z, 0-9 and `-`, \
+         not starting or ending with `-`"
+    )]
+    LabName { name: String, reason: NameError },
+    /// A node name (or the longest name of a pattern) breaks the naming rules.
+    #[error(
+        "invalid node name `{name}`: {reason}; expected 1 to {MAX_NODE_NAME} characters of a-z, 0-9 and `-`, \
+         not starting or ending with `-` (with count: optionally one `{{n}}` where the number goes)"
+    )]
+    NodeName { name: String, reason: NameError },
+    /// `nodes:` is empty.
+    #[error("no nodes; expected at least one entry under `nodes`")]
+    NoNodes,
+    /// `count: 0`.
+    #[error("count is 0; expected at least 1 (omit count for a single node)")]
+    ZeroCount,
+    /// A count over [`MAX_COUNT`].
+    #[error("count {count} is too large; expected at most {MAX_COUNT}")]
+    CountTooLarge { count: u32 },
+    /// `count` with a fixed `address`.
+    #[error("count cannot be combined with a fixed address; expected one entry per fixed address, or count alone")]
+    CountWithAddress,
+    /// `count` with a `mac`.
+    #[error("count cannot be combined with mac; expected one entry per MAC address")]
+    CountWithMac,
+    /// A node name produced twice.
+    #[error("duplicate node name `{name}` (first at line {first_line}); expected unique node names")]
+    DuplicateName { name: String, first_line: usize },
+    /// A node field the provider does not read.
+    #[error("field `{field}` does not apply to provider {provider}; expected it only with {}", providers(used_by))]
+    FieldNotForProvider { field: NodeField, provider: ProviderKind, used_by: Vec<ProviderKind> },
+    /// `network:` with a provider that has no lab network.
+    #[error("provider {provider} has no lab network; expected an `address` on each node instead of `network`")]
+    NetworkNotForProvider { provider: ProviderKind },
+    /// A field the provider needs is set neither on the node nor in `defaults`.
+    #[error("missing `{field}` for provider {provider}; expected {} {}", field.hint(), where_to_set(*field))]
+    MissingNodeField { field: NodeField, provider: ProviderKind },
+    /// The subnet is not `A.B.C.D/N`.
+    #[error("invalid subnet `{value}`; expected an IPv4 network in CIDR form such as 10.77.0.0/24")]
+    SubnetSyntax { value: String },
+    /// The subnet's prefix leaves no room for nodes.
+    #[error("subnet `{value}` has prefix /{prefix}; expected a prefix of /{} or shorter", Subnet::MAX_PREFIX)]
+    SubnetPrefix { value: String, prefix: u8 },
+    /// The subnet is written with a host address.
+    #[error("subnet `{value}` has host bits set; expected its network address, {network}")]
+    SubnetHostBits { value: String, network: Subnet },
+    /// The subnet is outside the private ranges.
+    #[error(
+        "subnet {subnet} is not a private range; expected a subnet inside 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16"
+    )]
+    SubnetNotPrivate { subnet: Subnet },
+    /// More nodes than the subnet has addresses for.
+    #[error(
+        "{nodes} nodes do not fit in subnet {subnet}, which has {capacity} node addresses; expected a larger subnet"
+    )]
+    SubnetTooSmall { nodes: u64, subnet: Subnet, capacity: u64 },
+    /// An address that does not parse.
+    #[error("invalid address `{value}`; expected {expected}")]
+    Address { value: String, expected: String },
+    /// A fixed address outside the lab subnet.
+    #[error("address {address} is outside subnet {subnet}; expected an address from {} to {}", first(*subnet), last(*subnet))]
+    AddressOutsideSubnet { address: String, subnet: Subnet },
+    /// A fixed address the lab keeps for itself.
+    #[error("address {address} is the {role} of subnet {subnet}; expected an address from {} to {}", first(*subnet), last(*subnet))]
+    AddressReserved { address: String, role: &'static str, subnet: Subnet },
+    /// Two nodes with one address.
+    #[error("address {address} is already used by the node at line {first_line}; expected unique node addresses")]
+    DuplicateAddress { address: NodeAddress, first_line: usize },
+    /// A MAC address that does not parse or cannot be an interface's.
+    #[error("invalid MAC address `{value}`: {}; expected six hex bytes such as 52:54:00:12:34:56", mac_reason(*reason))]
+    Mac { value: String, reason: MacError },
+    /// Two nodes with one MAC address.
+    #[error("MAC address {mac} is already used by the node at line {first_line}; expected unique MAC addresses")]
+    DuplicateMac { mac: MacAddr, first_line: usize },
+    /// A label key breaking the rules.
+    #[error(
+        "invalid label key `{key}`: {reason}; expected 1 to {MAX_LABEL} characters of letters, digits, `.`, `_`, `-` \
+         and `/`, starting and ending with a letter or digit"
+    )]
+    LabelKey { key: String, reason: NameError },
+    /// A label value breaking the rules.
+    #[error(
+        "invalid value `{value}` for label `{key}`: {reason}; expected up to {MAX_LABEL} characters of letters, \
+         digits, `.`, `_` and `-`, starting and ending with a letter or digit"
+    )]
+    LabelValue { key: String, value: String, reason: NameError },
+    /// A user name breaking the rules.
+    #[error("invalid user `{value}`: {reason}; expected a login name of letters, digits, `.`, `_` and `-`")]
+    User { value: String, reason: NameError },
+    /// An empty string where a value is needed.
+    #[error("`{field}` is empty; expected {}", field.hint())]
+    Empty { field: NodeField },
+    /// `port: 0`.
+    #[error("port 0 cannot be connected to; expected a port from 1 to 65535")]
+    PortZero,
+    /// A value below a provider's minimum.
+    #[error("`{field}` is {value}; expected at least {min}")]
+    TooSmall { field: NodeField, value: u32, min: u32 },
+    /// A value above a provider's maximum.
+    #[error("`{field}` is {value}; expected at most {max}")]
+    TooLarge { field: NodeField, value: u32, max: u32 },
+    /// A Vagrant box name with characters Vagrant does not take.
+    #[error("invalid box `{value}`; expected a box name such as debian/bookworm64, without spaces")]
+    BoxName { value: String },
+}
+
+fn list(items: &[String]) -> String {
+    items.iter().map(|item| format!("`{item}`")).collect::<Vec<_>>().join(", ")
+}
+
+fn did_you_mean(suggestion: Option<&str>) -> String {
+    suggestion.map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default()
+}
+
+fn unknown_field_hint(suggestion: Option<&str>, known: &[String]) -> String {
+    match (suggestion, known) {
+        (Some(suggestion), _) => format!("did you mean `{suggestion}`?"),
+        (None, []) => "expected no fields here".to_owned(),
+        (None, known) => format!("expected one of {}", list(known)),
+    }
+}
+
+fn missing_field_hint(field: &str) -> String {
+    match field {
+        "apiVersion" => format!("`apiVersion: {API_VERSION}`"),
+        "kind" => format!("`kind: {KIND}`"),
+        "nodes" => "a `nodes:` list with at least one node".to_owned(),
+        field => format!("`{field}:` here"),
+    }
+}
+
+fn providers(kinds: &[ProviderKind]) -> String {
+    let names: Vec<&str> = kinds.iter().map(|kind| kind.name()).collect();
+    match names.split_last() {
+        None => "no provider".to_owned(),
+        Some((last, [])) => format!("provider {last}"),
+        Some((last, rest)) => format!("provider {} or {last}", rest.join(", ")),
+    }
+}
+
+fn where_to_set(field: NodeField) -> &'static str {
+    match field {
+        NodeField::Address | NodeField::Mac => "on the node",
+        _ => "on the node or in `defaults`",
+    }
+}
+
+fn first(subnet: Subnet) -> String {
+    subnet.node_addresses().next().map(|a| a.to_string()).unwrap_or_default()
+}
+
+fn last(subnet: Subnet) -> String {
+    subnet.node_addresses().next_back().map(|a| a.to_string()).unwrap_or_default()
+}
+
+fn mac_reason(reason: MacError) -> &'static str {
+    match reason {
+        MacError::Syntax => "not six hex bytes separated by `:`",
+        MacError::Multicast => "it is a multicast address",
+        MacError::Zero => "it is all zeros",
+    }
+}
+
+/// A [`Problem`] at a place in a file; prints as `FILE:LINE:COL: message`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// The file name as given by the caller.
+    pub file: String,
+    /// Where the problem is.
+    pub location: Location,
+    /// What is wrong.
+    pub problem: Problem,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.file, self.location, self.problem)
+    }
+}
+
+/// Every problem found in one cluster file, in the order they appear in it; prints one
+/// diagnostic a line. Never empty.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnostics(Vec<Diagnostic>);
+
+impl Diagnostics {
+    /// Sorts `problems` by location, drops repeats (a bad value in `defaults` is found
+    /// once per node), and names them with `file`. `None` when there are none.
+    pub(crate) fn new(file: &str, mut problems: Vec<(Location, Problem)>) -> Option<Diagnostics> {
+        problems.sort_by_key(|(location, _)| *location);
+        let mut diagnostics: Vec<Diagnostic> = Vec::with_capacity(problems.len());
+        for (location, problem) in problems {
+            let diagnostic = Diagnostic { file: file.to_owned(), location, problem };
+            if !diagnostics.contains(&diagnostic) {
+                diagnostics.push(diagnostic);
+            }
+        }
+        (!diagnostics.is_empty()).then_some(Diagnostics(diagnostics))
+    }
+
+    /// One diagnostic.
+    pub(crate) fn one(file: &str, location: Location, problem: Problem) -> Diagnostics {
+        Diagnostics(vec![Diagnostic { file: file.to_owned(), location, problem }])
+    }
+
+    /// The diagnostics, in file order.
+    pub fn iter(&self) -> std::slice::Iter<'_, Diagnostic> {
+        self.0.iter()
+    }
+
+    /// How many there are (at least one).
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Always false: there is no empty `Diagnostics`.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<'a> IntoIterator for &'a Diagnostics {
+    type Item = &'a Diagnostic;
+    type IntoIter = std::slice::Iter<'a, Diagnostic>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl fmt::Display for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, diagnostic) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            diagnostic.fmt(f)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Diagnostics {}
+
+/// Why [`Cluster::from_path`](super::Cluster::from_path) returned no cluster.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file could not be read.
+    #[error("cannot read {}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The file was read and is not a valid cluster file.
+    #[error(transparent)]
+    Invalid(#[from] Diagnostics),
+}

@@ -1,0 +1,226 @@
+//! The cluster file as written: serde types for `apiVersion: zerolab/v1`, before any
+//! semantic check.
+//!
+//! Everything here is deliberately loose where serde would give a poor message (numbers
+//! and addresses stay strings until `validate` parses them and can
+//! say what was expected) and strict where serde gives a good one: every struct denies
+//! unknown fields, so a typo is an error with a location and a did-you-mean.
+//!
+//! Versioning follows Kubernetes' (and so kind's) `TypeMeta`: [`TypeMeta`] is read first,
+//! ignoring everything else, and only a supported `apiVersion` and `kind` select the
+//! schema the rest of the file is read with. A future `zerolab/v2` adds its own
+//! `ClusterFile` and converts it into the same validated [`Cluster`](super::Cluster).
+//!
+//! Node fields are one flat set shared by every provider (as containerlab's node
+//! definition is); which of them a provider reads is declared by the provider
+//! ([`ProviderSpec::fields`](crate::provider::ProviderSpec)), and a field its provider
+//! does not read is an error, not silently ignored.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Deserialize;
+
+use crate::provider::ProviderKind;
+
+/// The one `apiVersion` this build reads.
+pub const API_VERSION: &str = "zerolab/v1";
+/// The one `kind` of document this build reads.
+pub const KIND: &str = "Cluster";
+
+/// Labels: key to value. YAML scalars of any type are read as their text (`rack: 2`).
+pub type Labels = BTreeMap<String, String>;
+
+/// The version header every zerolab document starts with, read before the rest.
+#[derive(Debug, Deserialize)]
+#[serde(expecting = "a cluster file (a mapping with apiVersion, kind, name, provider and nodes)")]
+pub struct TypeMeta {
+    /// `apiVersion`: `zerolab/v1`.
+    #[serde(rename = "apiVersion")]
+    pub api_version: Option<String>,
+    /// `kind`: `Cluster`.
+    pub kind: Option<String>,
+}
+
+/// A `zerolab/v1` `Cluster` document.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a cluster file (a mapping with apiVersion, kind, name, provider and nodes)")]
+pub struct ClusterFile {
+    /// Checked by [`TypeMeta`] first.
+    #[serde(rename = "apiVersion")]
+    pub api_version: String,
+    /// Checked by [`TypeMeta`] first.
+    pub kind: String,
+    /// The lab's name.
+    pub name: String,
+    /// How nodes are created; `netns` when omitted.
+    #[serde(default)]
+    pub provider: ProviderKind,
+    /// Network settings; each provider that uses a lab subnet has a default.
+    pub network: Option<NetworkSpec>,
+    /// Fields every node gets unless it sets its own.
+    pub defaults: Option<NodeDefaults>,
+    /// The nodes, each a name or a name pattern with `count`.
+    pub nodes: Vec<NodeSpec>,
+}
+
+/// The `network:` section.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "network settings (a mapping with subnet)")]
+pub struct NetworkSpec {
+    /// The lab subnet in CIDR form (`10.77.0.0/24`).
+    pub subnet: Option<String>,
+}
+
+/// The `defaults:` section: node fields that a node may override.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "node defaults (a mapping of node fields)")]
+pub struct NodeDefaults {
+    /// Login user.
+    pub user: Option<String>,
+    /// Private key path.
+    pub key: Option<String>,
+    /// SSH port (ssh provider).
+    pub port: Option<u16>,
+    /// Labels merged under each node's own (a node's value wins).
+    #[serde(default)]
+    pub labels: Labels,
+    /// Vagrant box.
+    #[serde(rename = "box")]
+    pub box_name: Option<String>,
+    /// Vagrant memory in MiB.
+    pub memory_mb: Option<u32>,
+    /// Vagrant virtual CPUs.
+    pub cpus: Option<u32>,
+}
+
+/// One entry of `nodes:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a node (a mapping with at least a name)")]
+pub struct NodeSpec {
+    /// The node's name, or with `count` the pattern its names are made from.
+    pub name: String,
+    /// How many nodes this entry stands for.
+    pub count: Option<u32>,
+    /// A fixed address (inside the subnet), or for ssh the host to reach.
+    pub address: Option<String>,
+    /// Login user.
+    pub user: Option<String>,
+    /// Private key path.
+    pub key: Option<String>,
+    /// SSH port (ssh provider).
+    pub port: Option<u16>,
+    /// Labels, for selecting nodes.
+    #[serde(default)]
+    pub labels: Labels,
+    /// MAC address of the boot interface (pxe provider).
+    pub mac: Option<String>,
+    /// Vagrant box.
+    #[serde(rename = "box")]
+    pub box_name: Option<String>,
+    /// Vagrant memory in MiB.
+    pub memory_mb: Option<u32>,
+    /// Vagrant virtual CPUs.
+    pub cpus: Option<u32>,
+}
+
+/// The node fields whose use depends on the provider (`name`, `count` and `labels`
+/// apply to every provider).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeField {
+    /// `address`
+    Address,
+    /// `user`
+    User,
+    /// `key`
+    Key,
+    /// `port`
+    Port,
+    /// `mac`
+    Mac,
+    /// `box`
+    Box,
+    /// `memory_mb`
+    MemoryMb,
+    /// `cpus`
+    Cpus,
+}
+
+impl NodeField {
+    /// Every provider-dependent field, in the order they are documented.
+    pub const ALL: [NodeField; 8] = [
+        NodeField::Address,
+        NodeField::User,
+        NodeField::Key,
+        NodeField::Port,
+        NodeField::Mac,
+        NodeField::Box,
+        NodeField::MemoryMb,
+        NodeField::Cpus,
+    ];
+
+    /// The field's key in the file.
+    pub fn key(self) -> &'static str {
+        match self {
+            NodeField::Address => "address",
+            NodeField::User => "user",
+            NodeField::Key => "key",
+            NodeField::Port => "port",
+            NodeField::Mac => "mac",
+            NodeField::Box => "box",
+            NodeField::MemoryMb => "memory_mb",
+            NodeField::Cpus => "cpus",
+        }
+    }
+
+    /// What a value of this field looks like, for "expected" messages.
+    pub fn hint(self) -> &'static str {
+        match self {
+            NodeField::Address => "an IP address or host name",
+            NodeField::User => "a login user name",
+            NodeField::Key => "a private key path such as ~/.ssh/id_ed25519",
+            NodeField::Port => "a port number",
+            NodeField::Mac => "a MAC address such as 52:54:00:12:34:56",
+            NodeField::Box => "a Vagrant box name",
+            NodeField::MemoryMb => "a memory size in MiB",
+            NodeField::Cpus => "a number of virtual CPUs",
+        }
+    }
+}
+
+impl fmt::Display for NodeField {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.key())
+    }
+}
+
+impl NodeSpec {
+    /// Whether this entry sets `field` itself.
+    pub fn has(&self, field: NodeField) -> bool {
+        match field {
+            NodeField::Address => self.address.is_some(),
+            NodeField::User => self.user.is_some(),
+            NodeField::Key => self.key.is_some(),
+            NodeField::Port => self.port.is_some(),
+            NodeField::Mac => self.mac.is_some(),
+            NodeField::Box => self.box_name.is_some(),
+            NodeField::MemoryMb => self.memory_mb.is_some(),
+            NodeField::Cpus => self.cpus.is_some(),
+        }
+    }
+}
+
+impl NodeDefaults {
+    /// Whether the defaults set `field` (`address` and `mac` are per node only).
+    pub fn has(&self, field: NodeField) -> bool {
+        match field {
+            NodeField::Address | NodeField::Mac => false,
+            NodeField::User => self.user.is_some(),
+            NodeField::Key => self.key.is_some(),
+            NodeField::Port => self.port.is_some(),
+            NodeField::Box => self.box_name.is_some(),
+            NodeField::MemoryMb => self.memory_mb.is_some(),
+            NodeField::Cpus => self.cpus.is_some(),
+        }
+    }
+}

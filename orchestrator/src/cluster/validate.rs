@@ -1,0 +1,349 @@
+//! Semantic checks of a [`ClusterFile`] that reads: everything serde cannot know, all
+//! reported together.
+//!
+//! The checks speak in YAML paths (`nodes[1].address`) and never in lines: the
+//! [`Checker`] turns a path into a location through the [`SourceMap`] when a problem is
+//! reported, so a check cannot get a location wrong, only pick the wrong path. The
+//! order is the file's: lab name, network, defaults, then each `nodes:` entry (common
+//! fields first, then its provider's own through [`ProviderKind::node_settings`]), then
+//! the checks across entries and the expansion into nodes ([`expand`]).
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+
+use super::diagnostic::{Problem, MAX_COUNT};
+use super::expand::{self, Entry};
+use super::location::{Location, SourceMap, YamlPath};
+use super::names;
+use super::net::{NodeAddress, Subnet, SubnetError};
+use super::schema::{ClusterFile, Labels, NodeDefaults, NodeField, NodeSpec};
+use super::Cluster;
+use crate::provider::{Addressing, ProviderKind, ProviderSpec};
+
+/// Collects problems, each placed at the location of a path.
+pub(crate) struct Checker<'a> {
+    map: &'a SourceMap,
+    problems: Vec<(Location, Problem)>,
+}
+
+impl<'a> Checker<'a> {
+    pub(crate) fn new(map: &'a SourceMap) -> Checker<'a> {
+        Checker { map, problems: Vec::new() }
+    }
+
+    /// Reports `problem` at the value of `path` (for a sequence item: the item).
+    pub(crate) fn report(&mut self, path: &YamlPath, problem: Problem) {
+        self.problems.push((self.map.value(path), problem));
+    }
+
+    /// Reports `problem` at the key of `path` (for a field that should not be there).
+    pub(crate) fn report_key(&mut self, path: &YamlPath, problem: Problem) {
+        self.problems.push((self.map.key(path), problem));
+    }
+
+    /// The line of `path`'s value, for messages that point at a first occurrence.
+    pub(crate) fn line(&self, path: &YamlPath) -> usize {
+        self.map.value(path).line
+    }
+
+    /// Whether nothing was reported.
+    pub(crate) fn is_clean(&self) -> bool {
+        self.problems.is_empty()
+    }
+
+    pub(crate) fn into_problems(self) -> Vec<(Location, Problem)> {
+        self.problems
+    }
+}
+
+/// One `nodes:` entry as its provider sees it: its own fields, else the defaults',
+/// each with the path it was written at.
+pub(crate) struct EntryView<'a> {
+    node: &'a NodeSpec,
+    defaults: &'a NodeDefaults,
+    path: YamlPath,
+}
+
+impl<'a> EntryView<'a> {
+    fn pick<T>(&self, field: NodeField, node: &'a Option<T>, default: &'a Option<T>) -> Option<(&'a T, YamlPath)> {
+        match (node, default) {
+            (Some(value), _) => Some((value, self.path.key(field.key()))),
+            (None, Some(value)) => Some((value, YamlPath::root().key("defaults").key(field.key()))),
+            (None, None) => None,
+        }
+    }
+
+    /// `user`, from the node or the defaults.
+    pub(crate) fn user(&self) -> Option<(&'a str, YamlPath)> {
+        self.pick(NodeField::User, &self.node.user, &self.defaults.user).map(|(v, p)| (v.as_str(), p))
+    }
+
+    /// `key`, from the node or the defaults.
+    pub(crate) fn key(&self) -> Option<(&'a str, YamlPath)> {
+        self.pick(NodeField::Key, &self.node.key, &self.defaults.key).map(|(v, p)| (v.as_str(), p))
+    }
+
+    /// `port`, from the node or the defaults.
+    pub(crate) fn port(&self) -> Option<(u16, YamlPath)> {
+        self.pick(NodeField::Port, &self.node.port, &self.defaults.port).map(|(v, p)| (*v, p))
+    }
+
+    /// `mac`, from the node (there is no default MAC).
+    pub(crate) fn mac(&self) -> Option<(&'a str, YamlPath)> {
+        self.pick(NodeField::Mac, &self.node.mac, &None).map(|(v, p)| (v.as_str(), p))
+    }
+
+    /// `box`, from the node or the defaults.
+    pub(crate) fn box_name(&self) -> Option<(&'a str, YamlPath)> {
+        self.pick(NodeField::Box, &self.node.box_name, &self.defaults.box_name).map(|(v, p)| (v.as_str(), p))
+    }
+
+    /// `memory_mb`, from the node or the defaults.
+    pub(crate) fn memory_mb(&self) -> Option<(u32, YamlPath)> {
+        self.pick(NodeField::MemoryMb, &self.node.memory_mb, &self.defaults.memory_mb).map(|(v, p)| (*v, p))
+    }
+
+    /// `cpus`, from the node or the defaults.
+    pub(crate) fn cpus(&self) -> Option<(u32, YamlPath)> {
+        self.pick(NodeField::Cpus, &self.node.cpus, &self.defaults.cpus).map(|(v, p)| (*v, p))
+    }
+}
+
+/// Checks `file` and builds the cluster, or returns every problem found.
+pub(crate) fn validate(file: ClusterFile, map: &SourceMap) -> Result<Cluster, Vec<(Location, Problem)>> {
+    let mut check = Checker::new(map);
+    let root = YamlPath::root();
+    let provider = file.provider;
+
+    if let Err(reason) = names::check_lab_name(&file.name) {
+        check.report(&root.key("name"), Problem::LabName { name: file.name.clone(), reason });
+    }
+    let network = check_network(&file, provider, &mut check);
+    let subnet = network.as_ref().map(|network| network.subnet);
+    let defaults = file.defaults.unwrap_or_default();
+    check_defaults(&defaults, provider, &mut check);
+
+    let nodes_path = root.key("nodes");
+    if file.nodes.is_empty() {
+        check.report(&nodes_path, Problem::NoNodes);
+    }
+    let entries: Vec<Entry> = file
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(index, node)| {
+            let view = EntryView { node, defaults: &defaults, path: nodes_path.index(index) };
+            check_entry(&view, index, provider, subnet, &mut check)
+        })
+        .collect();
+
+    let nodes = expand::expand(&entries, network.as_ref(), &mut check);
+    if !check.is_clean() {
+        return Err(check.into_problems());
+    }
+    Ok(Cluster { name: file.name, provider, subnet, nodes })
+}
+
+/// The lab subnet, or `None` for a provider without one or when `network.subnet` is
+/// wrong.
+fn check_network(file: &ClusterFile, provider: ProviderKind, check: &mut Checker<'_>) -> Option<LabNetwork> {
+    let path = YamlPath::root().key("network");
+    let subnet = file.network.as_ref().and_then(|network| network.subnet.as_deref());
+    let default = match provider.spec().addressing {
+        Addressing::PerNode => {
+            if file.network.is_some() {
+                check.report_key(&path, Problem::NetworkNotForProvider { provider });
+            }
+            return None;
+        }
+        Addressing::Subnet { default } => default,
+    };
+    let Some(text) = subnet else {
+        return Some(LabNetwork { subnet: default, written: None });
+    };
+    let path = path.key("subnet");
+    let subnet = match text.parse::<Subnet>() {
+        Ok(subnet) => subnet,
+        Err(SubnetError::Syntax) => {
+            check.report(&path, Problem::SubnetSyntax { value: text.to_owned() });
+            return None;
+        }
+        Err(SubnetError::Prefix(prefix)) => {
+            check.report(&path, Problem::SubnetPrefix { value: text.to_owned(), prefix });
+            return None;
+        }
+        Err(SubnetError::HostBits(network)) => {
+            check.report(&path, Problem::SubnetHostBits { value: text.to_owned(), network });
+            return None;
+        }
+    };
+    if !subnet.is_private() {
+        check.report(&path, Problem::SubnetNotPrivate { subnet });
+        return None;
+    }
+    Some(LabNetwork { subnet, written: Some(path) })
+}
+
+/// The lab subnet and where it was written (`None`: the provider's default).
+pub(crate) struct LabNetwork {
+    pub subnet: Subnet,
+    pub written: Option<YamlPath>,
+}
+
+/// Fields in `defaults` the provider does not read, and the default labels.
+fn check_defaults(defaults: &NodeDefaults, provider: ProviderKind, check: &mut Checker<'_>) {
+    let path = YamlPath::root().key("defaults");
+    for field in NodeField::ALL {
+        if defaults.has(field) && !provider.spec().fields.contains(&field) {
+            let problem = Problem::FieldNotForProvider { field, provider, used_by: ProviderKind::reading(field) };
+            check.report_key(&path.key(field.key()), problem);
+        }
+    }
+    check_labels(&defaults.labels, &path.key("labels"), check);
+}
+
+fn check_labels(labels: &Labels, path: &YamlPath, check: &mut Checker<'_>) {
+    for (key, value) in labels {
+        let label = path.key(key);
+        if let Err(reason) = names::check_label_key(key) {
+            check.report_key(&label, Problem::LabelKey { key: key.clone(), reason });
+        }
+        if let Err(reason) = names::check_label_value(value) {
+            check.report(&label, Problem::LabelValue { key: key.clone(), value: value.clone(), reason });
+        }
+    }
+}
+
+/// Checks one `nodes:` entry on its own and returns what the expansion needs.
+fn check_entry(
+    view: &EntryView<'_>,
+    index: usize,
+    provider: ProviderKind,
+    subnet: Option<Subnet>,
+    check: &mut Checker<'_>,
+) -> Entry {
+    let spec = provider.spec();
+    let node = view.node;
+    let path = &view.path;
+
+    let mut expandable = true;
+    if let Err(reason) = names::check_node_pattern(&node.name, node.count) {
+        check.report(&path.key("name"), Problem::NodeName { name: node.name.clone(), reason });
+        expandable = false;
+    }
+    match node.count {
+        Some(0) => {
+            check.report(&path.key("count"), Problem::ZeroCount);
+            expandable = false;
+        }
+        Some(count) if count > MAX_COUNT => {
+            check.report(&path.key("count"), Problem::CountTooLarge { count });
+            expandable = false;
+        }
+        Some(_) if node.address.is_some() => check.report_key(&path.key("count"), Problem::CountWithAddress),
+        Some(_) if node.mac.is_some() => check.report_key(&path.key("count"), Problem::CountWithMac),
+        _ => {}
+    }
+
+    for field in NodeField::ALL {
+        if node.has(field) && !spec.fields.contains(&field) {
+            let problem = Problem::FieldNotForProvider { field, provider, used_by: ProviderKind::reading(field) };
+            check.report_key(&path.key(field.key()), problem);
+        }
+    }
+    for &field in spec.required {
+        if !node.has(field) && !view.defaults.has(field) {
+            check.report(path, Problem::MissingNodeField { field, provider });
+        }
+    }
+    check_labels(&node.labels, &path.key("labels"), check);
+    let mut labels = view.defaults.labels.clone();
+    labels.extend(node.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+
+    let user = check_user(view, spec, check);
+    let key = check_key(view, spec, check);
+    let address = check_address(view, spec, subnet, check);
+    let settings = provider.node_settings(view, check);
+
+    Entry {
+        path: path.clone(),
+        index,
+        name: node.name.clone(),
+        count: node.count,
+        expandable,
+        address,
+        user,
+        key,
+        labels,
+        settings,
+    }
+}
+
+fn check_user(view: &EntryView<'_>, spec: &ProviderSpec, check: &mut Checker<'_>) -> String {
+    match view.user() {
+        Some((user, path)) => {
+            if let Err(reason) = names::check_user(user) {
+                check.report(&path, Problem::User { value: user.to_owned(), reason });
+            }
+            user.to_owned()
+        }
+        // A required user that is missing was reported with the required fields.
+        None => spec.default_user.unwrap_or_default().to_owned(),
+    }
+}
+
+fn check_key(view: &EntryView<'_>, spec: &ProviderSpec, check: &mut Checker<'_>) -> Option<PathBuf> {
+    if !spec.fields.contains(&NodeField::Key) {
+        return None;
+    }
+    let (key, path) = view.key()?;
+    if key.trim().is_empty() {
+        check.report(&path, Problem::Empty { field: NodeField::Key });
+        return None;
+    }
+    Some(PathBuf::from(key))
+}
+
+/// The entry's fixed address: for a subnet provider an IPv4 address inside the subnet
+/// and not one the lab keeps, otherwise any IP address or host name.
+fn check_address(
+    view: &EntryView<'_>,
+    spec: &ProviderSpec,
+    subnet: Option<Subnet>,
+    check: &mut Checker<'_>,
+) -> Option<NodeAddress> {
+    let text = view.node.address.as_deref()?;
+    let path = view.path.key("address");
+    let Addressing::Subnet { .. } = spec.addressing else {
+        let address = NodeAddress::parse(text);
+        if address.is_none() {
+            let problem = Problem::Address { value: text.to_owned(), expected: NodeField::Address.hint().to_owned() };
+            check.report(&path, problem);
+        }
+        return address;
+    };
+    let Some(subnet) = subnet else {
+        // The subnet itself is wrong (reported); nothing to check the address against.
+        return text.parse::<Ipv4Addr>().ok().map(|ip| NodeAddress::Ip(IpAddr::V4(ip)));
+    };
+    let Ok(ip) = text.parse::<Ipv4Addr>() else {
+        let expected = format!("an IPv4 address inside subnet {subnet}");
+        check.report(&path, Problem::Address { value: text.to_owned(), expected });
+        return None;
+    };
+    let address = ip.to_string();
+    let role = if !subnet.contains(ip) {
+        check.report(&path, Problem::AddressOutsideSubnet { address, subnet });
+        return None;
+    } else if ip == subnet.network() {
+        "network address"
+    } else if ip == subnet.broadcast() {
+        "broadcast address"
+    } else if ip == subnet.host_address() {
+        "host side (the lab's own address)"
+    } else {
+        return Some(NodeAddress::Ip(IpAddr::V4(ip)));
+    };
+    check.report(&path, Problem::AddressReserved { address, role, subnet });
+    None
+}

@@ -1,0 +1,25 @@
+//! `zerolab`, the orchestrator: reads a cluster file and (in later work) brings up labs
+//! of many machines, provisions them over SSH and runs the node agent on each.
+//!
+//! This first part is the cluster file: [`cluster::Cluster`] reads, checks and expands
+//! it; [`provider`] holds the one list of providers and what each reads from the file.
+//!
+//! ```
+//! use zerolab::cluster::{Cluster, NodeSelector};
+//!
+//! let cluster = Cluster::from_str(
+//!     "apiVersion: zerolab/v1\nkind: Cluster\nname: demo\nprovider: netns\n\
+//!      nodes:\n  - {name: node, count: 3, labels: {zone: a}}\n  - {name: edge, address: 10.77.0.50}\n",
+//!     "demo.yaml",
+//! )?;
+//! let selector: NodeSelector = "zone=a,edge".parse()?;
+//! let addresses: Vec<String> = cluster.select(&selector)?.iter().map(|n| n.address.to_string()).collect();
+//! assert_eq!(addresses, ["10.77.0.2", "10.77.0.3", "10.77.0.4", "10.77.0.50"]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Layering: the library never prints and never exits; the `zerolab` binary parses the
+//! command line, calls the library and maps the result to an exit code.
+
+pub mod cluster;
+pub mod provider;

@@ -1,0 +1,88 @@
+//! `vagrant`: virtual machines made by Vagrant (libvirt provider), on a private network
+//! with the lab subnet.
+//!
+//! Cluster file: [`BASE`] with its own lab subnet ([`DEFAULT_SUBNET`]), the `vagrant`
+//! user, and the machine's `box`, `memory_mb` and `cpus` (defaults [`DEFAULT_BOX`],
+//! [`DEFAULT_MEMORY_MB`], [`DEFAULT_CPUS`]). The box is built locally (no box can be
+//! downloaded on the lab machines), hence a zerolab box name by default.
+
+use std::net::Ipv4Addr;
+
+use super::{Addressing, ProviderSpec, BASE};
+use crate::cluster::diagnostic::Problem;
+use crate::cluster::net::Subnet;
+use crate::cluster::schema::NodeField;
+use crate::cluster::validate::{Checker, EntryView};
+
+/// The lab subnet when `network.subnet` is not given.
+pub const DEFAULT_SUBNET: Subnet = Subnet::new(Ipv4Addr::new(10, 78, 0, 0), 24);
+/// The box when `box` is not given: the Debian box zerolab builds.
+pub const DEFAULT_BOX: &str = "zerolab/debian12";
+/// Memory in MiB when `memory_mb` is not given.
+pub const DEFAULT_MEMORY_MB: u32 = 1024;
+/// The least memory a Debian guest with sshd boots in.
+pub const MIN_MEMORY_MB: u32 = 256;
+/// Virtual CPUs when `cpus` is not given.
+pub const DEFAULT_CPUS: u32 = 1;
+/// The most virtual CPUs a libvirt guest is given here.
+pub const MAX_CPUS: u32 = 64;
+
+/// What `vagrant` reads from the cluster file.
+pub const SPEC: ProviderSpec = ProviderSpec {
+    fields: &[NodeField::Address, NodeField::User, NodeField::Box, NodeField::MemoryMb, NodeField::Cpus],
+    default_user: Some("vagrant"),
+    addressing: Addressing::Subnet { default: DEFAULT_SUBNET },
+    ..BASE
+};
+
+/// A `vagrant` node's settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// The box the machine is made from.
+    pub box_name: String,
+    /// Memory in MiB.
+    pub memory_mb: u32,
+    /// Virtual CPUs.
+    pub cpus: u32,
+}
+
+pub(crate) fn node_settings(entry: &EntryView<'_>, check: &mut Checker<'_>) -> Option<Settings> {
+    let mut ok = true;
+    let box_name = match entry.box_name() {
+        None => DEFAULT_BOX.to_owned(),
+        Some((name, path)) => {
+            if name.is_empty() {
+                check.report(&path, Problem::Empty { field: NodeField::Box });
+                ok = false;
+            } else if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                check.report(&path, Problem::BoxName { value: name.to_owned() });
+                ok = false;
+            }
+            name.to_owned()
+        }
+    };
+    let memory_mb = match entry.memory_mb() {
+        None => DEFAULT_MEMORY_MB,
+        Some((value, path)) if value < MIN_MEMORY_MB => {
+            check.report(&path, Problem::TooSmall { field: NodeField::MemoryMb, value, min: MIN_MEMORY_MB });
+            ok = false;
+            value
+        }
+        Some((value, _)) => value,
+    };
+    let cpus = match entry.cpus() {
+        None => DEFAULT_CPUS,
+        Some((0, path)) => {
+            check.report(&path, Problem::TooSmall { field: NodeField::Cpus, value: 0, min: 1 });
+            ok = false;
+            0
+        }
+        Some((value, path)) if value > MAX_CPUS => {
+            check.report(&path, Problem::TooLarge { field: NodeField::Cpus, value, max: MAX_CPUS });
+            ok = false;
+            value
+        }
+        Some((value, _)) => value,
+    };
+    ok.then_some(Settings { box_name, memory_mb, cpus })
+}

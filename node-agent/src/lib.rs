@@ -1,0 +1,41 @@
+//! `zerolab-agent`: the node agent. It runs sandboxed guests on its node
+//! behind a small HTTP/1.1 JSON API served on a Unix socket.
+//!
+//! - [`api`]: the request and response types. Always compiled, serde only:
+//!   the orchestrator depends on this crate with `default-features = false`
+//!   and gets nothing else.
+//! - With the default `server` feature: [`server`] (axum router, socket,
+//!   node facts), [`blobs`] (content-addressed uploads) and [`sessions`]
+//!   (one guest per `std::thread`, outputs in files, kill handles).
+//!
+//! **How the orchestrator reaches it, and why that is secure.** The agent
+//! listens only on a Unix socket (default `/run/zerolab/agent.sock`, mode
+//! 0600 in a 0700 directory, owned by the agent's user); it opens no TCP
+//! port. The orchestrator already holds an SSH connection to every node and
+//! opens a `direct-streamlocal@openssh.com` channel to the socket over it.
+//! So a request needs either the lab's SSH key (authenticated and encrypted
+//! by sshd) or the agent's own user (root) on the node — the same people who
+//! could run anything there anyway. No second credential, no TLS to manage.
+//! See `docs/agent.md`.
+//!
+//! ```no_run
+//! # #[cfg(feature = "server")]
+//! # async fn run() -> Result<(), zerolab_agent::server::ServeError> {
+//! use std::path::Path;
+//! zerolab_agent::server::serve(
+//!     Path::new("/run/zerolab/agent.sock"),
+//!     Path::new("/var/lib/zerolab"),
+//!     std::future::pending(),
+//! )
+//! .await
+//! # }
+//! ```
+
+pub mod api;
+
+#[cfg(feature = "server")]
+pub mod blobs;
+#[cfg(feature = "server")]
+pub mod server;
+#[cfg(feature = "server")]
+pub mod sessions;

@@ -1,0 +1,306 @@
+//! The HTTP server: axum router over a Unix socket, and the node's facts.
+//!
+//! [`serve`] binds the socket (parent directory 0700 when it creates it,
+//! socket 0600), builds [`AppState`] and runs [`router`] until the future
+//! given to it resolves. Handlers never unwrap: every failure becomes an
+//! [`ApiError`] — a status and an [`api::ErrorBody`] with one actionable line.
+//! Request bodies are parsed by hand (not with axum's `Json` extractor) so a
+//! malformed body gets the same JSON error shape as everything else.
+
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path as UrlPath, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use zerolab_sandbox::session::Options;
+
+use crate::api;
+use crate::blobs::{sha256_hex, BlobError, Blobs};
+use crate::sessions::{Output, Sessions, SessionsError};
+
+/// Largest blob accepted in one `PUT` (the body is held in memory).
+pub const MAX_BLOB_BYTES: usize = 256 << 20;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The state directory could not be prepared.
+    #[error("cannot prepare state directory {}", path.display())]
+    State {
+        /// Directory.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The socket could not be bound.
+    #[error("cannot listen on {}", path.display())]
+    Bind {
+        /// Socket path.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Serving failed.
+    #[error("serving {} failed", path.display())]
+    Serve {
+        /// Socket path.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What every handler shares.
+#[derive(Debug)]
+pub struct AppState {
+    blobs: Blobs,
+    sessions: Sessions,
+    /// SHA-256 of the running binary, hashed once (off the request path).
+    build: Arc<OnceLock<String>>,
+}
+
+impl AppState {
+    /// State under `state_dir` (`blobs/`, `sessions/`).
+    pub fn new(state_dir: &Path, opts: Options) -> std::io::Result<AppState> {
+        create_private_dir(state_dir)?;
+        let blobs = Blobs::open(state_dir.join("blobs"))?;
+        let sessions = Sessions::new(state_dir.join("sessions"), blobs.clone(), opts)?;
+        let build = Arc::new(OnceLock::new());
+        // Hash the binary in the background so the socket answers at once.
+        let early = Arc::clone(&build);
+        std::thread::spawn(move || early.get_or_init(binary_hash).len());
+        Ok(AppState { blobs, sessions, build })
+    }
+}
+
+/// SHA-256 of `/proc/self/exe`, or `unknown` if it cannot be read.
+fn binary_hash() -> String {
+    std::fs::read("/proc/self/exe").map(|b| sha256_hex(&b)).unwrap_or_else(|_| "unknown".into())
+}
+
+async fn version(State(s): Shared) -> Result<Json<api::Version>, ApiError> {
+    let build = Arc::clone(&s.build);
+    let build = tokio::task::spawn_blocking(move || build.get_or_init(binary_hash).clone())
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot hash the agent binary: {e}")))?;
+    Ok(Json(api::Version { version: env!("CARGO_PKG_VERSION").into(), build }))
+}
+
+/// Creates `dir` (and parents) with mode 0700 where it creates them.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+}
+
+/// An error response: status and one line.
+#[derive(Debug)]
+pub struct ApiError(pub StatusCode, pub String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(api::ErrorBody { error: self.1 })).into_response()
+    }
+}
+
+impl From<BlobError> for ApiError {
+    fn from(e: BlobError) -> Self {
+        let status = match e {
+            BlobError::BadName(_) | BlobError::Mismatch { .. } => StatusCode::BAD_REQUEST,
+            BlobError::Missing(_) => StatusCode::NOT_FOUND,
+            BlobError::Write { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError(status, one_line(&e))
+    }
+}
+
+impl From<SessionsError> for ApiError {
+    fn from(e: SessionsError) -> Self {
+        let status = match &e {
+            SessionsError::Blob(BlobError::Missing(_)) => StatusCode::UNPROCESSABLE_ENTITY,
+            SessionsError::Blob(BlobError::Write { .. }) => StatusCode::INTERNAL_SERVER_ERROR,
+            SessionsError::Blob(_) | SessionsError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            SessionsError::Unknown(_) => StatusCode::NOT_FOUND,
+            SessionsError::Prepare { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            SessionsError::Thread { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        ApiError(status, one_line(&e))
+    }
+}
+
+/// The error and its causes on one line.
+fn one_line(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cause = c.source();
+    }
+    s
+}
+
+type Shared = State<Arc<AppState>>;
+
+/// The API v1 routes.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/v1/health", get(|| async { Json(api::Health { status: "ok".into() }) }))
+        .route("/v1/version", get(version))
+        .route("/v1/facts", get(|| async { Json(facts()) }))
+        .route("/v1/blobs/{sha256}", put(put_blob).layer(DefaultBodyLimit::max(MAX_BLOB_BYTES)))
+        .route("/v1/sessions", get(list_sessions).post(start_session))
+        .route("/v1/sessions/{id}", get(session_status).delete(kill_session))
+        .route("/v1/sessions/{id}/stdout", get(|s: Shared, id: UrlPath<String>| output(s, id, Output::Stdout)))
+        .route("/v1/sessions/{id}/stderr", get(|s: Shared, id: UrlPath<String>| output(s, id, Output::Stderr)))
+        .fallback(|| async {
+            ApiError(StatusCode::NOT_FOUND, "no such endpoint; the API is under /v1 (see docs/agent.md)".into())
+        })
+        .with_state(state)
+}
+
+async fn put_blob(State(s): Shared, UrlPath(name): UrlPath<String>, body: Bytes) -> Result<Response, ApiError> {
+    let blobs = s.blobs.clone();
+    let stored = tokio::task::spawn_blocking(move || blobs.put(&name, &body))
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("blob upload failed: {e}; retry")))??;
+    Ok((StatusCode::CREATED, Json(stored)).into_response())
+}
+
+async fn start_session(State(s): Shared, body: Bytes) -> Result<Response, ApiError> {
+    let req: api::SessionRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("bad session request: {e}; send JSON like {{\"program\": \"<sha256>\"}}"),
+        )
+    })?;
+    let id = s.sessions.start(&req)?;
+    tracing::info!(session = %id, program = %req.program, "session started");
+    Ok((StatusCode::CREATED, Json(api::SessionCreated { id })).into_response())
+}
+
+async fn list_sessions(State(s): Shared) -> Json<api::SessionList> {
+    Json(s.sessions.list())
+}
+
+async fn session_status(State(s): Shared, UrlPath(id): UrlPath<String>) -> Result<Json<api::SessionStatus>, ApiError> {
+    Ok(Json(s.sessions.status(&id)?))
+}
+
+async fn kill_session(State(s): Shared, UrlPath(id): UrlPath<String>) -> Result<Json<api::SessionStatus>, ApiError> {
+    let status = s.sessions.kill(&id)?;
+    tracing::info!(session = %id, "session kill requested");
+    Ok(Json(status))
+}
+
+async fn output(State(s): Shared, UrlPath(id): UrlPath<String>, which: Output) -> Result<Response, ApiError> {
+    let path = s.sessions.output(&id, which)?;
+    let bytes = tokio::fs::read(&path).await.map_err(|e| {
+        ApiError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot read {}: {e}; check the state directory", path.display()),
+        )
+    })?;
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
+}
+
+/// The node's facts, read from `/proc`.
+pub fn facts() -> api::Facts {
+    let read = |p: &str| std::fs::read_to_string(p).map(|s| s.trim().to_string()).unwrap_or_default();
+    api::Facts {
+        hostname: read("/proc/sys/kernel/hostname"),
+        cpus: std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1),
+        memory_bytes: mem_total(&read("/proc/meminfo")).unwrap_or(0),
+        kernel: read("/proc/sys/kernel/osrelease"),
+    }
+}
+
+/// `MemTotal` from `/proc/meminfo`, in bytes.
+fn mem_total(meminfo: &str) -> Option<u64> {
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Binds `socket` privately: its parent directory is created 0700 if
+/// missing, a stale socket there is replaced, and the socket is made 0600.
+pub fn bind(socket: &Path) -> Result<tokio::net::UnixListener, ServeError> {
+    let err = |source| ServeError::Bind { path: socket.to_path_buf(), source };
+    if let Some(parent) = socket.parent().filter(|p| !p.as_os_str().is_empty()) {
+        create_private_dir(parent).map_err(err)?;
+    }
+    match std::fs::symlink_metadata(socket) {
+        Ok(m) if m.file_type().is_socket() => std::fs::remove_file(socket).map_err(err)?,
+        Ok(_) => {
+            return Err(err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "a file that is not a socket is in the way; remove it or choose another --socket",
+            )))
+        }
+        Err(_) => {}
+    }
+    let listener = tokio::net::UnixListener::bind(socket).map_err(err)?;
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
+    Ok(listener)
+}
+
+/// Serves the API on `socket` with state under `state_dir` until `shutdown`.
+pub async fn serve(
+    socket: &Path,
+    state_dir: &Path,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let state = AppState::new(state_dir, Options::default())
+        .map_err(|source| ServeError::State { path: state_dir.to_path_buf(), source })?;
+    let listener = bind(socket)?;
+    tracing::info!(socket = %socket.display(), state = %state_dir.display(), "listening");
+    let result = axum::serve(listener, router(Arc::new(state))).with_graceful_shutdown(shutdown).await;
+    let _ = std::fs::remove_file(socket);
+    result.map_err(|source| ServeError::Serve { path: socket.to_path_buf(), source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_mem_total_in_bytes() {
+        assert_eq!(mem_total("MemTotal:       16384 kB\nMemFree: 1 kB\n"), Some(16384 * 1024));
+        assert_eq!(mem_total("nothing"), None);
+    }
+
+    #[test]
+    fn facts_come_from_this_machine() {
+        let f = facts();
+        assert!(f.cpus >= 1);
+        assert!(f.memory_bytes > 0);
+        assert!(!f.kernel.is_empty());
+    }
+
+    #[test]
+    fn binds_socket_0600_in_new_dir_0700() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("run/agent.sock");
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let _l = rt.block_on(async { bind(&sock) }).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&sock), 0o600);
+        assert_eq!(mode(sock.parent().unwrap()), 0o700);
+    }
+
+    #[test]
+    fn refuses_to_replace_a_regular_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.sock");
+        std::fs::write(&path, "keep me").unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        assert!(matches!(rt.block_on(async { bind(&path) }), Err(ServeError::Bind { .. })));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "keep me");
+    }
+}

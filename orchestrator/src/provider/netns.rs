@@ -4,8 +4,19 @@
 //! Cluster file: everything from [`BASE`]: nodes get addresses from the lab subnet
 //! (default [`DEFAULT_SUBNET`]), log in as `root` with the key pair the lab generates
 //! (so `key` does not apply), and have no fields of their own yet.
+//!
+//! Acting on the machine (root only): [`create`] makes each node a network namespace on
+//! a lab bridge with its own mount and UTS namespace, private directories and OpenSSH
+//! sshd; [`destroy`] removes all of it. The details and the order are in `host.rs`;
+//! kernel object names in [`names`].
+
+mod host;
+pub mod names;
 
 use std::net::Ipv4Addr;
+
+pub use self::host::{create, destroy, sshd_config, NetnsError, SSHD};
+pub use self::names::Names;
 
 use super::{ProviderSpec, BASE};
 use crate::cluster::net::Subnet;

@@ -1,0 +1,235 @@
+//! The lab directory: everything one lab keeps on this machine, in one place (like
+//! containerlab's lab dir), at `<root>/<name>/` (root [`DEFAULT_ROOT`]).
+//!
+//! ```text
+//! <root>/<name>/            0700
+//!   id_ed25519, .pub        the lab's SSH key pair, generated once (private key 0600)
+//!   known_hosts             pinned host keys, written by the SSH code (0600)
+//!   state.json              node states (see [`state`]), replaced atomically (0600)
+//!   logs/                   per-node logs (0700)
+//!   nodes/<node>/           provider runtime files (netns: each node's private dirs)
+//! ```
+//!
+//! The directory is created mode 0700 and every file in it without access for group or
+//! others (the public key excepted), so nothing secret is readable by other users even
+//! when the root directory is. The key pair comes from OpenSSH's `ssh-keygen`: the lab
+//! logs in with the real OpenSSH client and server, so their own tool makes the keys.
+
+pub mod state;
+
+use std::fs::{self, DirBuilder, OpenOptions};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub use self::state::{LabState, NodeRecord, NodeState};
+use crate::cluster::names::check_lab_name;
+
+/// Where labs live when no root is given: `.zerolab` in the working directory.
+pub const DEFAULT_ROOT: &str = ".zerolab";
+
+/// What can go wrong with a lab directory.
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    /// The name is not a valid lab name.
+    #[error("invalid lab name `{name}`: {reason}")]
+    Name { name: String, reason: String },
+    /// A file or directory of the lab could not be made, read or written.
+    #[error("lab file {}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// `ssh-keygen` could not be run or failed.
+    #[error("ssh-keygen failed for {}: {detail}; install openssh-client", path.display())]
+    Keygen { path: PathBuf, detail: String },
+    /// `state.json` is not a lab state.
+    #[error("lab state {} is corrupt", path.display())]
+    State {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+pub(crate) fn io_error(path: &Path) -> impl FnOnce(io::Error) -> LabError + '_ {
+    move |source| LabError::Io { path: path.to_owned(), source }
+}
+
+/// An open lab directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lab {
+    name: String,
+    dir: PathBuf,
+}
+
+impl Lab {
+    /// Opens the lab `name` under `root`, creating its directory, key pair, `known_hosts`
+    /// and `logs/` where missing (an existing key pair is kept).
+    pub fn open_or_create(root: impl AsRef<Path>, name: &str) -> Result<Lab, LabError> {
+        check_lab_name(name).map_err(|reason| LabError::Name { name: name.to_owned(), reason: reason.to_string() })?;
+        let root = root.as_ref();
+        let root = if root.is_absolute() {
+            root.to_owned()
+        } else {
+            std::env::current_dir().map_err(io_error(root))?.join(root)
+        };
+        let lab = Lab { name: name.to_owned(), dir: root.join(name) };
+        DirBuilder::new().recursive(true).mode(0o700).create(&root).map_err(io_error(&root))?;
+        private_dir(&lab.dir)?;
+        private_dir(&lab.logs_dir())?;
+        let known_hosts = lab.known_hosts();
+        OpenOptions::new().create(true).append(true).mode(0o600).open(&known_hosts).map_err(io_error(&known_hosts))?;
+        if !lab.private_key().exists() {
+            lab.generate_key()?;
+        }
+        Ok(lab)
+    }
+
+    fn generate_key(&self) -> Result<(), LabError> {
+        let key = self.private_key();
+        // A half-written pair from an interrupted run would make ssh-keygen ask before
+        // overwriting; start clean.
+        let _ = fs::remove_file(self.public_key());
+        let output = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C"])
+            .arg(format!("zerolab-{}", self.name))
+            .arg("-f")
+            .arg(&key)
+            .output()
+            .map_err(|e| LabError::Keygen { path: key.clone(), detail: e.to_string() })?;
+        if !output.status.success() {
+            let detail = String::from_utf8_lossy(&output.stderr).trim().to_owned();
+            return Err(LabError::Keygen { path: key, detail });
+        }
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).map_err(io_error(&key))
+    }
+
+    /// The lab's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The lab directory (absolute).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The lab's private SSH key (ed25519, 0600).
+    pub fn private_key(&self) -> PathBuf {
+        self.dir.join("id_ed25519")
+    }
+
+    /// The lab's public SSH key: what nodes authorize.
+    pub fn public_key(&self) -> PathBuf {
+        self.dir.join("id_ed25519.pub")
+    }
+
+    /// The pinned host keys, in OpenSSH `known_hosts` format.
+    pub fn known_hosts(&self) -> PathBuf {
+        self.dir.join("known_hosts")
+    }
+
+    /// The node states.
+    pub fn state_path(&self) -> PathBuf {
+        self.dir.join("state.json")
+    }
+
+    /// The per-node logs.
+    pub fn logs_dir(&self) -> PathBuf {
+        self.dir.join("logs")
+    }
+
+    /// Provider runtime files, one directory per node; removed when the lab is destroyed.
+    pub fn nodes_dir(&self) -> PathBuf {
+        self.dir.join("nodes")
+    }
+
+    /// The node states (empty when none were saved yet).
+    pub fn load_state(&self) -> Result<LabState, LabError> {
+        LabState::load(&self.state_path())
+    }
+
+    /// Saves the node states atomically (temporary file, then rename).
+    pub fn save_state(&self, state: &LabState) -> Result<(), LabError> {
+        state.save(&self.state_path())
+    }
+
+    /// Removes the lab directory and everything in it (nothing is left of it).
+    pub fn remove(self) -> Result<(), LabError> {
+        match fs::remove_dir_all(&self.dir) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_error(&self.dir)(e)),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Creates `dir` (0700) if missing and makes sure it is 0700.
+pub(crate) fn private_dir(dir: &Path) -> Result<(), LabError> {
+    DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io_error(dir))?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io_error(dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    fn modes(dir: &Path, out: &mut Vec<(PathBuf, u32)>) {
+        for entry in fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let meta = fs::symlink_metadata(&path).unwrap();
+            out.push((path.clone(), meta.mode() & 0o777));
+            if meta.is_dir() {
+                modes(&path, out);
+            }
+        }
+    }
+
+    #[test]
+    fn creates_private_lab_dir_with_key_pair() {
+        let root = tempfile::tempdir().unwrap();
+        let lab = Lab::open_or_create(root.path(), "demo").unwrap();
+        assert_eq!(lab.dir(), root.path().join("demo"));
+        assert_eq!(fs::metadata(lab.dir()).unwrap().mode() & 0o777, 0o700);
+        assert_eq!(fs::metadata(lab.private_key()).unwrap().mode() & 0o777, 0o600);
+        assert!(fs::read_to_string(lab.public_key()).unwrap().starts_with("ssh-ed25519 "));
+        lab.save_state(&LabState::default()).unwrap();
+        let mut all = Vec::new();
+        modes(lab.dir(), &mut all);
+        assert!(all.len() >= 5, "{all:?}");
+        for (path, mode) in all {
+            if path != lab.public_key() {
+                assert_eq!(mode & 0o077, 0, "{} is {mode:o}", path.display());
+            }
+        }
+    }
+
+    #[test]
+    fn keeps_key_pair_when_reopened() {
+        let root = tempfile::tempdir().unwrap();
+        let first = Lab::open_or_create(root.path(), "demo").unwrap();
+        let key = fs::read(first.private_key()).unwrap();
+        let again = Lab::open_or_create(root.path(), "demo").unwrap();
+        assert_eq!(fs::read(again.private_key()).unwrap(), key);
+    }
+
+    #[test]
+    fn refuses_invalid_name() {
+        let root = tempfile::tempdir().unwrap();
+        let err = Lab::open_or_create(root.path(), "../x").unwrap_err();
+        assert!(err.to_string().starts_with("invalid lab name `../x`"), "{err}");
+        assert_eq!(fs::read_dir(root.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn remove_leaves_nothing_and_is_idempotent() {
+        let root = tempfile::tempdir().unwrap();
+        let lab = Lab::open_or_create(root.path(), "demo").unwrap();
+        lab.clone().remove().unwrap();
+        assert!(!root.path().join("demo").exists());
+        lab.remove().unwrap();
+    }
+}

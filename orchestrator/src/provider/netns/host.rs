@@ -1,0 +1,524 @@
+//! Making and removing a `netns` lab on this machine.
+//!
+//! Per node, in this order:
+//! 1. private files under `<lab>/nodes/<node>/`: `run/` (its `/run`), `var-lib/` (the
+//!    upper layer of an overlay on `/var/lib`, holding `/var/lib/zerolab`), `home/` (its
+//!    user's home: empty, so bash reads no `.bashrc`), `etc-ssh/` (its `/etc/ssh`:
+//!    `sshd_config`, its own ed25519 host key, `authorized_keys` = a copy of the lab's
+//!    public key, since the lab directory itself may be hidden under the node's home);
+//! 2. a network namespace `zl<h6>-<node>` with `eth0` on the lab bridge at its address,
+//!    and `lo`; no route, so traffic stays on the bridge;
+//! 3. its sshd: `setsid -f ip netns exec NS unshare --mount --uts sh -c SCRIPT`, the
+//!    script bind-mounting the private directories (through a descriptor opened first,
+//!    so the sources stay reachable whatever the mounts hide), setting the hostname and
+//!    exec'ing `sshd -D`. `setsid -f` detaches it, so it outlives `zerolab up` and is
+//!    never our zombie; its pid comes from its `PidFile`, which sshd writes once it
+//!    listens (so the file is also the readiness signal).
+//!
+//! `/run/zerolab`, `/var/lib/zerolab` and the home are private per node; `/var/lib` is
+//! an overlay so the host's `/var/lib` stays visible but nothing is created on the host.
+//! The mounts live in the node's mount namespace and vanish with its last process.
+//!
+//! [`destroy`] finds everything by name (no state needed): it kills every process in
+//! the lab's namespaces, deletes them, the veths and the bridge, and removes the
+//! runtime files. [`create`] destroys whatever it made when a step fails.
+
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
+use std::net::Ipv4Addr;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::names::Names;
+use crate::cluster::{Cluster, Node, NodeAddress, Subnet};
+use crate::lab::{Lab, LabError, LabState, NodeRecord, NodeState};
+use crate::provider::ProviderKind;
+
+/// The sshd every node runs (OpenSSH re-executes itself, so the path is absolute).
+pub const SSHD: &str = "/usr/sbin/sshd";
+/// Where network namespaces are bound by `ip netns`.
+const NETNS_DIR: &str = "/run/netns";
+/// Nodes made at once.
+const WORKERS: usize = 8;
+
+/// What can go wrong making or removing a `netns` lab.
+#[derive(Debug, thiserror::Error)]
+pub enum NetnsError {
+    /// Not running as root.
+    #[error("the netns provider needs root: run zerolab as root (sudo)")]
+    NotRoot,
+    /// A program the lab needs is missing.
+    #[error("{program} not found: install {package} (scripts/setup does)")]
+    Missing { program: &'static str, package: &'static str },
+    /// The cluster file is for another provider.
+    #[error("lab `{lab}` uses the {provider} provider, not netns")]
+    Provider { lab: String, provider: ProviderKind },
+    /// The lab's bridge exists already.
+    #[error("lab `{lab}` is already up (bridge {bridge}); destroy it first")]
+    AlreadyUp { lab: String, bridge: String },
+    /// Another interface has an address in the lab subnet.
+    #[error("subnet {subnet} is already used by {link} ({address}); choose another network.subnet")]
+    SubnetInUse { subnet: Subnet, link: String, address: String },
+    /// A command failed.
+    #[error("`{command}` failed: {detail}")]
+    Command { command: String, detail: String },
+    /// A node could not be made.
+    #[error("node {node}: {detail}")]
+    Node { node: String, detail: String },
+    /// Something of the lab is still there after destroy.
+    #[error("lab `{lab}` not fully removed: {left}")]
+    Leftover { lab: String, left: String },
+    /// A lab file.
+    #[error(transparent)]
+    Lab(#[from] LabError),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> NetnsError + '_ {
+    move |source| NetnsError::Lab(LabError::Io { path: path.to_owned(), source })
+}
+
+/// Makes every node of `cluster` in `lab`: namespaces on a lab bridge, each with its own
+/// sshd. Returns (and saves) the node states, each node `provisioning` with its sshd's
+/// pid: reachable over SSH, ready for provisioning. On failure nothing is left behind.
+pub fn create(lab: &Lab, cluster: &Cluster) -> Result<LabState, NetnsError> {
+    preflight(lab, cluster)?;
+    let names = Names::new(lab.name());
+    if Path::new("/sys/class/net").join(names.bridge()).exists() {
+        return Err(NetnsError::AlreadyUp { lab: lab.name().to_owned(), bridge: names.bridge() });
+    }
+    let subnet = cluster.subnet().expect("a netns cluster has a lab subnet");
+    check_subnet_free(subnet)?;
+    let made = make(lab, cluster, &names, subnet);
+    if made.is_err() {
+        // Fail closed: no half-made lab. The first error is the one worth reporting.
+        let _ = destroy(lab);
+    }
+    made
+}
+
+fn preflight(lab: &Lab, cluster: &Cluster) -> Result<(), NetnsError> {
+    if cluster.provider() != ProviderKind::Netns {
+        return Err(NetnsError::Provider { lab: lab.name().to_owned(), provider: cluster.provider() });
+    }
+    require_root()?;
+    for (program, package) in [(SSHD, "openssh-server"), ("/usr/bin/ssh-keygen", "openssh-client")] {
+        if !Path::new(program).exists() {
+            return Err(NetnsError::Missing { program, package });
+        }
+    }
+    Ok(())
+}
+
+fn require_root() -> Result<(), NetnsError> {
+    if nix::unistd::geteuid().is_root() {
+        Ok(())
+    } else {
+        Err(NetnsError::NotRoot)
+    }
+}
+
+fn make(lab: &Lab, cluster: &Cluster, names: &Names, subnet: Subnet) -> Result<LabState, NetnsError> {
+    let nodes = cluster.nodes();
+    let host = subnet.host_address();
+    let prefix = subnet.prefix();
+    let bridge = names.bridge();
+    // The bridge carries the host side; no route or forwarding is added anywhere.
+    ip_batch(&[
+        format!("link add {bridge} type bridge"),
+        format!("addr add {host}/{prefix} dev {bridge}"),
+        format!("link set {bridge} up"),
+    ])?;
+    crate::lab::private_dir(&lab.nodes_dir())?;
+    let public_key = fs::read(lab.public_key()).map_err(io_err(&lab.public_key()))?;
+
+    // The first `ip netns add` on a machine sets up /run/netns as a shared mount; doing
+    // it once before the parallel part keeps concurrent first calls from stacking mounts.
+    let next = AtomicUsize::new(0);
+    let first_error = Mutex::new(None);
+    let work = |i: usize| {
+        let node = &nodes[i];
+        if let Err(e) = make_node(lab, names, i, node, prefix, &public_key) {
+            first_error.lock().unwrap().get_or_insert(e);
+        }
+    };
+    if !nodes.is_empty() {
+        work(0);
+        next.store(1, Ordering::SeqCst);
+    }
+    std::thread::scope(|scope| {
+        for _ in 0..WORKERS.min(nodes.len()) {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                if i >= nodes.len() || first_error.lock().unwrap().is_some() {
+                    break;
+                }
+                work(i);
+            });
+        }
+    });
+    if let Some(e) = first_error.into_inner().unwrap() {
+        return Err(e);
+    }
+
+    let deadline = Instant::now() + Duration::from_secs(10) + Duration::from_millis(50 * nodes.len() as u64);
+    let mut state = LabState::default();
+    for node in nodes {
+        let pid = wait_for_sshd(lab, names, node, deadline)?;
+        state.nodes.insert(
+            node.name.clone(),
+            NodeRecord { address: node.address.to_string(), state: NodeState::Provisioning, pid: Some(pid) },
+        );
+    }
+    lab.save_state(&state)?;
+    Ok(state)
+}
+
+/// The node's private directory.
+fn node_dir(lab: &Lab, node: &str) -> PathBuf {
+    lab.nodes_dir().join(node)
+}
+
+fn make_node(lab: &Lab, names: &Names, index: usize, node: &Node, prefix: u8, key: &[u8]) -> Result<(), NetnsError> {
+    let address = match node.address {
+        NodeAddress::Ip(std::net::IpAddr::V4(address)) => address,
+        ref other => {
+            return Err(NetnsError::Node { node: node.name.clone(), detail: format!("address {other} is not IPv4") })
+        }
+    };
+    let dir = node_dir(lab, &node.name);
+    write_node_files(&dir, &node.name, address, key)?;
+    let ns = names.namespace(&node.name);
+    let veth = names.veth(index);
+    run(Command::new("ip").args(["netns", "add", &ns]))?;
+    run(Command::new("ip")
+        .args(["link", "add", &veth, "master", &names.bridge(), "up", "type", "veth"])
+        .args(["peer", "name", "eth0", "netns", &ns]))?;
+    ip_batch_in(
+        &ns,
+        &[format!("addr add {address}/{prefix} dev eth0"), "link set eth0 up".into(), "link set lo up".into()],
+    )?;
+    start_sshd(lab, &dir, &ns, node)
+}
+
+fn write_node_files(dir: &Path, node: &str, address: Ipv4Addr, key: &[u8]) -> Result<(), NetnsError> {
+    for (sub, mode) in [
+        ("", 0o700),
+        ("run", 0o755),
+        ("run/sshd", 0o755),
+        ("run/zerolab", 0o700),
+        ("var-lib", 0o755),
+        ("var-lib/zerolab", 0o700),
+        ("work", 0o700),
+        ("home", 0o700),
+        ("etc-ssh", 0o755),
+    ] {
+        let path = dir.join(sub);
+        fs::create_dir_all(&path).map_err(io_err(&path))?;
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).map_err(io_err(&path))?;
+    }
+    opaque(&dir.join("var-lib/zerolab"))?;
+    let etc = dir.join("etc-ssh");
+    write_file(&etc.join("sshd_config"), sshd_config(address).as_bytes(), 0o644)?;
+    write_file(&etc.join("authorized_keys"), key, 0o600)?;
+    let host_key = etc.join("ssh_host_ed25519_key");
+    let _ = fs::remove_file(&host_key);
+    let _ = fs::remove_file(etc.join("ssh_host_ed25519_key.pub"));
+    run(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", node, "-f"]).arg(&host_key))?;
+    Ok(())
+}
+
+/// Marks an overlay upper directory opaque, so the node's `/var/lib/zerolab` starts
+/// empty even when the host has one (whose files would otherwise show through).
+fn opaque(dir: &Path) -> Result<(), NetnsError> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes())
+        .map_err(|_| io_err(dir)(io::Error::new(io::ErrorKind::InvalidInput, "path holds a NUL byte")))?;
+    // SAFETY: both strings are NUL-terminated and outlive the call; the value is 1 byte.
+    let rc = unsafe { libc::setxattr(path.as_ptr(), c"trusted.overlay.opaque".as_ptr(), c"y".as_ptr().cast(), 1, 0) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io_err(dir)(io::Error::last_os_error()))
+    }
+}
+
+fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), NetnsError> {
+    let mut file =
+        OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(path).map_err(io_err(path))?;
+    file.write_all(bytes).map_err(io_err(path))
+}
+
+/// A node's sshd configuration; paths are as the node sees them.
+pub fn sshd_config(address: Ipv4Addr) -> String {
+    format!(
+        "# zerolab netns node: its own sshd, key logins only.\n\
+         ListenAddress {address}:22\n\
+         HostKey /etc/ssh/ssh_host_ed25519_key\n\
+         AuthorizedKeysFile /etc/ssh/authorized_keys\n\
+         PermitRootLogin prohibit-password\n\
+         PubkeyAuthentication yes\n\
+         PasswordAuthentication no\n\
+         KbdInteractiveAuthentication no\n\
+         UsePAM no\n\
+         StrictModes no\n\
+         UseDNS no\n\
+         PrintMotd no\n\
+         PrintLastLog no\n\
+         PidFile /run/sshd.pid\n\
+         # The client picks the first of its own list the server offers, so offering\n\
+         # curve25519 first and not sntrup761 is what makes cold logins ~3x faster.\n\
+         KexAlgorithms curve25519-sha256,curve25519-sha256@libssh.org,ecdh-sha2-nistp256,diffie-hellman-group14-sha256\n\
+         Subsystem sftp internal-sftp\n\
+         MaxStartups 200\n"
+    )
+}
+
+/// Runs in the node's new mount and UTS namespaces: `$1` node dir, `$2` host name,
+/// `$3` home. Sources are reached through descriptor 3, so a mount that hides the lab
+/// directory (say the lab lives under /root) cannot hide a later source; `mount -c`
+/// keeps mount from resolving them back to their hidden paths.
+const NODE_SCRIPT: &str = r#"set -e
+exec 3<"$1"
+mount -c --bind /proc/self/fd/3/run /run
+mount -c -t overlay zerolab -o lowerdir=/var/lib,upperdir=/proc/self/fd/3/var-lib,workdir=/proc/self/fd/3/work /var/lib
+mount -c --bind /proc/self/fd/3/etc-ssh /etc/ssh
+mount -c --bind /proc/self/fd/3/home "$3"
+hostname "$2"
+exec 3<&-
+exec /usr/sbin/sshd -D -e -f /etc/ssh/sshd_config
+"#;
+
+fn start_sshd(lab: &Lab, dir: &Path, ns: &str, node: &Node) -> Result<(), NetnsError> {
+    let log_path = lab.logs_dir().join(format!("{}.sshd.log", node.name));
+    let log = OpenOptions::new().create(true).append(true).mode(0o600).open(&log_path).map_err(io_err(&log_path))?;
+    let err = log.try_clone().map_err(io_err(&log_path))?;
+    let home = home_of(&node.user);
+    run(Command::new("setsid")
+        .args(["-f", "ip", "netns", "exec", ns, "unshare", "--mount", "--uts", "--propagation", "private"])
+        .args(["sh", "-c", NODE_SCRIPT, "zerolab-node"])
+        .arg(dir)
+        .arg(&node.name)
+        .arg(&home)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(err))
+    .map(drop)
+}
+
+/// The home directory of `user` from /etc/passwd (`/root` when not found).
+fn home_of(user: &str) -> String {
+    fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|passwd| {
+            passwd.lines().find_map(|line| {
+                let fields: Vec<&str> = line.split(':').collect();
+                (fields.len() >= 6 && fields[0] == user).then(|| fields[5].to_owned())
+            })
+        })
+        .unwrap_or_else(|| "/root".to_owned())
+}
+
+fn wait_for_sshd(lab: &Lab, names: &Names, node: &Node, deadline: Instant) -> Result<u32, NetnsError> {
+    let pid_file = node_dir(lab, &node.name).join("run/sshd.pid");
+    let log = lab.logs_dir().join(format!("{}.sshd.log", node.name));
+    let namespace = [names.namespace(&node.name)];
+    loop {
+        if let Some(pid) = fs::read_to_string(&pid_file).ok().and_then(|s| s.trim().parse().ok()) {
+            return Ok(pid);
+        }
+        // sshd writes its pid file once it listens. Something logged and nothing left
+        // running in the namespace means the node script or sshd failed: stop waiting.
+        let logged = fs::metadata(&log).is_ok_and(|meta| meta.len() > 0);
+        let gone = logged && processes_in(&namespace).is_empty() && !pid_file.exists();
+        if gone || Instant::now() > deadline {
+            // The last message, not a continuation line (mount adds an indented hint).
+            let last = fs::read_to_string(&log).ok().and_then(|s| {
+                s.lines().rfind(|l| !l.is_empty() && !l.starts_with(char::is_whitespace)).map(str::to_owned)
+            });
+            let detail = match last {
+                Some(line) => format!("sshd did not start: {line}"),
+                None => format!("sshd did not start (see {})", log.display()),
+            };
+            return Err(NetnsError::Node { node: node.name.clone(), detail });
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Removes everything of `lab` from this machine: its processes, namespaces (and with
+/// them their mounts), veths, bridge and runtime files, then its state. Idempotent;
+/// keeps the lab directory's keys (see [`Lab::remove`]).
+pub fn destroy(lab: &Lab) -> Result<(), NetnsError> {
+    require_root()?;
+    let names = Names::new(lab.name());
+    let namespaces = lab_namespaces(&names);
+
+    // Processes first: a namespace is only gone when nothing runs in it, and the node's
+    // mounts go with its last process.
+    let pids = processes_in(&namespaces);
+    for &pid in &pids {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+    }
+    wait_until(|| pids.iter().all(|&pid| !alive(pid)));
+
+    let mut commands: Vec<String> = namespaces.iter().map(|ns| format!("netns del {ns}")).collect();
+    commands.extend(lab_links(&names).into_iter().map(|link| format!("link del {link}")));
+    if !commands.is_empty() {
+        // -force: go on past an object that vanished meanwhile; what is left is checked below.
+        let _ = ip_batch_forced(&commands);
+    }
+    // A deleted namespace takes its veth pairs with it asynchronously.
+    wait_until(|| lab_links(&names).is_empty() && lab_namespaces(&names).is_empty());
+
+    let nodes_dir = lab.nodes_dir();
+    if nodes_dir.exists() {
+        fs::remove_dir_all(&nodes_dir).map_err(io_err(&nodes_dir))?;
+    }
+    let state = lab.state_path();
+    if state.exists() {
+        fs::remove_file(&state).map_err(io_err(&state))?;
+    }
+
+    let mut left: Vec<String> = lab_namespaces(&names).into_iter().map(|ns| format!("namespace {ns}")).collect();
+    left.extend(lab_links(&names).into_iter().map(|link| format!("link {link}")));
+    left.extend(pids.iter().filter(|&&pid| alive(pid)).map(|pid| format!("process {pid}")));
+    if left.is_empty() {
+        Ok(())
+    } else {
+        Err(NetnsError::Leftover { lab: lab.name().to_owned(), left: left.join(", ") })
+    }
+}
+
+fn wait_until(mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The lab's namespaces, by name.
+fn lab_namespaces(names: &Names) -> Vec<String> {
+    let Ok(entries) = fs::read_dir(NETNS_DIR) else { return Vec::new() };
+    let mut found: Vec<String> = entries
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|name| names.is_namespace(name))
+        .collect();
+    found.sort();
+    found
+}
+
+/// The lab's links on the host: its veth host ends, then its bridge.
+fn lab_links(names: &Names) -> Vec<String> {
+    let Ok(entries) = fs::read_dir("/sys/class/net") else { return Vec::new() };
+    let mut found: Vec<String> =
+        entries.filter_map(|e| e.ok()?.file_name().into_string().ok()).filter(|link| names.is_veth(link)).collect();
+    found.sort();
+    if Path::new("/sys/class/net").join(names.bridge()).exists() {
+        found.push(names.bridge());
+    }
+    found
+}
+
+/// Every process whose network namespace is one of `namespaces`.
+fn processes_in(namespaces: &[String]) -> Vec<i32> {
+    let inodes: Vec<(u64, u64)> = namespaces
+        .iter()
+        .filter_map(|ns| fs::metadata(Path::new(NETNS_DIR).join(ns)).ok())
+        .map(|meta| (meta.dev(), meta.ino()))
+        .collect();
+    if inodes.is_empty() {
+        return Vec::new();
+    }
+    let Ok(entries) = fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .filter_map(|e| e.ok()?.file_name().into_string().ok()?.parse::<i32>().ok())
+        .filter(|pid| {
+            fs::metadata(format!("/proc/{pid}/ns/net")).is_ok_and(|meta| inodes.contains(&(meta.dev(), meta.ino())))
+        })
+        .collect()
+}
+
+/// Whether `pid` runs (a zombie does not: it holds no namespace or mount).
+fn alive(pid: i32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// Refuses a subnet that an address on this machine already lies in or covers.
+fn check_subnet_free(subnet: Subnet) -> Result<(), NetnsError> {
+    let out = run(Command::new("ip").args(["-o", "-4", "addr", "show"]))?;
+    for line in out.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let Some(i) = fields.iter().position(|f| *f == "inet") else { continue };
+        let (Some(link), Some(cidr)) = (fields.get(1), fields.get(i + 1)) else { continue };
+        let Some((addr, prefix)) = cidr.split_once('/') else { continue };
+        let (Ok(addr), Ok(prefix)) = (addr.parse::<Ipv4Addr>(), prefix.parse::<u32>()) else { continue };
+        let theirs = if prefix == 0 { 0 } else { u32::MAX << (32 - prefix.min(32)) };
+        let overlaps = subnet.contains(addr) || u32::from(subnet.network()) & theirs == u32::from(addr) & theirs;
+        if overlaps && prefix > 0 {
+            return Err(NetnsError::SubnetInUse { subnet, link: link.to_string(), address: cidr.to_string() });
+        }
+    }
+    Ok(())
+}
+
+fn run(command: &mut Command) -> Result<String, NetnsError> {
+    let describe = |command: &Command| {
+        std::iter::once(command.get_program())
+            .chain(command.get_args())
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let output = command
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| NetnsError::Command { command: describe(command), detail: e.to_string() })?;
+    if !output.status.success() {
+        let detail = String::from_utf8_lossy(&output.stderr).trim().to_owned();
+        return Err(NetnsError::Command { command: describe(command), detail });
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+fn ip_batch_with(args: &[&str], commands: &[String]) -> Result<(), NetnsError> {
+    let mut child = Command::new("ip")
+        .args(args)
+        .args(["-b", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| NetnsError::Command { command: "ip -b -".into(), detail: e.to_string() })?;
+    let input = commands.join("\n") + "\n";
+    let written = child.stdin.take().expect("piped stdin").write_all(input.as_bytes());
+    let output = child
+        .wait_with_output()
+        .map_err(|e| NetnsError::Command { command: "ip -b -".into(), detail: e.to_string() })?;
+    if !output.status.success() || written.is_err() {
+        let detail = String::from_utf8_lossy(&output.stderr).trim().to_owned();
+        return Err(NetnsError::Command {
+            command: format!("ip {} -b - ({})", args.join(" "), commands.join("; ")),
+            detail,
+        });
+    }
+    Ok(())
+}
+
+fn ip_batch(commands: &[String]) -> Result<(), NetnsError> {
+    ip_batch_with(&[], commands)
+}
+
+fn ip_batch_in(ns: &str, commands: &[String]) -> Result<(), NetnsError> {
+    ip_batch_with(&["-n", ns], commands)
+}
+
+fn ip_batch_forced(commands: &[String]) -> Result<(), NetnsError> {
+    ip_batch_with(&["-force"], commands)
+}

@@ -22,4 +22,6 @@
 //! command line, calls the library and maps the result to an exit code.
 
 pub mod cluster;
+pub mod lab;
 pub mod provider;
+pub mod ssh;

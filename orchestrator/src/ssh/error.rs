@@ -1,0 +1,97 @@
+//! The SSH module's errors: each names the node and what failed, in one line.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// What went wrong reaching or using a node over SSH.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No TCP connection could be made, even after retrying.
+    #[error("node {node}: unreachable at {address} after {attempts} attempts")]
+    Unreachable {
+        node: String,
+        address: String,
+        attempts: u32,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The node presented a host key other than the pinned one.
+    #[error(
+        "node {node}: host key changed ({address} now presents {presented}, {file} pins {pinned}); \
+         if the node was rebuilt, remove its line from {file} (or run `zerolab down`)",
+        file = file.display()
+    )]
+    HostKeyChanged { node: String, address: String, file: PathBuf, pinned: String, presented: String },
+    /// The pinned host keys file could not be read or written.
+    #[error("host keys file {}", path.display())]
+    HostKeysFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A line of the host keys file is not `node address key-type base64`.
+    #[error("host keys file {}: line {line}: expected `node address key-type base64`", path.display())]
+    HostKeysLine { path: PathBuf, line: usize },
+    /// The private key could not be read.
+    #[error("node {node}: cannot load key {}", path.display())]
+    Key {
+        node: String,
+        path: PathBuf,
+        #[source]
+        source: Box<russh::keys::Error>,
+    },
+    /// The node refused the key.
+    #[error("node {node}: authentication as {user} with key {} rejected", key.display())]
+    AuthRejected { node: String, user: String, key: PathBuf },
+    /// The SSH handshake did not finish in time.
+    #[error("node {node}: ssh handshake with {address} timed out after {timeout:?}")]
+    HandshakeTimeout { node: String, address: String, timeout: Duration },
+    /// The SSH protocol failed (connection lost, channel refused, ...).
+    #[error("node {node}: ssh {operation} failed")]
+    Ssh {
+        node: String,
+        operation: &'static str,
+        #[source]
+        source: Box<russh::Error>,
+    },
+    /// A command did not finish within its step timeout.
+    #[error("node {node}: `{command}` timed out after {timeout:?}")]
+    Timeout { node: String, command: String, timeout: Duration },
+    /// The channel closed without an exit status or signal.
+    #[error("node {node}: `{command}` ended without an exit status")]
+    NoExitStatus { node: String, command: String },
+    /// A local file for an upload could not be read.
+    #[error("node {node}: cannot read {}", path.display())]
+    LocalFile {
+        node: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The remote side of an upload failed (disk full, checksum mismatch, ...).
+    #[error("node {node}: upload to {remote} failed: {cause}")]
+    Upload { node: String, remote: String, cause: String },
+    /// A task of [`run_parallel`](super::run_parallel) panicked.
+    #[error("node {node}: task panicked")]
+    Panicked { node: String },
+}
+
+impl Error {
+    /// The node the error is about, when it is about one.
+    pub fn node(&self) -> Option<&str> {
+        match self {
+            Error::HostKeysFile { .. } | Error::HostKeysLine { .. } => None,
+            Error::Unreachable { node, .. }
+            | Error::HostKeyChanged { node, .. }
+            | Error::Key { node, .. }
+            | Error::AuthRejected { node, .. }
+            | Error::HandshakeTimeout { node, .. }
+            | Error::Ssh { node, .. }
+            | Error::Timeout { node, .. }
+            | Error::NoExitStatus { node, .. }
+            | Error::LocalFile { node, .. }
+            | Error::Upload { node, .. }
+            | Error::Panicked { node } => Some(node),
+        }
+    }
+}

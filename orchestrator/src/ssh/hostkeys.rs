@@ -1,0 +1,123 @@
+//! Pinned host keys: trust on first use, then a changed key is a hard error.
+//!
+//! The file lives in the lab directory, one line per node: `node address key-type
+//! base64`. Pins are keyed by node name (a rebuilt node keeps its name and address but
+//! gets a new key, which is exactly the case to refuse). The file is read once; new pins
+//! are appended under a mutex, so parallel connects never lose or duplicate a line.
+
+use std::collections::HashMap;
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use super::Error;
+
+/// A node's pinned key: `key-type base64`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Pin {
+    address: String,
+    key: String,
+}
+
+/// The lab's pinned host keys; cheap to clone and safe to share between tasks.
+#[derive(Debug, Clone)]
+pub struct HostKeys {
+    path: PathBuf,
+    pins: Arc<Mutex<HashMap<String, Pin>>>,
+}
+
+impl HostKeys {
+    /// Opens the pins at `path`; a missing file means no node is pinned yet.
+    pub fn open(path: impl Into<PathBuf>) -> Result<HostKeys, Error> {
+        let path = path.into();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(source) => return Err(Error::HostKeysFile { path, source }),
+        };
+        let mut pins = HashMap::new();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let [node, address, kind, base64] = fields[..] else {
+                return Err(Error::HostKeysLine { path, line: n + 1 });
+            };
+            let pin = Pin { address: address.to_string(), key: format!("{kind} {base64}") };
+            pins.insert(node.to_string(), pin);
+        }
+        Ok(HostKeys { path, pins: Arc::new(Mutex::new(pins)) })
+    }
+
+    /// The file the pins are kept in.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The pinned key (`key-type base64`) of `node`, if any.
+    pub fn pinned(&self, node: &str) -> Option<String> {
+        self.lock().get(node).map(|pin| pin.key.clone())
+    }
+
+    /// Accepts `key` (`key-type base64`) for `node`: pins it on first contact, passes when
+    /// it matches the pin, and fails with the fix when it does not.
+    pub fn check(&self, node: &str, address: &str, key: &str) -> Result<(), Error> {
+        let mut pins = self.lock();
+        if let Some(pin) = pins.get(node) {
+            if pin.key == key {
+                return Ok(());
+            }
+            return Err(Error::HostKeyChanged {
+                node: node.to_string(),
+                address: address.to_string(),
+                file: self.path.clone(),
+                pinned: pin.key.clone(),
+                presented: key.to_string(),
+            });
+        }
+        let io = |source| Error::HostKeysFile { path: self.path.clone(), source };
+        // Appended while holding the lock: one writer at a time, one line per node.
+        let mut file = OpenOptions::new().create(true).append(true).mode(0o600).open(&self.path).map_err(io)?;
+        file.write_all(format!("{node} {address} {key}\n").as_bytes()).map_err(io)?;
+        pins.insert(node.to_string(), Pin { address: address.to_string(), key: key.to_string() });
+        Ok(())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Pin>> {
+        // A panic while holding the lock cannot leave the map half-updated (one insert).
+        self.pins.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pins_on_first_use_and_refuses_a_changed_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("known_hosts");
+        let keys = HostKeys::open(&path).unwrap();
+        keys.check("n1", "10.0.0.2", "ssh-ed25519 AAAA").unwrap();
+        keys.check("n1", "10.0.0.2", "ssh-ed25519 AAAA").unwrap();
+        let reopened = HostKeys::open(&path).unwrap();
+        assert_eq!(reopened.pinned("n1").as_deref(), Some("ssh-ed25519 AAAA"));
+        let err = reopened.check("n1", "10.0.0.2", "ssh-ed25519 BBBB").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("node n1") && msg.contains("remove its line"), "{msg}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "n1 10.0.0.2 ssh-ed25519 AAAA\n");
+    }
+
+    #[test]
+    fn rejects_a_malformed_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("known_hosts");
+        std::fs::write(&path, "n1 10.0.0.2 ssh-ed25519\n").unwrap();
+        let err = HostKeys::open(&path).unwrap_err();
+        assert!(err.to_string().contains("line 1"), "{err}");
+    }
+}

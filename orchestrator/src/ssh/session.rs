@@ -1,0 +1,320 @@
+//! One SSH connection to a node and the steps run over it.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use russh::client::{self, Handle, Msg};
+use russh::keys::{load_secret_key, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
+use russh::{ChannelMsg, ChannelStream, Disconnect};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+use super::tcp::connect_tcp;
+use super::{Error, HostKeys, Target};
+
+/// How to connect: timeouts, retries while a node boots, keepalives.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// Limit for each TCP connect and for the SSH handshake with authentication.
+    pub timeout: Duration,
+    /// Extra attempts after a refused, reset or timed-out TCP connect.
+    pub retries: u32,
+    /// Wait before the first retry; doubled after each, up to 2 s.
+    pub backoff: Duration,
+    /// Keepalive after this much silence; the connection drops after 3 unanswered.
+    pub keepalive: Option<Duration>,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions {
+            timeout: Duration::from_secs(10),
+            retries: 5,
+            backoff: Duration::from_millis(200),
+            keepalive: Some(Duration::from_secs(15)),
+        }
+    }
+}
+
+/// What a command produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    /// Exit status; `None` when the command was killed by a signal.
+    pub status: Option<u32>,
+    /// The signal that killed the command, by name (`KILL`, `TERM`, ...).
+    pub signal: Option<String>,
+    /// Everything the command wrote to standard output.
+    pub stdout: Vec<u8>,
+    /// Everything the command wrote to standard error.
+    pub stderr: Vec<u8>,
+}
+
+impl Output {
+    /// True when the command exited with status 0.
+    pub fn success(&self) -> bool {
+        self.status == Some(0)
+    }
+}
+
+/// What [`Session::upload`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upload {
+    /// The file was streamed, verified and moved into place.
+    Copied,
+    /// The node already had a file with the same sha256.
+    Skipped,
+}
+
+/// A byte stream to a Unix socket on the node (see [`Session::open_streamlocal`]).
+pub type Stream = ChannelStream<Msg>;
+
+/// Checks the server's key against the pins; a refusal is kept for [`Session::connect`]
+/// to report (russh itself only says "unknown key").
+struct Client {
+    node: String,
+    address: String,
+    host_keys: HostKeys,
+    refusal: Arc<Mutex<Option<Error>>>,
+}
+
+impl client::Handler for Client {
+    type Error = russh::Error;
+
+    async fn check_server_key(&mut self, key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+        let PublicKeyOrCertificate::PublicKey { key, .. } = key else {
+            return Ok(false);
+        };
+        let openssh = key.to_openssh().map_err(|e| russh::Error::Keys(e.into()))?;
+        // `key-type base64`, without the comment.
+        let key: Vec<&str> = openssh.split_whitespace().take(2).collect();
+        match self.host_keys.check(&self.node, &self.address, &key.join(" ")) {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                *self.refusal.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                Ok(false)
+            }
+        }
+    }
+}
+
+/// An authenticated connection to one node; share it (`&Session`) between steps.
+pub struct Session {
+    node: String,
+    handle: Handle<Client>,
+}
+
+impl Session {
+    /// Connects to `target`, retrying refused connects with backoff, checks the host key
+    /// against `host_keys` (pinning it on first contact) and authenticates with the key.
+    pub async fn connect(target: &Target, host_keys: &HostKeys, options: &ConnectOptions) -> Result<Session, Error> {
+        let node = target.node.clone();
+        let key = load_secret_key(&target.key, None).map_err(|source| Error::Key {
+            node: node.clone(),
+            path: target.key.clone(),
+            source: Box::new(source),
+        })?;
+        let address = format!("{}:{}", target.address, target.port);
+        let socket = connect_tcp(&node, &address, options).await?;
+        let config =
+            Arc::new(client::Config { keepalive_interval: options.keepalive, keepalive_max: 3, ..Default::default() });
+        let refusal = Arc::new(Mutex::new(None));
+        let handler = Client {
+            node: node.clone(),
+            address: target.address.clone(),
+            host_keys: host_keys.clone(),
+            refusal: refusal.clone(),
+        };
+        let handshake = async {
+            let mut handle = client::connect_stream(config, socket, handler).await?;
+            let key = PrivateKeyWithHashAlg::new(Arc::new(key), None);
+            let auth = handle.authenticate_publickey(target.user.clone(), key).await?;
+            Ok::<_, russh::Error>((handle, auth.success()))
+        };
+        let result = tokio::time::timeout(options.timeout, handshake).await;
+        let (handle, authenticated) = match result {
+            Err(_) => {
+                return Err(Error::HandshakeTimeout { node, address, timeout: options.timeout });
+            }
+            Ok(Err(source)) => {
+                if let Some(refusal) = refusal.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                    return Err(refusal);
+                }
+                return Err(Error::Ssh { node, operation: "handshake", source: Box::new(source) });
+            }
+            Ok(Ok(done)) => done,
+        };
+        if !authenticated {
+            return Err(Error::AuthRejected { node, user: target.user.clone(), key: target.key.clone() });
+        }
+        tracing::debug!(node = %node, %address, "connected");
+        Ok(Session { node, handle })
+    }
+
+    /// The node this session reaches.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// Runs `command` (through the login shell) with `stdin` and returns its output once
+    /// the channel closes, or fails after `timeout`.
+    pub async fn exec(&self, command: &str, stdin: Option<&[u8]>, timeout: Duration) -> Result<Output, Error> {
+        match stdin {
+            Some(bytes) => self.exec_stream(command, Some(bytes), timeout).await,
+            None => self.exec_stream(command, None::<&[u8]>, timeout).await,
+        }
+    }
+
+    /// Like [`exec`](Self::exec), with standard input streamed from a reader.
+    pub async fn exec_stream<R>(&self, command: &str, stdin: Option<R>, timeout: Duration) -> Result<Output, Error>
+    where
+        R: AsyncRead + Unpin + Send,
+    {
+        let run = self.run(command, stdin);
+        match tokio::time::timeout(timeout, run).await {
+            Ok(result) => result,
+            // Dropping the channel closes it; the connection stays usable.
+            Err(_) => Err(Error::Timeout { node: self.node.clone(), command: command.to_string(), timeout }),
+        }
+    }
+
+    async fn run<R: AsyncRead + Unpin + Send>(&self, command: &str, stdin: Option<R>) -> Result<Output, Error> {
+        let ssh = |operation| move |source| Error::Ssh { node: self.node.clone(), operation, source: Box::new(source) };
+        let channel = self.handle.channel_open_session().await.map_err(ssh("channel open"))?;
+        channel.exec(true, command).await.map_err(ssh("exec"))?;
+        let (mut reader, writer) = channel.split();
+        let send = async {
+            if let Some(stdin) = stdin {
+                writer.data(stdin).await?;
+            }
+            writer.eof().await
+        };
+        tokio::pin!(send);
+        let mut sending = true;
+        let mut output = Output { status: None, signal: None, stdout: Vec::new(), stderr: Vec::new() };
+        loop {
+            tokio::select! {
+                sent = &mut send, if sending => {
+                    sending = false;
+                    // A command that exits without reading all its input closes the
+                    // channel under us; its status says what happened.
+                    if let Err(e) = sent {
+                        tracing::debug!(node = %self.node, "stdin not fully sent: {e}");
+                    }
+                }
+                msg = reader.wait() => match msg {
+                    Some(ChannelMsg::Data { data }) => output.stdout.extend_from_slice(&data),
+                    Some(ChannelMsg::ExtendedData { data, ext: 1 }) => output.stderr.extend_from_slice(&data),
+                    Some(ChannelMsg::ExitStatus { exit_status }) => output.status = Some(exit_status),
+                    Some(ChannelMsg::ExitSignal { signal_name, .. }) => {
+                        output.signal = Some(format!("{signal_name:?}"));
+                    }
+                    // The exit status can come before the last data: read until close.
+                    Some(ChannelMsg::Close) | None => break,
+                    Some(_) => {}
+                },
+            }
+        }
+        if output.status.is_none() && output.signal.is_none() {
+            return Err(Error::NoExitStatus { node: self.node.clone(), command: command.to_string() });
+        }
+        Ok(output)
+    }
+
+    /// Streams `local` to `remote` with `mode` (e.g. `0o755`), verifying its sha256 on
+    /// the node; skipped when `remote` already has the same content (its mode is then
+    /// left as it is). `timeout` bounds each of the two steps (check, copy). The file goes
+    /// to a temporary name beside `remote` and is renamed into place, so a half-written
+    /// file never runs.
+    pub async fn upload(&self, local: &Path, remote: &str, mode: u32, timeout: Duration) -> Result<Upload, Error> {
+        let local_error = |source| Error::LocalFile { node: self.node.clone(), path: local.to_path_buf(), source };
+        let upload_error = |cause: String| Error::Upload { node: self.node.clone(), remote: remote.to_string(), cause };
+        let sum = sha256_file(local).await.map_err(local_error)?;
+        let quoted = shell_quote(remote);
+        let check = self.exec(&format!("sha256sum {quoted} 2>/dev/null"), None, timeout).await?;
+        if check.success() && String::from_utf8_lossy(&check.stdout).split_whitespace().next() == Some(&sum) {
+            return Ok(Upload::Skipped);
+        }
+        let script = format!(
+            "set -e; dest={quoted}; tmp=\"$dest.zerolab-upload.$$\"; trap 'rm -f \"$tmp\"' EXIT; \
+             mkdir -p \"$(dirname \"$dest\")\"; cat > \"$tmp\"; \
+             sum=$(sha256sum < \"$tmp\"); sum=${{sum%% *}}; \
+             if [ \"$sum\" != {sum} ]; then echo \"checksum mismatch: node computed $sum\" >&2; exit 3; fi; \
+             chmod {mode:o} \"$tmp\"; mv -f \"$tmp\" \"$dest\""
+        );
+        let file = tokio::fs::File::open(local).await.map_err(local_error)?;
+        let file = tokio::io::BufReader::with_capacity(256 * 1024, file);
+        let output = self.exec_stream(&script, Some(file), timeout).await?;
+        if !output.success() {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let cause = match stderr.trim() {
+                "" => format!("exit status {:?}", output.status),
+                text => text.lines().last().unwrap_or_default().to_string(),
+            };
+            return Err(upload_error(cause));
+        }
+        Ok(Upload::Copied)
+    }
+
+    /// Opens a byte stream to the Unix socket `socket_path` on the node
+    /// (`direct-streamlocal@openssh.com`), e.g. to talk to the node agent.
+    pub async fn open_streamlocal(&self, socket_path: &str) -> Result<Stream, Error> {
+        let channel = self.handle.channel_open_direct_streamlocal(socket_path).await.map_err(|source| Error::Ssh {
+            node: self.node.clone(),
+            operation: "streamlocal open",
+            source: Box::new(source),
+        })?;
+        Ok(channel.into_stream())
+    }
+
+    /// Closes the connection politely.
+    pub async fn close(self) -> Result<(), Error> {
+        self.handle.disconnect(Disconnect::ByApplication, "", "en").await.map_err(|source| Error::Ssh {
+            node: self.node.clone(),
+            operation: "disconnect",
+            source: Box::new(source),
+        })
+    }
+}
+
+/// The sha256 of a file, read in chunks (never whole in memory).
+async fn sha256_file(path: &Path) -> std::io::Result<String> {
+    let mut file = tokio::fs::File::open(path).await?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0; 256 * 1024];
+    loop {
+        let n = file.read(&mut buffer).await?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+    }
+    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Quotes `s` for a POSIX shell.
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotes_for_the_shell() {
+        assert_eq!(shell_quote("/opt/a b"), "'/opt/a b'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+    }
+
+    #[tokio::test]
+    async fn hashes_a_file_in_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"abc").unwrap();
+        assert_eq!(
+            sha256_file(&path).await.unwrap(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}

@@ -181,6 +181,22 @@ pub struct Limits {
 impl Limits {
     /// 4294967296 for all four: ZeroVM's own default, which zerolab treats as no limit.
     pub const UNLIMITED: Limits = Limits { gets: 1 << 32, get_size: 1 << 32, puts: 1 << 32, put_size: 1 << 32 };
+    /// Readable without limit, not writable.
+    pub const READ_ONLY: Limits = Limits::read_only(1 << 32, 1 << 32);
+    /// Writable without limit, not readable.
+    pub const WRITE_ONLY: Limits = Limits::write_only(1 << 32, 1 << 32);
+    /// Neither side (a channel like this is ZeroVM's code 22).
+    pub const NONE: Limits = Limits { gets: 0, get_size: 0, puts: 0, put_size: 0 };
+
+    /// Readable with these limits, not writable.
+    pub const fn read_only(gets: u64, get_size: u64) -> Limits {
+        Limits { gets, get_size, puts: 0, put_size: 0 }
+    }
+
+    /// Writable with these limits, not readable.
+    pub const fn write_only(puts: u64, put_size: u64) -> Limits {
+        Limits { gets: 0, get_size: 0, puts, put_size }
+    }
 
     /// Readable iff `gets > 0 && get_size > 0`.
     pub fn readable(&self) -> bool {

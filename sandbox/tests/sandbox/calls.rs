@@ -114,15 +114,15 @@ fn check_calls(read: Limits, write: Limits) {
 
 #[test]
 fn calls_behave_as_documented_in_direct_mode() {
-    check_calls(Limits::READ, Limits::WRITE);
+    check_calls(Limits::READ_ONLY, Limits::WRITE_ONLY);
 }
 
 #[test]
 fn calls_behave_as_documented_in_mediated_mode() {
-    check_calls(Limits::read(1000, 100_000), Limits::write(1000, 100_000));
+    check_calls(Limits::read_only(1000, 100_000), Limits::write_only(1000, 100_000));
 }
 
 #[test]
 fn calls_behave_as_documented_when_only_reads_are_mediated() {
-    check_calls(Limits::read(1000, U), Limits::WRITE);
+    check_calls(Limits::read_only(1000, U), Limits::WRITE_ONLY);
 }

@@ -34,14 +34,14 @@ fn guest_sees_standard_channels_first_then_the_rest_sorted_by_alias() {
     let seven = lab.write("seven", "1234567");
     // Declared out of order, standard channels in the middle.
     let m = crate::harness::Manifest::new(guest("manifest"))
-        .channel(&five, "/dev/zeta", 1, Limits::read(10, 20))
-        .channel(lab.path("stdout"), "/dev/stdout", 0, Limits::WRITE)
-        .channel(&five, "/dev/B", 0, Limits::read(11, 21))
-        .channel(lab.path("stderr"), "/dev/stderr", 0, Limits::write(100, 100_000))
-        .channel(lab.path("w"), "/dev/alpha", 3, Limits::write(12, 22))
-        .channel(&seven, "/dev/a", 3, Limits::read(13, 23))
-        .channel("/dev/null", "/dev/stdin", 0, Limits::READ)
-        .channel(&seven, "/dev/seq2", 2, Limits::read(14, 24));
+        .channel(&five, "/dev/zeta", 1, Limits::read_only(10, 20))
+        .channel(lab.path("stdout"), "/dev/stdout", 0, Limits::WRITE_ONLY)
+        .channel(&five, "/dev/B", 0, Limits::read_only(11, 21))
+        .channel(lab.path("stderr"), "/dev/stderr", 0, Limits::write_only(100, 100_000))
+        .channel(lab.path("w"), "/dev/alpha", 3, Limits::write_only(12, 22))
+        .channel(&seven, "/dev/a", 3, Limits::read_only(13, 23))
+        .channel("/dev/null", "/dev/stdin", 0, Limits::READ_ONLY)
+        .channel(&seven, "/dev/seq2", 2, Limits::read_only(14, 24));
     lab.run(&m).expect_code(0);
     let out = kv(&lab.read_string("stdout"));
     let seen = channels_seen(&out);
@@ -49,15 +49,15 @@ fn guest_sees_standard_channels_first_then_the_rest_sorted_by_alias() {
     assert_eq!(
         seen,
         vec![
-            row("/dev/stdin", 0, Limits::READ, 0),
-            row("/dev/stdout", 0, Limits::WRITE, 0),
-            row("/dev/stderr", 0, Limits::write(100, 100_000), 0),
+            row("/dev/stdin", 0, Limits::READ_ONLY, 0),
+            row("/dev/stdout", 0, Limits::WRITE_ONLY, 0),
+            row("/dev/stderr", 0, Limits::write_only(100, 100_000), 0),
             // Byte order: upper case before lower case.
-            row("/dev/B", 0, Limits::read(11, 21), 0),
-            row("/dev/a", 3, Limits::read(13, 23), 7),
-            row("/dev/alpha", 3, Limits::write(12, 22), 0),
-            row("/dev/seq2", 2, Limits::read(14, 24), 0),
-            row("/dev/zeta", 1, Limits::read(10, 20), 5),
+            row("/dev/B", 0, Limits::read_only(11, 21), 0),
+            row("/dev/a", 3, Limits::read_only(13, 23), 7),
+            row("/dev/alpha", 3, Limits::write_only(12, 22), 0),
+            row("/dev/seq2", 2, Limits::read_only(14, 24), 0),
+            row("/dev/zeta", 1, Limits::read_only(10, 20), 5),
         ]
     );
     assert_eq!(out["heap_rw"], "ok");
@@ -146,7 +146,7 @@ fn write_only_file_holds_exactly_what_the_guest_wrote() {
 
     // Mediated: three 10-byte writes into an old 10000-byte file.
     let data = lab.write("data", vec![b'#'; 10_000]);
-    let m = lab.manifest(guest("limits")).channel(&data, "/dev/data", 0, Limits::write(3, U)).args([
+    let m = lab.manifest(guest("limits")).channel(&data, "/dev/data", 0, Limits::write_only(3, U)).args([
         "limits",
         "/dev/data",
         "write",
@@ -159,7 +159,7 @@ fn write_only_file_holds_exactly_what_the_guest_wrote() {
 #[test]
 fn write_only_path_that_does_not_exist_is_created() {
     let lab = Lab::new();
-    let m = lab.manifest(guest("hello")).channel(lab.path("stdout.new"), "/dev/stdout", 0, Limits::WRITE);
+    let m = lab.manifest(guest("hello")).channel(lab.path("stdout.new"), "/dev/stdout", 0, Limits::WRITE_ONLY);
     lab.run(&m).expect_code(0);
     assert_eq!(lab.read_string("stdout.new"), "Hello, World!\n");
 }
@@ -169,18 +169,16 @@ fn read_write_type_1_channel_appends_after_existing_data() {
     let lab = Lab::new();
     // Direct: hello's stdout is a read-write type 1 channel on an old file.
     lab.write("stdout", "existing\n");
-    let m = lab.manifest(guest("hello")).channel(lab.path("stdout"), "/dev/stdout", 1, Limits::BOTH);
+    let m = lab.manifest(guest("hello")).channel(lab.path("stdout"), "/dev/stdout", 1, Limits::UNLIMITED);
     lab.run(&m).expect_code(0);
     assert_eq!(lab.read_string("stdout"), "existing\nHello, World!\n");
 
     // Mediated: two 10-byte puts.
     let data = lab.write("data", "existing\n");
-    let m = lab.manifest(guest("limits")).channel(&data, "/dev/data", 1, Limits { puts: 2, ..Limits::BOTH }).args([
-        "limits",
-        "/dev/data",
-        "write",
-        "10",
-    ]);
+    let m = lab
+        .manifest(guest("limits"))
+        .channel(&data, "/dev/data", 1, Limits { puts: 2, ..Limits::UNLIMITED })
+        .args(["limits", "/dev/data", "write", "10"]);
     lab.run(&m).expect_code(0);
     assert_eq!(lab.read_string("data"), format!("existing\n{}", "z".repeat(20)));
 }
@@ -189,12 +187,10 @@ fn read_write_type_1_channel_appends_after_existing_data() {
 fn read_write_type_3_channel_writes_at_the_offset_given() {
     let lab = Lab::new();
     let data = lab.write("data", vec![b'#'; 100]);
-    let m = lab.manifest(guest("limits")).channel(&data, "/dev/data", 3, Limits { puts: 2, ..Limits::BOTH }).args([
-        "limits",
-        "/dev/data",
-        "write",
-        "10",
-    ]);
+    let m = lab
+        .manifest(guest("limits"))
+        .channel(&data, "/dev/data", 3, Limits { puts: 2, ..Limits::UNLIMITED })
+        .args(["limits", "/dev/data", "write", "10"]);
     lab.run(&m).expect_code(0);
     let mut expected = vec![b'z'; 20];
     expected.extend_from_slice(&[b'#'; 80]);

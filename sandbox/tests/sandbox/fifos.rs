@@ -37,12 +37,12 @@ fn reader_fifo(limits: Limits) {
 
 #[test]
 fn readable_fifo_delivers_what_a_writer_thread_sends() {
-    reader_fifo(Limits::READ);
+    reader_fifo(Limits::READ_ONLY);
 }
 
 #[test]
 fn readable_fifo_delivers_what_a_writer_thread_sends_when_mediated() {
-    reader_fifo(Limits::read(1 << 20, 1 << 30));
+    reader_fifo(Limits::read_only(1 << 20, 1 << 30));
 }
 
 fn writer_fifo(limits: Limits) {
@@ -56,7 +56,7 @@ fn writer_fifo(limits: Limits) {
         let mut got = Vec::new();
         File::open(path).and_then(|mut f| f.read_to_end(&mut got)).map(|_| got)
     });
-    let m = lab.manifest(guest("cat")).channel(&input, "/dev/stdin", 0, Limits::READ).channel(
+    let m = lab.manifest(guest("cat")).channel(&input, "/dev/stdin", 0, Limits::READ_ONLY).channel(
         &fifo,
         "/dev/stdout",
         0,
@@ -70,19 +70,19 @@ fn writer_fifo(limits: Limits) {
 
 #[test]
 fn write_only_fifo_reaches_a_reader_thread() {
-    writer_fifo(Limits::WRITE);
+    writer_fifo(Limits::WRITE_ONLY);
 }
 
 #[test]
 fn write_only_fifo_reaches_a_reader_thread_when_mediated() {
-    writer_fifo(Limits::write(U, 1 << 30));
+    writer_fifo(Limits::write_only(U, 1 << 30));
 }
 
 #[test]
 fn write_only_fifo_without_a_reader_fails_at_timeout() {
     let lab = Lab::new();
     let fifo = mkfifo(&lab, "nobody.fifo");
-    let m = lab.manifest(guest("hello")).timeout(1).channel(&fifo, "/dev/stdout", 0, Limits::WRITE);
+    let m = lab.manifest(guest("hello")).timeout(1).channel(&fifo, "/dev/stdout", 0, Limits::WRITE_ONLY);
     let out = lab.run(&m).expect_code(14);
     assert!(out.elapsed < Duration::from_millis(1500), "took {:?}", out.elapsed);
     let r = out.report();

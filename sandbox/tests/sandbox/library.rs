@@ -15,8 +15,8 @@ use zerolab_sandbox::session::{self, Guest, Options};
 
 use crate::harness::{guest, noise, read_until, Lab};
 
-const READ: Limits = Limits { puts: 0, put_size: 0, ..Limits::UNLIMITED };
-const WRITE: Limits = Limits { gets: 0, get_size: 0, ..Limits::UNLIMITED };
+const READ: Limits = Limits::READ_ONLY;
+const WRITE: Limits = Limits::WRITE_ONLY;
 
 fn channel(alias: &str, limits: Limits, fd: impl Into<OwnedFd>) -> Channel {
     Channel::from_fd(alias, AccessType::SeqGetSeqPut, limits, fd.into()).expect("channel from fd")

@@ -26,33 +26,33 @@ fn limits_on_data(mode: &str, chunk: usize, initial: &[u8], limits: Limits) -> (
 
 #[test]
 fn read_call_limit_gives_edquot_at_exactly_gets_calls() {
-    let (_lab, out) = limits_on_data("read", 1000, &noise(DATA_LEN, 1), Limits::read(5, U));
+    let (_lab, out) = limits_on_data("read", 1000, &noise(DATA_LEN, 1), Limits::read_only(5, U));
     assert_kv(&out, &[("desc", &3), ("calls", &5), ("bytes", &5000), ("result", &-122)]);
 }
 
 #[test]
 fn read_byte_limit_gives_edquot_at_exactly_get_size_bytes() {
-    let (_lab, out) = limits_on_data("read", 1000, &noise(DATA_LEN, 2), Limits::read(U, 2500));
+    let (_lab, out) = limits_on_data("read", 1000, &noise(DATA_LEN, 2), Limits::read_only(U, 2500));
     assert_kv(&out, &[("desc", &3), ("calls", &3), ("bytes", &2500), ("result", &-122)]);
 }
 
 #[test]
 fn reads_at_end_of_data_count_against_gets() {
     // 1000 + 500 bytes, then three reads of 0 bytes: five calls in all.
-    let (_lab, out) = limits_on_data("read", 1000, &noise(1500, 3), Limits::read(5, U));
+    let (_lab, out) = limits_on_data("read", 1000, &noise(1500, 3), Limits::read_only(5, U));
     assert_kv(&out, &[("desc", &3), ("calls", &5), ("bytes", &1500), ("result", &-122)]);
 }
 
 #[test]
 fn write_call_limit_gives_edquot_at_exactly_puts_calls() {
-    let (lab, out) = limits_on_data("write", 1000, b"", Limits::write(5, U));
+    let (lab, out) = limits_on_data("write", 1000, b"", Limits::write_only(5, U));
     assert_kv(&out, &[("desc", &3), ("calls", &5), ("bytes", &5000), ("result", &-122)]);
     assert_eq!(lab.read("data"), vec![b'z'; 5000]);
 }
 
 #[test]
 fn write_byte_limit_gives_edquot_with_exactly_put_size_bytes_in_the_file() {
-    let (lab, out) = limits_on_data("write", 1000, b"", Limits::write(U, 2500));
+    let (lab, out) = limits_on_data("write", 1000, b"", Limits::write_only(U, 2500));
     assert_kv(&out, &[("desc", &3), ("calls", &3), ("bytes", &2500), ("result", &-122)]);
     assert_eq!(lab.read("data"), vec![b'z'; 2500]);
 }
@@ -60,12 +60,10 @@ fn write_byte_limit_gives_edquot_with_exactly_put_size_bytes_in_the_file() {
 #[test]
 fn stdout_byte_limit_keeps_exactly_put_size_bytes() {
     let lab = Lab::new();
-    let m = lab.manifest(guest("limits")).channel(lab.path("stdout"), "/dev/stdout", 0, Limits::write(U, 2500)).args([
-        "limits",
-        "/dev/stdout",
-        "write",
-        "1000",
-    ]);
+    let m = lab
+        .manifest(guest("limits"))
+        .channel(lab.path("stdout"), "/dev/stdout", 0, Limits::write_only(U, 2500))
+        .args(["limits", "/dev/stdout", "write", "1000"]);
     lab.run(&m).expect_code(0);
     assert_eq!(lab.read("stdout"), vec![b'z'; 2500]);
     // The summary goes to stderr when stdout's quota is what ran out.
@@ -84,7 +82,7 @@ fn flood(limits: Limits) -> (Lab, crate::harness::Report) {
 #[test]
 fn flood_against_put_size_leaves_exactly_put_size_bytes() {
     let put_size = 1_000_000; // not a multiple of the guest's 64 KiB chunk
-    let (lab, r) = flood(Limits::write(U, put_size));
+    let (lab, r) = flood(Limits::write_only(U, put_size));
     assert_eq!(lab.read("stdout"), vec![b'f'; put_size as usize]);
     assert_kv(&lab.read_string("stderr"), &[("flood_calls", &16), ("flood_bytes", &put_size), ("flood_result", &-122)]);
     assert!(r.local.put_bytes >= put_size, "accounting {r:?}");
@@ -92,7 +90,7 @@ fn flood_against_put_size_leaves_exactly_put_size_bytes() {
 
 #[test]
 fn flood_against_puts_stops_after_exactly_puts_calls() {
-    let (lab, _) = flood(Limits::write(7, U));
+    let (lab, _) = flood(Limits::write_only(7, U));
     assert_eq!(lab.read("stdout").len(), 7 * 65536);
     assert_kv(
         &lab.read_string("stderr"),
@@ -103,7 +101,8 @@ fn flood_against_puts_stops_after_exactly_puts_calls() {
 #[test]
 fn channel_etag_is_the_hash_of_exactly_the_bytes_written() {
     let lab = Lab::new();
-    let m = lab.manifest(guest("hello")).channel(lab.path("out"), "/dev/stdout", 0, Limits::WRITE).etag("/dev/stdout");
+    let m =
+        lab.manifest(guest("hello")).channel(lab.path("out"), "/dev/stdout", 0, Limits::WRITE_ONLY).etag("/dev/stdout");
     let r = lab.run(&m).expect_code(0).report();
     let written = lab.read("out");
     assert_eq!(written, b"Hello, World!\n");

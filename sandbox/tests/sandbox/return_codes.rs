@@ -25,7 +25,7 @@ fn dev_zero_as_program_is_code_5() {
 fn directory_as_channel_is_code_93() {
     let lab = Lab::new();
     std::fs::create_dir(lab.path("adir")).unwrap();
-    let m = lab.manifest(guest("hello")).channel(lab.path("adir"), "/dev/dir", 0, Limits::READ);
+    let m = lab.manifest(guest("hello")).channel(lab.path("adir"), "/dev/dir", 0, Limits::READ_ONLY);
     let r = lab.run(&m).expect_code(93).report();
     r.assert_never_ran(2);
     assert!(r.exit_state.contains("directory") && r.exit_state.contains("/dev/dir"), "{r:?}");
@@ -35,7 +35,7 @@ fn directory_as_channel_is_code_93() {
 #[test]
 fn missing_path_of_readable_channel_is_code_14() {
     let lab = Lab::new();
-    let m = lab.manifest(guest("hello")).channel(lab.path("absent"), "/dev/in", 0, Limits::READ);
+    let m = lab.manifest(guest("hello")).channel(lab.path("absent"), "/dev/in", 0, Limits::READ_ONLY);
     let r = lab.run(&m).expect_code(14).report();
     r.assert_never_ran(2);
     assert!(r.exit_state.contains("does not exist"), "{r:?}");

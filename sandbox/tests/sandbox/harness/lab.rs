@@ -102,9 +102,9 @@ impl Lab {
     /// and `stderr` here; all unlimited.
     pub fn manifest(&self, program: impl AsRef<Path>) -> Manifest {
         Manifest::new(program)
-            .channel("/dev/null", "/dev/stdin", 0, Limits::READ)
-            .channel(self.path("stdout"), "/dev/stdout", 0, Limits::WRITE)
-            .channel(self.path("stderr"), "/dev/stderr", 0, Limits::WRITE)
+            .channel("/dev/null", "/dev/stdin", 0, Limits::READ_ONLY)
+            .channel(self.path("stdout"), "/dev/stdout", 0, Limits::WRITE_ONLY)
+            .channel(self.path("stderr"), "/dev/stderr", 0, Limits::WRITE_ONLY)
     }
 
     /// Writes `m` to a new file here and runs `zvsh --manifest` on it.

@@ -1,43 +1,9 @@
-//! [`Manifest`]: manifest text built as intent, and channel [`Limits`].
+//! [`Manifest`]: manifest text built as intent, with the library's channel [`Limits`].
 
 use std::fmt::{Display, Write as _};
 use std::path::Path;
 
-use super::U;
-
-/// A channel's four limits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// Read calls.
-    pub gets: u64,
-    /// Bytes read.
-    pub get_size: u64,
-    /// Write calls.
-    pub puts: u64,
-    /// Bytes written.
-    pub put_size: u64,
-}
-
-impl Limits {
-    /// Read-only, unlimited.
-    pub const READ: Limits = Limits { gets: U, get_size: U, puts: 0, put_size: 0 };
-    /// Write-only, unlimited.
-    pub const WRITE: Limits = Limits { gets: 0, get_size: 0, puts: U, put_size: U };
-    /// Read and write, unlimited.
-    pub const BOTH: Limits = Limits { gets: U, get_size: U, puts: U, put_size: U };
-    /// Neither side.
-    pub const NONE: Limits = Limits { gets: 0, get_size: 0, puts: 0, put_size: 0 };
-
-    /// Read-only with these limits.
-    pub const fn read(gets: u64, get_size: u64) -> Limits {
-        Limits { gets, get_size, puts: 0, put_size: 0 }
-    }
-
-    /// Write-only with these limits.
-    pub const fn write(puts: u64, put_size: u64) -> Limits {
-        Limits { gets: 0, get_size: 0, puts, put_size }
-    }
-}
+pub use zerolab_sandbox::manifest::Limits;
 
 /// Manifest text, built as intent.
 #[derive(Debug, Clone)]

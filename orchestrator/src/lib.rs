@@ -1,8 +1,10 @@
-//! `zerolab`, the orchestrator: reads a cluster file and (in later work) brings up labs
-//! of many machines, provisions them over SSH and runs the node agent on each.
+//! `zerolab`, the orchestrator: reads a cluster file, brings up labs of many machines,
+//! provisions them over SSH and runs the node agent on each.
 //!
-//! This first part is the cluster file: [`cluster::Cluster`] reads, checks and expands
-//! it; [`provider`] holds the one list of providers and what each reads from the file.
+//! [`cluster::Cluster`] reads, checks and expands the cluster file; [`provider`] holds
+//! the one list of providers and what each reads from the file; [`lab`] is the lab
+//! directory and its state; [`ssh`] reaches nodes; [`agent_client`] talks to their
+//! agents; [`up`] and [`status`] are the `up`/`down` and `status` commands.
 //!
 //! ```
 //! use zerolab::cluster::{Cluster, NodeSelector};
@@ -21,7 +23,10 @@
 //! Layering: the library never prints and never exits; the `zerolab` binary parses the
 //! command line, calls the library and maps the result to an exit code.
 
+pub mod agent_client;
 pub mod cluster;
 pub mod lab;
 pub mod provider;
 pub mod ssh;
+pub mod status;
+pub mod up;

@@ -69,14 +69,8 @@ impl Lab {
     /// Opens the lab `name` under `root`, creating its directory, key pair, `known_hosts`
     /// and `logs/` where missing (an existing key pair is kept).
     pub fn open_or_create(root: impl AsRef<Path>, name: &str) -> Result<Lab, LabError> {
-        check_lab_name(name).map_err(|reason| LabError::Name { name: name.to_owned(), reason: reason.to_string() })?;
-        let root = root.as_ref();
-        let root = if root.is_absolute() {
-            root.to_owned()
-        } else {
-            std::env::current_dir().map_err(io_error(root))?.join(root)
-        };
-        let lab = Lab { name: name.to_owned(), dir: root.join(name) };
+        let lab = Lab::at(root.as_ref(), name)?;
+        let root = lab.dir.parent().expect("a lab dir has a parent").to_owned();
         DirBuilder::new().recursive(true).mode(0o700).create(&root).map_err(io_error(&root))?;
         private_dir(&lab.dir)?;
         private_dir(&lab.logs_dir())?;
@@ -86,6 +80,24 @@ impl Lab {
             lab.generate_key()?;
         }
         Ok(lab)
+    }
+
+    /// The lab `name` under `root`, without creating or reading anything (for tearing
+    /// down or inspecting a lab that may not exist).
+    pub fn at(root: impl AsRef<Path>, name: &str) -> Result<Lab, LabError> {
+        check_lab_name(name).map_err(|reason| LabError::Name { name: name.to_owned(), reason: reason.to_string() })?;
+        let root = root.as_ref();
+        let root = if root.is_absolute() {
+            root.to_owned()
+        } else {
+            std::env::current_dir().map_err(io_error(root))?.join(root)
+        };
+        Ok(Lab { name: name.to_owned(), dir: root.join(name) })
+    }
+
+    /// Whether the lab directory exists.
+    pub fn exists(&self) -> bool {
+        self.dir.is_dir()
     }
 
     fn generate_key(&self) -> Result<(), LabError> {
@@ -214,6 +226,15 @@ mod tests {
         let key = fs::read(first.private_key()).unwrap();
         let again = Lab::open_or_create(root.path(), "demo").unwrap();
         assert_eq!(fs::read(again.private_key()).unwrap(), key);
+    }
+
+    #[test]
+    fn at_creates_nothing() {
+        let root = tempfile::tempdir().unwrap();
+        let lab = Lab::at(root.path(), "demo").unwrap();
+        assert_eq!(lab.dir(), root.path().join("demo"));
+        assert!(!lab.exists());
+        assert_eq!(fs::read_dir(root.path()).unwrap().count(), 0);
     }
 
     #[test]

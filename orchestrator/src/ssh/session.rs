@@ -228,11 +228,25 @@ impl Session {
     /// file never runs.
     pub async fn upload(&self, local: &Path, remote: &str, mode: u32, timeout: Duration) -> Result<Upload, Error> {
         let local_error = |source| Error::LocalFile { node: self.node.clone(), path: local.to_path_buf(), source };
-        let upload_error = |cause: String| Error::Upload { node: self.node.clone(), remote: remote.to_string(), cause };
         let sum = sha256_file(local).await.map_err(local_error)?;
+        self.upload_with_sum(local, &sum, remote, mode, timeout).await
+    }
+
+    /// [`upload`](Self::upload) with the file's sha256 (hex, see [`sha256_file`]) already
+    /// known: when one file goes to many nodes, it is hashed once, not once per node.
+    pub async fn upload_with_sum(
+        &self,
+        local: &Path,
+        sum: &str,
+        remote: &str,
+        mode: u32,
+        timeout: Duration,
+    ) -> Result<Upload, Error> {
+        let local_error = |source| Error::LocalFile { node: self.node.clone(), path: local.to_path_buf(), source };
+        let upload_error = |cause: String| Error::Upload { node: self.node.clone(), remote: remote.to_string(), cause };
         let quoted = shell_quote(remote);
         let check = self.exec(&format!("sha256sum {quoted} 2>/dev/null"), None, timeout).await?;
-        if check.success() && String::from_utf8_lossy(&check.stdout).split_whitespace().next() == Some(&sum) {
+        if check.success() && String::from_utf8_lossy(&check.stdout).split_whitespace().next() == Some(sum) {
             return Ok(Upload::Skipped);
         }
         let script = format!(
@@ -277,8 +291,8 @@ impl Session {
     }
 }
 
-/// The sha256 of a file, read in chunks (never whole in memory).
-async fn sha256_file(path: &Path) -> std::io::Result<String> {
+/// The sha256 (hex) of a file, read in chunks (never whole in memory).
+pub async fn sha256_file(path: &Path) -> std::io::Result<String> {
     let mut file = tokio::fs::File::open(path).await?;
     let mut hasher = Sha256::new();
     let mut buffer = vec![0; 256 * 1024];

@@ -294,7 +294,15 @@ exec /usr/sbin/sshd -D -e -f /etc/ssh/sshd_config
 
 fn start_sshd(lab: &Lab, dir: &Path, ns: &str, node: &Node) -> Result<(), NetnsError> {
     let log_path = lab.logs_dir().join(format!("{}.sshd.log", node.name));
-    let log = OpenOptions::new().create(true).append(true).mode(0o600).open(&log_path).map_err(io_err(&log_path))?;
+    // A fresh log per start: `wait_for_sshd` takes a non-empty log with nothing running
+    // for a failed start, so a previous run's lines (a lab made again) must not count.
+    let log = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&log_path)
+        .map_err(io_err(&log_path))?;
     let err = log.try_clone().map_err(io_err(&log_path))?;
     let home = home_of(&node.user);
     run(Command::new("setsid")

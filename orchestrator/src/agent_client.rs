@@ -1,0 +1,104 @@
+//! Talking to a node's `zerolab-agent`: HTTP/1.1 over its Unix socket, reached through
+//! the node's SSH connection (a `direct-streamlocal` channel, see [`Session::open_streamlocal`]).
+//!
+//! ```no_run
+//! # async fn run(session: &zerolab::ssh::Session) -> Result<(), zerolab::agent_client::AgentError> {
+//! use std::time::Duration;
+//! use zerolab::agent_client;
+//! let version = agent_client::version(session, Duration::from_secs(5)).await?;
+//! println!("{} ({})", version.version, version.build);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Design: one short-lived HTTP connection per request, on its own SSH channel. Channels
+//! are cheap on the open SSH connection, and a fresh one per request means a dead or
+//! restarted agent never leaves a half-used HTTP connection behind. The agent's API
+//! types come from `zerolab_agent::api`, so both sides agree on them by construction.
+
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+use hyper::{Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde::de::DeserializeOwned;
+use zerolab_agent::api;
+
+use crate::ssh::{self, Session};
+
+/// Where the agent listens on every node.
+pub const SOCKET: &str = "/run/zerolab/agent.sock";
+
+/// What went wrong asking a node's agent.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The SSH channel to the agent's socket could not be opened (agent not listening).
+    #[error("agent socket {SOCKET} not reachable")]
+    Connect(#[source] ssh::Error),
+    /// The HTTP exchange failed (the agent closed the connection, ...).
+    #[error("agent request GET {path} failed")]
+    Http {
+        path: String,
+        #[source]
+        source: hyper::Error,
+    },
+    /// The agent answered with an error status.
+    #[error("agent answered GET {path} with {status}: {message}")]
+    Status { path: String, status: StatusCode, message: String },
+    /// The answer is not the expected JSON.
+    #[error("agent answered GET {path} with a body that is not the expected JSON")]
+    Body {
+        path: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// No answer in time.
+    #[error("agent did not answer GET {path} within {timeout:?}")]
+    Timeout { path: String, timeout: Duration },
+    /// The health check answered, but not `ok`.
+    #[error("agent reports health `{status}`")]
+    Unhealthy { status: String },
+}
+
+/// `GET /v1/health`; `Ok` only when the agent says `ok`.
+pub async fn health(session: &Session, timeout: Duration) -> Result<(), AgentError> {
+    let health: api::Health = get(session, "/v1/health", timeout).await?;
+    if health.status == "ok" {
+        Ok(())
+    } else {
+        Err(AgentError::Unhealthy { status: health.status })
+    }
+}
+
+/// `GET /v1/version`.
+pub async fn version(session: &Session, timeout: Duration) -> Result<api::Version, AgentError> {
+    get(session, "/v1/version", timeout).await
+}
+
+/// `GET path` on the agent, decoded as `T`, within `timeout`.
+pub async fn get<T: DeserializeOwned>(session: &Session, path: &str, timeout: Duration) -> Result<T, AgentError> {
+    match tokio::time::timeout(timeout, get_now(session, path)).await {
+        Ok(result) => result,
+        Err(_) => Err(AgentError::Timeout { path: path.to_owned(), timeout }),
+    }
+}
+
+async fn get_now<T: DeserializeOwned>(session: &Session, path: &str) -> Result<T, AgentError> {
+    let http = |source| AgentError::Http { path: path.to_owned(), source };
+    let stream = session.open_streamlocal(SOCKET).await.map_err(AgentError::Connect)?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(http)?;
+    // The connection task ends when the request is done and `sender` is dropped.
+    tokio::spawn(connection);
+    let request = Request::get(path).header("host", "agent").body(Empty::<Bytes>::new()).expect("a valid request");
+    let response = sender.send_request(request).await.map_err(http)?;
+    let status = response.status();
+    let body = response.into_body().collect().await.map_err(http)?.to_bytes();
+    if !status.is_success() {
+        let message = serde_json::from_slice::<api::ErrorBody>(&body)
+            .map(|e| e.error)
+            .unwrap_or_else(|_| String::from_utf8_lossy(&body).trim().to_owned());
+        return Err(AgentError::Status { path: path.to_owned(), status, message });
+    }
+    serde_json::from_slice(&body).map_err(|source| AgentError::Body { path: path.to_owned(), source })
+}

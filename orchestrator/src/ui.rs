@@ -1,0 +1,117 @@
+//! What `zerolab` shows the user: progress lines, summaries and tables. Plain lines,
+//! one per event, so the output reads the same on a terminal, in a pipe and in CI logs.
+
+use std::time::Duration;
+
+use zerolab::lab::NodeState;
+use zerolab::status::NodeStatus;
+use zerolab::up::NodeReport;
+
+/// A state as one word.
+pub fn state_name(state: &NodeState) -> &'static str {
+    match state {
+        NodeState::Declared => "declared",
+        NodeState::Provisioning => "provisioning",
+        NodeState::Ready => "ready",
+        NodeState::Failed { .. } => "failed",
+        NodeState::Unreachable => "unreachable",
+    }
+}
+
+/// One node finished by `up`: `node-1: ready (agent unchanged, already running, healthy)`
+/// or `node-2: failed: CAUSE`.
+pub fn node_line(report: &NodeReport) -> String {
+    match report.state {
+        NodeState::Ready => format!("{}: ready ({})", report.node, report.detail),
+        ref state => format!("{}: {}: {}", report.node, state_name(state), report.detail),
+    }
+}
+
+/// The last line of `up`: how many nodes are ready, and in how long.
+pub fn up_summary(lab: &str, reports: &[NodeReport], elapsed: Duration) -> String {
+    let ready = reports.iter().filter(|r| r.state == NodeState::Ready).count();
+    let not_ready = reports.len() - ready;
+    let mut line = format!("lab {lab}: {ready} of {} nodes ready", reports.len());
+    if not_ready > 0 {
+        line.push_str(&format!(", {not_ready} not ready"));
+    }
+    line.push_str(&format!(" in {:.2}s", elapsed.as_secs_f64()));
+    line
+}
+
+/// The `status` table: node, provider, address, state, agent version, cause.
+pub fn status_table(rows: &[NodeStatus]) -> String {
+    let mut cells = vec![["NODE", "PROVIDER", "ADDRESS", "STATE", "AGENT", "CAUSE"].map(String::from)];
+    for row in rows {
+        cells.push([
+            row.node.clone(),
+            row.provider.clone(),
+            row.address.clone(),
+            state_name(&row.state).to_owned(),
+            row.agent_version.clone().unwrap_or_else(|| "-".to_owned()),
+            row.cause.clone().unwrap_or_else(|| "-".to_owned()),
+        ]);
+    }
+    let mut widths = [0; 6];
+    for line in &cells {
+        for (width, cell) in widths.iter_mut().zip(line) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut table = String::new();
+    for line in &cells {
+        let mut text = String::new();
+        for (i, cell) in line.iter().enumerate() {
+            if i + 1 == line.len() {
+                text.push_str(cell);
+            } else {
+                text.push_str(&format!("{cell:<width$}  ", width = widths[i]));
+            }
+        }
+        table.push_str(text.trim_end());
+        table.push('\n');
+    }
+    table
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_table_aligns_columns_and_dashes_missing_values() {
+        let rows = [
+            NodeStatus {
+                node: "node-1".into(),
+                provider: "netns".into(),
+                address: "10.77.0.2".into(),
+                state: NodeState::Ready,
+                agent_version: Some("0.1.0".into()),
+                cause: None,
+            },
+            NodeStatus {
+                node: "node-10".into(),
+                provider: "netns".into(),
+                address: "10.77.0.11".into(),
+                state: NodeState::Failed { cause: "agent down".into() },
+                agent_version: None,
+                cause: Some("agent down".into()),
+            },
+        ];
+        assert_eq!(
+            status_table(&rows),
+            "NODE     PROVIDER  ADDRESS     STATE   AGENT  CAUSE\n\
+             node-1   netns     10.77.0.2   ready   0.1.0  -\n\
+             node-10  netns     10.77.0.11  failed  -      agent down\n"
+        );
+    }
+
+    #[test]
+    fn failed_node_line_names_node_and_cause() {
+        let report =
+            NodeReport { node: "node-2".into(), state: NodeState::Failed { cause: "x".into() }, detail: "x".into() };
+        assert_eq!(node_line(&report), "node-2: failed: x");
+        let summary = up_summary("demo", &[report], Duration::from_millis(1500));
+        assert_eq!(summary, "lab demo: 0 of 1 nodes ready, 1 not ready in 1.50s");
+    }
+}

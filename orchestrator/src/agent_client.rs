@@ -18,9 +18,9 @@
 
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
-use hyper::{Request, StatusCode};
+use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::de::DeserializeOwned;
 use zerolab_agent::api;
@@ -37,25 +37,27 @@ pub enum AgentError {
     #[error("agent socket {SOCKET} not reachable")]
     Connect(#[source] ssh::Error),
     /// The HTTP exchange failed (the agent closed the connection, ...).
-    #[error("agent request GET {path} failed")]
+    #[error("agent request {method} {path} failed")]
     Http {
+        method: Method,
         path: String,
         #[source]
         source: hyper::Error,
     },
     /// The agent answered with an error status.
-    #[error("agent answered GET {path} with {status}: {message}")]
-    Status { path: String, status: StatusCode, message: String },
+    #[error("agent answered {method} {path} with {status}: {message}")]
+    Status { method: Method, path: String, status: StatusCode, message: String },
     /// The answer is not the expected JSON.
-    #[error("agent answered GET {path} with a body that is not the expected JSON")]
+    #[error("agent answered {method} {path} with a body that is not the expected JSON")]
     Body {
+        method: Method,
         path: String,
         #[source]
         source: serde_json::Error,
     },
     /// No answer in time.
-    #[error("agent did not answer GET {path} within {timeout:?}")]
-    Timeout { path: String, timeout: Duration },
+    #[error("agent did not answer {method} {path} within {timeout:?}")]
+    Timeout { method: Method, path: String, timeout: Duration },
     /// The health check answered, but not `ok`.
     #[error("agent reports health `{status}`")]
     Unhealthy { status: String },
@@ -76,21 +78,69 @@ pub async fn version(session: &Session, timeout: Duration) -> Result<api::Versio
     get(session, "/v1/version", timeout).await
 }
 
+/// `PUT /v1/blobs/{sha256}`: stores `bytes` (whose SHA-256, hex, is `sha256`) on the node.
+pub async fn put_blob(
+    session: &Session,
+    sha256: &str,
+    bytes: Bytes,
+    timeout: Duration,
+) -> Result<api::BlobStored, AgentError> {
+    let path = format!("/v1/blobs/{sha256}");
+    json(&path, Method::PUT, request(session, Method::PUT, &path, bytes, timeout).await?)
+}
+
+/// `POST /v1/sessions`: starts one guest.
+pub async fn start_session(
+    session: &Session,
+    body: &api::SessionRequest,
+    timeout: Duration,
+) -> Result<api::SessionCreated, AgentError> {
+    let body = Bytes::from(serde_json::to_vec(body).expect("a session request serializes"));
+    let path = "/v1/sessions";
+    json(path, Method::POST, request(session, Method::POST, path, body, timeout).await?)
+}
+
+/// `GET /v1/sessions/{id}/stdout` or `/stderr`: what the guest wrote so far, raw.
+pub async fn session_output(session: &Session, id: &str, stream: &str, timeout: Duration) -> Result<Bytes, AgentError> {
+    request(session, Method::GET, &format!("/v1/sessions/{id}/{stream}"), Bytes::new(), timeout).await
+}
+
 /// `GET path` on the agent, decoded as `T`, within `timeout`.
 pub async fn get<T: DeserializeOwned>(session: &Session, path: &str, timeout: Duration) -> Result<T, AgentError> {
-    match tokio::time::timeout(timeout, get_now(session, path)).await {
+    json(path, Method::GET, request(session, Method::GET, path, Bytes::new(), timeout).await?)
+}
+
+fn json<T: DeserializeOwned>(path: &str, method: Method, body: Bytes) -> Result<T, AgentError> {
+    serde_json::from_slice(&body).map_err(|source| AgentError::Body { method, path: path.to_owned(), source })
+}
+
+/// `method path` with `body` on the agent, within `timeout`: the answer's body when its
+/// status is a success, the agent's error otherwise.
+pub async fn request(
+    session: &Session,
+    method: Method,
+    path: &str,
+    body: Bytes,
+    timeout: Duration,
+) -> Result<Bytes, AgentError> {
+    match tokio::time::timeout(timeout, request_now(session, method.clone(), path, body)).await {
         Ok(result) => result,
-        Err(_) => Err(AgentError::Timeout { path: path.to_owned(), timeout }),
+        Err(_) => Err(AgentError::Timeout { method, path: path.to_owned(), timeout }),
     }
 }
 
-async fn get_now<T: DeserializeOwned>(session: &Session, path: &str) -> Result<T, AgentError> {
-    let http = |source| AgentError::Http { path: path.to_owned(), source };
+async fn request_now(session: &Session, method: Method, path: &str, body: Bytes) -> Result<Bytes, AgentError> {
+    let http = |source| AgentError::Http { method: method.clone(), path: path.to_owned(), source };
     let stream = session.open_streamlocal(SOCKET).await.map_err(AgentError::Connect)?;
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(http)?;
     // The connection task ends when the request is done and `sender` is dropped.
     tokio::spawn(connection);
-    let request = Request::get(path).header("host", "agent").body(Empty::<Bytes>::new()).expect("a valid request");
+    let request = Request::builder()
+        .method(method.clone())
+        .uri(path)
+        .header("host", "agent")
+        .body(Full::new(body))
+        .expect("a valid request");
     let response = sender.send_request(request).await.map_err(http)?;
     let status = response.status();
     let body = response.into_body().collect().await.map_err(http)?.to_bytes();
@@ -98,7 +148,7 @@ async fn get_now<T: DeserializeOwned>(session: &Session, path: &str) -> Result<T
         let message = serde_json::from_slice::<api::ErrorBody>(&body)
             .map(|e| e.error)
             .unwrap_or_else(|_| String::from_utf8_lossy(&body).trim().to_owned());
-        return Err(AgentError::Status { path: path.to_owned(), status, message });
+        return Err(AgentError::Status { method, path: path.to_owned(), status, message });
     }
-    serde_json::from_slice(&body).map_err(|source| AgentError::Body { path: path.to_owned(), source })
+    Ok(body)
 }

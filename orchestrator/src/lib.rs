@@ -4,7 +4,8 @@
 //! [`cluster::Cluster`] reads, checks and expands the cluster file; [`provider`] holds
 //! the one list of providers and what each reads from the file; [`lab`] is the lab
 //! directory and its state; [`ssh`] reaches nodes; [`agent_client`] talks to their
-//! agents; [`up`] and [`status`] are the `up`/`down` and `status` commands.
+//! agents; [`up`], [`status`], [`exec`], [`sandbox_run`] and [`inventory`] are the
+//! `up`/`down`, `status`, `exec`, `sandbox run` and `inventory` commands.
 //!
 //! ```
 //! use zerolab::cluster::{Cluster, NodeSelector};
@@ -25,8 +26,11 @@
 
 pub mod agent_client;
 pub mod cluster;
+pub mod exec;
+pub mod inventory;
 pub mod lab;
 pub mod provider;
+pub mod sandbox_run;
 pub mod ssh;
 pub mod status;
 pub mod up;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use zerolab::cluster::{Cluster, LoadError};
+use zerolab::cluster::{Cluster, LoadError, NodeSelector};
 use zerolab::lab::{NodeState, DEFAULT_ROOT};
 use zerolab::up::{UpOptions, PARALLEL};
 
@@ -74,6 +74,84 @@ enum Command {
         #[arg(long, value_name = "DIR", default_value = DEFAULT_ROOT)]
         lab_root: PathBuf,
     },
+    /// Run a shell command on every ready node (or those --nodes selects), in parallel over
+    /// one SSH connection each; each output line is printed as `NODE: LINE` (stderr lines
+    /// as `NODE (stderr): LINE`, on stderr) when the node finishes, then the exit codes
+    #[command(after_help = "Exit status: 0 the command exited 0 on every selected node, 1 it exited non-zero \
+                            or was killed on a node, or a node was not ready or could not be reached, or the \
+                            cluster file is invalid, 2 usage error, unreadable file, unknown node or a lab \
+                            that is not up.")]
+    Exec {
+        /// The cluster file
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Directory holding the labs
+        #[arg(long, value_name = "DIR", default_value = DEFAULT_ROOT)]
+        lab_root: PathBuf,
+        /// Only these nodes: names, globs (node-*) or label=value, comma-separated
+        #[arg(long, value_name = "SELECTOR")]
+        nodes: Option<NodeSelector>,
+        /// The command, run by each node's shell (words joined with spaces, as ssh does)
+        #[arg(value_name = "CMD", last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Run guests in a node's sandbox
+    #[command(subcommand)]
+    Sandbox(SandboxCommand),
+    /// Print the lab's nodes for other tools: an Ansible INI inventory or an OpenSSH
+    /// config (ssh -F FILE node-1), both checking host keys strictly against the keys
+    /// zerolab pinned, which this writes to LAB/ssh_known_hosts in OpenSSH's format
+    #[command(after_help = "Exit status: 0 printed, 1 invalid cluster file, 2 usage error, unreadable file, \
+                            or a lab that is not up.")]
+    Inventory {
+        /// The cluster file
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Directory holding the labs
+        #[arg(long, value_name = "DIR", default_value = DEFAULT_ROOT)]
+        lab_root: PathBuf,
+        /// What to print
+        #[arg(long, value_name = "FORMAT")]
+        format: InventoryFormat,
+    },
+}
+
+/// `inventory --format`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum InventoryFormat {
+    /// Ansible INI inventory, a group per label (KEY_VALUE)
+    Ansible,
+    /// OpenSSH client config, a Host block per node
+    SshConfig,
+}
+
+#[derive(Debug, Subcommand)]
+enum SandboxCommand {
+    /// Upload a guest program (built with sandbox/guest/zvm-gcc) to NODE's agent, run it
+    /// there and stream its stdout and stderr back; on failure the six-line ZeroVM report
+    /// follows on stderr
+    #[command(after_help = "Exit status: the guest's exit code, or ZeroVM's return code when the session \
+                            failed (4 killed or timed out, 8 invalid program, ...; see zvsh); 1 invalid \
+                            cluster file; 2 usage error, unreadable file or program, a node that is not ready \
+                            or cannot be reached, or an agent error. Options go before PROGRAM: everything \
+                            after it is the guest's.")]
+    Run {
+        /// The cluster file
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// The node to run on
+        #[arg(value_name = "NODE")]
+        node: String,
+        /// The local guest program (a static zerolab guest)
+        #[arg(value_name = "PROGRAM")]
+        program: PathBuf,
+        /// The guest's arguments
+        #[arg(value_name = "ARGS", trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+        /// Directory holding the labs
+        #[arg(long, value_name = "DIR", default_value = DEFAULT_ROOT)]
+        lab_root: PathBuf,
+    },
 }
 
 /// The file is valid / the command did what was asked.
@@ -90,6 +168,21 @@ fn main() -> ExitCode {
         Command::Up { file, lab_root, agent } => with_cluster(&file, |cluster| up(cluster, &lab_root, agent)),
         Command::Down { file, lab_root } => with_cluster(&file, |cluster| down(cluster, &lab_root)),
         Command::Status { file, lab_root } => with_cluster(&file, |cluster| status(cluster, &lab_root)),
+        Command::Exec { file, lab_root, nodes, command } => {
+            with_cluster(&file, |cluster| exec(cluster, &lab_root, nodes.as_ref(), &command.join(" ")))
+        }
+        Command::Inventory { file, lab_root, format } => with_cluster(&file, |cluster| {
+            let format = match format {
+                InventoryFormat::Ansible => zerolab::inventory::Format::Ansible,
+                InventoryFormat::SshConfig => zerolab::inventory::Format::SshConfig,
+            };
+            let text = zerolab::inventory::write(&lab_root, cluster, format)?;
+            let _ = io::stdout().lock().write_all(text.as_bytes());
+            Ok(EXIT_OK)
+        }),
+        Command::Sandbox(SandboxCommand::Run { file, node, program, args, lab_root }) => {
+            with_cluster(&file, |cluster| sandbox_run(cluster, &lab_root, &node, &program, args))
+        }
     }
 }
 
@@ -138,6 +231,54 @@ fn status(cluster: &Cluster, lab_root: &std::path::Path) -> anyhow::Result<u8> {
     let _ = write!(io::stdout().lock(), "{}", ui::status_table(&rows));
     let all_ready = rows.iter().all(|r| r.state == NodeState::Ready);
     Ok(if all_ready { EXIT_OK } else { EXIT_INVALID })
+}
+
+fn exec(
+    cluster: &Cluster,
+    lab_root: &std::path::Path,
+    nodes: Option<&NodeSelector>,
+    command: &str,
+) -> anyhow::Result<u8> {
+    let started = std::time::Instant::now();
+    let runs = runtime()?.block_on(zerolab::exec::exec(
+        lab_root,
+        cluster,
+        nodes,
+        command,
+        zerolab::exec::PARALLEL,
+        |run| {
+            let (stdout, stderr) = ui::exec_output(run);
+            let _ = io::stdout().lock().write_all(stdout.as_bytes());
+            let _ = io::stderr().lock().write_all(stderr.as_bytes());
+        },
+    ))?;
+    print_line(&mut io::stdout().lock(), &ui::exec_summary(&runs, started.elapsed()));
+    Ok(if runs.iter().all(|run| run.success()) { EXIT_OK } else { EXIT_INVALID })
+}
+
+fn sandbox_run(
+    cluster: &Cluster,
+    lab_root: &std::path::Path,
+    node: &str,
+    program: &std::path::Path,
+    args: Vec<String>,
+) -> anyhow::Result<u8> {
+    use zerolab::sandbox_run::{exit_code, run, Stream};
+    // The guest's argv[0] is the program's name, as zvsh gives it.
+    let name = program.file_name().map_or_else(|| program.to_string_lossy(), |n| n.to_string_lossy()).into_owned();
+    let argv = std::iter::once(name).chain(args).collect();
+    let report = runtime()?.block_on(run(lab_root, cluster, node, program, argv, |stream, bytes| {
+        // Flushed at once: output shows as the guest writes it.
+        let _ = match stream {
+            Stream::Stdout => io::stdout().lock().write_all(bytes).and_then(|()| io::stdout().flush()),
+            Stream::Stderr => io::stderr().lock().write_all(bytes),
+        };
+    }))?;
+    let code = exit_code(&report);
+    if code != 0 {
+        print_line(&mut io::stderr().lock(), report.text.trim_end_matches('\n'));
+    }
+    Ok(code)
 }
 
 fn validate(file: &std::path::Path) -> ExitCode {

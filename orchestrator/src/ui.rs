@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use zerolab::exec::{NodeRun, Outcome};
 use zerolab::lab::NodeState;
 use zerolab::status::NodeStatus;
 use zerolab::up::NodeReport;
@@ -74,6 +75,48 @@ pub fn status_table(rows: &[NodeStatus]) -> String {
     table
 }
 
+/// One node's `exec` output: each stdout line as `node-1: LINE` (first), each stderr
+/// line as `node-1 (stderr): LINE` (second); a run that could not happen is one stderr
+/// line `node-1: failed: CAUSE`.
+pub fn exec_output(run: &NodeRun) -> (String, String) {
+    let prefix = |bytes: &[u8], tag: &str| {
+        String::from_utf8_lossy(bytes).lines().map(|line| format!("{}{tag}: {line}\n", run.node)).collect::<String>()
+    };
+    match &run.outcome {
+        Outcome::Ran(output) => (prefix(&output.stdout, ""), prefix(&output.stderr, " (stderr)")),
+        Outcome::Failed(cause) => (String::new(), format!("{}: failed: {cause}\n", run.node)),
+    }
+}
+
+/// How a run ended, as a short word: `0`, `1`, `signal KILL`, `failed`.
+fn exec_result(run: &NodeRun) -> String {
+    match &run.outcome {
+        Outcome::Ran(output) => match (output.status, &output.signal) {
+            (Some(code), _) => code.to_string(),
+            (None, Some(signal)) => format!("signal {signal}"),
+            (None, None) => "unknown".to_owned(),
+        },
+        Outcome::Failed(_) => "failed".to_owned(),
+    }
+}
+
+/// The last line of `exec`: nodes grouped by how they ended, in first-seen order,
+/// e.g. `exit 0: node-1, node-3; exit 1: node-2; failed: node-4 (3 nodes in 0.05s)`.
+pub fn exec_summary(runs: &[NodeRun], elapsed: Duration) -> String {
+    let mut groups: Vec<(String, Vec<&str>)> = Vec::new();
+    for run in runs {
+        let result = exec_result(run);
+        let label = if matches!(run.outcome, Outcome::Ran(_)) { format!("exit {result}") } else { result };
+        match groups.iter_mut().find(|(l, _)| *l == label) {
+            Some((_, nodes)) => nodes.push(&run.node),
+            None => groups.push((label, vec![&run.node])),
+        }
+    }
+    let groups: Vec<String> = groups.iter().map(|(label, nodes)| format!("{label}: {}", nodes.join(", "))).collect();
+    let plural = if runs.len() == 1 { "" } else { "s" };
+    format!("{} ({} node{plural} in {:.2}s)", groups.join("; "), runs.len(), elapsed.as_secs_f64())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,5 +156,27 @@ mod tests {
         assert_eq!(node_line(&report), "node-2: failed: x");
         let summary = up_summary("demo", &[report], Duration::from_millis(1500));
         assert_eq!(summary, "lab demo: 0 of 1 nodes ready, 1 not ready in 1.50s");
+    }
+
+    #[test]
+    fn exec_output_prefixes_each_line_and_summary_groups_by_exit() {
+        use zerolab::ssh::Output;
+        let ran = |node: &str, status, stdout: &str, stderr: &str| NodeRun {
+            node: node.into(),
+            outcome: Outcome::Ran(Output { status, signal: None, stdout: stdout.into(), stderr: stderr.into() }),
+        };
+        let runs = [
+            ran("node-1", Some(0), "a\nb", ""),
+            ran("node-2", Some(3), "", "oops\n"),
+            ran("node-3", Some(0), "", ""),
+            NodeRun { node: "node-4".into(), outcome: Outcome::Failed("unreachable".into()) },
+        ];
+        assert_eq!(exec_output(&runs[0]), ("node-1: a\nnode-1: b\n".into(), String::new()));
+        assert_eq!(exec_output(&runs[1]), (String::new(), "node-2 (stderr): oops\n".into()));
+        assert_eq!(exec_output(&runs[3]), (String::new(), "node-4: failed: unreachable\n".into()));
+        assert_eq!(
+            exec_summary(&runs, Duration::from_millis(50)),
+            "exit 0: node-1, node-3; exit 3: node-2; failed: node-4 (4 nodes in 0.05s)"
+        );
     }
 }

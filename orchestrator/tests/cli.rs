@@ -180,10 +180,26 @@ fn lists_its_commands_and_no_others() {
         .and_then(|rest| rest.split("\n\n").next())
         .map(|block| block.lines().filter_map(|line| line.split_whitespace().next()).collect())
         .unwrap_or_default();
-    assert_eq!(commands, ["validate", "up", "down", "status"], "{}", help.stdout);
+    assert_eq!(commands, ["validate", "up", "down", "status", "exec", "sandbox", "inventory"], "{}", help.stdout);
     assert!(help.stdout.contains("Exit status: 0"), "exit codes documented: {}", help.stdout);
-    for command in ["exec", "ssh", "inventory", "sandbox", "help"] {
-        assert_eq!(harness.zerolab(&[command]).code, 2, "{command} must not exist yet");
+    for command in [&["validate"][..], &["up"], &["down"], &["status"], &["exec"], &["sandbox", "run"], &["inventory"]]
+    {
+        let help = harness.zerolab(&[command, &["--help"]].concat());
+        assert!(help.stdout.contains("Exit status: "), "{command:?}: exit codes documented: {}", help.stdout);
+    }
+    for command in [&["ssh"][..], &["help"], &["sandbox", "list"]] {
+        assert_eq!(harness.zerolab(command).code, 2, "{command:?} must not exist yet");
+    }
+}
+
+#[test]
+fn exec_needs_a_command_after_the_double_dash() {
+    let harness = Harness::new();
+    let file = harness.write("lab.yaml", &example("netns-3.yaml"));
+    let file = file.to_str().unwrap();
+    for args in [&["exec", file][..], &["exec", file, "--"], &["exec", file, "true"]] {
+        let run = harness.zerolab(args);
+        assert_eq!((run.code, run.stdout.as_str()), (2, ""), "{args:?}: {run:#?}");
     }
 }
 

@@ -57,7 +57,8 @@ fn ssh_with(lab: &Lab, options: &[&str], address: &str, command: &str) -> std::p
         .arg(lab.private_key())
         .args(["-o", "StrictHostKeyChecking=accept-new", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5"])
         .arg("-o")
-        .arg(format!("UserKnownHostsFile={}", lab.known_hosts().display()))
+        // OpenSSH's own format, kept apart from the lab's known_hosts (zerolab's format).
+        .arg(format!("UserKnownHostsFile={}", lab.dir().join("openssh_known_hosts").display()))
         .args(["-F", "/dev/null"])
         .arg(format!("root@{address}"))
         .arg(command)
@@ -137,7 +138,7 @@ fn three_node_lab_is_reachable_isolated_and_leaves_nothing_behind() {
         host_names.insert(ssh_ok(&lab, &node.address.to_string(), "hostname; echo $HOME; ls -A ~").trim().to_owned());
     }
     assert_eq!(host_names, ["node-1\n/root", "node-2\n/root", "node-3\n/root"].map(String::from).into());
-    let known_hosts = fs::read_to_string(lab.known_hosts()).unwrap();
+    let known_hosts = fs::read_to_string(lab.dir().join("openssh_known_hosts")).unwrap();
     let keys: BTreeSet<&str> = known_hosts.lines().filter_map(|l| l.split_whitespace().nth(2)).collect();
     assert_eq!(keys.len(), 3, "{known_hosts}");
 

@@ -87,6 +87,13 @@ impl HostKeys {
         Ok(())
     }
 
+    /// Every pin as `(node, key)` (`key-type base64`), by node name.
+    pub fn pins(&self) -> Vec<(String, String)> {
+        let mut pins: Vec<_> = self.lock().iter().map(|(node, pin)| (node.clone(), pin.key.clone())).collect();
+        pins.sort();
+        pins
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Pin>> {
         // A panic while holding the lock cannot leave the map half-updated (one insert).
         self.pins.lock().unwrap_or_else(|poisoned| poisoned.into_inner())

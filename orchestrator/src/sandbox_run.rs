@@ -1,0 +1,191 @@
+//! `zerolab sandbox run`: one guest on one node, through that node's agent.
+//!
+//! [`run`] reads the local guest program, uploads it to the node's agent as a blob named
+//! by its SHA-256 (`PUT /v1/blobs/{sha256}`; the agent keeps blobs, so a second run
+//! uploads the same bytes again but stores nothing new), starts a session
+//! (`POST /v1/sessions`) and polls it every [`POLL`]: the session's state first, then
+//! its stdout and stderr, handing each new piece to a callback. Outputs are read after
+//! the state, so the read that follows a `done` state holds everything the guest wrote.
+//!
+//! Design: the agent's outputs are whole files re-read on each poll (it has no
+//! `?follow=true` or offset yet); only the bytes past what was already handed on are
+//! new. Every request goes over the node's one SSH connection.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use hyper::body::Bytes;
+use sha2::{Digest, Sha256};
+use zerolab_agent::api::{self, Report, SessionState};
+
+use crate::agent_client::{self, AgentError};
+use crate::cluster::Cluster;
+use crate::lab::{Lab, NodeState};
+use crate::ssh::{self, ConnectOptions, HostKeys, Session};
+use crate::up::{check_provider, targets, UpError};
+
+/// How often a running session's state and outputs are read.
+pub const POLL: Duration = Duration::from_millis(50);
+/// Limit for each request but the upload.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Limit for the upload.
+const UPLOAD_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Which of the guest's outputs a piece comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// Its stdout.
+    Stdout,
+    /// Its stderr.
+    Stderr,
+}
+
+impl Stream {
+    fn path(self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        }
+    }
+}
+
+/// Why the guest could not be run.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The node is not in the cluster file.
+    #[error("no node named `{node}`; expected one of: {known}")]
+    UnknownNode {
+        /// The name as given.
+        node: String,
+        /// The lab's node names, comma-separated.
+        known: String,
+    },
+    /// The lab does not record the node as ready.
+    #[error("node {node} is not ready; run `zerolab up` first")]
+    NotReady {
+        /// The node.
+        node: String,
+    },
+    /// The local program could not be read.
+    #[error("cannot read program {}", path.display())]
+    Program {
+        /// The program's path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The node could not be reached.
+    #[error(transparent)]
+    Ssh(#[from] ssh::Error),
+    /// The node's agent refused or failed a request.
+    #[error("node {node}: {source}")]
+    Agent {
+        /// The node.
+        node: String,
+        /// What the agent said.
+        #[source]
+        source: AgentError,
+    },
+    /// The lab or its provider.
+    #[error(transparent)]
+    Up(#[from] UpError),
+}
+
+/// Runs the local guest `program` with `args` on `node` of `cluster` (lab under `root`);
+/// `output` gets each new piece of the guest's stdout and stderr as it arrives. Returns
+/// the session's report.
+pub async fn run(
+    root: &Path,
+    cluster: &Cluster,
+    node: &str,
+    program: &Path,
+    args: Vec<String>,
+    mut output: impl FnMut(Stream, &[u8]),
+) -> Result<Report, RunError> {
+    check_provider(cluster)?;
+    let lab = Lab::at(root, cluster.name()).map_err(UpError::from)?;
+    let Some(target) = targets(&lab, cluster).into_iter().find(|t| t.node == node) else {
+        let known: Vec<&str> = cluster.nodes().iter().map(|n| n.name.as_str()).collect();
+        return Err(RunError::UnknownNode { node: node.to_owned(), known: known.join(", ") });
+    };
+    let state = lab.load_state().map_err(UpError::from)?;
+    if !state.nodes.get(node).is_some_and(|r| r.state == NodeState::Ready) {
+        return Err(RunError::NotReady { node: node.to_owned() });
+    }
+    let bytes = tokio::fs::read(program).await.map_err(|source| RunError::Program { path: program.into(), source })?;
+    let sha256: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+    let host_keys = HostKeys::open(lab.known_hosts()).map_err(UpError::from)?;
+    let options = ConnectOptions { timeout: Duration::from_secs(5), retries: 2, ..ConnectOptions::default() };
+    let session = Session::connect(&target, &host_keys, &options).await?;
+    let result = run_on(&session, &sha256, Bytes::from(bytes), args, &mut output).await;
+    let _ = session.close().await;
+    result.map_err(|source| RunError::Agent { node: node.to_owned(), source })
+}
+
+async fn run_on(
+    session: &Session,
+    sha256: &str,
+    program: Bytes,
+    args: Vec<String>,
+    output: &mut impl FnMut(Stream, &[u8]),
+) -> Result<Report, AgentError> {
+    agent_client::put_blob(session, sha256, program, UPLOAD_TIMEOUT).await?;
+    let request = api::SessionRequest { args, ..api::SessionRequest::new(sha256) };
+    let id = agent_client::start_session(session, &request, REQUEST_TIMEOUT).await?.id;
+    let mut seen = [0usize; 2];
+    loop {
+        let status: api::SessionStatus =
+            agent_client::get(session, &format!("/v1/sessions/{id}"), REQUEST_TIMEOUT).await?;
+        for (stream, seen) in [Stream::Stdout, Stream::Stderr].into_iter().zip(&mut seen) {
+            let bytes = agent_client::session_output(session, &id, stream.path(), REQUEST_TIMEOUT).await?;
+            if let Some(new) = bytes.get(*seen..).filter(|new| !new.is_empty()) {
+                output(stream, new);
+                *seen = bytes.len();
+            }
+        }
+        if let (SessionState::Done, Some(report)) = (status.state, status.report) {
+            return Ok(report);
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// The exit code `zerolab sandbox run` ends with: the guest's own when it exited by
+/// itself, ZeroVM's return code when the session failed (as `zvsh` does).
+pub fn exit_code(report: &Report) -> u8 {
+    if report.return_code != 0 {
+        report.return_code.clamp(1, 255) as u8
+    } else {
+        // A shell sees only the low 8 bits of an exit status.
+        (report.user_code & 0xff) as u8
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(user_code: i64, return_code: i32) -> Report {
+        Report {
+            text: String::new(),
+            validator: 0,
+            user_code,
+            exit_state: "ok".into(),
+            return_code,
+            sys_s: 0.0,
+            user_s: 0.0,
+            local: [0; 4],
+            net: [0; 4],
+        }
+    }
+
+    #[test]
+    fn exit_code_is_the_guests_unless_the_session_failed() {
+        assert_eq!(exit_code(&report(0, 0)), 0);
+        assert_eq!(exit_code(&report(3, 0)), 3);
+        assert_eq!(exit_code(&report(256 + 7, 0)), 7);
+        assert_eq!(exit_code(&report(0, 8)), 8);
+        assert_eq!(exit_code(&report(5, 4)), 4);
+    }
+}

@@ -5,92 +5,20 @@
 //! which scripts/test does first); without either the test says it was skipped.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use zerolab::cluster::Cluster;
-use zerolab::lab::{Lab, LabState, NodeState};
+mod common;
+
+use common::{LabHarness, Run};
+use zerolab::lab::{LabState, NodeState};
 use zerolab::provider::netns::Names;
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
-}
-
-/// `target/<profile>/zerolab-agent`, beside this test's `target/<profile>/deps/`.
-fn agent_binary() -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let path = exe.parent()?.parent()?.join("zerolab-agent");
-    path.is_file().then_some(path)
-}
-
-/// A temp dir holding the cluster file and the lab root, and a command builder.
-struct Harness {
-    dir: tempfile::TempDir,
-    file: PathBuf,
-    cluster: Cluster,
-    agent: PathBuf,
-}
-
-#[derive(Debug)]
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Harness {
-    /// examples/netns-3.yaml as lab `up<x>` on subnet 10.77.<x>.0/24.
-    fn new(x: u8, agent: PathBuf) -> Harness {
-        let text = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/netns-3.yaml")).unwrap();
-        assert!(text.contains("name: netns-3\n") && text.contains("10.77.0.0/24"));
-        let text = text
-            .replace("name: netns-3\n", &format!("name: up{x}\n"))
-            .replace("10.77.0.0/24", &format!("10.77.{x}.0/24"));
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("lab.yaml");
-        fs::write(&file, &text).unwrap();
-        let cluster = Cluster::from_str(&text, "lab.yaml").unwrap();
-        Harness { dir, file, cluster, agent }
-    }
-
-    fn root(&self) -> PathBuf {
-        self.dir.path().join("labs")
-    }
-
-    fn lab(&self) -> Lab {
-        Lab::at(self.root(), self.cluster.name()).unwrap()
-    }
-
-    fn zerolab(&self, command: &str) -> Run {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_zerolab"));
-        cmd.arg(command).arg(&self.file).arg("--lab-root").arg(self.root());
-        if command == "up" {
-            cmd.arg("--agent").arg(&self.agent);
-        }
-        let output = cmd.output().unwrap();
-        Run {
-            code: output.status.code().expect("an exit code"),
-            stdout: String::from_utf8(output.stdout).unwrap(),
-            stderr: String::from_utf8(output.stderr).unwrap(),
-        }
-    }
-
-    /// A pid file of `node`'s agent, read from the host through the node's private /run.
-    fn pid(&self, node: &str, file: &str) -> i32 {
-        let path = self.lab().nodes_dir().join(node).join("run/zerolab").join(file);
-        fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).trim().parse().unwrap()
-    }
-}
-
-/// Takes the lab down when the test ends, also when it fails.
-impl Drop for Harness {
-    fn drop(&mut self) {
-        if let Err(e) = zerolab::up::down(&self.root(), &self.cluster) {
-            eprintln!("cleanup: {e}");
-        }
-    }
+/// A pid file of `node`'s agent, read from the host through the node's private /run.
+fn pid(lab: &LabHarness, node: &str, file: &str) -> i32 {
+    let path = lab.lab().nodes_dir().join(node).join("run/zerolab").join(file);
+    fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).trim().parse().unwrap()
 }
 
 /// Running, not a zombie (a zombie holds no namespace; its parent reaps it later).
@@ -121,20 +49,15 @@ fn status_rows(run: &Run) -> Vec<(String, String, String)> {
 
 #[test]
 fn up_status_repair_and_down_on_three_nodes() {
-    if !is_root() {
-        eprintln!("skipped: zerolab up on a netns lab needs root (CI runs it as root)");
-        return;
-    }
-    let Some(agent) = agent_binary() else {
-        eprintln!("skipped: no zerolab-agent beside the test binaries; run `cargo build --release -p zerolab-agent`");
+    let Some(agent) = common::prerequisites("zerolab up") else {
         return;
     };
-    let lab = Harness::new(120, agent);
+    let lab = LabHarness::new("up", 120, agent.clone());
     let version = env!("CARGO_PKG_VERSION");
 
     // Cold: namespaces made, agent uploaded and started on every node.
     let started = Instant::now();
-    let run = lab.zerolab("up");
+    let run = lab.zerolab(&["up"], &[]);
     eprintln!("up, cold, 3 nodes: {:?}", started.elapsed());
     assert_eq!(run.code, 0, "{run:#?}");
     for node in ["node-1", "node-2", "node-3"] {
@@ -145,29 +68,29 @@ fn up_status_repair_and_down_on_three_nodes() {
     let state: LabState = lab.lab().load_state().unwrap();
     assert!(state.nodes.values().all(|r| r.state == NodeState::Ready), "{state:?}");
 
-    let run = lab.zerolab("status");
+    let run = lab.zerolab(&["status"], &[]);
     assert_eq!(run.code, 0, "{run:#?}");
     let ready = |node: &str| (node.to_owned(), "ready".to_owned(), version.to_owned());
     assert_eq!(status_rows(&run), [ready("node-1"), ready("node-2"), ready("node-3")], "{run:#?}");
 
     // Warm: nothing to do, quickly.
-    let supervisor = lab.pid("node-1", "supervisor.pid");
+    let supervisor = pid(&lab, "node-1", "supervisor.pid");
     let started = Instant::now();
-    let run = lab.zerolab("up");
+    let run = lab.zerolab(&["up"], &[]);
     let warm = started.elapsed();
     eprintln!("up, warm, 3 nodes: {warm:?}");
     assert_eq!(run.code, 0, "{run:#?}");
     assert_eq!(run.stdout.matches("ready (agent unchanged, already running, healthy)").count(), 3, "{run:#?}");
-    assert_eq!(lab.pid("node-1", "supervisor.pid"), supervisor);
+    assert_eq!(pid(&lab, "node-1", "supervisor.pid"), supervisor);
     assert!(warm < Duration::from_secs(5), "warm up took {warm:?}");
 
     // node-2's agent killed (its supervisor first, so nothing restarts it).
-    let (supervisor, agent) = (lab.pid("node-2", "supervisor.pid"), lab.pid("node-2", "agent.pid"));
+    let (supervisor, agent) = (pid(&lab, "node-2", "supervisor.pid"), pid(&lab, "node-2", "agent.pid"));
     for pid in [supervisor, agent] {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
         wait_dead(pid);
     }
-    let run = lab.zerolab("status");
+    let run = lab.zerolab(&["status"], &[]);
     assert_eq!(run.code, 1, "{run:#?}");
     let rows = status_rows(&run);
     assert_eq!(rows[1].0, "node-2");
@@ -176,25 +99,25 @@ fn up_status_repair_and_down_on_three_nodes() {
     assert_eq!([&rows[0], &rows[2]], [&ready("node-1"), &ready("node-3")]);
 
     // up repairs it and touches nothing else.
-    let run = lab.zerolab("up");
+    let run = lab.zerolab(&["up"], &[]);
     assert_eq!(run.code, 0, "{run:#?}");
     assert!(run.stdout.contains("node-2: ready (agent unchanged, started, healthy)"), "{run:#?}");
     assert_eq!(run.stdout.matches("already running").count(), 2, "{run:#?}");
-    assert_eq!(status_rows(&lab.zerolab("status")), [ready("node-1"), ready("node-2"), ready("node-3")]);
+    assert_eq!(status_rows(&lab.zerolab(&["status"], &[])), [ready("node-1"), ready("node-2"), ready("node-3")]);
 
     // The hosts gone but the lab directory kept (a reboot): up makes new hosts, whose
     // new host keys replace the old pins instead of being refused.
     zerolab::provider::netns::destroy(&lab.lab()).unwrap();
-    let run = lab.zerolab("up");
+    let run = lab.zerolab(&["up"], &[]);
     assert_eq!(run.code, 0, "{run:#?}");
     assert_eq!(run.stdout.matches("ready (agent uploaded, started, healthy)").count(), 3, "{run:#?}");
 
     // down leaves nothing: no namespace, link, agent process or lab directory.
     let pids: Vec<i32> = ["node-1", "node-2", "node-3"]
         .iter()
-        .flat_map(|node| [lab.pid(node, "supervisor.pid"), lab.pid(node, "agent.pid")])
+        .flat_map(|node| [pid(&lab, node, "supervisor.pid"), pid(&lab, node, "agent.pid")])
         .collect();
-    let run = lab.zerolab("down");
+    let run = lab.zerolab(&["down"], &[]);
     assert_eq!((run.code, run.stdout.as_str(), run.stderr.as_str()), (0, "lab up120: down\n", ""), "{run:#?}");
     for pid in pids {
         wait_dead(pid);
@@ -207,9 +130,9 @@ fn up_status_repair_and_down_on_three_nodes() {
     let left: Vec<_> = fs::read_dir(lab.root()).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
     assert!(left.is_empty(), "{left:?}");
     // Idempotent.
-    let run = lab.zerolab("down");
+    let run = lab.zerolab(&["down"], &[]);
     assert_eq!(run.code, 0, "{run:#?}");
-    assert_eq!(status_rows(&lab.zerolab("status")).iter().filter(|r| r.1 == "declared").count(), 3);
+    assert_eq!(status_rows(&lab.zerolab(&["status"], &[])).iter().filter(|r| r.1 == "declared").count(), 3);
 }
 
 #[test]

@@ -1,0 +1,112 @@
+//! A real `netns` lab for the orchestrator's end-to-end tests: a temp dir
+//! holding a copy of examples/netns-3.yaml (own lab name and subnet, so test
+//! binaries can run in parallel) and the lab root, a `zerolab` command builder,
+//! and a drop guard that takes the lab down even when a test fails.
+
+#![allow(dead_code)] // each test binary uses its own part of the harness
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use zerolab::cluster::Cluster;
+use zerolab::lab::Lab;
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// `target/<profile>/zerolab-agent`, beside this test's `target/<profile>/deps/`.
+pub fn agent_binary() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let path = exe.parent()?.parent()?.join("zerolab-agent");
+    path.is_file().then_some(path)
+}
+
+/// The agent binary when `test` can run here; otherwise says why it is skipped.
+pub fn prerequisites(test: &str) -> Option<PathBuf> {
+    if !is_root() {
+        eprintln!("skipped: {test} on a netns lab needs root (CI runs it as root)");
+        return None;
+    }
+    let agent = agent_binary();
+    if agent.is_none() {
+        eprintln!("skipped: no zerolab-agent beside the test binaries; run `cargo build --release -p zerolab-agent`");
+    }
+    agent
+}
+
+/// Builds a guest with the SDK's zvm-gcc.
+pub fn zvm_gcc(source: &Path, out: &Path) {
+    let zvm_gcc = concat!(env!("CARGO_MANIFEST_DIR"), "/../sandbox/guest/zvm-gcc");
+    let status = Command::new(zvm_gcc).arg("-O2").arg(source).arg("-o").arg(out).status().unwrap();
+    assert!(status.success(), "zvm-gcc {}", source.display());
+}
+
+/// What one `zerolab` run printed and how it exited.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// A temp dir holding the cluster file and the lab root; takes the lab down on drop.
+pub struct LabHarness {
+    dir: tempfile::TempDir,
+    pub file: PathBuf,
+    pub cluster: Cluster,
+    agent: PathBuf,
+}
+
+impl LabHarness {
+    /// examples/netns-3.yaml as lab `<prefix><x>` on subnet 10.77.<x>.0/24.
+    pub fn new(prefix: &str, x: u8, agent: PathBuf) -> LabHarness {
+        let text = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/netns-3.yaml")).unwrap();
+        assert!(text.contains("name: netns-3\n") && text.contains("10.77.0.0/24"));
+        let text = text
+            .replace("name: netns-3\n", &format!("name: {prefix}{x}\n"))
+            .replace("10.77.0.0/24", &format!("10.77.{x}.0/24"));
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("lab.yaml");
+        fs::write(&file, &text).unwrap();
+        let cluster = Cluster::from_str(&text, "lab.yaml").unwrap();
+        LabHarness { dir, file, cluster, agent }
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("labs")
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn lab(&self) -> Lab {
+        Lab::at(self.root(), self.cluster.name()).unwrap()
+    }
+
+    /// `zerolab COMMAND... FILE --lab-root ROOT ARGS...` (`up` also gets `--agent`).
+    pub fn zerolab(&self, command: &[&str], args: &[&str]) -> Run {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_zerolab"));
+        cmd.args(command).arg(&self.file).arg("--lab-root").arg(self.root());
+        if command == ["up"] {
+            cmd.arg("--agent").arg(&self.agent);
+        }
+        let output = cmd.args(args).output().unwrap();
+        Run {
+            code: output.status.code().expect("an exit code"),
+            stdout: String::from_utf8(output.stdout).unwrap(),
+            stderr: String::from_utf8(output.stderr).unwrap(),
+        }
+    }
+}
+
+impl Drop for LabHarness {
+    fn drop(&mut self) {
+        if let Err(e) = zerolab::up::down(&self.root(), &self.cluster) {
+            eprintln!("cleanup: {e}");
+        }
+    }
+}

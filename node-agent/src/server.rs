@@ -116,7 +116,7 @@ impl From<BlobError> for ApiError {
             BlobError::Missing(_) => StatusCode::NOT_FOUND,
             BlobError::Write { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        ApiError(status, one_line(&e))
+        ApiError(status, zerolab_sandbox::session::error_chain(&e))
     }
 }
 
@@ -130,20 +130,8 @@ impl From<SessionsError> for ApiError {
             SessionsError::Prepare { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             SessionsError::Thread { .. } => StatusCode::SERVICE_UNAVAILABLE,
         };
-        ApiError(status, one_line(&e))
+        ApiError(status, zerolab_sandbox::session::error_chain(&e))
     }
-}
-
-/// The error and its causes on one line.
-fn one_line(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cause = c.source();
-    }
-    s
 }
 
 type Shared = State<Arc<AppState>>;

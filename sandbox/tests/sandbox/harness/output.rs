@@ -3,18 +3,8 @@
 use std::collections::BTreeMap;
 use std::fmt::{Display, Write as _};
 
-/// Calls and bytes, as on the accounting line.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Traffic {
-    /// Read calls.
-    pub gets: u64,
-    /// Bytes read.
-    pub get_bytes: u64,
-    /// Write calls.
-    pub puts: u64,
-    /// Bytes written.
-    pub put_bytes: u64,
-}
+/// Calls and bytes, as on the accounting line (the library's own type).
+pub use zerolab_sandbox::report::Traffic;
 
 /// The six-line report, parsed strictly.
 #[derive(Debug, Clone, PartialEq)]

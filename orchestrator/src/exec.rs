@@ -1,8 +1,9 @@
 //! `zerolab exec`: one shell command on many nodes at once.
 //!
 //! [`exec`] picks the selected nodes (all of them without a selector), runs the command
-//! on each node that the lab records as ready, over one SSH connection per node and at
-//! most `parallel` nodes at a time ([`run_parallel`]), and hands each node's
+//! on each node that the lab records as ready, over the connections the lab's keeper
+//! holds ([`Mux`], started by `program` when it does not run), at most `parallel` nodes
+//! at a time ([`run_parallel`]), and hands each node's
 //! [`NodeRun`] to a callback as soon as that node finishes, so the caller can print its
 //! output at once. A selected node that is not ready is not contacted: its run says why.
 //!
@@ -15,11 +16,12 @@ use std::time::Duration;
 
 use crate::cluster::{Cluster, NodeSelector, SelectorError};
 use crate::lab::{Lab, NodeState};
-use crate::ssh::{run_parallel, ConnectOptions, HostKeys, Output, Session};
+use crate::mux::{Mux, MuxError};
+use crate::ssh::{run_parallel, Output};
 use crate::up::{cause, check_provider, targets, UpError};
 
-/// Nodes reached at once by default.
-pub const PARALLEL: usize = 32;
+/// Commands in flight at once by default (each is one channel on a kept connection).
+pub const PARALLEL: usize = 128;
 /// How long a command may run on a node before it is given up on.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(3600);
 
@@ -38,6 +40,9 @@ pub enum ExecError {
     /// The lab or its provider.
     #[error(transparent)]
     Up(#[from] UpError),
+    /// The lab's connection keeper.
+    #[error(transparent)]
+    Mux(#[from] MuxError),
 }
 
 /// How the command ended on one node.
@@ -67,11 +72,13 @@ impl NodeRun {
 
 /// Runs `command` on the nodes of `cluster` (in the lab under `root`) that `selector`
 /// selects; `done` gets each node's run as it finishes. Returns every run, in file order.
+/// `program` is the `zerolab` executable, to start the lab's keeper when none runs.
 pub async fn exec(
     root: &Path,
     cluster: &Cluster,
     selector: Option<&NodeSelector>,
     command: &str,
+    program: &Path,
     parallel: usize,
     done: impl Fn(&NodeRun) + Send + Sync + 'static,
 ) -> Result<Vec<NodeRun>, ExecError> {
@@ -85,7 +92,6 @@ pub async fn exec(
         return Err(ExecError::NotUp { lab: cluster.name().to_owned() });
     }
     let state = lab.load_state().map_err(UpError::from)?;
-    let host_keys = HostKeys::open(lab.known_hosts()).map_err(UpError::from)?;
     let (ready, not_ready): (Vec<_>, Vec<_>) = targets(&lab, cluster)
         .into_iter()
         .filter(|t| selected.contains(&t.node.as_str()))
@@ -99,37 +105,30 @@ pub async fn exec(
             run
         })
         .collect();
-    let command = Arc::<str>::from(command);
-    let results = run_parallel(&ready, parallel, move |target| {
-        let (host_keys, command, done) = (host_keys.clone(), command.clone(), done.clone());
-        async move {
-            let result = run_one(&target, &host_keys, &command).await;
-            let outcome = result.map_or_else(|e| Outcome::Failed(cause(&e)), Outcome::Ran);
-            let run = NodeRun { node: target.node.clone(), outcome };
-            done(&run);
-            Ok(run)
-        }
-    })
-    .await;
-    runs.extend(
-        results
-            .into_iter()
-            .map(|(node, result)| result.unwrap_or_else(|e| NodeRun { node, outcome: Outcome::Failed(cause(&e)) })),
-    );
+    if !ready.is_empty() {
+        let mux = Mux::open(lab.dir(), program).await?;
+        let command = Arc::<str>::from(command);
+        let results = run_parallel(&ready, parallel, move |target| {
+            let (mux, command, done) = (mux.clone(), command.clone(), done.clone());
+            async move {
+                let outcome = match mux.exec(&target, &command, COMMAND_TIMEOUT).await {
+                    Ok(Ok(output)) => Outcome::Ran(output),
+                    Ok(Err(failure)) => Outcome::Failed(failure.cause),
+                    Err(e) => Outcome::Failed(cause(&e)),
+                };
+                let run = NodeRun { node: target.node.clone(), outcome };
+                done(&run);
+                Ok(run)
+            }
+        })
+        .await;
+        runs.extend(
+            results
+                .into_iter()
+                .map(|(node, result)| result.unwrap_or_else(|e| NodeRun { node, outcome: Outcome::Failed(cause(&e)) })),
+        );
+    }
     let order = |run: &NodeRun| cluster.nodes().iter().position(|n| n.name == run.node);
     runs.sort_by_key(order);
     Ok(runs)
-}
-
-async fn run_one(
-    target: &crate::ssh::Target,
-    host_keys: &HostKeys,
-    command: &str,
-) -> Result<Output, crate::ssh::Error> {
-    // The lab says the node is ready: a node that does not answer soon is reported, not waited for.
-    let options = ConnectOptions { timeout: Duration::from_secs(5), retries: 2, ..ConnectOptions::default() };
-    let session = Session::connect(target, host_keys, &options).await?;
-    let output = session.exec(command, None, COMMAND_TIMEOUT).await;
-    let _ = session.close().await;
-    output
 }

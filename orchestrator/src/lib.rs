@@ -29,6 +29,7 @@ pub mod cluster;
 pub mod exec;
 pub mod inventory;
 pub mod lab;
+pub mod mux;
 pub mod provider;
 pub mod sandbox_run;
 pub mod ssh;

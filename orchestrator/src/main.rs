@@ -98,6 +98,15 @@ enum Command {
     /// Run guests in a node's sandbox
     #[command(subcommand)]
     Sandbox(SandboxCommand),
+    /// The lab's connection keeper (started by other commands, not by hand): holds one
+    /// SSH connection per node and serves LAB_DIR/keeper.sock until the lab is taken down
+    /// or it has been idle for 10 minutes
+    #[command(hide = true)]
+    Keeper {
+        /// The lab directory
+        #[arg(value_name = "LAB_DIR")]
+        lab_dir: PathBuf,
+    },
     /// Print the lab's nodes for other tools: an Ansible INI inventory or an OpenSSH
     /// config (ssh -F FILE node-1), both checking host keys strictly against the keys
     /// zerolab pinned, which this writes to LAB/ssh_known_hosts in OpenSSH's format
@@ -180,6 +189,7 @@ fn main() -> ExitCode {
             let _ = io::stdout().lock().write_all(text.as_bytes());
             Ok(EXIT_OK)
         }),
+        Command::Keeper { lab_dir } => keeper(&lab_dir),
         Command::Sandbox(SandboxCommand::Run { file, node, program, args, lab_root }) => {
             with_cluster(&file, |cluster| sandbox_run(cluster, &lab_root, &node, &program, args))
         }
@@ -206,11 +216,27 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
 }
 
+/// This executable: what starts the lab's connection keeper.
+fn current_exe() -> anyhow::Result<PathBuf> {
+    std::env::current_exe().map_err(|e| anyhow::anyhow!("cannot find the zerolab executable: {e}"))
+}
+
+fn keeper(lab_dir: &std::path::Path) -> ExitCode {
+    let result = runtime().and_then(|runtime| Ok(runtime.block_on(zerolab::mux::serve(lab_dir))?));
+    match result {
+        Ok(()) => ExitCode::from(EXIT_OK),
+        Err(error) => {
+            print_line(&mut io::stderr().lock(), &format!("zerolab keeper: {}", zerolab::up::cause(error.as_ref())));
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
 fn up(cluster: &Cluster, lab_root: &std::path::Path, agent: Option<PathBuf>) -> anyhow::Result<u8> {
     let agent = agent
         .or_else(zerolab::up::default_agent_path)
         .ok_or_else(|| anyhow::anyhow!("cannot find the zerolab executable's directory; pass --agent PATH"))?;
-    let options = UpOptions { agent, parallel: PARALLEL };
+    let options = UpOptions { agent, parallel: PARALLEL, keeper: Some(current_exe()?) };
     let started = std::time::Instant::now();
     let reports = runtime()?.block_on(zerolab::up::up(lab_root, cluster, &options, |report| {
         print_line(&mut io::stdout().lock(), &ui::node_line(report));
@@ -245,6 +271,7 @@ fn exec(
         cluster,
         nodes,
         command,
+        &current_exe()?,
         zerolab::exec::PARALLEL,
         |run| {
             let (stdout, stderr) = ui::exec_output(run);

@@ -88,6 +88,9 @@ pub fn exec_output(run: &NodeRun) -> (String, String) {
     }
 }
 
+/// The most nodes an `exec` summary lists by name in one group.
+const NAMES_SHOWN: usize = 8;
+
 /// How a run ended, as a short word: `0`, `1`, `signal KILL`, `failed`.
 fn exec_result(run: &NodeRun) -> String {
     match &run.outcome {
@@ -102,6 +105,8 @@ fn exec_result(run: &NodeRun) -> String {
 
 /// The last line of `exec`: nodes grouped by how they ended, in first-seen order,
 /// e.g. `exit 0: node-1, node-3; exit 1: node-2; failed: node-4 (3 nodes in 0.05s)`.
+/// A group of more than [`NAMES_SHOWN`] nodes is counted, not listed (`exit 0: 97 nodes`):
+/// each node's own lines already say where its output came from.
 pub fn exec_summary(runs: &[NodeRun], elapsed: Duration) -> String {
     let mut groups: Vec<(String, Vec<&str>)> = Vec::new();
     for run in runs {
@@ -112,7 +117,13 @@ pub fn exec_summary(runs: &[NodeRun], elapsed: Duration) -> String {
             None => groups.push((label, vec![&run.node])),
         }
     }
-    let groups: Vec<String> = groups.iter().map(|(label, nodes)| format!("{label}: {}", nodes.join(", "))).collect();
+    let groups: Vec<String> = groups
+        .iter()
+        .map(|(label, nodes)| match nodes.len() {
+            n if n > NAMES_SHOWN => format!("{label}: {n} nodes"),
+            _ => format!("{label}: {}", nodes.join(", ")),
+        })
+        .collect();
     let plural = if runs.len() == 1 { "" } else { "s" };
     format!("{} ({} node{plural} in {:.2}s)", groups.join("; "), runs.len(), elapsed.as_secs_f64())
 }
@@ -178,5 +189,7 @@ mod tests {
             exec_summary(&runs, Duration::from_millis(50)),
             "exit 0: node-1, node-3; exit 3: node-2; failed: node-4 (4 nodes in 0.05s)"
         );
+        let many: Vec<NodeRun> = (1..=9).map(|i| ran(&format!("n-{i}"), Some(0), "", "")).collect();
+        assert_eq!(exec_summary(&many, Duration::from_millis(50)), "exit 0: 9 nodes (9 nodes in 0.05s)");
     }
 }

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use crate::agent_client::{self, AgentError};
 use crate::cluster::Cluster;
 use crate::lab::{Lab, LabError, NodeRecord, NodeState};
+use crate::mux::{self, Mux};
 use crate::provider::netns::{self, Names, NetnsError};
 use crate::provider::ProviderKind;
 use crate::ssh::{self, run_parallel, ConnectOptions, HostKeys, Session, Target, Upload};
@@ -87,6 +88,9 @@ pub struct UpOptions {
     pub agent: PathBuf,
     /// Nodes provisioned at once.
     pub parallel: usize,
+    /// The `zerolab` executable, to start the lab's connection keeper and have it
+    /// connect to the ready nodes, so the next command finds them open (`None`: no keeper).
+    pub keeper: Option<PathBuf>,
 }
 
 /// The `zerolab-agent` beside the running executable (how releases and `cargo build`
@@ -125,6 +129,8 @@ pub async fn up(
     if !netns_up(&lab) {
         // New hosts get new host keys (say the machine rebooted): pins of the hosts
         // this lab made before are void, and these are made here, by us.
+        // A keeper of the old hosts holds dead connections.
+        mux::stop(lab.dir());
         let known_hosts = lab.known_hosts();
         std::fs::write(&known_hosts, "").map_err(|source| LabError::Io { path: known_hosts.clone(), source })?;
         netns::create(&lab, cluster)?;
@@ -167,13 +173,33 @@ pub async fn up(
         record.state = report.state.clone();
     }
     lab.save_state(&state)?;
+    if let Some(program) = &options.keeper {
+        let ready: Vec<Target> = targets
+            .iter()
+            .zip(&reports)
+            .filter(|(_, report)| report.state == NodeState::Ready)
+            .map(|(target, _)| target.clone())
+            .collect();
+        // `up` is done either way: without a keeper the next command starts one.
+        if let Err(e) = warm_keeper(&lab, program, &ready).await {
+            tracing::warn!("connection keeper: {}", cause(&e));
+        }
+    }
     Ok(reports)
+}
+
+async fn warm_keeper(lab: &Lab, program: &Path, ready: &[Target]) -> Result<(), mux::MuxError> {
+    if ready.is_empty() {
+        return Ok(());
+    }
+    Mux::open(lab.dir(), program).await?.warm(ready).await
 }
 
 /// Removes the lab under `root`: its hosts, then its directory. Idempotent.
 pub fn down(root: &Path, cluster: &Cluster) -> Result<(), UpError> {
     check_provider(cluster)?;
     let lab = Lab::at(root, cluster.name())?;
+    mux::stop(lab.dir());
     netns::destroy(&lab)?;
     lab.remove()?;
     Ok(())

@@ -8,6 +8,8 @@
 //!   state.json              node states (see [`state`]), replaced atomically (0600)
 //!   logs/                   per-node logs (0700)
 //!   nodes/<node>/           provider runtime files (netns: each node's private dirs)
+//!   keeper.sock, .lock, .log  the connection keeper's socket (0600), lock and log (see
+//!                           [`crate::mux`])
 //! ```
 //!
 //! The directory is created mode 0700 and every file in it without access for group or
@@ -141,7 +143,7 @@ impl Lab {
 
     /// The pinned host keys, in OpenSSH `known_hosts` format.
     pub fn known_hosts(&self) -> PathBuf {
-        self.dir.join("known_hosts")
+        known_hosts_in(&self.dir)
     }
 
     /// The node states.
@@ -179,6 +181,11 @@ impl Lab {
 }
 
 /// Creates `dir` (0700) if missing and makes sure it is 0700.
+/// The pinned host keys of the lab in `dir`.
+pub fn known_hosts_in(dir: &Path) -> PathBuf {
+    dir.join("known_hosts")
+}
+
 pub(crate) fn private_dir(dir: &Path) -> Result<(), LabError> {
     DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io_error(dir))?;
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io_error(dir))

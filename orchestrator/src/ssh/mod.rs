@@ -26,8 +26,10 @@ pub use session::{sha256_file, ConnectOptions, Output, Session, Stream, Upload};
 
 use std::path::PathBuf;
 
+use serde::{Deserialize, Serialize};
+
 /// A node to reach over SSH.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Target {
     /// The node's name, used in host-key pins and in every error.
     pub node: String,

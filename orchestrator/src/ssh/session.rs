@@ -156,6 +156,11 @@ impl Session {
         &self.node
     }
 
+    /// True once the connection is gone (closed by either side, or keepalives unanswered).
+    pub fn is_closed(&self) -> bool {
+        self.handle.is_closed()
+    }
+
     /// Runs `command` (through the login shell) with `stdin` and returns its output once
     /// the channel closes, or fails after `timeout`.
     pub async fn exec(&self, command: &str, stdin: Option<&[u8]>, timeout: Duration) -> Result<Output, Error> {

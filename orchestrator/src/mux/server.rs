@@ -1,0 +1,274 @@
+//! The keeper process: holds one SSH connection per node and serves the lab's clients
+//! over the keeper socket (see the [module doc](super)).
+//!
+//! Order of start-up: take the lab's keeper lock (a second keeper exits at once), remove
+//! a stale socket, bind a new one readable only by us, then serve. Each client connection
+//! is checked to come from our own user (`SO_PEERCRED`) and carries one request.
+//!
+//! Connections are made on first use and kept; a kept connection found closed is made
+//! again, and a command whose channel could not even be opened (the connection died
+//! under it, so it never ran) is retried once on a fresh connection. Pins are re-read
+//! for every new connection, so a lab that `up` rebuilt (new hosts, new pins) is
+//! reached with the new pins.
+//!
+//! The keeper exits on `Stop`, when its socket is removed or replaced (the lab was taken
+//! down), or after [`IDLE`] without a request.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::Mutex;
+
+use super::protocol::{read_line, write_line, Reply, Request};
+use super::{socket_path, MuxError, LOCK};
+use crate::ssh::{self, ConnectOptions, HostKeys, Output, Session, Target};
+use crate::up::cause;
+
+/// The keeper exits after this long without a request (like OpenSSH's ControlPersist).
+pub const IDLE: Duration = Duration::from_secs(600);
+/// How often the keeper checks that its socket is still its own and that it is not idle.
+const WATCH: Duration = Duration::from_secs(1);
+/// Connecting to a node the lab says is ready: it answers soon or is reported.
+const CONNECT: ConnectOptions = ConnectOptions {
+    timeout: Duration::from_secs(5),
+    retries: 2,
+    backoff: Duration::from_millis(200),
+    keepalive: Some(Duration::from_secs(15)),
+};
+
+/// Runs the keeper for the lab in `lab_dir` until it is stopped, its socket goes away, or
+/// it has been idle for [`IDLE`]. Returns at once when another keeper holds the lab.
+pub async fn serve(lab_dir: &Path) -> Result<(), MuxError> {
+    let lock_path = lab_dir.join(LOCK);
+    let lock = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&lock_path)
+        .map_err(|source| MuxError::Io { path: lock_path.clone(), source })?;
+    if !try_lock(&lock) {
+        return Ok(());
+    }
+    let socket = socket_path(lab_dir)?;
+    let _ = std::fs::remove_file(&socket);
+    let listener = UnixListener::bind(&socket).map_err(|source| MuxError::Io { path: socket.clone(), source })?;
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))
+        .map_err(|source| MuxError::Io { path: socket.clone(), source })?;
+    let inode = std::fs::metadata(&socket).map_err(|source| MuxError::Io { path: socket.clone(), source })?.ino();
+    let keeper = Arc::new(Keeper::new(lab_dir));
+    tracing::info!(lab = %lab_dir.display(), "keeper serving");
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let stop_tx = Arc::new(stop_tx);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                keeper.touch();
+                let (keeper, stop_tx) = (keeper.clone(), stop_tx.clone());
+                tokio::spawn(async move {
+                    keeper.active.fetch_add(1, Ordering::SeqCst);
+                    if let Err(e) = keeper.handle(stream, &stop_tx).await {
+                        tracing::debug!("client: {e}");
+                    }
+                    keeper.active.fetch_sub(1, Ordering::SeqCst);
+                    keeper.touch();
+                });
+            }
+            _ = stop_rx.changed() => break,
+            () = tokio::time::sleep(WATCH) => {
+                let ours = std::fs::metadata(&socket).is_ok_and(|m| m.ino() == inode);
+                if !ours {
+                    tracing::info!("socket removed: the lab is gone");
+                    return Ok(());
+                }
+                if keeper.idle() >= IDLE && keeper.active.load(Ordering::SeqCst) == 0 {
+                    tracing::info!("idle for {IDLE:?}");
+                    break;
+                }
+            }
+        }
+    }
+    let _ = std::fs::remove_file(&socket);
+    Ok(())
+}
+
+/// `flock(LOCK_EX | LOCK_NB)`: true when this process now holds the lab's keeper lock
+/// (held until the process exits, which closes the file).
+fn try_lock(file: &File) -> bool {
+    // SAFETY: the fd is open for the duration of the call; flock only reads its arguments.
+    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
+}
+
+/// One kept connection per node, keyed by node name (with the target it was made for).
+type Slot = Arc<Mutex<Option<(Target, Arc<Session>)>>>;
+
+struct Keeper {
+    known_hosts: PathBuf,
+    slots: std::sync::Mutex<HashMap<String, Slot>>,
+    started: Instant,
+    last_used_ms: AtomicU64,
+    active: AtomicUsize,
+}
+
+impl Keeper {
+    fn new(lab_dir: &Path) -> Keeper {
+        Keeper {
+            known_hosts: crate::lab::known_hosts_in(lab_dir),
+            slots: std::sync::Mutex::new(HashMap::new()),
+            started: Instant::now(),
+            last_used_ms: AtomicU64::new(0),
+            active: AtomicUsize::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        self.last_used_ms.store(self.started.elapsed().as_millis() as u64, Ordering::SeqCst);
+    }
+
+    fn idle(&self) -> Duration {
+        self.started.elapsed().saturating_sub(Duration::from_millis(self.last_used_ms.load(Ordering::SeqCst)))
+    }
+
+    async fn handle(&self, stream: UnixStream, stop: &tokio::sync::watch::Sender<bool>) -> std::io::Result<()> {
+        // The socket is 0600 in a private directory; this also refuses a client of
+        // another user that got hold of a descriptor.
+        let me = nix::unistd::geteuid().as_raw();
+        if stream.peer_cred()?.uid() != me {
+            return Ok(());
+        }
+        let mut stream = BufReader::new(stream);
+        let Some(request) = read_line::<Request>(&mut stream).await? else { return Ok(()) };
+        match request {
+            Request::Exec { target, command, timeout_ms } => {
+                let result = self.exec(&target, &command, Duration::from_millis(timeout_ms)).await;
+                match result {
+                    Ok(output) => {
+                        let reply = Reply::Output {
+                            status: output.status,
+                            signal: output.signal,
+                            stdout_len: output.stdout.len(),
+                            stderr_len: output.stderr.len(),
+                        };
+                        write_line(&mut stream, &reply).await?;
+                        stream.write_all(&output.stdout).await?;
+                        stream.write_all(&output.stderr).await?;
+                        stream.flush().await
+                    }
+                    Err(e) => write_line(&mut stream, &failed(&e)).await,
+                }
+            }
+            Request::Stream { target, socket } => {
+                let remote = match self.session(&target).await {
+                    Ok(session) => match session.open_streamlocal(&socket).await {
+                        Ok(remote) => remote,
+                        Err(e) => return write_line(&mut stream, &failed(&e)).await,
+                    },
+                    Err(e) => return write_line(&mut stream, &failed(&e)).await,
+                };
+                write_line(&mut stream, &Reply::Streaming).await?;
+                let mut remote = remote;
+                // Bytes the client sent after its request line are in the reader's buffer:
+                // copying from the BufReader passes them on first.
+                tokio::io::copy_bidirectional(&mut stream, &mut remote).await.map(drop)
+            }
+            Request::Warm { targets } => {
+                for target in targets {
+                    let keeper_slot = self.slot(&target.node);
+                    let known_hosts = self.known_hosts.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = connect_slot(&keeper_slot, &target, &known_hosts).await {
+                            tracing::debug!("warm {}: {}", target.node, cause(&e));
+                        }
+                    });
+                }
+                write_line(&mut stream, &Reply::Done).await
+            }
+            Request::Stop => {
+                write_line(&mut stream, &Reply::Done).await?;
+                let _ = stop.send(true);
+                Ok(())
+            }
+        }
+    }
+
+    fn slot(&self, node: &str) -> Slot {
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        slots.entry(node.to_owned()).or_default().clone()
+    }
+
+    /// The kept connection to `target`, made (again) when there is none or it closed.
+    async fn session(&self, target: &Target) -> Result<Arc<Session>, ssh::Error> {
+        connect_slot(&self.slot(&target.node), target, &self.known_hosts).await
+    }
+
+    async fn exec(&self, target: &Target, command: &str, timeout: Duration) -> Result<Output, ssh::Error> {
+        let session = self.session(target).await?;
+        match session.exec(command, None, timeout).await {
+            // The channel could not be opened: the connection died and the command never
+            // ran, so running it on a fresh connection runs it once.
+            Err(ssh::Error::Ssh { operation: "channel open", .. }) => {
+                self.forget(target, &session).await;
+                self.session(target).await?.exec(command, None, timeout).await
+            }
+            result => result,
+        }
+    }
+
+    async fn forget(&self, target: &Target, dead: &Arc<Session>) {
+        let slot = self.slot(&target.node);
+        let mut kept = slot.lock().await;
+        if kept.as_ref().is_some_and(|(_, session)| Arc::ptr_eq(session, dead)) {
+            *kept = None;
+        }
+    }
+}
+
+async fn connect_slot(slot: &Slot, target: &Target, known_hosts: &Path) -> Result<Arc<Session>, ssh::Error> {
+    let mut kept = slot.lock().await;
+    if let Some((made_for, session)) = kept.as_ref() {
+        if made_for == target && !session.is_closed() {
+            return Ok(session.clone());
+        }
+    }
+    let host_keys = HostKeys::open(known_hosts)?;
+    let session = Arc::new(Session::connect(target, &host_keys, &CONNECT).await?);
+    *kept = Some((target.clone(), session.clone()));
+    Ok(session)
+}
+
+fn failed(error: &ssh::Error) -> Reply {
+    let unreachable = matches!(error, ssh::Error::Unreachable { .. } | ssh::Error::HandshakeTimeout { .. });
+    Reply::Failed { unreachable, cause: cause(error) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::SOCKET;
+    use super::*;
+
+    #[test]
+    fn a_second_lock_on_the_same_file_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(LOCK);
+        let first = File::create(&path).unwrap();
+        let second = File::open(&path).unwrap();
+        assert!(try_lock(&first));
+        assert!(!try_lock(&second));
+        drop(first);
+        assert!(try_lock(&second));
+    }
+
+    #[test]
+    fn the_socket_is_named_in_the_lab_dir() {
+        assert_eq!(socket_path(Path::new("/l")).unwrap(), Path::new("/l").join(SOCKET));
+    }
+}

@@ -19,7 +19,9 @@ mod ui;
     version,
     disable_help_subcommand = true,
     after_help = "Exit status: 0 success, 1 the cluster file is invalid or a node is not ready, \
-                  2 usage error, a file that cannot be read, or a lab that cannot be brought up or down."
+                  2 usage error, a file that cannot be read, or a lab that cannot be brought up or down.\n\
+                  Environment: ZEROLAB_LOG sets what is logged to stderr (default `warn`; e.g. \
+                  `zerolab=debug` for each step with its timing)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -172,6 +174,12 @@ const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Diagnostics on stderr, filtered by ZEROLAB_LOG (e.g. `ZEROLAB_LOG=zerolab=debug`);
+    // warnings only by default, and the keeper's own start/stop lines in its log.
+    let default = if matches!(cli.command, Command::Keeper { .. }) { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ZEROLAB_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(io::stderr).init();
     match cli.command {
         Command::Validate { file } => validate(&file),
         Command::Up { file, lab_root, agent } => with_cluster(&file, |cluster| up(cluster, &lab_root, agent)),

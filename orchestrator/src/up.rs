@@ -133,7 +133,9 @@ pub async fn up(
         mux::stop(lab.dir());
         let known_hosts = lab.known_hosts();
         std::fs::write(&known_hosts, "").map_err(|source| LabError::Io { path: known_hosts.clone(), source })?;
+        let started = Instant::now();
         netns::create(&lab, cluster)?;
+        tracing::debug!(nodes = cluster.nodes().len(), elapsed = ?started.elapsed(), "netns hosts made");
     }
     let host_keys = HostKeys::open(lab.known_hosts())?;
     let targets = targets(&lab, cluster);
@@ -238,7 +240,9 @@ struct Done {
 }
 
 async fn provision(target: &Target, host_keys: &HostKeys, agent: &Path, sum: &str) -> Result<Done, NodeError> {
+    let started = Instant::now();
     let session = Session::connect(target, host_keys, &ConnectOptions::default()).await?;
+    tracing::debug!(node = %target.node, elapsed = ?started.elapsed(), "connected");
     let result = provision_on(&session, agent, sum).await;
     // The node is done with either way; a failed goodbye changes nothing.
     let _ = session.close().await;
@@ -246,9 +250,12 @@ async fn provision(target: &Target, host_keys: &HostKeys, agent: &Path, sum: &st
 }
 
 async fn provision_on(session: &Session, agent: &Path, sum: &str) -> Result<Done, NodeError> {
+    let started = Instant::now();
     let upload = session.upload_with_sum(agent, sum, AGENT_PATH, 0o755, STEP_TIMEOUT).await?;
+    tracing::debug!(node = session.node(), elapsed = ?started.elapsed(), ?upload, "agent upload");
     let script = start_script(upload == Upload::Copied);
     let output = session.exec(&script, None, STEP_TIMEOUT).await?;
+    tracing::debug!(node = session.node(), elapsed = ?started.elapsed(), "start script");
     if !output.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let cause = match stderr.trim().lines().last() {
@@ -257,9 +264,10 @@ async fn provision_on(session: &Session, agent: &Path, sum: &str) -> Result<Done
         };
         return Err(NodeError::Start(cause));
     }
-    let started = String::from_utf8_lossy(&output.stdout).trim() == "started";
+    let started_agent = String::from_utf8_lossy(&output.stdout).trim() == "started";
     wait_healthy(session).await?;
-    Ok(Done { upload, started })
+    tracing::debug!(node = session.node(), elapsed = ?started.elapsed(), "healthy");
+    Ok(Done { upload, started: started_agent })
 }
 
 /// Asks for health until the agent answers or [`HEALTH_WAIT`] has passed (a fresh agent

@@ -8,7 +8,7 @@ use russh::client::{self, Handle, Msg};
 use russh::keys::{load_secret_key, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
 use russh::{ChannelMsg, ChannelStream, Disconnect};
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use super::tcp::connect_tcp;
 use super::{Error, HostKeys, Target};
@@ -36,6 +36,21 @@ impl Default for ConnectOptions {
         }
     }
 }
+
+/// russh's defaults, with AES-GCM before ChaCha20-Poly1305: both ends have AES
+/// instructions on the machines we target, which makes bulk uploads cheaper for the node's
+/// sshd as well as for us.
+const PREFERRED: russh::Preferred = russh::Preferred {
+    cipher: std::borrow::Cow::Borrowed(&[
+        russh::cipher::AES_256_GCM,
+        russh::cipher::CHACHA20_POLY1305,
+        russh::cipher::AES_256_CTR,
+    ]),
+    ..russh::Preferred::DEFAULT
+};
+
+/// How much of a command's standard input is read and written at once.
+const STDIN_CHUNK: usize = 256 * 1024;
 
 /// What a command produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,8 +131,12 @@ impl Session {
         })?;
         let address = format!("{}:{}", target.address, target.port);
         let socket = connect_tcp(&node, &address, options).await?;
-        let config =
-            Arc::new(client::Config { keepalive_interval: options.keepalive, keepalive_max: 3, ..Default::default() });
+        let config = Arc::new(client::Config {
+            keepalive_interval: options.keepalive,
+            keepalive_max: 3,
+            preferred: PREFERRED,
+            ..Default::default()
+        });
         let refusal = Arc::new(Mutex::new(None));
         let handler = Client {
             node: node.clone(),
@@ -189,10 +208,21 @@ impl Session {
         channel.exec(true, command).await.map_err(ssh("exec"))?;
         let (mut reader, writer) = channel.split();
         let send = async {
-            if let Some(stdin) = stdin {
-                writer.data(stdin).await?;
+            if let Some(mut stdin) = stdin {
+                // Large writes: the channel cuts them into packets as big as the peer
+                // allows (`data(reader)` copies through an 8 KiB buffer, a packet each,
+                // which made uploads four times slower than OpenSSH's).
+                let mut tx = writer.make_writer();
+                let mut buffer = vec![0; STDIN_CHUNK];
+                loop {
+                    let n = stdin.read(&mut buffer).await?;
+                    if n == 0 {
+                        break;
+                    }
+                    tx.write_all(&buffer[..n]).await?;
+                }
             }
-            writer.eof().await
+            writer.eof().await.map_err(std::io::Error::other)
         };
         tokio::pin!(send);
         let mut sending = true;

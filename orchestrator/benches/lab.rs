@@ -1,0 +1,356 @@
+//! The lab benchmark: zerolab next to Ansible and OpenSSH on the same namespace hosts,
+//! in one run (root only; `scripts/bench` installs Ansible and runs it).
+//!
+//! Machines here are noisy, so every comparison runs interleaved and is printed as a
+//! ratio. All hosts are real: `zerolab up` makes them (netns nodes with OpenSSH sshd),
+//! and every tool reaches them over SSH with the lab's key and pinned host keys (Ansible
+//! through `zerolab inventory --format ansible`, OpenSSH through `--format ssh-config`).
+//!
+//! 1. making a 100-node lab (`zerolab up`: hosts, sshd, agent) and taking it down;
+//! 2. provisioning 50 nodes: connect, upload the agent, start it, check its health.
+//!    Cold (nodes wiped, no open connections) and again with nothing to change, against
+//!    an Ansible playbook doing the same four steps at its best settings (pipelining,
+//!    forks = 50, no fact gathering, ControlPersist);
+//! 3. `exec -- true` on 100 nodes against OpenSSH over open connections (ControlMaster,
+//!    one `ssh` per node, all at once) and Ansible's `raw` module over open connections.
+//!
+//! Knobs: `BENCH_ANSIBLE_BIN` (directory holding `ansible` and `ansible-playbook`; else
+//! PATH), `BENCH_COLD` and `BENCH_RUNS` (rounds; default 2 and 7).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const ZEROLAB: &str = env!("CARGO_BIN_EXE_zerolab");
+
+/// The Ansible playbook: the steps `zerolab up` takes on a node, written as an Ansible
+/// user would. The start step is idempotent (a running agent is left alone), so a run on
+/// provisioned nodes changes nothing, as `zerolab up` does.
+const PLAYBOOK: &str = r#"- hosts: all
+  gather_facts: false
+  tasks:
+    - name: agent directory
+      ansible.builtin.file: {path: /var/lib/zerolab/bin, state: directory, mode: "0700"}
+    - name: agent binary
+      ansible.builtin.copy: {src: "{{ agent }}", dest: /var/lib/zerolab/bin/zerolab-agent, mode: "0755"}
+    - name: start the agent unless it runs
+      ansible.builtin.shell: |
+        mkdir -p -m 0700 /run/zerolab
+        pid=$(cat /run/zerolab/agent.pid 2>/dev/null || true)
+        if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then echo running; exit 0; fi
+        setsid -f sh -c 'echo $$ > /run/zerolab/agent.pid; exec /var/lib/zerolab/bin/zerolab-agent \
+          --socket /run/zerolab/agent.sock --state-dir /var/lib/zerolab >>/var/lib/zerolab/agent.log 2>&1' </dev/null
+        echo started
+      register: start
+      changed_when: start.stdout == "started"
+    - name: agent health
+      ansible.builtin.uri: {url: "http://agent/v1/health", unix_socket: /run/zerolab/agent.sock}
+      register: health
+      retries: 100
+      delay: 0.1
+      until: health.status == 200
+"#;
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// Runs `command`, which must succeed; returns its stdout and how long it took.
+fn run(command: &mut Command) -> (String, Duration) {
+    let started = Instant::now();
+    let output = command.stdin(Stdio::null()).output().expect("benchmark command runs");
+    let elapsed = started.elapsed();
+    assert!(
+        output.status.success(),
+        "{command:?} failed: {}\n{}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (String::from_utf8_lossy(&output.stdout).into_owned(), elapsed)
+}
+
+fn which(dir: Option<&Path>, name: &str) -> Option<PathBuf> {
+    if let Some(dir) = dir {
+        return Some(dir.join(name)).filter(|p| p.is_file());
+    }
+    std::env::var_os("PATH")?.to_str()?.split(':').map(|d| Path::new(d).join(name)).find(|p| p.is_file())
+}
+
+/// A netns lab for the benchmark: its cluster file and lab root in `dir`.
+struct Lab {
+    name: String,
+    file: PathBuf,
+    root: PathBuf,
+    nodes: usize,
+}
+
+impl Lab {
+    fn new(dir: &Path, name: &str, nodes: usize, third_octet: u8) -> Lab {
+        let file = dir.join(format!("{name}.yaml"));
+        let text = format!(
+            "apiVersion: zerolab/v1\nkind: Cluster\nname: {name}\nprovider: netns\n\
+             network: {{subnet: 10.{third_octet}.0.0/24}}\nnodes:\n  - {{name: n, count: {nodes}}}\n"
+        );
+        fs::write(&file, text).unwrap();
+        Lab { name: name.to_owned(), file, root: dir.join("labs"), nodes }
+    }
+
+    fn zerolab(&self, command: &str) -> Command {
+        let mut cmd = Command::new(ZEROLAB);
+        cmd.arg(command).arg(&self.file).arg("--lab-root").arg(&self.root);
+        cmd
+    }
+
+    fn dir(&self) -> PathBuf {
+        self.root.join(&self.name)
+    }
+
+    fn up(&self, agent: &Path) -> Duration {
+        run(self.zerolab("up").arg("--agent").arg(agent)).1
+    }
+
+    fn exec(&self, shell: &str) -> Duration {
+        run(self.zerolab("exec").arg("--").arg(shell)).1
+    }
+
+    fn inventory(&self, format: &str) -> PathBuf {
+        let (text, _) = run(self.zerolab("inventory").args(["--format", format]));
+        let path = self.root.join(format!("{}.{format}", self.name));
+        fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// Stops the agents and wipes what provisioning made on every node, then stops the
+    /// lab's connection keeper: the next provisioning starts from nothing.
+    fn wipe(&self) {
+        self.exec(
+            "for f in /run/zerolab/supervisor.pid /run/zerolab/agent.pid; do \
+               [ -f $f ] && kill $(cat $f) 2>/dev/null; done; \
+             rm -rf /var/lib/zerolab/* /run/zerolab/*",
+        );
+        stop_keeper(&self.dir());
+    }
+}
+
+/// Stops the keeper of `lab_dir` (it holds open connections: a cold run has none).
+fn stop_keeper(lab_dir: &Path) {
+    for entry in fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cmdline) = fs::read(entry.path().join("cmdline")) else { continue };
+        let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+        if args.len() >= 3 && args[1] == b"keeper" && Path::new(std::str::from_utf8(args[2]).unwrap()) == lab_dir {
+            let pid: i32 = entry.file_name().to_string_lossy().parse().unwrap();
+            // SAFETY: kill has no memory preconditions.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+            while entry.path().exists() {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+}
+
+/// Ansible at its best settings for these hosts, with its own control sockets.
+struct Ansible {
+    bin: PathBuf,
+    cfg: PathBuf,
+    control: PathBuf,
+}
+
+impl Ansible {
+    fn new(dir: &Path, bin: PathBuf, forks: usize) -> Ansible {
+        let control = dir.join("cp");
+        let cfg = dir.join("ansible.cfg");
+        fs::write(
+            &cfg,
+            format!(
+                "[defaults]\nforks = {forks}\ngathering = explicit\ninterpreter_python = /usr/bin/python3\n\
+                 stdout_callback = ansible.builtin.minimal\nretry_files_enabled = false\n\
+                 [ssh_connection]\npipelining = true\ncontrol_path_dir = {}\n\
+                 ssh_args = -o ControlMaster=auto -o ControlPersist=600s\n",
+                control.display()
+            ),
+        )
+        .unwrap();
+        Ansible { bin, cfg, control }
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let mut cmd = Command::new(self.bin.join(program));
+        cmd.env("ANSIBLE_CONFIG", &self.cfg).env("ANSIBLE_LOCAL_TEMP", self.control.with_file_name("ansible-tmp"));
+        cmd
+    }
+
+    /// Closes the control masters: the next run connects from scratch.
+    fn disconnect(&self) {
+        let _ = Command::new("pkill").arg("-f").arg(self.control.to_str().unwrap()).status();
+        let _ = fs::remove_dir_all(&self.control);
+    }
+}
+
+/// OpenSSH's client, one process per node, all at once, over control masters.
+fn openssh_all(config: &Path, control: &Path, nodes: usize) -> Duration {
+    let started = Instant::now();
+    let children: Vec<_> = (1..=nodes)
+        .map(|i| {
+            Command::new("ssh")
+                .arg("-F")
+                .arg(config)
+                .args(["-o", "ControlMaster=auto", "-o", "ControlPersist=600s", "-o", "BatchMode=yes"])
+                .arg("-o")
+                .arg(format!("ControlPath={}/%C", control.display()))
+                .arg(format!("n-{i}"))
+                .arg("true")
+                .stdin(Stdio::null())
+                .spawn()
+                .expect("ssh runs")
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success(), "ssh failed");
+    }
+    started.elapsed()
+}
+
+fn main() {
+    // `cargo bench` passes --bench; this harness takes no arguments.
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        println!("lab benchmark skipped: namespace hosts need root");
+        return;
+    }
+    let ansible_dir = std::env::var_os("BENCH_ANSIBLE_BIN").map(PathBuf::from);
+    let ansible_bin = which(ansible_dir.as_deref(), "ansible-playbook").and_then(|p| p.parent().map(Path::to_path_buf));
+    let cold_rounds = env_usize("BENCH_COLD", 2);
+    let runs = env_usize("BENCH_RUNS", 7);
+
+    let dir = tempfile::tempdir().unwrap();
+    let agent = Path::new(ZEROLAB).with_file_name("zerolab-agent");
+    assert!(agent.is_file(), "build the agent first: cargo build --release -p zerolab-agent");
+    let agent_mb = fs::metadata(&agent).unwrap().len() as f64 / 1e6;
+    println!("agent: {} ({agent_mb:.1} MB)", agent.display());
+
+    let big = Lab::new(dir.path(), "bench100", 100, 82);
+    let small = Lab::new(dir.path(), "bench50", 50, 81);
+
+    println!("\n1. a 100-node netns lab");
+    let made = big.up(&agent);
+    println!("   {:44} {:>7.2} s", "zerolab up (hosts, sshd, agent), cold", secs(made));
+
+    println!("\n2. provisioning 50 nodes: connect, upload the agent, start it, health check");
+    small.up(&agent);
+    let ansible = ansible_bin.map(|bin| Ansible::new(dir.path(), bin, 50));
+    let inventory = small.inventory("ansible");
+    let playbook = dir.path().join("provision.yml");
+    fs::write(&playbook, PLAYBOOK).unwrap();
+    let play = |ansible: &Ansible| {
+        run(ansible
+            .command("ansible-playbook")
+            .arg("-i")
+            .arg(&inventory)
+            .arg(&playbook)
+            .arg("-e")
+            .arg(format!("agent={}", agent.display())))
+        .1
+    };
+    let (mut ours_cold, mut theirs_cold, mut ours_warm, mut theirs_warm) = (vec![], vec![], vec![], vec![]);
+    for _ in 0..cold_rounds {
+        small.wipe();
+        ours_cold.push(small.up(&agent));
+        ours_warm.push(small.up(&agent));
+        if let Some(ansible) = &ansible {
+            small.wipe();
+            ansible.disconnect();
+            theirs_cold.push(play(ansible));
+            theirs_warm.push(play(ansible));
+        }
+    }
+    for _ in 1..runs.div_ceil(2) {
+        ours_warm.push(small.up(&agent));
+        if let Some(ansible) = &ansible {
+            theirs_warm.push(play(ansible));
+        }
+    }
+    let row = |label: &str, ours: &[Duration], theirs: &[Duration]| {
+        let ours = median(ours.to_vec());
+        match theirs.is_empty() {
+            true => println!("   {label:44} {:>7.2} s   (no Ansible to compare)", secs(ours)),
+            false => {
+                let theirs = median(theirs.to_vec());
+                println!(
+                    "   {label:44} {:>7.2} s   Ansible {:>6.2} s   {:>5.1}x faster",
+                    secs(ours),
+                    secs(theirs),
+                    secs(theirs) / secs(ours)
+                );
+            }
+        }
+    };
+    row("zerolab up, cold (wiped nodes, no connections)", &ours_cold, &theirs_cold);
+    row("zerolab up, nothing to change", &ours_warm, &theirs_warm);
+    if let Some(ansible) = &ansible {
+        ansible.disconnect();
+    }
+
+    println!("\n3. `exec -- true` on 100 nodes, median of {runs}, all over open connections");
+    let ssh_config = big.inventory("ssh-config");
+    let big_inventory = big.inventory("ansible");
+    let control = dir.path().join("ssh-cp");
+    fs::create_dir_all(&control).unwrap();
+    let dir100 = dir.path().join("ansible100");
+    fs::create_dir_all(&dir100).unwrap();
+    let ansible100 = ansible.as_ref().map(|a| Ansible::new(&dir100, a.bin.clone(), 100));
+    // Warm-up: the keeper and every control master connect once.
+    big.exec("true");
+    openssh_all(&ssh_config, &control, big.nodes);
+    let raw = |ansible: &Ansible| {
+        run(ansible.command("ansible").arg("-i").arg(&big_inventory).args(["all", "-m", "raw", "-a", "true"])).1
+    };
+    if let Some(ansible) = &ansible100 {
+        raw(ansible);
+    }
+    let (mut ours, mut openssh, mut theirs) = (vec![], vec![], vec![]);
+    for _ in 0..runs {
+        ours.push(big.exec("true"));
+        openssh.push(openssh_all(&ssh_config, &control, big.nodes));
+        if let Some(ansible) = &ansible100 {
+            theirs.push(raw(ansible));
+        }
+    }
+    let ours = median(ours);
+    println!("   {:44} {:>7.3} s", "zerolab exec (through the lab's keeper)", secs(ours));
+    let openssh = median(openssh);
+    println!(
+        "   {:44} {:>7.3} s   {:>5.1}x zerolab",
+        "OpenSSH, ControlMaster, 100 at once",
+        secs(openssh),
+        secs(openssh) / secs(ours)
+    );
+    if !theirs.is_empty() {
+        let theirs = median(theirs);
+        println!(
+            "   {:44} {:>7.3} s   {:>5.1}x zerolab",
+            "Ansible raw, forks = 100, ControlPersist",
+            secs(theirs),
+            secs(theirs) / secs(ours)
+        );
+    }
+    let _ = Command::new("pkill").arg("-f").arg(control.to_str().unwrap()).status();
+    if let Some(ansible) = &ansible100 {
+        ansible.disconnect();
+    }
+
+    println!("\n1. (continued)");
+    let (_, down) = run(&mut big.zerolab("down"));
+    println!("   {:44} {:>7.2} s", "zerolab down (100 nodes: nothing left)", secs(down));
+    run(&mut small.zerolab("down"));
+}

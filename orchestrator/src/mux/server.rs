@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Mutex;
 
@@ -148,8 +148,12 @@ impl Keeper {
         let mut stream = BufReader::new(stream);
         let Some(request) = read_line::<Request>(&mut stream).await? else { return Ok(()) };
         match request {
-            Request::Exec { target, command, timeout_ms } => {
-                let result = self.exec(&target, &command, Duration::from_millis(timeout_ms)).await;
+            Request::Exec { target, command, timeout_ms, stdin_len, patient } => {
+                let timeout = Duration::from_millis(timeout_ms);
+                // The input follows the request line; part of it may be in the buffer.
+                let mut stdin = (&mut stream).take(stdin_len);
+                let stdin = (stdin_len > 0).then_some(&mut stdin);
+                let result = self.exec(&target, &command, stdin, timeout, patient).await;
                 match result {
                     Ok(output) => {
                         let reply = Reply::Output {
@@ -167,7 +171,7 @@ impl Keeper {
                 }
             }
             Request::Stream { target, socket } => {
-                let remote = match self.session(&target).await {
+                let remote = match self.session(&target, &CONNECT).await {
                     Ok(session) => match session.open_streamlocal(&socket).await {
                         Ok(remote) => remote,
                         Err(e) => return write_line(&mut stream, &failed(&e)).await,
@@ -185,7 +189,7 @@ impl Keeper {
                     let keeper_slot = self.slot(&target.node);
                     let known_hosts = self.known_hosts.clone();
                     tokio::spawn(async move {
-                        if let Err(e) = connect_slot(&keeper_slot, &target, &known_hosts).await {
+                        if let Err(e) = connect_slot(&keeper_slot, &target, &known_hosts, &CONNECT).await {
                             tracing::debug!("warm {}: {}", target.node, cause(&e));
                         }
                     });
@@ -206,18 +210,26 @@ impl Keeper {
     }
 
     /// The kept connection to `target`, made (again) when there is none or it closed.
-    async fn session(&self, target: &Target) -> Result<Arc<Session>, ssh::Error> {
-        connect_slot(&self.slot(&target.node), target, &self.known_hosts).await
+    async fn session(&self, target: &Target, options: &ConnectOptions) -> Result<Arc<Session>, ssh::Error> {
+        connect_slot(&self.slot(&target.node), target, &self.known_hosts, options).await
     }
 
-    async fn exec(&self, target: &Target, command: &str, timeout: Duration) -> Result<Output, ssh::Error> {
-        let session = self.session(target).await?;
-        match session.exec(command, None, timeout).await {
+    async fn exec<R: AsyncRead + Unpin + Send>(
+        &self,
+        target: &Target,
+        command: &str,
+        mut stdin: Option<R>,
+        timeout: Duration,
+        patient: bool,
+    ) -> Result<Output, ssh::Error> {
+        let options = if patient { ConnectOptions::default() } else { CONNECT };
+        let session = self.session(target, &options).await?;
+        match session.exec_stream(command, stdin.as_mut(), timeout).await {
             // The channel could not be opened: the connection died and the command never
-            // ran, so running it on a fresh connection runs it once.
+            // ran (nor read any input), so running it on a fresh connection runs it once.
             Err(ssh::Error::Ssh { operation: "channel open", .. }) => {
                 self.forget(target, &session).await;
-                self.session(target).await?.exec(command, None, timeout).await
+                self.session(target, &options).await?.exec_stream(command, stdin, timeout).await
             }
             result => result,
         }
@@ -232,7 +244,12 @@ impl Keeper {
     }
 }
 
-async fn connect_slot(slot: &Slot, target: &Target, known_hosts: &Path) -> Result<Arc<Session>, ssh::Error> {
+async fn connect_slot(
+    slot: &Slot,
+    target: &Target,
+    known_hosts: &Path,
+    options: &ConnectOptions,
+) -> Result<Arc<Session>, ssh::Error> {
     let mut kept = slot.lock().await;
     if let Some((made_for, session)) = kept.as_ref() {
         if made_for == target && !session.is_closed() {
@@ -240,7 +257,7 @@ async fn connect_slot(slot: &Slot, target: &Target, known_hosts: &Path) -> Resul
         }
     }
     let host_keys = HostKeys::open(known_hosts)?;
-    let session = Arc::new(Session::connect(target, &host_keys, &CONNECT).await?);
+    let session = Arc::new(Session::connect(target, &host_keys, options).await?);
     *kept = Some((target.clone(), session.clone()));
     Ok(session)
 }

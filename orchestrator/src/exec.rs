@@ -127,8 +127,7 @@ async fn run_one(
     command: &str,
 ) -> Result<Output, crate::ssh::Error> {
     // The lab says the node is ready: a node that does not answer soon is reported, not waited for.
-    let options = ConnectOptions { timeout: Duration::from_secs(5), retries: 2, ..ConnectOptions::default() };
-    let session = Session::connect(target, host_keys, &options).await?;
+    let session = Session::connect(target, host_keys, &ConnectOptions::known_up()).await?;
     let output = session.exec(command, None, COMMAND_TIMEOUT).await;
     let _ = session.close().await;
     output

@@ -271,3 +271,59 @@ async fn ten_concurrent_sessions_all_succeed() {
     let (_, v) = agent.json(Method::GET, "/v1/sessions", None).await;
     assert_eq!(v["sessions"].as_array().unwrap().len(), 10);
 }
+
+/// Writes `bytes` on a fresh connection and reads until the agent closes it (or 10 s).
+async fn raw(socket: &Path, bytes: &[u8], then_close: bool) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::UnixStream::connect(socket).await.unwrap();
+    stream.write_all(bytes).await.unwrap();
+    if then_close {
+        return Vec::new();
+    }
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "the agent never answered {:?}", String::from_utf8_lossy(bytes));
+    answer
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_abandoned_and_idle_connections_amid_concurrent_sessions_leave_it_serving() {
+    let agent = std::sync::Arc::new(Agent::start().await);
+    let program = agent.upload(guest("guest/examples/hello.c")).await;
+    // Connections that never send a byte, held open the whole time.
+    let mut idle = Vec::new();
+    for _ in 0..20 {
+        idle.push(tokio::net::UnixStream::connect(&agent.socket).await.unwrap());
+    }
+    let lost = zerolab_agent::blobs::sha256_hex(b"never sent in full");
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..6 {
+        let agent = std::sync::Arc::clone(&agent);
+        let (program, lost) = (program.clone(), lost.clone());
+        tasks.spawn(async move {
+            // Not HTTP at all: 400, and the connection closed.
+            let answer = raw(&agent.socket, b"\x00\xff not http\r\n\r\n", false).await;
+            assert!(answer.starts_with(b"HTTP/1.1 400 "), "{}", String::from_utf8_lossy(&answer));
+            // Bodies cut short by a client that goes away.
+            let head = format!("PUT /v1/blobs/{lost} HTTP/1.1\r\nhost: a\r\ncontent-length: 1000000\r\n\r\nnever");
+            raw(&agent.socket, head.as_bytes(), true).await;
+            let head = "POST /v1/sessions HTTP/1.1\r\nhost: a\r\ncontent-length: 500\r\n\r\n{\"program\":";
+            raw(&agent.socket, head.as_bytes(), true).await;
+            // A bad request and a good session, side by side.
+            let (status, _) = agent.call(Method::POST, "/v1/sessions", format!("[{i}]").into_bytes()).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST);
+            let id = agent.start_session(&api::SessionRequest::new(program)).await;
+            (agent.wait(&id).await, agent.stdout(&id).await)
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        let (report, stdout) = joined.unwrap();
+        assert_eq!((report.exit_state.as_str(), stdout.as_str()), ("ok", "Hello, World!\n"), "{report:?}");
+    }
+    drop(idle);
+    // No half-uploaded blob was kept, and the agent still answers.
+    let (status, v) = agent.json(Method::POST, "/v1/sessions", Some(json!({ "program": lost }))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let (status, v) = agent.json(Method::GET, "/v1/health", None).await;
+    assert_eq!((status, v["status"].as_str()), (StatusCode::OK, Some("ok")));
+}

@@ -33,7 +33,10 @@ pub const SOCKET: &str = "/run/zerolab/agent.sock";
 /// What went wrong asking a node's agent.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
-    /// The SSH channel to the agent's socket could not be opened (agent not listening).
+    /// Nothing listens on the agent's socket: the node refused to connect to it.
+    #[error("agent socket {SOCKET} not reachable: no agent listens there; `zerolab up` starts it")]
+    NotListening,
+    /// The SSH channel to the agent's socket could not be opened (the connection failed).
     #[error("agent socket {SOCKET} not reachable")]
     Connect(#[source] ssh::Error),
     /// The HTTP exchange failed (the agent closed the connection, ...).
@@ -131,7 +134,15 @@ pub async fn request(
 
 async fn request_now(session: &Session, method: Method, path: &str, body: Bytes) -> Result<Bytes, AgentError> {
     let http = |source| AgentError::Http { method: method.clone(), path: path.to_owned(), source };
-    let stream = session.open_streamlocal(SOCKET).await.map_err(AgentError::Connect)?;
+    let stream = session.open_streamlocal(SOCKET).await.map_err(|e| match e {
+        // sshd's answer when its connect(2) to the socket fails: no agent there.
+        ssh::Error::Ssh { ref source, .. }
+            if matches!(**source, russh::Error::ChannelOpenFailure(russh::ChannelOpenFailure::ConnectFailed)) =>
+        {
+            AgentError::NotListening
+        }
+        e => AgentError::Connect(e),
+    })?;
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(http)?;
     // The connection task ends when the request is done and `sender` is dropped.
     tokio::spawn(connection);

@@ -10,11 +10,17 @@
 //! Design: the agent's outputs are whole files re-read on each poll (it has no
 //! `?follow=true` or offset yet); only the bytes past what was already handed on are
 //! new. Every request goes over the node's one SSH connection.
+//!
+//! An agent that dies while its guest runs takes the guest with it (the guest's
+//! parent-death signal); the next poll finds that out (nothing listens on the socket,
+//! a dropped connection, or a restarted agent that does not know the session) and the
+//! run ends with [`RunError::AgentGone`], in plain words, instead of waiting.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use hyper::body::Bytes;
+use hyper::StatusCode;
 use sha2::{Digest, Sha256};
 use zerolab_agent::api::{self, Report, SessionState};
 
@@ -78,6 +84,20 @@ pub enum RunError {
     /// The node could not be reached.
     #[error(transparent)]
     Ssh(#[from] ssh::Error),
+    /// The node's agent went away while the guest ran (killed, crashed, restarted): its
+    /// guests stop with it (their parent-death signal), so the session is lost.
+    #[error(
+        "node {node}: the agent went away while session {session} ran ({what}), and the guest with it; \
+         `zerolab status` shows the agent and `zerolab up` restarts it, then run the guest again"
+    )]
+    AgentGone {
+        /// The node.
+        node: String,
+        /// The lost session.
+        session: String,
+        /// What showed it, in a few words.
+        what: &'static str,
+    },
     /// The node's agent refused or failed a request.
     #[error("node {node}: {source}")]
     Agent {
@@ -116,11 +136,10 @@ pub async fn run(
     let bytes = tokio::fs::read(program).await.map_err(|source| RunError::Program { path: program.into(), source })?;
     let sha256: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
     let host_keys = HostKeys::open(lab.known_hosts()).map_err(UpError::from)?;
-    let options = ConnectOptions { timeout: Duration::from_secs(5), retries: 2, ..ConnectOptions::default() };
-    let session = Session::connect(&target, &host_keys, &options).await?;
+    let session = Session::connect(&target, &host_keys, &ConnectOptions::known_up()).await?;
     let result = run_on(&session, &sha256, Bytes::from(bytes), args, &mut output).await;
     let _ = session.close().await;
-    result.map_err(|source| RunError::Agent { node: node.to_owned(), source })
+    result
 }
 
 async fn run_on(
@@ -129,16 +148,20 @@ async fn run_on(
     program: Bytes,
     args: Vec<String>,
     output: &mut impl FnMut(Stream, &[u8]),
-) -> Result<Report, AgentError> {
-    agent_client::put_blob(session, sha256, program, UPLOAD_TIMEOUT).await?;
+) -> Result<Report, RunError> {
+    let node = session.node();
+    let agent = |source| RunError::Agent { node: node.to_owned(), source };
+    agent_client::put_blob(session, sha256, program, UPLOAD_TIMEOUT).await.map_err(agent)?;
     let request = api::SessionRequest { args, ..api::SessionRequest::new(sha256) };
-    let id = agent_client::start_session(session, &request, REQUEST_TIMEOUT).await?.id;
+    let id = agent_client::start_session(session, &request, REQUEST_TIMEOUT).await.map_err(agent)?.id;
+    let running = |source| during_session(node, &id, source);
     let mut seen = [0usize; 2];
     loop {
         let status: api::SessionStatus =
-            agent_client::get(session, &format!("/v1/sessions/{id}"), REQUEST_TIMEOUT).await?;
+            agent_client::get(session, &format!("/v1/sessions/{id}"), REQUEST_TIMEOUT).await.map_err(running)?;
         for (stream, seen) in [Stream::Stdout, Stream::Stderr].into_iter().zip(&mut seen) {
-            let bytes = agent_client::session_output(session, &id, stream.path(), REQUEST_TIMEOUT).await?;
+            let bytes =
+                agent_client::session_output(session, &id, stream.path(), REQUEST_TIMEOUT).await.map_err(running)?;
             if let Some(new) = bytes.get(*seen..).filter(|new| !new.is_empty()) {
                 output(stream, new);
                 *seen = bytes.len();
@@ -149,6 +172,22 @@ async fn run_on(
         }
         tokio::time::sleep(POLL).await;
     }
+}
+
+/// A request about running session `id` failed: the agent went away when nothing
+/// listens on its socket, it dropped the connection mid-request, or it no longer knows
+/// the session (a new agent, started by its supervisor). Said in plain words, without
+/// the transport's own error text.
+fn during_session(node: &str, id: &str, source: AgentError) -> RunError {
+    let what = match &source {
+        AgentError::NotListening => "nothing listens on its socket any more",
+        AgentError::Http { .. } => "it dropped the connection in the middle of a request",
+        AgentError::Status { status, .. } if *status == StatusCode::NOT_FOUND => {
+            "it was restarted and no longer knows the session"
+        }
+        _ => return RunError::Agent { node: node.to_owned(), source },
+    };
+    RunError::AgentGone { node: node.to_owned(), session: id.to_owned(), what }
 }
 
 /// The exit code `zerolab sandbox run` ends with: the guest's own when it exited by
@@ -165,6 +204,7 @@ pub fn exit_code(report: &Report) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hyper::Method;
 
     fn report(user_code: i64, return_code: i32) -> Report {
         Report {
@@ -178,6 +218,27 @@ mod tests {
             local: [0; 4],
             net: [0; 4],
         }
+    }
+
+    #[test]
+    fn an_agent_gone_mid_session_is_said_in_plain_words() {
+        let gone = during_session("node-2", "7", AgentError::NotListening);
+        assert_eq!(
+            gone.to_string(),
+            "node node-2: the agent went away while session 7 ran (nothing listens on its socket any more), and \
+             the guest with it; `zerolab status` shows the agent and `zerolab up` restarts it, then run the guest \
+             again"
+        );
+        assert!(std::error::Error::source(&gone).is_none());
+        let lost = AgentError::Status {
+            method: Method::GET,
+            path: "/v1/sessions/7".into(),
+            status: StatusCode::NOT_FOUND,
+            message: "no session 7".into(),
+        };
+        assert!(matches!(during_session("node-2", "7", lost), RunError::AgentGone { .. }));
+        let slow = AgentError::Timeout { method: Method::GET, path: "/v1/sessions/7".into(), timeout: POLL };
+        assert!(matches!(during_session("node-2", "7", slow), RunError::Agent { .. }));
     }
 
     #[test]

@@ -50,8 +50,8 @@ pub async fn status(root: &Path, cluster: &Cluster) -> Result<Vec<NodeStatus>, U
         return Ok(cluster.nodes().iter().map(|node| row(node, NodeState::Declared, None, None)).collect());
     }
     let host_keys = HostKeys::open(lab.known_hosts())?;
-    // Status should be quick to say a node is down: fewer retries than `up`.
-    let options = ConnectOptions { timeout: Duration::from_secs(5), retries: 2, ..ConnectOptions::default() };
+    // Status should be quick to say a node is down: no waiting for a boot.
+    let options = ConnectOptions::known_up();
     let results = run_parallel(&targets(&lab, cluster), crate::up::PARALLEL, move |target| {
         let (host_keys, options) = (host_keys.clone(), options.clone());
         async move {

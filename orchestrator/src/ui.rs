@@ -19,12 +19,18 @@ pub fn state_name(state: &NodeState) -> &'static str {
     }
 }
 
+/// `cause` without its leading `node NODE: ` when shown on a line or row that already
+/// starts with the node (errors name their node so they stand alone elsewhere).
+fn about<'a>(node: &str, cause: &'a str) -> &'a str {
+    cause.strip_prefix("node ").and_then(|c| c.strip_prefix(node)).and_then(|c| c.strip_prefix(": ")).unwrap_or(cause)
+}
+
 /// One node finished by `up`: `node-1: ready (agent unchanged, already running, healthy)`
 /// or `node-2: failed: CAUSE`.
 pub fn node_line(report: &NodeReport) -> String {
     match report.state {
         NodeState::Ready => format!("{}: ready ({})", report.node, report.detail),
-        ref state => format!("{}: {}: {}", report.node, state_name(state), report.detail),
+        ref state => format!("{}: {}: {}", report.node, state_name(state), about(&report.node, &report.detail)),
     }
 }
 
@@ -50,7 +56,7 @@ pub fn status_table(rows: &[NodeStatus]) -> String {
             row.address.clone(),
             state_name(&row.state).to_owned(),
             row.agent_version.clone().unwrap_or_else(|| "-".to_owned()),
-            row.cause.clone().unwrap_or_else(|| "-".to_owned()),
+            row.cause.as_deref().map_or_else(|| "-".to_owned(), |cause| about(&row.node, cause).to_owned()),
         ]);
     }
     let mut widths = [0; 6];
@@ -84,7 +90,7 @@ pub fn exec_output(run: &NodeRun) -> (String, String) {
     };
     match &run.outcome {
         Outcome::Ran(output) => (prefix(&output.stdout, ""), prefix(&output.stderr, " (stderr)")),
-        Outcome::Failed(cause) => (String::new(), format!("{}: failed: {cause}\n", run.node)),
+        Outcome::Failed(cause) => (String::new(), format!("{}: failed: {}\n", run.node, about(&run.node, cause))),
     }
 }
 
@@ -165,6 +171,11 @@ mod tests {
         let report =
             NodeReport { node: "node-2".into(), state: NodeState::Failed { cause: "x".into() }, detail: "x".into() };
         assert_eq!(node_line(&report), "node-2: failed: x");
+        // Said once: the line starts with the node already.
+        let cause = "node node-2: unreachable at 10.77.0.3:22";
+        let report = NodeReport { node: "node-2".into(), state: NodeState::Unreachable, detail: cause.into() };
+        assert_eq!(node_line(&report), "node-2: unreachable: unreachable at 10.77.0.3:22");
+        assert_eq!(about("node-20", cause), cause);
         let summary = up_summary("demo", &[report], Duration::from_millis(1500));
         assert_eq!(summary, "lab demo: 0 of 1 nodes ready, 1 not ready in 1.50s");
     }

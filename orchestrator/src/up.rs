@@ -16,8 +16,12 @@
 //! serves. Nodes running systemd are refused with a clear cause for now.
 //!
 //! Running `up` again on a ready lab changes nothing: creation is skipped, the upload is
-//! skipped by hash, the agent is found running and healthy.
+//! skipped by hash, the agent is found running and healthy. Nodes an earlier run
+//! recorded (ready, failed, unreachable) are connected to without waiting for a boot
+//! ([`ConnectOptions::known_up`]), so one that went away is reported in seconds; only
+//! hosts just made get the retries a booting node needs.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -144,11 +148,24 @@ pub async fn up(
     let sum = ssh::sha256_file(&options.agent).await.map_err(agent_error)?;
     let agent = Arc::new((options.agent.clone(), sum));
     let progress = Arc::new(progress);
+    // Nodes an earlier run left ready, failed or unreachable have long booted (hosts
+    // made now are recorded `provisioning`): waiting for them as for a booting node
+    // would only delay saying one went away, by most of a minute when its link is down.
+    let booted: Arc<HashSet<String>> = Arc::new(
+        lab.load_state()?
+            .nodes
+            .into_iter()
+            .filter(|(_, r)| !matches!(r.state, NodeState::Declared | NodeState::Provisioning))
+            .map(|(n, _)| n)
+            .collect(),
+    );
     let results = run_parallel(&targets, options.parallel, move |target| {
-        let (host_keys, agent, progress) = (host_keys.clone(), agent.clone(), progress.clone());
+        let (host_keys, agent, progress, booted) = (host_keys.clone(), agent.clone(), progress.clone(), booted.clone());
         async move {
             let (path, sum) = &*agent;
-            let report = report(&target.node, provision(&target, &host_keys, path, sum).await);
+            let connect =
+                if booted.contains(&target.node) { ConnectOptions::known_up() } else { ConnectOptions::default() };
+            let report = report(&target.node, provision(&target, &connect, &host_keys, path, sum).await);
             progress(&report);
             Ok(report)
         }
@@ -239,9 +256,15 @@ struct Done {
     started: bool,
 }
 
-async fn provision(target: &Target, host_keys: &HostKeys, agent: &Path, sum: &str) -> Result<Done, NodeError> {
+async fn provision(
+    target: &Target,
+    connect: &ConnectOptions,
+    host_keys: &HostKeys,
+    agent: &Path,
+    sum: &str,
+) -> Result<Done, NodeError> {
     let started = Instant::now();
-    let session = Session::connect(target, host_keys, &ConnectOptions::default()).await?;
+    let session = Session::connect(target, host_keys, connect).await?;
     tracing::debug!(node = %target.node, elapsed = ?started.elapsed(), "connected");
     let result = provision_on(&session, agent, sum).await;
     // The node is done with either way; a failed goodbye changes nothing.
@@ -346,7 +369,8 @@ pub fn cause(error: &dyn std::error::Error) -> String {
     let mut source = error.source();
     while let Some(e) = source {
         let text = e.to_string();
-        if !line.ends_with(&text) {
+        // An error may already show its source's text in its own.
+        if !line.contains(&text) {
             line.push_str(": ");
             line.push_str(&text);
         }
@@ -361,9 +385,17 @@ mod tests {
 
     #[test]
     fn cause_joins_sources_in_one_line() {
+        let io = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "permission denied");
+        let err = UpError::AgentRead { path: "/a".into(), source: io };
+        assert_eq!(cause(&err), "cannot read agent binary /a: permission denied");
+        // Not twice when the error shows it already.
         let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
         let err = ssh::Error::Unreachable { node: "n1".into(), address: "10.0.0.2:22".into(), attempts: 6, source: io };
-        assert_eq!(cause(&err), "node n1: unreachable at 10.0.0.2:22 after 6 attempts: connection refused");
+        assert_eq!(
+            cause(&err),
+            "node n1: unreachable at 10.0.0.2:22 after 6 attempts (connection refused); check that the node is up \
+             and its sshd listens there"
+        );
     }
 
     #[test]

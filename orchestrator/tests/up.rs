@@ -11,41 +11,9 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{LabHarness, Run};
+use common::{pid, status_rows, wait_dead, LabHarness};
 use zerolab::lab::{LabState, NodeState};
 use zerolab::provider::netns::Names;
-
-/// A pid file of `node`'s agent, read from the host through the node's private /run.
-fn pid(lab: &LabHarness, node: &str, file: &str) -> i32 {
-    let path = lab.lab().nodes_dir().join(node).join("run/zerolab").join(file);
-    fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).trim().parse().unwrap()
-}
-
-/// Running, not a zombie (a zombie holds no namespace; its parent reaps it later).
-fn alive(pid: i32) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/stat"))
-        .is_ok_and(|stat| stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')))
-}
-
-fn wait_dead(pid: i32) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while alive(pid) {
-        assert!(Instant::now() < deadline, "process {pid} still running");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// The status table's rows: node → (state, agent version).
-fn status_rows(run: &Run) -> Vec<(String, String, String)> {
-    let mut lines = run.stdout.lines();
-    assert!(lines.next().unwrap().starts_with("NODE "), "{run:#?}");
-    lines
-        .map(|line| {
-            let cells: Vec<&str> = line.split_whitespace().collect();
-            (cells[0].to_owned(), cells[3].to_owned(), cells[4].to_owned())
-        })
-        .collect()
-}
 
 #[test]
 fn up_status_repair_and_down_on_three_nodes() {

@@ -36,13 +36,6 @@ use crate::up::cause;
 pub const IDLE: Duration = Duration::from_secs(600);
 /// How often the keeper checks that its socket is still its own and that it is not idle.
 const WATCH: Duration = Duration::from_secs(1);
-/// Connecting to a node the lab says is ready: it answers soon or is reported.
-const CONNECT: ConnectOptions = ConnectOptions {
-    timeout: Duration::from_secs(5),
-    retries: 2,
-    backoff: Duration::from_millis(200),
-    keepalive: Some(Duration::from_secs(15)),
-};
 
 /// Runs the keeper for the lab in `lab_dir` until it is stopped, its socket goes away, or
 /// it has been idle for [`IDLE`]. Returns at once when another keeper holds the lab.
@@ -171,7 +164,7 @@ impl Keeper {
                 }
             }
             Request::Stream { target, socket } => {
-                let remote = match self.session(&target, &CONNECT).await {
+                let remote = match self.session(&target, &ConnectOptions::known_up()).await {
                     Ok(session) => match session.open_streamlocal(&socket).await {
                         Ok(remote) => remote,
                         Err(e) => return write_line(&mut stream, &failed(&e)).await,
@@ -189,7 +182,9 @@ impl Keeper {
                     let keeper_slot = self.slot(&target.node);
                     let known_hosts = self.known_hosts.clone();
                     tokio::spawn(async move {
-                        if let Err(e) = connect_slot(&keeper_slot, &target, &known_hosts, &CONNECT).await {
+                        if let Err(e) =
+                            connect_slot(&keeper_slot, &target, &known_hosts, &ConnectOptions::known_up()).await
+                        {
                             tracing::debug!("warm {}: {}", target.node, cause(&e));
                         }
                     });
@@ -222,7 +217,8 @@ impl Keeper {
         timeout: Duration,
         patient: bool,
     ) -> Result<Output, ssh::Error> {
-        let options = if patient { ConnectOptions::default() } else { CONNECT };
+        // A node the lab says is ready answers soon or is reported (see `known_up`).
+        let options = if patient { ConnectOptions::default() } else { ConnectOptions::known_up() };
         let session = self.session(target, &options).await?;
         match session.exec_stream(command, stdin.as_mut(), timeout).await {
             // The channel could not be opened: the connection died and the command never

@@ -7,7 +7,11 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// No TCP connection could be made, even after retrying.
-    #[error("node {node}: unreachable at {address} after {attempts} attempts")]
+    #[error(
+        "node {node}: unreachable at {address} after {attempts} {} ({source}); check that the node is up and its sshd \
+         listens there",
+        if *attempts == 1 { "attempt" } else { "attempts" }
+    )]
     Unreachable {
         node: String,
         address: String,
@@ -15,10 +19,12 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// The node presented a host key other than the pinned one.
+    /// The node presented a host key other than the pinned one (keys as fingerprints,
+    /// `SHA256:...`, the form `ssh-keygen -l` prints).
     #[error(
-        "node {node}: host key changed ({address} now presents {presented}, {file} pins {pinned}); \
-         if the node was rebuilt, remove its line from {file} (or run `zerolab down`)",
+        "node {node}: host key changed: {address} now presents {presented}, but {file} pins {pinned}; \
+         if {node} was rebuilt, remove its line from {file} and run `zerolab up` again (or `zerolab down` \
+         to start the lab over)",
         file = file.display()
     )]
     HostKeyChanged { node: String, address: String, file: PathBuf, pinned: String, presented: String },
@@ -41,7 +47,11 @@ pub enum Error {
         source: Box<russh::keys::Error>,
     },
     /// The node refused the key.
-    #[error("node {node}: authentication as {user} with key {} rejected", key.display())]
+    #[error(
+        "node {node}: authentication as {user} with key {key} rejected; add its public key ({key}.pub) to the \
+         node's authorized_keys for {user}",
+        key = key.display()
+    )]
     AuthRejected { node: String, user: String, key: PathBuf },
     /// The SSH handshake did not finish in time.
     #[error("node {node}: ssh handshake with {address} timed out after {timeout:?}")]

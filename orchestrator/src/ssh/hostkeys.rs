@@ -75,8 +75,8 @@ impl HostKeys {
                 node: node.to_string(),
                 address: address.to_string(),
                 file: self.path.clone(),
-                pinned: pin.key.clone(),
-                presented: key.to_string(),
+                pinned: fingerprint(&pin.key),
+                presented: fingerprint(key),
             });
         }
         let io = |source| Error::HostKeysFile { path: self.path.clone(), source };
@@ -100,6 +100,15 @@ impl HostKeys {
     }
 }
 
+/// `key-type base64` as its SHA-256 fingerprint (`SHA256:...`, as `ssh-keygen -l` shows
+/// it), or as it is when it does not parse.
+fn fingerprint(key: &str) -> String {
+    match russh::keys::PublicKey::from_openssh(key) {
+        Ok(key) => key.fingerprint(russh::keys::HashAlg::Sha256).to_string(),
+        Err(_) => key.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,6 +126,26 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.contains("node n1") && msg.contains("remove its line"), "{msg}");
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "n1 10.0.0.2 ssh-ed25519 AAAA\n");
+    }
+
+    #[test]
+    fn a_changed_key_is_shown_as_fingerprints_with_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("known_hosts");
+        let keys = HostKeys::open(&path).unwrap();
+        let pinned = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKFnOGhs7X2yf36EjpeIrBJvTA6n4PFz4C403Ty0b74z";
+        let presented = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIanLgKmBx7J8jT19jhN6eOUgEYbbi/b5UwWk0dn7euE";
+        keys.check("n1", "10.0.0.2", pinned).unwrap();
+        let err = keys.check("n1", "10.0.0.2", presented).unwrap_err();
+        let file = path.display();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "node n1: host key changed: 10.0.0.2 now presents SHA256:oL+0U+7vRRZw1Q8+GdLIhS5pISLIj32oSt1qW5Ybs4s, \
+                 but {file} pins SHA256:AAOMcvJ//Yv0eOj4OmV4k4HNUHVfkaHQie2knPpKon4; if n1 was rebuilt, remove its \
+                 line from {file} and run `zerolab up` again (or `zerolab down` to start the lab over)"
+            )
+        );
     }
 
     #[test]

@@ -24,7 +24,7 @@ pub(super) async fn connect_tcp(node: &str, address: &str, options: &ConnectOpti
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let error = match tokio::time::timeout(options.timeout, TcpStream::connect(address)).await {
+        let error = match tokio::time::timeout(options.connect_timeout, TcpStream::connect(address)).await {
             Ok(Ok(socket)) => {
                 // Our own small packets (channel requests) go out at once; a failure
                 // only costs latency.

@@ -1,13 +1,15 @@
 //! A real `netns` lab for the orchestrator's end-to-end tests: a temp dir
 //! holding a copy of examples/netns-3.yaml (own lab name and subnet, so test
 //! binaries can run in parallel) and the lab root, a `zerolab` command builder,
-//! and a drop guard that takes the lab down even when a test fails.
+//! and a drop guard that takes the lab down even when a test fails; and what the
+//! tests read of a node from the host: its pid files, its processes, `status` rows.
 
 #![allow(dead_code)] // each test binary uses its own part of the harness
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use zerolab::cluster::Cluster;
 use zerolab::lab::Lab;
@@ -109,4 +111,36 @@ impl Drop for LabHarness {
             eprintln!("cleanup: {e}");
         }
     }
+}
+
+/// A pid file of `node`'s agent, read from the host through the node's private /run.
+pub fn pid(lab: &LabHarness, node: &str, file: &str) -> i32 {
+    let path = lab.lab().nodes_dir().join(node).join("run/zerolab").join(file);
+    fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).trim().parse().unwrap()
+}
+
+/// Running, not a zombie (a zombie holds no namespace; its parent reaps it later).
+pub fn alive(pid: i32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|stat| stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')))
+}
+
+pub fn wait_dead(pid: i32) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alive(pid) {
+        assert!(Instant::now() < deadline, "process {pid} still running");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The status table's rows: (node, state, agent version).
+pub fn status_rows(run: &Run) -> Vec<(String, String, String)> {
+    let mut lines = run.stdout.lines();
+    assert!(lines.next().unwrap().starts_with("NODE "), "{run:#?}");
+    lines
+        .map(|line| {
+            let cells: Vec<&str> = line.split_whitespace().collect();
+            (cells[0].to_owned(), cells[3].to_owned(), cells[4].to_owned())
+        })
+        .collect()
 }

@@ -246,9 +246,13 @@ fn up(cluster: &Cluster, lab_root: &std::path::Path, agent: Option<PathBuf>) -> 
         .ok_or_else(|| anyhow::anyhow!("cannot find the zerolab executable's directory; pass --agent PATH"))?;
     let options = UpOptions { agent, parallel: PARALLEL, keeper: Some(current_exe()?) };
     let started = std::time::Instant::now();
-    let reports = runtime()?.block_on(zerolab::up::up(lab_root, cluster, &options, |report| {
-        print_line(&mut io::stdout().lock(), &ui::node_line(report));
-    }))?;
+    let progress = ui::Progress::new(cluster.nodes().len(), &format!("lab {}", cluster.name()));
+    let shown = progress.clone();
+    let reports = runtime()?.block_on(zerolab::up::up(lab_root, cluster, &options, move |report| {
+        shown.node_done(&ui::node_line(report));
+    }));
+    progress.finish();
+    let reports = reports?;
     print_line(&mut io::stdout().lock(), &ui::up_summary(cluster.name(), &reports, started.elapsed()));
     let all_ready = reports.iter().all(|r| r.state == NodeState::Ready);
     Ok(if all_ready { EXIT_OK } else { EXIT_INVALID })

@@ -1,12 +1,57 @@
 //! What `zerolab` shows the user: progress lines, summaries and tables. Plain lines,
-//! one per event, so the output reads the same on a terminal, in a pipe and in CI logs.
+//! one per event, so the output reads the same on a terminal, in a pipe and in CI logs;
+//! on a terminal, long work ([`Progress`]) also shows a live bar under those lines.
 
+use std::io::{IsTerminal, Write};
 use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
 
 use zerolab::exec::{NodeRun, Outcome};
 use zerolab::lab::NodeState;
 use zerolab::status::NodeStatus;
 use zerolab::up::NodeReport;
+
+/// Progress of work done node by node: each finished node's line is printed at once;
+/// on a terminal a bar below them counts nodes done and time spent. Cheap to clone.
+#[derive(Clone)]
+pub struct Progress {
+    bar: Option<ProgressBar>,
+}
+
+impl Progress {
+    /// Progress over `total` nodes, the bar labelled `what`.
+    pub fn new(total: usize, what: &str) -> Progress {
+        let bar = std::io::stdout().is_terminal().then(|| {
+            let style = ProgressStyle::with_template("{spinner} {msg}: {pos}/{len} nodes [{bar:30}] {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar());
+            let bar = ProgressBar::new(total as u64).with_style(style).with_message(what.to_owned());
+            bar.enable_steady_tick(Duration::from_millis(100));
+            bar
+        });
+        Progress { bar }
+    }
+
+    /// One node is done: its line.
+    pub fn node_done(&self, line: &str) {
+        match &self.bar {
+            Some(bar) => {
+                bar.println(line);
+                bar.inc(1);
+            }
+            None => {
+                let _ = writeln!(std::io::stdout().lock(), "{line}");
+            }
+        }
+    }
+
+    /// The work is over: the bar goes, the lines stay.
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
 
 /// A state as one word.
 pub fn state_name(state: &NodeState) -> &'static str {

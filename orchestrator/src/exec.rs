@@ -15,8 +15,9 @@ use std::time::Duration;
 
 use crate::cluster::{Cluster, NodeSelector, SelectorError};
 use crate::lab::{Lab, NodeState};
+use crate::provider::{self, ProviderError};
 use crate::ssh::{run_parallel, ConnectOptions, HostKeys, Output, Session};
-use crate::up::{cause, check_provider, targets, UpError};
+use crate::up::{cause, targets, UpError};
 
 /// Nodes reached at once by default.
 pub const PARALLEL: usize = 32;
@@ -38,6 +39,12 @@ pub enum ExecError {
     /// The lab or its provider.
     #[error(transparent)]
     Up(#[from] UpError),
+}
+
+impl From<ProviderError> for ExecError {
+    fn from(error: ProviderError) -> ExecError {
+        ExecError::Up(UpError::Provider(error))
+    }
 }
 
 /// How the command ended on one node.
@@ -75,7 +82,7 @@ pub async fn exec(
     parallel: usize,
     done: impl Fn(&NodeRun) + Send + Sync + 'static,
 ) -> Result<Vec<NodeRun>, ExecError> {
-    check_provider(cluster)?;
+    let provider = provider::of(cluster)?;
     let selected: Vec<&str> = match selector {
         Some(selector) => cluster.select(selector)?.iter().map(|n| n.name.as_str()).collect(),
         None => cluster.nodes().iter().map(|n| n.name.as_str()).collect(),
@@ -86,7 +93,7 @@ pub async fn exec(
     }
     let state = lab.load_state().map_err(UpError::from)?;
     let host_keys = HostKeys::open(lab.known_hosts()).map_err(UpError::from)?;
-    let (ready, not_ready): (Vec<_>, Vec<_>) = targets(&lab, cluster)
+    let (ready, not_ready): (Vec<_>, Vec<_>) = targets(&lab, cluster, provider)?
         .into_iter()
         .filter(|t| selected.contains(&t.node.as_str()))
         .partition(|t| state.nodes.get(&t.node).is_some_and(|r| r.state == NodeState::Ready));

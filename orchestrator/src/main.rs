@@ -37,8 +37,9 @@ enum Command {
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
-    /// Bring the lab up: make its nodes (netns), install and start the agent on each,
-    /// wait until it is healthy; one line per node as it finishes, then a summary
+    /// Bring the lab up: make its nodes (netns; ssh nodes exist already), install and
+    /// start the agent on each (a systemd service where systemd runs, else a supervised
+    /// process), wait until it is healthy; one line per node as it finishes, then a summary
     #[command(after_help = "Exit status: 0 every node ready, 1 a node failed (one line each) or the cluster \
                             file is invalid, 2 usage error, unreadable file, or the lab could not be made.")]
     Up {
@@ -52,9 +53,12 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         agent: Option<PathBuf>,
     },
-    /// Remove the lab: its nodes and its directory (idempotent)
+    /// Remove the lab and its directory (idempotent): netns removes its nodes; ssh stops
+    /// and removes what zerolab installed on each node it reached (the agent, its service,
+    /// /var/lib/zerolab, /run/zerolab) and nothing else, keeping the lab when a node fails
     #[command(after_help = "Exit status: 0 removed (or nothing to remove), 1 invalid cluster file, \
-                            2 usage error, unreadable file, or the lab could not be removed.")]
+                            2 usage error, unreadable file, or the lab could not be removed (ssh: a node \
+                            zerolab could not be removed from, named with the cause; run down again).")]
     Down {
         /// The cluster file
         #[arg(value_name = "FILE")]
@@ -221,7 +225,7 @@ fn up(cluster: &Cluster, lab_root: &std::path::Path, agent: Option<PathBuf>) -> 
 }
 
 fn down(cluster: &Cluster, lab_root: &std::path::Path) -> anyhow::Result<u8> {
-    zerolab::up::down(lab_root, cluster)?;
+    runtime()?.block_on(zerolab::up::down(lab_root, cluster))?;
     print_line(&mut io::stdout().lock(), &format!("lab {}: down", cluster.name()));
     Ok(EXIT_OK)
 }

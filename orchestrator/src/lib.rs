@@ -6,9 +6,9 @@
 //! ([`provider::Provider`]: create, address of a node, destroy); [`lab`] is the lab
 //! directory and its state; [`ssh`] reaches nodes; [`install`] is what zerolab puts on
 //! them (the agent and its service, from the scripts in [`templates`]);
-//! [`agent_client`] talks to their agents; [`up`], [`status`], [`exec`], [`sandbox_run`]
-//! and [`inventory`] are the `up`/`down`, `status`, `exec`, `sandbox run` and
-//! `inventory` commands.
+//! [`agent_client`] talks to their agents; [`up`], [`status`], [`exec`], [`sandbox_run`],
+//! [`inventory`] and [`login`] are the `up`/`down`, `status`, `exec`, `sandbox run`,
+//! `inventory` and `ssh` commands.
 //!
 //! ```
 //! use zerolab::cluster::{Cluster, NodeSelector};
@@ -33,6 +33,7 @@ pub mod exec;
 pub mod install;
 pub mod inventory;
 pub mod lab;
+pub mod login;
 pub mod provider;
 pub mod sandbox_run;
 pub mod ssh;

@@ -102,6 +102,25 @@ enum Command {
     /// Run guests in a node's sandbox
     #[command(subcommand)]
     Sandbox(SandboxCommand),
+    /// Log in to a ready node with the system's OpenSSH client, host key checked against
+    /// zerolab's pin (the config is written to LAB/ssh_config); with -- CMD, run CMD there
+    #[command(after_help = "Exit status: ssh's own: the remote command's, or 255 when ssh failed; 1 invalid \
+                            cluster file; 2 usage error, unreadable file, unknown node, a lab that is not up, \
+                            a node that is not ready, or no ssh client.")]
+    Ssh {
+        /// The cluster file
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// The node to log in to
+        #[arg(value_name = "NODE")]
+        node: String,
+        /// Directory holding the labs
+        #[arg(long, value_name = "DIR", default_value = DEFAULT_ROOT)]
+        lab_root: PathBuf,
+        /// A command to run instead of an interactive shell (words joined with spaces, as ssh does)
+        #[arg(value_name = "CMD", last = true)]
+        command: Vec<String>,
+    },
     /// Print the lab's nodes for other tools: an Ansible INI inventory or an OpenSSH
     /// config (ssh -F FILE node-1), both checking host keys strictly against the keys
     /// zerolab pinned, which this writes to LAB/ssh_known_hosts in OpenSSH's format
@@ -186,6 +205,9 @@ fn main() -> ExitCode {
         }),
         Command::Sandbox(SandboxCommand::Run { file, node, program, args, lab_root }) => {
             with_cluster(&file, |cluster| sandbox_run(cluster, &lab_root, &node, &program, args))
+        }
+        Command::Ssh { file, node, lab_root, command } => {
+            with_cluster(&file, |cluster| login(cluster, &lab_root, &node, &command))
         }
     }
 }
@@ -283,6 +305,15 @@ fn sandbox_run(
         print_line(&mut io::stderr().lock(), report.text.trim_end_matches('\n'));
     }
     Ok(code)
+}
+
+/// Replaces this process with `ssh` logged in to `node`; returns only when ssh could not
+/// be started.
+fn login(cluster: &Cluster, lab_root: &std::path::Path, node: &str, command: &[String]) -> anyhow::Result<u8> {
+    use std::os::unix::process::CommandExt;
+    let mut ssh = zerolab::login::command(lab_root, cluster, node, command)?;
+    let error = ssh.exec();
+    Err(anyhow::Error::new(error).context(format!("cannot run {}", ssh.get_program().to_string_lossy())))
 }
 
 fn validate(file: &std::path::Path) -> ExitCode {

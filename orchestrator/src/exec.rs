@@ -17,8 +17,9 @@ use std::time::Duration;
 use crate::cluster::{Cluster, NodeSelector, SelectorError};
 use crate::lab::{Lab, NodeState};
 use crate::mux::{Mux, MuxError};
+use crate::provider::{self, ProviderError};
 use crate::ssh::{run_parallel, Output};
-use crate::up::{cause, check_provider, targets, UpError};
+use crate::up::{cause, targets, UpError};
 
 /// Commands in flight at once by default (each is one channel on a kept connection).
 pub const PARALLEL: usize = 128;
@@ -43,6 +44,12 @@ pub enum ExecError {
     /// The lab's connection keeper.
     #[error(transparent)]
     Mux(#[from] MuxError),
+}
+
+impl From<ProviderError> for ExecError {
+    fn from(error: ProviderError) -> ExecError {
+        ExecError::Up(UpError::Provider(error))
+    }
 }
 
 /// How the command ended on one node.
@@ -82,7 +89,7 @@ pub async fn exec(
     parallel: usize,
     done: impl Fn(&NodeRun) + Send + Sync + 'static,
 ) -> Result<Vec<NodeRun>, ExecError> {
-    check_provider(cluster)?;
+    let provider = provider::of(cluster)?;
     let selected: Vec<&str> = match selector {
         Some(selector) => cluster.select(selector)?.iter().map(|n| n.name.as_str()).collect(),
         None => cluster.nodes().iter().map(|n| n.name.as_str()).collect(),
@@ -92,7 +99,7 @@ pub async fn exec(
         return Err(ExecError::NotUp { lab: cluster.name().to_owned() });
     }
     let state = lab.load_state().map_err(UpError::from)?;
-    let (ready, not_ready): (Vec<_>, Vec<_>) = targets(&lab, cluster)
+    let (ready, not_ready): (Vec<_>, Vec<_>) = targets(&lab, cluster, provider)?
         .into_iter()
         .filter(|t| selected.contains(&t.node.as_str()))
         .partition(|t| state.nodes.get(&t.node).is_some_and(|r| r.state == NodeState::Ready));

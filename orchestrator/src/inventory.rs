@@ -1,22 +1,26 @@
 //! `zerolab inventory`: the lab's nodes for other tools, as an Ansible INI inventory or
 //! an OpenSSH client config.
 //!
-//! Both log in as each node's user with the lab's key (or the node's own `key:`) and
-//! check host keys strictly against the keys zerolab pinned. The pins file
-//! (`known_hosts` in the lab, `node address key` per line) is not in OpenSSH's format,
-//! so [`write`] writes them beside it as `ssh_known_hosts`, one `NODE key` line per node,
-//! and the output sets `HostKeyAlias NODE`: the key is looked up by node name, whatever
-//! address and port reach it.
+//! Both reach each node where its provider says (address, port, user, and the lab's key
+//! or the node's own `key:`) and check host keys strictly against the keys zerolab
+//! pinned. The pins file (`known_hosts` in the lab, `node address key` per line) is not
+//! in OpenSSH's format, so [`write()`] writes them beside it as `ssh_known_hosts`, one
+//! `NODE key` line per node, and the output sets `HostKeyAlias NODE`: the key is looked
+//! up by node name, whatever address and port reach it. [`write_ssh_config`] keeps the
+//! OpenSSH config in the lab too (`ssh_config`), for `zerolab ssh`.
 
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
 use crate::cluster::{Cluster, Node};
-use crate::lab::{io_error, Lab, LabError};
+use crate::lab::{write_private, Lab, LabError};
+use crate::provider::{self, Provider, ProviderError};
 use crate::ssh::{self, HostKeys};
 
 /// The file in the lab directory holding the pinned host keys in OpenSSH's format.
 pub const SSH_KNOWN_HOSTS: &str = "ssh_known_hosts";
+/// The file in the lab directory holding the OpenSSH client config of its nodes.
+pub const SSH_CONFIG: &str = "ssh_config";
 
 /// What to print.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +46,9 @@ pub enum InventoryError {
     /// The pins could not be read.
     #[error(transparent)]
     HostKeys(#[from] ssh::Error),
+    /// The provider cannot say where its nodes are.
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
 }
 
 /// Where a tool reaches one node.
@@ -64,30 +71,48 @@ pub struct Host {
 /// Writes the lab's pins as [`SSH_KNOWN_HOSTS`] and returns the inventory of `cluster`'s
 /// lab under `root` in `format`.
 pub fn write(root: &Path, cluster: &Cluster, format: Format) -> Result<String, InventoryError> {
+    let provider = provider::of(cluster)?;
     let lab = Lab::at(root, cluster.name())?;
     if !lab.exists() {
         return Err(InventoryError::NotUp { lab: cluster.name().to_owned() });
     }
-    let known_hosts = absolute(&lab.dir().join(SSH_KNOWN_HOSTS));
-    let pins = HostKeys::open(lab.known_hosts())?.pins();
-    let text: String = pins.iter().map(|(node, key)| format!("{node} {key}\n")).collect();
-    std::fs::write(&known_hosts, text).map_err(io_error(&known_hosts))?;
-    let hosts: Vec<Host> = cluster.nodes().iter().map(|node| host(&lab, node)).collect();
+    let (hosts, known_hosts) = hosts(&lab, cluster, provider)?;
     Ok(match format {
         Format::Ansible => ansible(&hosts, &known_hosts),
         Format::SshConfig => ssh_config(&hosts, &known_hosts),
     })
 }
 
-fn host(lab: &Lab, node: &Node) -> Host {
-    Host {
-        node: node.name.clone(),
-        address: node.address.to_string(),
-        port: node.ssh_port(),
-        user: node.user.clone(),
-        key: absolute(&node.key.clone().unwrap_or_else(|| lab.private_key())),
+/// Writes the lab's pins as [`SSH_KNOWN_HOSTS`] and its OpenSSH client config as
+/// [`SSH_CONFIG`] (both 0600) in the directory of `lab`, which must exist; returns the
+/// config's path.
+pub fn write_ssh_config(lab: &Lab, cluster: &Cluster, provider: &dyn Provider) -> Result<PathBuf, InventoryError> {
+    let (hosts, known_hosts) = hosts(lab, cluster, provider)?;
+    let path = lab.dir().join(SSH_CONFIG);
+    write_private(&path, ssh_config(&hosts, &known_hosts).as_bytes())?;
+    Ok(path)
+}
+
+/// Every node of `cluster` as a [`Host`], and the [`SSH_KNOWN_HOSTS`] file just written.
+fn hosts(lab: &Lab, cluster: &Cluster, provider: &dyn Provider) -> Result<(Vec<Host>, PathBuf), InventoryError> {
+    let known_hosts = absolute(&lab.dir().join(SSH_KNOWN_HOSTS));
+    let pins = HostKeys::open(lab.known_hosts())?.pins();
+    let text: String = pins.iter().map(|(node, key)| format!("{node} {key}\n")).collect();
+    write_private(&known_hosts, text.as_bytes())?;
+    let hosts = cluster.nodes().iter().map(|node| host(lab, node, provider)).collect::<Result<_, _>>()?;
+    Ok((hosts, known_hosts))
+}
+
+fn host(lab: &Lab, node: &Node, provider: &dyn Provider) -> Result<Host, ProviderError> {
+    let target = provider.address(lab, node)?;
+    Ok(Host {
+        node: target.node,
+        address: target.address,
+        port: target.port,
+        user: target.user,
+        key: absolute(&target.key),
         labels: node.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-    }
+    })
 }
 
 /// `path` made absolute (the tools may run elsewhere); left as it is when that fails.

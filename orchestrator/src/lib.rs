@@ -2,10 +2,13 @@
 //! provisions them over SSH and runs the node agent on each.
 //!
 //! [`cluster::Cluster`] reads, checks and expands the cluster file; [`provider`] holds
-//! the one list of providers and what each reads from the file; [`lab`] is the lab
-//! directory and its state; [`ssh`] reaches nodes; [`agent_client`] talks to their
-//! agents; [`up`], [`status`], [`exec`], [`sandbox_run`] and [`inventory`] are the
-//! `up`/`down`, `status`, `exec`, `sandbox run` and `inventory` commands.
+//! the one list of providers, what each reads from the file and its lifecycle
+//! ([`provider::Provider`]: create, address of a node, destroy); [`lab`] is the lab
+//! directory and its state; [`ssh`] reaches nodes; [`install`] is what zerolab puts on
+//! them (the agent and its service, from the scripts in [`templates`]);
+//! [`agent_client`] talks to their agents; [`up`], [`status`], [`exec`], [`sandbox_run`],
+//! [`inventory`] and [`login`] are the `up`/`down`, `status`, `exec`, `sandbox run`,
+//! `inventory` and `ssh` commands.
 //!
 //! ```
 //! use zerolab::cluster::{Cluster, NodeSelector};
@@ -27,11 +30,14 @@
 pub mod agent_client;
 pub mod cluster;
 pub mod exec;
+pub mod install;
 pub mod inventory;
 pub mod lab;
+pub mod login;
 pub mod mux;
 pub mod provider;
 pub mod sandbox_run;
 pub mod ssh;
 pub mod status;
+pub mod templates;
 pub mod up;

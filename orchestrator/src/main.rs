@@ -39,8 +39,9 @@ enum Command {
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
-    /// Bring the lab up: make its nodes (netns), install and start the agent on each,
-    /// wait until it is healthy; one line per node as it finishes, then a summary
+    /// Bring the lab up: make its nodes (netns; ssh nodes exist already), install and
+    /// start the agent on each (a systemd service where systemd runs, else a supervised
+    /// process), wait until it is healthy; one line per node as it finishes, then a summary
     #[command(after_help = "Exit status: 0 every node ready, 1 a node failed (one line each) or the cluster \
                             file is invalid, 2 usage error, unreadable file, or the lab could not be made.")]
     Up {
@@ -54,9 +55,12 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         agent: Option<PathBuf>,
     },
-    /// Remove the lab: its nodes and its directory (idempotent)
+    /// Remove the lab and its directory (idempotent): netns removes its nodes; ssh stops
+    /// and removes what zerolab installed on each node it reached (the agent, its service,
+    /// /var/lib/zerolab, /run/zerolab) and nothing else, keeping the lab when a node fails
     #[command(after_help = "Exit status: 0 removed (or nothing to remove), 1 invalid cluster file, \
-                            2 usage error, unreadable file, or the lab could not be removed.")]
+                            2 usage error, unreadable file, or the lab could not be removed (ssh: a node \
+                            zerolab could not be removed from, named with the cause; run down again).")]
     Down {
         /// The cluster file
         #[arg(value_name = "FILE")]
@@ -108,6 +112,25 @@ enum Command {
         /// The lab directory
         #[arg(value_name = "LAB_DIR")]
         lab_dir: PathBuf,
+    },
+    /// Log in to a ready node with the system's OpenSSH client, host key checked against
+    /// zerolab's pin (the config is written to LAB/ssh_config); with -- CMD, run CMD there
+    #[command(after_help = "Exit status: ssh's own: the remote command's, or 255 when ssh failed; 1 invalid \
+                            cluster file; 2 usage error, unreadable file, unknown node, a lab that is not up, \
+                            a node that is not ready, or no ssh client.")]
+    Ssh {
+        /// The cluster file
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// The node to log in to
+        #[arg(value_name = "NODE")]
+        node: String,
+        /// Directory holding the labs
+        #[arg(long, value_name = "DIR", default_value = DEFAULT_ROOT)]
+        lab_root: PathBuf,
+        /// A command to run instead of an interactive shell (words joined with spaces, as ssh does)
+        #[arg(value_name = "CMD", last = true)]
+        command: Vec<String>,
     },
     /// Print the lab's nodes for other tools: an Ansible INI inventory or an OpenSSH
     /// config (ssh -F FILE node-1), both checking host keys strictly against the keys
@@ -201,6 +224,9 @@ fn main() -> ExitCode {
         Command::Sandbox(SandboxCommand::Run { file, node, program, args, lab_root }) => {
             with_cluster(&file, |cluster| sandbox_run(cluster, &lab_root, &node, &program, args))
         }
+        Command::Ssh { file, node, lab_root, command } => {
+            with_cluster(&file, |cluster| login(cluster, &lab_root, &node, &command))
+        }
     }
 }
 
@@ -259,7 +285,7 @@ fn up(cluster: &Cluster, lab_root: &std::path::Path, agent: Option<PathBuf>) -> 
 }
 
 fn down(cluster: &Cluster, lab_root: &std::path::Path) -> anyhow::Result<u8> {
-    zerolab::up::down(lab_root, cluster)?;
+    runtime()?.block_on(zerolab::up::down(lab_root, cluster))?;
     print_line(&mut io::stdout().lock(), &format!("lab {}: down", cluster.name()));
     Ok(EXIT_OK)
 }
@@ -318,6 +344,15 @@ fn sandbox_run(
         print_line(&mut io::stderr().lock(), report.text.trim_end_matches('\n'));
     }
     Ok(code)
+}
+
+/// Replaces this process with `ssh` logged in to `node`; returns only when ssh could not
+/// be started.
+fn login(cluster: &Cluster, lab_root: &std::path::Path, node: &str, command: &[String]) -> anyhow::Result<u8> {
+    use std::os::unix::process::CommandExt;
+    let mut ssh = zerolab::login::command(lab_root, cluster, node, command)?;
+    let error = ssh.exec();
+    Err(anyhow::Error::new(error).context(format!("cannot run {}", ssh.get_program().to_string_lossy())))
 }
 
 fn validate(file: &std::path::Path) -> ExitCode {

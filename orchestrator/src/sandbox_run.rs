@@ -27,8 +27,9 @@ use zerolab_agent::api::{self, Report, SessionState};
 use crate::agent_client::{self, AgentError};
 use crate::cluster::Cluster;
 use crate::lab::{Lab, NodeState};
+use crate::provider;
 use crate::ssh::{self, ConnectOptions, HostKeys, Session};
-use crate::up::{check_provider, targets, UpError};
+use crate::up::UpError;
 
 /// How often a running session's state and outputs are read.
 pub const POLL: Duration = Duration::from_millis(50);
@@ -123,12 +124,13 @@ pub async fn run(
     args: Vec<String>,
     mut output: impl FnMut(Stream, &[u8]),
 ) -> Result<Report, RunError> {
-    check_provider(cluster)?;
+    let provider = provider::of(cluster).map_err(UpError::from)?;
     let lab = Lab::at(root, cluster.name()).map_err(UpError::from)?;
-    let Some(target) = targets(&lab, cluster).into_iter().find(|t| t.node == node) else {
+    let Some(entry) = cluster.node(node) else {
         let known: Vec<&str> = cluster.nodes().iter().map(|n| n.name.as_str()).collect();
         return Err(RunError::UnknownNode { node: node.to_owned(), known: known.join(", ") });
     };
+    let target = provider.address(&lab, entry).map_err(UpError::from)?;
     let state = lab.load_state().map_err(UpError::from)?;
     if !state.nodes.get(node).is_some_and(|r| r.state == NodeState::Ready) {
         return Err(RunError::NotReady { node: node.to_owned() });

@@ -1,10 +1,10 @@
 //! `zerolab status`: every node as it is now, checked live.
 //!
-//! Each node is reached over SSH (in parallel, as in `up`) and asked for its agent's
-//! version (`GET /v1/version`). The state shown is what was observed: `ready` when the
-//! agent answers, `unreachable` when SSH cannot reach the node, `failed` with the cause
-//! otherwise, and `declared` for every node of a lab that is not up. Nothing on the nodes
-//! or in the lab is changed (`up` is what records and repairs).
+//! Each node is reached over SSH where its provider says it is (in parallel, as in `up`)
+//! and asked for its agent's version (`GET /v1/version`). The state shown is what was
+//! observed: `ready` when the agent answers, `unreachable` when SSH cannot reach the
+//! node, `failed` with the cause otherwise, and `declared` for every node of a lab that
+//! is not up. Nothing on the nodes or in the lab is changed (`up` records and repairs).
 
 use std::path::Path;
 use std::time::Duration;
@@ -12,9 +12,9 @@ use std::time::Duration;
 use crate::agent_client;
 use crate::cluster::Cluster;
 use crate::lab::{Lab, NodeState};
-use crate::provider::netns::Names;
+use crate::provider;
 use crate::ssh::{self, run_parallel, ConnectOptions, HostKeys, Session};
-use crate::up::{cause, check_provider, targets, UpError};
+use crate::up::{cause, targets, UpError};
 
 /// One row of `zerolab status`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,7 +35,7 @@ pub struct NodeStatus {
 
 /// The status of every node of `cluster` in the lab under `root`, in file order.
 pub async fn status(root: &Path, cluster: &Cluster) -> Result<Vec<NodeStatus>, UpError> {
-    check_provider(cluster)?;
+    let provider = provider::of(cluster)?;
     let lab = Lab::at(root, cluster.name())?;
     let row = |node: &crate::cluster::Node, state, agent_version, cause| NodeStatus {
         node: node.name.clone(),
@@ -45,14 +45,13 @@ pub async fn status(root: &Path, cluster: &Cluster) -> Result<Vec<NodeStatus>, U
         agent_version,
         cause,
     };
-    let bridge = Path::new("/sys/class/net").join(Names::new(lab.name()).bridge());
-    if !lab.exists() || !bridge.exists() {
+    if !lab.exists() || !provider.is_up(&lab)? {
         return Ok(cluster.nodes().iter().map(|node| row(node, NodeState::Declared, None, None)).collect());
     }
     let host_keys = HostKeys::open(lab.known_hosts())?;
     // Status should be quick to say a node is down: no waiting for a boot.
     let options = ConnectOptions::known_up();
-    let results = run_parallel(&targets(&lab, cluster), crate::up::PARALLEL, move |target| {
+    let results = run_parallel(&targets(&lab, cluster, provider)?, crate::up::PARALLEL, move |target| {
         let (host_keys, options) = (host_keys.clone(), options.clone());
         async move {
             let session = Session::connect(&target, &host_keys, &options).await?;

@@ -162,7 +162,7 @@ fn an_unreadable_file_is_a_usage_error() {
 #[test]
 fn usage_errors_exit_2() {
     let harness = Harness::new();
-    for args in [&["validate"][..], &["up"], &["validate", "a.yaml", "b.yaml"], &[]] {
+    for args in [&["validate"][..], &["up"], &["ssh"], &["validate", "a.yaml", "b.yaml"], &[]] {
         let run = harness.zerolab(args);
         assert_eq!((run.code, run.stdout.as_str()), (2, ""), "{args:?}: {run:#?}");
     }
@@ -180,14 +180,20 @@ fn lists_its_commands_and_no_others() {
         .and_then(|rest| rest.split("\n\n").next())
         .map(|block| block.lines().filter_map(|line| line.split_whitespace().next()).collect())
         .unwrap_or_default();
-    assert_eq!(commands, ["validate", "up", "down", "status", "exec", "sandbox", "inventory"], "{}", help.stdout);
+    assert_eq!(
+        commands,
+        ["validate", "up", "down", "status", "exec", "sandbox", "ssh", "inventory"],
+        "{}",
+        help.stdout
+    );
     assert!(help.stdout.contains("Exit status: 0"), "exit codes documented: {}", help.stdout);
-    for command in [&["validate"][..], &["up"], &["down"], &["status"], &["exec"], &["sandbox", "run"], &["inventory"]]
+    for command in
+        [&["validate"][..], &["up"], &["down"], &["status"], &["exec"], &["sandbox", "run"], &["ssh"], &["inventory"]]
     {
         let help = harness.zerolab(&[command, &["--help"]].concat());
         assert!(help.stdout.contains("Exit status: "), "{command:?}: exit codes documented: {}", help.stdout);
     }
-    for command in [&["ssh"][..], &["help"], &["sandbox", "list"]] {
+    for command in [&["help"][..], &["sandbox", "list"]] {
         assert_eq!(harness.zerolab(command).code, 2, "{command:?} must not exist yet");
     }
 }

@@ -106,24 +106,23 @@ fn up_status_repair_and_down_on_three_nodes() {
 #[test]
 fn up_refuses_providers_without_bring_up_in_one_line() {
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("ssh.yaml");
-    fs::write(
-        &file,
-        "apiVersion: zerolab/v1\nkind: Cluster\nname: remote\nprovider: ssh\n\
-         nodes:\n  - {name: a, address: 192.0.2.1, user: root, key: /nonexistent}\n",
-    )
-    .unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_zerolab"))
-        .arg("up")
-        .arg(&file)
-        .arg("--lab-root")
-        .arg(dir.path().join("labs"))
-        .output()
+    let file = dir.path().join("vagrant.yaml");
+    fs::write(&file, "apiVersion: zerolab/v1\nkind: Cluster\nname: vms\nprovider: vagrant\nnodes:\n  - {name: vm}\n")
         .unwrap();
-    assert_eq!(output.status.code(), Some(2));
-    assert_eq!(
-        String::from_utf8_lossy(&output.stderr),
-        "zerolab: the ssh provider's bring-up is not implemented yet (only netns is)\n"
-    );
+    for command in ["up", "down", "status"] {
+        let output = Command::new(env!("CARGO_BIN_EXE_zerolab"))
+            .arg(command)
+            .arg(&file)
+            .arg("--lab-root")
+            .arg(dir.path().join("labs"))
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{command}");
+        assert_eq!(
+            String::from_utf8_lossy(&output.stderr),
+            "zerolab: the vagrant provider's bring-up is not implemented yet (netns and ssh are)\n",
+            "{command}"
+        );
+    }
     assert!(!dir.path().join("labs").exists());
 }

@@ -136,6 +136,15 @@ impl Cluster {
         self.nodes.iter().find(|node| node.name == name)
     }
 
+    /// The node named `name`, or an error naming the closest node name when one is close
+    /// (a did-you-mean).
+    pub fn find_node(&self, name: &str) -> Result<&Node, SelectorError> {
+        self.node(name).ok_or_else(|| {
+            let known: Vec<String> = self.nodes.iter().map(|node| node.name.clone()).collect();
+            SelectorError::UnknownNode { name: name.to_owned(), suggestion: read::closest(name, &known) }
+        })
+    }
+
     /// The nodes `selector` selects, in file order.
     pub fn select(&self, selector: &NodeSelector) -> Result<Vec<&Node>, SelectorError> {
         selector.select(&self.nodes)

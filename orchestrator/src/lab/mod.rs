@@ -5,6 +5,8 @@
 //! <root>/<name>/            0700
 //!   id_ed25519, .pub        the lab's SSH key pair, generated once (private key 0600)
 //!   known_hosts             pinned host keys, written by the SSH code (0600)
+//!   ssh_known_hosts         the pins in OpenSSH's format, for OpenSSH (`inventory`, `ssh`)
+//!   ssh_config              an OpenSSH client config for the nodes (`zerolab ssh`)
 //!   state.json              node states (see [`state`]), replaced atomically (0600)
 //!   logs/                   per-node logs (0700)
 //!   nodes/<node>/           provider runtime files (netns: each node's private dirs)
@@ -178,6 +180,16 @@ impl Lab {
             _ => Ok(()),
         }
     }
+}
+
+/// Writes `bytes` to `path`, readable and writable by its owner only (also when the file
+/// was there before with another mode).
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), LabError> {
+    use std::io::Write;
+    let mut file =
+        OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path).map_err(io_error(path))?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).map_err(io_error(path))?;
+    file.write_all(bytes).map_err(io_error(path))
 }
 
 /// Creates `dir` (0700) if missing and makes sure it is 0700.

@@ -2,13 +2,15 @@
 //! one list [`ProviderKind`] (which the cluster file's `provider:` deserializes into,
 //! so an unknown kind is an error that lists the supported ones).
 //!
-//! For now a provider is what the cluster file needs of it: a [`ProviderSpec`] (which
-//! node fields it reads, which it requires, its default user, how nodes get addresses)
-//! and a function that checks its own node fields and returns its per-node
-//! [`NodeSettings`]. Kinds are written containerlab-style: each spec is [`BASE`] with
-//! only what differs overridden. The lifecycle (create, address of, destroy, power
-//! off/on) is added to these modules as a trait when the providers act.
+//! A provider is two things. What the cluster file needs of it: a [`ProviderSpec`]
+//! (which node fields it reads, which it requires, its default user, how nodes get
+//! addresses) and a function that checks its own node fields and returns its per-node
+//! [`NodeSettings`]; kinds are written containerlab-style, each spec [`BASE`] with only
+//! what differs overridden. And its lifecycle, the [`Provider`] trait (check, create,
+//! address of a node, destroy, power off/on; see [`lifecycle`]): `netns` makes namespace
+//! hosts, `ssh` reaches machines that exist, `vagrant` and `pxe` are not implemented yet.
 
+pub mod lifecycle;
 pub mod netns;
 pub mod pxe;
 pub mod ssh;
@@ -17,6 +19,8 @@ pub mod vagrant;
 use std::fmt;
 
 use serde::Deserialize;
+
+pub use self::lifecycle::{of, BoxFuture, Created, Provider, ProviderError};
 
 use crate::cluster::net::Subnet;
 use crate::cluster::schema::NodeField;

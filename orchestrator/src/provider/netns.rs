@@ -8,19 +8,23 @@
 //! Acting on the machine (root only): [`create`] makes each node a network namespace on
 //! a lab bridge with its own mount and UTS namespace, private directories and OpenSSH
 //! sshd; [`destroy`] removes all of it. The details and the order are in `host.rs`;
-//! kernel object names in [`names`].
+//! kernel object names in [`names`]. [`Netns`] is the lifecycle on top: a lab is up
+//! while its bridge exists, and creating it again when it is up keeps it.
 
 mod host;
 pub mod names;
 
 use std::net::Ipv4Addr;
+use std::path::Path;
 
 pub use self::host::{create, destroy, sshd_config, NetnsError, SSHD};
 pub use self::names::Names;
 
-use super::{ProviderSpec, BASE};
+use super::{BoxFuture, Created, Provider, ProviderError, ProviderKind, ProviderSpec, BASE};
 use crate::cluster::net::Subnet;
 use crate::cluster::validate::{Checker, EntryView};
+use crate::cluster::Cluster;
+use crate::lab::{io_error, Lab};
 
 /// The lab subnet when `network.subnet` is not given.
 pub const DEFAULT_SUBNET: Subnet = Subnet::new(Ipv4Addr::new(10, 77, 0, 0), 24);
@@ -34,4 +38,39 @@ pub struct Settings {}
 
 pub(crate) fn node_settings(_entry: &EntryView<'_>, _check: &mut Checker<'_>) -> Option<Settings> {
     Some(Settings {})
+}
+
+/// The `netns` lifecycle: namespace hosts on this machine, reached with the lab's key.
+pub struct Netns;
+
+impl Provider for Netns {
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::Netns
+    }
+
+    /// Up while the lab's bridge exists (it is the first thing made, the last removed).
+    fn is_up(&self, lab: &Lab) -> Result<bool, ProviderError> {
+        Ok(Path::new("/sys/class/net").join(Names::new(lab.name()).bridge()).exists())
+    }
+
+    fn create<'a>(&'a self, lab: &'a Lab, cluster: &'a Cluster) -> BoxFuture<'a, Result<Created, ProviderError>> {
+        Box::pin(async move {
+            // A lab that is up is verified by provisioning, not rebuilt.
+            if self.is_up(lab)? {
+                return Ok(Created::Existing);
+            }
+            // New hosts get new host keys (say the machine rebooted): the pins of the
+            // hosts this lab made before are void, and these are made here, by us.
+            // A keeper of the old hosts holds dead connections.
+            crate::mux::stop(lab.dir());
+            let known_hosts = lab.known_hosts();
+            std::fs::write(&known_hosts, "").map_err(io_error(&known_hosts))?;
+            host::create(lab, cluster)?;
+            Ok(Created::Made)
+        })
+    }
+
+    fn destroy<'a>(&'a self, lab: &'a Lab, _cluster: &'a Cluster) -> BoxFuture<'a, Result<(), ProviderError>> {
+        Box::pin(async move { Ok(host::destroy(lab)?) })
+    }
 }

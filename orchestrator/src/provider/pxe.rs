@@ -3,14 +3,21 @@
 //!
 //! Cluster file: [`BASE`] with its own lab subnet ([`DEFAULT_SUBNET`]) and a required
 //! `mac` per node, so `count` cannot be used (each machine is listed with its MAC).
+//!
+//! Lifecycle: not implemented yet (a later issue); every step of [`Provider`](super::Provider)
+//! answers "not implemented yet" through the same interface the others implement.
 
 use std::net::Ipv4Addr;
 
-use super::{Addressing, ProviderSpec, BASE};
+use super::lifecycle::NotImplemented;
+use super::{Addressing, ProviderKind, ProviderSpec, BASE};
 use crate::cluster::diagnostic::Problem;
 use crate::cluster::net::{MacAddr, Subnet};
 use crate::cluster::schema::NodeField;
 use crate::cluster::validate::{Checker, EntryView};
+
+/// The lifecycle: not implemented yet; every step says so in one line.
+pub(super) static LIFECYCLE: NotImplemented = NotImplemented(ProviderKind::Pxe);
 
 /// The lab subnet when `network.subnet` is not given.
 pub const DEFAULT_SUBNET: Subnet = Subnet::new(Ipv4Addr::new(10, 79, 0, 0), 24);

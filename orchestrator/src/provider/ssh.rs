@@ -4,11 +4,26 @@
 //! names its own `address` (IP or host name; there is no lab network, so `count` cannot
 //! be used), and `user` and `key` are required (on the node or in `defaults`): zerolab
 //! did not make these machines and does not guess how to log in. `port` defaults to 22.
+//!
+//! Lifecycle ([`Ssh`]): there is nothing to create, and the lab is up while its directory
+//! exists. A node is reached at its address and port with its own `key` (`~/` expands to
+//! `$HOME`; a relative path is relative to the working directory). Destroying the lab
+//! stops and removes what zerolab installed on each node it ever logged into (the nodes
+//! with a pinned host key; see [`install::remove`]) and nothing else; a node that cannot
+//! be reached then fails `zerolab down`, which keeps the lab so it can be run again.
 
-use super::{Addressing, ProviderSpec};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::{Addressing, BoxFuture, Created, Provider, ProviderError, ProviderKind, ProviderSpec};
 use crate::cluster::diagnostic::Problem;
 use crate::cluster::schema::NodeField;
 use crate::cluster::validate::{Checker, EntryView};
+use crate::cluster::{Cluster, Node};
+use crate::install;
+use crate::lab::Lab;
+use crate::ssh::{run_parallel, ConnectOptions, HostKeys, Session, Target};
+use crate::up::{cause, PARALLEL};
 
 /// The SSH port when `port` is not given.
 pub const DEFAULT_PORT: u16 = 22;
@@ -36,5 +51,141 @@ pub(crate) fn node_settings(entry: &EntryView<'_>, check: &mut Checker<'_>) -> O
             None
         }
         Some((port, _)) => Some(Settings { port }),
+    }
+}
+
+/// The `ssh` lifecycle: machines that exist; zerolab only adds itself to them, and
+/// removes itself again.
+pub struct Ssh;
+
+impl Provider for Ssh {
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::Ssh
+    }
+
+    /// Up while the lab directory exists: `up` made it, `down` removes it last.
+    fn is_up(&self, lab: &Lab) -> Result<bool, ProviderError> {
+        Ok(lab.exists())
+    }
+
+    fn create<'a>(&'a self, _lab: &'a Lab, _cluster: &'a Cluster) -> BoxFuture<'a, Result<Created, ProviderError>> {
+        Box::pin(async { Ok(Created::Existing) })
+    }
+
+    fn address(&self, _lab: &Lab, node: &Node) -> Result<Target, ProviderError> {
+        let key = node.key.as_deref().ok_or_else(|| ProviderError::Key {
+            node: node.name.clone(),
+            key: String::new(),
+            reason: "missing; give the node (or `defaults`) a `key: PATH`".into(),
+        })?;
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        let key = expand_home(&key.to_string_lossy(), home.as_deref()).map_err(|reason| ProviderError::Key {
+            node: node.name.clone(),
+            key: key.display().to_string(),
+            reason,
+        })?;
+        Ok(Target {
+            node: node.name.clone(),
+            address: node.address.to_string(),
+            port: node.ssh_port(),
+            user: node.user.clone(),
+            key,
+        })
+    }
+
+    fn destroy<'a>(&'a self, lab: &'a Lab, cluster: &'a Cluster) -> BoxFuture<'a, Result<(), ProviderError>> {
+        Box::pin(async move {
+            if !lab.exists() {
+                return Ok(());
+            }
+            let host_keys = HostKeys::open(lab.known_hosts())?;
+            // Only a node zerolab logged into can hold anything it installed; one never
+            // reached (no pinned host key) is left alone, and need not even exist.
+            let targets = cluster
+                .nodes()
+                .iter()
+                .filter(|node| host_keys.pinned(&node.name).is_some())
+                .map(|node| self.address(lab, node))
+                .collect::<Result<Vec<_>, _>>()?;
+            // The nodes answered before: one that does not answer soon is reported.
+            let options = ConnectOptions { timeout: Duration::from_secs(5), retries: 2, ..ConnectOptions::default() };
+            let results = run_parallel(&targets, PARALLEL, move |target| {
+                let (host_keys, options) = (host_keys.clone(), options.clone());
+                async move {
+                    let session = Session::connect(&target, &host_keys, &options).await?;
+                    let removed = install::remove(&session).await;
+                    let _ = session.close().await;
+                    Ok(removed)
+                }
+            })
+            .await;
+            let failures: Vec<String> = results
+                .into_iter()
+                .filter_map(|(node, result)| {
+                    let cause = match result {
+                        Ok(Ok(())) => return None,
+                        Ok(Err(e)) => cause(&e),
+                        Err(e) => cause(&e),
+                    };
+                    let prefix = format!("node {node}: ");
+                    Some(if cause.starts_with(&prefix) { cause } else { format!("{prefix}{cause}") })
+                })
+                .collect();
+            if failures.is_empty() {
+                Ok(())
+            } else {
+                Err(ProviderError::Remove { failures, lab: lab.dir().to_owned() })
+            }
+        })
+    }
+}
+
+/// `key` with a leading `~` or `~/` replaced by `home`; other paths as they are.
+fn expand_home(key: &str, home: Option<&std::path::Path>) -> Result<PathBuf, String> {
+    let rest = match key.strip_prefix('~') {
+        None => return Ok(PathBuf::from(key)),
+        Some("") => "",
+        Some(rest) => match rest.strip_prefix('/') {
+            Some(rest) => rest,
+            None => return Err("only `~` and `~/` are expanded, not `~user`; write the path in full".into()),
+        },
+    };
+    match home {
+        Some(home) => Ok(home.join(rest)),
+        None => Err("HOME is not set, so `~` cannot be expanded; write the path in full".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn expands_only_the_home_tilde() {
+        let home = Some(Path::new("/home/ops"));
+        assert_eq!(expand_home("~/.ssh/id_ed25519", home).unwrap(), Path::new("/home/ops/.ssh/id_ed25519"));
+        assert_eq!(expand_home("~", home).unwrap(), Path::new("/home/ops"));
+        assert_eq!(expand_home("/keys/~x", home).unwrap(), Path::new("/keys/~x"));
+        assert_eq!(expand_home("keys/id", None).unwrap(), Path::new("keys/id"));
+        assert!(expand_home("~ops/.ssh/id", home).unwrap_err().contains("not `~user`"));
+        assert!(expand_home("~/id", None).unwrap_err().starts_with("HOME is not set"));
+    }
+
+    #[test]
+    fn nodes_are_reached_with_their_own_key_and_port() {
+        let text = "apiVersion: zerolab/v1\nkind: Cluster\nname: office\nprovider: ssh\n\
+                    nodes:\n  - {name: a, address: 192.0.2.1, port: 2222, user: ops, key: /keys/a}\n";
+        let cluster = Cluster::from_str(text, "office.yaml").unwrap();
+        let lab = Lab::at("/labs", "office").unwrap();
+        let target = Ssh.address(&lab, &cluster.nodes()[0]).unwrap();
+        let expected = Target {
+            node: "a".into(),
+            address: "192.0.2.1".into(),
+            port: 2222,
+            user: "ops".into(),
+            key: "/keys/a".into(),
+        };
+        assert_eq!(target, expected);
     }
 }

@@ -5,14 +5,21 @@
 //! user, and the machine's `box`, `memory_mb` and `cpus` (defaults [`DEFAULT_BOX`],
 //! [`DEFAULT_MEMORY_MB`], [`DEFAULT_CPUS`]). The box is built locally (no box can be
 //! downloaded on the lab machines), hence a zerolab box name by default.
+//!
+//! Lifecycle: not implemented yet (a later issue); every step of [`Provider`](super::Provider)
+//! answers "not implemented yet" through the same interface the others implement.
 
 use std::net::Ipv4Addr;
 
-use super::{Addressing, ProviderSpec, BASE};
+use super::lifecycle::NotImplemented;
+use super::{Addressing, ProviderKind, ProviderSpec, BASE};
 use crate::cluster::diagnostic::Problem;
 use crate::cluster::net::Subnet;
 use crate::cluster::schema::NodeField;
 use crate::cluster::validate::{Checker, EntryView};
+
+/// The lifecycle: not implemented yet; every step says so in one line.
+pub(super) static LIFECYCLE: NotImplemented = NotImplemented(ProviderKind::Vagrant);
 
 /// The lab subnet when `network.subnet` is not given.
 pub const DEFAULT_SUBNET: Subnet = Subnet::new(Ipv4Addr::new(10, 78, 0, 0), 24);

@@ -81,6 +81,21 @@ pub enum Error {
     /// The remote side of an upload failed (disk full, checksum mismatch, ...).
     #[error("node {node}: upload to {remote} failed: {cause}")]
     Upload { node: String, remote: String, cause: String },
+    /// A step needs root, the login user is not root, and sudo is not installed.
+    #[error(
+        "user {user} on node {node} is not root and the node has no sudo; install sudo \
+         (with a NOPASSWD rule for {user}) or log in as root"
+    )]
+    SudoMissing { node: String, user: String },
+    /// A step needs root and `sudo -n` asks for a password.
+    #[error(
+        "user {user} on node {node} cannot run sudo without a password; allow it \
+         (sudoers: `{user} ALL=(ALL) NOPASSWD: ALL`) or log in as root"
+    )]
+    SudoPassword { node: String, user: String },
+    /// `sudo -n true` failed for another reason.
+    #[error("user {user} on node {node}: `sudo -n true` failed: {cause}")]
+    Sudo { node: String, user: String, cause: String },
     /// A task of [`run_parallel`](super::run_parallel) panicked.
     #[error("node {node}: task panicked")]
     Panicked { node: String },
@@ -101,6 +116,9 @@ impl Error {
             | Error::NoExitStatus { node, .. }
             | Error::LocalFile { node, .. }
             | Error::Upload { node, .. }
+            | Error::SudoMissing { node, .. }
+            | Error::SudoPassword { node, .. }
+            | Error::Sudo { node, .. }
             | Error::Panicked { node } => Some(node),
         }
     }

@@ -22,7 +22,7 @@ mod tcp;
 pub use error::Error;
 pub use hostkeys::HostKeys;
 pub use parallel::run_parallel;
-pub use session::{sha256_file, ConnectOptions, Output, Session, Stream, Upload};
+pub use session::{last_line, sha256_file, ConnectOptions, Output, Session, Stream, Upload};
 
 use std::path::PathBuf;
 

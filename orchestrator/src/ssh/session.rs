@@ -1,4 +1,9 @@
 //! One SSH connection to a node and the steps run over it.
+//!
+//! Steps that need root on the node ([`Session::exec_as_root`], [`Session::upload_as_root`])
+//! run as they are when the login user is `root`, and through `sudo -n` otherwise (never
+//! prompting: a user who needs a password for sudo gets [`Error::SudoPassword`] from
+//! [`Session::check_sudo`], which says how to fix it).
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -135,6 +140,7 @@ impl client::Handler for Client {
 /// An authenticated connection to one node; share it (`&Session`) between steps.
 pub struct Session {
     node: String,
+    user: String,
     handle: Handle<Client>,
 }
 
@@ -186,7 +192,7 @@ impl Session {
             return Err(Error::AuthRejected { node, user: target.user.clone(), key: target.key.clone() });
         }
         tracing::debug!(node = %node, %address, "connected");
-        Ok(Session { node, handle })
+        Ok(Session { node, user: target.user.clone(), handle })
     }
 
     /// The node this session reaches.
@@ -197,6 +203,36 @@ impl Session {
     /// True once the connection is gone (closed by either side, or keepalives unanswered).
     pub fn is_closed(&self) -> bool {
         self.handle.is_closed()
+    }
+
+    /// The user it is logged in as.
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// Whether steps that need root go through `sudo -n` (the login user is not `root`).
+    pub fn needs_sudo(&self) -> bool {
+        self.user != "root"
+    }
+
+    /// Checks that steps needing root can run: nothing to check as `root`; otherwise
+    /// `sudo -n true` must pass, and the error says why not (no sudo, a password needed).
+    pub async fn check_sudo(&self, timeout: Duration) -> Result<(), Error> {
+        if !self.needs_sudo() {
+            return Ok(());
+        }
+        let output = self.exec("sudo -n true", None, timeout).await?;
+        if output.success() {
+            Ok(())
+        } else {
+            Err(sudo_failure(&self.node, &self.user, &output))
+        }
+    }
+
+    /// Runs the POSIX shell `script` as root (`sh -c`, through `sudo -n` unless logged
+    /// in as root; see [`check_sudo`](Self::check_sudo)), whatever the login shell is.
+    pub async fn exec_as_root(&self, script: &str, timeout: Duration) -> Result<Output, Error> {
+        self.exec(&as_root(self.needs_sudo(), script), None, timeout).await
     }
 
     /// Runs `command` (through the login shell) with `stdin` and returns its output once
@@ -296,10 +332,36 @@ impl Session {
         mode: u32,
         timeout: Duration,
     ) -> Result<Upload, Error> {
+        self.upload_checked(local, sum, remote, mode, timeout, false).await
+    }
+
+    /// [`upload_with_sum`](Self::upload_with_sum) to a place only root may write: the
+    /// check and the copy run as root ([`exec_as_root`](Self::exec_as_root)).
+    pub async fn upload_as_root(
+        &self,
+        local: &Path,
+        sum: &str,
+        remote: &str,
+        mode: u32,
+        timeout: Duration,
+    ) -> Result<Upload, Error> {
+        self.upload_checked(local, sum, remote, mode, timeout, true).await
+    }
+
+    async fn upload_checked(
+        &self,
+        local: &Path,
+        sum: &str,
+        remote: &str,
+        mode: u32,
+        timeout: Duration,
+        root: bool,
+    ) -> Result<Upload, Error> {
+        let command = |script: &str| if root { as_root(self.needs_sudo(), script) } else { script.to_owned() };
         let local_error = |source| Error::LocalFile { node: self.node.clone(), path: local.to_path_buf(), source };
         let upload_error = |cause: String| Error::Upload { node: self.node.clone(), remote: remote.to_string(), cause };
         let quoted = shell_quote(remote);
-        let check = self.exec(&format!("sha256sum {quoted} 2>/dev/null"), None, timeout).await?;
+        let check = self.exec(&command(&format!("sha256sum {quoted} 2>/dev/null")), None, timeout).await?;
         if check.success() && String::from_utf8_lossy(&check.stdout).split_whitespace().next() == Some(sum) {
             return Ok(Upload::Skipped);
         }
@@ -312,14 +374,9 @@ impl Session {
         );
         let file = tokio::fs::File::open(local).await.map_err(local_error)?;
         let file = tokio::io::BufReader::with_capacity(256 * 1024, file);
-        let output = self.exec_stream(&script, Some(file), timeout).await?;
+        let output = self.exec_stream(&command(&script), Some(file), timeout).await?;
         if !output.success() {
-            let stderr = String::from_utf8_lossy(&output.stderr);
-            let cause = match stderr.trim() {
-                "" => format!("exit status {:?}", output.status),
-                text => text.lines().last().unwrap_or_default().to_string(),
-            };
-            return Err(upload_error(cause));
+            return Err(upload_error(last_line(&String::from_utf8_lossy(&output.stderr), output.status)));
         }
         Ok(Upload::Copied)
     }
@@ -360,6 +417,33 @@ pub async fn sha256_file(path: &Path) -> std::io::Result<String> {
     Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// The command line that runs the POSIX shell `script` as root: `sh -c SCRIPT`, behind
+/// `sudo -n` (which fails rather than asking for a password) when `sudo` is set.
+fn as_root(sudo: bool, script: &str) -> String {
+    let sudo = if sudo { "sudo -n " } else { "" };
+    format!("{sudo}sh -c {}", shell_quote(script))
+}
+
+/// Why `sudo -n true` failed, from what it printed.
+fn sudo_failure(node: &str, user: &str, output: &Output) -> Error {
+    let (node, user) = (node.to_owned(), user.to_owned());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    match output.status {
+        // The shell's "command not found".
+        Some(127) => Error::SudoMissing { node, user },
+        _ if stderr.contains("password is required") => Error::SudoPassword { node, user },
+        _ => Error::Sudo { node, user, cause: last_line(&stderr, output.status) },
+    }
+}
+
+/// The last line a failed command wrote to stderr, or its exit status when it wrote none.
+pub fn last_line(stderr: &str, status: Option<u32>) -> String {
+    match stderr.trim().lines().last() {
+        Some(line) => line.to_owned(),
+        None => format!("exit status {status:?}"),
+    }
+}
+
 /// Quotes `s` for a POSIX shell.
 fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
@@ -373,6 +457,36 @@ mod tests {
     fn quotes_for_the_shell() {
         assert_eq!(shell_quote("/opt/a b"), "'/opt/a b'");
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
+    }
+
+    #[test]
+    fn root_steps_go_through_sudo_only_for_other_users() {
+        assert_eq!(as_root(false, "echo 'hi'"), r"sh -c 'echo '\''hi'\'''");
+        assert_eq!(as_root(true, "id -u"), "sudo -n sh -c 'id -u'");
+    }
+
+    #[test]
+    fn sudo_failures_say_what_to_do() {
+        let failed = |status, stderr: &str| {
+            let output = Output { status: Some(status), signal: None, stdout: vec![], stderr: stderr.into() };
+            sudo_failure("n1", "ops", &output).to_string()
+        };
+        assert_eq!(
+            failed(1, "sudo: a password is required\n"),
+            "user ops on node n1 cannot run sudo without a password; allow it \
+             (sudoers: `ops ALL=(ALL) NOPASSWD: ALL`) or log in as root"
+        );
+        assert!(failed(127, "bash: line 1: sudo: command not found\n").contains("the node has no sudo; install sudo"));
+        assert_eq!(
+            failed(1, "sudo: account validation failure\n"),
+            "user ops on node n1: `sudo -n true` failed: sudo: account validation failure"
+        );
+    }
+
+    #[test]
+    fn last_line_or_the_status() {
+        assert_eq!(last_line("a\nsudo: a password is required\n", Some(1)), "sudo: a password is required");
+        assert_eq!(last_line("  \n", Some(3)), "exit status Some(3)");
     }
 
     #[tokio::test]

@@ -1,8 +1,9 @@
 //! A real `netns` lab for the orchestrator's end-to-end tests: a temp dir
 //! holding a copy of examples/netns-3.yaml (own lab name and subnet, so test
-//! binaries can run in parallel) and the lab root, a `zerolab` command builder,
-//! and a drop guard that takes the lab down even when a test fails; and what the
-//! tests read of a node from the host: its pid files, its processes, `status` rows.
+//! binaries can run in parallel) and the lab root, a `zerolab` command builder
+//! (also for other cluster files: [`zerolab`]), and a drop guard that takes the
+//! lab down even when a test fails; and what the tests read of a node from the
+//! host: its pid files, its processes, `status` rows.
 
 #![allow(dead_code)] // each test binary uses its own part of the harness
 
@@ -91,23 +92,41 @@ impl LabHarness {
 
     /// `zerolab COMMAND... FILE --lab-root ROOT ARGS...` (`up` also gets `--agent`).
     pub fn zerolab(&self, command: &[&str], args: &[&str]) -> Run {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_zerolab"));
-        cmd.args(command).arg(&self.file).arg("--lab-root").arg(self.root());
-        if command == ["up"] {
-            cmd.arg("--agent").arg(&self.agent);
-        }
-        let output = cmd.args(args).output().unwrap();
-        Run {
-            code: output.status.code().expect("an exit code"),
-            stdout: String::from_utf8(output.stdout).unwrap(),
-            stderr: String::from_utf8(output.stderr).unwrap(),
-        }
+        zerolab(command, &self.file, &self.root(), &self.agent, args)
     }
+
+    /// Makes the lab's namespace hosts (each with its sshd), without installing anything
+    /// on them: what `up` does before it provisions.
+    pub fn create_nodes(&self) {
+        let lab = Lab::open_or_create(self.root(), self.cluster.name()).unwrap();
+        zerolab::provider::netns::create(&lab, &self.cluster).unwrap();
+    }
+}
+
+/// `zerolab COMMAND... FILE --lab-root ROOT ARGS...` (`up` also gets `--agent AGENT`).
+pub fn zerolab(command: &[&str], file: &Path, root: &Path, agent: &Path, args: &[&str]) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_zerolab"));
+    cmd.args(command).arg(file).arg("--lab-root").arg(root);
+    if command == ["up"] {
+        cmd.arg("--agent").arg(agent);
+    }
+    let output = cmd.args(args).output().unwrap();
+    Run {
+        code: output.status.code().expect("an exit code"),
+        stdout: String::from_utf8(output.stdout).unwrap(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    }
+}
+
+/// `zerolab::up::down`, from outside a runtime; the error as one line.
+pub fn down(root: &Path, cluster: &Cluster) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(zerolab::up::down(root, cluster)).map_err(|e| zerolab::up::cause(&e))
 }
 
 impl Drop for LabHarness {
     fn drop(&mut self) {
-        if let Err(e) = zerolab::up::down(&self.root(), &self.cluster) {
+        if let Err(e) = down(&self.root(), &self.cluster) {
             eprintln!("cleanup: {e}");
         }
     }

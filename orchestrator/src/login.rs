@@ -1,0 +1,126 @@
+//! `zerolab ssh`: a login to one node, through the system's OpenSSH client.
+//!
+//! [`command`] checks what was asked (a node of the lab, a lab that is up, a node the
+//! lab records as ready, an `ssh` client on `PATH`), writes the lab's OpenSSH config
+//! (`LAB/ssh_config`, what `inventory --format ssh-config` prints: host keys checked
+//! strictly against zerolab's pins in `LAB/ssh_known_hosts`), and returns the command
+//! `ssh -F LAB/ssh_config -- NODE [CMD...]`. The `zerolab` binary then replaces itself
+//! with it, as `vagrant ssh` does, so the terminal, signals and exit status are ssh's own.
+//!
+//! Design: OpenSSH rather than the russh sessions the other commands use, because a
+//! login is what the OpenSSH client is for: a pseudo-terminal and its modes, window
+//! size changes, escape sequences, agent and X11 forwarding when the user asks for them.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::cluster::{Cluster, SelectorError};
+use crate::inventory::{self, InventoryError};
+use crate::lab::{Lab, LabError, NodeState};
+use crate::provider::{self, ProviderError};
+
+/// Why the login cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    /// No node of the lab has that name.
+    #[error(transparent)]
+    UnknownNode(#[from] SelectorError),
+    /// The lab has not been brought up.
+    #[error("lab {lab} is not up; run `zerolab up` first")]
+    NotUp {
+        /// The lab's name.
+        lab: String,
+    },
+    /// The lab does not record the node as ready.
+    #[error("node {node} is not ready ({why}); run `zerolab up` first")]
+    NotReady {
+        /// The node.
+        node: String,
+        /// What the lab records instead.
+        why: String,
+    },
+    /// There is no OpenSSH client to run.
+    #[error("the OpenSSH client `ssh` was not found on PATH; install it (apt-get install openssh-client)")]
+    NoClient,
+    /// The provider refused, or cannot say where the node is.
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+    /// A lab file.
+    #[error(transparent)]
+    Lab(#[from] LabError),
+    /// The config or the pins could not be written.
+    #[error(transparent)]
+    Inventory(Box<InventoryError>),
+}
+
+impl From<InventoryError> for LoginError {
+    fn from(error: InventoryError) -> LoginError {
+        // Boxed: it holds every error of the inventory, most of them large and rare.
+        LoginError::Inventory(Box::new(error))
+    }
+}
+
+/// The OpenSSH command that logs in to `node` of `cluster` (lab under `root`) and runs
+/// `remote` there (words joined with spaces by ssh, run by the node's login shell), or
+/// an interactive shell when `remote` is empty.
+pub fn command(root: &Path, cluster: &Cluster, node: &str, remote: &[String]) -> Result<Command, LoginError> {
+    let provider = provider::of(cluster)?;
+    let node = cluster.find_node(node)?;
+    let lab = Lab::at(root, cluster.name())?;
+    if !lab.exists() || !provider.is_up(&lab)? {
+        return Err(LoginError::NotUp { lab: cluster.name().to_owned() });
+    }
+    let state = lab.load_state()?;
+    let why = match state.nodes.get(&node.name).map(|record| &record.state) {
+        Some(NodeState::Ready) => None,
+        Some(NodeState::Failed { cause }) => Some(format!("failed: {cause}")),
+        Some(NodeState::Unreachable) => Some("unreachable when last tried".to_owned()),
+        Some(NodeState::Declared | NodeState::Provisioning) | None => Some("not provisioned".to_owned()),
+    };
+    if let Some(why) = why {
+        return Err(LoginError::NotReady { node: node.name.clone(), why });
+    }
+    let ssh = find_program("ssh", std::env::var_os("PATH")).ok_or(LoginError::NoClient)?;
+    let config = inventory::write_ssh_config(&lab, cluster, provider)?;
+    let mut command = Command::new(ssh);
+    // `--` ends ssh's options: the node and the remote command are never read as options.
+    command.arg("-F").arg(config).arg("--").arg(&node.name).args(remote);
+    Ok(command)
+}
+
+/// The first executable file named `program` in the directories of `path` (`PATH`).
+fn find_program(program: &str, path: Option<OsString>) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    std::env::split_paths(&path?)
+        .map(|dir| dir.join(program))
+        .find(|file| std::fs::metadata(file).is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_a_program_on_path_or_says_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = std::env::join_paths([dir.path(), Path::new("/usr/bin"), Path::new("/bin")]).unwrap();
+        assert_eq!(find_program("sh", Some(path.clone())).unwrap().file_name().unwrap(), "sh");
+        assert_eq!(find_program("zerolab-no-such-program", Some(path)), None);
+        assert_eq!(find_program("sh", None), None);
+        // A file that is not executable is not a program.
+        std::fs::write(dir.path().join("ssh"), "").unwrap();
+        assert_eq!(find_program("ssh", Some(dir.path().as_os_str().to_owned())), None);
+    }
+
+    #[test]
+    fn an_unknown_node_gets_a_did_you_mean() {
+        let text = "apiVersion: zerolab/v1\nkind: Cluster\nname: demo\nnodes:\n  - {name: node, count: 3}\n";
+        let cluster = Cluster::from_str(text, "demo.yaml").unwrap();
+        let root = tempfile::tempdir().unwrap();
+        let err = command(root.path(), &cluster, "node-4", &[]).unwrap_err();
+        assert_eq!(err.to_string(), "no node named `node-4`; expected a node name such as `node-1`");
+        let err = command(root.path(), &cluster, "node-2", &[]).unwrap_err();
+        assert_eq!(err.to_string(), "lab demo is not up; run `zerolab up` first");
+    }
+}

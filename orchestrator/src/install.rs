@@ -6,9 +6,11 @@
 //! systemd runs) the unit `/etc/systemd/system/zerolab-agent.service`. Nothing else on
 //! a node is touched, which is what lets [`remove`] take it all away again.
 //!
-//! [`install`] runs over one node's session: upload the agent (skipped when the node has
-//! the same sha256), run `templates/start-agent.sh.j2`, then wait until the agent answers
-//! its health check through its Unix socket. The script decides on the node: where PID 1
+//! [`install`] runs over one node's session: run `templates/start-agent.sh.j2`, which
+//! first compares the node's agent binary with ours by sha256 and, when they match,
+//! starts the agent unless it runs; otherwise it asks for the upload, and the script
+//! runs again in the same command as the upload. Then wait until the agent answers its health check through its Unix
+//! socket. A node with nothing to change thus costs one command and one health check. The script decides on the node: where PID 1
 //! is systemd (`/run/systemd/system` exists) the agent is a systemd service, its unit
 //! rendered from `templates/zerolab-agent.service.j2` and rewritten (with a
 //! `daemon-reload`) only when it changed; elsewhere a supervisor shell restarts it a
@@ -152,10 +154,21 @@ pub fn unit_file(paths: &Paths<'_>) -> Result<String, TemplateError> {
 
 /// The node-side script that starts the agent at `paths` unless it runs (`restart`:
 /// the binary was just replaced, so a running agent is restarted). It prints `started`,
-/// `restarted` or `running`.
-pub fn start_script(paths: &Paths<'_>, restart: bool) -> Result<String, TemplateError> {
+/// `restarted` or `running`; with `expect_sum`, it first checks that the binary has that
+/// sha256 and prints `upload` (starting nothing) when it does not.
+pub fn start_script(paths: &Paths<'_>, restart: bool, expect_sum: Option<&str>) -> Result<String, TemplateError> {
+    if let Some(sum) = expect_sum.filter(|sum| sum.len() != 64 || !sum.bytes().all(|b| b.is_ascii_hexdigit())) {
+        let detail = format!("`{sum}` is not a sha256 in hex");
+        let source = minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, detail);
+        return Err(TemplateError { name: START_AGENT.to_owned(), source });
+    }
     let unit = unit_file(paths)?;
-    let context = context! { restart => u8::from(restart), unit => unit, ..paths.context(START_AGENT)? };
+    let context = context! {
+        restart => u8::from(restart),
+        expect_sum => expect_sum,
+        unit => unit,
+        ..paths.context(START_AGENT)?
+    };
     templates::render(START_AGENT, context)
 }
 
@@ -168,9 +181,13 @@ pub fn remove_script(paths: &Paths<'_>) -> Result<String, TemplateError> {
 /// node, starts it unless it runs, and waits until it is healthy.
 pub async fn install(session: &Session, agent: &Path, sum: &str) -> Result<Installed, InstallError> {
     session.check_sudo(STEP_TIMEOUT).await?;
-    let upload = session.upload_as_root(agent, sum, AGENT_PATH, 0o755, STEP_TIMEOUT).await?;
-    let script = start_script(&Paths::NODE, upload == Upload::Copied)?;
-    let output = session.exec_as_root(&script, STEP_TIMEOUT).await?;
+    let mut upload = Upload::Skipped;
+    let mut output = session.exec_as_root(&start_script(&Paths::NODE, false, Some(sum))?, STEP_TIMEOUT).await?;
+    if output.success() && String::from_utf8_lossy(&output.stdout).trim() == "upload" {
+        let start = start_script(&Paths::NODE, true, None)?;
+        output = session.copy_as_root_then(agent, sum, AGENT_PATH, 0o755, &start, STEP_TIMEOUT).await?;
+        upload = Upload::Copied;
+    }
     if !output.success() {
         return Err(InstallError::Start(ssh::last_line(&String::from_utf8_lossy(&output.stderr), output.status)));
     }

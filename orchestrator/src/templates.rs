@@ -5,7 +5,7 @@
 //! ```
 //! use zerolab::install::{start_script, Paths};
 //! // templates/start-agent.sh.j2, rendered for a node where nothing was uploaded.
-//! let script = start_script(&Paths::NODE, false)?;
+//! let script = start_script(&Paths::NODE, false, None)?;
 //! assert!(script.starts_with("set -e\nrestart=0\n"));
 //! # Ok::<(), zerolab::templates::TemplateError>(())
 //! ```

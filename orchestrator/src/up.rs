@@ -32,8 +32,9 @@ use crate::mux::{self, Mux};
 use crate::provider::{self, Provider, ProviderError};
 use crate::ssh::{self, run_parallel, ConnectOptions, HostKeys, Session, Target, Upload};
 
-/// Nodes provisioned at once.
-pub const PARALLEL: usize = 32;
+/// Nodes provisioned at once: enough that a lab of a hundred starts every handshake at
+/// once (they wait on the network and the nodes' sshd more than on us).
+pub const PARALLEL: usize = 100;
 
 /// What can stop `up`, `down` or `status` as a whole (a node's own failure does not:
 /// it is in that node's [`NodeReport`]).

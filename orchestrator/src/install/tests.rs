@@ -59,7 +59,9 @@ fn unit_passes_systemd_analyze_verify() {
 
 #[test]
 fn scripts_are_posix_shell() {
-    for script in [start_script(&Paths::NODE, false), start_script(&Paths::NODE, true), remove_script(&Paths::NODE)] {
+    for script in
+        [start_script(&Paths::NODE, false, None), start_script(&Paths::NODE, true, None), remove_script(&Paths::NODE)]
+    {
         let script = script.unwrap();
         let output = Command::new("sh").arg("-n").arg("-c").arg(&script).output().unwrap();
         assert!(output.status.success(), "{}\n{script}", String::from_utf8_lossy(&output.stderr));
@@ -68,7 +70,7 @@ fn scripts_are_posix_shell() {
 
 #[test]
 fn refuses_paths_the_scripts_cannot_use_unquoted() {
-    let err = start_script(&Paths { state_dir: "/var/lib/my state", ..Paths::NODE }, false).unwrap_err();
+    let err = start_script(&Paths { state_dir: "/var/lib/my state", ..Paths::NODE }, false, None).unwrap_err();
     assert!(err.source.to_string().contains("path `/var/lib/my state` is not absolute"), "{}", err.source);
     let err = remove_script(&Paths { run_dir: "run/zerolab", ..Paths::NODE }).unwrap_err();
     assert_eq!(err.name, "remove-agent.sh.j2");
@@ -133,7 +135,7 @@ impl Node {
     }
 
     fn start(&self, restart: bool) -> String {
-        self.run(&start_script(&self.paths(), restart).unwrap())
+        self.run(&start_script(&self.paths(), restart, None).unwrap())
     }
 
     /// The `systemctl` calls since the last look.
@@ -237,4 +239,26 @@ fn without_systemd_a_supervisor_keeps_the_agent_running_until_removed() {
     // systemd was never asked, and removing again is fine.
     assert!(node.systemctl().is_empty());
     assert_eq!(node.run(&remove_script(&node.paths()).unwrap()), "removed");
+}
+
+#[test]
+fn with_an_expected_sum_a_different_binary_asks_for_the_upload_and_starts_nothing() {
+    let node = Node::new();
+    let agent = fs::read(node.paths().agent).unwrap();
+    let sum: String = {
+        use sha2::{Digest, Sha256};
+        Sha256::digest(&agent).iter().map(|b| format!("{b:02x}")).collect()
+    };
+    let other = "0".repeat(64);
+    assert_eq!(node.run(&start_script(&node.paths(), false, Some(&other)).unwrap()), "upload");
+    assert!(!node.path("run/supervisor.pid").exists(), "nothing started");
+    assert_eq!(node.run(&start_script(&node.paths(), false, Some(&sum)).unwrap()), "started");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !node.path("run/agent.pid").exists() {
+        assert!(Instant::now() < deadline, "the supervisor did not start the agent");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(running(node.pid("supervisor.pid")));
+    assert_eq!(node.run(&remove_script(&node.paths()).unwrap()), "removed");
+    assert!(start_script(&node.paths(), false, Some("not-a-sum")).is_err());
 }

@@ -73,6 +73,9 @@ const PREFERRED: russh::Preferred = russh::Preferred {
     ..russh::Preferred::DEFAULT
 };
 
+/// The exit status of a copy that failed (see [`Session::copy_as_root_then`]).
+const COPY_FAILED: u32 = 97;
+
 /// How much of a command's standard input is read and written at once.
 const STDIN_CHUNK: usize = 256 * 1024;
 
@@ -358,27 +361,63 @@ impl Session {
         root: bool,
     ) -> Result<Upload, Error> {
         let command = |script: &str| if root { as_root(self.needs_sudo(), script) } else { script.to_owned() };
-        let local_error = |source| Error::LocalFile { node: self.node.clone(), path: local.to_path_buf(), source };
-        let upload_error = |cause: String| Error::Upload { node: self.node.clone(), remote: remote.to_string(), cause };
         let quoted = shell_quote(remote);
         let check = self.exec(&command(&format!("sha256sum {quoted} 2>/dev/null")), None, timeout).await?;
         if check.success() && String::from_utf8_lossy(&check.stdout).split_whitespace().next() == Some(sum) {
             return Ok(Upload::Skipped);
         }
+        self.copy(local, sum, remote, mode, "", timeout, root).await?;
+        Ok(Upload::Copied)
+    }
+
+    /// Streams `local` (whose sha256 is `sum`) to `remote` as root, without first asking
+    /// whether the node has it (the caller knows it does not), verified and renamed into
+    /// place as [`upload`](Self::upload) does; then runs the shell script `then` in the
+    /// same command and returns its output (one command where two would do the same).
+    /// A failed copy is an [`Error::Upload`] and `then` does not run.
+    pub async fn copy_as_root_then(
+        &self,
+        local: &Path,
+        sum: &str,
+        remote: &str,
+        mode: u32,
+        then: &str,
+        timeout: Duration,
+    ) -> Result<Output, Error> {
+        self.copy(local, sum, remote, mode, then, timeout, true).await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn copy(
+        &self,
+        local: &Path,
+        sum: &str,
+        remote: &str,
+        mode: u32,
+        then: &str,
+        timeout: Duration,
+        root: bool,
+    ) -> Result<Output, Error> {
+        let command = |script: &str| if root { as_root(self.needs_sudo(), script) } else { script.to_owned() };
+        let local_error = |source| Error::LocalFile { node: self.node.clone(), path: local.to_path_buf(), source };
+        let upload_error = |cause: String| Error::Upload { node: self.node.clone(), remote: remote.to_string(), cause };
+        let quoted = shell_quote(remote);
+        // The copy runs in a subshell that exits COPY_FAILED on any failure, so its
+        // failure is told from `then`'s.
         let script = format!(
-            "set -e; dest={quoted}; tmp=\"$dest.zerolab-upload.$$\"; trap 'rm -f \"$tmp\"' EXIT; \
+            "(set -e; dest={quoted}; tmp=\"$dest.zerolab-upload.$$\"; trap 'rm -f \"$tmp\"' EXIT; \
              mkdir -p \"$(dirname \"$dest\")\"; cat > \"$tmp\"; \
              sum=$(sha256sum < \"$tmp\"); sum=${{sum%% *}}; \
              if [ \"$sum\" != {sum} ]; then echo \"checksum mismatch: node computed $sum\" >&2; exit 3; fi; \
-             chmod {mode:o} \"$tmp\"; mv -f \"$tmp\" \"$dest\""
+             chmod {mode:o} \"$tmp\"; mv -f \"$tmp\" \"$dest\") || exit {COPY_FAILED}\n{then}"
         );
         let file = tokio::fs::File::open(local).await.map_err(local_error)?;
         let file = tokio::io::BufReader::with_capacity(256 * 1024, file);
         let output = self.exec_stream(&command(&script), Some(file), timeout).await?;
-        if !output.success() {
+        if output.status == Some(COPY_FAILED) || (then.is_empty() && !output.success()) {
             return Err(upload_error(last_line(&String::from_utf8_lossy(&output.stderr), output.status)));
         }
-        Ok(Upload::Copied)
+        Ok(output)
     }
 
     /// Opens a byte stream to the Unix socket `socket_path` on the node

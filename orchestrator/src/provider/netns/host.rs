@@ -281,6 +281,11 @@ pub fn sshd_config(address: Ipv4Addr) -> String {
 /// `$3` home. Sources are reached through descriptor 3, so a mount that hides the lab
 /// directory (say the lab lives under /root) cannot hide a later source; `mount -c`
 /// keeps mount from resolving them back to their hidden paths.
+///
+/// sshd runs with `-r` (no re-exec per connection): re-executing sshd for each login
+/// re-randomizes its memory layout, and costs a process image load that made up a
+/// quarter of a cold 50-node `up` (0.95 s instead of 1.3 s with nothing to change). A
+/// lab node's sshd listens only on the lab's private bridge, for the lab's one key.
 const NODE_SCRIPT: &str = r#"set -e
 exec 3<"$1"
 mount -c --bind /proc/self/fd/3/run /run
@@ -289,7 +294,7 @@ mount -c --bind /proc/self/fd/3/etc-ssh /etc/ssh
 mount -c --bind /proc/self/fd/3/home "$3"
 hostname "$2"
 exec 3<&-
-exec /usr/sbin/sshd -D -e -f /etc/ssh/sshd_config
+exec /usr/sbin/sshd -D -e -r -f /etc/ssh/sshd_config
 "#;
 
 fn start_sshd(lab: &Lab, dir: &Path, ns: &str, node: &Node) -> Result<(), NetnsError> {

@@ -1,5 +1,6 @@
 //! Talking to a node's `zerolab-agent`: HTTP/1.1 over its Unix socket, reached through
-//! the node's SSH connection (a `direct-streamlocal` channel, see [`Session::open_streamlocal`]).
+//! the node's SSH connection (a `direct-streamlocal` channel, see [`Session::open_streamlocal`]),
+//! either one this process holds or the one the lab's keeper holds ([`Link`]).
 //!
 //! ```no_run
 //! # async fn run(session: &zerolab::ssh::Session) -> Result<(), zerolab::agent_client::AgentError> {
@@ -25,7 +26,10 @@ use hyper_util::rt::TokioIo;
 use serde::de::DeserializeOwned;
 use zerolab_agent::api;
 
-use crate::ssh::{self, Session};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::mux::{FailureKind, Mux, MuxError};
+use crate::ssh::{self, Session, Target};
 
 /// Where the agent listens on every node.
 pub const SOCKET: &str = "/run/zerolab/agent.sock";
@@ -39,6 +43,12 @@ pub enum AgentError {
     /// The SSH channel to the agent's socket could not be opened (the connection failed).
     #[error("agent socket {SOCKET} not reachable")]
     Connect(#[source] ssh::Error),
+    /// The lab's keeper could not open the channel to the agent's socket.
+    #[error("agent socket {SOCKET} not reachable")]
+    Unreached(#[source] crate::mux::Failure),
+    /// The lab's keeper itself could not be asked.
+    #[error(transparent)]
+    Keeper(#[from] MuxError),
     /// The HTTP exchange failed (the agent closed the connection, ...).
     #[error("agent request {method} {path} failed")]
     Http {
@@ -66,9 +76,71 @@ pub enum AgentError {
     Unhealthy { status: String },
 }
 
+impl AgentError {
+    /// True when the node itself could not be reached (rather than its agent).
+    pub fn node_unreachable(&self) -> bool {
+        match self {
+            AgentError::Connect(e) => {
+                matches!(
+                    e,
+                    ssh::Error::Unreachable { .. }
+                        | ssh::Error::HandshakeTimeout { .. }
+                        | ssh::Error::ChannelTimeout { .. }
+                )
+            }
+            AgentError::Unreached(failure) => failure.kind == FailureKind::Unreachable,
+            _ => false,
+        }
+    }
+}
+
+/// How requests reach a node's agent.
+#[derive(Clone, Copy)]
+pub enum Link<'a> {
+    /// Over an SSH connection this process holds.
+    Session(&'a Session),
+    /// Over the connection the lab's keeper holds to this node.
+    Keeper(&'a Mux, &'a Target),
+}
+
+impl<'a> From<&'a Session> for Link<'a> {
+    fn from(session: &'a Session) -> Link<'a> {
+        Link::Session(session)
+    }
+}
+
+/// A byte stream to the agent's socket, however it was reached.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+impl Link<'_> {
+    async fn open(self) -> Result<Box<dyn Io>, AgentError> {
+        match self {
+            Link::Session(session) => match session.open_streamlocal(SOCKET).await {
+                Ok(stream) => Ok(Box::new(stream)),
+                // sshd's answer when its connect(2) to the socket fails: no agent there.
+                Err(ssh::Error::Ssh { ref source, .. })
+                    if matches!(
+                        **source,
+                        russh::Error::ChannelOpenFailure(russh::ChannelOpenFailure::ConnectFailed)
+                    ) =>
+                {
+                    Err(AgentError::NotListening)
+                }
+                Err(e) => Err(AgentError::Connect(e)),
+            },
+            Link::Keeper(mux, target) => match mux.stream(target, SOCKET).await? {
+                Ok(stream) => Ok(Box::new(stream)),
+                Err(failure) if failure.kind == FailureKind::Refused => Err(AgentError::NotListening),
+                Err(failure) => Err(AgentError::Unreached(failure)),
+            },
+        }
+    }
+}
+
 /// `GET /v1/health`; `Ok` only when the agent says `ok`.
-pub async fn health(session: &Session, timeout: Duration) -> Result<(), AgentError> {
-    let health: api::Health = get(session, "/v1/health", timeout).await?;
+pub async fn health(link: impl Into<Link<'_>>, timeout: Duration) -> Result<(), AgentError> {
+    let health: api::Health = get(link, "/v1/health", timeout).await?;
     if health.status == "ok" {
         Ok(())
     } else {
@@ -77,40 +149,49 @@ pub async fn health(session: &Session, timeout: Duration) -> Result<(), AgentErr
 }
 
 /// `GET /v1/version`.
-pub async fn version(session: &Session, timeout: Duration) -> Result<api::Version, AgentError> {
-    get(session, "/v1/version", timeout).await
+pub async fn version(link: impl Into<Link<'_>>, timeout: Duration) -> Result<api::Version, AgentError> {
+    get(link, "/v1/version", timeout).await
 }
 
 /// `PUT /v1/blobs/{sha256}`: stores `bytes` (whose SHA-256, hex, is `sha256`) on the node.
 pub async fn put_blob(
-    session: &Session,
+    link: impl Into<Link<'_>>,
     sha256: &str,
     bytes: Bytes,
     timeout: Duration,
 ) -> Result<api::BlobStored, AgentError> {
     let path = format!("/v1/blobs/{sha256}");
-    json(&path, Method::PUT, request(session, Method::PUT, &path, bytes, timeout).await?)
+    json(&path, Method::PUT, request(link, Method::PUT, &path, bytes, timeout).await?)
 }
 
 /// `POST /v1/sessions`: starts one guest.
 pub async fn start_session(
-    session: &Session,
+    link: impl Into<Link<'_>>,
     body: &api::SessionRequest,
     timeout: Duration,
 ) -> Result<api::SessionCreated, AgentError> {
     let body = Bytes::from(serde_json::to_vec(body).expect("a session request serializes"));
     let path = "/v1/sessions";
-    json(path, Method::POST, request(session, Method::POST, path, body, timeout).await?)
+    json(path, Method::POST, request(link, Method::POST, path, body, timeout).await?)
 }
 
 /// `GET /v1/sessions/{id}/stdout` or `/stderr`: what the guest wrote so far, raw.
-pub async fn session_output(session: &Session, id: &str, stream: &str, timeout: Duration) -> Result<Bytes, AgentError> {
-    request(session, Method::GET, &format!("/v1/sessions/{id}/{stream}"), Bytes::new(), timeout).await
+pub async fn session_output(
+    link: impl Into<Link<'_>>,
+    id: &str,
+    stream: &str,
+    timeout: Duration,
+) -> Result<Bytes, AgentError> {
+    request(link, Method::GET, &format!("/v1/sessions/{id}/{stream}"), Bytes::new(), timeout).await
 }
 
 /// `GET path` on the agent, decoded as `T`, within `timeout`.
-pub async fn get<T: DeserializeOwned>(session: &Session, path: &str, timeout: Duration) -> Result<T, AgentError> {
-    json(path, Method::GET, request(session, Method::GET, path, Bytes::new(), timeout).await?)
+pub async fn get<T: DeserializeOwned>(
+    link: impl Into<Link<'_>>,
+    path: &str,
+    timeout: Duration,
+) -> Result<T, AgentError> {
+    json(path, Method::GET, request(link, Method::GET, path, Bytes::new(), timeout).await?)
 }
 
 fn json<T: DeserializeOwned>(path: &str, method: Method, body: Bytes) -> Result<T, AgentError> {
@@ -120,29 +201,21 @@ fn json<T: DeserializeOwned>(path: &str, method: Method, body: Bytes) -> Result<
 /// `method path` with `body` on the agent, within `timeout`: the answer's body when its
 /// status is a success, the agent's error otherwise.
 pub async fn request(
-    session: &Session,
+    link: impl Into<Link<'_>>,
     method: Method,
     path: &str,
     body: Bytes,
     timeout: Duration,
 ) -> Result<Bytes, AgentError> {
-    match tokio::time::timeout(timeout, request_now(session, method.clone(), path, body)).await {
+    match tokio::time::timeout(timeout, request_now(link.into(), method.clone(), path, body)).await {
         Ok(result) => result,
         Err(_) => Err(AgentError::Timeout { method, path: path.to_owned(), timeout }),
     }
 }
 
-async fn request_now(session: &Session, method: Method, path: &str, body: Bytes) -> Result<Bytes, AgentError> {
+async fn request_now(link: Link<'_>, method: Method, path: &str, body: Bytes) -> Result<Bytes, AgentError> {
     let http = |source| AgentError::Http { method: method.clone(), path: path.to_owned(), source };
-    let stream = session.open_streamlocal(SOCKET).await.map_err(|e| match e {
-        // sshd's answer when its connect(2) to the socket fails: no agent there.
-        ssh::Error::Ssh { ref source, .. }
-            if matches!(**source, russh::Error::ChannelOpenFailure(russh::ChannelOpenFailure::ConnectFailed)) =>
-        {
-            AgentError::NotListening
-        }
-        e => AgentError::Connect(e),
-    })?;
+    let stream = link.open().await?;
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(http)?;
     // The connection task ends when the request is done and `sender` is dropped.
     tokio::spawn(connection);

@@ -5,6 +5,10 @@
 //! observed: `ready` when the agent answers, `unreachable` when SSH cannot reach the
 //! node, `failed` with the cause otherwise, and `declared` for every node of a lab that
 //! is not up. Nothing on the nodes or in the lab is changed (`up` records and repairs).
+//!
+//! Unlike `exec`, status does not use the lab's keeper: it makes a new connection to
+//! every node, as `up` does, so it sees what a new login sees (a changed host key, an
+//! sshd that no longer listens) rather than what a connection made earlier still can.
 
 use std::path::Path;
 use std::time::Duration;

@@ -1,8 +1,9 @@
 //! The lab's connection keeper for real on a 3-node `netns` lab: `up` leaves one running
 //! with a connection per node, `exec` reuses those connections instead of making new
 //! ones, a connection that dies is made again, a killed keeper is replaced by the next
-//! command, garbage on its socket does not stop it, nobody but its user can reach it,
-//! and `down` stops it. Needs root and a built `zerolab-agent` (as tests/up.rs).
+//! command, a connection whose node went silent (link down) is given up within
+//! seconds instead of hanging, garbage on its socket does not stop it, nobody but its
+//! user can reach it, and `down` stops it. Needs root and a built `zerolab-agent` (as tests/up.rs).
 
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -14,6 +15,7 @@ use std::time::{Duration, Instant};
 mod common;
 
 use common::LabHarness;
+use zerolab::provider::netns::Names;
 
 /// Established TCP connections from this machine to port 22 of the lab's subnet, as
 /// sorted `local-address peer-address` pairs (the same pairs later: the same connections).
@@ -126,6 +128,22 @@ fn keeper_holds_one_connection_per_node_and_goes_with_the_lab() {
     let now = ssh_connections(subnet);
     assert_eq!(now.len(), 3, "{now:?}");
     assert_eq!(now.iter().filter(|c| connections.contains(c)).count(), 2, "node-2's is new: {now:?}");
+
+    // node-2's link cut under a kept connection: the command fails within seconds,
+    // naming node-2, instead of waiting on a connection that carries nothing.
+    let veth = Names::new(lab.cluster.name()).veth(1);
+    let link =
+        |state: &str| assert!(Command::new("ip").args(["link", "set", &veth, state]).status().unwrap().success());
+    link("down");
+    let started = Instant::now();
+    let run = lab.zerolab(&["exec"], &["--nodes", "node-2", "--", "true"]);
+    let took = started.elapsed();
+    link("up");
+    assert_eq!(run.code, 1, "{run:#?}");
+    assert!(run.stderr.starts_with("node-2: failed: "), "{run:#?}");
+    assert!(took < Duration::from_secs(15), "exec took {took:?} on a dead connection");
+    let run = lab.zerolab(&["exec"], &["--nodes", "node-2", "--", "true"]);
+    assert_eq!(run.code, 0, "node-2 is reached again once its link is back: {run:#?}");
 
     // A killed keeper is replaced by the next command.
     // SAFETY: kill has no memory preconditions.

@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, BufReader};
 use tokio::net::UnixStream;
 
+pub use self::protocol::FailureKind;
 use self::protocol::{read_line, write_line, Reply, Request};
 use crate::ssh::{Output, Target};
 
@@ -74,8 +75,8 @@ pub enum MuxError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{cause}")]
 pub struct Failure {
-    /// The node could not be reached at all.
-    pub unreachable: bool,
+    /// What kind of failure.
+    pub kind: FailureKind,
     /// Why, as one line naming the node.
     pub cause: String,
 }
@@ -177,7 +178,7 @@ impl Mux {
                 stream.read_exact(&mut stderr).await.map_err(io_error)?;
                 Ok(Ok(Output { status, signal, stdout, stderr }))
             }
-            Reply::Failed { unreachable, cause } => Ok(Err(Failure { unreachable, cause })),
+            Reply::Failed { kind, cause } => Ok(Err(Failure { kind, cause })),
             other => Err(MuxError::Protocol { request: "exec", answer: format!("{other:?}") }),
         }
     }
@@ -201,7 +202,7 @@ impl Mux {
         }
         match serde_json::from_slice::<Reply>(&line) {
             Ok(Reply::Streaming) => Ok(Ok(stream)),
-            Ok(Reply::Failed { unreachable, cause }) => Ok(Err(Failure { unreachable, cause })),
+            Ok(Reply::Failed { kind, cause }) => Ok(Err(Failure { kind, cause })),
             Ok(other) => Err(MuxError::Protocol { request: "stream", answer: format!("{other:?}") }),
             Err(_) => {
                 Err(MuxError::Protocol { request: "stream", answer: String::from_utf8_lossy(&line).into_owned() })

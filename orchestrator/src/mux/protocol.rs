@@ -72,11 +72,23 @@ pub enum Reply {
     Done,
     /// The request failed on its node.
     Failed {
-        /// The node could not be reached at all (as opposed to: reached, then failed).
-        unreachable: bool,
+        /// What kind of failure.
+        kind: FailureKind,
         /// Why, as one line.
         cause: String,
     },
+}
+
+/// What kind of failure a [`Reply::Failed`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// The node could not be reached at all (as opposed to: reached, then failed).
+    Unreachable,
+    /// The node refused to connect to the socket: nothing listens there.
+    Refused,
+    /// Anything else.
+    Other,
 }
 
 /// Writes `message` as one JSON line.

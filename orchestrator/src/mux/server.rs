@@ -27,7 +27,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Mutex;
 
-use super::protocol::{read_line, write_line, Reply, Request};
+use super::protocol::{read_line, write_line, FailureKind, Reply, Request};
 use super::{socket_path, MuxError, LOCK};
 use crate::ssh::{self, ConnectOptions, HostKeys, Output, Session, Target};
 use crate::up::cause;
@@ -164,11 +164,8 @@ impl Keeper {
                 }
             }
             Request::Stream { target, socket } => {
-                let remote = match self.session(&target, &ConnectOptions::known_up()).await {
-                    Ok(session) => match session.open_streamlocal(&socket).await {
-                        Ok(remote) => remote,
-                        Err(e) => return write_line(&mut stream, &failed(&e)).await,
-                    },
+                let remote = match self.open_socket(&target, &socket).await {
+                    Ok(remote) => remote,
                     Err(e) => return write_line(&mut stream, &failed(&e)).await,
                 };
                 write_line(&mut stream, &Reply::Streaming).await?;
@@ -223,9 +220,23 @@ impl Keeper {
         match session.exec_stream(command, stdin.as_mut(), timeout).await {
             // The channel could not be opened: the connection died and the command never
             // ran (nor read any input), so running it on a fresh connection runs it once.
-            Err(ssh::Error::Ssh { operation: "channel open", .. }) => {
+            Err(ssh::Error::Ssh { operation: "channel open", .. } | ssh::Error::ChannelTimeout { .. }) => {
                 self.forget(target, &session).await;
                 self.session(target, &options).await?.exec_stream(command, stdin, timeout).await
+            }
+            result => result,
+        }
+    }
+
+    /// A byte stream to `socket` on `target`, retried once on a fresh connection when the
+    /// kept one turns out dead (as [`exec`](Self::exec) does).
+    async fn open_socket(&self, target: &Target, socket: &str) -> Result<ssh::Stream, ssh::Error> {
+        let options = ConnectOptions::known_up();
+        let session = self.session(target, &options).await?;
+        match session.open_streamlocal(socket).await {
+            Err(ssh::Error::ChannelTimeout { .. }) => {
+                self.forget(target, &session).await;
+                self.session(target, &options).await?.open_streamlocal(socket).await
             }
             result => result,
         }
@@ -259,8 +270,19 @@ async fn connect_slot(
 }
 
 fn failed(error: &ssh::Error) -> Reply {
-    let unreachable = matches!(error, ssh::Error::Unreachable { .. } | ssh::Error::HandshakeTimeout { .. });
-    Reply::Failed { unreachable, cause: cause(error) }
+    let kind = match error {
+        ssh::Error::Unreachable { .. } | ssh::Error::HandshakeTimeout { .. } | ssh::Error::ChannelTimeout { .. } => {
+            FailureKind::Unreachable
+        }
+        // sshd's answer when its connect(2) to a socket fails: nothing listens there.
+        ssh::Error::Ssh { source, .. }
+            if matches!(**source, russh::Error::ChannelOpenFailure(russh::ChannelOpenFailure::ConnectFailed)) =>
+        {
+            FailureKind::Refused
+        }
+        _ => FailureKind::Other,
+    };
+    Reply::Failed { kind, cause: cause(error) }
 }
 
 #[cfg(test)]

@@ -64,6 +64,10 @@ pub enum Error {
         #[source]
         source: Box<russh::Error>,
     },
+    /// The node did not answer a channel open in time: the connection looks open but
+    /// carries nothing (say the node's link went down); it is not reused.
+    #[error("node {node}: ssh {operation} got no answer within {timeout:?}; the connection is dead")]
+    ChannelTimeout { node: String, operation: &'static str, timeout: Duration },
     /// A command did not finish within its step timeout.
     #[error("node {node}: `{command}` timed out after {timeout:?}")]
     Timeout { node: String, command: String, timeout: Duration },
@@ -112,6 +116,7 @@ impl Error {
             | Error::AuthRejected { node, .. }
             | Error::HandshakeTimeout { node, .. }
             | Error::Ssh { node, .. }
+            | Error::ChannelTimeout { node, .. }
             | Error::Timeout { node, .. }
             | Error::NoExitStatus { node, .. }
             | Error::LocalFile { node, .. }

@@ -5,6 +5,7 @@
 //! prompting: a user who needs a password for sudo gets [`Error::SudoPassword`] from
 //! [`Session::check_sudo`], which says how to fix it).
 
+use std::future::Future;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -72,6 +73,10 @@ const PREFERRED: russh::Preferred = russh::Preferred {
     ]),
     ..russh::Preferred::DEFAULT
 };
+
+/// How long a node has to answer a channel open: a live sshd answers in milliseconds, a
+/// connection whose peer went away silently never does.
+pub const OPEN_WAIT: Duration = Duration::from_secs(5);
 
 /// The exit status of a copy that failed (see [`Session::copy_as_root_then`]).
 const COPY_FAILED: u32 = 97;
@@ -262,7 +267,8 @@ impl Session {
 
     async fn run<R: AsyncRead + Unpin + Send>(&self, command: &str, stdin: Option<R>) -> Result<Output, Error> {
         let ssh = |operation| move |source| Error::Ssh { node: self.node.clone(), operation, source: Box::new(source) };
-        let channel = self.handle.channel_open_session().await.map_err(ssh("channel open"))?;
+        let channel = self.within_open_wait("channel open", self.handle.channel_open_session()).await?;
+        let channel = channel.map_err(ssh("channel open"))?;
         channel.exec(true, command).await.map_err(ssh("exec"))?;
         let (mut reader, writer) = channel.split();
         let send = async {
@@ -423,12 +429,22 @@ impl Session {
     /// Opens a byte stream to the Unix socket `socket_path` on the node
     /// (`direct-streamlocal@openssh.com`), e.g. to talk to the node agent.
     pub async fn open_streamlocal(&self, socket_path: &str) -> Result<Stream, Error> {
-        let channel = self.handle.channel_open_direct_streamlocal(socket_path).await.map_err(|source| Error::Ssh {
+        let open = self.handle.channel_open_direct_streamlocal(socket_path);
+        let channel = self.within_open_wait("streamlocal open", open).await?.map_err(|source| Error::Ssh {
             node: self.node.clone(),
             operation: "streamlocal open",
             source: Box::new(source),
         })?;
         Ok(channel.into_stream())
+    }
+
+    /// `open` (a channel open), or [`Error::ChannelTimeout`] after [`OPEN_WAIT`].
+    async fn within_open_wait<T>(&self, operation: &'static str, open: impl Future<Output = T>) -> Result<T, Error> {
+        tokio::time::timeout(OPEN_WAIT, open).await.map_err(|_| Error::ChannelTimeout {
+            node: self.node.clone(),
+            operation,
+            timeout: OPEN_WAIT,
+        })
     }
 
     /// Closes the connection politely.

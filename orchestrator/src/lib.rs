@@ -1,7 +1,8 @@
 //! `zerolab`, the orchestrator: reads a cluster file, brings up labs of many machines,
 //! provisions them over SSH and runs the node agent on each.
 //!
-//! [`cluster::Cluster`] reads, checks and expands the cluster file; [`provider`] holds
+//! [`cluster::Cluster`] reads, checks and expands the cluster file; [`job::Job`] does the
+//! same for job files (guest groups wired by channels, and ZeroCloud's JSON); [`provider`] holds
 //! the one list of providers and what each reads from the file; [`lab`] is the lab
 //! directory and its state; [`ssh`] reaches nodes; [`agent_client`] talks to their
 //! agents; [`up`], [`status`], [`exec`], [`sandbox_run`] and [`inventory`] are the
@@ -28,6 +29,7 @@ pub mod agent_client;
 pub mod cluster;
 pub mod exec;
 pub mod inventory;
+pub mod job;
 pub mod lab;
 pub mod mux;
 pub mod provider;

@@ -1,14 +1,15 @@
 //! `zerolab`, the orchestrator: reads a cluster file, brings up labs of many machines,
 //! provisions them over SSH and runs the node agent on each.
 //!
-//! [`cluster::Cluster`] reads, checks and expands the cluster file; [`provider`] holds
-//! the one list of providers, what each reads from the file and its lifecycle
+//! [`cluster::Cluster`] reads, checks and expands the cluster file; [`job::Job`] does the
+//! same for job files (guest groups wired by channels, and ZeroCloud's JSON); [`provider`]
+//! holds the one list of providers, what each reads from the file and its lifecycle
 //! ([`provider::Provider`]: create, address of a node, destroy); [`lab`] is the lab
-//! directory and its state; [`ssh`] reaches nodes; [`install`] is what zerolab puts on
-//! them (the agent and its service, from the scripts in [`templates`]);
-//! [`agent_client`] talks to their agents; [`up`], [`status`], [`exec`], [`sandbox_run`],
-//! [`inventory`] and [`login`] are the `up`/`down`, `status`, `exec`, `sandbox run`,
-//! `inventory` and `ssh` commands.
+//! directory and its state; [`ssh`] reaches nodes, and [`mux`] keeps one connection per
+//! node for the lab's commands; [`install`] is what zerolab puts on them (the agent and
+//! its service, from the scripts in [`templates`]); [`agent_client`] talks to their
+//! agents; [`up`], [`status`], [`exec`], [`sandbox_run`], [`inventory`] and [`login`] are
+//! the `up`/`down`, `status`, `exec`, `sandbox run`, `inventory` and `ssh` commands.
 //!
 //! ```
 //! use zerolab::cluster::{Cluster, NodeSelector};
@@ -32,6 +33,7 @@ pub mod cluster;
 pub mod exec;
 pub mod install;
 pub mod inventory;
+pub mod job;
 pub mod lab;
 pub mod login;
 pub mod mux;

@@ -30,14 +30,18 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Check a cluster file and print its nodes, or every problem found as
-    /// FILE:LINE:COL: what is wrong; what is expected
-    #[command(after_help = "Exit status: 0 valid, 1 invalid (each problem on its own line on stderr), \
-                            2 usage error or unreadable file.")]
+    /// Check a cluster file and print its nodes, or a job file (`kind: Job`, or a ZeroCloud
+    /// JSON job description) and print its groups, instances and channels; or print every
+    /// problem found as FILE:LINE:COL: what is wrong; what is expected
+    #[command(after_help = "Exit status: 0 valid, 1 invalid, or a job that cannot be placed on the --cluster \
+                            lab (each problem on its own line on stderr), 2 usage error or unreadable file.")]
     Validate {
-        /// The cluster file (YAML, apiVersion zerolab/v1)
+        /// The cluster file or job file (YAML with apiVersion zerolab/v1, or ZeroCloud JSON)
         #[arg(value_name = "FILE")]
         file: PathBuf,
+        /// With a job file: also place its instances on this cluster file's nodes
+        #[arg(long, value_name = "CLUSTER")]
+        cluster: Option<PathBuf>,
     },
     /// Bring the lab up: make its nodes (netns; ssh nodes exist already), install and
     /// start the agent on each (a systemd service where systemd runs, else a supervised
@@ -204,7 +208,10 @@ fn main() -> ExitCode {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(io::stderr).init();
     match cli.command {
-        Command::Validate { file } => validate(&file),
+        Command::Validate { file, cluster } => match zerolab::job::is_job_file(&file) {
+            true => validate_job(&file, cluster.as_deref()),
+            false => validate(&file, cluster.is_some()),
+        },
         Command::Up { file, lab_root, agent } => with_cluster(&file, |cluster| up(cluster, &lab_root, agent)),
         Command::Down { file, lab_root } => with_cluster(&file, |cluster| down(cluster, &lab_root)),
         Command::Status { file, lab_root } => with_cluster(&file, |cluster| status(cluster, &lab_root)),
@@ -355,7 +362,12 @@ fn login(cluster: &Cluster, lab_root: &std::path::Path, node: &str, command: &[S
     Err(anyhow::Error::new(error).context(format!("cannot run {}", ssh.get_program().to_string_lossy())))
 }
 
-fn validate(file: &std::path::Path) -> ExitCode {
+fn validate(file: &std::path::Path, with_cluster: bool) -> ExitCode {
+    if with_cluster {
+        let line = format!("zerolab: --cluster goes with a job file, and {} is not one", file.display());
+        print_line(&mut io::stderr().lock(), &line);
+        return ExitCode::from(EXIT_USAGE);
+    }
     match Cluster::from_path(file) {
         Ok(cluster) => {
             let names: Vec<&str> = cluster.nodes().iter().map(|node| node.name.as_str()).collect();
@@ -375,8 +387,40 @@ fn validate(file: &std::path::Path) -> ExitCode {
     }
 }
 
-/// Reports a cluster file that could not be loaded: every problem, or why it is unreadable.
-fn load_error(err: LoadError) -> ExitCode {
+/// Checks a job file, and with `cluster` places it on that lab: one summary line, or
+/// every problem.
+fn validate_job(file: &std::path::Path, cluster: Option<&std::path::Path>) -> ExitCode {
+    let job = match zerolab::job::Job::from_path(file) {
+        Ok(job) => job,
+        Err(err) => return load_error(err),
+    };
+    let mut line = format!("{}: valid: {}", file.display(), job.summary());
+    if let Some(cluster) = cluster {
+        let cluster = match Cluster::from_path(cluster) {
+            Ok(cluster) => cluster,
+            Err(err) => return load_error(err),
+        };
+        let placement = match job.check_placement(&cluster) {
+            Ok(placement) => placement,
+            Err(diagnostics) => {
+                print_line(&mut io::stderr().lock(), &diagnostics.to_string());
+                return ExitCode::from(EXIT_INVALID);
+            }
+        };
+        let nodes: Vec<String> =
+            placement.nodes().iter().map(|node| format!("{node} ({})", placement.instances_on(node).len())).collect();
+        line.push_str(&format!(", placed on lab {}: {}", cluster.name(), nodes.join(", ")));
+    }
+    print_line(&mut io::stdout().lock(), &line);
+    ExitCode::from(EXIT_OK)
+}
+
+/// Reports a cluster or job file that could not be loaded: every problem, or why it is
+/// unreadable.
+fn load_error<P>(err: LoadError<P>) -> ExitCode
+where
+    P: std::fmt::Debug + std::fmt::Display + Send + Sync + 'static,
+{
     match err {
         LoadError::Invalid(diagnostics) => {
             print_line(&mut io::stderr().lock(), &diagnostics.to_string());

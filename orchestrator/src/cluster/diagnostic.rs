@@ -9,10 +9,11 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
+use super::document::ReadProblem;
 use super::location::Location;
 use super::names::{NameError, MAX_LABEL, MAX_LAB_NAME, MAX_NODE_NAME};
 use super::net::{MacAddr, MacError, NodeAddress, Subnet};
-use super::schema::{NodeField, API_VERSION, KIND};
+use super::schema::NodeField;
 use crate::provider::ProviderKind;
 
 /// The most nodes one `nodes:` entry may stand for.
@@ -21,36 +22,9 @@ pub const MAX_COUNT: u32 = 4096;
 /// One thing wrong with a cluster file.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Problem {
-    /// The file holds no YAML document.
-    #[error("the file is empty; expected a cluster file starting with `apiVersion: {API_VERSION}`")]
-    EmptyFile,
-    /// The file holds several YAML documents.
-    #[error("the file holds more than one YAML document; expected a single cluster document")]
-    MultipleDocuments,
-    /// The YAML parser refused the text.
-    #[error("malformed YAML: {message}; expected well-formed YAML (check indentation, `:` and quotes)")]
-    Syntax { message: String },
-    /// `apiVersion` names a version this build does not read.
-    #[error("unsupported apiVersion `{found}`; expected `{API_VERSION}`")]
-    UnsupportedApiVersion { found: String },
-    /// `kind` names a document this build does not read.
-    #[error("unsupported kind `{found}`; expected `{KIND}`")]
-    UnsupportedKind { found: String },
-    /// A field no schema has.
-    #[error("unknown field `{field}` in {within}; {}", unknown_field_hint(suggestion.as_deref(), known))]
-    UnknownField { field: String, within: String, suggestion: Option<String>, known: Vec<String> },
-    /// A value outside a fixed list (the provider).
-    #[error("unknown {what} `{found}`; expected one of {}{}", list(known), did_you_mean(suggestion.as_deref()))]
-    UnknownValue { what: String, found: String, suggestion: Option<String>, known: Vec<String> },
-    /// A required field is absent.
-    #[error("missing field `{field}` in {within}; expected {}", missing_field_hint(field))]
-    MissingField { field: String, within: String },
-    /// A field written twice in one mapping.
-    #[error("duplicate field `{field}` in {within}; expected each field once")]
-    DuplicateField { field: String, within: String },
-    /// A value of the wrong type (serde's message, already in `what; expected` form).
-    #[error("{message}")]
-    Invalid { message: String },
+    /// Reading the text stopped: syntax, the version header, or the schema.
+    #[error(transparent)]
+    Read(#[from] ReadProblem),
     /// The lab name breaks the naming rules.
     #[error(
         "invalid lab name `{name}`: {reason}; expected 1 to {MAX_LAB_NAME} characters of a-z, 0-9 and `-`, \
@@ -159,31 +133,6 @@ pub enum Problem {
     BoxName { value: String },
 }
 
-fn list(items: &[String]) -> String {
-    items.iter().map(|item| format!("`{item}`")).collect::<Vec<_>>().join(", ")
-}
-
-fn did_you_mean(suggestion: Option<&str>) -> String {
-    suggestion.map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default()
-}
-
-fn unknown_field_hint(suggestion: Option<&str>, known: &[String]) -> String {
-    match (suggestion, known) {
-        (Some(suggestion), _) => format!("did you mean `{suggestion}`?"),
-        (None, []) => "expected no fields here".to_owned(),
-        (None, known) => format!("expected one of {}", list(known)),
-    }
-}
-
-fn missing_field_hint(field: &str) -> String {
-    match field {
-        "apiVersion" => format!("`apiVersion: {API_VERSION}`"),
-        "kind" => format!("`kind: {KIND}`"),
-        "nodes" => "a `nodes:` list with at least one node".to_owned(),
-        field => format!("`{field}:` here"),
-    }
-}
-
 fn providers(kinds: &[ProviderKind]) -> String {
     let names: Vec<&str> = kinds.iter().map(|kind| kind.name()).collect();
     match names.split_last() {
@@ -216,34 +165,37 @@ fn mac_reason(reason: MacError) -> &'static str {
     }
 }
 
-/// A [`Problem`] at a place in a file; prints as `FILE:LINE:COL: message`.
+/// A problem at a place in a file; prints as `FILE:LINE:COL: message`. `P` is the
+/// document's problem type: a cluster file's [`Problem`] by default, or a job file's
+/// [`job::Problem`](crate::job::Problem).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Diagnostic {
+pub struct Diagnostic<P = Problem> {
     /// The file name as given by the caller.
     pub file: String,
     /// Where the problem is.
     pub location: Location,
     /// What is wrong.
-    pub problem: Problem,
+    pub problem: P,
 }
 
-impl fmt::Display for Diagnostic {
+impl<P: fmt::Display> fmt::Display for Diagnostic<P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}: {}", self.file, self.location, self.problem)
     }
 }
 
-/// Every problem found in one cluster file, in the order they appear in it; prints one
+/// Every problem found in one file, in the order they appear in it; prints one
 /// diagnostic a line. Never empty.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Diagnostics(Vec<Diagnostic>);
+pub struct Diagnostics<P = Problem>(Vec<Diagnostic<P>>);
 
-impl Diagnostics {
+impl<P: PartialEq> Diagnostics<P> {
     /// Sorts `problems` by location, drops repeats (a bad value in `defaults` is found
     /// once per node), and names them with `file`. `None` when there are none.
-    pub(crate) fn new(file: &str, mut problems: Vec<(Location, Problem)>) -> Option<Diagnostics> {
+    pub(crate) fn new(file: &str, mut problems: Vec<(Location, P)>) -> Option<Diagnostics<P>> {
+        // A stable sort: problems at one place keep the order the checks found them in.
         problems.sort_by_key(|(location, _)| *location);
-        let mut diagnostics: Vec<Diagnostic> = Vec::with_capacity(problems.len());
+        let mut diagnostics: Vec<Diagnostic<P>> = Vec::with_capacity(problems.len());
         for (location, problem) in problems {
             let diagnostic = Diagnostic { file: file.to_owned(), location, problem };
             if !diagnostics.contains(&diagnostic) {
@@ -252,14 +204,16 @@ impl Diagnostics {
         }
         (!diagnostics.is_empty()).then_some(Diagnostics(diagnostics))
     }
+}
 
+impl<P> Diagnostics<P> {
     /// One diagnostic.
-    pub(crate) fn one(file: &str, location: Location, problem: Problem) -> Diagnostics {
+    pub(crate) fn one(file: &str, location: Location, problem: P) -> Diagnostics<P> {
         Diagnostics(vec![Diagnostic { file: file.to_owned(), location, problem }])
     }
 
     /// The diagnostics, in file order.
-    pub fn iter(&self) -> std::slice::Iter<'_, Diagnostic> {
+    pub fn iter(&self) -> std::slice::Iter<'_, Diagnostic<P>> {
         self.0.iter()
     }
 
@@ -274,16 +228,16 @@ impl Diagnostics {
     }
 }
 
-impl<'a> IntoIterator for &'a Diagnostics {
-    type Item = &'a Diagnostic;
-    type IntoIter = std::slice::Iter<'a, Diagnostic>;
+impl<'a, P> IntoIterator for &'a Diagnostics<P> {
+    type Item = &'a Diagnostic<P>;
+    type IntoIter = std::slice::Iter<'a, Diagnostic<P>>;
 
     fn into_iter(self) -> Self::IntoIter {
         self.0.iter()
     }
 }
 
-impl fmt::Display for Diagnostics {
+impl<P: fmt::Display> fmt::Display for Diagnostics<P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, diagnostic) in self.0.iter().enumerate() {
             if i > 0 {
@@ -295,11 +249,12 @@ impl fmt::Display for Diagnostics {
     }
 }
 
-impl std::error::Error for Diagnostics {}
+impl<P: fmt::Debug + fmt::Display> std::error::Error for Diagnostics<P> {}
 
-/// Why [`Cluster::from_path`](super::Cluster::from_path) returned no cluster.
+/// Why a document could not be loaded from a path ([`Cluster::from_path`](super::Cluster::from_path),
+/// [`Job::from_path`](crate::job::Job::from_path)).
 #[derive(Debug, thiserror::Error)]
-pub enum LoadError {
+pub enum LoadError<P: fmt::Debug + fmt::Display = Problem> {
     /// The file could not be read.
     #[error("cannot read {}", path.display())]
     Read {
@@ -309,7 +264,7 @@ pub enum LoadError {
         #[source]
         source: io::Error,
     },
-    /// The file was read and is not a valid cluster file.
+    /// The file was read and is not a valid document.
     #[error(transparent)]
-    Invalid(#[from] Diagnostics),
+    Invalid(#[from] Diagnostics<P>),
 }

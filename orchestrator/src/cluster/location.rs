@@ -1,4 +1,5 @@
-//! Where things are in a cluster file: a map from YAML paths (`nodes[2].address`) to
+//! Where things are in a zerolab document (a cluster file, a job file, or a job's
+//! ZeroCloud JSON, which YAML reads too): a map from YAML paths (`nodes[2].address`) to
 //! line and column, for the errors serde cannot place.
 //!
 //! serde_yaml reports a location for what it rejects itself (syntax, types, unknown and
@@ -21,7 +22,7 @@ use std::fmt;
 
 use saphyr_parser::{Event, Parser, Span};
 
-/// A 1-based line and column (in characters) in a cluster file.
+/// A 1-based line and column (in characters) in a document.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Location {
     /// Line, from 1.

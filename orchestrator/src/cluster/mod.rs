@@ -28,13 +28,18 @@
 //! reported together), `expand` (names from patterns, addresses from the subnet).
 //! Semantic problems are placed by [`location`]: the file is parsed a second time into
 //! a map from YAML paths to lines and columns, and checks report paths.
+//!
+//! Job files ([`crate::job`]) are read by the same machinery: [`document`] (the kinds
+//! and the reading problems), `read`, [`location`], [`Diagnostics`] (generic over the
+//! document's problem type) and the path-to-location checker in `validate`.
 
 pub mod diagnostic;
+pub mod document;
 mod expand;
 pub mod location;
 pub mod names;
 pub mod net;
-mod read;
+pub(crate) mod read;
 pub mod schema;
 pub mod selector;
 pub(crate) mod validate;
@@ -43,6 +48,7 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 pub use self::diagnostic::{Diagnostic, Diagnostics, LoadError, Problem};
+pub use self::document::{DocumentKind, ReadProblem};
 pub use self::location::{Location, YamlPath};
 pub use self::net::{MacAddr, NodeAddress, Subnet};
 pub use self::schema::Labels;
@@ -99,8 +105,8 @@ impl Cluster {
         // document), and columns on the first line count from after it.
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let map = location::SourceMap::parse(text);
-        let file =
-            read::read(text, &map).map_err(|(location, problem)| Diagnostics::one(file_name, location, problem))?;
+        let file = read::read(text, &map)
+            .map_err(|(location, problem)| Diagnostics::one(file_name, location, Problem::Read(problem)))?;
         validate::validate(file, &map).map_err(|problems| {
             Diagnostics::new(file_name, problems).expect("validation failed with at least one problem")
         })

@@ -1,12 +1,14 @@
-//! Reading the text into [`ClusterFile`]: YAML syntax, the version header, then the
-//! typed schema, each stage turning serde_yaml's error into a located [`Problem`].
+//! Reading a zerolab document's text into its schema (a [`ClusterFile`], or a job
+//! file's): YAML syntax, the version header, then the typed schema, each stage turning
+//! serde_yaml's error into a located [`ReadProblem`]. Cluster and job files share it;
+//! [`DocumentKind`] is all that differs.
 //!
 //! The stages, in order, and why:
 //! 1. the text as an untyped YAML value, so a syntax error is told from a schema error
 //!    by which stage failed rather than by guessing from the message;
 //! 2. [`TypeMeta`] alone, so a file for another `apiVersion` or `kind` gets that one
 //!    error instead of a list of unknown fields;
-//! 3. the typed [`ClusterFile`], which stops at the first error (serde cannot go on
+//! 3. the typed schema, which stops at the first error (serde cannot go on
 //!    after one); semantic checks run only on a file that reads.
 //!
 //! serde_yaml's messages are kept but reshaped: the path prefix and the trailing
@@ -14,39 +16,87 @@
 //! `; expected`, Rust type names become words, and an unknown field or value gets a
 //! did-you-mean from the list serde gives.
 
-use super::diagnostic::Problem;
-use super::location::{Location, SourceMap};
-use super::schema::{ClusterFile, TypeMeta, API_VERSION, KIND};
+use serde::de::DeserializeOwned;
+
+use super::document::{DocumentKind, ReadProblem};
+use super::location::{Location, Segment, SourceMap};
+use super::schema::{ClusterFile, TypeMeta, API_VERSION};
 use super::YamlPath;
 
 /// Reads `text` into a [`ClusterFile`], or says where and why it cannot.
-pub(crate) fn read(text: &str, map: &SourceMap) -> Result<ClusterFile, (Location, Problem)> {
-    match serde_yaml::from_str::<serde_yaml::Value>(text) {
-        Err(err) => return Err(syntax_problem(&err, map)),
-        Ok(serde_yaml::Value::Null) if !map.has_document() || text.trim().is_empty() => {
-            return Err((Location::START, Problem::EmptyFile));
-        }
-        Ok(_) => {}
+pub(crate) fn read(text: &str, map: &SourceMap) -> Result<ClusterFile, (Location, ReadProblem)> {
+    read_document(text, map, DocumentKind::Cluster)
+}
+
+/// Reads `text` into the schema `T` of a `document` with the zerolab header
+/// (`apiVersion`, `kind`): the three stages above.
+pub(crate) fn read_document<T: DeserializeOwned>(
+    text: &str,
+    map: &SourceMap,
+    document: DocumentKind,
+) -> Result<T, (Location, ReadProblem)> {
+    let value = read_value(text, map, document)?;
+    // Only a mapping can hold the header; anything else gets the schema's own
+    // "expected a cluster file (a mapping ...)" (or job file) from stage 3.
+    if value.is_mapping() {
+        check_header(text, map, document)?;
     }
-    let meta: TypeMeta = serde_yaml::from_str(text).map_err(|err| schema_problem(&err, map))?;
+    read_typed(text, map, document)
+}
+
+/// Stage 1: the text as an untyped YAML value, refusing syntax errors and empty files.
+fn read_value(
+    text: &str,
+    map: &SourceMap,
+    document: DocumentKind,
+) -> Result<serde_yaml::Value, (Location, ReadProblem)> {
+    match serde_yaml::from_str::<serde_yaml::Value>(text) {
+        Err(err) => Err(syntax_problem(&err, map, document)),
+        Ok(serde_yaml::Value::Null) if !map.has_document() || text.trim().is_empty() => {
+            Err((Location::START, ReadProblem::EmptyFile { document }))
+        }
+        Ok(value) => Ok(value),
+    }
+}
+
+/// Stage 2: `apiVersion` and `kind`, before anything else is looked at.
+fn check_header(text: &str, map: &SourceMap, document: DocumentKind) -> Result<(), (Location, ReadProblem)> {
+    let meta: TypeMeta = serde_yaml::from_str(text).map_err(|err| schema_problem(&err, map, document))?;
     let root = YamlPath::root();
+    let missing = |field: &str| {
+        let within = within(&root, document);
+        (Location::START, ReadProblem::MissingField { field: field.to_owned(), within, document })
+    };
     match meta.api_version {
         None => return Err(missing("apiVersion")),
         Some(found) if found != API_VERSION => {
-            return Err((map.value(&root.key("apiVersion")), Problem::UnsupportedApiVersion { found }))
+            return Err((map.value(&root.key("apiVersion")), ReadProblem::UnsupportedApiVersion { found }))
         }
         Some(_) => {}
     }
     match meta.kind {
-        None => return Err(missing("kind")),
-        Some(found) if found != KIND => return Err((map.value(&root.key("kind")), Problem::UnsupportedKind { found })),
-        Some(_) => {}
+        None => Err(missing("kind")),
+        Some(found) if found != document.kind() => {
+            Err((map.value(&root.key("kind")), ReadProblem::UnsupportedKind { found, document }))
+        }
+        Some(_) => Ok(()),
     }
-    serde_yaml::from_str(text).map_err(|err| schema_problem(&err, map))
 }
 
-fn missing(field: &str) -> (Location, Problem) {
-    (Location::START, Problem::MissingField { field: field.to_owned(), within: "the cluster file".to_owned() })
+/// Stage 3: the typed schema. Also reads JSON, which is YAML here (a job file's
+/// ZeroCloud form), with the same messages and locations.
+pub(crate) fn read_typed<T: DeserializeOwned>(
+    text: &str,
+    map: &SourceMap,
+    document: DocumentKind,
+) -> Result<T, (Location, ReadProblem)> {
+    serde_yaml::from_str(text).map_err(|err| schema_problem(&err, map, document))
+}
+
+/// The `kind:` of a document's header, if it has one: which document a file is,
+/// before reading it as one.
+pub(crate) fn kind_of(text: &str) -> Option<String> {
+    serde_yaml::from_str::<TypeMeta>(text).ok()?.kind
 }
 
 fn location_of(err: &serde_yaml::Error) -> Location {
@@ -54,21 +104,22 @@ fn location_of(err: &serde_yaml::Error) -> Location {
 }
 
 /// An error from reading the text as YAML at all.
-fn syntax_problem(err: &serde_yaml::Error, map: &SourceMap) -> (Location, Problem) {
+fn syntax_problem(err: &serde_yaml::Error, map: &SourceMap, document: DocumentKind) -> (Location, ReadProblem) {
     let message = err.to_string();
     if message.starts_with("deserializing from YAML containing more than one document") {
-        return (location_of(err), Problem::MultipleDocuments);
+        return (location_of(err), ReadProblem::MultipleDocuments { document });
     }
     // serde_yaml names a duplicate key without its place; the source map has it.
     if message.contains("duplicate entry with key") {
         if let Some((path, location)) = map.first_duplicate() {
             let field = path.segments().last().map(ToString::to_string).unwrap_or_default();
-            return (location, Problem::DuplicateField { field, within: within(&path.parent().unwrap_or_default()) });
+            let within = within(&path.parent().unwrap_or_default(), document);
+            return (location, ReadProblem::DuplicateField { field, within });
         }
     }
     // libyaml's message is `PROBLEM at line L column C[, while parsing CONTEXT at line ...]`.
     let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
-    (location_of(err), Problem::Syntax { message })
+    (location_of(err), ReadProblem::Syntax { message })
 }
 
 /// serde's own message shapes, which are stable: they come from `serde::de::Error`'s
@@ -77,7 +128,7 @@ const SERDE_PHRASES: [&str; 6] =
     ["unknown field `", "unknown variant `", "missing field `", "invalid type: ", "invalid value: ", "invalid length "];
 
 /// An error from reading YAML into the typed schema.
-fn schema_problem(err: &serde_yaml::Error, map: &SourceMap) -> (Location, Problem) {
+fn schema_problem(err: &serde_yaml::Error, map: &SourceMap, document: DocumentKind) -> (Location, ReadProblem) {
     let mut location = location_of(err);
     let full = err.to_string();
     let message = match err.location() {
@@ -85,7 +136,7 @@ fn schema_problem(err: &serde_yaml::Error, map: &SourceMap) -> (Location, Proble
         None => &full,
     };
     let (path, message) = split_path(message);
-    let within = within(&YamlPath::parse(path));
+    let within = within(&YamlPath::parse(path), document);
     let problem = if let Some(rest) = message.strip_prefix("unknown field `") {
         let (field, known) = name_and_expected(rest);
         let suggestion = closest(&field, &known);
@@ -93,25 +144,30 @@ fn schema_problem(err: &serde_yaml::Error, map: &SourceMap) -> (Location, Proble
         if err.location().is_none() {
             location = map.key(&YamlPath::parse(path).key(&field));
         }
-        Problem::UnknownField { field, within, suggestion, known }
+        ReadProblem::UnknownField { field, within, suggestion, known }
     } else if let Some(rest) = message.strip_prefix("unknown variant `") {
         let (found, known) = name_and_expected(rest);
         let suggestion = closest(&found, &known);
-        Problem::UnknownValue { what: within, found, suggestion, known }
+        // Named by its field (`unknown strategy`), the location saying which one.
+        let what = match YamlPath::parse(path).segments().last() {
+            Some(Segment::Key(field)) => field.clone(),
+            _ => within,
+        };
+        ReadProblem::UnknownValue { what, found, suggestion, known }
     } else if let Some(rest) = message.strip_prefix("missing field `") {
-        Problem::MissingField { field: rest.trim_end_matches('`').to_owned(), within }
+        ReadProblem::MissingField { field: rest.trim_end_matches('`').to_owned(), within, document }
     } else {
         let message = plain_types(&message.replacen(", expected ", "; expected ", 1));
         let message = if path.is_empty() { message } else { format!("{path}: {message}") };
-        Problem::Invalid { message }
+        ReadProblem::Invalid { message }
     };
     (location, problem)
 }
 
 /// How messages name the mapping a field is in.
-fn within(path: &YamlPath) -> String {
+fn within(path: &YamlPath, document: DocumentKind) -> String {
     if path.segments().is_empty() {
-        "the cluster file".to_owned()
+        format!("the {}", document.noun())
     } else {
         path.to_string()
     }

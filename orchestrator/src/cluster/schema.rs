@@ -25,7 +25,7 @@ use crate::provider::ProviderKind;
 
 /// The one `apiVersion` this build reads.
 pub const API_VERSION: &str = "zerolab/v1";
-/// The one `kind` of document this build reads.
+/// The `kind` of a cluster document.
 pub const KIND: &str = "Cluster";
 
 /// Labels: key to value. YAML scalars of any type are read as their text (`rack: 2`).
@@ -33,12 +33,12 @@ pub type Labels = BTreeMap<String, String>;
 
 /// The version header every zerolab document starts with, read before the rest.
 #[derive(Debug, Deserialize)]
-#[serde(expecting = "a cluster file (a mapping with apiVersion, kind, name, provider and nodes)")]
+#[serde(expecting = "a zerolab document (a mapping with apiVersion and kind)")]
 pub struct TypeMeta {
     /// `apiVersion`: `zerolab/v1`.
     #[serde(rename = "apiVersion")]
     pub api_version: Option<String>,
-    /// `kind`: `Cluster`.
+    /// `kind`: `Cluster` or `Job`.
     pub kind: Option<String>,
 }
 

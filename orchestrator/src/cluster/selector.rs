@@ -143,8 +143,9 @@ impl fmt::Display for NodeSelector {
 }
 
 /// Whether `text` matches `pattern`, where `*` matches any run of characters and `?`
-/// any one character. Linear backtracking over the last `*`: no exponential cases.
-fn glob(pattern: &str, text: &str) -> bool {
+/// any one character. Linear backtracking over the last `*`: no exponential cases. Job
+/// files use it for wildcard inputs (`data/part-*`).
+pub(crate) fn glob(pattern: &str, text: &str) -> bool {
     let pattern: Vec<char> = pattern.chars().collect();
     let text: Vec<char> = text.chars().collect();
     let (mut p, mut t) = (0, 0);

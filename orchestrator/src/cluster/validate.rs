@@ -20,25 +20,31 @@ use super::schema::{ClusterFile, Labels, NodeDefaults, NodeField, NodeSpec};
 use super::Cluster;
 use crate::provider::{Addressing, ProviderKind, ProviderSpec};
 
-/// Collects problems, each placed at the location of a path.
-pub(crate) struct Checker<'a> {
+/// Collects problems, each placed at the location of a path. `P` is the document's
+/// problem type (job files use it too).
+pub(crate) struct Checker<'a, P = Problem> {
     map: &'a SourceMap,
-    problems: Vec<(Location, Problem)>,
+    problems: Vec<(Location, P)>,
 }
 
-impl<'a> Checker<'a> {
-    pub(crate) fn new(map: &'a SourceMap) -> Checker<'a> {
+impl<'a, P> Checker<'a, P> {
+    pub(crate) fn new(map: &'a SourceMap) -> Checker<'a, P> {
         Checker { map, problems: Vec::new() }
     }
 
     /// Reports `problem` at the value of `path` (for a sequence item: the item).
-    pub(crate) fn report(&mut self, path: &YamlPath, problem: Problem) {
+    pub(crate) fn report(&mut self, path: &YamlPath, problem: P) {
         self.problems.push((self.map.value(path), problem));
     }
 
     /// Reports `problem` at the key of `path` (for a field that should not be there).
-    pub(crate) fn report_key(&mut self, path: &YamlPath, problem: Problem) {
+    pub(crate) fn report_key(&mut self, path: &YamlPath, problem: P) {
         self.problems.push((self.map.key(path), problem));
+    }
+
+    /// Where `path`'s value is, for problems kept to be reported later.
+    pub(crate) fn location(&self, path: &YamlPath) -> Location {
+        self.map.value(path)
     }
 
     /// The line of `path`'s value, for messages that point at a first occurrence.
@@ -51,7 +57,7 @@ impl<'a> Checker<'a> {
         self.problems.is_empty()
     }
 
-    pub(crate) fn into_problems(self) -> Vec<(Location, Problem)> {
+    pub(crate) fn into_problems(self) -> Vec<(Location, P)> {
         self.problems
     }
 }

@@ -1,0 +1,116 @@
+//! What every zerolab document shares: the kinds this build reads ([`DocumentKind`]) and
+//! what can go wrong before a document's own checks run ([`ReadProblem`]).
+//!
+//! Cluster files and job files are read by the same stages (YAML syntax, the
+//! `apiVersion`/`kind` header, the typed schema; see [`read`](super::read)), so the
+//! problems of those stages are one enum that each document's own `Problem` wraps. The
+//! only thing that differs between documents is how messages name them (`the cluster
+//! file`, `kind: Job`), which [`DocumentKind`] supplies.
+
+use std::fmt;
+
+use super::schema::API_VERSION;
+
+/// A kind of zerolab document.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DocumentKind {
+    /// `kind: Cluster`: a lab ([`Cluster`](super::Cluster)).
+    Cluster,
+    /// `kind: Job`: guest groups to run on a lab ([`Job`](crate::job::Job)).
+    Job,
+}
+
+impl DocumentKind {
+    /// The `kind:` value that selects it.
+    pub fn kind(self) -> &'static str {
+        match self {
+            DocumentKind::Cluster => super::schema::KIND,
+            DocumentKind::Job => crate::job::schema::KIND,
+        }
+    }
+
+    /// How messages name a file of this kind.
+    pub fn noun(self) -> &'static str {
+        match self {
+            DocumentKind::Cluster => "cluster file",
+            DocumentKind::Job => "job file",
+        }
+    }
+
+    /// What to write for a missing required top-level `field`, when more than `field:`
+    /// can be said.
+    fn missing_hint(self, field: &str) -> Option<String> {
+        match (self, field) {
+            (_, "apiVersion") => Some(format!("`apiVersion: {API_VERSION}`")),
+            (_, "kind") => Some(format!("`kind: {}`", self.kind())),
+            (DocumentKind::Cluster, "nodes") => Some("a `nodes:` list with at least one node".to_owned()),
+            (DocumentKind::Job, "groups") => Some("a `groups:` list with at least one group".to_owned()),
+            _ => None,
+        }
+    }
+}
+
+/// Prints as messages name it: `cluster file`, `job file`.
+impl fmt::Display for DocumentKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.noun())
+    }
+}
+
+/// Something wrong found while reading a document's text into its schema: syntax, the
+/// version header, or what serde rejects. Reading stops at the first one.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ReadProblem {
+    /// The file holds no YAML document.
+    #[error("the file is empty; expected a {document} starting with `apiVersion: {API_VERSION}`")]
+    EmptyFile { document: DocumentKind },
+    /// The file holds several YAML documents.
+    #[error("the file holds more than one YAML document; expected a single {} document", document.kind().to_lowercase())]
+    MultipleDocuments { document: DocumentKind },
+    /// The YAML parser refused the text.
+    #[error("malformed YAML: {message}; expected well-formed YAML (check indentation, `:` and quotes)")]
+    Syntax { message: String },
+    /// `apiVersion` names a version this build does not read.
+    #[error("unsupported apiVersion `{found}`; expected `{API_VERSION}`")]
+    UnsupportedApiVersion { found: String },
+    /// `kind` names a document this build does not read here.
+    #[error("unsupported kind `{found}`; expected `{}`", document.kind())]
+    UnsupportedKind { found: String, document: DocumentKind },
+    /// A field no schema has.
+    #[error("unknown field `{field}` in {within}; {}", unknown_field_hint(suggestion.as_deref(), known))]
+    UnknownField { field: String, within: String, suggestion: Option<String>, known: Vec<String> },
+    /// A value outside a fixed list (the provider, a placement strategy).
+    #[error("unknown {what} `{found}`; expected one of {}{}", list(known), did_you_mean(suggestion.as_deref()))]
+    UnknownValue { what: String, found: String, suggestion: Option<String>, known: Vec<String> },
+    /// A required field is absent.
+    #[error("missing field `{field}` in {within}; expected {}", missing_field_hint(*document, field))]
+    MissingField { field: String, within: String, document: DocumentKind },
+    /// A field written twice in one mapping.
+    #[error("duplicate field `{field}` in {within}; expected each field once")]
+    DuplicateField { field: String, within: String },
+    /// A value of the wrong type (serde's message, already in `what; expected` form).
+    #[error("{message}")]
+    Invalid { message: String },
+}
+
+/// `` `a`, `b`, `c` ``.
+pub(crate) fn list(items: &[String]) -> String {
+    items.iter().map(|item| format!("`{item}`")).collect::<Vec<_>>().join(", ")
+}
+
+/// ``  (did you mean `x`?)`` or nothing.
+pub(crate) fn did_you_mean(suggestion: Option<&str>) -> String {
+    suggestion.map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default()
+}
+
+fn unknown_field_hint(suggestion: Option<&str>, known: &[String]) -> String {
+    match (suggestion, known) {
+        (Some(suggestion), _) => format!("did you mean `{suggestion}`?"),
+        (None, []) => "expected no fields here".to_owned(),
+        (None, known) => format!("expected one of {}", list(known)),
+    }
+}
+
+fn missing_field_hint(document: DocumentKind, field: &str) -> String {
+    document.missing_hint(field).unwrap_or_else(|| format!("`{field}:` here"))
+}

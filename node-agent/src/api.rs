@@ -10,6 +10,7 @@
 //! | `GET /v1/version`              |                   | [`Version`]               |
 //! | `GET /v1/facts`                |                   | [`Facts`]                 |
 //! | `PUT /v1/blobs/{sha256}`       | raw bytes         | [`BlobStored`]            |
+//! | `HEAD /v1/blobs/{sha256}`      |                   | 200 stored, 404 not       |
 //! | `POST /v1/sessions`            | [`SessionRequest`]| [`SessionCreated`]        |
 //! | `GET /v1/sessions`             |                   | [`SessionList`]           |
 //! | `GET /v1/sessions/{id}`        |                   | [`SessionStatus`]         |

@@ -142,7 +142,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/health", get(|| async { Json(api::Health { status: "ok".into() }) }))
         .route("/v1/version", get(version))
         .route("/v1/facts", get(|| async { Json(facts()) }))
-        .route("/v1/blobs/{sha256}", put(put_blob).layer(DefaultBodyLimit::max(MAX_BLOB_BYTES)))
+        .route("/v1/blobs/{sha256}", put(put_blob).head(has_blob).layer(DefaultBodyLimit::max(MAX_BLOB_BYTES)))
         .route("/v1/sessions", get(list_sessions).post(start_session))
         .route("/v1/sessions/{id}", get(session_status).delete(kill_session))
         .route("/v1/sessions/{id}/stdout", get(|s: Shared, id: UrlPath<String>| output(s, id, Output::Stdout)))
@@ -159,6 +159,13 @@ async fn put_blob(State(s): Shared, UrlPath(name): UrlPath<String>, body: Bytes)
         .await
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("blob upload failed: {e}; retry")))??;
     Ok((StatusCode::CREATED, Json(stored)).into_response())
+}
+
+/// `HEAD /v1/blobs/{sha256}`: 200 when stored, 404 when not (so a client uploads only
+/// what a node lacks).
+async fn has_blob(State(s): Shared, UrlPath(name): UrlPath<String>) -> Result<StatusCode, ApiError> {
+    s.blobs.path(&name)?;
+    Ok(StatusCode::OK)
 }
 
 async fn start_session(State(s): Shared, body: Bytes) -> Result<Response, ApiError> {

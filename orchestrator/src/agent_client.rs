@@ -185,6 +185,39 @@ pub async fn session_output(
     request(link, Method::GET, &format!("/v1/sessions/{id}/{stream}"), Bytes::new(), timeout).await
 }
 
+/// `HEAD /v1/blobs/{sha256}`: whether the node already stores that blob.
+pub async fn blob_stored(link: impl Into<Link<'_>>, sha256: &str, timeout: Duration) -> Result<bool, AgentError> {
+    match request(link, Method::HEAD, &format!("/v1/blobs/{sha256}"), Bytes::new(), timeout).await {
+        Ok(_) => Ok(true),
+        Err(AgentError::Status { status: StatusCode::NOT_FOUND, .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// `GET /v1/sessions`: every session the agent knows, oldest first.
+pub async fn sessions(link: impl Into<Link<'_>>, timeout: Duration) -> Result<api::SessionList, AgentError> {
+    get(link, "/v1/sessions", timeout).await
+}
+
+/// `GET /v1/sessions/{id}`: a session's state, and its report once done.
+pub async fn session_status(
+    link: impl Into<Link<'_>>,
+    id: &str,
+    timeout: Duration,
+) -> Result<api::SessionStatus, AgentError> {
+    get(link, &format!("/v1/sessions/{id}"), timeout).await
+}
+
+/// `DELETE /v1/sessions/{id}`: kills a session's guest (a finished one stays as it was).
+pub async fn kill_session(
+    link: impl Into<Link<'_>>,
+    id: &str,
+    timeout: Duration,
+) -> Result<api::SessionStatus, AgentError> {
+    let path = format!("/v1/sessions/{id}");
+    json(&path, Method::DELETE, request(link, Method::DELETE, &path, Bytes::new(), timeout).await?)
+}
+
 /// `GET path` on the agent, decoded as `T`, within `timeout`.
 pub async fn get<T: DeserializeOwned>(
     link: impl Into<Link<'_>>,

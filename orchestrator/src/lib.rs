@@ -38,6 +38,7 @@ pub mod lab;
 pub mod login;
 pub mod mux;
 pub mod provider;
+pub mod run;
 pub mod sandbox_run;
 pub mod ssh;
 pub mod status;

@@ -105,6 +105,66 @@ enum Command {
         #[arg(value_name = "CMD", last = true, required = true)]
         command: Vec<String>,
     },
+    /// Run a job on the lab: place its instances, upload programs and inputs once per
+    /// node, start every guest through its node's agent, collect reports and outputs
+    /// into LAB/jobs/ID/, and print one line per instance: node, exit state, return
+    /// code, guest exit code, accounting
+    #[command(after_help = "Exit status: 0 every guest exited 0, 1 a guest failed, was stopped or lost with its \
+                            node, or the cluster or job file is invalid, 2 usage error, unreadable file, a lab \
+                            that is not up, a node that is not ready, or a job that cannot be placed or started.")]
+    Run {
+        /// The cluster file
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// The job file (YAML `kind: Job`, or a ZeroCloud JSON job description)
+        #[arg(value_name = "JOB")]
+        job: PathBuf,
+        /// Directory holding the labs
+        #[arg(long, value_name = "DIR", default_value = DEFAULT_ROOT)]
+        lab_root: PathBuf,
+    },
+    /// List the lab's job runs: id, job, when, instances finished
+    #[command(after_help = "Exit status: 0 listed, 1 invalid cluster file, 2 usage error or unreadable file.")]
+    Jobs {
+        /// The cluster file
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Directory holding the labs
+        #[arg(long, value_name = "DIR", default_value = DEFAULT_ROOT)]
+        lab_root: PathBuf,
+    },
+    /// Print a run's output: every instance's stdout as `INSTANCE: LINE`, or one
+    /// instance's stdout as it is (its stderr on stderr); live from its node while it runs
+    #[command(after_help = "Exit status: 0 printed, 1 invalid cluster file, 2 usage error, unreadable file, \
+                            unknown run or instance, or a node that did not answer.")]
+    Logs {
+        /// The cluster file
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// The run: its id, or a job's name for its latest run
+        #[arg(value_name = "JOB")]
+        job: String,
+        /// Only this instance
+        #[arg(value_name = "INSTANCE")]
+        instance: Option<String>,
+        /// Directory holding the labs
+        #[arg(long, value_name = "DIR", default_value = DEFAULT_ROOT)]
+        lab_root: PathBuf,
+    },
+    /// Stop every instance of a run that is still running
+    #[command(after_help = "Exit status: 0 stopped (or nothing left to stop), 1 a node did not answer or invalid \
+                            cluster file, 2 usage error, unreadable file or unknown run.")]
+    Cancel {
+        /// The cluster file
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// The run: its id, or a job's name for its latest run
+        #[arg(value_name = "JOB")]
+        job: String,
+        /// Directory holding the labs
+        #[arg(long, value_name = "DIR", default_value = DEFAULT_ROOT)]
+        lab_root: PathBuf,
+    },
     /// Run guests in a node's sandbox
     #[command(subcommand)]
     Sandbox(SandboxCommand),
@@ -228,6 +288,12 @@ fn main() -> ExitCode {
             Ok(EXIT_OK)
         }),
         Command::Keeper { lab_dir } => keeper(&lab_dir),
+        Command::Run { file, job, lab_root } => with_cluster(&file, |cluster| run_job(cluster, &lab_root, &job)),
+        Command::Jobs { file, lab_root } => with_cluster(&file, |cluster| jobs(cluster, &lab_root)),
+        Command::Logs { file, job, instance, lab_root } => {
+            with_cluster(&file, |cluster| logs(cluster, &lab_root, &job, instance.as_deref()))
+        }
+        Command::Cancel { file, job, lab_root } => with_cluster(&file, |cluster| cancel(cluster, &lab_root, &job)),
         Command::Sandbox(SandboxCommand::Run { file, node, program, args, lab_root }) => {
             with_cluster(&file, |cluster| sandbox_run(cluster, &lab_root, &node, &program, args))
         }
@@ -260,6 +326,80 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// This executable: what starts the lab's connection keeper.
 fn current_exe() -> anyhow::Result<PathBuf> {
     std::env::current_exe().map_err(|e| anyhow::anyhow!("cannot find the zerolab executable: {e}"))
+}
+
+fn run_job(cluster: &Cluster, lab_root: &std::path::Path, job: &std::path::Path) -> anyhow::Result<u8> {
+    let job = match zerolab::job::Job::from_path(job) {
+        Ok(job) => job,
+        Err(zerolab::cluster::LoadError::Invalid(diagnostics)) => {
+            print_line(&mut io::stderr().lock(), &diagnostics.to_string());
+            return Ok(EXIT_INVALID);
+        }
+        Err(err) => return Err(err.into()),
+    };
+    let options = zerolab::run::RunOptions { program: current_exe()? };
+    let progress = ui::JobProgress::new(job.instances().len(), job.name());
+    let shown = progress.clone();
+    let run = runtime()?.block_on(zerolab::run::run(lab_root, cluster, &job, &options, move |counts| {
+        shown.update(counts);
+    }));
+    progress.finish();
+    let run = run?;
+    let _ = write!(io::stdout().lock(), "{}", ui::job_summary(&run));
+    Ok(if run.success() { EXIT_OK } else { EXIT_INVALID })
+}
+
+fn jobs(cluster: &Cluster, lab_root: &std::path::Path) -> anyhow::Result<u8> {
+    let lab = zerolab::lab::Lab::at(lab_root, cluster.name())?;
+    let runs = zerolab::run::history::runs(&lab)?;
+    let _ = write!(io::stdout().lock(), "{}", ui::runs_table(&runs));
+    Ok(EXIT_OK)
+}
+
+fn logs(cluster: &Cluster, lab_root: &std::path::Path, job: &str, instance: Option<&str>) -> anyhow::Result<u8> {
+    use zerolab::run::history;
+    let program = current_exe()?;
+    let runtime = runtime()?;
+    let output = |instance: &str, stream: &str| {
+        runtime.block_on(history::output(lab_root, cluster, &program, job, instance, stream))
+    };
+    match instance {
+        Some(instance) => {
+            let stdout = output(instance, "stdout")?;
+            let stderr = output(instance, "stderr")?;
+            let _ = io::stdout().lock().write_all(&stdout);
+            let _ = io::stderr().lock().write_all(&stderr);
+        }
+        None => {
+            let lab = zerolab::lab::Lab::at(lab_root, cluster.name())?;
+            let (record, _) = history::find(&lab, job)?;
+            for entry in &record.instances {
+                let stdout = output(&entry.name, "stdout")?;
+                let text: String =
+                    String::from_utf8_lossy(&stdout).lines().map(|line| format!("{}: {line}\n", entry.name)).collect();
+                let _ = io::stdout().lock().write_all(text.as_bytes());
+            }
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+fn cancel(cluster: &Cluster, lab_root: &std::path::Path, job: &str) -> anyhow::Result<u8> {
+    let stopped = runtime()?.block_on(zerolab::run::history::cancel(lab_root, cluster, &current_exe()?, job))?;
+    let mut all = true;
+    for (instance, result) in &stopped {
+        match result {
+            Ok(()) => print_line(&mut io::stdout().lock(), &format!("{instance}: stopped")),
+            Err(cause) => {
+                all = false;
+                print_line(&mut io::stderr().lock(), &format!("{instance}: not stopped: {cause}"));
+            }
+        }
+    }
+    if stopped.is_empty() {
+        print_line(&mut io::stdout().lock(), &format!("{job}: nothing running"));
+    }
+    Ok(if all { EXIT_OK } else { EXIT_INVALID })
 }
 
 fn keeper(lab_dir: &std::path::Path) -> ExitCode {

@@ -9,6 +9,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use zerolab::exec::{NodeRun, Outcome};
 use zerolab::lab::NodeState;
+use zerolab::run::history::RunSummary;
+use zerolab::run::{Counts, JobRun};
 use zerolab::status::NodeStatus;
 use zerolab::up::NodeReport;
 
@@ -51,6 +53,119 @@ impl Progress {
             bar.finish_and_clear();
         }
     }
+}
+
+/// Progress of a job run: on a terminal a line that counts instances pending, running,
+/// done and failed; elsewhere a plain line each time the counts change.
+#[derive(Clone)]
+pub struct JobProgress {
+    bar: Option<ProgressBar>,
+}
+
+impl JobProgress {
+    /// Progress over `total` instances of job `name`.
+    pub fn new(total: usize, name: &str) -> JobProgress {
+        let bar = std::io::stdout().is_terminal().then(|| {
+            let style = ProgressStyle::with_template("{spinner} job {prefix}: {msg} [{bar:30}] {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar());
+            let bar = ProgressBar::new(total as u64).with_style(style).with_prefix(name.to_owned());
+            bar.enable_steady_tick(Duration::from_millis(100));
+            bar
+        });
+        JobProgress { bar }
+    }
+
+    /// The counts changed.
+    pub fn update(&self, counts: &Counts) {
+        let line = format!(
+            "{} pending, {} running, {} done, {} failed",
+            counts.pending, counts.running, counts.done, counts.failed
+        );
+        match &self.bar {
+            Some(bar) => {
+                bar.set_position((counts.done + counts.failed) as u64);
+                bar.set_message(line);
+            }
+            None => {
+                let _ = writeln!(std::io::stdout().lock(), "{line}");
+            }
+        }
+    }
+
+    /// The run is over: the bar goes.
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// The end of `zerolab run`: one aligned line per instance (instance, node, exit state,
+/// ZeroVM return code, guest exit code, accounting or cause), then the results
+/// directory and a one-line verdict.
+pub fn job_summary(run: &JobRun) -> String {
+    let mut rows = vec![["INSTANCE", "NODE", "EXIT", "RC", "CODE", "ACCOUNTING / CAUSE"].map(String::from)];
+    for instance in &run.instances {
+        let (exit, rc, code, accounting) = match &instance.report {
+            Some(report) => (
+                report.exit_state.clone(),
+                report.return_code.to_string(),
+                report.user_code.to_string(),
+                report.text.lines().nth(4).unwrap_or_default().to_owned(),
+            ),
+            None => ("-".to_owned(), "-".to_owned(), "-".to_owned(), String::new()),
+        };
+        let last = instance.cause.clone().unwrap_or(accounting);
+        rows.push([instance.name.clone(), instance.node.clone(), exit, rc, code, last]);
+    }
+    let mut text = table(&rows);
+    let failed = run.instances.iter().filter(|i| !i.success()).count();
+    let verdict = match failed {
+        0 => format!("job {}: all {} instances exited 0", run.id, run.instances.len()),
+        n => format!("job {}: {n} of {} instances failed", run.id, run.instances.len()),
+    };
+    text.push_str(&format!("results in {}\n{verdict}\n", run.dir.display()));
+    text
+}
+
+/// `zerolab jobs`: one line per run, oldest first.
+pub fn runs_table(runs: &[RunSummary]) -> String {
+    let mut rows = vec![["RUN", "JOB", "STARTED", "FINISHED"].map(String::from)];
+    for run in runs {
+        let started = std::time::UNIX_EPOCH + Duration::from_secs(run.record.started);
+        let ago = std::time::SystemTime::now().duration_since(started).unwrap_or_default().as_secs();
+        rows.push([
+            run.record.id.clone(),
+            run.record.job.clone(),
+            format!("{ago}s ago"),
+            format!("{}/{}", run.finished, run.record.instances.len()),
+        ]);
+    }
+    table(&rows)
+}
+
+/// Rows as left-aligned columns, two spaces apart, the last column unpadded.
+fn table<const N: usize>(rows: &[[String; N]]) -> String {
+    let mut widths = [0; N];
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut text = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i + 1 == N {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<width$}  ", width = widths[i]));
+            }
+        }
+        text.push_str(line.trim_end());
+        text.push('\n');
+    }
+    text
 }
 
 /// A state as one word.
@@ -104,26 +219,7 @@ pub fn status_table(rows: &[NodeStatus]) -> String {
             row.cause.as_deref().map_or_else(|| "-".to_owned(), |cause| about(&row.node, cause).to_owned()),
         ]);
     }
-    let mut widths = [0; 6];
-    for line in &cells {
-        for (width, cell) in widths.iter_mut().zip(line) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let mut table = String::new();
-    for line in &cells {
-        let mut text = String::new();
-        for (i, cell) in line.iter().enumerate() {
-            if i + 1 == line.len() {
-                text.push_str(cell);
-            } else {
-                text.push_str(&format!("{cell:<width$}  ", width = widths[i]));
-            }
-        }
-        table.push_str(text.trim_end());
-        table.push('\n');
-    }
-    table
+    table(&cells)
 }
 
 /// One node's `exec` output: each stdout line as `node-1: LINE` (first), each stderr

@@ -111,7 +111,7 @@ fn run_places_uploads_collects_fails_fast_and_reports_lost_nodes() {
         "spin",
         "apiVersion: zerolab/v1\nkind: Job\nname: spin\ngroups:\n  - {name: spin, count: 3, program: loop, timeout: 60s}\n",
     );
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_zerolab"))
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_zerolab"))
         .args(["run"])
         .arg(&lab.file)
         .arg(&spin)

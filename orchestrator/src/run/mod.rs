@@ -175,6 +175,7 @@ pub async fn run(
     options: &RunOptions,
     progress: impl Fn(&Counts),
 ) -> Result<JobRun, RunError> {
+    let begun = Instant::now();
     let provider = provider::of(cluster).map_err(UpError::from)?;
     let lab = Lab::at(root, cluster.name()).map_err(UpError::from)?;
     if !lab.exists() {
@@ -200,8 +201,11 @@ pub async fn run(
     let dir = lab.dir().join("jobs").join(&id);
     let mut record = JobRecord::new(&id, job, &plan);
 
+    tracing::debug!(elapsed = ?begun.elapsed(), instances = plan.instances.len(), "planned");
     upload(&mux, &targets, &plan).await?;
+    tracing::debug!(elapsed = ?begun.elapsed(), "uploaded");
     let sessions = start(&mux, &targets, &plan).await;
+    tracing::debug!(elapsed = ?begun.elapsed(), "all sessions started");
     for (instance, session) in record.instances.iter_mut().zip(&sessions) {
         instance.session = session.as_ref().ok().cloned();
     }
@@ -219,6 +223,7 @@ pub async fn run(
     }
     let ids: Vec<String> = sessions.into_iter().map(|s| s.unwrap_or_default()).collect();
     let instances = watch(&mux, &targets, &plan, &ids, &dir, progress).await?;
+    tracing::debug!(elapsed = ?begun.elapsed(), "all instances ended, outputs collected");
     Ok(JobRun { id, dir, instances })
 }
 

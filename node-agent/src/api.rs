@@ -17,6 +17,14 @@
 //! | `GET /v1/sessions/{id}/stdout` |                   | raw bytes written so far  |
 //! | `GET /v1/sessions/{id}/stderr` |                   | raw bytes written so far  |
 //! | `DELETE /v1/sessions/{id}`     |                   | [`SessionStatus`]         |
+//!
+//! Channels between guests ([`ChannelSpec`]): a session may ask for channels
+//! whose other end is another session of the same job, on this node
+//! ([`ChannelPeer::Local`]) or on another node's agent ([`ChannelPeer::Listen`]
+//! for the reading end, [`ChannelPeer::Connect`] for the writing end, which
+//! connects to the reader's agent at its [`Facts::channel_port`]). The guest
+//! starts once every channel is connected; until then the session is
+//! [`SessionState::Waiting`].
 
 use serde::{Deserialize, Serialize};
 
@@ -27,6 +35,10 @@ pub const PREFIX: &str = "/v1";
 pub const DEFAULT_MEMORY: u64 = 256 << 20;
 /// Default `timeout` of a session, in seconds (ZeroVM's `Timeout` unit).
 pub const DEFAULT_TIMEOUT_SECS: u64 = 50;
+/// Default `channel_wait_secs`: how long a session waits for its channels.
+pub const DEFAULT_CHANNEL_WAIT_SECS: u64 = 30;
+/// The agent's default TCP port for channels from other agents.
+pub const DEFAULT_CHANNEL_PORT: u16 = 7700;
 
 /// Every 4xx and 5xx body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,6 +75,12 @@ pub struct Facts {
     pub memory_bytes: u64,
     /// Kernel release (`uname -r`).
     pub kernel: String,
+    /// The TCP port on which the agent accepts channels from other agents
+    /// (give `NODE_ADDRESS:PORT` to the writing end's [`ChannelPeer::Connect`]);
+    /// `None` when it has no channel listener (an older agent, or the port
+    /// could not be bound: its log says why).
+    #[serde(default)]
+    pub channel_port: Option<u16>,
 }
 
 /// `PUT /v1/blobs/{sha256}`.
@@ -95,6 +113,83 @@ pub struct SessionRequest {
     /// SHA-256 of an uploaded blob to use as stdin; none means empty stdin.
     #[serde(default)]
     pub stdin: Option<String>,
+    /// Channels to other guests of the same job; the guest starts once all
+    /// are connected.
+    #[serde(default)]
+    pub channels: Vec<ChannelSpec>,
+    /// How long to wait, in seconds, for every channel to be connected before
+    /// the session fails with a report naming the channel and both its ends.
+    #[serde(default = "default_channel_wait")]
+    pub channel_wait_secs: u64,
+}
+
+/// One end of a one-way channel between two guests of a job.
+///
+/// JSON: `{"alias": "/dev/out/reduce-1", "direction": "out", "job": "wc-7f3a",
+/// "channel": "map-1>reduce-1", "key": "<64 hex>", "peer": {"connect":
+/// {"address": "10.77.0.3:7700"}}}`; `peer` is also `"local"` or `"listen"`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelSpec {
+    /// The name the guest sees: `/dev/in/<writer>` for a reader,
+    /// `/dev/out/<reader>` for a writer.
+    pub alias: String,
+    /// Whether this session's guest reads or writes the channel.
+    pub direction: ChannelDirection,
+    /// The job's id, the same on both ends (printable ASCII, 1 to 255 bytes).
+    pub job: String,
+    /// The channel's id, unique within the job and the same on both ends,
+    /// e.g. `map-1>reduce-1` (printable ASCII, 1 to 255 bytes).
+    pub channel: String,
+    /// 64 hex digits: 32 random bytes the orchestrator makes per job and
+    /// channel and gives to both ends. It authenticates the connection
+    /// between agents; it never crosses the network.
+    pub key: String,
+    /// Where the other end is.
+    pub peer: ChannelPeer,
+}
+
+impl std::fmt::Debug for ChannelSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the key: requests end up in logs.
+        f.debug_struct("ChannelSpec")
+            .field("alias", &self.alias)
+            .field("direction", &self.direction)
+            .field("job", &self.job)
+            .field("channel", &self.channel)
+            .field("key", &"<hidden>")
+            .field("peer", &self.peer)
+            .finish()
+    }
+}
+
+/// Which way data flows for this session's guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChannelDirection {
+    /// The guest reads (a sequential, read-only channel).
+    In,
+    /// The guest writes (a sequential, write-only channel).
+    Out,
+}
+
+/// Where a channel's other end is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChannelPeer {
+    /// Another session on this agent: the agent makes a pipe and gives one
+    /// end to each of the two sessions, whichever asks first.
+    Local,
+    /// Another agent connects to this one's channel port (the reading end
+    /// of a channel across nodes; `direction` must be `in`).
+    Listen,
+    /// This agent connects to the other end's agent (the writing end of a
+    /// channel across nodes; `direction` must be `out`).
+    Connect {
+        /// The reading end's agent: its node's address and [`Facts::channel_port`],
+        /// as `IP:PORT` (`10.77.0.3:7700`, `[fd00::3]:7700`).
+        address: String,
+    },
 }
 
 fn default_memory() -> u64 {
@@ -103,6 +198,10 @@ fn default_memory() -> u64 {
 
 fn default_timeout() -> u64 {
     DEFAULT_TIMEOUT_SECS
+}
+
+fn default_channel_wait() -> u64 {
+    DEFAULT_CHANNEL_WAIT_SECS
 }
 
 impl SessionRequest {
@@ -115,6 +214,8 @@ impl SessionRequest {
             memory: DEFAULT_MEMORY,
             timeout: DEFAULT_TIMEOUT_SECS,
             stdin: None,
+            channels: Vec::new(),
+            channel_wait_secs: DEFAULT_CHANNEL_WAIT_SECS,
         }
     }
 }
@@ -130,6 +231,8 @@ pub struct SessionCreated {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SessionState {
+    /// Waiting for its channels to be connected; the guest has not started.
+    Waiting,
     /// Starting or running.
     Running,
     /// Ended; the report is final.
@@ -163,6 +266,10 @@ pub struct SessionStatus {
     pub state: SessionState,
     /// The report, once done.
     pub report: Option<Report>,
+    /// While [`SessionState::Waiting`]: the aliases of the channels not yet
+    /// connected.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waiting_for: Vec<String>,
 }
 
 /// A session's report: ZeroVM's six-line text and its fields.
@@ -206,6 +313,33 @@ mod tests {
     #[test]
     fn session_request_rejects_unknown_fields() {
         assert!(serde_json::from_str::<SessionRequest>(r#"{"program":"ab","memroy":1}"#).is_err());
+    }
+
+    #[test]
+    fn channel_specs_read_all_three_peers() {
+        let key = "ab".repeat(32);
+        let text = format!(
+            r#"{{"program":"p","channel_wait_secs":2,"channels":[
+              {{"alias":"/dev/out/b","direction":"out","job":"j","channel":"a>b","key":"{key}",
+                "peer":{{"connect":{{"address":"10.0.0.2:7700"}}}}}},
+              {{"alias":"/dev/in/c","direction":"in","job":"j","channel":"c>a","key":"{key}","peer":"listen"}},
+              {{"alias":"/dev/in/d","direction":"in","job":"j","channel":"d>a","key":"{key}","peer":"local"}}]}}"#
+        );
+        let r: SessionRequest = serde_json::from_str(&text).unwrap();
+        assert_eq!(r.channel_wait_secs, 2);
+        let peers: Vec<&ChannelPeer> = r.channels.iter().map(|c| &c.peer).collect();
+        assert_eq!(
+            peers,
+            [&ChannelPeer::Connect { address: "10.0.0.2:7700".into() }, &ChannelPeer::Listen, &ChannelPeer::Local]
+        );
+        assert_eq!(r.channels[1].direction, ChannelDirection::In);
+        assert!(!format!("{r:?}").contains(&key), "the key must not be printed");
+    }
+
+    #[test]
+    fn facts_without_a_channel_port_still_read() {
+        let f: Facts = serde_json::from_str(r#"{"hostname":"h","cpus":1,"memory_bytes":1,"kernel":"k"}"#).unwrap();
+        assert_eq!(f.channel_port, None);
     }
 
     #[test]

@@ -5,13 +5,18 @@
 //!   the orchestrator depends on this crate with `default-features = false`
 //!   and gets nothing else.
 //! - With the default `server` feature: [`server`] (axum router, socket,
-//!   node facts), [`blobs`] (content-addressed uploads) and [`sessions`]
-//!   (one guest per `std::thread`, outputs in files, kill handles).
+//!   node facts), [`blobs`] (content-addressed uploads), [`sessions`]
+//!   (one guest per `std::thread`, outputs in files, kill handles) and
+//!   [`channels`] (channels between guests: local pipes, and authenticated
+//!   TCP connections between agents handed to the guests as descriptors).
 //!
-//! **How the orchestrator reaches it, and why that is secure.** The agent
-//! listens only on a Unix socket (default `/run/zerolab/agent.sock`, mode
-//! 0600 in a 0700 directory, owned by the agent's user); it opens no TCP
-//! port. The orchestrator already holds an SSH connection to every node and
+//! **How the orchestrator reaches it, and why that is secure.** The API is
+//! served only on a Unix socket (default `/run/zerolab/agent.sock`, mode
+//! 0600 in a 0700 directory, owned by the agent's user). The one TCP port
+//! (`--channel-port`, default 7700) carries channel data between agents and
+//! nothing else: a connection reaches a guest only after proving it holds
+//! that job's and channel's key (see [`channels`]). The orchestrator
+//! already holds an SSH connection to every node and
 //! opens a `direct-streamlocal@openssh.com` channel to the socket over it.
 //! So a request needs either the lab's SSH key (authenticated and encrypted
 //! by sshd) or the agent's own user (root) on the node — the same people who
@@ -25,6 +30,7 @@
 //! zerolab_agent::server::serve(
 //!     Path::new("/run/zerolab/agent.sock"),
 //!     Path::new("/var/lib/zerolab"),
+//!     "0.0.0.0:7700".parse().unwrap(),
 //!     std::future::pending(),
 //! )
 //! .await
@@ -35,6 +41,8 @@ pub mod api;
 
 #[cfg(feature = "server")]
 pub mod blobs;
+#[cfg(feature = "server")]
+pub mod channels;
 #[cfg(feature = "server")]
 pub mod server;
 #[cfg(feature = "server")]

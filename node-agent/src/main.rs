@@ -5,6 +5,8 @@
 //! Exit status: 0 after a clean shutdown, 1 when the agent could not start
 //! or serve (the cause is logged as one line).
 
+use std::io::IsTerminal;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -12,8 +14,10 @@ use clap::Parser;
 
 /// The zerolab node agent: runs sandboxed guests behind an HTTP API on a Unix socket.
 ///
-/// Reach it through the node's SSH connection (OpenSSH streamlocal forwarding);
-/// it opens no TCP port. Exit status: 0 after SIGINT/SIGTERM, 1 on failure.
+/// Reach the API through the node's SSH connection (OpenSSH streamlocal
+/// forwarding). Its one TCP port carries channels between guests on different
+/// nodes, each authenticated by its job's key. Exit status: 0 after
+/// SIGINT/SIGTERM, 1 on failure.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Cli {
@@ -23,6 +27,12 @@ struct Cli {
     /// Directory for blobs and session outputs.
     #[arg(long, value_name = "DIR", default_value = "/var/lib/zerolab")]
     state_dir: PathBuf,
+    /// TCP port for channels from other agents (0 picks a free one; see GET /v1/facts).
+    #[arg(long, value_name = "PORT", default_value_t = zerolab_agent::api::DEFAULT_CHANNEL_PORT)]
+    channel_port: u16,
+    /// Address to listen on for channels (each lab node is its own network namespace).
+    #[arg(long, value_name = "IP", default_value = "0.0.0.0")]
+    channel_address: IpAddr,
     /// Log JSON lines to stderr instead of text.
     #[arg(long)]
     log_json: bool,
@@ -32,7 +42,11 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colours only on a terminal: on a node, stderr is a log file.
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     if cli.log_json {
         logs.json().init();
     } else {
@@ -59,7 +73,8 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             }
             tracing::info!("shutting down");
         };
-        zerolab_agent::server::serve(&cli.socket, &cli.state_dir, shutdown).await?;
+        let channels = SocketAddr::new(cli.channel_address, cli.channel_port);
+        zerolab_agent::server::serve(&cli.socket, &cli.state_dir, channels, shutdown).await?;
         Ok(())
     })
 }

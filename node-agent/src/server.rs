@@ -1,12 +1,13 @@
 //! The HTTP server: axum router over a Unix socket, and the node's facts.
 //!
-//! [`serve`] binds the socket (parent directory 0700 when it creates it,
-//! socket 0600), builds [`AppState`] and runs [`router`] until the future
-//! given to it resolves. Handlers never unwrap: every failure becomes an
+//! [`serve`] starts the channel listener ([`Hub::start`]), binds the socket
+//! (parent directory 0700 when it creates it, socket 0600), builds
+//! [`AppState`] and runs [`router`] until the future given to it resolves. Handlers never unwrap: every failure becomes an
 //! [`ApiError`] — a status and an [`api::ErrorBody`] with one actionable line.
 //! Request bodies are parsed by hand (not with axum's `Json` extractor) so a
 //! malformed body gets the same JSON error shape as everything else.
 
+use std::net::SocketAddr;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -21,6 +22,7 @@ use zerolab_sandbox::session::Options;
 
 use crate::api;
 use crate::blobs::{sha256_hex, BlobError, Blobs};
+use crate::channels::{ChannelsError, Hub};
 use crate::sessions::{Output, Sessions, SessionsError};
 
 /// Largest blob accepted in one `PUT` (the body is held in memory).
@@ -63,21 +65,26 @@ pub enum ServeError {
 pub struct AppState {
     blobs: Blobs,
     sessions: Sessions,
+    hub: Option<Arc<Hub>>,
     /// SHA-256 of the running binary, hashed once (off the request path).
     build: Arc<OnceLock<String>>,
 }
 
 impl AppState {
-    /// State under `state_dir` (`blobs/`, `sessions/`).
-    pub fn new(state_dir: &Path, opts: Options) -> std::io::Result<AppState> {
+    /// State under `state_dir` (`blobs/`, `sessions/`); sessions may have
+    /// channels when there is a `hub`.
+    pub fn new(state_dir: &Path, opts: Options, hub: Option<Arc<Hub>>) -> std::io::Result<AppState> {
         create_private_dir(state_dir)?;
         let blobs = Blobs::open(state_dir.join("blobs"))?;
-        let sessions = Sessions::new(state_dir.join("sessions"), blobs.clone(), opts)?;
+        let mut sessions = Sessions::new(state_dir.join("sessions"), blobs.clone(), opts)?;
+        if let Some(hub) = &hub {
+            sessions = sessions.with_hub(Arc::clone(hub));
+        }
         let build = Arc::new(OnceLock::new());
         // Hash the binary in the background so the socket answers at once.
         let early = Arc::clone(&build);
         std::thread::spawn(move || early.get_or_init(binary_hash).len());
-        Ok(AppState { blobs, sessions, build })
+        Ok(AppState { blobs, sessions, hub, build })
     }
 }
 
@@ -126,6 +133,11 @@ impl From<SessionsError> for ApiError {
             SessionsError::Blob(BlobError::Missing(_)) => StatusCode::UNPROCESSABLE_ENTITY,
             SessionsError::Blob(BlobError::Write { .. }) => StatusCode::INTERNAL_SERVER_ERROR,
             SessionsError::Blob(_) | SessionsError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            SessionsError::Channels(ChannelsError::Invalid(_)) => StatusCode::BAD_REQUEST,
+            SessionsError::Channels(ChannelsError::Conflict(_)) => StatusCode::CONFLICT,
+            SessionsError::Channels(ChannelsError::NoListener(_) | ChannelsError::Pipe(_)) | SessionsError::NoHub => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             SessionsError::Unknown(_) => StatusCode::NOT_FOUND,
             SessionsError::Prepare { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             SessionsError::Thread { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -141,7 +153,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/health", get(|| async { Json(api::Health { status: "ok".into() }) }))
         .route("/v1/version", get(version))
-        .route("/v1/facts", get(|| async { Json(facts()) }))
+        .route("/v1/facts", get(|State(s): Shared| async move { Json(facts(s.hub.as_ref().and_then(|h| h.port()))) }))
         .route("/v1/blobs/{sha256}", put(put_blob).head(has_blob).layer(DefaultBodyLimit::max(MAX_BLOB_BYTES)))
         .route("/v1/sessions", get(list_sessions).post(start_session))
         .route("/v1/sessions/{id}", get(session_status).delete(kill_session))
@@ -176,7 +188,7 @@ async fn start_session(State(s): Shared, body: Bytes) -> Result<Response, ApiErr
         )
     })?;
     let id = s.sessions.start(&req)?;
-    tracing::info!(session = %id, program = %req.program, "session started");
+    tracing::info!(session = %id, program = %req.program, channels = req.channels.len(), "session started");
     Ok((StatusCode::CREATED, Json(api::SessionCreated { id })).into_response())
 }
 
@@ -205,14 +217,15 @@ async fn output(State(s): Shared, UrlPath(id): UrlPath<String>, which: Output) -
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
 }
 
-/// The node's facts, read from `/proc`.
-pub fn facts() -> api::Facts {
+/// The node's facts, read from `/proc`, and the agent's channel port.
+pub fn facts(channel_port: Option<u16>) -> api::Facts {
     let read = |p: &str| std::fs::read_to_string(p).map(|s| s.trim().to_string()).unwrap_or_default();
     api::Facts {
         hostname: read("/proc/sys/kernel/hostname"),
         cpus: std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1),
         memory_bytes: mem_total(&read("/proc/meminfo")).unwrap_or(0),
         kernel: read("/proc/sys/kernel/osrelease"),
+        channel_port,
     }
 }
 
@@ -245,13 +258,16 @@ pub fn bind(socket: &Path) -> Result<tokio::net::UnixListener, ServeError> {
     Ok(listener)
 }
 
-/// Serves the API on `socket` with state under `state_dir` until `shutdown`.
+/// Serves the API on `socket` with state under `state_dir`, and channels
+/// from other agents on `channels`, until `shutdown`.
 pub async fn serve(
     socket: &Path,
     state_dir: &Path,
+    channels: SocketAddr,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let state = AppState::new(state_dir, Options::default())
+    let hub = Arc::new(Hub::start(channels).await);
+    let state = AppState::new(state_dir, Options::default(), Some(hub))
         .map_err(|source| ServeError::State { path: state_dir.to_path_buf(), source })?;
     let listener = bind(socket)?;
     tracing::info!(socket = %socket.display(), state = %state_dir.display(), "listening");
@@ -272,7 +288,8 @@ mod tests {
 
     #[test]
     fn facts_come_from_this_machine() {
-        let f = facts();
+        let f = facts(Some(7700));
+        assert_eq!(f.channel_port, Some(7700));
         assert!(f.cpus >= 1);
         assert!(f.memory_bytes > 0);
         assert!(!f.kernel.is_empty());

@@ -8,8 +8,15 @@
 //! a healthy guest. A panic in that thread is caught and becomes a failed
 //! report, so one session never takes the agent down.
 //!
+//! A session with channels to other guests is registered with the
+//! [`Hub`] in [`Sessions::start`] (so a bad or conflicting channel is the
+//! request's error) and starts out [`Waiting`](api::SessionState::Waiting):
+//! its thread waits for every channel (see [`crate::channels`]) before it
+//! spawns the guest, which takes its channels as descriptors at spawn.
+//!
 //! Killing races with starting: a kill that arrives before the guest exists
-//! is remembered under the entry's lock and applied as soon as it does.
+//! is remembered under the entry's lock and applied as soon as it does; one
+//! that arrives while the session waits for its channels ends the wait.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -19,6 +26,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use tokio::sync::Notify;
+
 use zerolab_sandbox::channel::Channel;
 use zerolab_sandbox::codes::ReturnCode;
 use zerolab_sandbox::manifest::{AccessType, Limits};
@@ -27,6 +36,7 @@ use zerolab_sandbox::session::{self, Guest, KillHandle, Options};
 
 use crate::api;
 use crate::blobs::{BlobError, Blobs};
+use crate::channels::{ChannelsError, Hub, Pending, WaitError};
 
 /// Why a session could not be started or found.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +50,12 @@ pub enum SessionsError {
     /// `memory` or `timeout` out of range.
     #[error("{0}")]
     BadRequest(String),
+    /// A channel is malformed or conflicts with another session's.
+    #[error(transparent)]
+    Channels(#[from] ChannelsError),
+    /// Channels asked of sessions that have no hub (a library user's setup).
+    #[error("this agent runs no channel hub; sessions with channels need the zerolab-agent daemon")]
+    NoHub,
     /// The session's directory or files could not be made.
     #[error("cannot prepare session {id} in {}", dir.display())]
     Prepare {
@@ -88,6 +104,10 @@ struct Progress {
     kill: Option<KillHandle>,
     kill_requested: bool,
     report: Option<api::Report>,
+    /// Waiting for channels: the guest does not exist yet.
+    waiting: bool,
+    /// The aliases of the channels not yet connected.
+    waiting_for: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -95,6 +115,8 @@ struct Entry {
     id: String,
     dir: PathBuf,
     progress: Mutex<Progress>,
+    /// Ends a wait for channels (a kill that comes before the guest).
+    cancel: Notify,
 }
 
 impl Entry {
@@ -104,9 +126,14 @@ impl Entry {
     }
 
     fn status(&self) -> api::SessionStatus {
-        let report = self.lock().report.clone();
-        let state = if report.is_some() { api::SessionState::Done } else { api::SessionState::Running };
-        api::SessionStatus { id: self.id.clone(), state, report }
+        let p = self.lock();
+        let state = match (&p.report, p.waiting) {
+            (Some(_), _) => api::SessionState::Done,
+            (None, true) => api::SessionState::Waiting,
+            (None, false) => api::SessionState::Running,
+        };
+        let waiting_for = if state == api::SessionState::Waiting { p.waiting_for.clone() } else { Vec::new() };
+        api::SessionStatus { id: self.id.clone(), state, report: p.report.clone(), waiting_for }
     }
 }
 
@@ -116,6 +143,7 @@ pub struct Sessions {
     dir: PathBuf,
     blobs: Blobs,
     opts: Options,
+    hub: Option<Arc<Hub>>,
     next: AtomicU64,
     table: Mutex<BTreeMap<String, Arc<Entry>>>,
 }
@@ -125,7 +153,12 @@ impl Sessions {
     pub fn new(dir: impl Into<PathBuf>, blobs: Blobs, opts: Options) -> std::io::Result<Sessions> {
         let dir = dir.into();
         crate::server::create_private_dir(&dir)?;
-        Ok(Sessions { dir, blobs, opts, next: AtomicU64::new(1), table: Mutex::new(BTreeMap::new()) })
+        Ok(Sessions { dir, blobs, opts, hub: None, next: AtomicU64::new(1), table: Mutex::new(BTreeMap::new()) })
+    }
+
+    /// The same sessions, able to have channels through `hub`.
+    pub fn with_hub(self, hub: Arc<Hub>) -> Sessions {
+        Sessions { hub: Some(hub), ..self }
     }
 
     fn table(&self) -> MutexGuard<'_, BTreeMap<String, Arc<Entry>>> {
@@ -167,7 +200,20 @@ impl Sessions {
                 req.timeout
             )));
         }
+        let hub = match (&self.hub, req.channels.is_empty()) {
+            (_, true) => None,
+            (Some(hub), false) => Some(hub),
+            (None, false) => return Err(SessionsError::NoHub),
+        };
         let (id, dir) = self.new_dir()?;
+        let pending = match hub.map(|h| h.prepare(&id, &req.channels, req.channel_wait_secs)).transpose() {
+            Ok(p) => p,
+            Err(e) => {
+                // `prepare` withdrew whatever it registered; leave no trace either.
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(e.into());
+            }
+        };
         let prep = |source| SessionsError::Prepare { id: id.clone(), dir: dir.clone(), source };
         let channels = open_channels(&dir, stdin.as_deref()).map_err(prep)?;
         let guest = Guest {
@@ -178,12 +224,17 @@ impl Sessions {
             args: req.args.clone(),
             env: req.env.clone(),
         };
-        let entry = Arc::new(Entry { id: id.clone(), dir, progress: Mutex::default() });
+        let progress = Progress {
+            waiting: pending.is_some(),
+            waiting_for: pending.as_ref().map(Pending::unconnected).unwrap_or_default(),
+            ..Progress::default()
+        };
+        let entry = Arc::new(Entry { id: id.clone(), dir, progress: Mutex::new(progress), cancel: Notify::new() });
         let opts = self.opts.clone();
         let runner = Arc::clone(&entry);
         std::thread::Builder::new()
             .name(format!("session-{id}"))
-            .spawn(move || run(&runner, guest, &opts))
+            .spawn(move || run(&runner, guest, pending, &opts))
             .map_err(|source| SessionsError::Thread { id: id.clone(), source })?;
         self.table().insert(id.clone(), entry);
         Ok(id)
@@ -217,6 +268,9 @@ impl Sessions {
                 k.kill();
             }
         }
+        // A session still waiting for channels stops waiting (a stored permit
+        // if it has not begun to wait yet; harmless once the guest runs).
+        entry.cancel.notify_one();
         Ok(entry.status())
     }
 
@@ -240,9 +294,9 @@ fn open_channels(dir: &Path, stdin: Option<&Path>) -> std::io::Result<Vec<Channe
     ])
 }
 
-/// The session thread: spawn, register the kill handle, wait, record.
-fn run(entry: &Entry, guest: Guest, opts: &Options) {
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| supervise(entry, guest, opts)));
+/// The session thread: channels, spawn, register the kill handle, wait, record.
+fn run(entry: &Entry, guest: Guest, pending: Option<Pending>, opts: &Options) {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| supervise(entry, guest, pending, opts)));
     let report = outcome.unwrap_or_else(|_| {
         tracing::error!(session = %entry.id, "session thread panicked");
         Report::failed(ReturnCode::Killed, ValidatorState::NotRun, "agent error: session supervisor panicked")
@@ -250,10 +304,26 @@ fn run(entry: &Entry, guest: Guest, opts: &Options) {
     tracing::info!(session = %entry.id, exit_state = %report.exit_state, code = report.return_code.code(), "session done");
     let mut p = entry.lock();
     p.kill = None;
+    p.waiting = false;
     p.report = Some(to_api(&report));
 }
 
-fn supervise(entry: &Entry, guest: Guest, opts: &Options) -> Report {
+fn supervise(entry: &Entry, mut guest: Guest, pending: Option<Pending>, opts: &Options) -> Report {
+    if let Some(pending) = pending {
+        let waited = pending.wait(&entry.cancel, |left| entry.lock().waiting_for = left);
+        match waited {
+            Ok(channels) => guest.channels.extend(channels),
+            Err(WaitError::Killed) => return Report::failed(ReturnCode::Killed, ValidatorState::NotRun, "killed"),
+            Err(e) => {
+                let why = zerolab_sandbox::session::error_chain(&e);
+                tracing::warn!(session = %entry.id, "channels not connected: {why}");
+                return Report::failed(ReturnCode::Killed, ValidatorState::NotRun, why);
+            }
+        }
+        let mut p = entry.lock();
+        p.waiting = false;
+        p.waiting_for.clear();
+    }
     let session = match session::spawn(guest, opts) {
         Ok(s) => s,
         Err(e) => return e.into_report(),
@@ -312,6 +382,24 @@ mod tests {
         s.blobs.put(&name, b"x").unwrap();
         let req = api::SessionRequest { timeout: 0, ..api::SessionRequest::new(name) };
         assert!(matches!(s.start(&req), Err(SessionsError::BadRequest(_))));
+    }
+
+    #[test]
+    fn refuses_channels_without_a_hub() {
+        let (_d, s) = sessions();
+        let name = crate::blobs::sha256_hex(b"x");
+        s.blobs.put(&name, b"x").unwrap();
+        let channel = api::ChannelSpec {
+            alias: "/dev/in/a".into(),
+            direction: api::ChannelDirection::In,
+            job: "j".into(),
+            channel: "a>b".into(),
+            key: "00".repeat(32),
+            peer: api::ChannelPeer::Local,
+        };
+        let req = api::SessionRequest { channels: vec![channel], ..api::SessionRequest::new(name) };
+        assert!(matches!(s.start(&req), Err(SessionsError::NoHub)));
+        assert!(s.list().sessions.is_empty());
     }
 
     #[test]

@@ -88,6 +88,33 @@ fn run_places_uploads_collects_fails_fast_and_reports_lost_nodes() {
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("has no instance `nope`; it has hello-1, hello-2, hello-3, cat"), "{run:#?}");
 
+    // Channels: a producer feeds a consumer on another node (authenticated TCP between
+    // the agents) and on the same node (a pipe); both see the same bytes, then EOF.
+    let guests = concat!(env!("CARGO_MANIFEST_DIR"), "/../node-agent/tests/guests");
+    zvm_gcc(&Path::new(guests).join("produce.c"), &lab.path("produce"));
+    zvm_gcc(&Path::new(guests).join("consume.c"), &lab.path("consume"));
+    let mut seen = Vec::new();
+    for strategy in ["spread", "pack"] {
+        let channel = job(
+            &lab,
+            &format!("chan-{strategy}"),
+            &format!(
+                "apiVersion: zerolab/v1\nkind: Job\nname: chan-{strategy}\ngroups:\n\
+                 \x20 - {{name: producer, program: produce, args: ['50000000'], connect: [consumer], \
+                 placement: {{strategy: {strategy}}}}}\n\
+                 \x20 - {{name: consumer, program: consume, placement: {{strategy: {strategy}}}}}\n"
+            ),
+        );
+        let run = lab.zerolab(&["run"], &[&channel]);
+        assert_eq!(run.code, 0, "{run:#?}");
+        let same_node = row(&run, "producer")[1] == row(&run, "consumer")[1];
+        assert_eq!(same_node, strategy == "pack", "{run:#?}");
+        let logs = lab.zerolab(&["logs"], &[&format!("chan-{strategy}"), "consumer"]);
+        assert!(logs.stdout.starts_with("bytes=50000000 fnv="), "{logs:#?}");
+        seen.push(logs.stdout);
+    }
+    assert_eq!(seen[0], seen[1]);
+
     // A failing guest stops the spinning ones at once.
     let failing = job(
         &lab,

@@ -191,13 +191,13 @@ pub async fn run(
             return Err(RunError::NotReady { node: node.to_owned(), state: format!("{node_state:?}").to_lowercase() });
         }
     }
-    let plan = plan::plan(job, &placement).await?;
     let targets: HashMap<String, Target> =
         targets(&lab, cluster, provider).map_err(UpError::from)?.into_iter().map(|t| (t.node.clone(), t)).collect();
     let targets = Arc::new(targets);
     let mux = Mux::open(lab.dir(), &options.program).await?;
-
+    let listen_at = channel_addresses(&mux, &targets, plan::listening_nodes(job, &placement)).await?;
     let id = format!("{}-{}", job.name(), SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis());
+    let plan = plan::plan(job, &placement, &id, &listen_at).await?;
     let dir = lab.dir().join("jobs").join(&id);
     let mut record = JobRecord::new(&id, job, &plan);
 
@@ -225,6 +225,48 @@ pub async fn run(
     let instances = watch(&mux, &targets, &plan, &ids, &dir, progress).await?;
     tracing::debug!(elapsed = ?begun.elapsed(), "all instances ended, outputs collected");
     Ok(JobRun { id, dir, instances })
+}
+
+/// Where each of `nodes` accepts channel connections (`IP:PORT`), asked of their agents
+/// at once; a node whose agent has no channel port is left out (the plan says so).
+async fn channel_addresses(
+    mux: &Mux,
+    targets: &Arc<HashMap<String, Target>>,
+    nodes: std::collections::BTreeSet<String>,
+) -> Result<BTreeMap<String, String>, RunError> {
+    let mut asks = JoinSet::new();
+    for node in nodes {
+        let (mux, targets) = (mux.clone(), targets.clone());
+        asks.spawn(async move {
+            let target = &targets[&node];
+            let facts = agent_client::get::<zerolab_agent::api::Facts>(
+                Link::Keeper(&mux, target),
+                "/v1/facts",
+                REQUEST_TIMEOUT,
+            )
+            .await
+            .map_err(|e| RunError::Start {
+                instance: format!("(channels to {node})"),
+                node: node.clone(),
+                cause: cause(&e),
+            })?;
+            let address = facts.channel_port.map(|port| match target.address.parse::<std::net::Ipv6Addr>() {
+                Ok(_) => format!("[{}]:{port}", target.address),
+                Err(_) => format!("{}:{port}", target.address),
+            });
+            Ok::<_, RunError>((node, address))
+        });
+    }
+    let mut addresses = BTreeMap::new();
+    while let Some(joined) = asks.join_next().await {
+        if let Ok(result) = joined {
+            let (node, address) = result?;
+            if let Some(address) = address {
+                addresses.insert(node, address);
+            }
+        }
+    }
+    Ok(addresses)
 }
 
 /// Stores on every node the blobs it lacks, all nodes at once.
@@ -348,7 +390,7 @@ async fn watch(
             let listed: HashMap<&str, SessionState> = list.sessions.iter().map(|s| (s.id.as_str(), s.state)).collect();
             for &index in &running_on[&node] {
                 match listed.get(ids[index].as_str()) {
-                    Some(SessionState::Running) => continue,
+                    Some(SessionState::Running | SessionState::Waiting) => continue,
                     Some(SessionState::Done) => {}
                     // The agent restarted (it died, and its guests with it).
                     None => {

@@ -1,14 +1,21 @@
 //! What a job run sends where, decided before anything is sent: which blobs each node
 //! needs (programs and local inputs, each hashed once), and each instance's node and
-//! session request. Whatever the runner cannot do yet is refused here, before any
-//! node is touched, in one line naming the instance and the device.
+//! session request, channels included. Whatever the runner cannot do yet is refused
+//! here, before any node is touched, in one line naming the instance and the device.
+//!
+//! Channels: each edge gets a fresh random 32-byte key, given to its two ends only (in
+//! their session requests, over the lab's SSH connections). Both ends on one node: a
+//! `Local` pipe the agent makes. Across nodes: the reader's agent listens, the writer's
+//! agent connects to it at the reader node's address and channel port; the run's id is
+//! the channel's job, so two runs of one job never meet.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
-use zerolab_agent::api::SessionRequest;
+use ring::rand::{SecureRandom, SystemRandom};
+use zerolab_agent::api::{ChannelDirection, ChannelPeer, ChannelSpec, SessionRequest};
 
-use crate::job::{DeviceName, FileRef, Job, Placement, Program};
+use crate::job::{DeviceName, Direction, FileRef, Job, Placement, Program};
 use crate::ssh;
 
 /// A local file to store on nodes as a blob.
@@ -52,6 +59,12 @@ pub enum PlanError {
     /// A device kind or source the runner does not support yet.
     #[error("instance {instance}: {what} is not supported by `zerolab run` yet; {hint}")]
     Unsupported { instance: String, what: String, hint: &'static str },
+    /// A node that must accept channel connections has no channel port.
+    #[error("instance {instance}: node {node} accepts no channel connections (its agent has no channel port); run `zerolab up` to update the agent")]
+    NoChannelPort { instance: String, node: String },
+    /// No randomness for the channel keys.
+    #[error("cannot make channel keys: the system's random source failed")]
+    Random,
     /// A local file could not be read.
     #[error("cannot read {}", path.display())]
     Read {
@@ -61,8 +74,25 @@ pub enum PlanError {
     },
 }
 
-/// Decides the run of `job` with `placement`: hashes every local file once.
-pub async fn plan(job: &Job, placement: &Placement) -> Result<Plan, PlanError> {
+/// Decides run `run_id` of `job` with `placement`: hashes every local file once, makes
+/// every channel's key; `listen_at` gives the `IP:PORT` where a node accepts channel
+/// connections (asked only for nodes that read a channel from another node).
+pub async fn plan(
+    job: &Job,
+    placement: &Placement,
+    run_id: &str,
+    listen_at: &BTreeMap<String, String>,
+) -> Result<Plan, PlanError> {
+    let random = SystemRandom::new();
+    let keys: Vec<String> = job
+        .edges()
+        .iter()
+        .map(|_| {
+            let mut key = [0u8; 32];
+            random.fill(&mut key).map_err(|_| PlanError::Random)?;
+            Ok(key.iter().map(|b| format!("{b:02x}")).collect())
+        })
+        .collect::<Result<_, PlanError>>()?;
     let mut hashed: BTreeMap<PathBuf, Blob> = BTreeMap::new();
     let mut blobs: BTreeMap<String, BTreeSet<PathBuf>> = BTreeMap::new();
     let mut instances = Vec::new();
@@ -72,11 +102,30 @@ pub async fn plan(job: &Job, placement: &Placement) -> Result<Plan, PlanError> {
         let Some(node) = placement.node(index) else {
             return Err(unsupported("an instance without a node".into(), "check the job's placement"));
         };
-        if !instance.channels.is_empty() {
-            return Err(unsupported(
-                format!("channel {}", instance.channels[0].alias),
-                "channels between guests come with the agents' channel support",
-            ));
+        let mut channels = Vec::new();
+        for end in &instance.channels {
+            let edge = job.edges()[end.edge];
+            let (from, to) = (&job.instances()[edge.from].name, &job.instances()[edge.to].name);
+            let peer = if placement.is_local(&edge) {
+                ChannelPeer::Local
+            } else if end.direction == Direction::In {
+                ChannelPeer::Listen
+            } else {
+                let reader = placement.node(edge.to).unwrap_or_default();
+                let no_port = || PlanError::NoChannelPort { instance: to.clone(), node: reader.to_owned() };
+                ChannelPeer::Connect { address: listen_at.get(reader).ok_or_else(no_port)?.clone() }
+            };
+            channels.push(ChannelSpec {
+                alias: end.alias.clone(),
+                direction: match end.direction {
+                    Direction::In => ChannelDirection::In,
+                    Direction::Out => ChannelDirection::Out,
+                },
+                job: run_id.to_owned(),
+                channel: format!("{from}>{to}"),
+                key: keys[end.edge].clone(),
+                peer,
+            });
         }
         let program = match &group.program {
             Program::Local(path) => path.clone(),
@@ -119,6 +168,7 @@ pub async fn plan(job: &Job, placement: &Placement) -> Result<Plan, PlanError> {
         request.memory = group.memory;
         request.timeout = group.timeout;
         request.stdin = stdin.as_ref().map(sha);
+        request.channels = channels;
         instances.push(PlannedInstance {
             name: instance.name.clone(),
             node: node.to_owned(),
@@ -130,4 +180,14 @@ pub async fn plan(job: &Job, placement: &Placement) -> Result<Plan, PlanError> {
     let blobs =
         blobs.into_iter().map(|(node, paths)| (node, paths.iter().map(|p| hashed[p].clone()).collect())).collect();
     Ok(Plan { instances, blobs })
+}
+
+/// The nodes that must accept channel connections: those of readers whose writer runs
+/// on another node.
+pub fn listening_nodes(job: &Job, placement: &Placement) -> BTreeSet<String> {
+    job.edges()
+        .iter()
+        .filter(|edge| !placement.is_local(edge))
+        .filter_map(|edge| placement.node(edge.to).map(str::to_owned))
+        .collect()
 }

@@ -1,5 +1,6 @@
 //! zerolab-sandbox's integration tests: the real `zvsh` and the library API
-//! running real guests (`tests/guests/*.c`, `guest/examples/*.c`) in the jail.
+//! running real guests (`tests/guests/*.c`, `guest/examples/*.c`, and the example
+//! jobs' guests in `examples/`) in the jail.
 //!
 //! One binary; the harness (`sandbox/harness.rs`) builds each guest once per
 //! run and gives every test its own temp dir and a `zvsh` command builder.
@@ -16,6 +17,8 @@ mod calls;
 mod channels;
 #[path = "sandbox/escapes.rs"]
 mod escapes;
+#[path = "sandbox/examples.rs"]
+mod examples;
 #[path = "sandbox/fifos.rs"]
 mod fifos;
 #[path = "sandbox/isolation.rs"]

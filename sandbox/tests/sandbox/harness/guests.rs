@@ -21,13 +21,14 @@ fn guest_dir() -> &'static Path {
     })
 }
 
-/// The guest built from `tests/guests/NAME.c` or `guest/examples/NAME.c`
-/// (built once per run, on first use).
+/// The guest built from `tests/guests/NAME.c`, `guest/examples/NAME.c`, or the
+/// example jobs' `examples/wordcount/NAME.c` and `examples/pipeline/NAME.c` (built
+/// once per run, on first use).
 pub fn guest(name: &str) -> PathBuf {
     static BUILT: Mutex<BTreeMap<String, Arc<OnceLock<PathBuf>>>> = Mutex::new(BTreeMap::new());
     let cell = BUILT.lock().unwrap_or_else(PoisonError::into_inner).entry(name.to_string()).or_default().clone();
     cell.get_or_init(|| {
-        let src = ["tests/guests", "guest/examples"]
+        let src = ["tests/guests", "guest/examples", "../examples/wordcount", "../examples/pipeline"]
             .iter()
             .map(|d| sandbox_dir().join(d).join(format!("{name}.c")))
             .find(|p| p.is_file())

@@ -12,7 +12,10 @@
 //!    an Ansible playbook doing the same four steps at its best settings (pipelining,
 //!    forks = 50, no fact gathering, ControlPersist);
 //! 3. `exec -- true` on 100 nodes against OpenSSH over open connections (ControlMaster,
-//!    one `ssh` per node, all at once) and Ansible's `raw` module over open connections.
+//!    one `ssh` per node, all at once) and Ansible's `raw` module over open connections;
+//! 4. jobs: a channel between guests on two nodes (4 GiB, producer to consumer) against
+//!    iperf3 between the same two namespace hosts, and 100 guests over 10 nodes, from
+//!    `zerolab run` to all started (its own debug timing), programs already cached.
 //!
 //! Knobs: `BENCH_ANSIBLE_BIN` (directory holding `ansible` and `ansible-playbook`; else
 //! PATH), `BENCH_COLD` and `BENCH_RUNS` (rounds; default 2 and 7).
@@ -93,6 +96,8 @@ struct Lab {
     file: PathBuf,
     root: PathBuf,
     nodes: usize,
+    /// The lab subnet is 10.OCTET.0.0/24: node n-I is 10.OCTET.0.(I+1).
+    octet: u8,
 }
 
 impl Lab {
@@ -103,7 +108,7 @@ impl Lab {
              network: {{subnet: 10.{third_octet}.0.0/24}}\nnodes:\n  - {{name: n, count: {nodes}}}\n"
         );
         fs::write(&file, text).unwrap();
-        Lab { name: name.to_owned(), file, root: dir.join("labs"), nodes }
+        Lab { name: name.to_owned(), file, root: dir.join("labs"), nodes, octet: third_octet }
     }
 
     fn zerolab(&self, command: &str) -> Command {
@@ -349,8 +354,133 @@ fn main() {
         ansible.disconnect();
     }
 
+    jobs(dir.path(), &big, runs);
+
     println!("\n1. (continued)");
     let (_, down) = run(&mut big.zerolab("down"));
     println!("   {:44} {:>7.2} s", "zerolab down (100 nodes: nothing left)", secs(down));
     run(&mut small.zerolab("down"));
+}
+
+/// Builds a guest with the SDK's zvm-gcc.
+fn zvm_gcc(source: &Path, out: &Path) {
+    let zvm_gcc = concat!(env!("CARGO_MANIFEST_DIR"), "/../sandbox/guest/zvm-gcc");
+    run(Command::new(zvm_gcc).arg("-O2").arg(source).arg("-o").arg(out));
+}
+
+/// Section 4: jobs on the 100-node lab `lab`.
+fn jobs(dir: &Path, lab: &Lab, runs: usize) {
+    let guests = concat!(env!("CARGO_MANIFEST_DIR"), "/../node-agent/tests/guests");
+    let hello = concat!(env!("CARGO_MANIFEST_DIR"), "/../sandbox/guest/examples/hello.c");
+    zvm_gcc(&Path::new(guests).join("produce.c"), &dir.join("produce"));
+    zvm_gcc(&Path::new(guests).join("consume.c"), &dir.join("consume"));
+    zvm_gcc(Path::new(hello), &dir.join("hello"));
+    let bytes: u64 = 4 << 30;
+    let channel = |bytes: u64| {
+        let file = dir.join(format!("channel-{bytes}.yaml"));
+        let text = format!(
+            "apiVersion: zerolab/v1\nkind: Job\nname: channel\ngroups:\n\
+             \x20 - {{name: producer, program: produce, args: ['{bytes}'], timeout: 5m, connect: [consumer], \
+             placement: {{nodes: n-1}}}}\n\
+             \x20 - {{name: consumer, program: consume, args: [count], timeout: 5m, placement: {{nodes: n-2}}}}\n"
+        );
+        fs::write(&file, text).unwrap();
+        file
+    };
+    let (full, empty) = (channel(bytes), channel(1));
+    let run_job = |job: &Path| run(lab.zerolab("run").arg(job)).1;
+    let names = zerolab::provider::netns::Names::new(&lab.name);
+    let (server_ns, client_ns) = (names.namespace("n-2"), names.namespace("n-1"));
+    let iperf = which(None, "iperf3");
+    let mut server = iperf.as_ref().map(|iperf| {
+        Command::new("ip")
+            .args(["netns", "exec", &server_ns])
+            .arg(iperf)
+            .args(["-s", "-1", "-p", "5999"])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap()
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    // The channel's rate: a 4 GiB run minus a 1-byte run (placement, start, handshake).
+    let (mut ours, mut overhead) = (vec![], vec![]);
+    for _ in 0..3 {
+        overhead.push(run_job(&empty));
+        ours.push(run_job(&full));
+    }
+    let ours = median(ours).saturating_sub(median(overhead));
+    let ours_gbit = bytes as f64 * 8.0 / secs(ours) / 1e9;
+    let theirs_gbit = iperf.as_ref().map(|iperf| {
+        let (json, _) = run(Command::new("ip").args(["netns", "exec", &client_ns]).arg(iperf).args([
+            "-c",
+            &format!("10.{}.0.3", lab.octet),
+            "-p",
+            "5999",
+            "-n",
+            &bytes.to_string(),
+            "-J",
+        ]));
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        value["end"]["sum_received"]["bits_per_second"].as_f64().unwrap() / 1e9
+    });
+    if let Some(server) = server.as_mut() {
+        let _ = server.wait();
+    }
+    println!("\n4. jobs on the 100-node lab");
+    match theirs_gbit {
+        Some(theirs) => println!(
+            "   {:44} {:>6.1} Gbit/s   iperf3 {:>5.1} Gbit/s   {:>5.2}x",
+            "channel n-1 -> n-2, 4 GiB, guest to guest",
+            ours_gbit,
+            theirs,
+            ours_gbit / theirs
+        ),
+        None => println!("   {:44} {:>6.1} Gbit/s   (no iperf3 to compare)", "channel n-1 -> n-2, 4 GiB", ours_gbit),
+    }
+
+    // 100 guests over the first 10 nodes: the runner's own "all sessions started" time.
+    let hundred = dir.join("hundred.yaml");
+    fs::write(
+        &hundred,
+        "apiVersion: zerolab/v1\nkind: Job\nname: hundred\ngroups:\n\
+         \x20 - {name: hello, count: 100, program: hello, placement: {nodes: 'n-1,n-2,n-3,n-4,n-5,n-6,n-7,n-8,n-9,n-10'}}\n",
+    )
+    .unwrap();
+    run_job(&hundred);
+    let (mut started, mut whole) = (vec![], vec![]);
+    for _ in 0..runs {
+        let output = lab
+            .zerolab("run")
+            .arg(&hundred)
+            .env("ZEROLAB_LOG", "zerolab::run=debug")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let log = String::from_utf8_lossy(&output.stderr);
+        let line = log.lines().find(|l| l.contains("all sessions started")).expect("the runner's timing line");
+        started.push(elapsed_in(line));
+        let line = log.lines().find(|l| l.contains("all instances ended")).expect("the runner's timing line");
+        whole.push(elapsed_in(line));
+    }
+    println!(
+        "   {:44} {:>7.3} s   (whole run, outputs collected: {:.3} s)",
+        "100 guests on 10 nodes: run to all started",
+        secs(median(started)),
+        secs(median(whole))
+    );
+}
+
+/// The `elapsed=…` of a tracing line (`elapsed=83.8885ms`, `elapsed=1.2s`).
+fn elapsed_in(line: &str) -> Duration {
+    let text = line.split("elapsed=").nth(1).unwrap().split_whitespace().next().unwrap();
+    let (number, scale) = if let Some(ms) = text.strip_suffix("ms") {
+        (ms, 1e-3)
+    } else if let Some(us) = text.strip_suffix("µs") {
+        (us, 1e-6)
+    } else {
+        (text.trim_end_matches('s'), 1.0)
+    };
+    Duration::from_secs_f64(number.parse::<f64>().unwrap() * scale)
 }

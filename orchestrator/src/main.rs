@@ -1,7 +1,7 @@
 //! `zerolab`: the orchestrator's command line. Thin: parse the arguments, call the
 //! library, print one report, map the result to the exit code documented in `--help`.
 
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -266,7 +266,11 @@ fn main() -> ExitCode {
     let default = if matches!(cli.command, Command::Keeper { .. }) { "info" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_env("ZEROLAB_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr)
+        .with_ansi(io::stderr().is_terminal())
+        .init();
     match cli.command {
         Command::Validate { file, cluster } => match zerolab::job::is_job_file(&file) {
             true => validate_job(&file, cluster.as_deref()),

@@ -57,5 +57,8 @@ fn wordcount_and_pipeline_run_across_the_nodes_of_a_lab() {
     let placed = [node("producer"), node("filter"), node("sink")];
     assert_eq!(placed, [Some("node-1"), Some("node-2"), Some("node-3")], "{run:#?}");
     let sink = lab.zerolab(&["logs"], &["pipeline", "sink"]);
-    assert_eq!(sink.stdout, "1073741824 0c7bd719aec7e49e\n", "stream.h's checksum of the 1 GiB stream after the filter's XOR");
+    assert_eq!(
+        sink.stdout, "1073741824 0c7bd719aec7e49e\n",
+        "stream.h's checksum of the 1 GiB stream after the filter's XOR"
+    );
 }

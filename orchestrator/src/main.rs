@@ -1,263 +1,28 @@
-//! `zerolab`: the orchestrator's command line. Thin: parse the arguments, call the
-//! library, print one report, map the result to the exit code documented in `--help`.
+//! `zerolab`: the orchestrator's command line. Thin: parse the arguments ([`cli`]), call
+//! the library, print one report ([`ui`]), map the result to the exit code documented in
+//! `--help`. The job commands are in [`jobs`].
 
 use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use zerolab::cluster::{Cluster, LoadError, NodeSelector};
-use zerolab::lab::{NodeState, DEFAULT_ROOT};
+use zerolab::lab::NodeState;
 use zerolab::up::{UpOptions, PARALLEL};
 
+mod cli;
+mod jobs;
 mod ui;
 
-/// Labs of many machines that run untrusted code in millisecond sandboxes.
-#[derive(Debug, Parser)]
-#[command(
-    name = "zerolab",
-    version,
-    disable_help_subcommand = true,
-    after_help = "Exit status: 0 success, 1 the cluster file is invalid or a node is not ready, \
-                  2 usage error, a file that cannot be read, or a lab that cannot be brought up or down.\n\
-                  Environment: ZEROLAB_LOG sets what is logged to stderr (default `warn`; e.g. \
-                  `zerolab=debug` for each step with its timing)."
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Check a cluster file and print its nodes, or a job file (`kind: Job`, or a ZeroCloud
-    /// JSON job description) and print its groups, instances and channels; or print every
-    /// problem found as FILE:LINE:COL: what is wrong; what is expected
-    #[command(after_help = "Exit status: 0 valid, 1 invalid, or a job that cannot be placed on the --cluster \
-                            lab (each problem on its own line on stderr), 2 usage error or unreadable file.")]
-    Validate {
-        /// The cluster file or job file (YAML with apiVersion zerolab/v1, or ZeroCloud JSON)
-        #[arg(value_name = "FILE")]
-        file: PathBuf,
-        /// With a job file: also place its instances on this cluster file's nodes
-        #[arg(long, value_name = "CLUSTER")]
-        cluster: Option<PathBuf>,
-    },
-    /// Bring the lab up: make its nodes (netns; ssh nodes exist already), install and
-    /// start the agent on each (a systemd service where systemd runs, else a supervised
-    /// process), wait until it is healthy; one line per node as it finishes, then a summary
-    #[command(after_help = "Exit status: 0 every node ready, 1 a node failed (one line each) or the cluster \
-                            file is invalid, 2 usage error, unreadable file, or the lab could not be made.")]
-    Up {
-        /// The cluster file
-        #[arg(value_name = "FILE")]
-        file: PathBuf,
-        /// Directory holding the labs
-        #[arg(long, value_name = "DIR", default_value = DEFAULT_ROOT)]
-        lab_root: PathBuf,
-        /// The agent binary to install [default: zerolab-agent beside zerolab]
-        #[arg(long, value_name = "PATH")]
-        agent: Option<PathBuf>,
-    },
-    /// Remove the lab and its directory (idempotent): netns removes its nodes; ssh stops
-    /// and removes what zerolab installed on each node it reached (the agent, its service,
-    /// /var/lib/zerolab, /run/zerolab) and nothing else, keeping the lab when a node fails
-    #[command(after_help = "Exit status: 0 removed (or nothing to remove), 1 invalid cluster file, \
-                            2 usage error, unreadable file, or the lab could not be removed (ssh: a node \
-                            zerolab could not be removed from, named with the cause; run down again).")]
-    Down {
-        /// The cluster file
-        #[arg(value_name = "FILE")]
-        file: PathBuf,
-        /// Directory holding the labs
-        #[arg(long, value_name = "DIR", default_value = DEFAULT_ROOT)]
-        lab_root: PathBuf,
-    },
-    /// Show every node: provider, address, state, agent version, cause of failure
-    #[command(after_help = "Exit status: 0 every node ready, 1 a node not ready or invalid cluster file, \
-                            2 usage error, unreadable file, or the lab could not be inspected.")]
-    Status {
-        /// The cluster file
-        #[arg(value_name = "FILE")]
-        file: PathBuf,
-        /// Directory holding the labs
-        #[arg(long, value_name = "DIR", default_value = DEFAULT_ROOT)]
-        lab_root: PathBuf,
-    },
-    /// Run a shell command on every ready node (or those --nodes selects), in parallel over
-    /// one SSH connection each; each output line is printed as `NODE: LINE` (stderr lines
-    /// as `NODE (stderr): LINE`, on stderr) when the node finishes, then the exit codes
-    #[command(after_help = "Exit status: 0 the command exited 0 on every selected node, 1 it exited non-zero \
-                            or was killed on a node, or a node was not ready or could not be reached, or the \
-                            cluster file is invalid, 2 usage error, unreadable file, unknown node or a lab \
-                            that is not up.")]
-    Exec {
-        /// The cluster file
-        #[arg(value_name = "FILE")]
-        file: PathBuf,
-        /// Directory holding the labs
-        #[arg(long, value_name = "DIR", default_value = DEFAULT_ROOT)]
-        lab_root: PathBuf,
-        /// Only these nodes: names, globs (node-*) or label=value, comma-separated
-        #[arg(long, value_name = "SELECTOR")]
-        nodes: Option<NodeSelector>,
-        /// The command, run by each node's shell (words joined with spaces, as ssh does)
-        #[arg(value_name = "CMD", last = true, required = true)]
-        command: Vec<String>,
-    },
-    /// Run a job on the lab: place its instances, upload programs and inputs once per
-    /// node, start every guest through its node's agent, collect reports and outputs
-    /// into LAB/jobs/ID/, and print one line per instance: node, exit state, return
-    /// code, guest exit code, accounting
-    #[command(after_help = "Exit status: 0 every guest exited 0, 1 a guest failed, was stopped or lost with its \
-                            node, or the cluster or job file is invalid, 2 usage error, unreadable file, a lab \
-                            that is not up, a node that is not ready, or a job that cannot be placed or started.")]
-    Run {
-        /// The cluster file
-        #[arg(value_name = "FILE")]
-        file: PathBuf,
-        /// The job file (YAML `kind: Job`, or a ZeroCloud JSON job description)
-        #[arg(value_name = "JOB")]
-        job: PathBuf,
-        /// Directory holding the labs
-        #[arg(long, value_name = "DIR", default_value = DEFAULT_ROOT)]
-        lab_root: PathBuf,
-    },
-    /// List the lab's job runs: id, job, when, instances finished
-    #[command(after_help = "Exit status: 0 listed, 1 invalid cluster file, 2 usage error or unreadable file.")]
-    Jobs {
-        /// The cluster file
-        #[arg(value_name = "FILE")]
-        file: PathBuf,
-        /// Directory holding the labs
-        #[arg(long, value_name = "DIR", default_value = DEFAULT_ROOT)]
-        lab_root: PathBuf,
-    },
-    /// Print a run's output: every instance's stdout as `INSTANCE: LINE`, or one
-    /// instance's stdout as it is (its stderr on stderr); live from its node while it runs
-    #[command(after_help = "Exit status: 0 printed, 1 invalid cluster file, 2 usage error, unreadable file, \
-                            unknown run or instance, or a node that did not answer.")]
-    Logs {
-        /// The cluster file
-        #[arg(value_name = "FILE")]
-        file: PathBuf,
-        /// The run: its id, or a job's name for its latest run
-        #[arg(value_name = "JOB")]
-        job: String,
-        /// Only this instance
-        #[arg(value_name = "INSTANCE")]
-        instance: Option<String>,
-        /// Directory holding the labs
-        #[arg(long, value_name = "DIR", default_value = DEFAULT_ROOT)]
-        lab_root: PathBuf,
-    },
-    /// Stop every instance of a run that is still running
-    #[command(after_help = "Exit status: 0 stopped (or nothing left to stop), 1 a node did not answer or invalid \
-                            cluster file, 2 usage error, unreadable file or unknown run.")]
-    Cancel {
-        /// The cluster file
-        #[arg(value_name = "FILE")]
-        file: PathBuf,
-        /// The run: its id, or a job's name for its latest run
-        #[arg(value_name = "JOB")]
-        job: String,
-        /// Directory holding the labs
-        #[arg(long, value_name = "DIR", default_value = DEFAULT_ROOT)]
-        lab_root: PathBuf,
-    },
-    /// Run guests in a node's sandbox
-    #[command(subcommand)]
-    Sandbox(SandboxCommand),
-    /// The lab's connection keeper (started by other commands, not by hand): holds one
-    /// SSH connection per node and serves LAB_DIR/keeper.sock until the lab is taken down
-    /// or it has been idle for 10 minutes
-    #[command(hide = true)]
-    Keeper {
-        /// The lab directory
-        #[arg(value_name = "LAB_DIR")]
-        lab_dir: PathBuf,
-    },
-    /// Log in to a ready node with the system's OpenSSH client, host key checked against
-    /// zerolab's pin (the config is written to LAB/ssh_config); with -- CMD, run CMD there
-    #[command(after_help = "Exit status: ssh's own: the remote command's, or 255 when ssh failed; 1 invalid \
-                            cluster file; 2 usage error, unreadable file, unknown node, a lab that is not up, \
-                            a node that is not ready, or no ssh client.")]
-    Ssh {
-        /// The cluster file
-        #[arg(value_name = "FILE")]
-        file: PathBuf,
-        /// The node to log in to
-        #[arg(value_name = "NODE")]
-        node: String,
-        /// Directory holding the labs
-        #[arg(long, value_name = "DIR", default_value = DEFAULT_ROOT)]
-        lab_root: PathBuf,
-        /// A command to run instead of an interactive shell (words joined with spaces, as ssh does)
-        #[arg(value_name = "CMD", last = true)]
-        command: Vec<String>,
-    },
-    /// Print the lab's nodes for other tools: an Ansible INI inventory or an OpenSSH
-    /// config (ssh -F FILE node-1), both checking host keys strictly against the keys
-    /// zerolab pinned, which this writes to LAB/ssh_known_hosts in OpenSSH's format
-    #[command(after_help = "Exit status: 0 printed, 1 invalid cluster file, 2 usage error, unreadable file, \
-                            or a lab that is not up.")]
-    Inventory {
-        /// The cluster file
-        #[arg(value_name = "FILE")]
-        file: PathBuf,
-        /// Directory holding the labs
-        #[arg(long, value_name = "DIR", default_value = DEFAULT_ROOT)]
-        lab_root: PathBuf,
-        /// What to print
-        #[arg(long, value_name = "FORMAT")]
-        format: InventoryFormat,
-    },
-}
-
-/// `inventory --format`.
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum InventoryFormat {
-    /// Ansible INI inventory, a group per label (KEY_VALUE)
-    Ansible,
-    /// OpenSSH client config, a Host block per node
-    SshConfig,
-}
-
-#[derive(Debug, Subcommand)]
-enum SandboxCommand {
-    /// Upload a guest program (built with sandbox/guest/zvm-gcc) to NODE's agent, run it
-    /// there and stream its stdout and stderr back; on failure the six-line ZeroVM report
-    /// follows on stderr
-    #[command(after_help = "Exit status: the guest's exit code, or ZeroVM's return code when the session \
-                            failed (4 killed or timed out, 8 invalid program, ...; see zvsh); 1 invalid \
-                            cluster file; 2 usage error, unreadable file or program, a node that is not ready \
-                            or cannot be reached, or an agent error. Options go before PROGRAM: everything \
-                            after it is the guest's.")]
-    Run {
-        /// The cluster file
-        #[arg(value_name = "FILE")]
-        file: PathBuf,
-        /// The node to run on
-        #[arg(value_name = "NODE")]
-        node: String,
-        /// The local guest program (a static zerolab guest)
-        #[arg(value_name = "PROGRAM")]
-        program: PathBuf,
-        /// The guest's arguments
-        #[arg(value_name = "ARGS", trailing_var_arg = true, allow_hyphen_values = true)]
-        args: Vec<String>,
-        /// Directory holding the labs
-        #[arg(long, value_name = "DIR", default_value = DEFAULT_ROOT)]
-        lab_root: PathBuf,
-    },
-}
+use cli::{Cli, Command, InventoryFormat, SandboxCommand};
 
 /// The file is valid / the command did what was asked.
-const EXIT_OK: u8 = 0;
+pub(crate) const EXIT_OK: u8 = 0;
 /// The cluster file is invalid, or a node is not ready.
-const EXIT_INVALID: u8 = 1;
+pub(crate) const EXIT_INVALID: u8 = 1;
 /// Usage error (clap exits with 2 itself) or a file that cannot be read.
-const EXIT_USAGE: u8 = 2;
+pub(crate) const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -292,12 +57,14 @@ fn main() -> ExitCode {
             Ok(EXIT_OK)
         }),
         Command::Keeper { lab_dir } => keeper(&lab_dir),
-        Command::Run { file, job, lab_root } => with_cluster(&file, |cluster| run_job(cluster, &lab_root, &job)),
-        Command::Jobs { file, lab_root } => with_cluster(&file, |cluster| jobs(cluster, &lab_root)),
+        Command::Run { file, job, lab_root } => with_cluster(&file, |cluster| jobs::run(cluster, &lab_root, &job)),
+        Command::Jobs { file, lab_root } => with_cluster(&file, |cluster| jobs::list(cluster, &lab_root)),
         Command::Logs { file, job, instance, lab_root } => {
-            with_cluster(&file, |cluster| logs(cluster, &lab_root, &job, instance.as_deref()))
+            with_cluster(&file, |cluster| jobs::logs(cluster, &lab_root, &job, instance.as_deref()))
         }
-        Command::Cancel { file, job, lab_root } => with_cluster(&file, |cluster| cancel(cluster, &lab_root, &job)),
+        Command::Cancel { file, job, lab_root } => {
+            with_cluster(&file, |cluster| jobs::cancel(cluster, &lab_root, &job))
+        }
         Command::Sandbox(SandboxCommand::Run { file, node, program, args, lab_root }) => {
             with_cluster(&file, |cluster| sandbox_run(cluster, &lab_root, &node, &program, args))
         }
@@ -323,87 +90,13 @@ fn with_cluster(file: &std::path::Path, command: impl FnOnce(&Cluster) -> anyhow
     }
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
 }
 
 /// This executable: what starts the lab's connection keeper.
-fn current_exe() -> anyhow::Result<PathBuf> {
+pub(crate) fn current_exe() -> anyhow::Result<PathBuf> {
     std::env::current_exe().map_err(|e| anyhow::anyhow!("cannot find the zerolab executable: {e}"))
-}
-
-fn run_job(cluster: &Cluster, lab_root: &std::path::Path, job: &std::path::Path) -> anyhow::Result<u8> {
-    let job = match zerolab::job::Job::from_path(job) {
-        Ok(job) => job,
-        Err(zerolab::cluster::LoadError::Invalid(diagnostics)) => {
-            print_line(&mut io::stderr().lock(), &diagnostics.to_string());
-            return Ok(EXIT_INVALID);
-        }
-        Err(err) => return Err(err.into()),
-    };
-    let options = zerolab::run::RunOptions { program: current_exe()? };
-    let progress = ui::JobProgress::new(job.instances().len(), job.name());
-    let shown = progress.clone();
-    let run = runtime()?.block_on(zerolab::run::run(lab_root, cluster, &job, &options, move |counts| {
-        shown.update(counts);
-    }));
-    progress.finish();
-    let run = run?;
-    let _ = write!(io::stdout().lock(), "{}", ui::job_summary(&run));
-    Ok(if run.success() { EXIT_OK } else { EXIT_INVALID })
-}
-
-fn jobs(cluster: &Cluster, lab_root: &std::path::Path) -> anyhow::Result<u8> {
-    let lab = zerolab::lab::Lab::at(lab_root, cluster.name())?;
-    let runs = zerolab::run::history::runs(&lab)?;
-    let _ = write!(io::stdout().lock(), "{}", ui::runs_table(&runs));
-    Ok(EXIT_OK)
-}
-
-fn logs(cluster: &Cluster, lab_root: &std::path::Path, job: &str, instance: Option<&str>) -> anyhow::Result<u8> {
-    use zerolab::run::history;
-    let program = current_exe()?;
-    let runtime = runtime()?;
-    let output = |instance: &str, stream: &str| {
-        runtime.block_on(history::output(lab_root, cluster, &program, job, instance, stream))
-    };
-    match instance {
-        Some(instance) => {
-            let stdout = output(instance, "stdout")?;
-            let stderr = output(instance, "stderr")?;
-            let _ = io::stdout().lock().write_all(&stdout);
-            let _ = io::stderr().lock().write_all(&stderr);
-        }
-        None => {
-            let lab = zerolab::lab::Lab::at(lab_root, cluster.name())?;
-            let (record, _) = history::find(&lab, job)?;
-            for entry in &record.instances {
-                let stdout = output(&entry.name, "stdout")?;
-                let text: String =
-                    String::from_utf8_lossy(&stdout).lines().map(|line| format!("{}: {line}\n", entry.name)).collect();
-                let _ = io::stdout().lock().write_all(text.as_bytes());
-            }
-        }
-    }
-    Ok(EXIT_OK)
-}
-
-fn cancel(cluster: &Cluster, lab_root: &std::path::Path, job: &str) -> anyhow::Result<u8> {
-    let stopped = runtime()?.block_on(zerolab::run::history::cancel(lab_root, cluster, &current_exe()?, job))?;
-    let mut all = true;
-    for (instance, result) in &stopped {
-        match result {
-            Ok(()) => print_line(&mut io::stdout().lock(), &format!("{instance}: stopped")),
-            Err(cause) => {
-                all = false;
-                print_line(&mut io::stderr().lock(), &format!("{instance}: not stopped: {cause}"));
-            }
-        }
-    }
-    if stopped.is_empty() {
-        print_line(&mut io::stdout().lock(), &format!("{job}: nothing running"));
-    }
-    Ok(if all { EXIT_OK } else { EXIT_INVALID })
 }
 
 fn keeper(lab_dir: &std::path::Path) -> ExitCode {
@@ -580,6 +273,6 @@ where
 
 /// Prints `text` and a newline; a closed pipe (`zerolab validate f | head -0`) is not
 /// an error worth reporting, so write failures are ignored rather than panicking.
-fn print_line(out: &mut impl Write, text: &str) {
+pub(crate) fn print_line(out: &mut impl Write, text: &str) {
     let _ = writeln!(out, "{text}");
 }

@@ -182,7 +182,7 @@ fn lists_its_commands_and_no_others() {
         .unwrap_or_default();
     assert_eq!(
         commands,
-        ["validate", "up", "down", "status", "exec", "sandbox", "ssh", "inventory"],
+        ["validate", "up", "down", "status", "exec", "run", "jobs", "logs", "cancel", "sandbox", "ssh", "inventory"],
         "{}",
         help.stdout
     );

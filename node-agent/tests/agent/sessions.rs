@@ -52,7 +52,14 @@ async fn runs_hello_and_reports_ok() {
 #[tokio::test]
 async fn uploads_are_checked_and_idempotent() {
     let agent = Agent::start().await;
+    let missing = zerolab_agent::blobs::sha256_hex(b"some bytes");
+    let (status, _) = agent.call(Method::HEAD, &format!("/v1/blobs/{missing}"), Vec::new()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "HEAD says what the node lacks");
     let name = agent.upload(b"some bytes".to_vec()).await;
+    let (status, _) = agent.call(Method::HEAD, &format!("/v1/blobs/{name}"), Vec::new()).await;
+    assert_eq!(status, StatusCode::OK, "and what it has");
+    let (status, _) = agent.call(Method::HEAD, "/v1/blobs/not-a-hash", Vec::new()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
     agent.upload(b"some bytes".to_vec()).await;
     let (status, v) = agent.json(Method::PUT, &format!("/v1/blobs/{name}"), Some(json!("other bytes"))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);

@@ -2,20 +2,15 @@
 //! a temp dir, output and exit codes (0 valid, 1 invalid, 2 usage or unreadable file).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+
+mod common;
+
+use common::Run;
 
 /// A temp dir to write cluster files into and run `zerolab` in (so diagnostics name
 /// files as written: `bad.yaml:3:7: ...`).
 struct Harness {
     dir: tempfile::TempDir,
-}
-
-/// What one run printed and how it exited.
-#[derive(Debug)]
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
 }
 
 impl Harness {
@@ -30,23 +25,7 @@ impl Harness {
     }
 
     fn zerolab(&self, args: &[&str]) -> Run {
-        let output = Command::new(env!("CARGO_BIN_EXE_zerolab"))
-            .args(args)
-            .current_dir(self.dir.path())
-            .output()
-            .expect("run zerolab");
-        Run {
-            code: output.status.code().expect("exit code, not a signal"),
-            stdout: String::from_utf8(output.stdout).expect("utf-8 stdout"),
-            stderr: String::from_utf8(output.stderr).expect("utf-8 stderr"),
-        }
-    }
-}
-
-impl Run {
-    /// Asserts the exit code and both outputs, showing everything on a mismatch.
-    fn expect(&self, code: i32, stdout: &str, stderr: &str) {
-        assert_eq!((self.code, self.stdout.as_str(), self.stderr.as_str()), (code, stdout, stderr), "{self:#?}");
+        common::zerolab_in(self.dir.path(), args)
     }
 }
 

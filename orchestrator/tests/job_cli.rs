@@ -4,20 +4,15 @@
 //! or unplaceable, 2 usage error).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+
+mod common;
+
+use common::Run;
 
 /// A temp dir holding the examples' job files and inputs, dummy programs, and whatever
 /// a test writes; `zerolab` runs in it, so diagnostics name files as written.
 struct Harness {
     dir: tempfile::TempDir,
-}
-
-/// What one run printed and how it exited.
-#[derive(Debug)]
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
 }
 
 fn example(name: &str) -> PathBuf {
@@ -51,23 +46,7 @@ impl Harness {
     }
 
     fn zerolab(&self, args: &[&str]) -> Run {
-        let output = Command::new(env!("CARGO_BIN_EXE_zerolab"))
-            .args(args)
-            .current_dir(self.dir.path())
-            .output()
-            .expect("run zerolab");
-        Run {
-            code: output.status.code().expect("exit code, not a signal"),
-            stdout: String::from_utf8(output.stdout).expect("utf-8 stdout"),
-            stderr: String::from_utf8(output.stderr).expect("utf-8 stderr"),
-        }
-    }
-}
-
-impl Run {
-    /// Asserts the exit code and both outputs, showing everything on a mismatch.
-    fn expect(&self, code: i32, stdout: &str, stderr: &str) {
-        assert_eq!((self.code, self.stdout.as_str(), self.stderr.as_str()), (code, stdout, stderr), "{self:#?}");
+        common::zerolab_in(self.dir.path(), args)
     }
 }
 

@@ -24,6 +24,19 @@ fn job(lab: &LabHarness, name: &str, text: &str) -> String {
     path.display().to_string()
 }
 
+/// `zerolab run FILE JOB` started, its stdout piped.
+fn run_in_background(lab: &LabHarness, job: &str) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_zerolab"))
+        .args(["run"])
+        .arg(&lab.file)
+        .arg(job)
+        .arg("--lab-root")
+        .arg(lab.root())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 /// The summary row of `instance`: its whitespace-separated cells.
 fn row<'a>(run: &'a Run, instance: &str) -> Vec<&'a str> {
     let line = run.stdout.lines().find(|l| l.starts_with(&format!("{instance} "))).unwrap_or_else(|| {
@@ -138,15 +151,7 @@ fn run_places_uploads_collects_fails_fast_and_reports_lost_nodes() {
         "spin",
         "apiVersion: zerolab/v1\nkind: Job\nname: spin\ngroups:\n  - {name: spin, count: 3, program: loop, timeout: 60s}\n",
     );
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_zerolab"))
-        .args(["run"])
-        .arg(&lab.file)
-        .arg(&spin)
-        .arg("--lab-root")
-        .arg(lab.root())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = run_in_background(&lab, &spin);
     std::thread::sleep(Duration::from_millis(700));
     let kill = lab.zerolab(&["exec"], &["--nodes", "node-2", "--", "kill -9 $(cat /run/zerolab/agent.pid)"]);
     assert_eq!(kill.code, 0, "{kill:#?}");
@@ -163,15 +168,7 @@ fn run_places_uploads_collects_fails_fast_and_reports_lost_nodes() {
 
     // `cancel` stops a run that is still going.
     assert_eq!(lab.zerolab(&["up"], &[]).code, 0, "the agent is healthy again");
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_zerolab"))
-        .args(["run"])
-        .arg(&lab.file)
-        .arg(&spin)
-        .arg("--lab-root")
-        .arg(lab.root())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = run_in_background(&lab, &spin);
     let deadline = Instant::now() + Duration::from_secs(10);
     let run = loop {
         let run = lab.zerolab(&["cancel"], &["spin"]);

@@ -55,6 +55,23 @@ pub struct Run {
     pub stderr: String,
 }
 
+impl Run {
+    /// Asserts the exit code and both outputs, showing everything on a mismatch.
+    pub fn expect(&self, code: i32, stdout: &str, stderr: &str) {
+        assert_eq!((self.code, self.stdout.as_str(), self.stderr.as_str()), (code, stdout, stderr), "{self:#?}");
+    }
+}
+
+/// `zerolab ARGS...` run in `dir`, so diagnostics name files as written there.
+pub fn zerolab_in(dir: &Path, args: &[&str]) -> Run {
+    let output = Command::new(env!("CARGO_BIN_EXE_zerolab")).args(args).current_dir(dir).output().expect("run zerolab");
+    Run {
+        code: output.status.code().expect("exit code, not a signal"),
+        stdout: String::from_utf8(output.stdout).expect("utf-8 stdout"),
+        stderr: String::from_utf8(output.stderr).expect("utf-8 stderr"),
+    }
+}
+
 /// A temp dir holding the cluster file and the lab root; takes the lab down on drop.
 pub struct LabHarness {
     dir: tempfile::TempDir,

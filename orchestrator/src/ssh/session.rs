@@ -1,6 +1,6 @@
 //! One SSH connection to a node and the steps run over it.
 //!
-//! Steps that need root on the node ([`Session::exec_as_root`], [`Session::upload_as_root`])
+//! Steps that need root on the node ([`Session::exec_as_root`], [`Session::copy_as_root_then`])
 //! run as they are when the login user is `root`, and through `sudo -n` otherwise (never
 //! prompting: a user who needs a password for sudo gets [`Error::SudoPassword`] from
 //! [`Session::check_sudo`], which says how to fix it).
@@ -341,38 +341,12 @@ impl Session {
         mode: u32,
         timeout: Duration,
     ) -> Result<Upload, Error> {
-        self.upload_checked(local, sum, remote, mode, timeout, false).await
-    }
-
-    /// [`upload_with_sum`](Self::upload_with_sum) to a place only root may write: the
-    /// check and the copy run as root ([`exec_as_root`](Self::exec_as_root)).
-    pub async fn upload_as_root(
-        &self,
-        local: &Path,
-        sum: &str,
-        remote: &str,
-        mode: u32,
-        timeout: Duration,
-    ) -> Result<Upload, Error> {
-        self.upload_checked(local, sum, remote, mode, timeout, true).await
-    }
-
-    async fn upload_checked(
-        &self,
-        local: &Path,
-        sum: &str,
-        remote: &str,
-        mode: u32,
-        timeout: Duration,
-        root: bool,
-    ) -> Result<Upload, Error> {
-        let command = |script: &str| if root { as_root(self.needs_sudo(), script) } else { script.to_owned() };
         let quoted = shell_quote(remote);
-        let check = self.exec(&command(&format!("sha256sum {quoted} 2>/dev/null")), None, timeout).await?;
+        let check = self.exec(&format!("sha256sum {quoted} 2>/dev/null"), None, timeout).await?;
         if check.success() && String::from_utf8_lossy(&check.stdout).split_whitespace().next() == Some(sum) {
             return Ok(Upload::Skipped);
         }
-        self.copy(local, sum, remote, mode, "", timeout, root).await?;
+        self.copy(local, sum, remote, mode, "", timeout, false).await?;
         Ok(Upload::Copied)
     }
 

@@ -151,6 +151,18 @@ impl Node {
     }
 }
 
+/// A test that fails half-way leaves no supervisor behind: it leads its own process
+/// group (`setsid -f`), so one signal stops it and its agent.
+impl Drop for Node {
+    fn drop(&mut self) {
+        let pid = fs::read_to_string(self.path("run").join("supervisor.pid")).ok();
+        if let Some(pid) = pid.and_then(|p| p.trim().parse::<i32>().ok()).filter(|&pid| running(pid)) {
+            // SAFETY: kill has no memory preconditions.
+            unsafe { libc::kill(-pid, libc::SIGKILL) };
+        }
+    }
+}
+
 fn executable(path: &Path, text: &str) {
     fs::write(path, text).unwrap();
     fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();

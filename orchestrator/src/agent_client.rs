@@ -76,24 +76,6 @@ pub enum AgentError {
     Unhealthy { status: String },
 }
 
-impl AgentError {
-    /// True when the node itself could not be reached (rather than its agent).
-    pub fn node_unreachable(&self) -> bool {
-        match self {
-            AgentError::Connect(e) => {
-                matches!(
-                    e,
-                    ssh::Error::Unreachable { .. }
-                        | ssh::Error::HandshakeTimeout { .. }
-                        | ssh::Error::ChannelTimeout { .. }
-                )
-            }
-            AgentError::Unreached(failure) => failure.kind == FailureKind::Unreachable,
-            _ => false,
-        }
-    }
-}
-
 /// How requests reach a node's agent.
 #[derive(Clone, Copy)]
 pub enum Link<'a> {

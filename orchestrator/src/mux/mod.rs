@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncRead, AsyncReadExt, BufReader};
+use tokio::io::{AsyncReadExt, BufReader};
 use tokio::net::UnixStream;
 
 pub use self::protocol::FailureKind;
@@ -142,33 +142,9 @@ impl Mux {
         command: &str,
         timeout: Duration,
     ) -> Result<Result<Output, Failure>, MuxError> {
-        self.exec_with(target, command, None::<(tokio::io::Empty, u64)>, timeout, false).await
-    }
-
-    /// [`exec`](Self::exec) with `stdin` (a reader and its exact length) as the command's
-    /// standard input; `patient`: the node may still be booting, so a new connection is
-    /// retried for longer.
-    pub async fn exec_with<R: AsyncRead + Unpin>(
-        &self,
-        target: &Target,
-        command: &str,
-        stdin: Option<(R, u64)>,
-        timeout: Duration,
-        patient: bool,
-    ) -> Result<Result<Output, Failure>, MuxError> {
         let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
-        let stdin_len = stdin.as_ref().map_or(0, |(_, len)| *len);
-        let request =
-            Request::Exec { target: target.clone(), command: command.to_owned(), timeout_ms, stdin_len, patient };
+        let request = Request::Exec { target: target.clone(), command: command.to_owned(), timeout_ms };
         let mut stream = self.request(&request).await?;
-        if let Some((mut input, len)) = stdin {
-            // A command that exits without reading its input makes the keeper stop
-            // reading too: a failed write is not the error, the reply says what happened.
-            let sent = tokio::io::copy(&mut (&mut input).take(len), stream.get_mut()).await;
-            if let Err(e) = sent {
-                tracing::debug!(node = %target.node, "stdin not fully sent: {e}");
-            }
-        }
         match self.reply(&mut stream, "exec").await? {
             Reply::Output { status, signal, stdout_len, stderr_len } => {
                 let mut stdout = vec![0; stdout_len];

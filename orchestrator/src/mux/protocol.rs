@@ -2,9 +2,7 @@
 //!
 //! One request per connection. The client writes a [`Request`] as one JSON line; the
 //! keeper answers with one [`Reply`] JSON line. After [`Reply::Output`] come exactly
-//! `stdout_len` then `stderr_len` raw bytes (command output is bytes, not text). An
-//! `Exec` with `stdin_len` is followed by that many bytes, the command's standard input,
-//! which the keeper streams to the node as they come. After
+//! `stdout_len` then `stderr_len` raw bytes (command output is bytes, not text). After
 //! [`Reply::Streaming`] the connection is a raw byte pipe to the node's Unix socket
 //! until either side closes it.
 
@@ -28,12 +26,6 @@ pub enum Request {
         command: String,
         /// Limit for the command, in milliseconds.
         timeout_ms: u64,
-        /// Bytes of standard input that follow the request line.
-        #[serde(default)]
-        stdin_len: u64,
-        /// The node may still be booting: when a connection must be made, retry longer.
-        #[serde(default)]
-        patient: bool,
     },
     /// Turn this connection into a byte pipe to the Unix socket `socket` on the node.
     Stream {
@@ -123,7 +115,7 @@ mod tests {
     async fn messages_round_trip_as_lines() {
         let target =
             Target { node: "n-1".into(), address: "10.0.0.2".into(), port: 22, user: "root".into(), key: "/k".into() };
-        let request = Request::Exec { target, command: "true".into(), timeout_ms: 5, stdin_len: 3, patient: true };
+        let request = Request::Exec { target, command: "true".into(), timeout_ms: 5 };
         let mut buffer = Vec::new();
         write_line(&mut buffer, &request).await.unwrap();
         write_line(&mut buffer, &Request::Stop).await.unwrap();

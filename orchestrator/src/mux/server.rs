@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Mutex;
 
@@ -141,12 +141,8 @@ impl Keeper {
         let mut stream = BufReader::new(stream);
         let Some(request) = read_line::<Request>(&mut stream).await? else { return Ok(()) };
         match request {
-            Request::Exec { target, command, timeout_ms, stdin_len, patient } => {
-                let timeout = Duration::from_millis(timeout_ms);
-                // The input follows the request line; part of it may be in the buffer.
-                let mut stdin = (&mut stream).take(stdin_len);
-                let stdin = (stdin_len > 0).then_some(&mut stdin);
-                let result = self.exec(&target, &command, stdin, timeout, patient).await;
+            Request::Exec { target, command, timeout_ms } => {
+                let result = self.exec(&target, &command, Duration::from_millis(timeout_ms)).await;
                 match result {
                     Ok(output) => {
                         let reply = Reply::Output {
@@ -206,23 +202,16 @@ impl Keeper {
         connect_slot(&self.slot(&target.node), target, &self.known_hosts, options).await
     }
 
-    async fn exec<R: AsyncRead + Unpin + Send>(
-        &self,
-        target: &Target,
-        command: &str,
-        mut stdin: Option<R>,
-        timeout: Duration,
-        patient: bool,
-    ) -> Result<Output, ssh::Error> {
+    async fn exec(&self, target: &Target, command: &str, timeout: Duration) -> Result<Output, ssh::Error> {
         // A node the lab says is ready answers soon or is reported (see `known_up`).
-        let options = if patient { ConnectOptions::default() } else { ConnectOptions::known_up() };
+        let options = ConnectOptions::known_up();
         let session = self.session(target, &options).await?;
-        match session.exec_stream(command, stdin.as_mut(), timeout).await {
+        match session.exec(command, None, timeout).await {
             // The channel could not be opened: the connection died and the command never
-            // ran (nor read any input), so running it on a fresh connection runs it once.
+            // ran, so running it on a fresh connection runs it once.
             Err(ssh::Error::Ssh { operation: "channel open", .. } | ssh::Error::ChannelTimeout { .. }) => {
                 self.forget(target, &session).await;
-                self.session(target, &options).await?.exec_stream(command, stdin, timeout).await
+                self.session(target, &options).await?.exec(command, None, timeout).await
             }
             result => result,
         }

@@ -16,6 +16,7 @@
 //! | `GET /v1/sessions/{id}`        |                   | [`SessionStatus`]         |
 //! | `GET /v1/sessions/{id}/stdout` |                   | raw bytes written so far  |
 //! | `GET /v1/sessions/{id}/stderr` |                   | raw bytes written so far  |
+//! | `GET /v1/sessions/{id}/output` |                   | raw bytes written so far  |
 //! | `DELETE /v1/sessions/{id}`     |                   | [`SessionStatus`]         |
 //!
 //! Channels between guests ([`ChannelSpec`]): a session may ask for channels
@@ -25,6 +26,14 @@
 //! connects to the reader's agent at its [`Facts::channel_port`]). The guest
 //! starts once every channel is connected; until then the session is
 //! [`SessionState::Waiting`].
+//!
+//! Devices ([`DeviceSpec`]): a session's `stdin`, `stdout`, `stderr`,
+//! `input`, `output` and `image` come from an uploaded blob, a file already on
+//! the node, or an `http(s)://` URL the agent fetches (inputs), and go to the
+//! session's directory or a file on the node (outputs). Fetching a URL and
+//! checking a checksum happen after the request is accepted, while the session
+//! is [`SessionState::Waiting`]; a failure there ends the session with a report
+//! naming the device and the cause.
 
 use serde::{Deserialize, Serialize};
 
@@ -96,7 +105,9 @@ pub struct BlobStored {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SessionRequest {
-    /// SHA-256 of an uploaded blob holding the static guest program.
+    /// The static guest program: the SHA-256 of an uploaded blob, or
+    /// `image:PATH`, a file inside the session's `image` device (a tar; `PATH`
+    /// as stored in it, with or without a leading `./`).
     pub program: String,
     /// argv; empty means the program's name alone.
     #[serde(default)]
@@ -110,9 +121,11 @@ pub struct SessionRequest {
     /// `Timeout` in seconds.
     #[serde(default = "default_timeout")]
     pub timeout: u64,
-    /// SHA-256 of an uploaded blob to use as stdin; none means empty stdin.
+    /// The guest's devices, each at most once. Without one, `stdin` is empty,
+    /// `stdout` and `stderr` are kept in the session's directory, and there is
+    /// no `input`, `output` or `image`.
     #[serde(default)]
-    pub stdin: Option<String>,
+    pub devices: Vec<DeviceSpec>,
     /// Channels to other guests of the same job; the guest starts once all
     /// are connected.
     #[serde(default)]
@@ -121,6 +134,93 @@ pub struct SessionRequest {
     /// the session fails with a report naming the channel and both its ends.
     #[serde(default = "default_channel_wait")]
     pub channel_wait_secs: u64,
+}
+
+/// One device of a session: which, and where its data comes from or goes.
+///
+/// JSON: `{"name": "stdin", "source": {"blob": {"sha256": "<64 hex>"}}}`,
+/// `{"name": "input", "source": {"url": {"url": "https://…", "sha256": "<64 hex>"}}}`,
+/// `{"name": "output", "source": {"node": {"path": "/srv/out.txt"}}}`,
+/// `{"name": "output", "source": "session"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceSpec {
+    /// Which device; the guest opens `/dev/<name>`.
+    pub name: DeviceName,
+    /// Where it reads from or writes to.
+    pub source: DeviceSource,
+}
+
+/// The six devices of a guest, as ZeroVM names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceName {
+    /// `/dev/stdin`: read, sequential.
+    Stdin,
+    /// `/dev/stdout`: written, sequential.
+    Stdout,
+    /// `/dev/stderr`: written, sequential.
+    Stderr,
+    /// `/dev/input`: read, random access.
+    Input,
+    /// `/dev/output`: written, sequential.
+    Output,
+    /// `/dev/image`: a tar, read, random access; `program: image:PATH` runs a file in it.
+    Image,
+}
+
+impl DeviceName {
+    /// Its name (`stdin`).
+    pub fn name(self) -> &'static str {
+        match self {
+            DeviceName::Stdin => "stdin",
+            DeviceName::Stdout => "stdout",
+            DeviceName::Stderr => "stderr",
+            DeviceName::Input => "input",
+            DeviceName::Output => "output",
+            DeviceName::Image => "image",
+        }
+    }
+
+    /// Whether the guest reads it (stdin, input, image) rather than writes it.
+    pub fn is_input(self) -> bool {
+        matches!(self, DeviceName::Stdin | DeviceName::Input | DeviceName::Image)
+    }
+}
+
+/// Where a device's data comes from (inputs) or goes (outputs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub enum DeviceSource {
+    /// Outputs only: a file in the session's directory, read back with
+    /// `GET /v1/sessions/{id}/NAME` (`stdout`, `stderr`, `output`).
+    Session,
+    /// Inputs only: an uploaded blob.
+    Blob {
+        /// The blob's SHA-256.
+        sha256: String,
+    },
+    /// A file on the node, an absolute path: an input is read from it (and
+    /// checked against `sha256` when given); an output is created or truncated
+    /// there (mode 0644).
+    Node {
+        /// The file.
+        path: String,
+        /// An input's expected SHA-256; must be absent on an output.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sha256: Option<String>,
+    },
+    /// Inputs only: an `http://` or `https://` URL the agent fetches into its
+    /// blob store. With `sha256` the download is checked, and a blob already
+    /// stored under it is used without fetching; without, every session fetches
+    /// anew.
+    Url {
+        /// The URL.
+        url: String,
+        /// The expected SHA-256 of the body.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sha256: Option<String>,
+    },
 }
 
 /// One end of a one-way channel between two guests of a job.
@@ -213,7 +313,7 @@ impl SessionRequest {
             env: Vec::new(),
             memory: DEFAULT_MEMORY,
             timeout: DEFAULT_TIMEOUT_SECS,
-            stdin: None,
+            devices: Vec::new(),
             channels: Vec::new(),
             channel_wait_secs: DEFAULT_CHANNEL_WAIT_SECS,
         }
@@ -231,7 +331,9 @@ pub struct SessionCreated {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SessionState {
-    /// Waiting for its channels to be connected; the guest has not started.
+    /// Preparing its devices (fetching URLs, checking checksums, taking its
+    /// program out of its image) or waiting for its channels to be connected;
+    /// the guest has not started.
     Waiting,
     /// Starting or running.
     Running,
@@ -266,8 +368,8 @@ pub struct SessionStatus {
     pub state: SessionState,
     /// The report, once done.
     pub report: Option<Report>,
-    /// While [`SessionState::Waiting`]: the aliases of the channels not yet
-    /// connected.
+    /// While [`SessionState::Waiting`]: what it waits for: the devices being
+    /// prepared (`/dev/stdin`), then the aliases of the channels not yet connected.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub waiting_for: Vec<String>,
 }
@@ -334,6 +436,25 @@ mod tests {
         );
         assert_eq!(r.channels[1].direction, ChannelDirection::In);
         assert!(!format!("{r:?}").contains(&key), "the key must not be printed");
+    }
+
+    #[test]
+    fn device_specs_read_every_source() {
+        let sha = "ab".repeat(32);
+        let text = format!(
+            r#"{{"program":"image:bin/wc","devices":[
+              {{"name":"stdin","source":{{"blob":{{"sha256":"{sha}"}}}}}},
+              {{"name":"input","source":{{"url":{{"url":"http://h/x","sha256":"{sha}"}}}}}},
+              {{"name":"image","source":{{"node":{{"path":"/srv/i.tar"}}}}}},
+              {{"name":"output","source":"session"}}]}}"#
+        );
+        let r: SessionRequest = serde_json::from_str(&text).unwrap();
+        let names: Vec<DeviceName> = r.devices.iter().map(|d| d.name).collect();
+        assert_eq!(names, [DeviceName::Stdin, DeviceName::Input, DeviceName::Image, DeviceName::Output]);
+        assert_eq!(r.devices[2].source, DeviceSource::Node { path: "/srv/i.tar".into(), sha256: None });
+        assert_eq!(serde_json::to_value(&r.devices[3].source).unwrap(), serde_json::json!("session"));
+        let typo = r#"{"program":"p","devices":[{"name":"stdin","source":{"blob":{"sha":"x"}}}]}"#;
+        assert!(serde_json::from_str::<SessionRequest>(typo).is_err());
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! The blob store: uploaded programs and inputs, content-addressed by SHA-256.
 //!
-//! A blob lives at `DIR/<sha256>`. [`Blobs::put`] hashes the bytes first and
-//! refuses a mismatch, then writes a temporary file in the same directory and
-//! renames it into place, so a reader never sees a partial blob and a repeated
-//! upload is harmless (idempotent). Names are checked with
+//! A blob lives at `DIR/<sha256>`. A [`BlobWriter`] writes a temporary file in
+//! the same directory, hashing as it goes; [`BlobWriter::finish`] refuses a
+//! mismatch and renames the file into place, so a reader never sees a partial
+//! blob and a repeated upload is harmless (idempotent). Uploads and URL
+//! fetches both stream through one, so the agent's memory stays flat whatever
+//! the blob's size. Names are checked with
 //! [`api::is_sha256`](crate::api::is_sha256) before any path is built, so a
 //! request cannot name a file outside the store.
 
@@ -70,24 +72,25 @@ impl Blobs {
 
     /// Stores `bytes` as `name` after checking that they hash to it.
     pub fn put(&self, name: &str, bytes: &[u8]) -> Result<api::BlobStored, BlobError> {
-        if !api::is_sha256(name) {
+        let mut writer = self.writer(Some(name))?;
+        writer.write(bytes)?;
+        writer.finish()
+    }
+
+    /// A writer for a new blob: `Some(name)` to check the bytes against it, `None`
+    /// to name the blob by what they hash to.
+    pub fn writer(&self, name: Option<&str>) -> Result<BlobWriter, BlobError> {
+        if let Some(name) = name.filter(|n| !api::is_sha256(n)) {
             return Err(BlobError::BadName(name.to_string()));
         }
-        let actual = sha256_hex(bytes);
-        if actual != name {
-            return Err(BlobError::Mismatch { expected: name.to_string(), actual });
-        }
-        let stored = api::BlobStored { sha256: actual, size: bytes.len() as u64 };
-        let path = self.dir.join(name);
-        if path.is_file() {
-            return Ok(stored);
-        }
-        let write_err = |source| BlobError::Write { name: name.to_string(), dir: self.dir.clone(), source };
-        let mut tmp = tempfile::NamedTempFile::new_in(&self.dir).map_err(write_err)?;
-        tmp.write_all(bytes).map_err(write_err)?;
-        tmp.as_file().sync_all().map_err(write_err)?;
-        tmp.persist(&path).map_err(|e| write_err(e.error))?;
-        Ok(stored)
+        let expected = name.map(str::to_owned);
+        let label = expected.clone().unwrap_or_else(|| "(unnamed)".into());
+        let tmp = tempfile::NamedTempFile::new_in(&self.dir).map_err(|source| BlobError::Write {
+            name: label,
+            dir: self.dir.clone(),
+            source,
+        })?;
+        Ok(BlobWriter { dir: self.dir.clone(), expected, tmp, hash: Sha256::new(), size: 0 })
     }
 
     /// The path of blob `name`, if stored.
@@ -101,6 +104,56 @@ impl Blobs {
         } else {
             Err(BlobError::Missing(name.to_string()))
         }
+    }
+}
+
+/// A blob being written: bytes go to a temporary file in the store and into the
+/// hash; nothing is visible under a blob's name until [`BlobWriter::finish`].
+/// Dropped unfinished, it leaves nothing behind.
+#[derive(Debug)]
+pub struct BlobWriter {
+    dir: PathBuf,
+    expected: Option<String>,
+    tmp: tempfile::NamedTempFile,
+    hash: Sha256,
+    size: u64,
+}
+
+impl BlobWriter {
+    /// Appends `bytes`.
+    pub fn write(&mut self, bytes: &[u8]) -> Result<(), BlobError> {
+        self.hash.update(bytes);
+        self.size += bytes.len() as u64;
+        self.tmp.write_all(bytes).map_err(|source| self.write_error(source))
+    }
+
+    /// Bytes written so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    fn write_error(&self, source: std::io::Error) -> BlobError {
+        let name = self.expected.clone().unwrap_or_else(|| "(unnamed)".into());
+        BlobError::Write { name, dir: self.dir.clone(), source }
+    }
+
+    /// Checks the hash against the expected name, if any, and stores the blob.
+    pub fn finish(self) -> Result<api::BlobStored, BlobError> {
+        let actual: String = self.hash.clone().finalize().iter().map(|b| format!("{b:02x}")).collect();
+        if let Some(expected) = &self.expected {
+            if *expected != actual {
+                return Err(BlobError::Mismatch { expected: expected.clone(), actual });
+            }
+        }
+        let path = self.dir.join(&actual);
+        let stored = api::BlobStored { sha256: actual, size: self.size };
+        if path.is_file() {
+            return Ok(stored);
+        }
+        self.tmp.as_file().sync_all().map_err(|source| self.write_error(source))?;
+        let BlobWriter { dir, tmp, .. } = self;
+        tmp.persist(&path).map_err(|e| BlobError::Write { name: stored.sha256.clone(), dir, source: e.error })?;
+        Ok(stored)
     }
 }
 
@@ -130,6 +183,22 @@ mod tests {
         let name = sha256_hex(b"hello");
         assert!(matches!(blobs.put(&name, b"hellO"), Err(BlobError::Mismatch { .. })));
         assert!(matches!(blobs.path(&name), Err(BlobError::Missing(_))));
+    }
+
+    #[test]
+    fn a_writer_names_the_blob_by_its_hash_and_an_unfinished_one_leaves_nothing() {
+        let (_d, blobs) = store();
+        let mut w = blobs.writer(None).unwrap();
+        w.write(b"hel").unwrap();
+        w.write(b"lo").unwrap();
+        assert_eq!(w.size(), 5);
+        let stored = w.finish().unwrap();
+        assert_eq!(stored.sha256, sha256_hex(b"hello"));
+        assert_eq!(std::fs::read(blobs.path(&stored.sha256).unwrap()).unwrap(), b"hello");
+        let mut w = blobs.writer(None).unwrap();
+        w.write(b"half").unwrap();
+        drop(w);
+        assert_eq!(std::fs::read_dir(blobs.dir()).unwrap().count(), 1, "only the finished blob");
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //!   and gets nothing else.
 //! - With the default `server` feature: [`server`] (axum router, socket,
 //!   node facts), [`blobs`] (content-addressed uploads), [`sessions`]
-//!   (one guest per `std::thread`, outputs in files, kill handles) and
+//!   (one guest per `std::thread`, outputs in files, kill handles),
+//!   [`devices`] (a session's stdin … image from blobs, node files or URLs,
+//!   which [`fetch`] downloads) and
 //!   [`channels`] (channels between guests: local pipes, and authenticated
 //!   TCP connections between agents handed to the guests as descriptors).
 //!
@@ -43,6 +45,10 @@ pub mod api;
 pub mod blobs;
 #[cfg(feature = "server")]
 pub mod channels;
+#[cfg(feature = "server")]
+pub mod devices;
+#[cfg(feature = "server")]
+pub mod fetch;
 #[cfg(feature = "server")]
 pub mod server;
 #[cfg(feature = "server")]

@@ -12,21 +12,22 @@ use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path as UrlPath, State};
+use axum::body::{Body, Bytes};
+use axum::extract::{Path as UrlPath, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use axum::{Json, Router};
+use http_body_util::BodyExt;
+use sha2::{Digest, Sha256};
 use zerolab_sandbox::session::Options;
 
 use crate::api;
-use crate::blobs::{sha256_hex, BlobError, Blobs};
+use crate::blobs::{BlobError, BlobWriter, Blobs};
 use crate::channels::{ChannelsError, Hub};
+use crate::devices::DevicesError;
+use crate::fetch::Fetcher;
 use crate::sessions::{Output, Sessions, SessionsError};
-
-/// Largest blob accepted in one `PUT` (the body is held in memory).
-pub const MAX_BLOB_BYTES: usize = 256 << 20;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -72,11 +73,15 @@ pub struct AppState {
 
 impl AppState {
     /// State under `state_dir` (`blobs/`, `sessions/`); sessions may have
-    /// channels when there is a `hub`.
+    /// channels when there is a `hub`, and URL devices when this is called on a
+    /// tokio runtime (which fetches them).
     pub fn new(state_dir: &Path, opts: Options, hub: Option<Arc<Hub>>) -> std::io::Result<AppState> {
         create_private_dir(state_dir)?;
         let blobs = Blobs::open(state_dir.join("blobs"))?;
-        let mut sessions = Sessions::new(state_dir.join("sessions"), blobs.clone(), opts)?;
+        let fetcher = tokio::runtime::Handle::try_current().ok().and_then(|runtime| {
+            Fetcher::new(blobs.clone(), runtime).inspect_err(|e| tracing::warn!("URL devices are off: {e}")).ok()
+        });
+        let mut sessions = Sessions::new(state_dir.join("sessions"), blobs.clone(), fetcher, opts)?;
         if let Some(hub) = &hub {
             sessions = sessions.with_hub(Arc::clone(hub));
         }
@@ -88,9 +93,16 @@ impl AppState {
     }
 }
 
-/// SHA-256 of `/proc/self/exe`, or `unknown` if it cannot be read.
+/// SHA-256 of `/proc/self/exe`, or `unknown` if it cannot be read. Streamed: a
+/// debug build is over 100 MB, which should not sit in the agent's memory.
 fn binary_hash() -> String {
-    std::fs::read("/proc/self/exe").map(|b| sha256_hex(&b)).unwrap_or_else(|_| "unknown".into())
+    let hash = || -> std::io::Result<String> {
+        let mut file = std::fs::File::open("/proc/self/exe")?;
+        let mut hash = Sha256::new();
+        std::io::copy(&mut file, &mut hash)?;
+        Ok(hash.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    };
+    hash().unwrap_or_else(|_| "unknown".into())
 }
 
 async fn version(State(s): Shared) -> Result<Json<api::Version>, ApiError> {
@@ -130,9 +142,14 @@ impl From<BlobError> for ApiError {
 impl From<SessionsError> for ApiError {
     fn from(e: SessionsError) -> Self {
         let status = match &e {
-            SessionsError::Blob(BlobError::Missing(_)) => StatusCode::UNPROCESSABLE_ENTITY,
-            SessionsError::Blob(BlobError::Write { .. }) => StatusCode::INTERNAL_SERVER_ERROR,
-            SessionsError::Blob(_) | SessionsError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            SessionsError::Blob(BlobError::Missing(_))
+            | SessionsError::Devices(DevicesError::Blob(BlobError::Missing(_))) => StatusCode::UNPROCESSABLE_ENTITY,
+            SessionsError::Blob(BlobError::Write { .. })
+            | SessionsError::Devices(DevicesError::Blob(BlobError::Write { .. })) => StatusCode::INTERNAL_SERVER_ERROR,
+            SessionsError::Blob(_) | SessionsError::BadRequest(_) | SessionsError::Devices(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            SessionsError::NoOutput { .. } => StatusCode::NOT_FOUND,
             SessionsError::Channels(ChannelsError::Invalid(_)) => StatusCode::BAD_REQUEST,
             SessionsError::Channels(ChannelsError::Conflict(_)) => StatusCode::CONFLICT,
             SessionsError::Channels(ChannelsError::NoListener(_) | ChannelsError::Pipe(_)) | SessionsError::NoHub => {
@@ -154,22 +171,59 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/health", get(|| async { Json(api::Health { status: "ok".into() }) }))
         .route("/v1/version", get(version))
         .route("/v1/facts", get(|State(s): Shared| async move { Json(facts(s.hub.as_ref().and_then(|h| h.port()))) }))
-        .route("/v1/blobs/{sha256}", put(put_blob).head(has_blob).layer(DefaultBodyLimit::max(MAX_BLOB_BYTES)))
+        .route("/v1/blobs/{sha256}", put(put_blob).head(has_blob))
         .route("/v1/sessions", get(list_sessions).post(start_session))
         .route("/v1/sessions/{id}", get(session_status).delete(kill_session))
         .route("/v1/sessions/{id}/stdout", get(|s: Shared, id: UrlPath<String>| output(s, id, Output::Stdout)))
         .route("/v1/sessions/{id}/stderr", get(|s: Shared, id: UrlPath<String>| output(s, id, Output::Stderr)))
+        .route("/v1/sessions/{id}/output", get(|s: Shared, id: UrlPath<String>| output(s, id, Output::Output)))
         .fallback(|| async {
             ApiError(StatusCode::NOT_FOUND, "no such endpoint; the API is under /v1 (see docs/agent.md)".into())
         })
         .with_state(state)
 }
 
-async fn put_blob(State(s): Shared, UrlPath(name): UrlPath<String>, body: Bytes) -> Result<Response, ApiError> {
-    let blobs = s.blobs.clone();
-    let stored = tokio::task::spawn_blocking(move || blobs.put(&name, &body))
-        .await
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("blob upload failed: {e}; retry")))??;
+/// `PUT /v1/blobs/{sha256}`: the body is streamed to a [`BlobWriter`] on a blocking
+/// thread (a few chunks in flight), so a blob of any size costs the agent no memory.
+/// An upload cut short is dropped, never stored.
+async fn put_blob(State(s): Shared, UrlPath(name): UrlPath<String>, mut body: Body) -> Result<Response, ApiError> {
+    let writer = s.blobs.writer(Some(&name))?;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(8);
+    let write = tokio::task::spawn_blocking(move || -> Result<BlobWriter, BlobError> {
+        let mut writer = writer;
+        while let Some(chunk) = rx.blocking_recv() {
+            writer.write(&chunk)?;
+        }
+        Ok(writer)
+    });
+    let mut cut = None;
+    while let Some(frame) = body.frame().await {
+        match frame {
+            Ok(frame) => {
+                if let Ok(chunk) = frame.into_data() {
+                    if tx.send(chunk).await.is_err() {
+                        break;
+                    }
+                }
+            }
+            Err(e) => {
+                cut = Some(e);
+                break;
+            }
+        }
+    }
+    drop(tx);
+    let failed = |e: tokio::task::JoinError| {
+        ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("blob upload failed: {e}; retry"))
+    };
+    let writer = write.await.map_err(failed)??;
+    if let Some(e) = cut {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("upload cut short after {} bytes: {e}; retry", writer.size()),
+        ));
+    }
+    let stored = tokio::task::spawn_blocking(move || writer.finish()).await.map_err(failed)??;
     Ok((StatusCode::CREATED, Json(stored)).into_response())
 }
 

@@ -1,8 +1,11 @@
 //! Sessions: one guest each, run on its own thread, with outputs in files.
 //!
-//! [`Sessions::start`] prepares `STATE/sessions/ID/` (`stdout`, `stderr`),
-//! opens the channels, and hands the guest to a new `std::thread` that calls
-//! [`session::spawn`] and then [`Session::wait`](zerolab_sandbox::session::Session::wait).
+//! [`Sessions::start`] checks the request (devices and program with
+//! [`devices::check`]), makes `STATE/sessions/ID/`, and hands the session to a
+//! new `std::thread` that makes its devices ready ([`devices::Checked::prepare`]:
+//! files opened, URLs fetched, checksums checked; `stdout`, `stderr` and a
+//! collected `output` go to the session's directory), waits for its channels,
+//! and calls [`session::spawn`] and then [`Session::wait`](zerolab_sandbox::session::Session::wait).
 //! The thread matters: the guest's parent-death signal follows the thread
 //! that forked it, so spawning from a tokio worker (which may exit) could kill
 //! a healthy guest. A panic in that thread is caught and becomes a failed
@@ -16,27 +19,27 @@
 //!
 //! Killing races with starting: a kill that arrives before the guest exists
 //! is remembered under the entry's lock and applied as soon as it does; one
-//! that arrives while the session waits for its channels ends the wait.
+//! that arrives while the session fetches a URL or waits for its channels
+//! ends the wait.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::os::unix::fs::DirBuilderExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::Notify;
 
-use zerolab_sandbox::channel::Channel;
 use zerolab_sandbox::codes::ReturnCode;
-use zerolab_sandbox::manifest::{AccessType, Limits};
 use zerolab_sandbox::report::{Report, ValidatorState};
 use zerolab_sandbox::session::{self, Guest, KillHandle, Options};
 
 use crate::api;
 use crate::blobs::{BlobError, Blobs};
 use crate::channels::{ChannelsError, Hub, Pending, WaitError};
+use crate::devices::{self, Checked, Context, DevicesError, Extracted, PrepareError};
+use crate::fetch::Fetcher;
 
 /// Why a session could not be started or found.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +53,17 @@ pub enum SessionsError {
     /// `memory` or `timeout` out of range.
     #[error("{0}")]
     BadRequest(String),
+    /// A device or the program is malformed.
+    #[error(transparent)]
+    Devices(#[from] DevicesError),
+    /// No such output kept for this session.
+    #[error("session {id} kept no {name}: it was not collected (a node file, or no such device)")]
+    NoOutput {
+        /// Session id.
+        id: String,
+        /// `stdout`, `stderr` or `output`.
+        name: &'static str,
+    },
     /// A channel is malformed or conflicts with another session's.
     #[error(transparent)]
     Channels(#[from] ChannelsError),
@@ -88,6 +102,8 @@ pub enum Output {
     Stdout,
     /// The guest's `/dev/stderr`.
     Stderr,
+    /// The guest's `/dev/output`.
+    Output,
 }
 
 impl Output {
@@ -95,6 +111,7 @@ impl Output {
         match self {
             Output::Stdout => "stdout",
             Output::Stderr => "stderr",
+            Output::Output => "output",
         }
     }
 }
@@ -137,23 +154,48 @@ impl Entry {
     }
 }
 
+/// What a session's thread needs besides its own request.
+#[derive(Debug)]
+struct Shared {
+    blobs: Blobs,
+    fetcher: Option<Fetcher>,
+    extracted: Extracted,
+    opts: Options,
+}
+
+/// What one session's thread runs.
+struct Launch {
+    checked: Checked,
+    pending: Option<Pending>,
+    memory: u64,
+    timeout: Duration,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+}
+
 /// All sessions since the agent started.
 #[derive(Debug)]
 pub struct Sessions {
     dir: PathBuf,
-    blobs: Blobs,
-    opts: Options,
+    shared: Arc<Shared>,
     hub: Option<Arc<Hub>>,
     next: AtomicU64,
     table: Mutex<BTreeMap<String, Arc<Entry>>>,
 }
 
 impl Sessions {
-    /// Sessions with their directories under `dir` and programs from `blobs`.
-    pub fn new(dir: impl Into<PathBuf>, blobs: Blobs, opts: Options) -> std::io::Result<Sessions> {
+    /// Sessions with their directories under `dir`, programs and inputs from `blobs`,
+    /// and URL devices fetched by `fetcher` (refused without one).
+    pub fn new(
+        dir: impl Into<PathBuf>,
+        blobs: Blobs,
+        fetcher: Option<Fetcher>,
+        opts: Options,
+    ) -> std::io::Result<Sessions> {
         let dir = dir.into();
         crate::server::create_private_dir(&dir)?;
-        Ok(Sessions { dir, blobs, opts, hub: None, next: AtomicU64::new(1), table: Mutex::new(BTreeMap::new()) })
+        let shared = Arc::new(Shared { blobs, fetcher, extracted: Extracted::default(), opts });
+        Ok(Sessions { dir, shared, hub: None, next: AtomicU64::new(1), table: Mutex::new(BTreeMap::new()) })
     }
 
     /// The same sessions, able to have channels through `hub`.
@@ -192,8 +234,7 @@ impl Sessions {
 
     /// Starts a session; its guest runs on its own thread.
     pub fn start(&self, req: &api::SessionRequest) -> Result<String, SessionsError> {
-        let program = self.blobs.path(&req.program)?;
-        let stdin = req.stdin.as_deref().map(|s| self.blobs.path(s)).transpose()?;
+        let checked = devices::check(req, &self.shared.blobs, self.shared.fetcher.is_some())?;
         if req.timeout == 0 || req.timeout > MAX_TIMEOUT_SECS {
             return Err(SessionsError::BadRequest(format!(
                 "timeout {} is out of range; give 1 to {MAX_TIMEOUT_SECS} seconds",
@@ -214,27 +255,33 @@ impl Sessions {
                 return Err(e.into());
             }
         };
-        let prep = |source| SessionsError::Prepare { id: id.clone(), dir: dir.clone(), source };
-        let channels = open_channels(&dir, stdin.as_deref()).map_err(prep)?;
-        let guest = Guest {
-            program,
+        // The kept outputs exist (empty) from the start, so they can be read at once.
+        for name in checked.kept() {
+            if let Err(source) = std::fs::File::create(dir.join(name.name())) {
+                drop(pending); // withdraws its channels
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(SessionsError::Prepare { id, dir, source });
+            }
+        }
+        let mut waiting_for = checked.needs_work();
+        if waiting_for.is_empty() {
+            waiting_for = pending.as_ref().map(Pending::unconnected).unwrap_or_default();
+        }
+        let progress = Progress { waiting: !waiting_for.is_empty(), waiting_for, ..Progress::default() };
+        let entry = Arc::new(Entry { id: id.clone(), dir, progress: Mutex::new(progress), cancel: Notify::new() });
+        let launch = Launch {
+            checked,
+            pending,
             memory: req.memory,
             timeout: Duration::from_secs(req.timeout),
-            channels,
             args: req.args.clone(),
             env: req.env.clone(),
         };
-        let progress = Progress {
-            waiting: pending.is_some(),
-            waiting_for: pending.as_ref().map(Pending::unconnected).unwrap_or_default(),
-            ..Progress::default()
-        };
-        let entry = Arc::new(Entry { id: id.clone(), dir, progress: Mutex::new(progress), cancel: Notify::new() });
-        let opts = self.opts.clone();
+        let shared = Arc::clone(&self.shared);
         let runner = Arc::clone(&entry);
         std::thread::Builder::new()
             .name(format!("session-{id}"))
-            .spawn(move || run(&runner, guest, pending, &opts))
+            .spawn(move || run(&runner, launch, &shared))
             .map_err(|source| SessionsError::Thread { id: id.clone(), source })?;
         self.table().insert(id.clone(), entry);
         Ok(id)
@@ -274,29 +321,20 @@ impl Sessions {
         Ok(entry.status())
     }
 
-    /// The path of a session's output file.
+    /// The path of a session's output file: the one it keeps in its directory. A
+    /// session still preparing has none yet; ask again once it runs.
     pub fn output(&self, id: &str, which: Output) -> Result<PathBuf, SessionsError> {
-        Ok(self.get(id)?.dir.join(which.file_name()))
+        let path = self.get(id)?.dir.join(which.file_name());
+        match path.is_file() {
+            true => Ok(path),
+            false => Err(SessionsError::NoOutput { id: id.to_owned(), name: which.file_name() }),
+        }
     }
 }
 
-/// stdin from the blob (or `/dev/null`), stdout and stderr to new files.
-fn open_channels(dir: &Path, stdin: Option<&Path>) -> std::io::Result<Vec<Channel>> {
-    let read_only = Limits { puts: 0, put_size: 0, ..Limits::UNLIMITED };
-    let write_only = Limits { gets: 0, get_size: 0, ..Limits::UNLIMITED };
-    let input = File::open(stdin.unwrap_or(Path::new("/dev/null")))?;
-    let stdout = File::create(dir.join("stdout"))?;
-    let stderr = File::create(dir.join("stderr"))?;
-    Ok(vec![
-        Channel::from_fd("/dev/stdin", AccessType::SeqGetSeqPut, read_only, input.into())?,
-        Channel::from_fd("/dev/stdout", AccessType::SeqGetSeqPut, write_only, stdout.into())?,
-        Channel::from_fd("/dev/stderr", AccessType::SeqGetSeqPut, write_only, stderr.into())?,
-    ])
-}
-
-/// The session thread: channels, spawn, register the kill handle, wait, record.
-fn run(entry: &Entry, guest: Guest, pending: Option<Pending>, opts: &Options) {
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| supervise(entry, guest, pending, opts)));
+/// The session thread: devices, channels, spawn, register the kill handle, wait, record.
+fn run(entry: &Entry, launch: Launch, shared: &Shared) {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| supervise(entry, launch, shared)));
     let report = outcome.unwrap_or_else(|_| {
         tracing::error!(session = %entry.id, "session thread panicked");
         Report::failed(ReturnCode::Killed, ValidatorState::NotRun, "agent error: session supervisor panicked")
@@ -308,11 +346,48 @@ fn run(entry: &Entry, guest: Guest, pending: Option<Pending>, opts: &Options) {
     p.report = Some(to_api(&report));
 }
 
-fn supervise(entry: &Entry, mut guest: Guest, pending: Option<Pending>, opts: &Options) -> Report {
+/// The report of a session whose devices could not be made ready.
+fn unprepared(e: &PrepareError) -> Report {
+    let code = match e {
+        PrepareError::Killed => ReturnCode::Killed,
+        PrepareError::NotInImage { .. } => ReturnCode::ProgramMissing,
+        PrepareError::Mismatch { .. }
+        | PrepareError::Fetch { source: crate::fetch::FetchError::Mismatch { .. }, .. } => ReturnCode::Corrupted,
+        _ => ReturnCode::Malformed,
+    };
+    Report::failed(code, ValidatorState::NotRun, zerolab_sandbox::session::error_chain(e))
+}
+
+fn supervise(entry: &Entry, launch: Launch, shared: &Shared) -> Report {
+    let Launch { checked, pending, memory, timeout, args, env } = launch;
+    let cx = Context {
+        dir: &entry.dir,
+        blobs: &shared.blobs,
+        fetcher: shared.fetcher.as_ref(),
+        extracted: &shared.extracted,
+        deadline: Instant::now() + timeout,
+        timeout_secs: timeout.as_secs(),
+        cancel: &entry.cancel,
+    };
+    let (program, mut channels) = match checked.prepare(&cx) {
+        Ok(prepared) => prepared,
+        Err(e) => {
+            tracing::warn!(session = %entry.id, "devices not ready: {e}");
+            return unprepared(&e);
+        }
+    };
+    {
+        let mut p = entry.lock();
+        if p.kill_requested {
+            return Report::failed(ReturnCode::Killed, ValidatorState::NotRun, "killed");
+        }
+        p.waiting_for = pending.as_ref().map(Pending::unconnected).unwrap_or_default();
+        p.waiting = pending.is_some();
+    }
     if let Some(pending) = pending {
         let waited = pending.wait(&entry.cancel, |left| entry.lock().waiting_for = left);
         match waited {
-            Ok(channels) => guest.channels.extend(channels),
+            Ok(more) => channels.extend(more),
             Err(WaitError::Killed) => return Report::failed(ReturnCode::Killed, ValidatorState::NotRun, "killed"),
             Err(e) => {
                 let why = zerolab_sandbox::session::error_chain(&e);
@@ -324,7 +399,8 @@ fn supervise(entry: &Entry, mut guest: Guest, pending: Option<Pending>, opts: &O
         p.waiting = false;
         p.waiting_for.clear();
     }
-    let session = match session::spawn(guest, opts) {
+    let guest = Guest { program, memory, timeout, channels, args, env };
+    let session = match session::spawn(guest, &shared.opts) {
         Ok(s) => s,
         Err(e) => return e.into_report(),
     };
@@ -364,7 +440,7 @@ mod tests {
     fn sessions() -> (tempfile::TempDir, Sessions) {
         let dir = tempfile::tempdir().unwrap();
         let blobs = Blobs::open(dir.path().join("blobs")).unwrap();
-        let s = Sessions::new(dir.path().join("sessions"), blobs, Options::default()).unwrap();
+        let s = Sessions::new(dir.path().join("sessions"), blobs, None, Options::default()).unwrap();
         (dir, s)
     }
 
@@ -372,14 +448,14 @@ mod tests {
     fn refuses_unknown_program_blob() {
         let (_d, s) = sessions();
         let err = s.start(&api::SessionRequest::new("a".repeat(64))).unwrap_err();
-        assert!(matches!(err, SessionsError::Blob(BlobError::Missing(_))), "{err}");
+        assert!(matches!(err, SessionsError::Devices(DevicesError::Blob(BlobError::Missing(_)))), "{err}");
     }
 
     #[test]
     fn refuses_zero_timeout() {
         let (_d, s) = sessions();
         let name = crate::blobs::sha256_hex(b"x");
-        s.blobs.put(&name, b"x").unwrap();
+        s.shared.blobs.put(&name, b"x").unwrap();
         let req = api::SessionRequest { timeout: 0, ..api::SessionRequest::new(name) };
         assert!(matches!(s.start(&req), Err(SessionsError::BadRequest(_))));
     }
@@ -388,7 +464,7 @@ mod tests {
     fn refuses_channels_without_a_hub() {
         let (_d, s) = sessions();
         let name = crate::blobs::sha256_hex(b"x");
-        s.blobs.put(&name, b"x").unwrap();
+        s.shared.blobs.put(&name, b"x").unwrap();
         let channel = api::ChannelSpec {
             alias: "/dev/in/a".into(),
             direction: api::ChannelDirection::In,
@@ -414,7 +490,7 @@ mod tests {
     fn bad_executable_ends_in_a_failed_report_not_a_crash() {
         let (_d, s) = sessions();
         let name = crate::blobs::sha256_hex(b"not an elf");
-        s.blobs.put(&name, b"not an elf").unwrap();
+        s.shared.blobs.put(&name, b"not an elf").unwrap();
         let id = s.start(&api::SessionRequest::new(name)).unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         let report = loop {

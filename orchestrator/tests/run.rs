@@ -191,18 +191,6 @@ fn run_places_uploads_collects_fails_fast_and_reports_lost_nodes() {
     let run = lab.zerolab(&["run"], &[&nowhere]);
     assert_eq!(run.code, 2, "{run:#?}");
     assert!(run.stderr.starts_with("zerolab: the job cannot be placed on lab rn133:"), "{run:#?}");
-    let node_input = job(
-        &lab,
-        "nodeinput",
-        "apiVersion: zerolab/v1\nkind: Job\nname: nodeinput\ngroups:\n\
-         \x20 - {name: a, program: cat, devices: {stdin: 'node:/etc/hostname'}}\n",
-    );
-    let run = lab.zerolab(&["run"], &[&node_input]);
-    assert_eq!(run.code, 2, "{run:#?}");
-    assert!(
-        run.stderr.starts_with("zerolab: instance a: device stdin from node:/etc/hostname is not supported"),
-        "{run:#?}"
-    );
     let broken =
         job(&lab, "broken", "apiVersion: zerolab/v1\nkind: Job\nname: broken\ngroups:\n  - {name: a, programm: x}\n");
     let run = lab.zerolab(&["run"], &[&broken]);

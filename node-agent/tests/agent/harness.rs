@@ -75,6 +75,11 @@ impl Agent {
         std::fs::read_to_string(self.dir.path().join("agent.log")).unwrap_or_default()
     }
 
+    /// Its state directory (`blobs/`, `sessions/`).
+    pub fn state_dir(&self) -> std::path::PathBuf {
+        self.dir.path().join("state")
+    }
+
     /// `127.0.0.1:PORT` of its channel listener.
     pub fn channel_address(&self) -> String {
         format!("127.0.0.1:{}", self.channel_port)

@@ -8,9 +8,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use hyper::StatusCode;
+
 use super::record::{JobRecord, FILE};
 use super::RunError;
-use crate::agent_client::{self, Link};
+use crate::agent_client::{self, AgentError, Link};
 use crate::cluster::Cluster;
 use crate::lab::Lab;
 use crate::mux::Mux;
@@ -109,11 +111,14 @@ pub async fn output(
         .find(|t| t.node == entry.node);
     let Some(target) = target else { return Ok(Vec::new()) };
     let mux = Mux::open(lab.dir(), program).await.map_err(RunError::from)?;
-    let bytes =
-        agent_client::session_output(Link::Keeper(&mux, &target), session, stream, REQUEST_TIMEOUT).await.map_err(
-            |e| HistoryError::Agent { instance: instance.to_owned(), node: entry.node.clone(), cause: cause(&e) },
-        )?;
-    Ok(bytes.to_vec())
+    match agent_client::session_output(Link::Keeper(&mux, &target), session, stream, REQUEST_TIMEOUT).await {
+        Ok(bytes) => Ok(bytes.to_vec()),
+        // Not kept (yet): the session is still preparing, or the job sent it to a node file.
+        Err(AgentError::Status { status: StatusCode::NOT_FOUND, .. }) => Ok(Vec::new()),
+        Err(e) => {
+            Err(HistoryError::Agent { instance: instance.to_owned(), node: entry.node.clone(), cause: cause(&e) })
+        }
+    }
 }
 
 /// Kills every session of run `name` that is still running; returns the instances

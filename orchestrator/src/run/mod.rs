@@ -15,8 +15,10 @@
 //!
 //! Every request goes through the lab's connection keeper ([`Mux`]), so no step pays an
 //! SSH handshake. The results directory is `LAB/jobs/<id>/`: `job.json` (the run: which
-//! instance on which node, in which session; written once the sessions started), then per instance `stdout`, `stderr` and
-//! `report` (ZeroVM's six lines). [`history`] reads them back (`jobs`, `logs`, `cancel`).
+//! instance on which node, in which session; written once the sessions started), then
+//! per instance `report` (ZeroVM's six lines) and the outputs its agent kept: `stdout`
+//! and `stderr` (unless the job sent them to node files) and `output` (when the job
+//! sends it to a local file). [`history`] reads them back (`jobs`, `logs`, `cancel`).
 
 pub mod history;
 pub mod plan;
@@ -481,7 +483,7 @@ async fn collect(
     };
     let out = dir.join(&instance.name);
     write(&out, "report", status.report.as_ref().map_or(&b""[..], |r| r.text.as_bytes())).await?;
-    for (stream, copy_to) in [("stdout", &instance.stdout_to), ("stderr", &instance.stderr_to)] {
+    for plan::Collected { stream, copy_to } in &instance.collect {
         let bytes = match agent_client::session_output(link, id, stream, REQUEST_TIMEOUT).await {
             Ok(bytes) => bytes,
             Err(e) => {

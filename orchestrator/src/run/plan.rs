@@ -1,7 +1,15 @@
 //! What a job run sends where, decided before anything is sent: which blobs each node
 //! needs (programs and local inputs, each hashed once), and each instance's node and
-//! session request, channels included. Whatever the runner cannot do yet is refused
-//! here, before any node is touched, in one line naming the instance and the device.
+//! session request, devices and channels included. A local input whose `sha256` does
+//! not match is refused here, before any node is touched, in one line naming the
+//! instance and the device.
+//!
+//! Devices: a local input (`stdin`, `input`, `image`) becomes a blob; a node file or a
+//! URL is passed to the agent as it is (with its checksum, which the agent checks); a
+//! local output, and `stdout`/`stderr` when the job gives no path, is kept by the agent
+//! in the session's directory and collected; a node output is written on the node and
+//! not collected. `program: image:PATH` is sent as `image:PATH`, taken out of the
+//! `image` device by the agent.
 //!
 //! Channels: each edge gets a fresh random 32-byte key, given to its two ends only (in
 //! their session requests, over the lab's SSH connections). Both ends on one node: a
@@ -13,7 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use ring::rand::{SecureRandom, SystemRandom};
-use zerolab_agent::api::{ChannelDirection, ChannelPeer, ChannelSpec, SessionRequest};
+use zerolab_agent::api::{self, ChannelDirection, ChannelPeer, ChannelSpec, DeviceSource, DeviceSpec, SessionRequest};
 
 use crate::job::{DeviceName, Direction, FileRef, Job, Placement, Program};
 use crate::ssh;
@@ -38,10 +46,18 @@ pub struct PlannedInstance {
     pub node: String,
     /// What its node's agent is asked to run.
     pub request: SessionRequest,
-    /// Where its stdout goes on this machine, besides the results directory.
-    pub stdout_to: Option<PathBuf>,
-    /// Where its stderr goes on this machine, besides the results directory.
-    pub stderr_to: Option<PathBuf>,
+    /// The outputs its agent keeps, to collect into the results directory when it ends.
+    pub collect: Vec<Collected>,
+}
+
+/// An output kept by the agent and collected when the instance ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Collected {
+    /// `stdout`, `stderr` or `output`: its name in the agent's API and in the results
+    /// directory.
+    pub stream: &'static str,
+    /// Where the job wants a copy on this machine, besides the results directory.
+    pub copy_to: Option<PathBuf>,
 }
 
 /// The whole run, decided.
@@ -53,12 +69,15 @@ pub struct Plan {
     pub blobs: BTreeMap<String, Vec<Blob>>,
 }
 
-/// What the runner cannot do (yet) or could not read.
+/// What the runner cannot do or could not read.
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
-    /// A device kind or source the runner does not support yet.
-    #[error("instance {instance}: {what} is not supported by `zerolab run` yet; {hint}")]
-    Unsupported { instance: String, what: String, hint: &'static str },
+    /// An instance without a node (placement did not cover it).
+    #[error("instance {0} has no node; check the job's placement")]
+    Unplaced(String),
+    /// A local input that does not hash to its `sha256`.
+    #[error("instance {instance}: device {device}: {} has sha256 {actual}, not the expected {expected}; the file changed or the job's sha256 is wrong", path.display())]
+    Checksum { instance: String, device: &'static str, path: PathBuf, expected: String, actual: String },
     /// A node that must accept channel connections has no channel port.
     #[error("instance {instance}: node {node} accepts no channel connections (its agent has no channel port); run `zerolab up` to update the agent")]
     NoChannelPort { instance: String, node: String },
@@ -98,9 +117,8 @@ pub async fn plan(
     let mut instances = Vec::new();
     for (index, instance) in job.instances().iter().enumerate() {
         let group = &job.groups()[instance.group];
-        let unsupported = |what: String, hint| PlanError::Unsupported { instance: instance.name.clone(), what, hint };
         let Some(node) = placement.node(index) else {
-            return Err(unsupported("an instance without a node".into(), "check the job's placement"));
+            return Err(PlanError::Unplaced(instance.name.clone()));
         };
         let mut channels = Vec::new();
         for end in &instance.channels {
@@ -127,59 +145,105 @@ pub async fn plan(
                 peer,
             });
         }
+        let mut files = Vec::new();
         let program = match &group.program {
-            Program::Local(path) => path.clone(),
-            Program::Image(path) => {
-                return Err(unsupported(format!("program `image:{path}`"), "give the program as a local file"))
+            Program::Local(path) => {
+                files.push(path.clone());
+                ProgramAt::Blob(path.clone())
             }
+            Program::Image(path) => ProgramAt::Image(path.clone()),
         };
-        let mut files = vec![program.clone()];
-        let (mut stdin, mut stdout_to, mut stderr_to) = (None, None, None);
+        let mut devices = Vec::new();
+        let mut collect: Vec<Collected> = ["stdout", "stderr"]
+            .into_iter()
+            .filter(|stream| !instance.devices.iter().any(|d| d.name.name() == *stream))
+            .map(|stream| Collected { stream, copy_to: None })
+            .collect();
         for device in &instance.devices {
-            match (device.name, &device.file) {
-                (DeviceName::Stdin, FileRef::Local(path)) => {
+            let source = match &device.file {
+                FileRef::Local(path) if device.name.is_input() => {
                     files.push(path.clone());
-                    stdin = Some(path.clone());
+                    let blob = hash(&mut hashed, path).await?;
+                    if let Some(expected) = device.sha256.as_ref().filter(|e| **e != blob.sha256) {
+                        return Err(PlanError::Checksum {
+                            instance: instance.name.clone(),
+                            device: device.name.name(),
+                            path: path.clone(),
+                            expected: expected.clone(),
+                            actual: blob.sha256,
+                        });
+                    }
+                    DeviceSource::Blob { sha256: blob.sha256 }
                 }
-                (DeviceName::Stdout, FileRef::Local(path)) => stdout_to = Some(path.clone()),
-                (DeviceName::Stderr, FileRef::Local(path)) => stderr_to = Some(path.clone()),
-                (name, file) => {
-                    return Err(unsupported(
-                        format!("device {} from {file}", name.name()),
-                        "stdin from a local file and stdout/stderr to local files are supported",
-                    ))
+                FileRef::Local(path) => {
+                    collect.push(Collected { stream: device.name.name(), copy_to: Some(path.clone()) });
+                    DeviceSource::Session
                 }
-            }
+                FileRef::Node(path) => {
+                    DeviceSource::Node { path: path.display().to_string(), sha256: device.sha256.clone() }
+                }
+                FileRef::Url(url) => DeviceSource::Url { url: url.clone(), sha256: device.sha256.clone() },
+            };
+            devices.push(DeviceSpec { name: agent_device(device.name), source });
         }
+        collect.sort_by_key(|c| ["stdout", "stderr", "output"].iter().position(|s| *s == c.stream));
         for path in files {
-            if !hashed.contains_key(&path) {
-                let read = |source| PlanError::Read { path: path.clone(), source };
-                let size = tokio::fs::metadata(&path).await.map_err(read)?.len();
-                let sha256 = ssh::sha256_file(&path).await.map_err(read)?;
-                hashed.insert(path.clone(), Blob { sha256, path: path.clone(), size });
-            }
+            hash(&mut hashed, &path).await?;
             blobs.entry(node.to_owned()).or_default().insert(path);
         }
-        let sha = |path: &PathBuf| hashed[path].sha256.clone();
-        let argv0 = program.file_name().map_or_else(|| instance.name.clone(), |n| n.to_string_lossy().into_owned());
-        let mut request = SessionRequest::new(sha(&program));
-        request.args = std::iter::once(argv0).chain(group.args.iter().cloned()).collect();
+        let (program, argv0) = match program {
+            ProgramAt::Blob(path) => (hashed[&path].sha256.clone(), file_name(&path.display().to_string())),
+            ProgramAt::Image(path) => (format!("image:{path}"), file_name(&path)),
+        };
+        let mut request = SessionRequest::new(program);
+        request.args =
+            std::iter::once(argv0.unwrap_or_else(|| instance.name.clone())).chain(group.args.iter().cloned()).collect();
         request.env = group.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         request.memory = group.memory;
         request.timeout = group.timeout;
-        request.stdin = stdin.as_ref().map(sha);
+        request.devices = devices;
         request.channels = channels;
-        instances.push(PlannedInstance {
-            name: instance.name.clone(),
-            node: node.to_owned(),
-            request,
-            stdout_to,
-            stderr_to,
-        });
+        instances.push(PlannedInstance { name: instance.name.clone(), node: node.to_owned(), request, collect });
     }
     let blobs =
         blobs.into_iter().map(|(node, paths)| (node, paths.iter().map(|p| hashed[p].clone()).collect())).collect();
     Ok(Plan { instances, blobs })
+}
+
+/// Where a program comes from.
+enum ProgramAt {
+    Blob(PathBuf),
+    Image(String),
+}
+
+/// The last part of a path, as the guest's `argv[0]`.
+fn file_name(path: &str) -> Option<String> {
+    path.rsplit('/').find(|part| !part.is_empty()).map(str::to_owned)
+}
+
+/// The agent's name for a job's device.
+fn agent_device(name: DeviceName) -> api::DeviceName {
+    match name {
+        DeviceName::Stdin => api::DeviceName::Stdin,
+        DeviceName::Stdout => api::DeviceName::Stdout,
+        DeviceName::Stderr => api::DeviceName::Stderr,
+        DeviceName::Input => api::DeviceName::Input,
+        DeviceName::Output => api::DeviceName::Output,
+        DeviceName::Image => api::DeviceName::Image,
+    }
+}
+
+/// `path` hashed once per run: its blob.
+async fn hash(hashed: &mut BTreeMap<PathBuf, Blob>, path: &PathBuf) -> Result<Blob, PlanError> {
+    if let Some(blob) = hashed.get(path) {
+        return Ok(blob.clone());
+    }
+    let read = |source| PlanError::Read { path: path.clone(), source };
+    let size = tokio::fs::metadata(path).await.map_err(read)?.len();
+    let sha256 = ssh::sha256_file(path).await.map_err(read)?;
+    let blob = Blob { sha256, path: path.clone(), size };
+    hashed.insert(path.clone(), blob.clone());
+    Ok(blob)
 }
 
 /// The nodes that must accept channel connections: those of readers whose writer runs

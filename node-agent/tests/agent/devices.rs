@@ -1,0 +1,295 @@
+//! Devices: stdin, stdout, stderr, input, output and image from uploaded blobs,
+//! files on the node and URLs the agent fetches from a real HTTP server on
+//! 127.0.0.1; `image:PATH` programs out of a tar made by `tar`; checksums that
+//! do not match, servers that fail or never answer, bad requests; and blob
+//! uploads streamed to disk (larger than memory would like, or cut short).
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hyper::{Method, StatusCode};
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use zerolab_agent::api::{self, DeviceName, DeviceSource, DeviceSpec};
+use zerolab_agent::blobs::sha256_hex;
+
+use crate::harness::{guest, Agent};
+
+const GUEST: &str = "node-agent/tests/guests/devices.c";
+
+fn device(name: DeviceName, source: DeviceSource) -> DeviceSpec {
+    DeviceSpec { name, source }
+}
+
+fn blob(sha256: &str) -> DeviceSource {
+    DeviceSource::Blob { sha256: sha256.to_owned() }
+}
+
+fn node(path: &Path, sha256: Option<String>) -> DeviceSource {
+    DeviceSource::Node { path: path.display().to_string(), sha256 }
+}
+
+fn url(url: String, sha256: Option<String>) -> DeviceSource {
+    DeviceSource::Url { url, sha256 }
+}
+
+fn request(program: &str, devices: Vec<DeviceSpec>) -> api::SessionRequest {
+    api::SessionRequest { devices, timeout: 20, ..api::SessionRequest::new(program) }
+}
+
+/// A plain HTTP/1.1 server on 127.0.0.1: `/data` is `body`, `/slow` never answers,
+/// anything else is 404. Counts the requests for `/data`.
+struct Server {
+    port: u16,
+    data_requests: Arc<AtomicUsize>,
+}
+
+impl Server {
+    async fn start(body: Vec<u8>) -> Server {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let data_requests = Arc::new(AtomicUsize::new(0));
+        let (count, body) = (Arc::clone(&data_requests), Arc::new(body));
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut stream, _)) = listener.accept().await else { return };
+                let (count, body) = (Arc::clone(&count), Arc::clone(&body));
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).await.unwrap_or(0) == 1 {
+                        head.push(byte[0]);
+                    }
+                    let head = String::from_utf8_lossy(&head).into_owned();
+                    let path = head.split_whitespace().nth(1).unwrap_or_default().to_owned();
+                    let response = match path.as_str() {
+                        "/data" => {
+                            count.fetch_add(1, Ordering::SeqCst);
+                            let mut r =
+                                format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", body.len()).into_bytes();
+                            r.extend_from_slice(&body);
+                            r
+                        }
+                        "/slow" => {
+                            tokio::time::sleep(Duration::from_secs(3600)).await;
+                            return;
+                        }
+                        _ => b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n".to_vec(),
+                    };
+                    let _ = stream.write_all(&response).await;
+                });
+            }
+        });
+        Server { port, data_requests }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn data_requests(&self) -> usize {
+        self.data_requests.load(Ordering::SeqCst)
+    }
+}
+
+async fn output(agent: &Agent, id: &str, which: &str) -> (StatusCode, String) {
+    let (status, bytes) = agent.call(Method::GET, &format!("/v1/sessions/{id}/{which}"), Vec::new()).await;
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+#[tokio::test]
+async fn input_output_and_an_image_program_from_blobs() {
+    let agent = Agent::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("bin")).unwrap();
+    std::fs::write(dir.path().join("bin/devices"), guest(GUEST)).unwrap();
+    std::fs::write(dir.path().join("README"), "an image\n").unwrap();
+    let tar = dir.path().join("image.tar");
+    let made = std::process::Command::new("tar")
+        .arg("cf")
+        .arg(&tar)
+        .arg("-C")
+        .arg(dir.path())
+        .args(["./README", "./bin"])
+        .status();
+    assert!(made.unwrap().success());
+    let image = std::fs::read(&tar).unwrap();
+    let image_size = image.len();
+
+    let image = agent.upload(image).await;
+    let input = agent.upload(b"random access input\n".repeat(10_000)).await;
+    let stdin = agent.upload(b"from stdin\n".to_vec()).await;
+    let devices = vec![
+        device(DeviceName::Image, blob(&image)),
+        device(DeviceName::Output, DeviceSource::Session),
+        device(DeviceName::Input, blob(&input)),
+        device(DeviceName::Stdin, blob(&stdin)),
+    ];
+    for _ in 0..2 {
+        let id = agent.start_session(&request("image:bin/devices", devices.clone())).await;
+        let report = agent.wait(&id).await;
+        assert_eq!((report.exit_state.as_str(), report.user_code), ("ok", 0), "{report:?}");
+        assert_eq!(agent.stdout(&id).await, format!("from stdin\nimage {image_size}\n"));
+        let (status, out) = output(&agent, &id, "output").await;
+        assert_eq!((status, out.len()), (StatusCode::OK, 200_000));
+        assert!(out.starts_with("random access input\n"));
+    }
+
+    let missing = request("image:bin/nothing", devices);
+    let report = agent.wait(&agent.start_session(&missing).await).await;
+    assert_eq!(report.return_code, 2, "{report:?}");
+    assert!(report.exit_state.contains("image:bin/nothing: no such file in the image"), "{report:?}");
+}
+
+#[tokio::test]
+async fn node_files_are_read_checked_and_written() {
+    let agent = Agent::start().await;
+    let program = agent.upload(guest(GUEST)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.txt");
+    std::fs::write(&input, "on the node\n").unwrap();
+    let sha = sha256_hex(b"on the node\n");
+    let out = dir.path().join("out.txt");
+    std::fs::write(&out, "old contents that are longer\n").unwrap();
+
+    let devices =
+        vec![device(DeviceName::Stdin, node(&input, Some(sha.clone()))), device(DeviceName::Stdout, node(&out, None))];
+    let id = agent.start_session(&request(&program, devices)).await;
+    let report = agent.wait(&id).await;
+    assert_eq!(report.exit_state, "ok", "{report:?}");
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "on the node\n", "truncated, then written");
+    let (status, body) = output(&agent, &id, "stdout").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body.contains("kept no stdout"), "{body}");
+
+    std::fs::write(&input, "changed on the node\n").unwrap();
+    let id = agent.start_session(&request(&program, vec![device(DeviceName::Stdin, node(&input, Some(sha)))])).await;
+    let report = agent.wait(&id).await;
+    assert_eq!(report.return_code, 32, "corrupted: {report:?}");
+    assert!(report.exit_state.contains(&format!("device stdin: {} has sha256", input.display())), "{report:?}");
+
+    let gone = dir.path().join("gone.txt");
+    let id = agent.start_session(&request(&program, vec![device(DeviceName::Input, node(&gone, None))])).await;
+    let report = agent.wait(&id).await;
+    assert!(report.exit_state.contains(&format!("device input: cannot open {}", gone.display())), "{report:?}");
+}
+
+#[tokio::test]
+async fn urls_are_fetched_once_per_checksum_and_checked() {
+    let agent = Agent::start().await;
+    let program = agent.upload(guest(GUEST)).await;
+    let body = b"fetched over http\n".repeat(100_000);
+    let sha = sha256_hex(&body);
+    let server = Server::start(body.clone()).await;
+
+    let with_sum = request(&program, vec![device(DeviceName::Stdin, url(server.url("/data"), Some(sha.clone())))]);
+    for _ in 0..3 {
+        let id = agent.start_session(&with_sum).await;
+        assert_eq!(agent.wait(&id).await.exit_state, "ok", "{}", agent.log());
+        assert_eq!(agent.stdout(&id).await.len(), body.len());
+    }
+    assert_eq!(server.data_requests(), 1, "a blob stored under its checksum is not fetched again");
+    let without = request(&program, vec![device(DeviceName::Stdin, url(server.url("/data"), None))]);
+    assert_eq!(agent.wait(&agent.start_session(&without).await).await.exit_state, "ok");
+    assert_eq!(server.data_requests(), 2, "without a checksum, every session fetches");
+
+    let wrong = "0".repeat(64);
+    let bad_sum = request(&program, vec![device(DeviceName::Stdin, url(server.url("/data"), Some(wrong.clone())))]);
+    let report = agent.wait(&agent.start_session(&bad_sum).await).await;
+    assert_eq!(report.return_code, 32, "{report:?}");
+    assert!(report.exit_state.contains(&format!("has sha256 {sha}, not the expected {wrong}")), "{report:?}");
+    let (status, _) = agent.call(Method::HEAD, &format!("/v1/blobs/{wrong}"), Vec::new()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "a mismatched body is not stored");
+
+    let missing = request(&program, vec![device(DeviceName::Input, url(server.url("/nope"), None))]);
+    let report = agent.wait(&agent.start_session(&missing).await).await;
+    assert!(report.exit_state.contains("the server answered 404 Not Found"), "{report:?}");
+    let closed = request(&program, vec![device(DeviceName::Stdin, url("http://127.0.0.1:1/x".into(), None))]);
+    let report = agent.wait(&agent.start_session(&closed).await).await;
+    assert!(report.exit_state.contains("fetching http://127.0.0.1:1/x failed"), "{report:?}");
+}
+
+#[tokio::test]
+async fn a_kill_ends_a_fetch_that_never_answers() {
+    let agent = Agent::start().await;
+    let program = agent.upload(guest(GUEST)).await;
+    let server = Server::start(Vec::new()).await;
+    let slow = request(&program, vec![device(DeviceName::Stdin, url(server.url("/slow"), None))]);
+    let id = agent.start_session(&slow).await;
+    let status = agent.status(&id).await;
+    assert_eq!((status.state, status.waiting_for), (api::SessionState::Waiting, vec!["/dev/stdin".to_owned()]));
+    let killed = Instant::now();
+    let (code, _) = agent.json(Method::DELETE, &format!("/v1/sessions/{id}"), None).await;
+    assert_eq!(code, StatusCode::OK);
+    let report = agent.wait(&id).await;
+    assert_eq!(report.exit_state, "killed", "{report:?}");
+    assert!(killed.elapsed() < Duration::from_secs(2), "killed after {:?}", killed.elapsed());
+}
+
+#[tokio::test]
+async fn bad_devices_are_refused_in_one_line_and_leave_nothing() {
+    let agent = Agent::start().await;
+    let program = agent.upload(guest(GUEST)).await;
+    let sha = program.clone();
+    let cases = [
+        (json!([{"name": "stdout", "source": {"blob": {"sha256": sha}}}]), "device stdout cannot go to a blob"),
+        (
+            json!([{"name": "output", "source": {"url": {"url": "http://h/x"}}}]),
+            "device output cannot go to a blob or a URL",
+        ),
+        (json!([{"name": "stdin", "source": "session"}]), "device stdin cannot come from the session"),
+        (json!([{"name": "output", "source": {"node": {"path": "/tmp/x", "sha256": sha}}}]), "cannot have a sha256"),
+        (json!([{"name": "input", "source": {"node": {"path": "etc/passwd"}}}]), "is not absolute"),
+        (json!([{"name": "input", "source": {"url": {"url": "ftp://h/x"}}}]), "is not an http:// or https:// URL"),
+        (json!([{"name": "input", "source": {"url": {"url": "http:///x"}}}]), "is not an http:// or https:// URL"),
+        (json!([{"name": "input", "source": {"node": {"path": "/x", "sha256": "ABC"}}}]), "is not 64 lowercase hex"),
+        (
+            json!([{"name": "stdout", "source": "session"}, {"name": "stdout", "source": "session"}]),
+            "device stdout is given twice",
+        ),
+        (
+            json!([{"name": "input", "source": {"blob": {"sha256": sha}}}, {"name": "input", "source": {"blob": {"sha256": sha}}}]),
+            "device input is given twice",
+        ),
+    ];
+    for (devices, expected) in cases {
+        let body = json!({"program": program, "devices": devices});
+        let (status, v) = agent.json(Method::POST, "/v1/sessions", Some(body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{devices}: {v}");
+        let error = v["error"].as_str().unwrap();
+        assert!(error.contains(expected) && !error.contains('\n'), "{devices}: {error}");
+    }
+    let (status, v) = agent.json(Method::POST, "/v1/sessions", Some(json!({"program": "image:bin/x"}))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(v["error"].as_str().unwrap().contains("needs an image device"), "{v}");
+    let (_, v) = agent.json(Method::GET, "/v1/sessions", None).await;
+    assert_eq!(v["sessions"], json!([]), "no session was made");
+}
+
+#[tokio::test]
+async fn uploads_stream_to_disk_and_one_cut_short_is_not_stored() {
+    let agent = Agent::start().await;
+    let mut big = vec![0u8; 128 << 20];
+    big.chunks_mut(4096).enumerate().for_each(|(i, page)| page[..8].copy_from_slice(&i.to_le_bytes()));
+    let rss_before = agent.rss();
+    let name = agent.upload(big).await;
+    let grew = agent.rss().saturating_sub(rss_before);
+    assert!(grew < 32 << 20, "a 128 MiB upload grew the agent by {} MiB", grew >> 20);
+    let (status, _) = agent.call(Method::HEAD, &format!("/v1/blobs/{name}"), Vec::new()).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let cut = sha256_hex(b"never sent in full");
+    let mut stream = tokio::net::UnixStream::connect(&agent.socket).await.unwrap();
+    let head = format!("PUT /v1/blobs/{cut} HTTP/1.1\r\nhost: a\r\ncontent-length: 1000000\r\n\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&[7u8; 1000]).await.unwrap();
+    drop(stream);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (status, _) = agent.call(Method::HEAD, &format!("/v1/blobs/{cut}"), Vec::new()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let blobs: Vec<_> =
+        std::fs::read_dir(agent.state_dir().join("blobs")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(blobs, [std::ffi::OsString::from(&name)], "no temporary file is left behind");
+}

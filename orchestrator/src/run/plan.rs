@@ -51,6 +51,9 @@ pub struct Plan {
     pub instances: Vec<PlannedInstance>,
     /// The blobs each node needs, by node.
     pub blobs: BTreeMap<String, Vec<Blob>>,
+    /// The blobs each instance needs on whichever node runs it, by index in `instances`
+    /// (what placing it again on another node uploads).
+    pub instance_blobs: Vec<Vec<Blob>>,
 }
 
 /// What the runner cannot do (yet) or could not read.
@@ -96,6 +99,7 @@ pub async fn plan(
     let mut hashed: BTreeMap<PathBuf, Blob> = BTreeMap::new();
     let mut blobs: BTreeMap<String, BTreeSet<PathBuf>> = BTreeMap::new();
     let mut instances = Vec::new();
+    let mut instance_blobs = Vec::new();
     for (index, instance) in job.instances().iter().enumerate() {
         let group = &job.groups()[instance.group];
         let unsupported = |what: String, hint| PlanError::Unsupported { instance: instance.name.clone(), what, hint };
@@ -151,7 +155,7 @@ pub async fn plan(
                 }
             }
         }
-        for path in files {
+        for path in files.iter().cloned() {
             if !hashed.contains_key(&path) {
                 let read = |source| PlanError::Read { path: path.clone(), source };
                 let size = tokio::fs::metadata(&path).await.map_err(read)?.len();
@@ -160,6 +164,7 @@ pub async fn plan(
             }
             blobs.entry(node.to_owned()).or_default().insert(path);
         }
+        instance_blobs.push(files.iter().map(|path| hashed[path].clone()).collect());
         let sha = |path: &PathBuf| hashed[path].sha256.clone();
         let argv0 = program.file_name().map_or_else(|| instance.name.clone(), |n| n.to_string_lossy().into_owned());
         let mut request = SessionRequest::new(sha(&program));
@@ -179,7 +184,7 @@ pub async fn plan(
     }
     let blobs =
         blobs.into_iter().map(|(node, paths)| (node, paths.iter().map(|p| hashed[p].clone()).collect())).collect();
-    Ok(Plan { instances, blobs })
+    Ok(Plan { instances, blobs, instance_blobs })
 }
 
 /// The nodes that must accept channel connections: those of readers whose writer runs

@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use zerolab::exec::{NodeRun, Outcome};
 use zerolab::lab::NodeState;
 use zerolab::run::history::RunSummary;
-use zerolab::run::{Counts, JobRun};
+use zerolab::run::{Counts, InstanceResult, JobRun};
 use zerolab::status::NodeStatus;
 use zerolab::up::NodeReport;
 
@@ -56,7 +56,8 @@ impl Progress {
 }
 
 /// Progress of a job run: on a terminal a line that counts instances pending, running,
-/// done and failed; elsewhere a plain line each time the counts change.
+/// done and failed (and how many times instances were placed again, once any was);
+/// elsewhere a plain line each time the counts change.
 #[derive(Clone)]
 pub struct JobProgress {
     bar: Option<ProgressBar>,
@@ -77,10 +78,13 @@ impl JobProgress {
 
     /// The counts changed.
     pub fn update(&self, counts: &Counts) {
-        let line = format!(
+        let mut line = format!(
             "{} pending, {} running, {} done, {} failed",
             counts.pending, counts.running, counts.done, counts.failed
         );
+        if counts.retried > 0 {
+            line.push_str(&format!(", {} retried", counts.retried));
+        }
         match &self.bar {
             Some(bar) => {
                 bar.set_position((counts.done + counts.failed) as u64);
@@ -101,7 +105,8 @@ impl JobProgress {
 }
 
 /// The end of `zerolab run`: one aligned line per instance (instance, node, exit state,
-/// ZeroVM return code, guest exit code, accounting or cause), then the results
+/// ZeroVM return code, guest exit code, accounting or cause; for an instance placed
+/// again, its last attempt's, after a note on the earlier ones), then the results
 /// directory and a one-line verdict.
 pub fn job_summary(run: &JobRun) -> String {
     let mut rows = vec![["INSTANCE", "NODE", "EXIT", "RC", "CODE", "ACCOUNTING / CAUSE"].map(String::from)];
@@ -115,7 +120,10 @@ pub fn job_summary(run: &JobRun) -> String {
             ),
             None => ("-".to_owned(), "-".to_owned(), "-".to_owned(), String::new()),
         };
-        let last = instance.cause.clone().unwrap_or(accounting);
+        let mut last = instance.cause.clone().unwrap_or(accounting);
+        if !instance.attempts.is_empty() {
+            last = format!("{}; {last}", attempts_note(instance));
+        }
         rows.push([instance.name.clone(), instance.node.clone(), exit, rc, code, last]);
     }
     let mut text = table(&rows);
@@ -126,6 +134,14 @@ pub fn job_summary(run: &JobRun) -> String {
     };
     text.push_str(&format!("results in {}\n{verdict}\n", run.dir.display()));
     text
+}
+
+/// `ok after 2 attempts (node-2: exited 3)`: how an instance placed again ended, and how
+/// each earlier attempt did.
+fn attempts_note(instance: &InstanceResult) -> String {
+    let earlier: Vec<String> = instance.attempts.iter().map(|a| format!("{}: {}", a.node, a.how())).collect();
+    let verdict = if instance.success() { "ok" } else { "failed" };
+    format!("{verdict} after {} attempts ({})", instance.attempts.len() + 1, earlier.join(", "))
 }
 
 /// `zerolab jobs`: one line per run, oldest first.
@@ -304,6 +320,60 @@ mod tests {
             "NODE     PROVIDER  ADDRESS     STATE   AGENT  CAUSE\n\
              node-1   netns     10.77.0.2   ready   0.1.0  -\n\
              node-10  netns     10.77.0.11  failed  -      agent down\n"
+        );
+    }
+
+    #[test]
+    fn job_summary_notes_the_attempts_of_an_instance_placed_again() {
+        use zerolab::run::Attempt;
+        use zerolab_agent::api::Report;
+        let report = |user_code| Report {
+            text: "0\n0\n/dev/self\nok\n0.00 0.01 0 0 0 0 0 0 0 0\n0\n".into(),
+            validator: 0,
+            user_code,
+            exit_state: "ok".into(),
+            return_code: 0,
+            sys_s: 0.0,
+            user_s: 0.01,
+            local: [0; 4],
+            net: [0; 4],
+        };
+        let attempt = |node: &str, user_code, cause: Option<&str>| Attempt {
+            node: node.into(),
+            session: None,
+            exit_state: cause.is_none().then(|| "ok".into()),
+            return_code: cause.is_none().then_some(0),
+            user_code: cause.is_none().then_some(user_code),
+            cause: cause.map(String::from),
+        };
+        let instance = |name: &str, user_code, attempts| InstanceResult {
+            name: name.into(),
+            node: "node-3".into(),
+            report: Some(report(user_code)),
+            cause: None,
+            attempts,
+        };
+        let run = JobRun {
+            id: "j-1".into(),
+            dir: "/r".into(),
+            instances: vec![
+                instance("plain", 0, vec![]),
+                instance("flaky", 0, vec![attempt("node-2", 3, None)]),
+                instance(
+                    "bad",
+                    3,
+                    vec![attempt("node-1", 3, None), attempt("node-2", 0, Some("node node-2 lost: gone"))],
+                ),
+            ],
+        };
+        assert_eq!(
+            job_summary(&run),
+            "INSTANCE  NODE    EXIT  RC  CODE  ACCOUNTING / CAUSE\n\
+             plain     node-3  ok    0   0     0.00 0.01 0 0 0 0 0 0 0 0\n\
+             flaky     node-3  ok    0   0     ok after 2 attempts (node-2: exited 3); 0.00 0.01 0 0 0 0 0 0 0 0\n\
+             bad       node-3  ok    0   3     failed after 3 attempts (node-1: exited 3, node-2: node node-2 lost: gone); \
+             0.00 0.01 0 0 0 0 0 0 0 0\n\
+             results in /r\njob j-1: 1 of 3 instances failed\n"
         );
     }
 

@@ -10,40 +10,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{zvm_gcc, LabHarness, Run};
-
-fn guest(lab: &LabHarness, name: &str, source: &str) {
-    let file = lab.path(&format!("{name}.c"));
-    fs::write(&file, source).unwrap();
-    zvm_gcc(&file, &lab.path(name));
-}
-
-fn job(lab: &LabHarness, name: &str, text: &str) -> String {
-    let path = lab.path(&format!("{name}.yaml"));
-    fs::write(&path, text).unwrap();
-    path.display().to_string()
-}
-
-/// `zerolab run FILE JOB` started, its stdout piped.
-fn run_in_background(lab: &LabHarness, job: &str) -> std::process::Child {
-    std::process::Command::new(env!("CARGO_BIN_EXE_zerolab"))
-        .args(["run"])
-        .arg(&lab.file)
-        .arg(job)
-        .arg("--lab-root")
-        .arg(lab.root())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-/// The summary row of `instance`: its whitespace-separated cells.
-fn row<'a>(run: &'a Run, instance: &str) -> Vec<&'a str> {
-    let line = run.stdout.lines().find(|l| l.starts_with(&format!("{instance} "))).unwrap_or_else(|| {
-        panic!("no row for {instance}: {run:#?}");
-    });
-    line.split_whitespace().collect()
-}
+use common::{guest, job, row, run_in_background, zvm_gcc, LabHarness};
 
 #[test]
 fn run_places_uploads_collects_fails_fast_and_reports_lost_nodes() {

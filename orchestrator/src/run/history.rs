@@ -3,14 +3,15 @@
 //!
 //! A run is named by its id, or by its job's name for the latest run of that job. An
 //! instance that has not finished has no outputs in the directory yet: `logs` then asks
-//! its node's agent for what it has written so far, and `cancel` kills its session.
+//! its node's agent for what it has written so far, and `cancel` kills its session
+//! (after leaving a mark in the run's directory, so the run places no instance again).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use hyper::StatusCode;
 
-use super::record::{JobRecord, FILE};
+use super::record::{JobRecord, CANCELLED, FILE};
 use super::RunError;
 use crate::agent_client::{self, AgentError, Link};
 use crate::cluster::Cluster;
@@ -122,7 +123,9 @@ pub async fn output(
 }
 
 /// Kills every session of run `name` that is still running; returns the instances
-/// asked to stop, with the error for those whose node did not answer.
+/// asked to stop, with the error for those whose node did not answer. The run's
+/// directory is marked first, and its record read after: an instance the run places
+/// again is either in the record read here or sees the mark and is killed by the run.
 pub async fn cancel(
     root: &Path,
     cluster: &Cluster,
@@ -130,7 +133,10 @@ pub async fn cancel(
     name: &str,
 ) -> Result<Vec<(String, Result<(), String>)>, HistoryError> {
     let lab = Lab::at(root, cluster.name()).map_err(UpError::from).map_err(RunError::from)?;
-    let (record, dir) = find(&lab, name)?;
+    let (_, dir) = find(&lab, name)?;
+    let marked = |source| RunError::Results { path: dir.clone(), source };
+    std::fs::write(dir.join(CANCELLED), b"").map_err(marked)?;
+    let record = JobRecord::load(&dir)?;
     let provider = provider::of(cluster).map_err(UpError::from).map_err(RunError::from)?;
     let targets = targets(&lab, cluster, provider).map_err(UpError::from).map_err(RunError::from)?;
     let mux = Mux::open(lab.dir(), program).await.map_err(RunError::from)?;

@@ -12,17 +12,21 @@
 //!    finished instance's report, stdout and stderr go to the results directory at once.
 //!    An instance that fails stops the others (fail fast); a node whose agent cannot be
 //!    reached for [`NODE_LOSS`] is lost, with its instances, and stops the others too.
+//!    An instance of a group with `retries` is placed again on another node instead,
+//!    until its retries are spent ([`retry`]).
 //!
 //! Every request goes through the lab's connection keeper ([`Mux`]), so no step pays an
 //! SSH handshake. The results directory is `LAB/jobs/<id>/`: `job.json` (the run: which
 //! instance on which node, in which session; written once the sessions started), then
 //! per instance `report` (ZeroVM's six lines) and the outputs its agent kept: `stdout`
 //! and `stderr` (unless the job sent them to node files) and `output` (when the job
-//! sends it to a local file). [`history`] reads them back (`jobs`, `logs`, `cancel`).
+//! sends it to a local file); a failed attempt's in `attempt-N/` below them. [`history`]
+//! reads them back (`jobs`, `logs`, `cancel`).
 
 pub mod history;
 pub mod plan;
 mod record;
+mod retry;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -32,8 +36,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::task::JoinSet;
 use zerolab_agent::api::{Report, SessionState};
 
-use self::plan::{Plan, PlanError};
-pub use self::record::{JobRecord, RecordedInstance};
+use self::plan::{Blob, Plan, PlanError};
+pub use self::record::{Attempt, JobRecord, RecordedInstance};
+use self::retry::Retries;
 use crate::agent_client::{self, AgentError, Link};
 use crate::cluster::Cluster;
 use crate::job::Job;
@@ -127,6 +132,9 @@ pub struct Counts {
     pub done: usize,
     /// Failed, stopped or lost.
     pub failed: usize,
+    /// How many times instances were placed again (`retries`); those being placed now
+    /// are pending.
+    pub retried: usize,
 }
 
 /// How one instance ended.
@@ -140,6 +148,8 @@ pub struct InstanceResult {
     pub report: Option<Report>,
     /// Why it has no report or was stopped (`stopped: map-2 failed`, `node-2 lost: ...`).
     pub cause: Option<String>,
+    /// Its earlier attempts, oldest first, when it was placed again; empty otherwise.
+    pub attempts: Vec<Attempt>,
 }
 
 impl InstanceResult {
@@ -199,7 +209,7 @@ pub async fn run(
     let mux = Mux::open(lab.dir(), &options.program).await?;
     let listen_at = channel_addresses(&mux, &targets, plan::listening_nodes(job, &placement)).await?;
     let id = format!("{}-{}", job.name(), SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis());
-    let plan = plan::plan(job, &placement, &id, &listen_at).await?;
+    let mut plan = plan::plan(job, &placement, &id, &listen_at).await?;
     let dir = lab.dir().join("jobs").join(&id);
     let mut record = JobRecord::new(&id, job, &plan);
 
@@ -223,8 +233,9 @@ pub async fn run(
             cause: error.clone(),
         });
     }
-    let ids: Vec<String> = sessions.into_iter().map(|s| s.unwrap_or_default()).collect();
-    let instances = watch(&mux, &targets, &plan, &ids, &dir, progress).await?;
+    let mut ids: Vec<String> = sessions.into_iter().map(|s| s.unwrap_or_default()).collect();
+    let mut retries = Retries::new(job, cluster, &state, record, dir.clone(), mux.clone(), targets.clone());
+    let instances = watch(&mux, &targets, &mut plan, &mut ids, &dir, &mut retries, progress).await?;
     tracing::debug!(elapsed = ?begun.elapsed(), "all instances ended, outputs collected");
     Ok(JobRun { id, dir, instances })
 }
@@ -276,25 +287,26 @@ async fn upload(mux: &Mux, targets: &Arc<HashMap<String, Target>>, plan: &Plan) 
     let mut uploads: JoinSet<Result<(), RunError>> = JoinSet::new();
     for (node, blobs) in plan.blobs.clone() {
         let (mux, targets) = (mux.clone(), targets.clone());
-        uploads.spawn(async move {
-            let target = &targets[&node];
-            for blob in blobs {
-                let failed =
-                    |source| RunError::Upload { node: node.clone(), path: blob.path.clone(), source: Box::new(source) };
-                let link = Link::Keeper(&mux, target);
-                if agent_client::blob_stored(link, &blob.sha256, REQUEST_TIMEOUT).await.map_err(failed)? {
-                    continue;
-                }
-                let bytes = tokio::fs::read(&blob.path)
-                    .await
-                    .map_err(|source| PlanError::Read { path: blob.path.clone(), source })?;
-                agent_client::put_blob(link, &blob.sha256, bytes.into(), UPLOAD_TIMEOUT).await.map_err(failed)?;
-            }
-            Ok(())
-        });
+        uploads.spawn(async move { upload_to(&mux, &targets[&node], &blobs).await });
     }
     while let Some(result) = uploads.join_next().await {
         result.unwrap_or(Ok(()))?;
+    }
+    Ok(())
+}
+
+/// Stores on `target`'s node those of `blobs` it lacks.
+async fn upload_to(mux: &Mux, target: &Target, blobs: &[Blob]) -> Result<(), RunError> {
+    for blob in blobs {
+        let failed =
+            |source| RunError::Upload { node: target.node.clone(), path: blob.path.clone(), source: Box::new(source) };
+        let link = Link::Keeper(mux, target);
+        if agent_client::blob_stored(link, &blob.sha256, REQUEST_TIMEOUT).await.map_err(failed)? {
+            continue;
+        }
+        let bytes =
+            tokio::fs::read(&blob.path).await.map_err(|source| PlanError::Read { path: blob.path.clone(), source })?;
+        agent_client::put_blob(link, &blob.sha256, bytes.into(), UPLOAD_TIMEOUT).await.map_err(failed)?;
     }
     Ok(())
 }
@@ -333,13 +345,15 @@ async fn stop(mux: &Mux, targets: &Arc<HashMap<String, Target>>, plan: &Plan, se
 }
 
 /// Watches the running sessions `ids` (by instance) until every one has ended; see the
-/// module doc for failures and lost nodes.
+/// module doc for failures and lost nodes. An instance placed again gets its new node
+/// in `plan` and its new session in `ids`.
 async fn watch(
     mux: &Mux,
     targets: &Arc<HashMap<String, Target>>,
-    plan: &Plan,
-    ids: &[String],
+    plan: &mut Plan,
+    ids: &mut [String],
     dir: &Path,
+    retries: &mut Retries,
     progress: impl Fn(&Counts),
 ) -> Result<Vec<InstanceResult>, RunError> {
     let mut results: Vec<Option<InstanceResult>> = vec![None; plan.instances.len()];
@@ -347,18 +361,19 @@ async fn watch(
     let mut stopping: Option<(String, Instant)> = None;
     let mut shown = None;
     loop {
-        let counts = count(&results);
+        let mut failure: Option<String> = retries.poll(plan, ids, &mut results).await?;
+        let counts = count(&results, retries);
         if shown != Some(counts) {
             progress(&counts);
             shown = Some(counts);
         }
-        if counts.running == 0 {
+        if counts.running + counts.pending == 0 {
             break;
         }
         // One listing per node that still runs something.
         let mut running_on: BTreeMap<String, Vec<usize>> = BTreeMap::new();
         for (index, result) in results.iter().enumerate() {
-            if result.is_none() {
+            if result.is_none() && !retries.placing(index) {
                 running_on.entry(plan.instances[index].node.clone()).or_default().push(index);
             }
         }
@@ -370,7 +385,6 @@ async fn watch(
                 (node, listed)
             });
         }
-        let mut failure: Option<String> = None;
         while let Some(Ok((node, listed))) = listings.join_next().await {
             let list = match listed {
                 Ok(list) => {
@@ -382,9 +396,13 @@ async fn watch(
                     if since.elapsed() >= NODE_LOSS {
                         let lost = format!("node {node} lost: {}", cause(&e));
                         for &index in &running_on[&node] {
-                            results[index] = Some(ended(plan, index, None, Some(lost.clone())));
+                            let result = ended(plan, index, None, Some(lost.clone()));
+                            let session = Some(ids[index].as_str());
+                            if let Some(result) = retries.replace(index, result, true, session, plan, &results) {
+                                results[index] = Some(result);
+                                failure.get_or_insert(lost.clone());
+                            }
                         }
-                        failure.get_or_insert(lost);
                     }
                     continue;
                 }
@@ -397,10 +415,17 @@ async fn watch(
                     // The agent restarted (it died, and its guests with it).
                     None => {
                         let gone = format!("the agent on {node} restarted and its guest is gone");
-                        results[index] = Some(ended(plan, index, None, Some(gone.clone())));
-                        failure.get_or_insert(format!("{} lost: {gone}", plan.instances[index].name));
+                        let result = ended(plan, index, None, Some(gone.clone()));
+                        let session = Some(ids[index].as_str());
+                        if let Some(result) = retries.replace(index, result, true, session, plan, &results) {
+                            failure.get_or_insert(format!("{} lost: {gone}{}", result.name, retries.after(index)));
+                            results[index] = Some(result);
+                        }
                         continue;
                     }
+                }
+                if retries.replaced_if_failed(index, plan, ids, &results).await? {
+                    continue;
                 }
                 let result = collect(mux, &targets[&node], plan, index, &ids[index], dir).await?;
                 if !result.success() && stopping.is_none() {
@@ -409,14 +434,17 @@ async fn watch(
                         Some(r) => r.exit_state.clone(),
                         None => "failed".to_owned(),
                     };
-                    failure.get_or_insert(format!("{} {how}", result.name));
+                    failure.get_or_insert(format!("{} {how}{}", result.name, retries.after(index)));
                 }
                 results[index] = Some(result);
             }
         }
         if let (Some(why), None) = (&failure, &stopping) {
-            let running: Vec<(usize, String)> =
-                (0..results.len()).filter(|&i| results[i].is_none()).map(|i| (i, ids[i].clone())).collect();
+            retries.stop();
+            let running: Vec<(usize, String)> = (0..results.len())
+                .filter(|&i| results[i].is_none() && !retries.placing(i))
+                .map(|i| (i, ids[i].clone()))
+                .collect();
             stop(mux, targets, plan, &running).await;
             stopping = Some((why.clone(), Instant::now()));
         }
@@ -424,7 +452,7 @@ async fn watch(
             // Instances stopped because another failed carry that reason, not their own.
             if since.elapsed() >= STOP_WAIT {
                 for (index, result) in results.iter_mut().enumerate() {
-                    if result.is_none() {
+                    if result.is_none() && !retries.placing(index) {
                         *result = Some(ended(plan, index, None, Some(format!("stopped: {why}; it did not end"))));
                     }
                 }
@@ -433,7 +461,7 @@ async fn watch(
         tokio::time::sleep(POLL).await;
     }
     let why = stopping.map(|(why, _)| why);
-    Ok(results
+    let mut results: Vec<InstanceResult> = results
         .into_iter()
         .enumerate()
         .map(|(index, result)| {
@@ -445,18 +473,21 @@ async fn watch(
             }
             result
         })
-        .collect())
+        .collect();
+    retries.finish(&mut results, ids).await?;
+    Ok(results)
 }
 
 fn ended(plan: &Plan, index: usize, report: Option<Report>, cause: Option<String>) -> InstanceResult {
     let instance = &plan.instances[index];
-    InstanceResult { name: instance.name.clone(), node: instance.node.clone(), report, cause }
+    InstanceResult { name: instance.name.clone(), node: instance.node.clone(), report, cause, attempts: Vec::new() }
 }
 
-fn count(results: &[Option<InstanceResult>]) -> Counts {
-    let mut counts = Counts::default();
-    for result in results {
+fn count(results: &[Option<InstanceResult>], retries: &Retries) -> Counts {
+    let mut counts = Counts { retried: retries.made(), ..Counts::default() };
+    for (index, result) in results.iter().enumerate() {
         match result {
+            None if retries.placing(index) => counts.pending += 1,
             None => counts.running += 1,
             Some(r) if r.success() => counts.done += 1,
             Some(_) => counts.failed += 1,

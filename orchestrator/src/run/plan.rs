@@ -67,6 +67,9 @@ pub struct Plan {
     pub instances: Vec<PlannedInstance>,
     /// The blobs each node needs, by node.
     pub blobs: BTreeMap<String, Vec<Blob>>,
+    /// The blobs each instance needs on whichever node runs it, by index in `instances`
+    /// (what placing it again on another node uploads).
+    pub instance_blobs: Vec<Vec<Blob>>,
 }
 
 /// What the runner cannot do or could not read.
@@ -115,6 +118,7 @@ pub async fn plan(
     let mut hashed: BTreeMap<PathBuf, Blob> = BTreeMap::new();
     let mut blobs: BTreeMap<String, BTreeSet<PathBuf>> = BTreeMap::new();
     let mut instances = Vec::new();
+    let mut instance_blobs = Vec::new();
     for (index, instance) in job.instances().iter().enumerate() {
         let group = &job.groups()[instance.group];
         let Some(node) = placement.node(index) else {
@@ -187,10 +191,11 @@ pub async fn plan(
             devices.push(DeviceSpec { name: agent_device(device.name), source });
         }
         collect.sort_by_key(|c| ["stdout", "stderr", "output"].iter().position(|s| *s == c.stream));
-        for path in files {
-            hash(&mut hashed, &path).await?;
-            blobs.entry(node.to_owned()).or_default().insert(path);
+        for path in &files {
+            hash(&mut hashed, path).await?;
+            blobs.entry(node.to_owned()).or_default().insert(path.clone());
         }
+        instance_blobs.push(files.iter().map(|path| hashed[path].clone()).collect());
         let (program, argv0) = match program {
             ProgramAt::Blob(path) => (hashed[&path].sha256.clone(), file_name(&path.display().to_string())),
             ProgramAt::Image(path) => (format!("image:{path}"), file_name(&path)),
@@ -207,7 +212,7 @@ pub async fn plan(
     }
     let blobs =
         blobs.into_iter().map(|(node, paths)| (node, paths.iter().map(|p| hashed[p].clone()).collect())).collect();
-    Ok(Plan { instances, blobs })
+    Ok(Plan { instances, blobs, instance_blobs })
 }
 
 /// Where a program comes from.

@@ -2,8 +2,9 @@
 //! holding a copy of examples/netns-3.yaml (own lab name and subnet, so test
 //! binaries can run in parallel) and the lab root, a `zerolab` command builder
 //! (also for other cluster files: [`zerolab`]), and a drop guard that takes the
-//! lab down even when a test fails; and what the tests read of a node from the
-//! host: its pid files, its processes, `status` rows.
+//! lab down even when a test fails; what the tests read of a node from the
+//! host: its pid files, its processes, `status` rows; and for the job tests, guests and
+//! job files written beside the lab, runs in the background, summary rows.
 
 #![allow(dead_code)] // each test binary uses its own part of the harness
 
@@ -118,6 +119,41 @@ impl LabHarness {
         let lab = Lab::open_or_create(self.root(), self.cluster.name()).unwrap();
         zerolab::provider::netns::create(&lab, &self.cluster).unwrap();
     }
+}
+
+/// Builds guest `name` from C `source` into the lab's directory.
+pub fn guest(lab: &LabHarness, name: &str, source: &str) {
+    let file = lab.path(&format!("{name}.c"));
+    fs::write(&file, source).unwrap();
+    zvm_gcc(&file, &lab.path(name));
+}
+
+/// Writes job file `name.yaml` into the lab's directory; its path.
+pub fn job(lab: &LabHarness, name: &str, text: &str) -> String {
+    let path = lab.path(&format!("{name}.yaml"));
+    fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+/// `zerolab run FILE JOB` started, its stdout piped.
+pub fn run_in_background(lab: &LabHarness, job: &str) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_zerolab"))
+        .args(["run"])
+        .arg(&lab.file)
+        .arg(job)
+        .arg("--lab-root")
+        .arg(lab.root())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// The summary row of `instance` in a `zerolab run`'s output: its whitespace-separated cells.
+pub fn row<'a>(run: &'a Run, instance: &str) -> Vec<&'a str> {
+    let line = run.stdout.lines().find(|l| l.starts_with(&format!("{instance} "))).unwrap_or_else(|| {
+        panic!("no row for {instance}: {run:#?}");
+    });
+    line.split_whitespace().collect()
 }
 
 /// `zerolab COMMAND... FILE --lab-root ROOT ARGS...` (`up` also gets `--agent AGENT`).

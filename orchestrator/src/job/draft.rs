@@ -42,6 +42,9 @@ pub(crate) struct GroupDraft {
     pub name: Written<String>,
     pub count: Option<Written<u32>>,
     pub program: Written<String>,
+    /// ZeroCloud's `file://IMAGE:PATH` naming an `IMAGE` that is not a device of the
+    /// group: reported instead of checking the program.
+    pub missing_image: Option<String>,
     /// Each argument and its place.
     pub args: Vec<Written<String>>,
     /// Where `env` is; each variable is at its key under it.

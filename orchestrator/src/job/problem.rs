@@ -150,6 +150,13 @@ pub enum Problem {
         did_you_mean(suggestion.as_deref())
     )]
     UnknownDevice { found: String, suggestion: Option<String> },
+    /// ZeroCloud's `file://IMAGE:PATH` naming an image that is not a device of the group.
+    #[error(
+        "program `{value}` is PATH inside ZeroCloud image `{image}`, which is not a device of this group; \
+         expected a device {{\"name\": \"{image}\", \"path\": \"file://{image}.tar\"}} (ZeroCloud's system \
+         images do not exist here)"
+    )]
+    ZeroCloudImageMissing { value: String, image: String },
     /// A device given twice (ZeroCloud's list form).
     #[error("duplicate device `{name}` (first at line {first_line}); expected each device once")]
     DuplicateDevice { name: &'static str, first_line: usize },

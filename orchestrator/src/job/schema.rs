@@ -205,6 +205,7 @@ impl GroupSpec {
             name: Written::new(self.name, at("name")),
             count: self.count.map(|count| Written::new(count, at("count"))),
             program: Written::new(self.program, at("program")),
+            missing_image: None,
             args: (self.args.0.into_iter().enumerate())
                 .map(|(i, arg)| Written::new(arg, at("args").index(i)))
                 .collect(),

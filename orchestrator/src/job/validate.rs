@@ -203,6 +203,10 @@ fn check_count(
 fn check_program(draft: &GroupDraft, base: &Path, check: &mut Checker<'_, Problem>) -> Program {
     let program = &draft.program;
     let value = program.value.clone();
+    if let Some(image) = &draft.missing_image {
+        check.report(&program.path, Problem::ZeroCloudImageMissing { value, image: image.clone() });
+        return Program::Local(PathBuf::new());
+    }
     match files::parse_program(&program.value) {
         Err(reason) => check.report(&program.path, Problem::Path { what: "program".to_owned(), value, reason }),
         Ok(ProgramRef::Remote) => check.report(&program.path, Problem::ProgramNotLocal { value }),

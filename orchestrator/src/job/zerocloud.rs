@@ -10,6 +10,10 @@
 //!   output; an input without a path is an error;
 //! - object-store paths: `file://PATH` and plain paths are local files (relative to the
 //!   job file), `swift://` gets an error saying so;
+//! - ZeroCloud's image programs: `exec.path` `file://IMAGE:PATH` runs `PATH` inside the
+//!   group's device named `IMAGE` (a tar), which becomes the job's `image` device
+//!   (`program: image:PATH` in YAML). An `IMAGE` that is not a device of the group is an
+//!   error: ZeroCloud's system images (`python`, ...) do not exist here;
 //! - the job has no name in the file: it is the file's name without extension, or for a
 //!   file named `job.json` its directory's (`wordcount/job.json` is job `wordcount`),
 //!   made into a valid name.
@@ -116,20 +120,43 @@ pub(crate) fn into_draft(groups: Vec<ZeroCloudGroup>, name: String, check: &mut 
     JobDraft { name: Written::new(name, root.clone()), groups_path: root, groups }
 }
 
+/// `file://IMAGE:PATH`, ZeroCloud's program inside an image: `(IMAGE, PATH)`. `IMAGE` is
+/// a device name (letters, digits, `_`, `-`, `.`), so a local path is never taken for it.
+fn image_program(text: &str) -> Option<(&str, &str)> {
+    let (image, inside) = text.strip_prefix("file://")?.split_once(':')?;
+    let plain = !image.is_empty() && image.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
+    (plain && !inside.is_empty()).then_some((image, inside))
+}
+
 fn group_draft(group: ZeroCloudGroup, path: YamlPath, check: &mut Checker<'_, Problem>) -> GroupDraft {
     let exec = path.key("exec");
     let args_path = exec.key("args");
     let args = group.exec.args.as_deref().unwrap_or_default().split_whitespace();
+    let mut program = group.exec.path.clone();
+    let (mut image, mut missing_image) = (None, None);
+    if let Some((name, inside)) = image_program(&group.exec.path) {
+        let named = |d: &NamedDevice| d.name == name;
+        let legacy = |d: &LegacyDevice| d.device == name;
+        let is_device = group.devices.as_ref().is_some_and(|ds| ds.iter().any(named))
+            || group.file_list.as_ref().is_some_and(|ds| ds.iter().any(legacy));
+        if is_device {
+            program = format!("image:{inside}");
+            image = Some(name.to_owned());
+        } else {
+            missing_image = Some(name.to_owned());
+        }
+    }
     GroupDraft {
         name: Written::new(group.name, path.key("name")),
         count: group.count.map(|count| Written::new(count, path.key("count"))),
-        program: Written::new(group.exec.path, exec.key("path")),
+        program: Written::new(program, exec.key("path")),
+        missing_image,
         args: args.map(|arg| Written::new(arg.to_owned(), args_path.clone())).collect(),
         env_path: exec.key("env"),
         env: group.exec.env,
         memory: None,
         timeout: None,
-        devices: devices(group.devices, group.file_list, &path, check),
+        devices: devices(group.devices, group.file_list, image.as_deref(), &path, check),
         connect: (group.connect.into_iter().enumerate())
             .map(|(i, name)| Written::new(name, path.key("connect").index(i)))
             .collect(),
@@ -140,10 +167,12 @@ fn group_draft(group: ZeroCloudGroup, path: YamlPath, check: &mut Checker<'_, Pr
     }
 }
 
-/// The devices of either list, each checked for its name, repeats and a path.
+/// The devices of either list, each checked for its name, repeats and a path; the
+/// device named `image` (the program's ZeroCloud image) is the `image` device.
 fn devices(
     devices: Option<Vec<NamedDevice>>,
     file_list: Option<Vec<LegacyDevice>>,
+    image: Option<&str>,
     group: &YamlPath,
     check: &mut Checker<'_, Problem>,
 ) -> Vec<DeviceDraft> {
@@ -162,7 +191,8 @@ fn devices(
     let mut drafts = Vec::new();
     for (i, (found, path)) in entries.into_iter().enumerate() {
         let entry = group.key(list).index(i);
-        let Some(name) = DeviceName::from_name(&found) else {
+        let by_name = DeviceName::from_name(&found);
+        let Some(name) = by_name.or((image == Some(found.as_str())).then_some(DeviceName::Image)) else {
             let suggestion = closest(&found, &known);
             check.report(&entry.key(name_key), Problem::UnknownDevice { found, suggestion });
             continue;
@@ -192,6 +222,16 @@ mod tests {
         assert_eq!(job_name("examples/wordcount/job.json"), "wordcount");
         assert_eq!(job_name("My Job_2.json"), "my-job-2");
         assert_eq!(job_name("___.json"), "job");
+    }
+
+    #[test]
+    fn reads_zerocloud_image_programs() {
+        assert_eq!(image_program("file://python:bin/python"), Some(("python", "bin/python")));
+        assert_eq!(image_program("file://wordcount:map"), Some(("wordcount", "map")));
+        assert_eq!(image_program("file://map"), None);
+        assert_eq!(image_program("file://dir/a:b"), None, "a path with a directory is a local file");
+        assert_eq!(image_program("file://python:"), None);
+        assert_eq!(image_program("python:bin/python"), None);
     }
 
     #[test]

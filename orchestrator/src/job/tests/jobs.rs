@@ -126,6 +126,22 @@ fn accepts_the_reference_zerocloud_example() {
 }
 
 #[test]
+fn runs_zerocloud_image_programs_from_the_named_device() {
+    let fx = Fixture::new();
+    std::fs::write(fx.path("wordcount.tar"), "x").unwrap();
+    let text = r#"[{"name": "map", "exec": {"path": "file://wordcount:bin/map"},
+  "devices": [{"name": "wordcount", "path": "file://wordcount.tar"}, {"name": "stdin", "path": "in.txt"}]},
+ {"name": "sum", "exec": {"path": "file://tools:sum"}, "file_list": [{"device": "tools", "path": "wordcount.tar"}]}]"#;
+    let job = Job::from_str(text, &fx.shown("job.json")).expect("valid");
+    let map = job.group("map").unwrap();
+    assert_eq!(map.program, Program::Image("bin/map".into()));
+    let devices: Vec<String> = map.devices.iter().map(|d| format!("{}={}", d.name, d.file)).collect();
+    assert_eq!(devices, [format!("image={}", fx.shown("wordcount.tar")), format!("stdin={}", fx.shown("in.txt"))]);
+    assert_eq!(job.group("sum").unwrap().program, Program::Image("sum".into()));
+    assert_eq!(job.group("sum").unwrap().devices[0].name, DeviceName::Image);
+}
+
+#[test]
 fn reads_the_legacy_spelling_and_paths_without_a_scheme() {
     let fx = Fixture::new();
     let text = r#"[{"name": "map", "exec": {"path": "map"}, "file_list": [{"device": "stdin", "path": "in.txt"}],
@@ -197,6 +213,15 @@ fn reports_zerocloud_problems_at_their_place() {
             vec![
                 "2:20: invalid program `swift://~/apps/map`: swift:// is ZeroCloud's object store, which zerolab does \
                   not have; expected file://PATH or a local path (relative to the job file's directory)",
+            ],
+        ),
+        (
+            "system image",
+            "[{\"name\": \"map\",\n  \"exec\": {\"path\": \"file://python:bin/python\"}}]".into(),
+            vec![
+                "2:20: program `file://python:bin/python` is PATH inside ZeroCloud image `python`, which is not a \
+                  device of this group; expected a device {\"name\": \"python\", \"path\": \"file://python.tar\"} \
+                  (ZeroCloud's system images do not exist here)",
             ],
         ),
         (

@@ -260,15 +260,18 @@ async fn kill_session(State(s): Shared, UrlPath(id): UrlPath<String>) -> Result<
     Ok(Json(status))
 }
 
+/// An output of a session, streamed from its file (a guest may write gigabytes): what
+/// the guest wrote up to the moment it is read.
 async fn output(State(s): Shared, UrlPath(id): UrlPath<String>, which: Output) -> Result<Response, ApiError> {
     let path = s.sessions.output(&id, which)?;
-    let bytes = tokio::fs::read(&path).await.map_err(|e| {
+    let file = tokio::fs::File::open(&path).await.map_err(|e| {
         ApiError(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("cannot read {}: {e}; check the state directory", path.display()),
         )
     })?;
-    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
+    let body = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 256 << 10));
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], body).into_response())
 }
 
 /// The node's facts, read from `/proc`, and the agent's channel port.

@@ -211,6 +211,67 @@ async fn urls_are_fetched_once_per_checksum_and_checked() {
     assert!(report.exit_state.contains("fetching http://127.0.0.1:1/x failed"), "{report:?}");
 }
 
+/// An HTTPS server on 127.0.0.1 (Python's, with a self-signed certificate made by
+/// `openssl`): what a man in the middle would present. Killed when dropped.
+struct UntrustedTls {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl UntrustedTls {
+    fn start() -> UntrustedTls {
+        let dir = tempfile::tempdir().unwrap();
+        let made = std::process::Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"])
+            .args(["-addext", "subjectAltName=IP:127.0.0.1", "-keyout", "key.pem", "-out", "cert.pem"])
+            .current_dir(dir.path())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl runs (scripts/setup installs it)");
+        assert!(made.success());
+        std::fs::write(dir.path().join("data"), "secret-looking data\n").unwrap();
+        let server = "import http.server, ssl, sys\n\
+            s = http.server.HTTPServer(('127.0.0.1', 0), http.server.SimpleHTTPRequestHandler)\n\
+            c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); c.load_cert_chain('cert.pem', 'key.pem')\n\
+            s.socket = c.wrap_socket(s.socket, server_side=True)\n\
+            print(s.server_address[1], flush=True); s.serve_forever()\n";
+        let mut child = std::process::Command::new("python3")
+            .args(["-c", server])
+            .current_dir(dir.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3 runs (scripts/setup installs it)");
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+        let port = line.trim().parse().unwrap_or_else(|_| panic!("the TLS server printed {line:?}"));
+        UntrustedTls { child, port, _dir: dir }
+    }
+}
+
+impl Drop for UntrustedTls {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn an_https_server_the_node_does_not_trust_is_refused() {
+    let agent = Agent::start().await;
+    let program = agent.upload(guest(GUEST)).await;
+    let tls = UntrustedTls::start();
+    let url = format!("https://127.0.0.1:{}/data", tls.port);
+    let id =
+        agent.start_session(&request(&program, vec![device(DeviceName::Stdin, self::url(url.clone(), None))])).await;
+    let report = agent.wait(&id).await;
+    assert_eq!(report.return_code, 14, "{report:?}");
+    assert!(report.exit_state.contains(&format!("device stdin: fetching {url} failed")), "{report:?}");
+    assert!(report.exit_state.to_lowercase().contains("certificate"), "{report:?}");
+    assert_eq!(agent.stdout(&id).await, "", "the guest never ran");
+}
+
 #[tokio::test]
 async fn a_kill_ends_a_fetch_that_never_answers() {
     let agent = Agent::start().await;
@@ -269,16 +330,26 @@ async fn bad_devices_are_refused_in_one_line_and_leave_nothing() {
 }
 
 #[tokio::test]
-async fn uploads_stream_to_disk_and_one_cut_short_is_not_stored() {
+async fn uploads_and_outputs_stream_and_an_upload_cut_short_is_not_stored() {
     let agent = Agent::start().await;
+    let program = agent.upload(guest(GUEST)).await;
     let mut big = vec![0u8; 128 << 20];
     big.chunks_mut(4096).enumerate().for_each(|(i, page)| page[..8].copy_from_slice(&i.to_le_bytes()));
-    let rss_before = agent.rss();
-    let name = agent.upload(big).await;
-    let grew = agent.rss().saturating_sub(rss_before);
-    assert!(grew < 32 << 20, "a 128 MiB upload grew the agent by {} MiB", grew >> 20);
+    let peak = agent.peak_rss();
+    let name = agent.upload(big.clone()).await;
+    let grew = agent.peak_rss().saturating_sub(peak);
+    assert!(grew < 32 << 20, "a 128 MiB upload raised the agent's peak memory by {} MiB", grew >> 20);
     let (status, _) = agent.call(Method::HEAD, &format!("/v1/blobs/{name}"), Vec::new()).await;
     assert_eq!(status, StatusCode::OK);
+
+    let id = agent.start_session(&request(&program, vec![device(DeviceName::Stdin, blob(&name))])).await;
+    assert_eq!(agent.wait(&id).await.exit_state, "ok");
+    let peak = agent.peak_rss();
+    let (status, stdout) = agent.call(Method::GET, &format!("/v1/sessions/{id}/stdout"), Vec::new()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(stdout == big, "128 MiB of stdout read back intact");
+    let grew = agent.peak_rss().saturating_sub(peak);
+    assert!(grew < 32 << 20, "reading 128 MiB of stdout raised the agent's peak memory by {} MiB", grew >> 20);
 
     let cut = sha256_hex(b"never sent in full");
     let mut stream = tokio::net::UnixStream::connect(&agent.socket).await.unwrap();
@@ -289,7 +360,12 @@ async fn uploads_stream_to_disk_and_one_cut_short_is_not_stored() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let (status, _) = agent.call(Method::HEAD, &format!("/v1/blobs/{cut}"), Vec::new()).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let blobs: Vec<_> =
-        std::fs::read_dir(agent.state_dir().join("blobs")).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert_eq!(blobs, [std::ffi::OsString::from(&name)], "no temporary file is left behind");
+    let mut blobs: Vec<String> = std::fs::read_dir(agent.state_dir().join("blobs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    blobs.sort();
+    let mut stored = [program, name];
+    stored.sort();
+    assert_eq!(blobs, stored, "no temporary file is left behind");
 }

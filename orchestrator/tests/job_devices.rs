@@ -19,8 +19,8 @@ use common::{zvm_gcc, LabHarness};
 
 const X: u8 = 135;
 
-/// Serves `body` at any path on `address` (a port of its choosing) until the test ends;
-/// counts requests.
+/// Serves `body` at any path on `address` (a port of its choosing) until the test ends,
+/// a second late for a path under `/slow/`; counts requests.
 fn serve(address: &str, body: Vec<u8>) -> (u16, Arc<AtomicUsize>) {
     let listener = TcpListener::bind((address, 0)).unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -34,6 +34,9 @@ fn serve(address: &str, body: Vec<u8>) -> (u16, Arc<AtomicUsize>) {
                 head.push(byte[0]);
             }
             counted.fetch_add(1, Ordering::SeqCst);
+            if String::from_utf8_lossy(&head).split_whitespace().nth(1).is_some_and(|p| p.starts_with("/slow/")) {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+            }
             let _ = stream.write_all(format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", body.len()).as_bytes());
             let _ = stream.write_all(&body);
         }
@@ -115,6 +118,22 @@ fn run_with_url_node_local_and_image_devices() {
     assert_eq!(fs::read(latest.join("fetch-2/stdout")).unwrap(), data, "stdout from the URL, collected");
     assert!(latest.join("fetch-2/output").is_file());
     assert!(!latest.join("boxed/stdout").exists(), "a node stdout is not collected");
+
+    // An instance whose agent is still fetching its input is pending, then runs.
+    let slow = lab.path("slow.yaml");
+    fs::write(
+        &slow,
+        format!(
+            "apiVersion: zerolab/v1\nkind: Job\nname: slow\ngroups:\n\
+             \x20 - {{name: a, program: devices, devices: {{stdin: 'http://10.77.{X}.1:{port}/slow/data.txt'}}}}\n"
+        ),
+    )
+    .unwrap();
+    let run = lab.zerolab(&["run"], &[slow.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{run:#?}");
+    let progress: Vec<&str> = run.stdout.lines().take_while(|l| !l.starts_with("INSTANCE")).collect();
+    assert_eq!(progress.first(), Some(&"1 pending, 0 running, 0 done, 0 failed"), "{run:#?}");
+    assert_eq!(progress.last(), Some(&"0 pending, 0 running, 1 done, 0 failed"), "{run:#?}");
 
     // A URL that is not what its checksum says fails on the node, naming the device.
     let wrong = job("wrongsum", &"0".repeat(64));

@@ -28,7 +28,7 @@ pub mod plan;
 mod record;
 mod retry;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -124,9 +124,10 @@ pub struct RunOptions {
 /// How many instances are where, for progress.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {
-    /// Not started yet.
+    /// Not started yet: the agent prepares its devices or waits for its channels, or
+    /// it is being placed again.
     pub pending: usize,
-    /// Running (or waiting for their channels).
+    /// Running.
     pub running: usize,
     /// Ended well.
     pub done: usize,
@@ -360,9 +361,12 @@ async fn watch(
     let mut lost_since: BTreeMap<String, Instant> = BTreeMap::new();
     let mut stopping: Option<(String, Instant)> = None;
     let mut shown = None;
+    // Instances whose guest has not been seen running yet: all, until their node's first
+    // listing, then those listed as waiting (devices being prepared, channels connecting).
+    let mut waiting: HashSet<usize> = (0..plan.instances.len()).collect();
     loop {
         let mut failure: Option<String> = retries.poll(plan, ids, &mut results).await?;
-        let counts = count(&results, retries);
+        let counts = count(&results, retries, &waiting);
         if shown != Some(counts) {
             progress(&counts);
             shown = Some(counts);
@@ -409,7 +413,12 @@ async fn watch(
             };
             let listed: HashMap<&str, SessionState> = list.sessions.iter().map(|s| (s.id.as_str(), s.state)).collect();
             for &index in &running_on[&node] {
-                match listed.get(ids[index].as_str()) {
+                let state = listed.get(ids[index].as_str());
+                match state == Some(&SessionState::Waiting) {
+                    true => waiting.insert(index),
+                    false => waiting.remove(&index),
+                };
+                match state {
                     Some(SessionState::Running | SessionState::Waiting) => continue,
                     Some(SessionState::Done) => {}
                     // The agent restarted (it died, and its guests with it).
@@ -483,11 +492,11 @@ fn ended(plan: &Plan, index: usize, report: Option<Report>, cause: Option<String
     InstanceResult { name: instance.name.clone(), node: instance.node.clone(), report, cause, attempts: Vec::new() }
 }
 
-fn count(results: &[Option<InstanceResult>], retries: &Retries) -> Counts {
+fn count(results: &[Option<InstanceResult>], retries: &Retries, waiting: &HashSet<usize>) -> Counts {
     let mut counts = Counts { retried: retries.made(), ..Counts::default() };
     for (index, result) in results.iter().enumerate() {
         match result {
-            None if retries.placing(index) => counts.pending += 1,
+            None if retries.placing(index) || waiting.contains(&index) => counts.pending += 1,
             None => counts.running += 1,
             Some(r) if r.success() => counts.done += 1,
             Some(_) => counts.failed += 1,

@@ -48,17 +48,11 @@ static inline void say_failed(const char *who, const char *what, const char *nam
  * zvsh with its standard input and output. More than one: says so and exits with 2. */
 static inline int one_channel(const char *who, const char *prefix, int fallback)
 {
-    size_t n = strlen(prefix);
-    int found = fallback;
-    int seen = 0;
+    int found = zvm_channel_next(prefix, -1);
 
-    for (int64_t i = 3; i < MANIFEST->channels_count; i++) {
-        if (strncmp(MANIFEST->channels[i].name, prefix, n) != 0)
-            continue;
-        found = (int)i;
-        seen++;
-    }
-    if (seen > 1) {
+    if (found < 0)
+        return fallback;
+    if (zvm_channel_next(prefix, found) >= 0) {
         zvm_puts(2, who);
         zvm_puts(2, ": more than one ");
         zvm_puts(2, prefix);

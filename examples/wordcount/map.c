@@ -113,7 +113,7 @@ static void open_outputs(void)
 {
     uint64_t size;
 
-    for (int c = next_channel("/dev/out/", 3); c >= 0; c = next_channel("/dev/out/", c + 1))
+    for (int c = zvm_channel_next("/dev/out/", -1); c >= 0; c = zvm_channel_next("/dev/out/", c))
         nouts++;
     outs = heap_take(WHO, sizeof(struct out) * (uint64_t)(nouts ? nouts : 1));
     if (nouts == 0) {
@@ -122,7 +122,7 @@ static void open_outputs(void)
         nouts = 1;
     } else {
         int k = 0;
-        for (int c = next_channel("/dev/out/", 3); c >= 0; c = next_channel("/dev/out/", c + 1)) {
+        for (int c = zvm_channel_next("/dev/out/", -1); c >= 0; c = zvm_channel_next("/dev/out/", c)) {
             outs[k].desc = c;
             outs[k++].name = MANIFEST->channels[c].name;
         }

@@ -183,7 +183,7 @@ int main(void)
         say(WHO, "Memory is too small for the word table; give the reduce group more memory");
         return 2;
     }
-    for (int c = next_channel("/dev/in/", 3); c >= 0; c = next_channel("/dev/in/", c + 1), inputs++)
+    for (int c = zvm_channel_next("/dev/in/", -1); c >= 0; c = zvm_channel_next("/dev/in/", c), inputs++)
         read_counts(c, MANIFEST->channels[c].name, in, io);
     if (inputs == 0)
         read_counts(0, "/dev/stdin", in, io);

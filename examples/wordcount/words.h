@@ -340,14 +340,4 @@ static inline int64_t out_line(struct out *o, const char *c, uint64_t clen, cons
     return 0;
 }
 
-/* The first channel whose alias starts with `prefix`, from index `from` on; -1 if none. */
-static inline int next_channel(const char *prefix, int from)
-{
-    size_t n = strlen(prefix);
-    for (int64_t i = from; i < MANIFEST->channels_count; i++)
-        if (strncmp(MANIFEST->channels[i].name, prefix, n) == 0)
-            return (int)i;
-    return -1;
-}
-
 #endif

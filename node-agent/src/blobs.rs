@@ -6,7 +6,7 @@
 //! blob and a repeated upload is harmless (idempotent). Uploads and URL
 //! fetches both stream through one, so the agent's memory stays flat whatever
 //! the blob's size. Names are checked with
-//! [`api::is_sha256`](crate::api::is_sha256) before any path is built, so a
+//! [`api::is_sha256`] before any path is built, so a
 //! request cannot name a file outside the store.
 
 use std::io::Write;

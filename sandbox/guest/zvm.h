@@ -115,4 +115,15 @@ const char *zvm_getenv(const char *name);                        /* from the Env
 void *zvm_sbrk(int64_t increment);                               /* bump allocator over the heap */
 int64_t zvm_parse_u64(const char *s);                            /* decimal digits only, else -1 */
 
+/*
+ * The next channel after desc `after` (-1 to start) whose alias starts with
+ * `prefix`, or -1 when there is none. Descs are manifest order: stdin, stdout,
+ * stderr, then by alias, so this visits "/dev/in/map-1", "/dev/in/map-2", ...
+ * in alias order (byte order: "map-10" comes before "map-2"):
+ *
+ *     for (int d = zvm_channel_next("/dev/in/", -1); d >= 0; d = zvm_channel_next("/dev/in/", d))
+ *         read_all(d);
+ */
+int zvm_channel_next(const char *prefix, int after);
+
 #endif

@@ -5,10 +5,17 @@
 //! etag is *direct*: the guest's calls go straight to the kernel. Any other
 //! channel is *mediated*: the supervisor performs each call, so limits are
 //! enforced exactly and `-EDQUOT` comes at the precise call and byte.
+//!
+//! A channel is a *network* channel when its descriptor is a TCP socket (an
+//! IPv4 or IPv6 stream socket, as the node agent hands over between nodes):
+//! the report counts its traffic under `net`, every other channel's under
+//! `local`. The kernel counts a guest's direct calls on all its channels
+//! together, so a direct network channel's bytes come from its socket's own
+//! counters ([`Channel::socket_bytes`]).
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::time::{Duration, Instant};
 
@@ -35,6 +42,20 @@ pub struct Channel {
     pub size: u64,
     /// Whether it is a regular file (never blocks).
     pub regular: bool,
+    /// Whether it is a TCP socket: the report counts its traffic as network
+    /// traffic (see the module doc).
+    pub network: bool,
+}
+
+/// Bytes the guest side of a network channel has read from and written to its
+/// socket, as the kernel counts them for the connection (so only differences
+/// mean anything).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SocketBytes {
+    /// Bytes read.
+    pub read: u64,
+    /// Bytes written.
+    pub written: u64,
 }
 
 /// Why a channel could not be opened.
@@ -116,7 +137,8 @@ impl Channel {
         let meta = file.metadata()?;
         let regular = meta.file_type().is_file();
         let size = if regular && access.random_get() { meta.len() } else { 0 };
-        Ok(Channel { alias: alias.into(), access, limits, etag: false, fd: file.into(), size, regular })
+        let network = meta.file_type().is_socket() && is_tcp(file.as_raw_fd());
+        Ok(Channel { alias: alias.into(), access, limits, etag: false, fd: file.into(), size, regular, network })
     }
 
     /// Opens a manifest channel line; `deadline` bounds waiting for a FIFO reader.
@@ -183,6 +205,7 @@ impl Channel {
             fd: file.into(),
             size,
             regular: ft.is_file(),
+            network: false,
         })
     }
 
@@ -193,6 +216,81 @@ impl Channel {
             || (l.readable() && (l.gets < UNLIMITED || l.get_size < UNLIMITED))
             || (l.writable() && (l.puts < UNLIMITED || l.put_size < UNLIMITED))
     }
+
+    /// A network channel's bytes so far, from the kernel's counters for its
+    /// connection; `None` for other channels, or if the kernel does not say.
+    ///
+    /// Written: every byte queued on the connection is acknowledged by the
+    /// peer or still in the send queue. Read: every byte that arrived in order
+    /// (`tcpi_bytes_received`) was read or is still in the receive queue, except
+    /// that the peer's end of stream counts as one byte once it has arrived.
+    /// Bytes another process moves on the same connection count too, so the
+    /// supervisor takes the difference over the guest's run.
+    pub fn socket_bytes(&self) -> Option<SocketBytes> {
+        if !self.network {
+            return None;
+        }
+        let fd = self.fd.as_raw_fd();
+        let info = tcp_info(fd)?;
+        let unread = queued(fd, libc::FIONREAD)?;
+        let unsent = queued(fd, libc::TIOCOUTQ)?;
+        let end_arrived = matches!(info.state, TCP_TIME_WAIT | TCP_CLOSE_WAIT | TCP_LAST_ACK | TCP_CLOSING);
+        Some(SocketBytes {
+            read: info.bytes_received.saturating_sub(unread + u64::from(end_arrived)),
+            written: info.bytes_acked + unsent,
+        })
+    }
+}
+
+/// Whether `fd` is an IPv4 or IPv6 stream socket.
+fn is_tcp(fd: RawFd) -> bool {
+    let int_option = |name| {
+        let mut value: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: getsockopt writes at most `len` bytes into `value`.
+        let r = unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, name, (&raw mut value).cast(), &mut len) };
+        (r == 0).then_some(value)
+    };
+    matches!(int_option(libc::SO_DOMAIN), Some(libc::AF_INET | libc::AF_INET6))
+        && int_option(libc::SO_TYPE) == Some(libc::SOCK_STREAM)
+}
+
+/// `tcpi_state` values (`include/net/tcp_states.h`) in which the peer's end
+/// of stream has arrived while this end is still open.
+const TCP_TIME_WAIT: u8 = 6;
+const TCP_CLOSE_WAIT: u8 = 8;
+const TCP_LAST_ACK: u8 = 9;
+const TCP_CLOSING: u8 = 11;
+
+/// The start of the kernel's `struct tcp_info` (`linux/tcp.h`), up to the
+/// byte counters (Linux 4.1 and later).
+#[repr(C)]
+#[derive(Default)]
+struct TcpInfo {
+    state: u8,
+    _flags: [u8; 7],
+    /// `tcpi_rto` to `tcpi_total_retrans`.
+    _counts: [u32; 24],
+    /// `tcpi_pacing_rate` and `tcpi_max_pacing_rate`.
+    _pacing: [u64; 2],
+    bytes_acked: u64,
+    bytes_received: u64,
+}
+
+fn tcp_info(fd: RawFd) -> Option<TcpInfo> {
+    let mut info = TcpInfo::default();
+    let mut len = std::mem::size_of::<TcpInfo>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `info`, plain integers.
+    let r = unsafe { libc::getsockopt(fd, libc::IPPROTO_TCP, libc::TCP_INFO, (&raw mut info).cast(), &mut len) };
+    (r == 0 && len as usize >= std::mem::size_of::<TcpInfo>()).then_some(info)
+}
+
+/// The bytes in a socket's receive (`FIONREAD`) or send (`TIOCOUTQ`) queue.
+fn queued(fd: RawFd, request: libc::Ioctl) -> Option<u64> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: both requests write one int.
+    let r = unsafe { libc::ioctl(fd, request, &raw mut n) };
+    (r == 0).then(|| n.max(0) as u64)
 }
 
 fn set_blocking(file: &File) -> io::Result<()> {
@@ -205,4 +303,86 @@ fn set_blocking(file: &File) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    fn wrap(fd: impl Into<OwnedFd>) -> Channel {
+        Channel::from_fd("/dev/in/x", AccessType::SeqGetSeqPut, Limits::UNLIMITED, fd.into()).unwrap()
+    }
+
+    /// A connected TCP pair over loopback: (accepted, connecting).
+    fn tcp_pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        (listener.accept().unwrap().0, client)
+    }
+
+    #[test]
+    fn a_tcp_socket_is_a_network_channel_and_pipes_files_and_unix_sockets_are_local() {
+        let (accepted, client) = tcp_pair();
+        assert!(wrap(accepted).network);
+        assert!(wrap(client).network);
+        if let Ok(listener) = TcpListener::bind("[::1]:0") {
+            let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+            assert!(wrap(client).network, "IPv6");
+        }
+        let (r, w) = nix::unistd::pipe().unwrap();
+        assert!(!wrap(r).network && !wrap(w).network);
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        assert!(!wrap(a).network);
+        assert!(!wrap(tempfile::tempfile().unwrap()).network);
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        assert!(!wrap(udp).network, "a datagram socket is not a stream");
+        assert_eq!(wrap(tempfile::tempfile().unwrap()).socket_bytes(), None);
+    }
+
+    fn state(c: &Channel) -> u8 {
+        tcp_info(c.fd.as_raw_fd()).unwrap().state
+    }
+
+    #[test]
+    fn socket_bytes_count_what_this_end_read_and_wrote() {
+        let (mut ours, mut peer) = tcp_pair();
+        // What went over the connection before the channel existed is not the guest's.
+        peer.write_all(b"hello").unwrap();
+        let mut five = [0u8; 5];
+        ours.read_exact(&mut five).unwrap();
+        let ch = wrap(ours);
+        let start = ch.socket_bytes().unwrap();
+        let mut file = File::from(ch.fd.try_clone().unwrap());
+        let since = |ch: &Channel| {
+            let now = ch.socket_bytes().unwrap();
+            (now.read - start.read, now.written - start.written)
+        };
+
+        let data = vec![7u8; 100_000];
+        peer.write_all(&data).unwrap();
+        let mut some = vec![0u8; 1000];
+        file.read_exact(&mut some).unwrap();
+        assert_eq!(since(&ch), (1000, 0), "read part, more waiting unread");
+        file.write_all(&data[..3000]).unwrap();
+        assert_eq!(since(&ch), (1000, 3000), "written, acknowledged or not");
+
+        // The peer's end of stream arrives while data is still unread.
+        peer.shutdown(Shutdown::Write).unwrap();
+        let waited = Instant::now();
+        while state(&ch) != TCP_CLOSE_WAIT {
+            assert!(waited.elapsed() < Duration::from_secs(5), "no end of stream");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(since(&ch), (1000, 3000), "end of stream arrived, data unread");
+        let mut rest = Vec::new();
+        file.read_to_end(&mut rest).unwrap();
+        assert_eq!(rest.len(), 99_000);
+        assert_eq!(since(&ch), (100_000, 3000), "read to the end of stream");
+        let mut echoed = vec![0u8; 3000];
+        peer.read_exact(&mut echoed).unwrap();
+    }
 }

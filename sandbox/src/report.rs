@@ -49,9 +49,12 @@ pub struct Accounting {
     pub sys_s: f64,
     /// User CPU seconds.
     pub user_s: f64,
-    /// Local channels (files, devices, pipes, sockets).
+    /// Local channels (files, devices, pipes, Unix sockets), and the calls
+    /// of direct network channels (the kernel counts a guest's direct calls
+    /// on all its channels together).
     pub local: Traffic,
-    /// Network channels.
+    /// Network channels (TCP sockets): mediated ones' calls and bytes, direct
+    /// ones' bytes.
     pub net: Traffic,
 }
 

@@ -328,6 +328,8 @@ pub fn spawn(guest: Guest, opts: &Options) -> Result<Session, SessionError> {
         Rlimit { resource: libc::RLIMIT_NOFILE, value: descriptor_limit(n) },
         Rlimit { resource: libc::RLIMIT_CPU, value: cpu_secs },
     ];
+    // Direct network channels are counted from their sockets, from just before the guest runs.
+    let net_start = channels.iter().map(|c| if c.mediated() { None } else { c.socket_bytes() }).collect();
     let launched = jail::launch(
         jail::Spec {
             channels: fds,
@@ -350,5 +352,5 @@ pub fn spawn(guest: Guest, opts: &Options) -> Result<Session, SessionError> {
         "guest started in {:?}",
         start.elapsed()
     );
-    Ok(Session::new(launched, channels, fd_of, policy, (abi::HEAP_ADDR, heap_size), deadline))
+    Ok(Session::new(launched, channels, net_start, fd_of, policy, (abi::HEAP_ADDR, heap_size), deadline))
 }

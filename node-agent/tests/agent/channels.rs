@@ -1,8 +1,9 @@
 //! Channels between guests: a producer guest writing to its `/dev/out/`
 //! channel and a consumer guest reading its `/dev/in/` channel to end of
 //! stream, on two agents (TCP between them) or on one (a pipe), in either
-//! start order; peers that never come; kills while waiting; backpressure;
-//! and no descriptor left behind.
+//! start order, with the channel's bytes in the reports' `net` or `local`
+//! traffic; peers that never come; kills while waiting; backpressure; and no
+//! descriptor left behind.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -107,6 +108,12 @@ async fn assert_ok(agent: &Agent, id: &str) -> String {
     agent.stdout(id).await
 }
 
+/// Checks a finished session's network traffic: gets, get bytes, puts, put bytes.
+async fn assert_net(agent: &Agent, id: &str, net: [u64; 4]) {
+    let report = agent.wait(id).await;
+    assert_eq!(report.net, net, "{report:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_producer_feeds_a_consumer_on_another_agent_in_either_start_order() {
     let (a, b) = (Agent::start().await, Agent::start().await);
@@ -131,6 +138,10 @@ async fn a_producer_feeds_a_consumer_on_another_agent_in_either_start_order() {
         };
         assert_eq!(assert_ok(&b, &c).await, expected(bytes), "consumer first: {consumer_first}");
         assert_eq!(assert_ok(&a, &p).await, format!("wrote={bytes}\n"));
+        // A TCP channel's bytes are network traffic; its calls are direct, so local.
+        assert_net(&b, &c, [0, bytes, 0, 0]).await;
+        assert_net(&a, &p, [0, 0, 0, bytes]).await;
+        assert_eq!(b.wait(&c).await.local[1], 0, "the consumer reads nothing else");
     }
 }
 
@@ -153,6 +164,9 @@ async fn a_local_channel_joins_two_sessions_of_one_agent_in_either_order() {
         };
         assert_eq!(assert_ok(&a, &c).await, expected(bytes), "consumer first: {consumer_first}");
         assert_eq!(assert_ok(&a, &p).await, format!("wrote={bytes}\n"));
+        // A pipe is local traffic.
+        assert_net(&a, &c, [0; 4]).await;
+        assert_net(&a, &p, [0; 4]).await;
     }
 }
 

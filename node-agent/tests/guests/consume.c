@@ -13,15 +13,6 @@
 
 static unsigned char buf[1024 * 1024];
 
-static int find(const char *prefix)
-{
-    size_t n = strlen(prefix);
-    for (int64_t i = 0; i < MANIFEST->channels_count; i++)
-        if (strncmp(MANIFEST->channels[i].name, prefix, n) == 0)
-            return (int)i;
-    return -1;
-}
-
 static void put_hex(uint64_t v)
 {
     char s[16];
@@ -32,7 +23,7 @@ static void put_hex(uint64_t v)
 
 int main(int argc, char **argv)
 {
-    int in = find("/dev/in/");
+    int in = zvm_channel_next("/dev/in/", -1);
     int count_only = argc > 1 && strcmp(argv[1], "count") == 0;
     int slow = argc > 1 && strcmp(argv[1], "slow") == 0;
     int64_t want = slow ? 4096 : (int64_t)sizeof buf;

@@ -17,20 +17,11 @@
 
 static unsigned char buf[MAX_CHUNK];
 
-static int find(const char *prefix)
-{
-    size_t n = strlen(prefix);
-    for (int64_t i = 0; i < MANIFEST->channels_count; i++)
-        if (strncmp(MANIFEST->channels[i].name, prefix, n) == 0)
-            return (int)i;
-    return -1;
-}
-
 int main(int argc, char **argv)
 {
     int64_t total = argc > 1 ? zvm_parse_u64(argv[1]) : -1;
     int64_t chunk = argc > 2 ? zvm_parse_u64(argv[2]) : 1024 * 1024;
-    int out = find("/dev/out/");
+    int out = zvm_channel_next("/dev/out/", -1);
     uint64_t x = 0x9E3779B97F4A7C15ull;
 
     if (total < 0 || chunk <= 0 || chunk > MAX_CHUNK || chunk % BLOCK || out < 0) {

@@ -2,7 +2,7 @@
 //! what can go wrong before a document's own checks run ([`ReadProblem`]).
 //!
 //! Cluster files and job files are read by the same stages (YAML syntax, the
-//! `apiVersion`/`kind` header, the typed schema; see [`read`](super::read)), so the
+//! `apiVersion`/`kind` header, the typed schema; see `cluster::read`), so the
 //! problems of those stages are one enum that each document's own `Problem` wraps. The
 //! only thing that differs between documents is how messages name them (`the cluster
 //! file`, `kind: Job`), which [`DocumentKind`] supplies.

@@ -1,5 +1,5 @@
 //! The job file as written: serde types for `apiVersion: zerolab/v1`, `kind: Job`,
-//! before any semantic check, and their conversion into [`JobDraft`].
+//! before any semantic check, and their conversion into a `JobDraft`.
 //!
 //! As in the cluster file's schema, values serde would explain poorly stay strings
 //! (`memory`, `timeout`, paths) until the checks parse them, and every struct denies

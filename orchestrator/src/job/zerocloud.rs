@@ -2,7 +2,7 @@
 //! `name`, `exec: {path, args, env}`, `count`, `connect`, and its devices as `devices:
 //! [{name, path}]` or the legacy `file_list: [{device, path}]`.
 //!
-//! They become the same [`JobDraft`] as a YAML job file and get the same checks. What
+//! They become the same `JobDraft` as a YAML job file and get the same checks. What
 //! differs, and why:
 //! - `exec.args` is one string split on whitespace, as ZeroCloud split it;
 //! - a device may have no path: for stdout and stderr that was ZeroCloud's "send it in

@@ -13,7 +13,7 @@
 //!    An instance that fails stops the others (fail fast); a node whose agent cannot be
 //!    reached for [`NODE_LOSS`] is lost, with its instances, and stops the others too.
 //!    An instance of a group with `retries` is placed again on another node instead,
-//!    until its retries are spent ([`retry`]).
+//!    until its retries are spent (`retry.rs`).
 //!
 //! Every request goes through the lab's connection keeper ([`Mux`]), so no step pays an
 //! SSH handshake. The results directory is `LAB/jobs/<id>/`: `job.json` (the run: which

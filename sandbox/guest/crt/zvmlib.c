@@ -159,6 +159,17 @@ int zvm_channel(const char *alias)
     return -1;
 }
 
+int zvm_channel_next(const char *prefix, int after)
+{
+    size_t n = strlen(prefix);
+    for (int64_t i = after < 0 ? 0 : (int64_t)after + 1; i < MANIFEST->channels_count; i++) {
+        const char *name = MANIFEST->channels[i].name;
+        if (name && strncmp(name, prefix, n) == 0)
+            return (int)i;
+    }
+    return -1;
+}
+
 const char *zvm_getenv(const char *name)
 {
     size_t len = strlen(name);

@@ -69,7 +69,7 @@ pub struct Layout<'a> {
     pub stack_size: u64,
     /// Channels in guest order.
     pub channels: &'a [GuestChannel],
-    /// argv, argv[0] first.
+    /// argv, `argv[0]` first.
     pub args: &'a [String],
     /// Environment.
     pub env: &'a [(String, String)],

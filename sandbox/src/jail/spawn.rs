@@ -4,7 +4,7 @@
 //! The child is created with `clone(CLONE_VM | CLONE_VFORK)` like
 //! `posix_spawn`: no page tables are copied, and the parent thread waits until
 //! the child has exec'd. Until then the child shares the parent's memory, so
-//! it runs only [`child_main`]: raw system calls on data prepared by the
+//! it runs only `child_main`: raw system calls on data prepared by the
 //! parent, no allocation, no locks, no unwinding. Signals are blocked in the
 //! parent across the clone so no handler can run in the child; the loader
 //! unblocks them after exec has reset the handlers.

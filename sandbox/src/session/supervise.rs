@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 
-use crate::channel::Channel;
+use crate::channel::{Channel, SocketBytes};
 use crate::codes::ReturnCode;
 use crate::jail::notify::{self, Listener};
 use crate::jail::seccomp::{nr, Call, Policy, Verdict, AUDIT_ARCH_X86_64};
@@ -54,6 +54,8 @@ pub struct Session {
     listener: Listener,
     baseline: Option<IoCounters>,
     channels: Vec<Channel>,
+    /// Each direct network channel's socket counters before the guest ran.
+    net_start: Vec<Option<SocketBytes>>,
     usage: Vec<Usage>,
     /// Channel index for each mediated guest descriptor, from `policy.mediated.start`.
     mediated: Vec<usize>,
@@ -95,6 +97,7 @@ impl Session {
     pub(super) fn new(
         launched: Launched,
         channels: Vec<Channel>,
+        net_start: Vec<Option<SocketBytes>>,
         fd_of: Vec<u32>,
         policy: Policy,
         heap: (u64, u64),
@@ -114,6 +117,7 @@ impl Session {
             listener: launched.listener,
             baseline: launched.baseline,
             channels,
+            net_start,
             usage,
             mediated,
             policy,
@@ -464,32 +468,55 @@ impl Session {
         End { status, io, rusage }
     }
 
-    fn finish(self, end: End) -> Report {
-        let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-        let mut local = Traffic::default();
-        for u in &self.usage {
-            local += u.traffic;
+    /// The report's local and network traffic. A mediated channel's calls and
+    /// bytes are its own. The guest's direct calls on all channels are counted
+    /// together by the kernel (`io`, against the baseline), so a direct network
+    /// channel's bytes, from its socket, move from local to network; its calls
+    /// stay local, since nothing counts calls per descriptor.
+    fn traffic(&self, io: Option<IoCounters>) -> (Traffic, Traffic) {
+        let (mut local, mut net) = (Traffic::default(), Traffic::default());
+        for (u, c) in self.usage.iter().zip(&self.channels) {
+            if c.network {
+                net += u.traffic;
+            } else {
+                local += u.traffic;
+            }
         }
-        if let (Some(b), Some(e)) = (self.baseline, end.io) {
-            local += Traffic {
+        let mut direct = match (self.baseline, io) {
+            (Some(b), Some(e)) => Some(Traffic {
                 gets: e.syscr.saturating_sub(b.syscr),
                 get_bytes: e.rchar.saturating_sub(b.rchar),
                 puts: e.syscw.saturating_sub(b.syscw),
                 put_bytes: e.wchar.saturating_sub(b.wchar),
-            };
+            }),
+            _ => None,
+        };
+        for (c, start) in self.channels.iter().zip(&self.net_start) {
+            let (Some(start), Some(now)) = (start, c.socket_bytes()) else { continue };
+            let (read, written) = (now.read.saturating_sub(start.read), now.written.saturating_sub(start.written));
+            net.get_bytes += read;
+            net.put_bytes += written;
+            if let Some(d) = &mut direct {
+                d.get_bytes = d.get_bytes.saturating_sub(read);
+                d.put_bytes = d.put_bytes.saturating_sub(written);
+            }
         }
+        if let Some(d) = direct {
+            local += d;
+        }
+        (local, net)
+    }
+
+    fn finish(self, end: End) -> Report {
+        let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        let (local, net) = self.traffic(end.io);
         let etags: Vec<String> = self
             .usage
             .iter()
             .zip(&self.channels)
             .filter_map(|(u, c)| u.etag.as_ref().map(|h| format!("{} {}", c.alias, h.finalize().to_hex())))
             .collect();
-        let accounting = Accounting {
-            sys_s: secs(end.rusage.ru_stime),
-            user_s: secs(end.rusage.ru_utime),
-            local,
-            net: Traffic::default(),
-        };
+        let accounting = Accounting { sys_s: secs(end.rusage.ru_stime), user_s: secs(end.rusage.ru_utime), local, net };
         let killed = self.killed.clone().or_else(|| {
             self.killed_elsewhere.load(Ordering::SeqCst).then(|| ("killed".to_string(), ReturnCode::Killed))
         });

@@ -2,7 +2,9 @@
  * manifest.c - dump the guest's read-only description of itself (MANIFEST),
  * its argv and environment, and check the heap is writable end to end.
  *
- *   manifest [NAME...]     also prints zvm_getenv(NAME) for each NAME
+ *   manifest [NAME...]     also prints zvm_getenv(NAME) for each NAME, and for
+ *                          a NAME starting with /dev/ the channels whose alias
+ *                          starts with it, as zvm_channel_next walks them
  *
  * Prints key=value lines to /dev/stdout (numbers in decimal):
  *   heap_ptr=4294967296 heap_size=... stack_size=... channels_count=N
@@ -11,6 +13,8 @@
  *     rest sorted by alias; size is 0 for sequential channels
  *   argc=... argv.I=...    env.I=NAME=VALUE (from the manifest's Env)
  *   getenv.NAME=VALUE      or getenv.NAME=(unset)
+ *   next.NAME=D,D,...      the descs zvm_channel_next(NAME, ...) returned, in
+ *                          order, up to its -1 (empty when there is none)
  *   stack_probe=ADDR       address of a local: below 0xF0000000, within stack_size
  *   heap_rw=ok             the heap's first and last byte were written and read back
  * Exit code: 0; 3 if the heap read back wrong (heap_rw=bad); heap_size 0
@@ -90,6 +94,17 @@ int main(int argc, char **argv, char **envp)
         const char *v = zvm_getenv(argv[i]);
         zvm_puts(1, "getenv.");
         put_ks(argv[i], v ? v : "(unset)");
+        if (strncmp(argv[i], "/dev/", 5) != 0)
+            continue;
+        zvm_puts(1, "next.");
+        zvm_puts(1, argv[i]);
+        zvm_puts(1, "=");
+        for (int d = zvm_channel_next(argv[i], -1); d >= 0; d = zvm_channel_next(argv[i], d)) {
+            zvm_put_int(1, d);
+            if (zvm_channel_next(argv[i], d) >= 0)
+                zvm_puts(1, ",");
+        }
+        zvm_puts(1, "\n");
     }
 
     volatile char probe = 0;

@@ -41,7 +41,8 @@ fn guest_sees_standard_channels_first_then_the_rest_sorted_by_alias() {
         .channel(lab.path("w"), "/dev/alpha", 3, Limits::write_only(12, 22))
         .channel(&seven, "/dev/a", 3, Limits::read_only(13, 23))
         .channel("/dev/null", "/dev/stdin", 0, Limits::READ_ONLY)
-        .channel(&seven, "/dev/seq2", 2, Limits::read_only(14, 24));
+        .channel(&seven, "/dev/seq2", 2, Limits::read_only(14, 24))
+        .args(["manifest", "/dev/a", "/dev/", "/dev/std", "/dev/s", "/dev/none"]);
     lab.run(&m).expect_code(0);
     let out = kv(&lab.read_string("stdout"));
     let seen = channels_seen(&out);
@@ -60,6 +61,13 @@ fn guest_sees_standard_channels_first_then_the_rest_sorted_by_alias() {
             row("/dev/zeta", 1, Limits::read_only(10, 20), 5),
         ]
     );
+    // zvm_channel_next walks a prefix's channels in that same order.
+    let next = |prefix: &str| out[&format!("next.{prefix}")].as_str();
+    assert_eq!(next("/dev/a"), "4,5");
+    assert_eq!(next("/dev/"), "0,1,2,3,4,5,6,7");
+    assert_eq!(next("/dev/std"), "0,1,2");
+    assert_eq!(next("/dev/s"), "0,1,2,6");
+    assert_eq!(next("/dev/none"), "");
     assert_eq!(out["heap_rw"], "ok");
 }
 

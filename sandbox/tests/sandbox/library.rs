@@ -1,8 +1,9 @@
-//! The library API: `session::spawn` with channels given as descriptors,
-//! `Session::kill`, killing through a `KillHandle`, `wait_until`, and many sessions at
-//! once from threads.
+//! The library API: `session::spawn` with channels given as descriptors (a TCP socket's
+//! traffic reported as network traffic), `Session::kill`, killing through a
+//! `KillHandle`, `wait_until`, and many sessions at once from threads.
 
 use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 use zerolab_sandbox::channel::Channel;
 use zerolab_sandbox::codes::ReturnCode;
 use zerolab_sandbox::manifest::{AccessType, Limits};
+use zerolab_sandbox::report::Traffic;
 use zerolab_sandbox::session::{self, Guest, Options};
 
 use crate::harness::{guest, noise, read_until, Lab};
@@ -73,6 +75,53 @@ fn pipe_stdin_and_socket_stdout_carry_the_guests_data() {
     let got = reader.join().unwrap().expect("read the socket");
     assert_eq!((r.exit_state.as_str(), r.return_code, r.user_code), ("ok", ReturnCode::Ok, 0), "{r}");
     assert!(got == data, "{} bytes in, {} out", data.len(), got.len());
+}
+
+#[test]
+fn a_tcp_stdin_is_network_traffic_and_a_pipe_stdout_local() {
+    let _lab = Lab::new();
+    let data = noise((1 << 20) + 17, 9);
+    // Direct, then mediated (limits that do not bind, but limits).
+    for stdin in [READ, Limits::read_only(1 << 20, 1 << 30)] {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut peer = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let ours = listener.accept().unwrap().0;
+        let (out_r, out_w) = nix::unistd::pipe().unwrap();
+        let g = Guest {
+            program: guest("cat"),
+            memory: 32 << 20,
+            timeout: Duration::from_secs(10),
+            channels: vec![
+                channel("/dev/stdin", stdin, ours),
+                channel("/dev/stdout", WRITE, out_w),
+                channel("/dev/stderr", WRITE, devnull(true)),
+            ],
+            args: Vec::new(),
+            env: Vec::new(),
+        };
+        let session = session::spawn(g, &Options::default()).expect("spawn");
+        let sent = data.clone();
+        let feeder = std::thread::spawn(move || peer.write_all(&sent).and_then(|()| peer.shutdown(Shutdown::Write)));
+        let reader = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            std::fs::File::from(out_r).read_to_end(&mut got).map(|_| got)
+        });
+        let r = session.wait();
+        feeder.join().unwrap().expect("feed the socket");
+        let got = reader.join().unwrap().expect("read the pipe");
+        assert_eq!((r.exit_state.as_str(), got.len()), ("ok", data.len()), "{r}");
+        let (local, net, n) = (r.accounting.local, r.accounting.net, data.len() as u64);
+        if stdin == READ {
+            // The kernel counts direct calls together: a direct socket's are local.
+            assert_eq!(net, Traffic { gets: 0, get_bytes: n, puts: 0, put_bytes: 0 }, "{r}");
+        } else {
+            assert!(net.gets >= 2 && net.get_bytes == n && net.puts == 0 && net.put_bytes == 0, "{r}");
+        }
+        // Direct channels are counted from /proc/PID/io, which only root reads (see calls.rs).
+        if nix::unistd::geteuid().is_root() {
+            assert!(local.get_bytes == 0 && local.put_bytes == n && local.puts >= 1, "{r}");
+        }
+    }
 }
 
 /// Starts `loop` with its stdout on a pipe and waits until it has started.

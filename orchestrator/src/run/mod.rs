@@ -222,6 +222,10 @@ pub async fn run(
         });
     }
     let ids: Vec<String> = sessions.into_iter().map(|s| s.unwrap_or_default()).collect();
+    let progress = |counts: &Counts| {
+        tracing::debug!(elapsed = ?begun.elapsed(), done = counts.done, failed = counts.failed, "progress");
+        progress(counts);
+    };
     let instances = watch(&mux, &targets, &plan, &ids, &dir, progress).await?;
     tracing::debug!(elapsed = ?begun.elapsed(), "all instances ended, outputs collected");
     Ok(JobRun { id, dir, instances })

@@ -68,7 +68,7 @@ static void __attribute__((noreturn)) malformed(const char *name, const char *wh
 static void read_counts(int desc, const char *name, unsigned char *buf, uint64_t size)
 {
     enum { COUNT, WORD } state = COUNT;
-    uint64_t count = 0, digits = 0, h = FNV_OFFSET;
+    uint64_t count = 0, digits = 0;
     int in_word = 0; /* the last read ended inside a word (collected in the table's part) */
 
     for (;;) {
@@ -90,7 +90,6 @@ static void read_counts(int desc, const char *name, unsigned char *buf, uint64_t
                     digits++;
                 } else if (c == ' ' && digits > 0 && count > 0) {
                     state = WORD;
-                    h = FNV_OFFSET;
                 } else {
                     malformed(name, "a line that does not start with a count above 0 and a space");
                 }
@@ -98,7 +97,7 @@ static void read_counts(int desc, const char *name, unsigned char *buf, uint64_t
             }
             uint64_t start = i;
             while (i < end && buf[i] != '\n')
-                h = fnv_step(h, buf[i++]);
+                i++;
             if (i == end || in_word) {
                 /* The word runs past this read, or began in an earlier one: collect it. */
                 if (table_part_append(&table, buf + start, i - start) != 0)
@@ -106,11 +105,14 @@ static void read_counts(int desc, const char *name, unsigned char *buf, uint64_t
                 in_word = 1;
                 if (i == end)
                     break;
-                if (table_add_part(&table, word_hash(h), count) != 0)
+                if (table_add_part(&table, count) != 0)
                     too_many();
                 in_word = 0;
-            } else if (table_add(&table, buf + start, i - start, word_hash(h), count) != 0) {
-                too_many();
+            } else {
+                const unsigned char *w = buf + start;
+                uint64_t len = i - start;
+                if (table_add(&table, w, len, word_hash(w, len), word_key(w, len), count) != 0)
+                    too_many();
             }
             i++; /* the newline */
             state = COUNT;
@@ -121,12 +123,12 @@ static void read_counts(int desc, const char *name, unsigned char *buf, uint64_t
         malformed(name, "the data ends inside a line");
 }
 
-/* Whether slot a's word sorts before slot b's, byte by byte; `hash` holds the
- * first 8 bytes big-endian (zero-padded), so most comparisons end there. */
+/* Whether slot a's word sorts before slot b's, byte by byte; the key holds the first 8
+ * bytes, so most comparisons end there. */
 static int before(const struct slot *a, const struct slot *b)
 {
-    if (a->hash != b->hash)
-        return a->hash < b->hash;
+    if (a->key != b->key)
+        return a->key < b->key;
     const unsigned char *x = table.store + a->off, *y = table.store + b->off;
     uint32_t n = a->len < b->len ? a->len : b->len;
     for (uint32_t k = 8; k < n; k++)
@@ -188,18 +190,11 @@ int main(void)
     if (inputs == 0)
         read_counts(0, "/dev/stdin", in, io);
 
-    /* Pack the used slots at the front, each keyed by its word's first 8 bytes. */
+    /* Pack the used slots at the front. */
     uint64_t n = 0;
-    for (uint64_t i = 0; i < table.nslots; i++) {
-        struct slot s = table.slots[i];
-        if (s.count == 0)
-            continue;
-        uint64_t key = 0;
-        for (uint32_t k = 0; k < 8; k++)
-            key = key << 8 | (k < s.len ? table.store[s.off + k] : 0);
-        s.hash = key;
-        table.slots[n++] = s;
-    }
+    for (uint64_t i = 0; i < table.nslots; i++)
+        if (table.slots[i].count)
+            table.slots[n++] = table.slots[i];
     /* n <= nslots / 2: the second half of the slot array is free. */
     struct slot *sorted = sort_slots(table.slots, table.slots + table.nslots - n, n);
 

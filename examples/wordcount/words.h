@@ -11,34 +11,55 @@
  * words' bytes (the store) grow up from its start, the slot array sits at its end and
  * doubles, rehashed, when half full, as long as the space between them allows. So a
  * small job touches little memory even under zvsh's default 4 GiB, and a large one can
- * use all of it. A slot holds its word's offset and length in the store. A word that
- * runs past the end of a read is collected at the store's free end (the "part") and
- * committed in place when it turns out to be new. Nothing is freed one by one: map.c
- * empties the whole table when it is full, reduce.c fails.
+ * use all of it. A slot holds its word's offset and length in the store, its count, and
+ * its key, the word's first 8 bytes: a word of up to 8 bytes (most words of a text) is
+ * found without reading the store, and reduce.c sorts on the keys. A word that runs past
+ * the end of a read is collected at the store's free end (the "part") and committed in
+ * place when it turns out to be new. Nothing is freed one by one: map.c empties the
+ * whole table when it is full, reduce.c fails.
  *
- * The hash is FNV-1a 64 over the word's bytes, computed while scanning (so a word split
- * over two reads needs no second pass), finished with MurmurHash3's fmix64 so that both
- * halves are well mixed: the low 32 bits pick the slot, the high 32 bits pick the
- * reducer (map.c). A stable function of the bytes alone: every map sends a word to the
- * same reducer.
+ * The hash takes the word 8 bytes at a time (little-endian, the last piece zero-padded),
+ * each piece xored in and multiplied, then the length, finished with MurmurHash3's
+ * fmix64 so that both halves are well mixed: the low 32 bits pick the slot, the high 32
+ * bits pick the reducer (map.c). A stable function of the bytes alone: every map sends
+ * a word to the same reducer. map.c computes it while finding the word's end, on the
+ * same 8-byte loads (word_hash is the reference it must equal).
  */
 #ifndef WORDS_H
 #define WORDS_H
 
 #include <zvm.h>
 
-#define FNV_OFFSET 0xcbf29ce484222325ULL
-#define FNV_PRIME 0x100000001b3ULL
+#define HASH_SEED 0xcbf29ce484222325ULL
+#define HASH_MUL 0x9e3779b97f4a7c15ULL
 
-/* One byte into an FNV-1a 64 state. */
-static inline uint64_t fnv_step(uint64_t h, unsigned char c)
+/* 8 bytes at p, little-endian, from any alignment. */
+static inline uint64_t load8(const unsigned char *p)
 {
-    return (h ^ c) * FNV_PRIME;
+    uint64_t x;
+    __builtin_memcpy(&x, p, 8);
+    return x;
 }
 
-/* The finished hash of a word whose FNV-1a state is h. */
-static inline uint64_t word_hash(uint64_t h)
+/* The n (< 8) bytes at p as a little-endian chunk, zero-padded; reads only those bytes. */
+static inline uint64_t partial_chunk(const unsigned char *p, uint64_t n)
 {
+    uint64_t x = 0;
+    while (n-- > 0)
+        x = x << 8 | p[n];
+    return x;
+}
+
+/* One chunk into a hash state. */
+static inline uint64_t hash_chunk(uint64_t h, uint64_t chunk)
+{
+    return (h ^ chunk) * HASH_MUL;
+}
+
+/* The finished hash of a word of `len` bytes whose chunks made state h. */
+static inline uint64_t hash_finish(uint64_t h, uint64_t len)
+{
+    h ^= len;
     h ^= h >> 33;
     h *= 0xff51afd7ed558ccdULL;
     h ^= h >> 33;
@@ -47,14 +68,33 @@ static inline uint64_t word_hash(uint64_t h)
     return h;
 }
 
+/* The hash of the word w[0..len). */
+static inline uint64_t word_hash(const unsigned char *w, uint64_t len)
+{
+    uint64_t h = HASH_SEED, i = 0;
+    for (; i + 8 <= len; i += 8)
+        h = hash_chunk(h, load8(w + i));
+    if (i < len)
+        h = hash_chunk(h, partial_chunk(w + i, len - i));
+    return hash_finish(h, len);
+}
+
+/* The key of the word w[0..len): its first 8 bytes, big-endian, zero-padded. Keys
+ * compare as the words' first 8 bytes do, byte by byte. */
+static inline uint64_t word_key(const unsigned char *w, uint64_t len)
+{
+    return __builtin_bswap64(len >= 8 ? load8(w) : partial_chunk(w, len));
+}
+
 static inline int is_separator(unsigned char c)
 {
     return c == ' ' || c == '\n';
 }
 
-/* A slot; count 0 marks it empty. reduce.c reuses `hash` as a sort key once reading is done. */
+/* A slot; count 0 marks it empty. The key settles most comparisons without reading
+ * the store (all of a word of up to 8 bytes), and is reduce.c's sort key. */
 struct slot {
-    uint64_t hash;
+    uint64_t key;
     uint64_t count;
     uint32_t off; /* in the store (which is under 4 GiB: so is all of Memory) */
     uint32_t len;
@@ -156,7 +196,7 @@ static inline int table_grow(struct table *t)
     for (uint64_t i = 0; i < t->nslots; i++) {
         if (t->slots[i].count == 0)
             continue;
-        uint64_t k = slot_index(t->slots[i].hash, n);
+        uint64_t k = slot_index(word_hash(t->store + t->slots[i].off, t->slots[i].len), n);
         while (fresh[k].count)
             k = k + 1 == n ? 0 : k + 1;
         fresh[k] = t->slots[i];
@@ -178,15 +218,15 @@ static inline int same_bytes(const unsigned char *a, const unsigned char *b, uin
     return 1;
 }
 
-/* The slot holding word w (len bytes, hash h), or the empty slot where it would go. */
-static inline struct slot *table_find(struct table *t, const unsigned char *w, uint64_t len, uint64_t h)
+/* The slot holding word w (len bytes, hash h, key k), or the empty slot where it would go. */
+static inline struct slot *table_find(struct table *t, const unsigned char *w, uint64_t len, uint64_t h, uint64_t k)
 {
     uint64_t i = slot_index(h, t->nslots);
     for (;;) {
         struct slot *s = &t->slots[i];
         if (s->count == 0)
             return s;
-        if (s->hash == h && s->len == len && same_bytes(t->store + s->off, w, len))
+        if (s->key == k && s->len == len && (len <= 8 || same_bytes(t->store + s->off + 8, w + 8, len - 8)))
             return s;
         if (++i == t->nslots)
             i = 0;
@@ -196,9 +236,10 @@ static inline struct slot *table_find(struct table *t, const unsigned char *w, u
 /* Adds `count` to word w (outside the store); copies it in if new, growing the slot
  * array when half full. Returns -1 when a new word does not fit (the slots cannot grow,
  * or the store is full); the counts are unchanged then. */
-static inline int table_add(struct table *t, const unsigned char *w, uint64_t len, uint64_t h, uint64_t count)
+static inline int table_add(struct table *t, const unsigned char *w, uint64_t len, uint64_t h, uint64_t k,
+                            uint64_t count)
 {
-    struct slot *s = table_find(t, w, len, h);
+    struct slot *s = table_find(t, w, len, h, k);
     if (s->count) {
         s->count += count;
         return 0;
@@ -206,12 +247,12 @@ static inline int table_add(struct table *t, const unsigned char *w, uint64_t le
     if (t->used >= t->max_used) {
         if (table_grow(t) != 0)
             return -1;
-        s = table_find(t, w, len, h);
+        s = table_find(t, w, len, h, k);
     }
     if (len > table_room(t))
         return -1;
     memcpy(t->store + t->store_used, w, len);
-    *s = (struct slot){ .hash = h, .count = count, .off = (uint32_t)t->store_used, .len = (uint32_t)len };
+    *s = (struct slot){ .key = k, .count = count, .off = (uint32_t)t->store_used, .len = (uint32_t)len };
     t->store_used += len;
     t->used++;
     return 0;
@@ -227,12 +268,13 @@ static inline int table_part_append(struct table *t, const unsigned char *b, uin
     return 0;
 }
 
-/* Adds `count` to the unfinished word, now finished (hash h); it stays where it is if
- * new. Returns -1 when it is new and the slots cannot grow; the counts are unchanged then. */
-static inline int table_add_part(struct table *t, uint64_t h, uint64_t count)
+/* Adds `count` to the unfinished word, now finished; it stays where it is if new.
+ * Returns -1 when it is new and the slots cannot grow; the counts are unchanged then. */
+static inline int table_add_part(struct table *t, uint64_t count)
 {
     const unsigned char *w = t->store + t->store_used;
-    struct slot *s = table_find(t, w, t->part_len, h);
+    uint64_t h = word_hash(w, t->part_len), k = word_key(w, t->part_len);
+    struct slot *s = table_find(t, w, t->part_len, h, k);
     if (s->count) {
         s->count += count;
         t->part_len = 0;
@@ -241,9 +283,9 @@ static inline int table_add_part(struct table *t, uint64_t h, uint64_t count)
     if (t->used >= t->max_used) {
         if (table_grow(t) != 0)
             return -1;
-        s = table_find(t, w, t->part_len, h);
+        s = table_find(t, w, t->part_len, h, k);
     }
-    *s = (struct slot){ .hash = h, .count = count, .off = (uint32_t)t->store_used, .len = (uint32_t)t->part_len };
+    *s = (struct slot){ .key = k, .count = count, .off = (uint32_t)t->store_used, .len = (uint32_t)t->part_len };
     t->store_used += t->part_len;
     t->part_len = 0;
     t->used++;

@@ -20,12 +20,14 @@
 //! Knobs: `BENCH_ANSIBLE_BIN` (directory holding `ansible` and `ansible-playbook`; else
 //! PATH), `BENCH_COLD` and `BENCH_RUNS` (rounds; default 2 and 7).
 
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const ZEROLAB: &str = env!("CARGO_BIN_EXE_zerolab");
+use common::{elapsed_in, env_usize, median, run, secs, Lab};
 
 /// The Ansible playbook: the steps `zerolab up` takes on a node, written as an Ansible
 /// user would. The start step is idempotent (a running agent is left alone), so a run on
@@ -55,34 +57,6 @@ const PLAYBOOK: &str = r#"- hosts: all
       until: health.status == 200
 "#;
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-fn secs(d: Duration) -> f64 {
-    d.as_secs_f64()
-}
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-/// Runs `command`, which must succeed; returns its stdout and how long it took.
-fn run(command: &mut Command) -> (String, Duration) {
-    let started = Instant::now();
-    let output = command.stdin(Stdio::null()).output().expect("benchmark command runs");
-    let elapsed = started.elapsed();
-    assert!(
-        output.status.success(),
-        "{command:?} failed: {}\n{}{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (String::from_utf8_lossy(&output.stdout).into_owned(), elapsed)
-}
-
 fn which(dir: Option<&Path>, name: &str) -> Option<PathBuf> {
     if let Some(dir) = dir {
         return Some(dir.join(name)).filter(|p| p.is_file());
@@ -90,45 +64,8 @@ fn which(dir: Option<&Path>, name: &str) -> Option<PathBuf> {
     std::env::var_os("PATH")?.to_str()?.split(':').map(|d| Path::new(d).join(name)).find(|p| p.is_file())
 }
 
-/// A netns lab for the benchmark: its cluster file and lab root in `dir`.
-struct Lab {
-    name: String,
-    file: PathBuf,
-    root: PathBuf,
-    nodes: usize,
-    /// The lab subnet is 10.OCTET.0.0/24: node n-I is 10.OCTET.0.(I+1).
-    octet: u8,
-}
-
+/// What only this benchmark does with a lab.
 impl Lab {
-    fn new(dir: &Path, name: &str, nodes: usize, third_octet: u8) -> Lab {
-        let file = dir.join(format!("{name}.yaml"));
-        let text = format!(
-            "apiVersion: zerolab/v1\nkind: Cluster\nname: {name}\nprovider: netns\n\
-             network: {{subnet: 10.{third_octet}.0.0/24}}\nnodes:\n  - {{name: n, count: {nodes}}}\n"
-        );
-        fs::write(&file, text).unwrap();
-        Lab { name: name.to_owned(), file, root: dir.join("labs"), nodes, octet: third_octet }
-    }
-
-    fn zerolab(&self, command: &str) -> Command {
-        let mut cmd = Command::new(ZEROLAB);
-        cmd.arg(command).arg(&self.file).arg("--lab-root").arg(&self.root);
-        cmd
-    }
-
-    fn dir(&self) -> PathBuf {
-        self.root.join(&self.name)
-    }
-
-    fn up(&self, agent: &Path) -> Duration {
-        run(self.zerolab("up").arg("--agent").arg(agent)).1
-    }
-
-    fn exec(&self, shell: &str) -> Duration {
-        run(self.zerolab("exec").arg("--").arg(shell)).1
-    }
-
     fn inventory(&self, format: &str) -> PathBuf {
         let (text, _) = run(self.zerolab("inventory").args(["--format", format]));
         let path = self.root.join(format!("{}.{format}", self.name));
@@ -228,8 +165,7 @@ fn openssh_all(config: &Path, control: &Path, nodes: usize) -> Duration {
 
 fn main() {
     // `cargo bench` passes --bench; this harness takes no arguments.
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !common::is_root() {
         println!("lab benchmark skipped: namespace hosts need root");
         return;
     }
@@ -239,8 +175,7 @@ fn main() {
     let runs = env_usize("BENCH_RUNS", 7);
 
     let dir = tempfile::tempdir().unwrap();
-    let agent = Path::new(ZEROLAB).with_file_name("zerolab-agent");
-    assert!(agent.is_file(), "build the agent first: cargo build --release -p zerolab-agent");
+    let agent = common::agent();
     let agent_mb = fs::metadata(&agent).unwrap().len() as f64 / 1e6;
     println!("agent: {} ({agent_mb:.1} MB)", agent.display());
 
@@ -470,17 +405,4 @@ fn jobs(dir: &Path, lab: &Lab, runs: usize) {
         secs(median(started)),
         secs(median(whole))
     );
-}
-
-/// The `elapsed=…` of a tracing line (`elapsed=83.8885ms`, `elapsed=1.2s`).
-fn elapsed_in(line: &str) -> Duration {
-    let text = line.split("elapsed=").nth(1).unwrap().split_whitespace().next().unwrap();
-    let (number, scale) = if let Some(ms) = text.strip_suffix("ms") {
-        (ms, 1e-3)
-    } else if let Some(us) = text.strip_suffix("µs") {
-        (us, 1e-6)
-    } else {
-        (text.trim_end_matches('s'), 1.0)
-    };
-    Duration::from_secs_f64(number.parse::<f64>().unwrap() * scale)
 }

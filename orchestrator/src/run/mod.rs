@@ -236,6 +236,10 @@ pub async fn run(
     }
     let mut ids: Vec<String> = sessions.into_iter().map(|s| s.unwrap_or_default()).collect();
     let mut retries = Retries::new(job, cluster, &state, record, dir.clone(), mux.clone(), targets.clone());
+    let progress = |counts: &Counts| {
+        tracing::debug!(elapsed = ?begun.elapsed(), done = counts.done, failed = counts.failed, "progress");
+        progress(counts);
+    };
     let instances = watch(&mux, &targets, &mut plan, &mut ids, &dir, &mut retries, progress).await?;
     tracing::debug!(elapsed = ?begun.elapsed(), "all instances ended, outputs collected");
     Ok(JobRun { id, dir, instances })

@@ -19,7 +19,10 @@
 
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Full};
+use futures_util::StreamExt;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
 use hyper::body::Bytes;
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -146,6 +149,25 @@ pub async fn put_blob(
     json(&path, Method::PUT, request(link, Method::PUT, &path, bytes, timeout).await?)
 }
 
+/// `PUT /v1/blobs/{sha256}` of a file, streamed from disk in 256 KiB pieces (a blob may
+/// be larger than this machine would like to hold; the agent streams it to disk too).
+pub async fn put_blob_file(
+    link: impl Into<Link<'_>>,
+    sha256: &str,
+    file: tokio::fs::File,
+    timeout: Duration,
+) -> Result<api::BlobStored, AgentError> {
+    let path = format!("/v1/blobs/{sha256}");
+    let length = file.metadata().await.map(|m| m.len()).ok();
+    let frames = tokio_util::io::ReaderStream::with_capacity(file, 256 << 10).map(|chunk| chunk.map(Frame::data));
+    let body = BodyExt::boxed(StreamBody::new(frames));
+    let answer = match tokio::time::timeout(timeout, send(link.into(), Method::PUT, &path, body, length)).await {
+        Ok(result) => result?,
+        Err(_) => return Err(AgentError::Timeout { method: Method::PUT, path, timeout }),
+    };
+    json(&path, Method::PUT, answer)
+}
+
 /// `POST /v1/sessions`: starts one guest.
 pub async fn start_session(
     link: impl Into<Link<'_>>,
@@ -229,17 +251,28 @@ pub async fn request(
 }
 
 async fn request_now(link: Link<'_>, method: Method, path: &str, body: Bytes) -> Result<Bytes, AgentError> {
+    let length = Some(body.len() as u64);
+    send(link, method, path, Full::new(body).map_err(|never| match never {}).boxed(), length).await
+}
+
+/// One request with `body` (of `length` bytes, when known) on a fresh connection.
+async fn send(
+    link: Link<'_>,
+    method: Method,
+    path: &str,
+    body: BoxBody<Bytes, std::io::Error>,
+    length: Option<u64>,
+) -> Result<Bytes, AgentError> {
     let http = |source| AgentError::Http { method: method.clone(), path: path.to_owned(), source };
     let stream = link.open().await?;
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(http)?;
     // The connection task ends when the request is done and `sender` is dropped.
     tokio::spawn(connection);
-    let request = Request::builder()
-        .method(method.clone())
-        .uri(path)
-        .header("host", "agent")
-        .body(Full::new(body))
-        .expect("a valid request");
+    let mut request = Request::builder().method(method.clone()).uri(path).header("host", "agent");
+    if let Some(length) = length {
+        request = request.header("content-length", length);
+    }
+    let request = request.body(body).expect("a valid request");
     let response = sender.send_request(request).await.map_err(http)?;
     let status = response.status();
     let body = response.into_body().collect().await.map_err(http)?.to_bytes();

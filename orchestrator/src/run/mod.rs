@@ -309,9 +309,10 @@ async fn upload_to(mux: &Mux, target: &Target, blobs: &[Blob]) -> Result<(), Run
         if agent_client::blob_stored(link, &blob.sha256, REQUEST_TIMEOUT).await.map_err(failed)? {
             continue;
         }
-        let bytes =
-            tokio::fs::read(&blob.path).await.map_err(|source| PlanError::Read { path: blob.path.clone(), source })?;
-        agent_client::put_blob(link, &blob.sha256, bytes.into(), UPLOAD_TIMEOUT).await.map_err(failed)?;
+        let file = tokio::fs::File::open(&blob.path)
+            .await
+            .map_err(|source| PlanError::Read { path: blob.path.clone(), source })?;
+        agent_client::put_blob_file(link, &blob.sha256, file, UPLOAD_TIMEOUT).await.map_err(failed)?;
     }
     Ok(())
 }

@@ -23,6 +23,7 @@
 //! sends it to a local file); a failed attempt's in `attempt-N/` below them. [`history`]
 //! reads them back (`jobs`, `logs`, `cancel`).
 
+mod hashes;
 pub mod history;
 pub mod plan;
 mod record;
@@ -210,7 +211,7 @@ pub async fn run(
     let mux = Mux::open(lab.dir(), &options.program).await?;
     let listen_at = channel_addresses(&mux, &targets, plan::listening_nodes(job, &placement)).await?;
     let id = format!("{}-{}", job.name(), SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis());
-    let mut plan = plan::plan(job, &placement, &id, &listen_at).await?;
+    let mut plan = plan::plan(job, &placement, &id, &listen_at, lab.dir()).await?;
     let dir = lab.dir().join("jobs").join(&id);
     let mut record = JobRecord::new(&id, job, &plan);
 

@@ -18,13 +18,12 @@
 //! the channel's job, so two runs of one job never meet.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use ring::rand::{SecureRandom, SystemRandom};
 use zerolab_agent::api::{self, ChannelDirection, ChannelPeer, ChannelSpec, DeviceSource, DeviceSpec, SessionRequest};
 
 use crate::job::{DeviceName, Direction, FileRef, Job, Placement, Program};
-use crate::ssh;
 
 /// A local file to store on nodes as a blob.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,14 +95,16 @@ pub enum PlanError {
     },
 }
 
-/// Decides run `run_id` of `job` with `placement`: hashes every local file once, makes
-/// every channel's key; `listen_at` gives the `IP:PORT` where a node accepts channel
-/// connections (asked only for nodes that read a channel from another node).
+/// Decides run `run_id` of `job` with `placement`: hashes every local file once (with
+/// the cache in `lab_dir`, see [`hashes`](super::hashes)), makes every channel's key;
+/// `listen_at` gives the `IP:PORT` where a node accepts channel connections (asked only
+/// for nodes that read a channel from another node).
 pub async fn plan(
     job: &Job,
     placement: &Placement,
     run_id: &str,
     listen_at: &BTreeMap<String, String>,
+    lab_dir: &Path,
 ) -> Result<Plan, PlanError> {
     let random = SystemRandom::new();
     let keys: Vec<String> = job
@@ -115,7 +116,7 @@ pub async fn plan(
             Ok(key.iter().map(|b| format!("{b:02x}")).collect())
         })
         .collect::<Result<_, PlanError>>()?;
-    let mut hashed: BTreeMap<PathBuf, Blob> = BTreeMap::new();
+    let hashed = super::hashes::hash_all(&local_files(job), lab_dir).await?;
     let mut blobs: BTreeMap<String, BTreeSet<PathBuf>> = BTreeMap::new();
     let mut instances = Vec::new();
     let mut instance_blobs = Vec::new();
@@ -167,7 +168,7 @@ pub async fn plan(
             let source = match &device.file {
                 FileRef::Local(path) if device.name.is_input() => {
                     files.push(path.clone());
-                    let blob = hash(&mut hashed, path).await?;
+                    let blob = hashed[path].clone();
                     if let Some(expected) = device.sha256.as_ref().filter(|e| **e != blob.sha256) {
                         return Err(PlanError::Checksum {
                             instance: instance.name.clone(),
@@ -192,7 +193,6 @@ pub async fn plan(
         }
         collect.sort_by_key(|c| ["stdout", "stderr", "output"].iter().position(|s| *s == c.stream));
         for path in &files {
-            hash(&mut hashed, path).await?;
             blobs.entry(node.to_owned()).or_default().insert(path.clone());
         }
         instance_blobs.push(files.iter().map(|path| hashed[path].clone()).collect());
@@ -238,17 +238,20 @@ fn agent_device(name: DeviceName) -> api::DeviceName {
     }
 }
 
-/// `path` hashed once per run: its blob.
-async fn hash(hashed: &mut BTreeMap<PathBuf, Blob>, path: &PathBuf) -> Result<Blob, PlanError> {
-    if let Some(blob) = hashed.get(path) {
-        return Ok(blob.clone());
+/// Every local file the job's instances need: programs and local inputs.
+fn local_files(job: &Job) -> BTreeSet<PathBuf> {
+    let mut files = BTreeSet::new();
+    for instance in job.instances() {
+        if let Program::Local(path) = &job.groups()[instance.group].program {
+            files.insert(path.clone());
+        }
+        for device in instance.devices.iter().filter(|d| d.name.is_input()) {
+            if let FileRef::Local(path) = &device.file {
+                files.insert(path.clone());
+            }
+        }
     }
-    let read = |source| PlanError::Read { path: path.clone(), source };
-    let size = tokio::fs::metadata(path).await.map_err(read)?.len();
-    let sha256 = ssh::sha256_file(path).await.map_err(read)?;
-    let blob = Blob { sha256, path: path.clone(), size };
-    hashed.insert(path.clone(), blob.clone());
-    Ok(blob)
+    files
 }
 
 /// The nodes that must accept channel connections: those of readers whose writer runs

@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use tokio::runtime::Handle;
@@ -75,7 +75,10 @@ pub enum FetchError {
 /// Fetches URLs into the blob store.
 #[derive(Debug)]
 pub struct Fetcher {
-    client: reqwest::Client,
+    /// Made at the first fetch: building it loads and parses the system's root
+    /// certificates (tens of milliseconds of CPU), which an agent that never fetches,
+    /// or 100 agents starting at once, should not pay.
+    client: OnceLock<Result<reqwest::Client, String>>,
     runtime: Handle,
     blobs: Blobs,
     /// One lock per URL ever fetched (a handful per job), so fetches of it take turns.
@@ -97,16 +100,22 @@ fn chain(error: &(dyn std::error::Error + 'static)) -> String {
 
 impl Fetcher {
     /// A fetcher storing into `blobs`, running its requests on `runtime`.
-    pub fn new(blobs: Blobs, runtime: Handle) -> Result<Fetcher, FetchError> {
-        // Either this call installs ring as the process's provider or one is there already.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
-            .user_agent(concat!("zerolab-agent/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| FetchError::Client(chain(&e)))?;
-        Ok(Fetcher { client, runtime, blobs, turns: Mutex::new(HashMap::new()) })
+    pub fn new(blobs: Blobs, runtime: Handle) -> Fetcher {
+        Fetcher { client: OnceLock::new(), runtime, blobs, turns: Mutex::new(HashMap::new()) }
+    }
+
+    fn client(&self) -> Result<&reqwest::Client, FetchError> {
+        let made = self.client.get_or_init(|| {
+            // Either this call installs ring as the process's provider or one is there already.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            reqwest::Client::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
+                .user_agent(concat!("zerolab-agent/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .map_err(|e| chain(&e))
+        });
+        made.as_ref().map_err(|e| FetchError::Client(e.clone()))
     }
 
     /// Fetches `url` (checked against `sha256` when given) before `deadline`, or until
@@ -146,7 +155,7 @@ impl Fetcher {
             return Ok(path);
         }
         let transfer = |e: reqwest::Error| FetchError::Transfer { url: url.to_owned(), cause: chain(&e) };
-        let mut response = self.client.get(url).send().await.map_err(transfer)?;
+        let mut response = self.client()?.get(url).send().await.map_err(transfer)?;
         if !response.status().is_success() {
             return Err(FetchError::Status { url: url.to_owned(), status: response.status().to_string() });
         }

@@ -78,9 +78,7 @@ impl AppState {
     pub fn new(state_dir: &Path, opts: Options, hub: Option<Arc<Hub>>) -> std::io::Result<AppState> {
         create_private_dir(state_dir)?;
         let blobs = Blobs::open(state_dir.join("blobs"))?;
-        let fetcher = tokio::runtime::Handle::try_current().ok().and_then(|runtime| {
-            Fetcher::new(blobs.clone(), runtime).inspect_err(|e| tracing::warn!("URL devices are off: {e}")).ok()
-        });
+        let fetcher = tokio::runtime::Handle::try_current().ok().map(|runtime| Fetcher::new(blobs.clone(), runtime));
         let mut sessions = Sessions::new(state_dir.join("sessions"), blobs.clone(), fetcher, opts)?;
         if let Some(hub) = &hub {
             sessions = sessions.with_hub(Arc::clone(hub));

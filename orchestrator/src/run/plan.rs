@@ -96,7 +96,7 @@ pub enum PlanError {
 }
 
 /// Decides run `run_id` of `job` with `placement`: hashes every local file once (with
-/// the cache in `lab_dir`, see [`hashes`](super::hashes)), makes every channel's key;
+/// the cache `hashes.json` in `lab_dir`), makes every channel's key;
 /// `listen_at` gives the `IP:PORT` where a node accepts channel connections (asked only
 /// for nodes that read a channel from another node).
 pub async fn plan(

@@ -170,6 +170,26 @@ pub enum DeviceName {
 }
 
 impl DeviceName {
+    /// Every device, in the order they are documented.
+    pub const ALL: [DeviceName; 6] = [
+        DeviceName::Stdin,
+        DeviceName::Stdout,
+        DeviceName::Stderr,
+        DeviceName::Input,
+        DeviceName::Output,
+        DeviceName::Image,
+    ];
+
+    /// The device named `name`.
+    pub fn from_name(name: &str) -> Option<DeviceName> {
+        DeviceName::ALL.into_iter().find(|device| device.name() == name)
+    }
+
+    /// The alias the guest opens (`/dev/stdin`).
+    pub fn alias(self) -> String {
+        format!("/dev/{}", self.name())
+    }
+
     /// Its name (`stdin`).
     pub fn name(self) -> &'static str {
         match self {
@@ -185,6 +205,12 @@ impl DeviceName {
     /// Whether the guest reads it (stdin, input, image) rather than writes it.
     pub fn is_input(self) -> bool {
         matches!(self, DeviceName::Stdin | DeviceName::Input | DeviceName::Image)
+    }
+}
+
+impl std::fmt::Display for DeviceName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 

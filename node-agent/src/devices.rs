@@ -177,14 +177,8 @@ pub struct Context<'a> {
     pub cancel: &'a tokio::sync::Notify,
 }
 
-const ORDER: [DeviceName; 6] = [
-    DeviceName::Stdin,
-    DeviceName::Stdout,
-    DeviceName::Stderr,
-    DeviceName::Input,
-    DeviceName::Output,
-    DeviceName::Image,
-];
+/// Channel order: as documented.
+const ORDER: [DeviceName; 6] = DeviceName::ALL;
 
 fn is_url(url: &str) -> bool {
     let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"));

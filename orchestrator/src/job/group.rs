@@ -53,67 +53,9 @@ pub enum Program {
     Image(String),
 }
 
-/// The six devices a job can attach, as ZeroVM names them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum DeviceName {
-    /// `/dev/stdin`, read.
-    Stdin,
-    /// `/dev/stdout`, written.
-    Stdout,
-    /// `/dev/stderr`, written.
-    Stderr,
-    /// `/dev/input`, read.
-    Input,
-    /// `/dev/output`, written.
-    Output,
-    /// `/dev/image`, a read-only tar image.
-    Image,
-}
-
-impl DeviceName {
-    /// Every device, in the order they are documented.
-    pub const ALL: [DeviceName; 6] = [
-        DeviceName::Stdin,
-        DeviceName::Stdout,
-        DeviceName::Stderr,
-        DeviceName::Input,
-        DeviceName::Output,
-        DeviceName::Image,
-    ];
-
-    /// Its name in job files (`stdin`).
-    pub fn name(self) -> &'static str {
-        match self {
-            DeviceName::Stdin => "stdin",
-            DeviceName::Stdout => "stdout",
-            DeviceName::Stderr => "stderr",
-            DeviceName::Input => "input",
-            DeviceName::Output => "output",
-            DeviceName::Image => "image",
-        }
-    }
-
-    /// The device named `name`.
-    pub fn from_name(name: &str) -> Option<DeviceName> {
-        DeviceName::ALL.into_iter().find(|device| device.name() == name)
-    }
-
-    /// The alias the guest opens (`/dev/stdin`).
-    pub fn alias(self) -> String {
-        format!("/dev/{}", self.name())
-    }
-
-    /// Whether the guest reads it (stdin, input, image) rather than writes it.
-    pub fn is_input(self) -> bool {
-        matches!(self, DeviceName::Stdin | DeviceName::Input | DeviceName::Image)
-    }
-}
-
-impl fmt::Display for DeviceName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+/// The six devices a job can attach, as ZeroVM names them: the agent's own type, so
+/// both sides name them alike by construction.
+pub use zerolab_agent::api::DeviceName;
 
 /// A device: where its data comes from or goes.
 #[derive(Clone, Debug, PartialEq, Eq)]

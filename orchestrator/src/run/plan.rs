@@ -21,9 +21,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use ring::rand::{SecureRandom, SystemRandom};
-use zerolab_agent::api::{self, ChannelDirection, ChannelPeer, ChannelSpec, DeviceSource, DeviceSpec, SessionRequest};
+use zerolab_agent::api::{ChannelDirection, ChannelPeer, ChannelSpec, DeviceSource, DeviceSpec, SessionRequest};
 
-use crate::job::{DeviceName, Direction, FileRef, Job, Placement, Program};
+use crate::job::{Direction, FileRef, Job, Placement, Program};
 
 /// A local file to store on nodes as a blob.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -189,7 +189,7 @@ pub async fn plan(
                 }
                 FileRef::Url(url) => DeviceSource::Url { url: url.clone(), sha256: device.sha256.clone() },
             };
-            devices.push(DeviceSpec { name: agent_device(device.name), source });
+            devices.push(DeviceSpec { name: device.name, source });
         }
         collect.sort_by_key(|c| ["stdout", "stderr", "output"].iter().position(|s| *s == c.stream));
         for path in &files {
@@ -224,18 +224,6 @@ enum ProgramAt {
 /// The last part of a path, as the guest's `argv[0]`.
 fn file_name(path: &str) -> Option<String> {
     path.rsplit('/').find(|part| !part.is_empty()).map(str::to_owned)
-}
-
-/// The agent's name for a job's device.
-fn agent_device(name: DeviceName) -> api::DeviceName {
-    match name {
-        DeviceName::Stdin => api::DeviceName::Stdin,
-        DeviceName::Stdout => api::DeviceName::Stdout,
-        DeviceName::Stderr => api::DeviceName::Stderr,
-        DeviceName::Input => api::DeviceName::Input,
-        DeviceName::Output => api::DeviceName::Output,
-        DeviceName::Image => api::DeviceName::Image,
-    }
 }
 
 /// Every local file the job's instances need: programs and local inputs.

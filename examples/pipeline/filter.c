@@ -23,7 +23,7 @@ int main(void)
     for (;;) {
         int64_t n = zvm_pread(in, buf, sizeof buf, 0);
         if (n < 0) {
-            say_failed(WHO, "read from ", MANIFEST->channels[in].name, n);
+            zvm_say_failed(WHO, "read from ", MANIFEST->channels[in].name, n);
             return 1;
         }
         if (n == 0)
@@ -33,7 +33,7 @@ int main(void)
             buf[k] ^= mask;
         int64_t r = zvm_write_all(out, buf, n);
         if (r != n) {
-            say_failed(WHO, "write to ", MANIFEST->channels[out].name, r < 0 ? r : -5);
+            zvm_say_failed(WHO, "write to ", MANIFEST->channels[out].name, r < 0 ? r : -5);
             return 1;
         }
     }

@@ -46,7 +46,7 @@ int main(int argc, char **argv)
             buf[k] = xorshift64star(&x);
         int64_t r = zvm_write_all(out, buf, n);
         if (r != n) {
-            say_failed(WHO, "write to ", MANIFEST->channels[out].name, r < 0 ? r : -5);
+            zvm_say_failed(WHO, "write to ", MANIFEST->channels[out].name, r < 0 ? r : -5);
             return 1;
         }
         left -= n;

@@ -26,7 +26,7 @@ int main(void)
     for (;;) {
         int64_t n = zvm_pread(in, bytes + carry, IO_SIZE, 0);
         if (n < 0) {
-            say_failed(WHO, "read from ", MANIFEST->channels[in].name, n);
+            zvm_say_failed(WHO, "read from ", MANIFEST->channels[in].name, n);
             return 1;
         }
         if (n == 0)

@@ -31,18 +31,6 @@ static inline uint64_t xorshift64star(uint64_t *x)
 #define SUM_OFFSET 0xcbf29ce484222325ULL
 #define SUM_PRIME 0x100000001b3ULL
 
-/* Says "WHO: WHAT NAME failed (error E)" on /dev/stderr, E the call's negated errno. */
-static inline void say_failed(const char *who, const char *what, const char *name, int64_t err)
-{
-    zvm_puts(2, who);
-    zvm_puts(2, ": ");
-    zvm_puts(2, what);
-    zvm_puts(2, name);
-    zvm_puts(2, " failed (error ");
-    zvm_put_int(2, err);
-    zvm_puts(2, ")\n");
-}
-
 /* The one channel whose alias starts with `prefix` ("/dev/in/", "/dev/out/"), or
  * `fallback` (a standard channel) if there is none, so a stage also runs alone under
  * zvsh with its standard input and output. More than one: says so and exits with 2. */

@@ -60,14 +60,14 @@ static void send_counts(void)
         char *c = format_count(num, s->count, 0);
         int64_t r = out_line(o, c, (uint64_t)(num + sizeof num - c), table.store + s->off, s->len);
         if (r < 0) {
-            say_failed(WHO, "write to ", o->name, r);
+            zvm_say_failed(WHO, "write to ", o->name, r);
             zvm_exit(1);
         }
     }
     for (int64_t k = 0; k < nouts; k++) {
         int64_t r = out_flush(&outs[k]);
         if (r < 0) {
-            say_failed(WHO, "write to ", outs[k].name, r);
+            zvm_say_failed(WHO, "write to ", outs[k].name, r);
             zvm_exit(1);
         }
     }
@@ -231,7 +231,7 @@ int main(void)
     for (;;) {
         int64_t n = zvm_pread(0, buf, (int64_t)read_size, 0);
         if (n < 0) {
-            say_failed(WHO, "read from ", "/dev/stdin", n);
+            zvm_say_failed(WHO, "read from ", "/dev/stdin", n);
             return 1;
         }
         if (n == 0)

@@ -74,7 +74,7 @@ static void read_counts(int desc, const char *name, unsigned char *buf, uint64_t
     for (;;) {
         int64_t n = zvm_pread(desc, buf, (int64_t)size, 0);
         if (n < 0) {
-            say_failed(WHO, "read from ", name, n);
+            zvm_say_failed(WHO, "read from ", name, n);
             zvm_exit(1);
         }
         if (n == 0)
@@ -202,13 +202,13 @@ int main(void)
         char *c = format_count(num, sorted[i].count, 7);
         int64_t r = out_line(&out, c, (uint64_t)(num + sizeof num - c), table.store + sorted[i].off, sorted[i].len);
         if (r < 0) {
-            say_failed(WHO, "write to ", out.name, r);
+            zvm_say_failed(WHO, "write to ", out.name, r);
             return 1;
         }
     }
     int64_t r = out_flush(&out);
     if (r < 0) {
-        say_failed(WHO, "write to ", out.name, r);
+        zvm_say_failed(WHO, "write to ", out.name, r);
         return 1;
     }
     return 0;

@@ -301,18 +301,6 @@ static inline void say(const char *who, const char *what)
     zvm_puts(2, "\n");
 }
 
-/* Says "WHO: WHAT NAME failed (error E)" on /dev/stderr, E the call's negated errno. */
-static inline void say_failed(const char *who, const char *what, const char *name, int64_t err)
-{
-    zvm_puts(2, who);
-    zvm_puts(2, ": ");
-    zvm_puts(2, what);
-    zvm_puts(2, name);
-    zvm_puts(2, " failed (error ");
-    zvm_put_int(2, err);
-    zvm_puts(2, ")\n");
-}
-
 /* Formats v in decimal, right-aligned in at least `width` columns, at the end of
  * buf[0..24); returns where it starts. */
 static inline char *format_count(char buf[24], uint64_t v, int width)

@@ -54,7 +54,18 @@ pub struct Blobs {
 
 /// Hex SHA-256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    hex(Sha256::digest(bytes))
+}
+
+/// Hex SHA-256 of everything `reader` yields, read in pieces (never held whole).
+pub fn sha256_read(reader: &mut impl std::io::Read) -> std::io::Result<String> {
+    let mut hash = Sha256::new();
+    std::io::copy(reader, &mut hash)?;
+    Ok(hex(hash.finalize()))
+}
+
+fn hex(digest: impl AsRef<[u8]>) -> String {
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl Blobs {
@@ -139,7 +150,7 @@ impl BlobWriter {
 
     /// Checks the hash against the expected name, if any, and stores the blob.
     pub fn finish(self) -> Result<api::BlobStored, BlobError> {
-        let actual: String = self.hash.clone().finalize().iter().map(|b| format!("{b:02x}")).collect();
+        let actual = hex(self.hash.clone().finalize());
         if let Some(expected) = &self.expected {
             if *expected != actual {
                 return Err(BlobError::Mismatch { expected: expected.clone(), actual });
@@ -154,6 +165,18 @@ impl BlobWriter {
         let BlobWriter { dir, tmp, .. } = self;
         tmp.persist(&path).map_err(|e| BlobError::Write { name: stored.sha256.clone(), dir, source: e.error })?;
         Ok(stored)
+    }
+}
+
+/// For `std::io::copy` from a reader (a tar entry, say) into a blob.
+impl Write for BlobWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        BlobWriter::write(self, bytes).map_err(std::io::Error::other)?;
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

@@ -17,18 +17,18 @@
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek};
+use std::io::Seek;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use sha2::{Digest, Sha256};
 use zerolab_sandbox::channel::Channel;
 use zerolab_sandbox::manifest::{AccessType, Limits};
+use zerolab_sandbox::session::error_chain;
 
 use crate::api::{self, DeviceName, DeviceSource};
-use crate::blobs::{BlobError, Blobs};
+use crate::blobs::{sha256_read, BlobError, Blobs};
 use crate::fetch::{FetchError, Fetcher};
 
 /// Why a request's devices or program were refused.
@@ -374,17 +374,9 @@ fn create(name: DeviceName, path: &Path) -> Result<File, PrepareError> {
 
 /// SHA-256 of a file, read from the start; leaves it at the start again.
 fn hash_file(file: &mut File) -> std::io::Result<String> {
-    let mut hash = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hash.update(&buf[..n]);
-    }
+    let sha256 = sha256_read(file)?;
     file.rewind()?;
-    Ok(hash.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(sha256)
 }
 
 /// The program at `path` in `image`, from the cache when this image blob has given it
@@ -415,14 +407,7 @@ fn extract(image: File, path: &str, blobs: &Blobs) -> Result<PathBuf, PrepareErr
             continue;
         }
         let mut writer = blobs.writer(None).map_err(|e| failed(e.to_string()))?;
-        let mut buf = vec![0u8; 1 << 16];
-        loop {
-            let n = entry.read(&mut buf).map_err(|e| failed(e.to_string()))?;
-            if n == 0 {
-                break;
-            }
-            writer.write(&buf[..n]).map_err(|e| failed(e.to_string()))?;
-        }
+        std::io::copy(&mut entry, &mut writer).map_err(|e| failed(error_chain(&e)))?;
         let stored = writer.finish().map_err(|e| failed(e.to_string()))?;
         return blobs.path(&stored.sha256).map_err(|e| failed(e.to_string()));
     }

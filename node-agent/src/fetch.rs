@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use tokio::runtime::Handle;
+use zerolab_sandbox::session::error_chain;
 
 use crate::blobs::{BlobError, Blobs};
 
@@ -85,19 +86,6 @@ pub struct Fetcher {
     turns: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
-/// `error` and its sources, joined by `: ` (reqwest's top-level message alone says
-/// only "error sending request").
-fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 impl Fetcher {
     /// A fetcher storing into `blobs`, running its requests on `runtime`.
     pub fn new(blobs: Blobs, runtime: Handle) -> Fetcher {
@@ -113,7 +101,7 @@ impl Fetcher {
                 .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
                 .user_agent(concat!("zerolab-agent/", env!("CARGO_PKG_VERSION")))
                 .build()
-                .map_err(|e| chain(&e))
+                .map_err(|e| error_chain(&e))
         });
         made.as_ref().map_err(|e| FetchError::Client(e.clone()))
     }
@@ -154,7 +142,7 @@ impl Fetcher {
         if let Some(path) = stored(sha256) {
             return Ok(path);
         }
-        let transfer = |e: reqwest::Error| FetchError::Transfer { url: url.to_owned(), cause: chain(&e) };
+        let transfer = |e: reqwest::Error| FetchError::Transfer { url: url.to_owned(), cause: error_chain(&e) };
         let mut response = self.client()?.get(url).send().await.map_err(transfer)?;
         if !response.status().is_success() {
             return Err(FetchError::Status { url: url.to_owned(), status: response.status().to_string() });

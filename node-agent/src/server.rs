@@ -19,11 +19,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use axum::{Json, Router};
 use http_body_util::BodyExt;
-use sha2::{Digest, Sha256};
 use zerolab_sandbox::session::Options;
 
 use crate::api;
-use crate::blobs::{BlobError, BlobWriter, Blobs};
+use crate::blobs::{sha256_read, BlobError, BlobWriter, Blobs};
 use crate::channels::{ChannelsError, Hub};
 use crate::devices::DevicesError;
 use crate::fetch::Fetcher;
@@ -94,13 +93,7 @@ impl AppState {
 /// SHA-256 of `/proc/self/exe`, or `unknown` if it cannot be read. Streamed: a
 /// debug build is over 100 MB, which should not sit in the agent's memory.
 fn binary_hash() -> String {
-    let hash = || -> std::io::Result<String> {
-        let mut file = std::fs::File::open("/proc/self/exe")?;
-        let mut hash = Sha256::new();
-        std::io::copy(&mut file, &mut hash)?;
-        Ok(hash.finalize().iter().map(|b| format!("{b:02x}")).collect())
-    };
-    hash().unwrap_or_else(|_| "unknown".into())
+    std::fs::File::open("/proc/self/exe").and_then(|mut f| sha256_read(&mut f)).unwrap_or_else(|_| "unknown".into())
 }
 
 async fn version(State(s): Shared) -> Result<Json<api::Version>, ApiError> {

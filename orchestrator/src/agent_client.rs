@@ -161,11 +161,7 @@ pub async fn put_blob_file(
     let length = file.metadata().await.map(|m| m.len()).ok();
     let frames = tokio_util::io::ReaderStream::with_capacity(file, 256 << 10).map(|chunk| chunk.map(Frame::data));
     let body = BodyExt::boxed(StreamBody::new(frames));
-    let answer = match tokio::time::timeout(timeout, send(link.into(), Method::PUT, &path, body, length)).await {
-        Ok(result) => result?,
-        Err(_) => return Err(AgentError::Timeout { method: Method::PUT, path, timeout }),
-    };
-    json(&path, Method::PUT, answer)
+    json(&path, Method::PUT, send(link.into(), Method::PUT, &path, body, length, timeout).await?)
 }
 
 /// `POST /v1/sessions`: starts one guest.
@@ -244,19 +240,28 @@ pub async fn request(
     body: Bytes,
     timeout: Duration,
 ) -> Result<Bytes, AgentError> {
-    match tokio::time::timeout(timeout, request_now(link.into(), method.clone(), path, body)).await {
+    let length = Some(body.len() as u64);
+    let body = Full::new(body).map_err(|never| match never {}).boxed();
+    send(link.into(), method, path, body, length, timeout).await
+}
+
+/// One request with `body` (of `length` bytes, when known) on a fresh connection,
+/// within `timeout`.
+async fn send(
+    link: Link<'_>,
+    method: Method,
+    path: &str,
+    body: BoxBody<Bytes, std::io::Error>,
+    length: Option<u64>,
+    timeout: Duration,
+) -> Result<Bytes, AgentError> {
+    match tokio::time::timeout(timeout, send_now(link, method.clone(), path, body, length)).await {
         Ok(result) => result,
         Err(_) => Err(AgentError::Timeout { method, path: path.to_owned(), timeout }),
     }
 }
 
-async fn request_now(link: Link<'_>, method: Method, path: &str, body: Bytes) -> Result<Bytes, AgentError> {
-    let length = Some(body.len() as u64);
-    send(link, method, path, Full::new(body).map_err(|never| match never {}).boxed(), length).await
-}
-
-/// One request with `body` (of `length` bytes, when known) on a fresh connection.
-async fn send(
+async fn send_now(
     link: Link<'_>,
     method: Method,
     path: &str,

@@ -110,6 +110,8 @@ char *strchr(const char *s, int c);
 int64_t zvm_write_all(int desc, const void *buf, int64_t size); /* sequential put of all bytes */
 int64_t zvm_puts(int desc, const char *s);                       /* writes s (no newline added) */
 int64_t zvm_put_int(int desc, int64_t v);                        /* writes v in decimal */
+/* Writes "WHO: WHAT NAME failed (error E)\n" to /dev/stderr, E a call's negated errno. */
+void zvm_say_failed(const char *who, const char *what, const char *name, int64_t err);
 int zvm_channel(const char *alias);                              /* desc of alias, or -1 */
 const char *zvm_getenv(const char *name);                        /* from the Env manifest lines */
 void *zvm_sbrk(int64_t increment);                               /* bump allocator over the heap */

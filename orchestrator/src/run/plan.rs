@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use ring::rand::{SecureRandom, SystemRandom};
 use zerolab_agent::api::{ChannelDirection, ChannelPeer, ChannelSpec, DeviceSource, DeviceSpec, SessionRequest};
 
-use crate::job::{Direction, FileRef, Job, Placement, Program};
+use crate::job::{DeviceName, Direction, FileRef, Job, Placement, Program};
 
 /// A local file to store on nodes as a blob.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,19 +151,23 @@ pub async fn plan(
             });
         }
         let mut files = Vec::new();
-        let program = match &group.program {
+        let (program, argv0) = match &group.program {
             Program::Local(path) => {
                 files.push(path.clone());
-                ProgramAt::Blob(path.clone())
+                (hashed[path].sha256.clone(), file_name(&path.display().to_string()))
             }
-            Program::Image(path) => ProgramAt::Image(path.clone()),
+            Program::Image(path) => (format!("image:{path}"), file_name(path)),
         };
-        let mut devices = Vec::new();
-        let mut collect: Vec<Collected> = ["stdout", "stderr"]
+        // Kept by the agent: stdout and stderr unless sent elsewhere, and local outputs.
+        let collect: Vec<Collected> = [DeviceName::Stdout, DeviceName::Stderr, DeviceName::Output]
             .into_iter()
-            .filter(|stream| !instance.devices.iter().any(|d| d.name.name() == *stream))
-            .map(|stream| Collected { stream, copy_to: None })
+            .filter_map(|name| match instance.devices.iter().find(|d| d.name == name).map(|d| &d.file) {
+                None if name != DeviceName::Output => Some(Collected { stream: name.name(), copy_to: None }),
+                Some(FileRef::Local(path)) => Some(Collected { stream: name.name(), copy_to: Some(path.clone()) }),
+                _ => None,
+            })
             .collect();
+        let mut devices = Vec::new();
         for device in &instance.devices {
             let source = match &device.file {
                 FileRef::Local(path) if device.name.is_input() => {
@@ -180,10 +184,7 @@ pub async fn plan(
                     }
                     DeviceSource::Blob { sha256: blob.sha256 }
                 }
-                FileRef::Local(path) => {
-                    collect.push(Collected { stream: device.name.name(), copy_to: Some(path.clone()) });
-                    DeviceSource::Session
-                }
+                FileRef::Local(_) => DeviceSource::Session,
                 FileRef::Node(path) => {
                     DeviceSource::Node { path: path.display().to_string(), sha256: device.sha256.clone() }
                 }
@@ -191,15 +192,10 @@ pub async fn plan(
             };
             devices.push(DeviceSpec { name: device.name, source });
         }
-        collect.sort_by_key(|c| ["stdout", "stderr", "output"].iter().position(|s| *s == c.stream));
         for path in &files {
             blobs.entry(node.to_owned()).or_default().insert(path.clone());
         }
         instance_blobs.push(files.iter().map(|path| hashed[path].clone()).collect());
-        let (program, argv0) = match program {
-            ProgramAt::Blob(path) => (hashed[&path].sha256.clone(), file_name(&path.display().to_string())),
-            ProgramAt::Image(path) => (format!("image:{path}"), file_name(&path)),
-        };
         let mut request = SessionRequest::new(program);
         request.args =
             std::iter::once(argv0.unwrap_or_else(|| instance.name.clone())).chain(group.args.iter().cloned()).collect();
@@ -213,12 +209,6 @@ pub async fn plan(
     let blobs =
         blobs.into_iter().map(|(node, paths)| (node, paths.iter().map(|p| hashed[p].clone()).collect())).collect();
     Ok(Plan { instances, blobs, instance_blobs })
-}
-
-/// Where a program comes from.
-enum ProgramAt {
-    Blob(PathBuf),
-    Image(String),
 }
 
 /// The last part of a path, as the guest's `argv[0]`.

@@ -149,6 +149,17 @@ int64_t zvm_put_int(int desc, int64_t v)
     return zvm_write_all(desc, p, buf + sizeof buf - p);
 }
 
+void zvm_say_failed(const char *who, const char *what, const char *name, int64_t err)
+{
+    zvm_puts(2, who);
+    zvm_puts(2, ": ");
+    zvm_puts(2, what);
+    zvm_puts(2, name);
+    zvm_puts(2, " failed (error ");
+    zvm_put_int(2, err);
+    zvm_puts(2, ")\n");
+}
+
 int zvm_channel(const char *alias)
 {
     for (int64_t i = 0; i < MANIFEST->channels_count; i++) {

@@ -12,15 +12,28 @@
 //! `local`. The kernel counts a guest's direct calls on all its channels
 //! together, so a direct network channel's bytes come from its socket's own
 //! counters ([`Channel::socket_bytes`]).
+//!
+//! A channel named by a host path is opened by [`open_path`] and checked on the
+//! opened descriptor: a regular file on an ordinary file system, a FIFO, or one
+//! of a few harmless devices; procfs, sysfs and the other kernel file systems,
+//! other devices, and symbolic links another user planted in a sticky
+//! world-writable directory are refused with code 93 (`source.rs`, `walk.rs`).
+//! `/dev/stdin`, `/dev/stdout` and `/dev/stderr` name the supervisor's own
+//! descriptors 0, 1, 2, checked the same way by [`inherit`].
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
-use std::time::{Duration, Instant};
+use std::os::unix::fs::FileTypeExt;
+use std::path::Path;
+use std::time::Instant;
 
+pub use self::source::{inherit, open_path, Access, Kind, Refusal, SourceError, DEVICES, ORDINARY};
 use crate::codes::ReturnCode;
 use crate::manifest::{AccessType, ChannelSource, ChannelSpec, Limits};
+
+mod source;
+mod walk;
 
 /// A limit at or above this (4 GiB) does not bind.
 pub const UNLIMITED: u64 = 1 << 32;
@@ -61,48 +74,20 @@ pub struct SocketBytes {
 /// Why a channel could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum ChannelError {
-    /// A readable channel's path does not exist.
-    #[error("channel {alias}: {path} does not exist")]
-    Missing {
-        /// Alias.
-        alias: String,
-        /// Path.
-        path: String,
-    },
-    /// Not a regular file, character device or FIFO.
-    #[error("channel {alias}: {path} is a {kind}; channels are regular files, character devices or FIFOs")]
-    Unsupported {
-        /// Alias.
-        alias: String,
-        /// Path.
-        path: String,
-        /// What it is.
-        kind: &'static str,
-    },
     /// A network channel outside the node agent.
     #[error("channel {alias}: network channels run under the node agent (zerolab run), not a standalone session")]
     Network {
         /// Alias.
         alias: String,
     },
-    /// A write-only FIFO had no reader before the session's deadline.
-    #[error("channel {alias}: no reader opened the FIFO {path} in time")]
-    NoReader {
+    /// The source is missing, refused, or could not be opened.
+    #[error("channel {alias}")]
+    Source {
         /// Alias.
         alias: String,
-        /// Path.
-        path: String,
-    },
-    /// The open failed.
-    #[error("channel {alias}: cannot open {path}")]
-    Open {
-        /// Alias.
-        alias: String,
-        /// Path.
-        path: String,
-        /// Cause.
+        /// Why.
         #[source]
-        source: io::Error,
+        source: SourceError,
     },
 }
 
@@ -110,28 +95,23 @@ impl ChannelError {
     /// The ZeroVM return code.
     pub fn code(&self) -> ReturnCode {
         match self {
-            ChannelError::Unsupported { .. } | ChannelError::Network { .. } => ReturnCode::UnsupportedSource,
-            _ => ReturnCode::Malformed,
+            ChannelError::Network { .. } => ReturnCode::UnsupportedSource,
+            ChannelError::Source { source, .. } => source.code(),
         }
     }
 }
 
-fn kind_name(ft: std::fs::FileType) -> &'static str {
-    if ft.is_dir() {
-        "directory"
-    } else if ft.is_socket() {
-        "socket"
-    } else if ft.is_block_device() {
-        "block device"
-    } else if ft.is_symlink() {
-        "symbolic link"
-    } else {
-        "special file"
-    }
+/// The supervisor's own descriptor a manifest path names: `/dev/stdin`,
+/// `/dev/stdout` and `/dev/stderr` are 0, 1 and 2 (as in ZeroVM manifests),
+/// not the `/proc/self/fd` links they are on the host.
+fn standard_descriptor(path: &Path) -> Option<RawFd> {
+    ["/dev/stdin", "/dev/stdout", "/dev/stderr"].iter().position(|p| path == Path::new(p)).map(|fd| fd as RawFd)
 }
 
 impl Channel {
     /// Wraps a descriptor the caller already opened (pipe, socket, file...).
+    /// It is not checked: the caller vouches for it (see [`open_path`] for
+    /// opening a host path the way a manifest channel is opened).
     pub fn from_fd(alias: impl Into<String>, access: AccessType, limits: Limits, fd: OwnedFd) -> io::Result<Channel> {
         let file = File::from(fd);
         let meta = file.metadata()?;
@@ -141,7 +121,21 @@ impl Channel {
         Ok(Channel { alias: alias.into(), access, limits, etag: false, fd: file.into(), size, regular, network })
     }
 
-    /// Opens a manifest channel line; `deadline` bounds waiting for a FIFO reader.
+    /// The supervisor's own standard descriptor `fd` (0, 1 or 2) as the channel
+    /// `alias`, checked by [`inherit`].
+    pub fn inherit(alias: &str, access: AccessType, limits: Limits, fd: RawFd) -> Result<Channel, ChannelError> {
+        let (file, _) = inherit(fd, alias, Access { read: limits.readable(), write: limits.writable() })
+            .map_err(|source| ChannelError::Source { alias: alias.to_owned(), source })?;
+        Channel::from_fd(alias, access, limits, file.into()).map_err(|e| ChannelError::Source {
+            alias: alias.to_owned(),
+            source: SourceError::Open { path: alias.to_owned(), source: e },
+        })
+    }
+
+    /// Opens a manifest channel line; `deadline` bounds waiting for a FIFO
+    /// reader. The source is opened and checked by [`open_path`], or, for
+    /// `/dev/stdin`, `/dev/stdout` and `/dev/stderr`, is the supervisor's own
+    /// descriptor checked by [`inherit`].
     pub fn open(spec: &ChannelSpec, deadline: Instant) -> Result<Channel, ChannelError> {
         let alias = spec.alias.clone();
         let path = match &spec.source {
@@ -150,53 +144,25 @@ impl Channel {
         };
         let shown = path.display().to_string();
         let (readable, writable) = (spec.limits.readable(), spec.limits.writable());
-        let kind = match std::fs::metadata(&path) {
-            Ok(m) => Some(m.file_type()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-            Err(source) => return Err(ChannelError::Open { alias, path: shown, source }),
+        let access = Access { read: readable, write: writable };
+        let opened = match standard_descriptor(&path) {
+            Some(fd) => inherit(fd, &shown, access),
+            None => open_path(&path, access, deadline),
         };
-        let fifo = match kind {
-            None if readable => return Err(ChannelError::Missing { alias, path: shown }),
-            None => false,
-            Some(ft) if ft.is_file() || ft.is_char_device() => false,
-            Some(ft) if ft.is_fifo() => true,
-            Some(ft) => return Err(ChannelError::Unsupported { alias, path: shown, kind: kind_name(ft) }),
+        let (file, kind) = opened.map_err(|source| ChannelError::Source { alias: alias.clone(), source })?;
+        let open_err = |source| ChannelError::Source {
+            alias: alias.clone(),
+            source: SourceError::Open { path: shown.clone(), source },
         };
-        let mut opts = OpenOptions::new();
-        opts.read(readable).write(writable).custom_flags(libc::O_NOCTTY | libc::O_NONBLOCK);
-        if writable && !readable && !fifo {
-            opts.create(true).mode(0o644);
-            if kind.is_none_or(|ft| ft.is_file()) {
-                opts.truncate(true);
-            }
-        }
-        let file = loop {
-            match opts.open(&path) {
-                Ok(f) => break f,
-                Err(e) if fifo && e.raw_os_error() == Some(libc::ENXIO) && Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(2));
-                }
-                Err(e) if fifo && e.raw_os_error() == Some(libc::ENXIO) => {
-                    return Err(ChannelError::NoReader { alias, path: shown });
-                }
-                Err(source) => return Err(ChannelError::Open { alias, path: shown, source }),
-            }
-        };
-        let open_err = |source| ChannelError::Open { alias: alias.clone(), path: shown.clone(), source };
-        set_blocking(&file).map_err(open_err)?;
-        let meta = file.metadata().map_err(open_err)?;
-        let ft = meta.file_type();
-        if !(ft.is_file() || ft.is_char_device() || ft.is_fifo()) {
-            return Err(ChannelError::Unsupported { alias, path: shown, kind: kind_name(ft) });
-        }
-        if readable && writable && spec.access == AccessType::RandGetSeqPut && ft.is_file() {
+        let regular = kind == Kind::Regular;
+        if readable && writable && spec.access == AccessType::RandGetSeqPut && regular {
             // Type 1: sequential puts append after the existing data.
             // SAFETY: lseek on a descriptor we own.
             if unsafe { libc::lseek(file.as_raw_fd(), 0, libc::SEEK_END) } < 0 {
                 return Err(open_err(io::Error::last_os_error()));
             }
         }
-        let size = if ft.is_file() && spec.access.random_get() { meta.len() } else { 0 };
+        let size = if regular && spec.access.random_get() { file.metadata().map_err(open_err)?.len() } else { 0 };
         Ok(Channel {
             alias,
             access: spec.access,
@@ -204,7 +170,7 @@ impl Channel {
             etag: spec.etag,
             fd: file.into(),
             size,
-            regular: ft.is_file(),
+            regular,
             network: false,
         })
     }
@@ -291,18 +257,6 @@ fn queued(fd: RawFd, request: libc::Ioctl) -> Option<u64> {
     // SAFETY: both requests write one int.
     let r = unsafe { libc::ioctl(fd, request, &raw mut n) };
     (r == 0).then(|| n.max(0) as u64)
-}
-
-fn set_blocking(file: &File) -> io::Result<()> {
-    let fd = file.as_raw_fd();
-    // SAFETY: F_GETFL/F_SETFL on a descriptor we own.
-    unsafe {
-        let flags = libc::fcntl(fd, libc::F_GETFL);
-        if flags < 0 || libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) < 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

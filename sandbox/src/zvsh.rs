@@ -12,12 +12,11 @@
 
 use std::fs;
 use std::io::Read;
-use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::channel::Channel;
+use crate::channel::{Channel, ChannelError};
 use crate::codes::ReturnCode;
 use crate::manifest::{AccessType, ChannelSource, ChannelSpec, Limits, Manifest};
 use crate::report::{Report, ValidatorState};
@@ -62,7 +61,10 @@ pub enum ZvshError {
         /// What is wrong.
         message: String,
     },
-    /// Local I/O (save directory, standard descriptors).
+    /// A channel (a standard descriptor, an `@FILE`, an image) cannot be used.
+    #[error(transparent)]
+    Channel(#[from] ChannelError),
+    /// Local I/O (temporary directory, program path).
     #[error("{what}")]
     Io {
         /// What failed.
@@ -153,12 +155,7 @@ fn std_channel(alias: &str, fd: i32, limits: Limits) -> Result<(ChannelSpec, Cha
     } else {
         Limits { gets: 0, get_size: 0, ..limits }
     };
-    // SAFETY: borrows one of the three standard descriptors only for the dup.
-    let dup: OwnedFd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
-        .try_clone_to_owned()
-        .map_err(io_err(format!("descriptor {fd} for {alias} is not open")))?;
-    let ch =
-        Channel::from_fd(alias, AccessType::SeqGetSeqPut, l, dup).map_err(io_err(format!("cannot use {alias}")))?;
+    let ch = Channel::inherit(alias, AccessType::SeqGetSeqPut, l, fd)?;
     Ok((ChannelSpec::new(ChannelSource::Path(alias.into()), alias.to_string(), AccessType::SeqGetSeqPut, l), ch))
 }
 
@@ -212,9 +209,7 @@ impl Command {
             let access = if readable { AccessType::RandGetRandPut } else { AccessType::SeqGetSeqPut };
             let abs = std::path::absolute(&path).map_err(io_err(format!("cannot resolve {}", path.display())))?;
             let spec = ChannelSpec::new(ChannelSource::Path(abs), alias.clone(), access, limits);
-            let ch = Channel::open(&spec, std::time::Instant::now() + Duration::from_secs(settings.timeout)).map_err(
-                |e| ZvshError::Io { what: session::error_chain(&e), source: std::io::Error::other("channel") },
-            )?;
+            let ch = Channel::open(&spec, std::time::Instant::now() + Duration::from_secs(settings.timeout))?;
             specs.push(spec);
             channels.push(ch);
             Ok(alias)
@@ -310,7 +305,12 @@ pub fn failure_text(manifest: &str, report: &Report) -> String {
     format!("{manifest}\n{report}\nERROR: ZeroVM return code is {}\n", report.return_code)
 }
 
-/// A report for zvsh's own errors (bad config, unreadable image...).
+/// A report for zvsh's own errors (bad config, unreadable image, a refused
+/// channel...).
 pub fn error_report(e: &ZvshError) -> Report {
-    Report::failed(ReturnCode::Malformed, ValidatorState::NotRun, session::error_chain(e))
+    let code = match e {
+        ZvshError::Channel(c) => c.code(),
+        _ => ReturnCode::Malformed,
+    };
+    Report::failed(code, ValidatorState::NotRun, session::error_chain(e))
 }

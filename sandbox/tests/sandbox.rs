@@ -31,8 +31,12 @@ mod leaks;
 mod library;
 #[path = "sandbox/limits.rs"]
 mod limits;
+#[path = "sandbox/planted.rs"]
+mod planted;
 #[path = "sandbox/return_codes.rs"]
 mod return_codes;
+#[path = "sandbox/sources.rs"]
+mod sources;
 #[path = "sandbox/unprivileged.rs"]
 mod unprivileged;
 #[path = "sandbox/zvsh_cli.rs"]

@@ -1,0 +1,256 @@
+//! The path walk behind [`open_path`](super::open_path): a host path opened one
+//! component at a time with the supervisor's credentials, so that what is
+//! followed and what is opened are checked on descriptors, not on names a
+//! racing user can change.
+//!
+//! The kernel's own defence against planted links (`fs.protected_symlinks`) is
+//! a sysctl that is off on some machines. The walk applies the same rule
+//! itself, whatever the sysctl says, and the `protected_regular` and
+//! `protected_fifos` rules (at their stricter level 2) to every writable open.
+//!
+//! For each component, in order:
+//! 1. `openat(dir, name, O_PATH|O_NOFOLLOW)`: the name looked up in a directory
+//!    we hold open and have checked, without following it and without opening
+//!    the object (opening some devices has side effects); renaming anything
+//!    above the held directory cannot move the walk.
+//! 2. `fstat` that descriptor. A directory must be on an ordinary file system
+//!    (`source.rs`) before the walk enters it, so nothing under procfs, sysfs and
+//!    the like is reached, the magic links in `/proc/*/fd` included, whatever
+//!    path or link leads there (`/dev/fd/N`, `/dev/stdin`).
+//! 3. A symbolic link is followed only if the kernel's `protected_symlinks`
+//!    rule allows it: the link is not in a sticky world-writable directory, or
+//!    it belongs to the supervisor's euid or to the directory's owner. Its target
+//!    is read from the same descriptor (`readlinkat(fd, "")`), so the link
+//!    checked is the link followed. At most 40 links, as the kernel.
+//! 4. The last component, not a link, is checked as a source (`source.rs`) on
+//!    its O_PATH descriptor; if it is to be written, a regular file or FIFO must
+//!    not belong to another user in a sticky directory others can write (unless
+//!    that user owns the directory). Only then is it opened, by reopening that
+//!    very descriptor through `/proc/thread-self/fd`, so the object opened is the
+//!    object checked; an output is truncated only after that, on the descriptor.
+//! 5. A missing output is created with `O_CREAT|O_EXCL` in the held directory:
+//!    it is new and the supervisor's, or the name was taken meanwhile and the
+//!    component is looked up again (a few times at most).
+//!
+//! The walk runs with the supervisor's credentials, not those of the user who
+//! asked (`SUDO_UID` under `sudo zvsh`): that user can already run anything as
+//! root through sudo, the node agent's callers can already run anything as the
+//! agent's user, and the attack is a third user's plant, which the rules above
+//! stop whoever asked. Borrowing the asker's uid would need a per-thread fsuid
+//! switch around every open and would guard no boundary that exists.
+
+use std::collections::VecDeque;
+use std::ffi::{OsStr, OsString};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::fcntl::{fcntl, openat, readlinkat, FcntlArg, OFlag, AT_FDCWD};
+use nix::sys::stat::{fstat, FileStat, Mode, SFlag};
+
+use super::source::{classify, on_ordinary_fs, Access, Fail, Kind, Refusal};
+
+/// Symbolic links followed in one walk at most (the kernel's limit).
+const MAX_LINKS: u32 = 40;
+/// Times a missing output's name may be taken between lookup and creation.
+const MAX_RACES: u32 = 8;
+
+/// A directory held open, and how to name it in messages.
+struct Dir {
+    fd: OwnedFd,
+    shown: PathBuf,
+}
+
+/// Opens `path` for `access` as the module doc says.
+pub(crate) fn open(path: &Path, access: Access, deadline: Instant) -> Result<(OwnedFd, Kind), Fail> {
+    let me = nix::unistd::geteuid().as_raw();
+    if path.as_os_str().is_empty() {
+        return Err(if access.read { Fail::Missing } else { Errno::ENOENT.into() });
+    }
+    let mut dir = if path.is_absolute() { root()? } else { enter(AT_FDCWD, ".", PathBuf::new())? };
+    let mut pending = components(path.as_os_str());
+    let (mut links, mut races) = (0, 0);
+    while let Some(name) = pending.pop_front() {
+        let last = pending.is_empty();
+        if name == ".." {
+            let mut shown = dir.shown.clone();
+            shown.pop();
+            dir = enter(&dir.fd, "..", shown)?;
+            if last {
+                return Err(Refusal::Directory.into());
+            }
+            continue;
+        }
+        let flags = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let found = match openat(&dir.fd, name.as_os_str(), flags, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT) if last && access.output() => match create(&dir, &name)? {
+                Some(fd) => return Ok((fd, Kind::Regular)),
+                None if races < MAX_RACES => {
+                    races += 1;
+                    pending.push_front(name);
+                    continue;
+                }
+                None => return Err(Errno::EEXIST.into()),
+            },
+            Err(Errno::ENOENT) if access.read => return Err(Fail::Missing),
+            Err(e) => return Err(e.into()),
+        };
+        let st = fstat(&found)?;
+        let shown = dir.shown.join(&name);
+        match SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) {
+            SFlag::S_IFLNK => {
+                check_link(&dir, &st, &shown, me)?;
+                links += 1;
+                if links > MAX_LINKS {
+                    return Err(Errno::ELOOP.into());
+                }
+                let target = readlinkat(&found, "")?;
+                if target.is_empty() {
+                    return Err(Errno::ENOENT.into());
+                }
+                if target.as_bytes().starts_with(b"/") {
+                    dir = root()?;
+                }
+                let mut next = components(&target);
+                next.extend(pending);
+                pending = next;
+            }
+            SFlag::S_IFDIR if !last => {
+                on_ordinary_fs(found.as_fd(), &|| shown.display().to_string())?;
+                dir = Dir { fd: found, shown };
+            }
+            _ if !last => return Err(Errno::ENOTDIR.into()),
+            _ => return finish(&dir, &found, &st, &shown, access, deadline, me),
+        }
+    }
+    // The path (or the last link's target) ends in a directory: `/`, `/tmp/..`.
+    Err(Refusal::Directory.into())
+}
+
+/// The path's components, without empty ones and `.`.
+fn components(path: &OsStr) -> VecDeque<OsString> {
+    path.as_bytes()
+        .split(|b| *b == b'/')
+        .filter(|c| !c.is_empty() && *c != b".")
+        .map(|c| OsStr::from_bytes(c).to_owned())
+        .collect()
+}
+
+fn root() -> Result<Dir, Fail> {
+    enter(AT_FDCWD, "/", PathBuf::from("/"))
+}
+
+/// Opens the directory `name` in `at` to walk on from, if it is on an ordinary
+/// file system.
+fn enter(at: impl AsFd, name: &str, shown: PathBuf) -> Result<Dir, Fail> {
+    let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    let fd = openat(at, name, flags, Mode::empty())?;
+    let named = if shown.as_os_str().is_empty() { PathBuf::from(".") } else { shown.clone() };
+    on_ordinary_fs(fd.as_fd(), &|| named.display().to_string())?;
+    Ok(Dir { fd, shown })
+}
+
+/// The `protected_symlinks` rule for the link with status `st` in `dir`.
+fn check_link(dir: &Dir, st: &FileStat, shown: &Path, me: u32) -> Result<(), Fail> {
+    let d = fstat(&dir.fd)?;
+    let guarded = libc::S_ISVTX | libc::S_IWOTH;
+    if d.st_mode & guarded == guarded && st.st_uid != me && st.st_uid != d.st_uid {
+        return Err(Refusal::PlantedSymlink {
+            link: shown.display().to_string(),
+            owner: st.st_uid,
+            dir: dir.shown.display().to_string(),
+            dir_owner: d.st_uid,
+            me,
+        }
+        .into());
+    }
+    Ok(())
+}
+
+/// The `protected_regular`/`protected_fifos` rule (level 2) for writing the
+/// object with status `st` in `dir`.
+fn check_planted(dir: &Dir, st: &FileStat, kind: Kind, me: u32) -> Result<(), Fail> {
+    let d = fstat(&dir.fd)?;
+    let others_write = libc::S_IWGRP | libc::S_IWOTH;
+    if d.st_mode & libc::S_ISVTX != 0 && d.st_mode & others_write != 0 && st.st_uid != me && st.st_uid != d.st_uid {
+        return Err(Refusal::PlantedFile {
+            kind: if kind == Kind::Fifo { "FIFO" } else { "regular file" },
+            owner: st.st_uid,
+            dir: dir.shown.display().to_string(),
+            dir_owner: d.st_uid,
+            me,
+        }
+        .into());
+    }
+    Ok(())
+}
+
+/// Creates the missing output `name` in `dir`; `None` if the name was taken
+/// meanwhile.
+fn create(dir: &Dir, name: &OsStr) -> Result<Option<OwnedFd>, Fail> {
+    let flags =
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
+    match openat(&dir.fd, name, flags, Mode::from_bits_truncate(0o644)) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(Errno::EEXIST) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Checks the last component (O_PATH descriptor `found`, status `st`) and opens it.
+fn finish(
+    dir: &Dir,
+    found: &OwnedFd,
+    st: &FileStat,
+    shown: &Path,
+    access: Access,
+    deadline: Instant,
+    me: u32,
+) -> Result<(OwnedFd, Kind), Fail> {
+    let kind = classify(found.as_fd(), st, false, &shown.display().to_string())?;
+    if access.write && matches!(kind, Kind::Regular | Kind::Fifo) {
+        check_planted(dir, st, kind, me)?;
+    }
+    let fd = reopen(found, access, kind, deadline)?;
+    let now = fstat(&fd)?;
+    if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino) {
+        return Err(io::Error::other("it changed while it was being opened; try again").into());
+    }
+    set_blocking(&fd)?;
+    if access.output() && kind == Kind::Regular {
+        nix::unistd::ftruncate(&fd, 0)?;
+    }
+    Ok((fd, kind))
+}
+
+/// Opens the object behind the O_PATH descriptor `found` for `access`, waiting
+/// until `deadline` for a write-only FIFO's reader.
+fn reopen(found: &OwnedFd, access: Access, kind: Kind, deadline: Instant) -> Result<OwnedFd, Fail> {
+    let proc = format!("/proc/thread-self/fd/{}", found.as_raw_fd());
+    let flags = OFlag::from_bits_retain(access.mode()) | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
+    loop {
+        match nix::fcntl::open(proc.as_str(), flags, Mode::empty()) {
+            Ok(fd) => return Ok(fd),
+            Err(Errno::ENXIO) if kind == Kind::Fifo && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            Err(Errno::ENXIO) if kind == Kind::Fifo => return Err(Fail::NoReader),
+            Err(Errno::ENOENT) => {
+                let e = io::Error::new(io::ErrorKind::NotFound, "cannot reopen it through /proc; is /proc mounted?");
+                return Err(e.into());
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Clears `O_NONBLOCK` (set so that opening a FIFO never blocks).
+fn set_blocking(fd: &OwnedFd) -> Result<(), Fail> {
+    let flags = OFlag::from_bits_retain(fcntl(fd, FcntlArg::F_GETFL)?);
+    fcntl(fd, FcntlArg::F_SETFL(flags & !OFlag::O_NONBLOCK))?;
+    Ok(())
+}

@@ -14,6 +14,12 @@
 //!
 //! Node paths are opened as the agent's user. That is no new power: the API is
 //! reachable only by that user and the lab's SSH key, which can run anything there.
+//! But they are opened the way the sandbox opens a manifest's channels
+//! ([`open_path`]), so a node path is a channel source like any other: a regular
+//! file on an ordinary file system, a FIFO or a harmless device, never procfs,
+//! sysfs or another device (the agent's own memory, the kernel's log), and never
+//! reached through a symbolic link another user planted in a sticky
+//! world-writable directory such as `/tmp`. Those are refused with code 93.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -23,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use zerolab_sandbox::channel::Channel;
+use zerolab_sandbox::channel::{open_path, Access, Channel, SourceError};
 use zerolab_sandbox::manifest::{AccessType, Limits};
 use zerolab_sandbox::session::error_chain;
 
@@ -97,6 +103,15 @@ pub enum PrepareError {
         /// Cause.
         #[source]
         source: std::io::Error,
+    },
+    /// A node path that is not a source a channel may be (code 93).
+    #[error("device {name}")]
+    Refused {
+        /// The device.
+        name: &'static str,
+        /// What the path is.
+        #[source]
+        source: SourceError,
     },
     /// A node file that does not hash to its checksum.
     #[error("device {name}: {path} has sha256 {actual}, not the expected {expected}; the file changed or the job's sha256 is wrong")]
@@ -334,7 +349,7 @@ fn open(name: DeviceName, source: Option<&DeviceSource>, cx: &Context<'_>) -> Re
             source: std::io::Error::other(e),
         })?)?,
         Some(DeviceSource::Node { path, sha256 }) if name.is_input() => {
-            let mut file = read(Path::new(path))?;
+            let mut file = node(name, path, Access::READ, cx)?;
             if let Some(expected) = sha256 {
                 let actual = hash_file(&mut file).map_err(|e| open_error(name, path, e))?;
                 if actual != *expected {
@@ -344,7 +359,7 @@ fn open(name: DeviceName, source: Option<&DeviceSource>, cx: &Context<'_>) -> Re
             }
             file
         }
-        Some(DeviceSource::Node { path, .. }) => create(name, Path::new(path))?,
+        Some(DeviceSource::Node { path, .. }) => node(name, path, Access::WRITE, cx)?,
         Some(DeviceSource::Url { url, sha256 }) => {
             let fetcher = cx.fetcher.ok_or(PrepareError::Fetch {
                 name: name.name(),
@@ -360,8 +375,21 @@ fn open(name: DeviceName, source: Option<&DeviceSource>, cx: &Context<'_>) -> Re
     Ok(Some(file))
 }
 
-/// Creates or truncates an output file (0644: it holds the guest's output, not a secret
-/// of the agent's; a session's own directory is 0700 anyway).
+/// Opens a node path as a channel source (an output is created 0644 or truncated).
+fn node(name: DeviceName, path: &str, access: Access, cx: &Context<'_>) -> Result<File, PrepareError> {
+    let open_error = |path: String, source| PrepareError::Open { name: name.name(), path, source };
+    open_path(Path::new(path), access, cx.deadline).map(|(file, _)| file).map_err(|e| match e {
+        SourceError::Refused { .. } => PrepareError::Refused { name: name.name(), source: e },
+        SourceError::Missing { path } => open_error(path, std::io::ErrorKind::NotFound.into()),
+        SourceError::NoReader { path } => {
+            open_error(path, std::io::Error::new(std::io::ErrorKind::TimedOut, "no reader opened the FIFO in time"))
+        }
+        SourceError::Open { path, source } => open_error(path, source),
+    })
+}
+
+/// Creates or truncates an output file in the session's directory (0644: it holds the
+/// guest's output, not a secret of the agent's; a session's own directory is 0700 anyway).
 fn create(name: DeviceName, path: &Path) -> Result<File, PrepareError> {
     OpenOptions::new()
         .write(true)

@@ -351,6 +351,7 @@ fn unprepared(e: &PrepareError) -> Report {
     let code = match e {
         PrepareError::Killed => ReturnCode::Killed,
         PrepareError::NotInImage { .. } => ReturnCode::ProgramMissing,
+        PrepareError::Refused { source, .. } => source.code(),
         PrepareError::Mismatch { .. }
         | PrepareError::Fetch { source: crate::fetch::FetchError::Mismatch { .. }, .. } => ReturnCode::Corrupted,
         _ => ReturnCode::Malformed,

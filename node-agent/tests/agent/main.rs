@@ -10,4 +10,5 @@ mod channels;
 mod devices;
 mod harness;
 mod sessions;
+mod sources;
 mod throughput;

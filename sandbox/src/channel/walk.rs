@@ -254,3 +254,78 @@ fn set_blocking(fd: &OwnedFd) -> Result<(), Fail> {
     fcntl(fd, FcntlArg::F_SETFL(flags & !OFlag::O_NONBLOCK))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::os::unix::fs::symlink;
+
+    use super::super::source::{open_path, SourceError};
+    use super::*;
+
+    fn later() -> Instant {
+        Instant::now() + Duration::from_secs(1)
+    }
+
+    fn read(path: &Path) -> Result<String, SourceError> {
+        let (mut file, kind) = open_path(path, Access::READ, later())?;
+        assert_eq!(kind, Kind::Regular);
+        let mut s = String::new();
+        file.read_to_string(&mut s).unwrap();
+        Ok(s)
+    }
+
+    #[test]
+    fn dot_dot_and_relative_links_resolve_as_the_kernel_resolves_them() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("a/b")).unwrap();
+        std::fs::write(dir.path().join("a/file"), "in a\n").unwrap();
+        symlink("b/../file", dir.path().join("a/rel")).unwrap();
+        symlink("../../a/./rel", dir.path().join("a/b/up")).unwrap();
+        assert_eq!(read(&dir.path().join("a/b/up")).unwrap(), "in a\n");
+        assert_eq!(read(&dir.path().join("a/b/../b/../file")).unwrap(), "in a\n");
+        assert!(matches!(read(&dir.path().join("a/b/..")), Err(SourceError::Refused { what: Refusal::Directory, .. })));
+        assert!(matches!(read(&dir.path().join("a/none")), Err(SourceError::Missing { .. })));
+    }
+
+    #[test]
+    fn a_link_loop_is_an_error_not_a_hang() {
+        let dir = tempfile::tempdir().unwrap();
+        symlink("b", dir.path().join("a")).unwrap();
+        symlink("a", dir.path().join("b")).unwrap();
+        match read(&dir.path().join("a")) {
+            Err(SourceError::Open { source, .. }) => assert_eq!(source.raw_os_error(), Some(libc::ELOOP)),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_output_is_created_through_a_dangling_link_and_truncated_when_it_exists() {
+        let dir = tempfile::tempdir().unwrap();
+        symlink(dir.path().join("target"), dir.path().join("out")).unwrap();
+        let (mut file, kind) = open_path(&dir.path().join("out"), Access::WRITE, later()).unwrap();
+        assert_eq!(kind, Kind::Regular);
+        file.write_all(b"first, longer\n").unwrap();
+        let (mut file, _) = open_path(&dir.path().join("out"), Access::WRITE, later()).unwrap();
+        file.write_all(b"second\n").unwrap();
+        assert_eq!(std::fs::read_to_string(dir.path().join("target")).unwrap(), "second\n");
+        let missing = open_path(&dir.path().join("no/such/dir"), Access::WRITE, later()).unwrap_err();
+        assert!(matches!(&missing, SourceError::Open { source, .. } if source.raw_os_error() == Some(libc::ENOENT)));
+    }
+
+    #[test]
+    fn kernel_files_and_devices_are_refused_before_they_are_opened() {
+        for (path, fs) in
+            [("/proc/self/mem", "procfs"), ("/sys/kernel/uevent_seqnum", "sysfs"), ("/dev/fd/0", "procfs")]
+        {
+            match open_path(Path::new(path), Access::READ, later()) {
+                Err(SourceError::Refused { what: Refusal::KernelFs { fs: found, .. }, .. }) => assert_eq!(found, fs),
+                other => panic!("{path}: {other:?}"),
+            }
+        }
+        let kmsg = open_path(Path::new("/dev/kmsg"), Access::READ, later()).unwrap_err();
+        assert!(matches!(kmsg, SourceError::Refused { what: Refusal::Device { major: 1, minor: 11 }, .. }), "{kmsg:?}");
+        assert_eq!(kmsg.code(), crate::codes::ReturnCode::UnsupportedSource);
+        assert_eq!(open_path(Path::new("/dev/null"), Access::WRITE, later()).unwrap().1, Kind::Device);
+    }
+}

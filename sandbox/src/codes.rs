@@ -30,7 +30,8 @@ pub enum ReturnCode {
     TooManyChannels = 23,
     /// Network channel data corrupted (etag mismatch).
     Corrupted = 32,
-    /// Unsupported channel source type (a socket or directory path, ...).
+    /// Unsupported channel source: a socket or directory path, a file on a kernel
+    /// file system, a device not allowed, a link or output another user planted.
     UnsupportedSource = 93,
 }
 

@@ -220,6 +220,14 @@ pub enum Refusal {
         /// The supervisor's effective uid.
         me: u32,
     },
+    /// A regular file with several links in a sticky directory others can write.
+    #[error("is a regular file with {links} hard links in the sticky directory {dir} that others can write; a link there may have been planted to reach a file elsewhere, so name the file where it lives")]
+    HardLinked {
+        /// Its link count.
+        links: u64,
+        /// The directory holding it.
+        dir: String,
+    },
     /// Anything else (an anonymous inode such as an eventfd).
     #[error("is a special file; {HINT}")]
     Special,

@@ -5,8 +5,9 @@
 //!
 //! The kernel's own defence against planted links (`fs.protected_symlinks`) is
 //! a sysctl that is off on some machines. The walk applies the same rule
-//! itself, whatever the sysctl says, and the `protected_regular` and
-//! `protected_fifos` rules (at their stricter level 2) to every writable open.
+//! itself, whatever the sysctl says, the `protected_regular` and
+//! `protected_fifos` rules (at their stricter level 2) to every writable open,
+//! and refuses hard-linked files in sticky directories (`protected_hardlinks`).
 //!
 //! For each component, in order:
 //! 1. `openat(dir, name, O_PATH|O_NOFOLLOW)`: the name looked up in a directory
@@ -23,9 +24,11 @@
 //!    is read from the same descriptor (`readlinkat(fd, "")`), so the link
 //!    checked is the link followed. At most 40 links, as the kernel.
 //! 4. The last component, not a link, is checked as a source (`source.rs`) on
-//!    its O_PATH descriptor; if it is to be written, a regular file or FIFO must
-//!    not belong to another user in a sticky directory others can write (unless
-//!    that user owns the directory). Only then is it opened, by reopening that
+//!    its O_PATH descriptor. In a sticky directory others can write, a regular
+//!    file must have one link (a planted hard link reaches a file elsewhere when
+//!    `fs.protected_hardlinks` is off), and if it is to be written, a regular
+//!    file or FIFO must not belong to another user (unless that user owns the
+//!    directory). Only then is it opened, by reopening that
 //!    very descriptor through `/proc/thread-self/fd`, so the object opened is the
 //!    object checked; an output is truncated only after that, on the descriptor.
 //! 5. A missing output is created with `O_CREAT|O_EXCL` in the held directory:
@@ -171,16 +174,28 @@ fn check_link(dir: &Dir, st: &FileStat, shown: &Path, me: u32) -> Result<(), Fai
     Ok(())
 }
 
-/// The `protected_regular`/`protected_fifos` rule (level 2) for writing the
-/// object with status `st` in `dir`.
-fn check_planted(dir: &Dir, st: &FileStat, kind: Kind, me: u32) -> Result<(), Fail> {
+/// The rules for an object with status `st` in `dir` when `dir` is sticky and
+/// others can write it: a regular file with more than one link is refused
+/// (a hard link planted there reaches a file elsewhere, whoever owns it, when
+/// `fs.protected_hardlinks` is off), and so is writing a regular file or FIFO
+/// that another user owns unless they own the directory (the kernel's
+/// `protected_regular`/`protected_fifos` rules at level 2).
+fn check_sticky(dir: &Dir, st: &FileStat, kind: Kind, access: Access, me: u32) -> Result<(), Fail> {
     let d = fstat(&dir.fd)?;
     let others_write = libc::S_IWGRP | libc::S_IWOTH;
-    if d.st_mode & libc::S_ISVTX != 0 && d.st_mode & others_write != 0 && st.st_uid != me && st.st_uid != d.st_uid {
+    if d.st_mode & libc::S_ISVTX == 0 || d.st_mode & others_write == 0 {
+        return Ok(());
+    }
+    let shown = dir.shown.display().to_string();
+    if kind == Kind::Regular && st.st_nlink > 1 {
+        return Err(Refusal::HardLinked { links: st.st_nlink, dir: shown }.into());
+    }
+    let planted = matches!(kind, Kind::Regular | Kind::Fifo) && st.st_uid != me && st.st_uid != d.st_uid;
+    if access.write && planted {
         return Err(Refusal::PlantedFile {
             kind: if kind == Kind::Fifo { "FIFO" } else { "regular file" },
             owner: st.st_uid,
-            dir: dir.shown.display().to_string(),
+            dir: shown,
             dir_owner: d.st_uid,
             me,
         }
@@ -212,9 +227,7 @@ fn finish(
     me: u32,
 ) -> Result<(OwnedFd, Kind), Fail> {
     let kind = classify(found.as_fd(), st, false, &shown.display().to_string())?;
-    if access.write && matches!(kind, Kind::Regular | Kind::Fifo) {
-        check_planted(dir, st, kind, me)?;
-    }
+    check_sticky(dir, st, kind, access, me)?;
     let fd = reopen(found, access, kind, deadline)?;
     let now = fstat(&fd)?;
     if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino) {

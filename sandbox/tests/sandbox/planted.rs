@@ -2,7 +2,7 @@
 //! sticky world-writable directory is never followed by the (root) supervisor,
 //! whatever `fs.protected_symlinks` says, so it can neither read a root-only
 //! file into a guest nor truncate one; an output that another user planted
-//! there as a file or FIFO is refused too. Refusals are code 93. Root-owned
+//! there as a file or FIFO is refused too, and so is a hard-linked file there. Refusals are code 93. Root-owned
 //! links in the same directory, and the user's links in a directory that is not
 //! sticky, still work. Needs root (to own files as another user).
 
@@ -100,7 +100,7 @@ fn another_users_file_or_fifo_in_a_sticky_directory_is_no_output() {
     if !root_or_skip("another_users_file_or_fifo_in_a_sticky_directory_is_no_output") {
         return;
     }
-    let (lab, _, _, shared) = setup();
+    let (lab, secret, _, shared) = setup();
     // The other user hopes root writes the guest's output where they can read it.
     let planted = shared.join("out");
     fs::write(&planted, PRECIOUS).unwrap();
@@ -114,6 +114,16 @@ fn another_users_file_or_fifo_in_a_sticky_directory_is_no_output() {
     std::os::unix::fs::chown(&fifo, Some(OTHER), Some(OTHER)).unwrap();
     let m = lab.manifest(guest("hello")).timeout(1).channel(&fifo, "/dev/stdout", 0, Limits::WRITE_ONLY);
     assert_refused(&lab, &m, "is a FIFO owned by uid 65534");
+
+    // A hard link planted there (as root could; any user can when
+    // fs.protected_hardlinks is off) reaches a root-only file elsewhere.
+    let hard = shared.join("hard");
+    fs::hard_link(&secret, &hard).unwrap();
+    let m = lab.manifest(guest("cat")).channel(&hard, "/dev/stdin", 0, Limits::READ_ONLY);
+    assert_refused(&lab, &m, "is a regular file with 2 hard links in the sticky directory");
+    let m = lab.manifest(guest("hello")).channel(&hard, "/dev/stdout", 0, Limits::WRITE_ONLY);
+    assert_refused(&lab, &m, "hard links");
+    assert_eq!(fs::read_to_string(&secret).unwrap(), SECRET, "truncated through a hard link");
 
     // Reading another user's file is reading their data: allowed.
     let m = lab.manifest(guest("cat")).channel(&planted, "/dev/stdin", 0, Limits::READ_ONLY);

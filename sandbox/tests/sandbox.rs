@@ -31,8 +31,12 @@ mod leaks;
 mod library;
 #[path = "sandbox/limits.rs"]
 mod limits;
+#[path = "sandbox/reach.rs"]
+mod reach;
 #[path = "sandbox/return_codes.rs"]
 mod return_codes;
+#[path = "sandbox/traps.rs"]
+mod traps;
 #[path = "sandbox/unprivileged.rs"]
 mod unprivileged;
 #[path = "sandbox/zvsh_cli.rs"]

@@ -22,7 +22,9 @@
  *   7. the guest's traps, after everything the loader itself does and before
  *      the filter (which forbids prctl, arch_prctl and rt_sigaction):
  *      a. rdtsc and rdtscp fault (PR_SET_TSC): no clock, even from an
- *         instruction hidden from the validator inside another one;
+ *         instruction hidden from the validator inside another one (the
+ *         kernel then rewrites CR4 at each switch to or from the guest: a VM
+ *         exit under some hypervisors, a few us per mediated call);
  *      b. cpuid faults (ARCH_SET_CPUID) where the CPU can make it fault;
  *         where it cannot (ENODEV) the guest runs anyway, as the supervisor
  *         logs once per process, since refusing would refuse every guest on

@@ -35,7 +35,8 @@ struct zl_layout {
     uint64_t manifest_off, manifest_len; /* page aligned; mapped read-only at ZL_MANIFEST_ADDR */
     uint64_t filter_off, filter_len;     /* struct sock_filter[filter_len] */
     uint32_t nseg;
-    int32_t channels; /* N: fds [0,N) are channels, N the socket, N+1 the image, N+2 this file */
+    int32_t channels; /* N: fds [0,N) are channels, N the socket, N+1 the image, N+2 this file,
+                         N+4 /proc/self/io (N+3 was the loader, closed by exec) */
     struct zl_segment seg[ZL_MAX_SEGMENTS];
 };
 

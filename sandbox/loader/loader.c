@@ -15,14 +15,29 @@
  *   4. map the guest image from the sealed image file, zero its bss, map the
  *      heap, the stack with a guard page below it, and the manifest area;
  *   5. close the image and layout files;
- *   6. read /proc/self/io so the report counts only the guest's own I/O;
- *   7. install the seccomp filter (with a listener for the supervisor) - last,
+ *   6. read the I/O counters so the report counts only the guest's own I/O,
+ *      from /proc/self/io opened before exec (fd N+4: a root supervisor's
+ *      guest is not dumpable, so its /proc files are root's and it could not
+ *      open them now), and close that file;
+ *   7. the guest's traps, after everything the loader itself does and before
+ *      the filter (which forbids prctl, arch_prctl and rt_sigaction):
+ *      a. rdtsc and rdtscp fault (PR_SET_TSC): no clock, even from an
+ *         instruction hidden from the validator inside another one (the
+ *         kernel then rewrites CR4 at each switch to or from the guest: a VM
+ *         exit under some hypervisors, a few us per mediated call);
+ *      b. cpuid faults (ARCH_SET_CPUID) where the CPU can make it fault;
+ *         where it cannot (ENODEV) the guest runs anyway, as the supervisor
+ *         logs once per process, since refusing would refuse every guest on
+ *         such hosts for an identity that is no clock and no randomness;
+ *      c. SIGXFSZ ignored, so a write past RLIMIT_FSIZE returns EFBIG to the
+ *         guest instead of killing it;
+ *   8. install the seccomp filter (with a listener for the supervisor) - last,
  *      because after it the loader itself may no longer call the kernel;
- *   8. jump to zl_enter in the trampoline page, which sends the listener,
+ *   9. jump to zl_enter in the trampoline page, which sends the listener,
  *      closes it and the socket, unmaps this loader and enters the guest
  *      (the filter lets it close only fds N and N+1: a listener landing
  *      elsewhere is a violation, and the supervisor kills the guest).
- * Any failure before step 7 sends a one-line reason on the socket and exits
+ * Any failure before step 8 sends a one-line reason on the socket and exits
  * with status 120.
  */
 #include <stddef.h>
@@ -36,7 +51,10 @@
 #define SYS_mmap 9
 #define SYS_mprotect 10
 #define SYS_munmap 11
+#define SYS_rt_sigaction 13
 #define SYS_rt_sigprocmask 14
+#define SYS_prctl 157
+#define SYS_arch_prctl 158
 #define SYS_exit_group 231
 #define SYS_seccomp 317
 #define SYS_mount 165
@@ -57,6 +75,12 @@
 #define MAP_ANONYMOUS 0x20
 #define MAP_NORESERVE 0x4000
 #define MAP_FIXED_NOREPLACE 0x100000
+#define PR_SET_TSC 26
+#define PR_TSC_SIGSEGV 2
+#define ARCH_SET_CPUID 0x1012
+#define ENODEV 19
+#define SIGXFSZ 25
+#define SIG_IGN 1
 #define SECCOMP_SET_MODE_FILTER 1
 #define SECCOMP_FILTER_FLAG_NEW_LISTENER 8
 #define AT_SYSINFO_EHDR 33
@@ -71,6 +95,7 @@ struct msghdr {
     void *control; size_t controllen; int flags;
 };
 struct cmsg_fd { size_t len; int level; int type; int fd; int pad; };
+struct kernel_sigaction { unsigned long handler, flags, restorer, mask; };
 
 /* zl_enter lives in the trampoline page, far from this window: call it by
  * its fixed address (trampoline.S places it at offset 0x200). */
@@ -178,13 +203,13 @@ static uint64_t parse_u64(const char *p, const char *end, const char *key)
 }
 
 /* Step 6: the I/O counters so far (exec and this read itself), so that the
- * supervisor can subtract them from the guest's final counters. */
-static void read_io_baseline(struct zl_hello *h)
+ * supervisor can subtract them from the guest's final counters. `fd` is
+ * /proc/self/io, opened by the child before exec; if that failed, the read
+ * fails and the report has no direct-channel counts. */
+static void read_io_baseline(struct zl_hello *h, int fd)
 {
     static char buf[1024];
     h->valid = 0;
-    long fd = sys3(SYS_open, "/proc/self/io", 0, 0);
-    if (fd < 0) return;
     buf[0] = '\n';
     long n = sys3(SYS_read, fd, buf + 1, sizeof buf - 2);
     sys3(SYS_close, fd, 0, 0);
@@ -228,14 +253,15 @@ __asm__(
 
 void zl_main(uint64_t *kernel_sp)
 {
-    /* argv[1] is the channel count N; fds N, N+1, N+2 are socket, image, layout. */
+    /* argv[1] is the channel count N; fds N, N+1, N+2 are socket, image,
+     * layout; N+3 was this loader (closed by exec); N+4 is /proc/self/io. */
     long argc = (long)kernel_sp[0];
     const char *arg = argc > 1 ? (const char *)kernel_sp[2] : "";
     if (*arg == 'h') hold_namespaces();
     long nchan = 0;
     while (*arg >= '0' && *arg <= '9') nchan = nchan * 10 + (*arg++ - '0');
     sock_fd = (int)nchan;
-    int image_fd = (int)nchan + 1, layout_fd = (int)nchan + 2;
+    int image_fd = (int)nchan + 1, layout_fd = (int)nchan + 2, io_fd = (int)nchan + 4;
 
     /* Step 1: signals were blocked by the supervisor across fork. */
     uint64_t empty = 0;
@@ -292,14 +318,25 @@ void zl_main(uint64_t *kernel_sp)
 
     /* Step 6. */
     static struct zl_hello hello;
-    read_io_baseline(&hello);
+    read_io_baseline(&hello, io_fd);
 
-    /* Step 7: the filter; the listener fd is the lowest free one, N+1. */
+    /* Step 7a. */
+    r = sys3(SYS_prctl, PR_SET_TSC, PR_TSC_SIGSEGV, 0);
+    if (r < 0) die("make rdtsc fault", r);
+    /* Step 7b: ENODEV is the one refusal allowed (no CPUID faulting here). */
+    r = sys3(SYS_arch_prctl, ARCH_SET_CPUID, 0, 0);
+    if (r < 0 && r != -ENODEV) die("make cpuid fault", r);
+    /* Step 7c. */
+    static struct kernel_sigaction ignore = { SIG_IGN, 0, 0, 0 };
+    r = sys6(SYS_rt_sigaction, SIGXFSZ, (long)&ignore, 0, 8, 0, 0);
+    if (r < 0) die("ignore SIGXFSZ", r);
+
+    /* Step 8: the filter; the listener fd is the lowest free one, N+1. */
     long listener = sys3(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
     if (listener < 0) die("install seccomp filter", listener);
     /* From here on no system call may come from this file. */
 
-    /* Step 8. */
+    /* Step 9. */
     static struct iovec iov;
     static struct cmsg_fd cmsg;
     static struct msghdr msg;

@@ -8,9 +8,6 @@
 //! `/work/shared/zerovm-reference.md`; tests are named for the behaviour.
 //! Tests that need root print `SKIPPED ...` on stderr when run without it.
 
-#[path = "sandbox/harness/mod.rs"]
-mod harness;
-
 #[path = "sandbox/calls.rs"]
 mod calls;
 #[path = "sandbox/channels.rs"]
@@ -21,6 +18,8 @@ mod escapes;
 mod examples;
 #[path = "sandbox/fifos.rs"]
 mod fifos;
+#[path = "sandbox/harness/mod.rs"]
+mod harness;
 #[path = "sandbox/isolation.rs"]
 mod isolation;
 #[path = "sandbox/jit.rs"]
@@ -33,11 +32,16 @@ mod library;
 mod limits;
 #[path = "sandbox/planted.rs"]
 mod planted;
+#[path = "sandbox/reach.rs"]
+mod reach;
 #[path = "sandbox/return_codes.rs"]
 mod return_codes;
 #[path = "sandbox/sources.rs"]
 mod sources;
+#[path = "sandbox/traps.rs"]
+mod traps;
 #[path = "sandbox/unprivileged.rs"]
 mod unprivileged;
 #[path = "sandbox/zvsh_cli.rs"]
 mod zvsh_cli;
+

@@ -8,19 +8,23 @@
 //! 3. the child is cloned into a new pid namespace and new (or, for a root
 //!    supervisor, shared: `namespaces`) user/mount/ipc/uts namespaces, its descriptors are reduced
 //!    to the channels, it gets its resource limits, drops its privileges, sets
-//!    `no_new_privs` and execs the loader (`spawn`);
+//!    `no_new_privs` and execs the loader (`spawn`), which a root supervisor
+//!    made execute-only so the guest is not dumpable from exec on (`loader`);
 //! 4. the loader builds the guest's address space from the layout alone:
 //!    image, heap, stack with guard page, read-only manifest area; it unmaps
-//!    the vDSO and its own stack, then installs the seccomp filter last
+//!    the vDSO and its own stack, makes `rdtsc`, `rdtscp` and `cpuid` fault
+//!    and ignores `SIGXFSZ`, then installs the seccomp filter last
 //!    (`loader/loader.c`, policy in `seccomp`);
 //! 5. `zl_enter`, in the trampoline page, sends the filter's listener to the
 //!    supervisor, unmaps the loader and jumps to the guest;
 //! 6. the supervisor holds the listener: every call the filter did not allow
 //!    comes to it (`notify`), and it kills the guest for any violation.
 //!
-//! A step that cannot be applied stops the launch (fail closed); the one
-//! exception is namespaces, which the kernel may refuse to unprivileged users:
-//! the guest then runs without them and the report's log says so.
+//! A step that cannot be applied stops the launch (fail closed); the two
+//! exceptions are namespaces, which the kernel may refuse to unprivileged
+//! users (the guest then runs without them and the report's log says so), and
+//! `cpuid` faulting, which some CPUs lack (the guest then can run `cpuid`, and
+//! the log says so once per process).
 
 pub mod layout;
 pub mod loader;

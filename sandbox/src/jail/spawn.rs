@@ -17,12 +17,23 @@
 //!    it still holds the descriptors and the privilege to;
 //! 2. file descriptors: the channels become `0..N`, then the start-up socket
 //!    (N), the image (N+1), the layout (N+2) and the loader (N+3, close-on-
-//!    exec); every other descriptor is closed;
+//!    exec); every other descriptor is closed; then `/proc/self/io` is opened
+//!    at N+4 for the loader's I/O baseline, before step 4, after which a root
+//!    supervisor's child is not dumpable and its /proc files are root's;
 //! 3. resource limits (address space from `Memory`, no core dumps, descriptor
 //!    and CPU-time caps), set while still privileged enough to lower them;
 //! 4. privileges: root drops its groups, then gid, then uid to `nobody`;
 //!    a non-root child is already unprivileged and loses its namespace
-//!    capabilities at exec;
+//!    capabilities at exec. A root supervisor's loader is execute-only
+//!    (`loader.rs`), so the kernel makes its exec non-dumpable from the first
+//!    instruction on: no other process of `nobody` may trace the guest, read
+//!    or write its memory or take its descriptors (`ptrace`, `pidfd_getfd`,
+//!    `process_vm_readv`, `/proc/PID/mem`), while the supervisor, holding
+//!    `CAP_SYS_PTRACE`, still may. That needs `fs.suid_dumpable` 0 or 2, so
+//!    a root supervisor refuses to start guests where it is 1. A non-root
+//!    supervisor's guest runs as the supervisor's own user, whose processes
+//!    can trace the supervisor itself anyway, and stays dumpable so that the
+//!    supervisor can read its `/proc/PID/io`;
 //! 5. `no_new_privs`, required for an unprivileged seccomp filter and so exec
 //!    can never gain privileges;
 //! 6. parent-death signal, after the credential change (which clears it);
@@ -78,6 +89,12 @@ pub enum SpawnError {
     /// `clone` failed.
     #[error("cannot create the guest process")]
     Clone(#[source] io::Error),
+    /// A root supervisor's guests would be dumpable.
+    #[error(
+        "fs.suid_dumpable is 1, which would let every process running as nobody trace the guests; \
+         set it to 0 (sysctl fs.suid_dumpable=0)"
+    )]
+    Dumpable,
     /// A step in the child failed.
     #[error("jail step `{step}` failed in the guest process")]
     Step {
@@ -181,13 +198,19 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
         }
     }
     let loader = (n - 1) as RawFd;
-    // SAFETY: plain descriptor flag and range-close calls on our own table.
+    // SAFETY: plain descriptor flag, range-close and open calls on our own
+    // table; the path is a static NUL-terminated string.
     unsafe {
         if libc::fcntl(loader, libc::F_SETFD, libc::FD_CLOEXEC) < 0 {
             return fail(ctx, 2);
         }
         if libc::syscall(libc::SYS_close_range, n as u32, u32::MAX, 0) < 0 {
             return fail(ctx, 3);
+        }
+        // Lands at N+4, the lowest free descriptor; without it the report
+        // just lacks the direct channels' counts, as the loader tells it.
+        if !ctx.privileged {
+            libc::open(c"/proc/self/io".as_ptr(), libc::O_RDONLY);
         }
     }
     // Step 3: resource limits.
@@ -247,6 +270,9 @@ pub fn spawn(plan: Plan) -> Result<Child, SpawnError> {
     // SAFETY: getuid/getgid cannot fail.
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
     let root = uid == 0;
+    if root && !plan.privileged && suid_dumpable_is_1() {
+        return Err(SpawnError::Dumpable);
+    }
     let map = |p: &str, d: String| (CString::new(p).expect("static path"), CString::new(d).expect("digits"));
     let mut argv: Vec<*const libc::c_char> = plan.argv.iter().map(|a| a.as_ptr()).collect();
     argv.push(std::ptr::null());
@@ -336,6 +362,13 @@ fn clone_once(ctx: &mut Ctx, ns: libc::c_int) -> io::Result<(libc::pid_t, OwnedF
     }
     // SAFETY: CLONE_PIDFD stored a fresh descriptor that we now own.
     Ok((pid, unsafe { OwnedFd::from_raw_fd(pidfd) }))
+}
+
+/// Whether `fs.suid_dumpable` is 1, the setting under which the kernel leaves
+/// an execute-only program dumpable (read once: only root can change it).
+fn suid_dumpable_is_1() -> bool {
+    static ONE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ONE.get_or_init(|| std::fs::read_to_string("/proc/sys/fs/suid_dumpable").is_ok_and(|v| v.trim() == "1"))
 }
 
 /// Waits for a child that failed before exec.

@@ -23,6 +23,8 @@ mod examples;
 mod fifos;
 #[path = "sandbox/isolation.rs"]
 mod isolation;
+#[path = "sandbox/jail_bounds.rs"]
+mod jail_bounds;
 #[path = "sandbox/jit.rs"]
 mod jit;
 #[path = "sandbox/leaks.rs"]

@@ -5,7 +5,8 @@
 //! until the guest exits or the deadline passes. Each notification is decided
 //! again with [`Policy::decide`]; mediated reads and writes are performed here
 //! against the channel with exact limit accounting, `zvm_jail` regions are
-//! validated before the kernel may apply them, and anything else kills the
+//! validated before the kernel may apply them (in 1 MiB pieces, watching the
+//! deadline), and anything else kills the
 //! guest with the call named in the report. No wait here is unbounded: channel
 //! I/O on pipes and sockets waits at most until the session's deadline.
 
@@ -427,17 +428,32 @@ impl Session {
         if prot != rx {
             return Err(EINVAL);
         }
-        let mut code = vec![0u8; len as usize];
-        if notify::read_guest(self.child.pid, addr, &mut code).ok() != Some(code.len()) {
-            return Err(EINVAL);
-        }
-        match validator::validate_code(&code, addr) {
-            Ok(()) => Ok(()),
-            Err(v) => {
+        // In pieces through the one transfer buffer: the supervisor's memory
+        // stays flat whatever the region (up to all of `Memory`), and the
+        // session's deadline is checked between pieces, so a guest that
+        // jails its whole heap again and again still ends at its Timeout.
+        let mut sweep = validator::Sweep::new(addr);
+        let mut at = addr;
+        while at < end {
+            let n = (end - at).min(CHUNK as u64) as usize;
+            self.buf.resize(n, 0);
+            if notify::read_guest(self.child.pid, at, &mut self.buf).ok() != Some(n) {
+                return Err(EINVAL);
+            }
+            if let Err(v) = sweep.feed(&self.buf) {
                 tracing::debug!("zvm_jail refused: {v}");
-                Err(EPERM)
+                return Err(EPERM);
+            }
+            at += n as u64;
+            if Instant::now() >= self.deadline {
+                self.kill_for("session timeout".into(), ReturnCode::Killed);
+                return Err(EINVAL);
             }
         }
+        sweep.finish().map_err(|v| {
+            tracing::debug!("zvm_jail refused: {v}");
+            EPERM
+        })
     }
 
     fn reap_blocking(&mut self) -> End {

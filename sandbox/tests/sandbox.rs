@@ -33,6 +33,8 @@ mod leaks;
 mod library;
 #[path = "sandbox/limits.rs"]
 mod limits;
+#[path = "sandbox/positional.rs"]
+mod positional;
 #[path = "sandbox/return_codes.rs"]
 mod return_codes;
 #[path = "sandbox/unprivileged.rs"]

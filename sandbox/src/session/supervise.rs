@@ -5,10 +5,13 @@
 //! until the guest exits or the deadline passes. Each notification is decided
 //! again with [`Policy::decide`]; mediated reads and writes are performed here
 //! against the channel with exact limit accounting, `zvm_jail` regions are
-//! validated before the kernel may apply them (in 1 MiB pieces, watching the
-//! deadline), and anything else kills the
+//! validated before the kernel may apply them, and anything else kills the
 //! guest with the call named in the report. No wait here is unbounded: channel
-//! I/O on pipes and sockets waits at most until the session's deadline.
+//! I/O on pipes and sockets waits at most until the session's deadline, and a
+//! `zvm_jail` region is validated in 1 MiB pieces with the deadline checked
+//! between them (the supervisor's memory stays flat whatever the region).
+//! A mediated call on a sequential channel ignores its offset, and a random
+//! write never takes a file past its size at start plus `put_size`.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -29,6 +29,7 @@ use crate::verdict_cache::VerdictCache;
 
 mod supervise;
 
+use supervise::AtStart;
 pub use supervise::{KillHandle, Session};
 
 /// How sessions are run (shared by many sessions).
@@ -192,14 +193,63 @@ fn descriptor_limit(channels: u32) -> u64 {
     (u64::from(channels) + 8).max(hard.min(1 << 16))
 }
 
-/// The descriptor class of a channel (see [`Policy`]).
+/// Whether the supervisor performs a channel's calls: its limits bind or it
+/// has an etag ([`Channel::mediated`]), or it has no place among the direct
+/// descriptor ranges of [`Policy`] (read-write of type 0 or 2, which only a
+/// descriptor handed in can be, or neither readable nor writable).
+fn mediated(c: &Channel) -> bool {
+    let (r, w) = (c.limits.readable(), c.limits.writable());
+    c.mediated() || (r && w && !c.access.random_get()) || !(r || w)
+}
+
+/// The descriptor class of a channel: descriptors are laid out in this order
+/// (see [`Policy`]).
 fn class(c: &Channel) -> u8 {
-    match (c.mediated(), c.limits.readable(), c.limits.writable()) {
-        (true, _, _) => 3,
-        (false, true, false) => 0,
-        (false, true, true) => 1,
-        (false, false, _) => 2,
+    if mediated(c) {
+        return 6;
     }
+    match (c.limits.readable(), c.limits.writable(), c.access.random_get(), c.access.random_put()) {
+        (true, false, false, _) => 0,
+        (true, false, true, _) => 1,
+        (true, true, _, false) => 2,
+        (true, true, _, true) => 3,
+        (false, _, _, true) => 4,
+        (false, _, _, false) => 5,
+    }
+}
+
+/// How large each channel's file may grow: a writable regular file, its
+/// size now plus `put_size` (saturating); anything else, no bound. Taken
+/// just before the guest runs.
+fn growth_bounds(channels: &[Channel]) -> Vec<u64> {
+    channels
+        .iter()
+        .map(|c| {
+            if !(c.regular && c.limits.writable()) {
+                return u64::MAX;
+            }
+            let size = nix::sys::stat::fstat(&c.fd).map_or(0, |st| st.st_size.max(0) as u64);
+            size.saturating_add(c.limits.put_size)
+        })
+        .collect()
+}
+
+/// The guest's `RLIMIT_FSIZE`: the kernel refuses a direct write (or one at
+/// an offset) that would take a regular file past it. One limit serves all
+/// the guest's files, so it is the largest bound of its direct writable
+/// regular files (0 when it has none), within the supervisor's own limit.
+fn file_size_limit(channels: &[Channel], bounds: &[u64]) -> u64 {
+    let largest = channels
+        .iter()
+        .zip(bounds)
+        .filter(|(c, _)| c.regular && c.limits.writable() && !mediated(c))
+        .map(|(_, &b)| b)
+        .max()
+        .unwrap_or(0);
+    let mut own = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit fills a valid struct.
+    let hard = if unsafe { libc::getrlimit(libc::RLIMIT_FSIZE, &mut own) } == 0 { own.rlim_max } else { u64::MAX };
+    largest.min(hard)
 }
 
 /// Checks and launches a guest. The calling thread must outlive the session
@@ -248,12 +298,14 @@ pub fn spawn(guest: Guest, opts: &Options) -> Result<Session, SessionError> {
         fd_of[i] = fd as u32;
     }
     let bound = |k: u8| by_class.iter().take_while(|&&i| class(&channels[i]) < k).count() as u32;
-    let (a, b, c, n) = (bound(1), bound(2), bound(3), channels.len() as u32);
+    let n = channels.len() as u32;
     let policy = Policy {
         trampoline: abi::TRAMPOLINE_ADDR..abi::TRAMPOLINE_ADDR + abi::PAGE_SIZE,
-        readable: 0..b,
-        writable: a..c,
-        mediated: c..n,
+        readable: 0..bound(4),
+        writable: bound(2)..bound(6),
+        random_get: bound(1)..bound(4),
+        random_put: bound(3)..bound(5),
+        mediated: bound(6)..n,
         socket: n,
         loader: loader::WINDOW,
     };
@@ -322,14 +374,20 @@ pub fn spawn(guest: Guest, opts: &Options) -> Result<Session, SessionError> {
         fds[fd_of[i] as usize] = std::os::fd::AsRawFd::as_raw_fd(&ch.fd);
     }
     let cpu_secs = guest.timeout.as_secs() + 2;
+    let bounds = growth_bounds(&channels);
     let rlimits = vec![
         Rlimit { resource: libc::RLIMIT_AS, value: guest.memory + (64 << 20) },
         Rlimit { resource: libc::RLIMIT_CORE, value: 0 },
         Rlimit { resource: libc::RLIMIT_NOFILE, value: descriptor_limit(n) },
         Rlimit { resource: libc::RLIMIT_CPU, value: cpu_secs },
+        Rlimit { resource: libc::RLIMIT_FSIZE, value: file_size_limit(&channels, &bounds) },
     ];
     // Direct network channels are counted from their sockets, from just before the guest runs.
-    let net_start = channels.iter().map(|c| if c.mediated() { None } else { c.socket_bytes() }).collect();
+    let at_start = channels
+        .iter()
+        .zip(&bounds)
+        .map(|(c, &end)| AtStart { socket: if mediated(c) { None } else { c.socket_bytes() }, end })
+        .collect();
     let launched = jail::launch(
         jail::Spec {
             channels: fds,
@@ -352,5 +410,5 @@ pub fn spawn(guest: Guest, opts: &Options) -> Result<Session, SessionError> {
         "guest started in {:?}",
         start.elapsed()
     );
-    Ok(Session::new(launched, channels, net_start, fd_of, policy, (abi::HEAP_ADDR, heap_size), deadline))
+    Ok(Session::new(launched, channels, at_start, fd_of, policy, (abi::HEAP_ADDR, heap_size), deadline))
 }

@@ -72,15 +72,88 @@ const UNDECODABLE: &str = "undecodable bytes";
 /// An instruction cut off by the end of `code` is undecodable: the CPU would
 /// fetch its rest from whatever is mapped next.
 pub fn validate_code(code: &[u8], addr: u64) -> Result<(), Violation> {
+    let mut sweep = Sweep::new(addr);
+    sweep.feed(code)?;
+    sweep.finish()
+}
+
+/// The longest x86 instruction: the decoder never looks further than this
+/// from an instruction's first byte.
+const MAX_INSTRUCTION: usize = 15;
+
+/// [`validate_code`] over a region fed in pieces, in order, so a caller can
+/// validate a region of any size with a buffer of fixed size.
+///
+/// The verdict is the one `validate_code` gives for the pieces joined: an
+/// instruction is decoded only once the 15 bytes it may span are at hand, so
+/// the last instruction that may be cut off by a piece's end is carried over
+/// (at most 14 bytes) and decoded again with the next piece's first bytes;
+/// [`Sweep::finish`] decodes what is left with the region's real end.
+#[derive(Debug, Clone)]
+pub struct Sweep {
+    /// Guest address of the first byte not yet decoded (the carry's first).
+    addr: u64,
+    /// Undecoded bytes from the end of the pieces so far: `carry[..carried]`.
+    carry: [u8; 2 * MAX_INSTRUCTION],
+    carried: usize,
+}
+
+impl Sweep {
+    /// A sweep of a region that starts at guest address `addr`.
+    pub fn new(addr: u64) -> Sweep {
+        Sweep { addr, carry: [0; 2 * MAX_INSTRUCTION], carried: 0 }
+    }
+
+    /// Validates the next piece of the region.
+    pub fn feed(&mut self, mut piece: &[u8]) -> Result<(), Violation> {
+        while self.carried > 0 && !piece.is_empty() {
+            // The carry and enough of the piece for every instruction starting in the carry.
+            let take = piece.len().min(self.carry.len() - self.carried);
+            let mut joined = self.carry;
+            joined[self.carried..self.carried + take].copy_from_slice(&piece[..take]);
+            let n = self.carried + take;
+            let next = sweep(&joined[..n], self.addr, false)?;
+            self.addr += next as u64;
+            if next >= self.carried {
+                piece = &piece[next - self.carried..];
+                self.carried = 0;
+            } else {
+                // A piece too short to finish the carry: keep what is left of both.
+                self.carry = joined;
+                self.carry.copy_within(next..n, 0);
+                self.carried = n - next;
+                piece = &[];
+            }
+        }
+        if self.carried == 0 {
+            let next = sweep(piece, self.addr, false)?;
+            self.carry[..piece.len() - next].copy_from_slice(&piece[next..]);
+            self.carried = piece.len() - next;
+            self.addr += next as u64;
+        }
+        Ok(())
+    }
+
+    /// Validates what is left: the region ends here.
+    pub fn finish(self) -> Result<(), Violation> {
+        sweep(&self.carry[..self.carried], self.addr, true).map(|_| ())
+    }
+}
+
+/// Decodes `code` at `addr` up to the first instruction that may run past
+/// its end (fewer than 15 bytes left), or to the end if `last`; returns the
+/// offset of the first instruction not decoded.
+fn sweep(code: &[u8], addr: u64, last: bool) -> Result<usize, Violation> {
+    let stop = if last { code.len() } else { code.len().saturating_sub(MAX_INSTRUCTION - 1) };
     let mut decoder = Decoder::with_ip(64, code, addr, DecoderOptions::NONE);
     let mut instr = Instruction::default();
-    while decoder.can_decode() {
+    while decoder.position() < stop {
         decoder.decode_out(&mut instr);
         if let Some(reason) = forbidden(&instr) {
             return Err(violation(&instr, code, addr, reason));
         }
     }
-    Ok(())
+    Ok(decoder.position())
 }
 
 /// Check every executable segment of `image` in `bytes` (for static-PIE, the
@@ -339,6 +412,86 @@ mod tests {
         ];
         assert_eq!(validate_code(code, BASE), Ok(()));
         assert_eq!(validate_code(&[], BASE), Ok(()));
+    }
+
+    /// The sweep as one piece, as it was before [`Sweep`]: the reference.
+    fn whole(code: &[u8], addr: u64) -> Result<(), Violation> {
+        let mut decoder = Decoder::with_ip(64, code, addr, DecoderOptions::NONE);
+        let mut instr = Instruction::default();
+        while decoder.can_decode() {
+            decoder.decode_out(&mut instr);
+            if let Some(reason) = forbidden(&instr) {
+                return Err(violation(&instr, code, addr, reason));
+            }
+        }
+        Ok(())
+    }
+
+    /// `code` fed to a [`Sweep`] in pieces ending at each of `cuts`.
+    fn pieces(code: &[u8], addr: u64, cuts: &[usize]) -> Result<(), Violation> {
+        let mut sweep = Sweep::new(addr);
+        let mut at = 0;
+        for &cut in cuts.iter().chain([code.len()].iter()) {
+            sweep.feed(&code[at..cut])?;
+            at = cut;
+        }
+        sweep.finish()
+    }
+
+    /// Long allowed instructions (up to the 15-byte limit), so that piece
+    /// boundaries fall inside them.
+    fn long_instructions() -> Vec<u8> {
+        let one: &[&[u8]] = &[
+            &[0x48, 0xb8, 1, 2, 3, 4, 5, 6, 7, 8], // movabs rax,0x0807060504030201
+            &[0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x2e, 0x0f, 0x1f, 0x84, 0, 0, 0, 0, 0], // 15-byte nop
+            &[0x62, 0xf1, 0x7c, 0x48, 0x28, 0x84, 0x24, 0x00, 0x10, 0, 0], // vmovaps zmm0,[rsp+0x1000]
+            &[0x48, 0xc7, 0x84, 0x24, 0x00, 0x10, 0, 0, 0x2a, 0, 0, 0], // mov qword [rsp+0x1000],0x2a
+            &[0x90],
+            &[0xc3],
+        ];
+        (0..40).flat_map(|i| one[i % one.len()].iter().chain(one[(i * 7) % one.len()]).copied()).collect()
+    }
+
+    #[test]
+    fn piecewise_validation_equals_whole_validation_at_every_boundary() {
+        let good = long_instructions();
+        // A forbidden instruction after the long ones, so boundaries fall inside it too,
+        // and one cut off by the end of the region.
+        let mut bad = good.clone();
+        bad.extend_from_slice(&[0x0f, 0x05, 0x90, 0x90]);
+        bad.extend_from_slice(&good);
+        let mut cut_off = good.clone();
+        cut_off.extend_from_slice(&[0x48, 0xb8, 1, 2, 3]);
+        let mut hidden_bad = good.clone();
+        hidden_bad.extend_from_slice(&[0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66]);
+        hidden_bad.extend_from_slice(&[0x0f, 0x31, 0x90]); // 13 prefixes + rdtsc: one 15-byte instruction
+        for (name, code) in [("good", &good), ("bad", &bad), ("cut off", &cut_off), ("prefixed", &hidden_bad)] {
+            let want = whole(code, BASE);
+            assert_eq!(validate_code(code, BASE), want, "{name}: one piece");
+            // One boundary at every offset, then pieces of every size from 1 to 40 bytes.
+            for cut in 0..=code.len() {
+                assert_eq!(pieces(code, BASE, &[cut]), want, "{name}: cut at {cut}");
+            }
+            for size in 1..=40 {
+                let cuts: Vec<usize> = (size..code.len()).step_by(size).collect();
+                assert_eq!(pieces(code, BASE, &cuts), want, "{name}: pieces of {size}");
+            }
+        }
+        assert_eq!(whole(&good, BASE), Ok(()));
+        assert_eq!(whole(&bad, BASE).unwrap_err().instruction, "syscall");
+        assert_eq!(whole(&cut_off, BASE).unwrap_err().reason, UNDECODABLE);
+        assert_eq!(whole(&hidden_bad, BASE).unwrap_err().reason, NON_DETERMINISTIC);
+    }
+
+    #[test]
+    fn a_forbidden_instruction_split_across_two_pieces_is_found() {
+        let mut code = vec![0x90; 100];
+        code.extend_from_slice(&[0x0f, 0x05]);
+        code.extend_from_slice(&[0x90; 100]);
+        let got = pieces(&code, BASE, &[101]);
+        assert_eq!(got.as_ref().map_err(|v| (v.addr, v.instruction.as_str())), Err((BASE + 100, "syscall")));
+        // Empty pieces change nothing.
+        assert_eq!(pieces(&code, BASE, &[0, 0, 101, 101, 202]), got);
     }
 
     #[test]

@@ -22,6 +22,8 @@ mod fifos;
 mod harness;
 #[path = "sandbox/isolation.rs"]
 mod isolation;
+#[path = "sandbox/jail_bounds.rs"]
+mod jail_bounds;
 #[path = "sandbox/jit.rs"]
 mod jit;
 #[path = "sandbox/leaks.rs"]
@@ -32,6 +34,8 @@ mod library;
 mod limits;
 #[path = "sandbox/planted.rs"]
 mod planted;
+#[path = "sandbox/positional.rs"]
+mod positional;
 #[path = "sandbox/reach.rs"]
 mod reach;
 #[path = "sandbox/return_codes.rs"]

@@ -19,13 +19,21 @@
 //!
 //! | call | allowed when | needed by |
 //! |---|---|---|
-//! | `read`, `pread64` | fd in the readable direct channels | `zvm_pread` on an unlimited channel |
-//! | `write`, `pwrite64` | fd in the writable direct channels | `zvm_pwrite` on an unlimited channel |
+//! | `read` | fd in the readable direct channels | `zvm_pread` on an unlimited sequential channel |
+//! | `pread64` | fd in the random-get direct channels (readable, type 1 or 3) | `zvm_pread` on an unlimited random channel |
+//! | `write` | fd in the writable direct channels | `zvm_pwrite` on an unlimited sequential channel |
+//! | `pwrite64` | fd in the random-put direct channels (writable, type 2 or 3) | `zvm_pwrite` on an unlimited random channel |
 //! | `sendmsg` | fd is the start-up socket | `zl_enter`: hands the listener to the supervisor (the socket is closed next, so the rule is dead afterwards) |
 //! | `close` | fd is the start-up socket or the listener after it | `zl_enter`: closes both |
 //! | `munmap` | exactly the loader's window | `zl_enter`: unmaps the loader (repeating it unmaps nothing) |
 //! | `mprotect` | notified, never allowed | `zvm_jail`/`zvm_unjail`: the supervisor checks and validates, then lets it continue |
 //! | `exit_group` | notified | `zvm_exit`: the supervisor reads the guest's final I/O counters (readable only while it lives) and its full 64-bit code, then lets it continue |
+//!
+//! A positional call on a sequential channel is a violation: a sequential
+//! channel ignores offsets (ZeroVM's rule), and one `pwrite64` at a huge
+//! offset would make a sequential output a huge sparse file. How far a
+//! random-put file may grow is bounded elsewhere (the guest's
+//! `RLIMIT_FSIZE`, see `session`), since the filter cannot see file sizes.
 //!
 //! File descriptors are compared on their low 32 bits because the kernel
 //! truncates them to `unsigned int`; addresses are compared on all 64 bits.
@@ -88,9 +96,14 @@ pub enum Verdict {
 
 /// One guest's policy: the trampoline page and its descriptor ranges.
 ///
-/// Channel descriptors are laid out so each class is one range:
-/// `[0, a)` read-only direct, `[a, b)` read-write direct, `[b, c)` write-only
-/// direct, `[c, n)` mediated; so `readable = 0..b`, `writable = a..c`.
+/// Channel descriptors are laid out so each class is one range, in this
+/// order: read-only sequential, read-only random, read-write type 1 (random
+/// get, sequential put), read-write type 3, write-only random, write-only
+/// sequential (all direct), then mediated. So `readable`, `writable`,
+/// `random_get` (within `readable`) and `random_put` (within `writable`) are
+/// each one range. A direct read-write channel of type 0 or 2 would break the
+/// ranges; the manifest refuses them, and one handed in as a descriptor is
+/// mediated instead.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
     /// The trampoline page.
@@ -99,6 +112,10 @@ pub struct Policy {
     pub readable: Range<u32>,
     /// Descriptors the guest may write directly.
     pub writable: Range<u32>,
+    /// Readable direct descriptors the guest may read at an offset.
+    pub random_get: Range<u32>,
+    /// Writable direct descriptors the guest may write at an offset.
+    pub random_put: Range<u32>,
     /// Descriptors the supervisor mediates.
     pub mediated: Range<u32>,
     /// The start-up socket (`zl_enter` sends the listener on it, then closes
@@ -129,8 +146,10 @@ impl Policy {
         }
         let fd = call.args[0] as u32;
         match call.nr {
-            nr::READ | nr::PREAD64 if self.readable.contains(&fd) => Verdict::Allow,
-            nr::WRITE | nr::PWRITE64 if self.writable.contains(&fd) => Verdict::Allow,
+            nr::READ if self.readable.contains(&fd) => Verdict::Allow,
+            nr::PREAD64 if self.random_get.contains(&fd) => Verdict::Allow,
+            nr::WRITE if self.writable.contains(&fd) => Verdict::Allow,
+            nr::PWRITE64 if self.random_put.contains(&fd) => Verdict::Allow,
             nr::READ | nr::PREAD64 | nr::WRITE | nr::PWRITE64 if self.mediated.contains(&fd) => Verdict::Mediate,
             nr::EXIT_GROUP => Verdict::Exit,
             nr::SENDMSG if fd == self.socket => Verdict::Allow,
@@ -159,11 +178,12 @@ impl Policy {
         b.bind(ip_ok);
         // The call number.
         let (read, write, sock, unmap) = (b.label(), b.label(), b.label(), b.label());
+        let (pread, pwrite) = (b.label(), b.label());
         b.load(OFF_NR);
         b.jump_if_eq(nr::READ, read);
-        b.jump_if_eq(nr::PREAD64, read);
         b.jump_if_eq(nr::WRITE, write);
-        b.jump_if_eq(nr::PWRITE64, write);
+        b.jump_if_eq(nr::PREAD64, pread);
+        b.jump_if_eq(nr::PWRITE64, pwrite);
         let close = b.label();
         b.jump_if_eq(nr::SENDMSG, sock);
         b.jump_if_eq(nr::CLOSE, close);
@@ -175,6 +195,12 @@ impl Policy {
         b.bind(write);
         b.load(OFF_ARG0);
         b.jump_if_outside(self.writable.clone(), deny, allow);
+        b.bind(pread);
+        b.load(OFF_ARG0);
+        b.jump_if_outside(self.random_get.clone(), deny, allow);
+        b.bind(pwrite);
+        b.load(OFF_ARG0);
+        b.jump_if_outside(self.random_put.clone(), deny, allow);
         b.bind(sock);
         b.load(OFF_ARG0);
         b.jump_unless_eq(self.socket, deny);

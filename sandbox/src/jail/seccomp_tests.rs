@@ -8,6 +8,8 @@ fn policy() -> Policy {
         trampoline: 0x10000..0x11000,
         readable: 0..5,
         writable: 3..7,
+        random_get: 1..5,
+        random_put: 4..6,
         mediated: 7..9,
         socket: 9,
         loader: 0x100_0000_0000..0x100_0010_0000,
@@ -48,7 +50,7 @@ fn filter_agrees_with_decide_on_a_grid() {
     let ips = [0x10005, 0x10fff, 0x0ffff, 0x11000, 0x1_0001_0005, 0xffff_ffff_ff60_0000, 0x401000];
     let nrs = [0, 1, 3, 10, 11, 17, 18, 39, 46, 57, 59, 231, 0x4000_0000, 0x4000_0001];
     let arches = [AUDIT_ARCH_X86_64, 0x4000_0003];
-    let fds: [u64; 9] = [0, 2, 3, 5, 6, 7, 9, 10, 0x1_0000_0003];
+    let fds: [u64; 11] = [0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 0x1_0000_0003];
     for &ip in &ips {
         for &nr in &nrs {
             for &arch in &arches {
@@ -88,6 +90,15 @@ fn channel_classes_map_to_verdicts() {
     assert_eq!(at(nr::WRITE, 0), Verdict::Violation, "read-only direct channel");
     assert_eq!(at(nr::PWRITE64, 4), Verdict::Allow);
     assert_eq!(at(nr::READ, 6), Verdict::Violation, "write-only direct channel");
+    assert_eq!(at(nr::PREAD64, 0), Verdict::Violation, "sequential read-only direct channel");
+    assert_eq!(at(nr::PREAD64, 1), Verdict::Allow, "random read-only direct channel");
+    assert_eq!(at(nr::PREAD64, 3), Verdict::Allow, "random get, sequential put");
+    assert_eq!(at(nr::PWRITE64, 3), Verdict::Violation, "random get, sequential put");
+    assert_eq!(at(nr::WRITE, 3), Verdict::Allow);
+    assert_eq!(at(nr::PWRITE64, 5), Verdict::Allow, "random write-only direct channel");
+    assert_eq!(at(nr::PWRITE64, 6), Verdict::Violation, "sequential write-only direct channel");
+    assert_eq!(at(nr::WRITE, 6), Verdict::Allow);
+    assert_eq!(at(nr::PWRITE64, 7), Verdict::Mediate, "mediated channels take every call to the supervisor");
     assert_eq!(at(nr::PREAD64, 8), Verdict::Mediate);
     assert_eq!(at(nr::READ, 9), Verdict::Violation, "the socket is not a channel");
     assert_eq!(at(nr::SENDMSG, 9), Verdict::Allow);

@@ -7,7 +7,11 @@
 //! against the channel with exact limit accounting, `zvm_jail` regions are
 //! validated before the kernel may apply them, and anything else kills the
 //! guest with the call named in the report. No wait here is unbounded: channel
-//! I/O on pipes and sockets waits at most until the session's deadline.
+//! I/O on pipes and sockets waits at most until the session's deadline, and a
+//! `zvm_jail` region is validated in 1 MiB pieces with the deadline checked
+//! between them (the supervisor's memory stays flat whatever the region).
+//! A mediated call on a sequential channel ignores its offset, and a random
+//! write never takes a file past its size at start plus `put_size`.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -39,12 +43,24 @@ struct Usage {
     etag: Option<blake3::Hasher>,
     /// The channel refused `RWF_NOWAIT`: poll before every transfer.
     blocking_only: bool,
+    /// How far a random write may reach: the file's size at start plus
+    /// `put_size` (`u64::MAX` for anything but a writable regular file).
+    end: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
 enum Dir {
     Read,
     Write,
+}
+
+/// A channel as it was just before the guest ran.
+#[derive(Debug)]
+pub(super) struct AtStart {
+    /// A direct network channel's socket counters.
+    pub socket: Option<SocketBytes>,
+    /// How far its file may grow (see `Usage::end`).
+    pub end: u64,
 }
 
 /// A running guest.
@@ -97,7 +113,7 @@ impl Session {
     pub(super) fn new(
         launched: Launched,
         channels: Vec<Channel>,
-        net_start: Vec<Option<SocketBytes>>,
+        at_start: Vec<AtStart>,
         fd_of: Vec<u32>,
         policy: Policy,
         heap: (u64, u64),
@@ -110,14 +126,17 @@ impl Session {
                 mediated[(fd - start) as usize] = i;
             }
         }
-        let usage =
-            channels.iter().map(|c| Usage { etag: c.etag.then(blake3::Hasher::new), ..Usage::default() }).collect();
+        let usage = channels
+            .iter()
+            .zip(&at_start)
+            .map(|(c, s)| Usage { etag: c.etag.then(blake3::Hasher::new), end: s.end, ..Usage::default() })
+            .collect();
         Session {
             child: launched.child,
             listener: launched.listener,
             baseline: launched.baseline,
             channels,
-            net_start,
+            net_start: at_start.into_iter().map(|s| s.socket).collect(),
             usage,
             mediated,
             policy,
@@ -256,7 +275,12 @@ impl Session {
         let idx = self.mediated[(fd - self.policy.mediated.start) as usize];
         let (buf_addr, size, offset) = (call.args[1], call.args[2] as i64, call.args[3] as i64);
         let read = matches!(call.nr, nr::READ | nr::PREAD64);
-        let random = matches!(call.nr, nr::PREAD64 | nr::PWRITE64);
+        let access = self.channels[idx].access;
+        // A sequential channel ignores the offset (ZeroVM's rule), whichever
+        // call reached us: the trampoline uses read/write for it, a guest
+        // jumping into the trampoline may not.
+        let random = matches!(call.nr, nr::PREAD64 | nr::PWRITE64)
+            && if read { access.random_get() } else { access.random_put() };
         let limits = self.channels[idx].limits;
         if (read && !limits.readable()) || (!read && !limits.writable()) {
             self.kill_for(describe_violation(call), ReturnCode::Killed);
@@ -277,7 +301,16 @@ impl Session {
         if calls >= max_calls || bytes >= max_bytes {
             return EDQUOT;
         }
-        let want = (size as u64).min(max_bytes - bytes);
+        let mut want = (size as u64).min(max_bytes - bytes);
+        if random && !read {
+            // No write takes the file past its size at start plus put_size,
+            // so an offset cannot make it a huge sparse file.
+            let room = self.usage[idx].end.saturating_sub(offset as u64);
+            if room == 0 {
+                return EDQUOT;
+            }
+            want = want.min(room);
+        }
         let result = if read {
             self.mediated_read(idx, buf_addr, want.min(CHUNK as u64) as usize, random.then_some(offset))
         } else {
@@ -427,17 +460,32 @@ impl Session {
         if prot != rx {
             return Err(EINVAL);
         }
-        let mut code = vec![0u8; len as usize];
-        if notify::read_guest(self.child.pid, addr, &mut code).ok() != Some(code.len()) {
-            return Err(EINVAL);
-        }
-        match validator::validate_code(&code, addr) {
-            Ok(()) => Ok(()),
-            Err(v) => {
+        // In pieces through the one transfer buffer: the supervisor's memory
+        // stays flat whatever the region (up to all of `Memory`), and the
+        // session's deadline is checked between pieces, so a guest that
+        // jails its whole heap again and again still ends at its Timeout.
+        let mut sweep = validator::Sweep::new(addr);
+        let mut at = addr;
+        while at < end {
+            let n = (end - at).min(CHUNK as u64) as usize;
+            self.buf.resize(n, 0);
+            if notify::read_guest(self.child.pid, at, &mut self.buf).ok() != Some(n) {
+                return Err(EINVAL);
+            }
+            if let Err(v) = sweep.feed(&self.buf) {
                 tracing::debug!("zvm_jail refused: {v}");
-                Err(EPERM)
+                return Err(EPERM);
+            }
+            at += n as u64;
+            if Instant::now() >= self.deadline {
+                self.kill_for("session timeout".into(), ReturnCode::Killed);
+                return Err(EINVAL);
             }
         }
+        sweep.finish().map_err(|v| {
+            tracing::debug!("zvm_jail refused: {v}");
+            EPERM
+        })
     }
 
     fn reap_blocking(&mut self) -> End {

@@ -14,6 +14,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use crate::channel::{self, Access, Refusal, SourceError};
 use crate::codes::ReturnCode;
 use crate::elf::{self, ElfError, ElfImage};
 use crate::jail::memfd::sealed_memfd_from;
@@ -60,6 +61,16 @@ pub enum ImageError {
         /// What it is instead.
         what: String,
     },
+    /// Its path leads somewhere a supervisor must not read a program from:
+    /// another user's symbolic link out of a sticky world-writable directory,
+    /// a kernel file system (the same rules as channel sources).
+    #[error("program {path} {what}")]
+    Refused {
+        /// Path.
+        path: String,
+        /// Why.
+        what: Refusal,
+    },
     /// Reading it failed.
     #[error("cannot read program {path}")]
     Read {
@@ -83,7 +94,9 @@ impl ImageError {
     pub fn code(&self) -> ReturnCode {
         match self {
             ImageError::Missing(_) => ReturnCode::ProgramMissing,
-            ImageError::NotRegular { .. } | ImageError::Read { .. } => ReturnCode::ProgramNotRegular,
+            ImageError::NotRegular { .. } | ImageError::Refused { .. } | ImageError::Read { .. } => {
+                ReturnCode::ProgramNotRegular
+            }
             ImageError::Elf(e) => e.code(),
             ImageError::Invalid(_) => ReturnCode::BadExecutable,
         }
@@ -160,10 +173,14 @@ impl ImageCache {
 fn open_program(path: &Path) -> Result<(std::fs::File, std::fs::Metadata), ImageError> {
     let shown = path.display().to_string();
     let read_err = |source| ImageError::Read { path: shown.clone(), source };
-    let file = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ImageError::Missing(shown)),
-        Err(e) => return Err(read_err(e)),
+    // Opened like a channel source (see `channel::open_path`): a root
+    // supervisor never reads a program through a link another user planted.
+    let file = match channel::open_path(path, Access::READ, std::time::Instant::now()) {
+        Ok((f, _)) => f,
+        Err(SourceError::Missing { .. }) => return Err(ImageError::Missing(shown)),
+        Err(SourceError::Refused { what, .. }) => return Err(ImageError::Refused { path: shown, what }),
+        Err(SourceError::Open { source, .. }) => return Err(read_err(source)),
+        Err(e @ SourceError::NoReader { .. }) => return Err(read_err(std::io::Error::other(e.to_string()))),
     };
     let meta = file.metadata().map_err(read_err)?;
     Ok((file, meta))

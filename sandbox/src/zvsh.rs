@@ -161,7 +161,9 @@ fn std_channel(alias: &str, fd: i32, limits: Limits) -> Result<(ChannelSpec, Cha
 
 /// Finds `name` inside a tar and extracts it to `dir`.
 fn extract_from_tar(tar: &Path, name: &str, dir: &Path) -> std::io::Result<Option<PathBuf>> {
-    let mut archive = tar::Archive::new(fs::File::open(tar)?);
+    let (file, _) = crate::channel::open_path(tar, crate::channel::Access::READ, std::time::Instant::now())
+        .map_err(|e| std::io::Error::other(session::error_chain(&e)))?;
+    let mut archive = tar::Archive::new(file);
     for entry in archive.entries()? {
         let mut entry = entry?;
         let path = entry.path()?.into_owned();
@@ -224,6 +226,9 @@ impl Command {
             if !tar.is_file() {
                 return Err(ZvshError::Image { spec: spec.clone(), message: "no such file".into() });
             }
+            // Attached first, so a tar the channel rules refuse is refused
+            // (code 93) before anything is read from it.
+            attach(tar.clone(), true, &mut specs, &mut channels)?;
             if !program.exists() {
                 if let Some(found) = extract_from_tar(&tar, &self.program, scratch.path())
                     .map_err(|e| ZvshError::Image { spec: spec.clone(), message: e.to_string() })?
@@ -231,7 +236,6 @@ impl Command {
                     program = found;
                 }
             }
-            attach(tar, true, &mut specs, &mut channels)?;
         }
         let mut args = vec![self.program.clone()];
         let mut env = settings.env.clone();

@@ -48,4 +48,3 @@ mod traps;
 mod unprivileged;
 #[path = "sandbox/zvsh_cli.rs"]
 mod zvsh_cli;
-

@@ -179,3 +179,26 @@ fn root_links_and_links_in_ordinary_directories_still_work() {
     lab.run(&m).expect_code(0);
     assert_eq!(lab.read_string("stdout"), PRECIOUS);
 }
+
+#[test]
+fn a_program_is_never_read_through_another_users_link() {
+    if !root_or_skip("a_program_is_never_read_through_another_users_link") {
+        return;
+    }
+    let (lab, _, _, shared) = setup();
+    // A root-only program: its bytes are the guest's to read once it runs.
+    let private = lab.path("private-hello");
+    fs::copy(guest("hello"), &private).unwrap();
+    fs::set_permissions(&private, fs::Permissions::from_mode(0o700)).unwrap();
+    let planted = plant_link(&private, &shared.join("prog"), OTHER);
+    let out = lab.run(&lab.manifest(&planted));
+    assert_eq!(out.code, 5, "a planted program link was followed\n{out}");
+    let r = out.report();
+    r.assert_never_ran(2);
+    assert!(r.exit_state.contains(&format!("goes through the symbolic link {}", planted.display())), "{r:?}");
+
+    // Root's own link in the same directory still runs it.
+    let ours = shared.join("ours");
+    symlink(&private, &ours).unwrap();
+    lab.run(&lab.manifest(&ours)).expect_code(0);
+}

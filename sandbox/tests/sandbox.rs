@@ -40,6 +40,8 @@ mod positional;
 mod reach;
 #[path = "sandbox/return_codes.rs"]
 mod return_codes;
+#[path = "sandbox/security_doc.rs"]
+mod security_doc;
 #[path = "sandbox/sources.rs"]
 mod sources;
 #[path = "sandbox/traps.rs"]

@@ -132,6 +132,17 @@ fn security_doc_lists_exactly_the_allowed_calls() {
     let mut allowed: Vec<&str> = ALLOWED.iter().map(|(name, _)| *name).collect();
     allowed.sort();
     assert_eq!(documented, allowed);
+    // Positional calls only on random channels (a sequential channel ignores offsets).
+    for row in table.lines().skip(2) {
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        if matches!(cells[1], "pread64" | "pwrite64") {
+            assert!(
+                cells[2].contains("random"),
+                "docs/security.md: {} must be allowed on random channels only",
+                cells[1]
+            );
+        }
+    }
     let p = policy();
     for (name, number) in ALLOWED {
         let args = [if *number == nr::MUNMAP { p.loader.start } else { 9 }, 0x10_0000, 0, 0, 0, 0];

@@ -1,0 +1,63 @@
+//! `docs/security.md` in step with the code: the channel devices and ordinary
+//! file systems it lists are the ones `channel::open_path` accepts, and every
+//! test module it cites for an attack exists. (The allowed-calls table is
+//! checked against the seccomp policy in `src/jail/seccomp_tests.rs`.)
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use zerolab_sandbox::channel::{DEVICES, ORDINARY};
+
+const DOC: &str = include_str!("../../../docs/security.md");
+
+/// The text of the section whose heading starts with `heading`.
+fn section(heading: &str) -> &'static str {
+    let start = DOC.find(heading).unwrap_or_else(|| panic!("docs/security.md has no section {heading:?}"));
+    let rest = &DOC[start + heading.len()..];
+    &rest[..rest.find("\n## ").unwrap_or(rest.len())]
+}
+
+#[test]
+fn the_documented_channel_devices_are_the_accepted_ones() {
+    let layer = section("## Layer 1");
+    let table = layer.split("\n\n").find(|b| b.trim_start().starts_with("| device")).expect("the devices table");
+    let documented: BTreeSet<(String, String)> = table
+        .lines()
+        .skip(2)
+        .map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            (cells[1].to_string(), cells[2].to_string())
+        })
+        .collect();
+    let accepted: BTreeSet<(String, String)> =
+        DEVICES.iter().map(|(major, minor, name)| (name.to_string(), format!("{major}:{minor}"))).collect();
+    assert_eq!(documented, accepted);
+}
+
+#[test]
+fn the_documented_ordinary_file_systems_are_the_accepted_ones() {
+    let layer = section("## Layer 1");
+    let para = layer.split("\n\n").find(|b| b.starts_with("Ordinary file systems")).expect("the file-system list");
+    let list = para.rsplit("hole):").next().expect("list after the colon");
+    let documented: BTreeSet<String> =
+        list.trim().trim_end_matches('.').split(',').map(|s| s.split_whitespace().collect::<String>()).collect();
+    let accepted: BTreeSet<String> = ORDINARY.iter().map(|(_, name)| name.to_string()).collect();
+    assert_eq!(documented, accepted);
+}
+
+#[test]
+fn every_attack_test_the_doc_cites_exists() {
+    let intro = &DOC[..DOC.find("## Threat model").expect("threat model")];
+    let cited = intro.split("`sandbox/tests/sandbox/`:").nth(1).expect("the list of test modules");
+    let cited = &cited[..cited.find(';').expect("end of the list")];
+    let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sandbox");
+    let mut n = 0;
+    for module in cited.split(',').map(|m| m.trim().trim_matches('`')) {
+        assert!(
+            here.join(format!("{module}.rs")).is_file(),
+            "docs/security.md cites a test module {module} that does not exist"
+        );
+        n += 1;
+    }
+    assert!(n >= 8, "only {n} modules cited");
+}

@@ -32,6 +32,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::Notify;
 
 use zerolab_sandbox::codes::ReturnCode;
+use zerolab_sandbox::manifest::MAX_MEMORY;
 use zerolab_sandbox::report::{Report, ValidatorState};
 use zerolab_sandbox::session::{self, Guest, KillHandle, Options};
 
@@ -239,6 +240,14 @@ impl Sessions {
             return Err(SessionsError::BadRequest(format!(
                 "timeout {} is out of range; give 1 to {MAX_TIMEOUT_SECS} seconds",
                 req.timeout
+            )));
+        }
+        // The guest's memory is reserved and limited from this number: refuse here what
+        // the runtime cannot lay out, as a manifest would (`Memory`, 1 byte to 4 GiB).
+        if !(1..=MAX_MEMORY).contains(&req.memory) {
+            return Err(SessionsError::BadRequest(format!(
+                "memory {} is out of range; give 1 to {MAX_MEMORY} bytes",
+                req.memory
             )));
         }
         let hub = match (&self.hub, req.channels.is_empty()) {
@@ -458,6 +467,29 @@ mod tests {
         s.shared.blobs.put(&name, b"x").unwrap();
         let req = api::SessionRequest { timeout: 0, ..api::SessionRequest::new(name) };
         assert!(matches!(s.start(&req), Err(SessionsError::BadRequest(_))));
+    }
+
+    /// Issue 9: numbers the runtime cannot represent are refused with the request,
+    /// before a session exists (memory was not checked at all).
+    #[test]
+    fn refuses_memory_and_timeout_the_runtime_cannot_represent() {
+        let (_d, s) = sessions();
+        let name = crate::blobs::sha256_hex(b"x");
+        s.shared.blobs.put(&name, b"x").unwrap();
+        let base = api::SessionRequest::new(name);
+        for (req, needle) in [
+            (api::SessionRequest { memory: u64::MAX, ..base.clone() }, "memory 18446744073709551615 is out of range"),
+            (api::SessionRequest { memory: 0, ..base.clone() }, "memory 0 is out of range"),
+            (api::SessionRequest { memory: MAX_MEMORY + 1, ..base.clone() }, "give 1 to 4294967296 bytes"),
+            (api::SessionRequest { timeout: u64::MAX, ..base.clone() }, "timeout 18446744073709551615"),
+            (api::SessionRequest { timeout: i64::MAX as u64, ..base.clone() }, "give 1 to 86400 seconds"),
+        ] {
+            match s.start(&req) {
+                Err(SessionsError::BadRequest(m)) => assert!(m.contains(needle), "{m}"),
+                other => panic!("memory {} timeout {}: {other:?}", req.memory, req.timeout),
+            }
+        }
+        assert!(s.list().sessions.is_empty(), "a refused request left a session");
     }
 
     #[test]

@@ -96,6 +96,26 @@ pub enum SessionsError {
 /// The longest `timeout` accepted, in seconds (one day).
 pub const MAX_TIMEOUT_SECS: u64 = 86_400;
 
+/// The request's numbers within what the runtime can use: `timeout` 1 to
+/// [`MAX_TIMEOUT_SECS`] and `memory` 1 byte to 4 GiB (a manifest's `Memory`). The
+/// guest's deadline, memory reservation and limits are computed from them, so they are
+/// refused here, with the request, rather than overflow there.
+pub fn check_numbers(req: &api::SessionRequest) -> Result<(), SessionsError> {
+    if req.timeout == 0 || req.timeout > MAX_TIMEOUT_SECS {
+        return Err(SessionsError::BadRequest(format!(
+            "timeout {} is out of range; give 1 to {MAX_TIMEOUT_SECS} seconds",
+            req.timeout
+        )));
+    }
+    if !(1..=MAX_MEMORY).contains(&req.memory) {
+        return Err(SessionsError::BadRequest(format!(
+            "memory {} is out of range; give 1 to {MAX_MEMORY} bytes",
+            req.memory
+        )));
+    }
+    Ok(())
+}
+
 /// Which output of a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Output {
@@ -236,20 +256,7 @@ impl Sessions {
     /// Starts a session; its guest runs on its own thread.
     pub fn start(&self, req: &api::SessionRequest) -> Result<String, SessionsError> {
         let checked = devices::check(req, &self.shared.blobs, self.shared.fetcher.is_some())?;
-        if req.timeout == 0 || req.timeout > MAX_TIMEOUT_SECS {
-            return Err(SessionsError::BadRequest(format!(
-                "timeout {} is out of range; give 1 to {MAX_TIMEOUT_SECS} seconds",
-                req.timeout
-            )));
-        }
-        // The guest's memory is reserved and limited from this number: refuse here what
-        // the runtime cannot lay out, as a manifest would (`Memory`, 1 byte to 4 GiB).
-        if !(1..=MAX_MEMORY).contains(&req.memory) {
-            return Err(SessionsError::BadRequest(format!(
-                "memory {} is out of range; give 1 to {MAX_MEMORY} bytes",
-                req.memory
-            )));
-        }
+        check_numbers(req)?;
         let hub = match (&self.hub, req.channels.is_empty()) {
             (_, true) => None,
             (Some(hub), false) => Some(hub),

@@ -29,7 +29,7 @@ mod connect;
 mod listen;
 pub mod refusals;
 pub mod registry;
-mod spec;
+pub mod spec;
 pub mod wire;
 
 use std::net::SocketAddr;

@@ -61,6 +61,11 @@ pub struct ErrorBody {
 pub struct Health {
     /// Always `"ok"` when the agent answers.
     pub status: String,
+    /// Connections to the channel port refused since the agent started (bad
+    /// or unauthenticated handshakes); the log shows them only in a bounded
+    /// way, this counts every one. 0 from an agent without the field.
+    #[serde(default)]
+    pub refused_channel_connections: u64,
 }
 
 /// `GET /v1/version`.

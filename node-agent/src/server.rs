@@ -96,6 +96,11 @@ fn binary_hash() -> String {
     std::fs::File::open("/proc/self/exe").and_then(|mut f| sha256_read(&mut f)).unwrap_or_else(|_| "unknown".into())
 }
 
+async fn health(State(s): Shared) -> Json<api::Health> {
+    let refused = s.hub.as_ref().map_or(0, |h| h.refused_connections());
+    Json(api::Health { status: "ok".into(), refused_channel_connections: refused })
+}
+
 async fn version(State(s): Shared) -> Result<Json<api::Version>, ApiError> {
     let build = Arc::clone(&s.build);
     let build = tokio::task::spawn_blocking(move || build.get_or_init(binary_hash).clone())
@@ -159,7 +164,7 @@ type Shared = State<Arc<AppState>>;
 /// The API v1 routes.
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/v1/health", get(|| async { Json(api::Health { status: "ok".into() }) }))
+        .route("/v1/health", get(health))
         .route("/v1/version", get(version))
         .route("/v1/facts", get(|State(s): Shared| async move { Json(facts(s.hub.as_ref().and_then(|h| h.port()))) }))
         .route("/v1/blobs/{sha256}", put(put_blob).head(has_blob))

@@ -32,6 +32,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::Notify;
 
 use zerolab_sandbox::codes::ReturnCode;
+use zerolab_sandbox::manifest::MAX_MEMORY;
 use zerolab_sandbox::report::{Report, ValidatorState};
 use zerolab_sandbox::session::{self, Guest, KillHandle, Options};
 
@@ -94,6 +95,26 @@ pub enum SessionsError {
 
 /// The longest `timeout` accepted, in seconds (one day).
 pub const MAX_TIMEOUT_SECS: u64 = 86_400;
+
+/// The request's numbers within what the runtime can use: `timeout` 1 to
+/// [`MAX_TIMEOUT_SECS`] and `memory` 1 byte to 4 GiB (a manifest's `Memory`). The
+/// guest's deadline, memory reservation and limits are computed from them, so they are
+/// refused here, with the request, rather than overflow there.
+pub fn check_numbers(req: &api::SessionRequest) -> Result<(), SessionsError> {
+    if req.timeout == 0 || req.timeout > MAX_TIMEOUT_SECS {
+        return Err(SessionsError::BadRequest(format!(
+            "timeout {} is out of range; give 1 to {MAX_TIMEOUT_SECS} seconds",
+            req.timeout
+        )));
+    }
+    if !(1..=MAX_MEMORY).contains(&req.memory) {
+        return Err(SessionsError::BadRequest(format!(
+            "memory {} is out of range; give 1 to {MAX_MEMORY} bytes",
+            req.memory
+        )));
+    }
+    Ok(())
+}
 
 /// Which output of a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -235,12 +256,7 @@ impl Sessions {
     /// Starts a session; its guest runs on its own thread.
     pub fn start(&self, req: &api::SessionRequest) -> Result<String, SessionsError> {
         let checked = devices::check(req, &self.shared.blobs, self.shared.fetcher.is_some())?;
-        if req.timeout == 0 || req.timeout > MAX_TIMEOUT_SECS {
-            return Err(SessionsError::BadRequest(format!(
-                "timeout {} is out of range; give 1 to {MAX_TIMEOUT_SECS} seconds",
-                req.timeout
-            )));
-        }
+        check_numbers(req)?;
         let hub = match (&self.hub, req.channels.is_empty()) {
             (_, true) => None,
             (Some(hub), false) => Some(hub),
@@ -459,6 +475,29 @@ mod tests {
         s.shared.blobs.put(&name, b"x").unwrap();
         let req = api::SessionRequest { timeout: 0, ..api::SessionRequest::new(name) };
         assert!(matches!(s.start(&req), Err(SessionsError::BadRequest(_))));
+    }
+
+    /// Issue 9: numbers the runtime cannot represent are refused with the request,
+    /// before a session exists (memory was not checked at all).
+    #[test]
+    fn refuses_memory_and_timeout_the_runtime_cannot_represent() {
+        let (_d, s) = sessions();
+        let name = crate::blobs::sha256_hex(b"x");
+        s.shared.blobs.put(&name, b"x").unwrap();
+        let base = api::SessionRequest::new(name);
+        for (req, needle) in [
+            (api::SessionRequest { memory: u64::MAX, ..base.clone() }, "memory 18446744073709551615 is out of range"),
+            (api::SessionRequest { memory: 0, ..base.clone() }, "memory 0 is out of range"),
+            (api::SessionRequest { memory: MAX_MEMORY + 1, ..base.clone() }, "give 1 to 4294967296 bytes"),
+            (api::SessionRequest { timeout: u64::MAX, ..base.clone() }, "timeout 18446744073709551615"),
+            (api::SessionRequest { timeout: i64::MAX as u64, ..base.clone() }, "give 1 to 86400 seconds"),
+        ] {
+            match s.start(&req) {
+                Err(SessionsError::BadRequest(m)) => assert!(m.contains(needle), "{m}"),
+                other => panic!("memory {} timeout {}: {other:?}", req.memory, req.timeout),
+            }
+        }
+        assert!(s.list().sessions.is_empty(), "a refused request left a session");
     }
 
     #[test]

@@ -16,6 +16,10 @@
 //! are cheap on the open SSH connection, and a fresh one per request means a dead or
 //! restarted agent never leaves a half-used HTTP connection behind. The agent's API
 //! types come from `zerolab_agent::api`, so both sides agree on them by construction.
+//! Answers of the API are small and read whole; a session's outputs can be as large as
+//! the guest made them, so [`save_session_output`] streams them to a file piece by
+//! piece (memory stays flat whatever their size), and an error answer is read only up
+//! to [`MAX_ERROR_BODY`].
 
 use std::time::Duration;
 
@@ -29,13 +33,16 @@ use hyper_util::rt::TokioIo;
 use serde::de::DeserializeOwned;
 use zerolab_agent::api;
 
-use tokio::io::{AsyncRead, AsyncWrite};
+use hyper::body::Incoming;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use crate::mux::{FailureKind, Mux, MuxError};
 use crate::ssh::{self, Session, Target};
 
 /// Where the agent listens on every node.
 pub const SOCKET: &str = "/run/zerolab/agent.sock";
+/// Largest error answer read; the rest is dropped (an error is one line of JSON).
+pub const MAX_ERROR_BODY: usize = 64 << 10;
 
 /// What went wrong asking a node's agent.
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +84,17 @@ pub enum AgentError {
     /// The health check answered, but not `ok`.
     #[error("agent reports health `{status}`")]
     Unhealthy { status: String },
+}
+
+/// Why a streamed output could not be saved: the agent, or the local file.
+#[derive(Debug, thiserror::Error)]
+pub enum SaveError {
+    /// Asking the agent failed.
+    #[error(transparent)]
+    Agent(#[from] AgentError),
+    /// Writing what it sent failed.
+    #[error("cannot write the output locally")]
+    Write(#[source] std::io::Error),
 }
 
 /// How requests reach a node's agent.
@@ -185,6 +203,35 @@ pub async fn session_output(
     request(link, Method::GET, &format!("/v1/sessions/{id}/{stream}"), Bytes::new(), timeout).await
 }
 
+/// `GET /v1/sessions/{id}/{stream}` (`stdout`, `stderr`, `output`) written to `out` as
+/// it arrives, one piece at a time: the orchestrator's memory does not grow with the
+/// output. The answer must start within `timeout`, and no piece may take longer than
+/// `timeout` after the one before (a large output may take as long as it needs while
+/// it flows). Returns the bytes written; `out` is flushed.
+pub async fn save_session_output<W: AsyncWrite + Unpin>(
+    link: impl Into<Link<'_>>,
+    id: &str,
+    stream: &str,
+    out: &mut W,
+    timeout: Duration,
+) -> Result<u64, SaveError> {
+    let path = format!("/v1/sessions/{id}/{stream}");
+    let (method, link) = (Method::GET, link.into());
+    let timed_out = || AgentError::Timeout { method: Method::GET, path: path.clone(), timeout };
+    let http = |source| AgentError::Http { method: Method::GET, path: path.clone(), source };
+    let head = respond(link, method, &path, Full::new(Bytes::new()).map_err(|never| match never {}).boxed(), Some(0));
+    let mut body = tokio::time::timeout(timeout, head).await.map_err(|_| timed_out())??.into_body();
+    let mut written = 0u64;
+    while let Some(frame) = tokio::time::timeout(timeout, body.frame()).await.map_err(|_| timed_out())? {
+        if let Ok(data) = frame.map_err(http)?.into_data() {
+            out.write_all(&data).await.map_err(SaveError::Write)?;
+            written += data.len() as u64;
+        }
+    }
+    out.flush().await.map_err(SaveError::Write)?;
+    Ok(written)
+}
+
 /// `HEAD /v1/blobs/{sha256}`: whether the node already stores that blob.
 pub async fn blob_stored(link: impl Into<Link<'_>>, sha256: &str, timeout: Duration) -> Result<bool, AgentError> {
     match request(link, Method::HEAD, &format!("/v1/blobs/{sha256}"), Bytes::new(), timeout).await {
@@ -269,6 +316,21 @@ async fn send_now(
     length: Option<u64>,
 ) -> Result<Bytes, AgentError> {
     let http = |source| AgentError::Http { method: method.clone(), path: path.to_owned(), source };
+    let response = respond(link, method.clone(), path, body, length).await?;
+    Ok(response.into_body().collect().await.map_err(http)?.to_bytes())
+}
+
+/// Sends one request on a fresh connection and returns the answer once its head
+/// arrived with a success status, its body not yet read; an error status becomes
+/// [`AgentError::Status`] with the agent's message (at most [`MAX_ERROR_BODY`] read).
+async fn respond(
+    link: Link<'_>,
+    method: Method,
+    path: &str,
+    body: BoxBody<Bytes, std::io::Error>,
+    length: Option<u64>,
+) -> Result<hyper::Response<Incoming>, AgentError> {
+    let http = |source| AgentError::Http { method: method.clone(), path: path.to_owned(), source };
     let stream = link.open().await?;
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(http)?;
     // The connection task ends when the request is done and `sender` is dropped.
@@ -280,12 +342,21 @@ async fn send_now(
     let request = request.body(body).expect("a valid request");
     let response = sender.send_request(request).await.map_err(http)?;
     let status = response.status();
-    let body = response.into_body().collect().await.map_err(http)?.to_bytes();
     if !status.is_success() {
-        let message = serde_json::from_slice::<api::ErrorBody>(&body)
+        let mut body = response.into_body();
+        let mut text = Vec::new();
+        while let Some(frame) = body.frame().await {
+            if let Ok(data) = frame.map_err(http)?.into_data() {
+                text.extend_from_slice(&data[..data.len().min(MAX_ERROR_BODY - text.len())]);
+                if text.len() == MAX_ERROR_BODY {
+                    break;
+                }
+            }
+        }
+        let message = serde_json::from_slice::<api::ErrorBody>(&text)
             .map(|e| e.error)
-            .unwrap_or_else(|_| String::from_utf8_lossy(&body).trim().to_owned());
+            .unwrap_or_else(|_| String::from_utf8_lossy(&text).trim().to_owned());
         return Err(AgentError::Status { method, path: path.to_owned(), status, message });
     }
-    Ok(body)
+    Ok(response)
 }

@@ -23,7 +23,7 @@ use crate::jail::layout::{GuestChannel, Layout, LayoutError, MapSegment};
 use crate::jail::seccomp::Policy;
 use crate::jail::spawn::Rlimit;
 use crate::jail::{self, loader, JailError};
-use crate::manifest::Manifest;
+use crate::manifest::{self, Manifest, ManifestError};
 use crate::report::{Report, ValidatorState};
 use crate::verdict_cache::VerdictCache;
 
@@ -110,6 +110,10 @@ pub enum SessionError {
     /// The jail could not start it.
     #[error(transparent)]
     Jail(#[from] JailError),
+    /// `Memory`, `Timeout` or a channel limit the runtime cannot represent (a guest
+    /// built in code, or a manifest that skipped [`Manifest::validate`]).
+    #[error("{}", .0.message)]
+    Manifest(#[from] ManifestError),
 }
 
 impl SessionError {
@@ -125,6 +129,7 @@ impl SessionError {
                 ReturnCode::Malformed
             }
             SessionError::Jail(_) => ReturnCode::Killed,
+            SessionError::Manifest(e) => e.code,
         }
     }
 
@@ -154,6 +159,8 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
 impl Guest {
     /// The guest a manifest describes, with its channels opened.
     pub fn from_manifest(m: &Manifest) -> Result<Guest, SessionError> {
+        // The numbers are checked before the deadline is computed from them.
+        m.validate()?;
         let deadline = Instant::now() + Duration::from_secs(m.timeout);
         let channels = m.channels.iter().map(|c| Channel::open(c, deadline)).collect::<Result<Vec<_>, _>>()?;
         Ok(Guest {
@@ -165,6 +172,18 @@ impl Guest {
             env: m.env.clone(),
         })
     }
+}
+
+/// `Memory`, `Timeout` and every channel's limits within what the manifest allows.
+fn check_numbers(guest: &Guest) -> Result<(), ManifestError> {
+    manifest::check_memory(guest.memory.into(), None)?;
+    // A fraction of a second past the largest whole second is still too much.
+    let secs = guest.timeout.as_secs() + u64::from(guest.timeout.subsec_nanos() > 0);
+    manifest::check_timeout(secs.into(), None)?;
+    for channel in &guest.channels {
+        manifest::check_limits(&channel.limits, &channel.alias, None)?;
+    }
+    Ok(())
 }
 
 /// Runs a manifest to completion; every failure becomes the report.
@@ -255,6 +274,9 @@ fn file_size_limit(channels: &[Channel], bounds: &[u64]) -> u64 {
 /// Checks and launches a guest. The calling thread must outlive the session
 /// (the kernel's parent-death signal follows the thread that forked).
 pub fn spawn(guest: Guest, opts: &Options) -> Result<Session, SessionError> {
+    // The manifest's numeric rules hold for guests built in code too (the agent's):
+    // the deadline, RLIMIT_AS and RLIMIT_CPU below are computed from these numbers.
+    check_numbers(&guest)?;
     let start = Instant::now();
     let deadline = start + guest.timeout;
     // The guest's view: stdin, stdout, stderr, then by alias.

@@ -14,11 +14,11 @@ use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::channel::{Channel, ChannelError};
 use crate::codes::ReturnCode;
-use crate::manifest::{AccessType, ChannelSource, ChannelSpec, Limits, Manifest};
+use crate::manifest::{self, AccessType, ChannelSource, ChannelSpec, Limits, Manifest, ManifestError};
 use crate::report::{Report, ValidatorState};
 use crate::session::{self, Guest, Options};
 use crate::verdict_cache::VerdictCache;
@@ -53,6 +53,17 @@ pub enum ZvshError {
         /// What is wrong.
         message: String,
     },
+    /// A number in the configuration file that the runtime cannot use (`Memory`
+    /// out of range is code 12, any other code 14, as in a manifest).
+    #[error("{path}: {setting}: {}", source.message)]
+    Setting {
+        /// The file.
+        path: String,
+        /// `[section] key = value`, as written.
+        setting: String,
+        /// The manifest rule it breaks.
+        source: ManifestError,
+    },
     /// An `--zvm-image` argument is malformed or unreadable.
     #[error("--zvm-image {spec}: {message}")]
     Image {
@@ -75,6 +86,17 @@ pub enum ZvshError {
     },
 }
 
+impl ZvshError {
+    /// The ZeroVM return code zvsh exits with.
+    pub fn code(&self) -> ReturnCode {
+        match self {
+            ZvshError::Setting { source, .. } => source.code,
+            ZvshError::Channel(c) => c.code(),
+            _ => ReturnCode::Malformed,
+        }
+    }
+}
+
 fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ZvshError {
     let what = what.into();
     move |source| ZvshError::Io { what, source }
@@ -93,10 +115,19 @@ impl Settings {
 
     /// Reads one config file: sections `[manifest]` (Timeout, Memory), `[env]`,
     /// `[limits]` (reads, rbytes, writes, wbytes) and `[fstab]` (accepted,
-    /// used once images are mounted as file systems).
+    /// used once images are mounted as file systems). Each number is held to the
+    /// manifest's rule for it where it is read, so none reaches the clock or an
+    /// allocation out of range.
     pub fn from_file(path: &Path) -> Result<Settings, ZvshError> {
         let shown = path.display().to_string();
         let err = |message: String| ZvshError::Config { path: shown.clone(), message };
+        let ranged = |section: &str, key: &str, value: &str, rule: Result<(), ManifestError>| {
+            rule.map_err(|source| ZvshError::Setting {
+                path: shown.clone(),
+                setting: format!("[{section}] {key} = {value}"),
+                source,
+            })
+        };
         let ini = ini::Ini::load_from_file(path).map_err(|e| err(e.to_string()))?;
         let mut s = Settings::default();
         for (section, props) in ini.iter() {
@@ -107,16 +138,35 @@ impl Settings {
                         .parse::<u64>()
                         .map_err(|_| err(format!("[{}] {key} = {value}: expected a number", section.unwrap_or(""))))
                 };
-                match (section.unwrap_or(""), key) {
-                    ("manifest", "Timeout") => s.timeout = num()?,
-                    ("manifest", "Memory") => s.memory = num()?,
+                let sec = section.unwrap_or("");
+                match (sec, key) {
+                    ("manifest", "Timeout") => {
+                        s.timeout = num()?;
+                        ranged(sec, key, value, manifest::check_timeout(s.timeout.into(), None))?;
+                    }
+                    ("manifest", "Memory") => {
+                        s.memory = num()?;
+                        ranged(sec, key, value, manifest::check_memory(s.memory.into(), None))?;
+                    }
                     ("manifest", _) | ("fstab", _) => {}
                     ("env", k) => s.env.push((k.to_string(), value.to_string())),
-                    ("limits", "reads") => s.limits.gets = num()?,
-                    ("limits", "rbytes") => s.limits.get_size = num()?,
-                    ("limits", "writes") => s.limits.puts = num()?,
-                    ("limits", "wbytes") => s.limits.put_size = num()?,
-                    (sec, k) => {
+                    ("limits", "reads") => {
+                        s.limits.gets = num()?;
+                        ranged(sec, key, value, manifest::check_limit("reads", s.limits.gets, None))?;
+                    }
+                    ("limits", "rbytes") => {
+                        s.limits.get_size = num()?;
+                        ranged(sec, key, value, manifest::check_limit("rbytes", s.limits.get_size, None))?;
+                    }
+                    ("limits", "writes") => {
+                        s.limits.puts = num()?;
+                        ranged(sec, key, value, manifest::check_limit("writes", s.limits.puts, None))?;
+                    }
+                    ("limits", "wbytes") => {
+                        s.limits.put_size = num()?;
+                        ranged(sec, key, value, manifest::check_limit("wbytes", s.limits.put_size, None))?;
+                    }
+                    (_, k) => {
                         return Err(err(format!(
                             "unknown setting [{sec}] {k}; known sections: manifest, env, limits, fstab"
                         )))
@@ -194,6 +244,9 @@ impl Command {
             .tempdir()
             .map_err(io_err("cannot create a temporary directory"))?;
         let mut program = PathBuf::from(&self.program);
+        // Out-of-range settings from code (not a file) are refused by `session::spawn`
+        // with their code; until then the deadline is clamped so it cannot overflow.
+        let deadline = Instant::now() + Duration::from_secs(settings.timeout.min(manifest::MAX_TIMEOUT));
         let mut n = 0;
         let mut attach = |path: PathBuf,
                           readable: bool,
@@ -211,7 +264,7 @@ impl Command {
             let access = if readable { AccessType::RandGetRandPut } else { AccessType::SeqGetSeqPut };
             let abs = std::path::absolute(&path).map_err(io_err(format!("cannot resolve {}", path.display())))?;
             let spec = ChannelSpec::new(ChannelSource::Path(abs), alias.clone(), access, limits);
-            let ch = Channel::open(&spec, std::time::Instant::now() + Duration::from_secs(settings.timeout))?;
+            let ch = Channel::open(&spec, deadline)?;
             specs.push(spec);
             channels.push(ch);
             Ok(alias)
@@ -312,9 +365,5 @@ pub fn failure_text(manifest: &str, report: &Report) -> String {
 /// A report for zvsh's own errors (bad config, unreadable image, a refused
 /// channel...).
 pub fn error_report(e: &ZvshError) -> Report {
-    let code = match e {
-        ZvshError::Channel(c) => c.code(),
-        _ => ReturnCode::Malformed,
-    };
-    Report::failed(code, ValidatorState::NotRun, session::error_chain(e))
+    Report::failed(e.code(), ValidatorState::NotRun, session::error_chain(e))
 }

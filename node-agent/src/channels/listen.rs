@@ -5,9 +5,10 @@
 //! (more are closed at once) and at most [`HANDSHAKE_TIME`] from accept to
 //! hand-over, so a client that sends garbage, stalls or never speaks costs
 //! one task for a few seconds and never delays anyone else. A connection
-//! that fails is closed and logged with the peer's address and the reason;
-//! only one that passed every step reaches a session, and then as the bare
-//! socket: the agent copies no data.
+//! that fails is closed and counted, and logged with the peer's address and
+//! the reason within the bounds of [`Refusals`] (a flood of bad connections
+//! cannot fill the disk with log lines); only one that passed every step
+//! reaches a session, and then as the bare socket: the agent copies no data.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::time::{timeout_at, Instant};
 
+use super::refusals::{Kind, Refusals};
 use super::registry::{ChannelId, Registry};
 use super::wire::{self, Message, Refusal, Role, Transcript, WireError};
 
@@ -60,13 +62,36 @@ pub enum Rejected {
     Local(#[source] std::io::Error),
 }
 
+impl Rejected {
+    /// Its kind, for the bounded log.
+    fn kind(&self) -> Kind {
+        match self {
+            Rejected::Wire { .. } | Rejected::NotYet(_) => Kind::Wire,
+            Rejected::Unexpected { .. } => Kind::Unexpected,
+            Rejected::Key(_) => Kind::Key,
+            Rejected::Taken(_) => Kind::Taken,
+            Rejected::Local(_) => Kind::Local,
+        }
+    }
+}
+
 fn wire(step: &'static str) -> impl FnOnce(WireError) -> Rejected {
     move |source| Rejected::Wire { step, source }
 }
 
-/// Accepts channel connections until the runtime stops.
-pub async fn serve(listener: TcpListener, registry: Arc<Registry>) {
+/// Accepts channel connections until the runtime stops; refusals are
+/// counted and logged through `refusals`.
+pub async fn serve(listener: TcpListener, registry: Arc<Registry>, refusals: Arc<Refusals>) {
     let slots = Arc::new(Semaphore::new(MAX_HANDSHAKES));
+    let flusher = Arc::clone(&refusals);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Refusals::INTERVAL);
+        tick.tick().await; // the first tick is immediate
+        loop {
+            tick.tick().await;
+            flusher.flush();
+        }
+    });
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -78,17 +103,18 @@ pub async fn serve(listener: TcpListener, registry: Arc<Registry>) {
             }
         };
         let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-            tracing::warn!(%peer, "channel connection closed: {MAX_HANDSHAKES} handshakes already in progress");
+            drop(stream);
+            refusals.refused(peer, Kind::Busy, &format!("{MAX_HANDSHAKES} handshakes already in progress"));
             continue;
         };
         let registry = Arc::clone(&registry);
+        let refusals = Arc::clone(&refusals);
         tokio::spawn(async move {
             match accept(stream, peer, &registry).await {
                 Ok(id) => tracing::info!(%peer, %id, "channel connected"),
+                // Part of the protocol (the connector retries), not a refusal.
                 Err(e @ Rejected::NotYet(_)) => tracing::debug!(%peer, "channel connection closed: {e}"),
-                Err(e) => {
-                    tracing::warn!(%peer, "channel connection refused: {}", zerolab_sandbox::session::error_chain(&e))
-                }
+                Err(e) => refusals.refused(peer, e.kind(), &zerolab_sandbox::session::error_chain(&e)),
             }
             drop(slot);
         });

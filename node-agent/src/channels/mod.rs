@@ -27,8 +27,9 @@
 
 mod connect;
 mod listen;
+pub mod refusals;
 pub mod registry;
-mod spec;
+pub mod spec;
 pub mod wire;
 
 use std::net::SocketAddr;
@@ -82,6 +83,7 @@ impl From<LocalError> for ChannelsError {
 #[derive(Debug)]
 pub struct Hub {
     registry: Arc<Registry>,
+    refusals: Arc<refusals::Refusals>,
     runtime: Handle,
     /// The bound port, or why there is none.
     port: Result<u16, String>,
@@ -94,10 +96,11 @@ impl Hub {
     /// failure is logged.
     pub async fn start(address: SocketAddr) -> Hub {
         let registry = Arc::new(Registry::default());
+        let refusals = Arc::new(refusals::Refusals::default());
         let port = match tokio::net::TcpListener::bind(address).await.and_then(|l| Ok((l.local_addr()?, l))) {
             Ok((bound, listener)) => {
                 tracing::info!(address = %bound, "listening for channels");
-                tokio::spawn(listen::serve(listener, Arc::clone(&registry)));
+                tokio::spawn(listen::serve(listener, Arc::clone(&registry), Arc::clone(&refusals)));
                 Ok(bound.port())
             }
             Err(e) => {
@@ -105,7 +108,14 @@ impl Hub {
                 Err(format!("cannot listen on {address}: {e}"))
             }
         };
-        Hub { registry, runtime: Handle::current(), port }
+        Hub { registry, refusals, runtime: Handle::current(), port }
+    }
+
+    /// Connections to the channel port refused since the agent started
+    /// (failed or unauthenticated handshakes, and those closed because too
+    /// many were in progress).
+    pub fn refused_connections(&self) -> u64 {
+        self.refusals.total()
     }
 
     /// The channel port, if the listener runs.

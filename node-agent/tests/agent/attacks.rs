@@ -170,3 +170,52 @@ async fn a_listener_without_the_key_gets_nothing_from_the_writer() {
         .ends_with("did not prove it holds the channel's key (another key, or not this job's agent)"));
     assert!(report.exit_state.contains(&address), "{report:?}");
 }
+
+/// Issue 9: each refused connection logged a warning, so a stranger's flood
+/// of bad handshakes wrote the agent's log as fast as it could connect. Now
+/// 1000 of them leave a bounded number of lines, every one is counted in
+/// `GET /v1/health`, and a real channel still gets through afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_bad_connections_is_counted_not_logged_one_by_one() {
+    let (a, b) = (Agent::start().await, Agent::start().await);
+    let address = b.channel_address();
+    let lines_before = b.log().lines().count();
+    let floods = 1000;
+    let mut waves = tokio::task::JoinSet::new();
+    for wave in 0..10 {
+        let address = address.clone();
+        waves.spawn(async move {
+            for i in 0..floods / 10 {
+                let mut s = TcpStream::connect(&address).await.unwrap();
+                // Garbage (an oversized frame), or a hello of a wrong version.
+                let junk: &[u8] = if (wave + i) % 2 == 0 { &[0xff, 0xff, 1, 2, 3] } else { b"GET / HTTP/1.1\r\n\r\n" };
+                let _ = s.write_all(junk).await;
+                closed_within(&mut s, Duration::from_secs(5)).await;
+            }
+        });
+    }
+    while let Some(done) = waves.join_next().await {
+        done.unwrap();
+    }
+
+    let (_, health) = b.json(hyper::Method::GET, "/v1/health", None).await;
+    let refused = health["refused_channel_connections"].as_u64().unwrap_or(0);
+    assert!(refused >= floods, "health counts {refused} refused connections of {floods}: {health}");
+    let log = b.log();
+    let new: Vec<&str> = log.lines().skip(lines_before).filter(|l| l.contains("channel connection")).collect();
+    // One full line per kind of refusal per minute at most (the summary comes a minute later).
+    assert!(!new.is_empty(), "the first refusal is logged:\n{log}");
+    assert!(new.len() <= 7, "{} lines about {floods} bad connections:\n{}", new.len(), new.join("\n"));
+    assert!(new[0].contains("peer=127.0.0.1:"), "the line names the peer: {}", new[0]);
+
+    // The channel port still serves a real channel.
+    let g = Guests::upload(&[&a, &b]).await;
+    let (job, k) = (job("after-flood"), key());
+    let (w, r) = ends(&job, &k, ChannelPeer::Connect { address: b.channel_address() }, ChannelPeer::Listen);
+    let consumer = b.start_session(&g.consumer("", r, 30)).await;
+    let producer = a.start_session(&g.producer(4096, w, 30)).await;
+    assert_eq!(a.wait(&producer).await.exit_state, "ok");
+    let report = b.wait(&consumer).await;
+    assert_eq!(report.exit_state, "ok", "{report:?}");
+    assert_eq!(b.stdout(&consumer).await, expected(4096));
+}

@@ -530,8 +530,8 @@ async fn collect(
     let out = dir.join(&instance.name);
     write(&out, "report", status.report.as_ref().map_or(&b""[..], |r| r.text.as_bytes())).await?;
     for plan::Collected { stream, copy_to } in &instance.collect {
-        let bytes = match agent_client::session_output(link, id, stream, REQUEST_TIMEOUT).await {
-            Ok(bytes) => bytes,
+        let file = match save(link, id, &out, stream).await? {
+            Ok(file) => file,
             Err(e) => {
                 return Ok(ended(
                     plan,
@@ -541,12 +541,32 @@ async fn collect(
                 ))
             }
         };
-        write(&out, stream, &bytes).await?;
         if let Some(path) = copy_to {
-            tokio::fs::write(path, &bytes).await.map_err(|source| RunError::Results { path: path.clone(), source })?;
+            // A kernel-side copy of the saved file: the output never sits in memory.
+            tokio::fs::copy(&file, path).await.map_err(|source| RunError::Results { path: path.clone(), source })?;
         }
     }
     Ok(ended(plan, index, status.report, None))
+}
+
+/// Streams session `id`'s `stream` into `dir/<stream>` (see
+/// [`agent_client::save_session_output`]); the file's path. An agent that fails is the
+/// `Err` to report against the instance; a file that cannot be written ends the run.
+async fn save(link: Link<'_>, id: &str, dir: &Path, stream: &str) -> Result<Result<PathBuf, AgentError>, RunError> {
+    let path = dir.join(stream);
+    let results = |source| RunError::Results { path: path.clone(), source };
+    tokio::fs::create_dir_all(dir).await.map_err(|source| RunError::Results { path: dir.to_path_buf(), source })?;
+    let mut file = tokio::fs::File::create(&path).await.map_err(results)?;
+    match agent_client::save_session_output(link, id, stream, &mut file, REQUEST_TIMEOUT).await {
+        Ok(_) => Ok(Ok(path)),
+        Err(agent_client::SaveError::Agent(e)) => {
+            // No partial output left behind as if it were the whole.
+            drop(file);
+            let _ = tokio::fs::remove_file(&path).await;
+            Ok(Err(e))
+        }
+        Err(agent_client::SaveError::Write(source)) => Err(results(source)),
+    }
 }
 
 async fn write(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), RunError> {

@@ -27,7 +27,7 @@ use zerolab_agent::api::SessionRequest;
 
 use super::plan::{Blob, Plan};
 use super::record::{Attempt, JobRecord, CANCELLED};
-use super::{ended, upload_to, write, InstanceResult, RunError, LIST_TIMEOUT, REQUEST_TIMEOUT};
+use super::{ended, save, upload_to, write, InstanceResult, RunError, LIST_TIMEOUT, REQUEST_TIMEOUT};
 use crate::agent_client::{self, Link};
 use crate::cluster::{Cluster, Node};
 use crate::job::{Job, DEFAULT_GUESTS_PER_NODE};
@@ -179,9 +179,8 @@ impl Retries {
         let out = self.dir.join(&instance.name).join(format!("attempt-{}", self.attempts[index].len() + 1));
         write(&out, "report", failed.report.as_ref().map_or(&b""[..], |r| r.text.as_bytes())).await?;
         for stream in instance.collect.iter().map(|c| c.stream) {
-            if let Ok(bytes) = agent_client::session_output(link, &ids[index], stream, REQUEST_TIMEOUT).await {
-                write(&out, stream, &bytes).await?;
-            }
+            // An output the agent cannot give is left out of the attempt's record.
+            let _ = save(link, &ids[index], &out, stream).await?;
         }
         Ok(self.replace(index, failed, false, Some(&ids[index]), plan, results).is_none())
     }

@@ -48,6 +48,12 @@ pub const MAX_TOKENS: usize = 16;
 pub const MAX_CHANNELS: usize = 10914;
 /// Largest `Memory`: 4 GiB.
 pub const MAX_MEMORY: u64 = 4 << 30;
+/// Largest `Timeout`, in seconds (about 68 years): a deadline this far away is still
+/// representable as an `Instant`, a CPU-time limit and a 32-bit time value.
+pub const MAX_TIMEOUT: u64 = i32::MAX as u64;
+/// Largest channel limit (`gets`, `get_size`, `puts`, `put_size`): the guest reads its
+/// limits as signed 64-bit numbers.
+pub const MAX_LIMIT: u64 = i64::MAX as u64;
 /// The channels every manifest must have, in the guest indices they take (0, 1, 2).
 pub const STD_ALIASES: [&str; 3] = ["/dev/stdin", "/dev/stdout", "/dev/stderr"];
 
@@ -60,7 +66,7 @@ pub struct Manifest {
     pub memory: u64,
     /// Whether the memory etag is computed (`Memory`, second token).
     pub memory_etag: bool,
-    /// Session timeout in seconds, at least 1 (`Timeout`).
+    /// Session timeout in seconds, `1 ..= MAX_TIMEOUT` (`Timeout`).
     pub timeout: u64,
     /// The channels, in file order (see [`Manifest::guest_order`] for the guest's order).
     pub channels: Vec<ChannelSpec>,
@@ -393,7 +399,9 @@ fn check_text(what: &str, text: Option<&str>, kind: Text, line: Option<usize>) -
     Ok(())
 }
 
-fn check_memory(size: i128, line: Option<usize>) -> Result<(), ManifestError> {
+/// `Memory` in `1 ..= MAX_MEMORY` (code 12). Also the rule for zvsh's settings and for
+/// guests built in code.
+pub(crate) fn check_memory(size: i128, line: Option<usize>) -> Result<(), ManifestError> {
     if (1..=i128::from(MAX_MEMORY)).contains(&size) {
         return Ok(());
     }
@@ -404,11 +412,42 @@ fn check_memory(size: i128, line: Option<usize>) -> Result<(), ManifestError> {
     ))
 }
 
-fn check_timeout(seconds: i128, line: Option<usize>) -> Result<(), ManifestError> {
-    if (1..=i128::from(i64::MAX)).contains(&seconds) {
-        return Ok(());
+/// `Timeout` in `1 ..= MAX_TIMEOUT` (code 14): every deadline is `now + Timeout`, so a
+/// larger one would overflow the clock arithmetic instead of being refused here.
+pub(crate) fn check_timeout(seconds: i128, line: Option<usize>) -> Result<(), ManifestError> {
+    if seconds > i128::from(MAX_TIMEOUT) {
+        return Err(ManifestError::malformed(
+            line,
+            format!("Timeout {seconds} is more than the largest supported ({MAX_TIMEOUT} seconds)"),
+        ));
     }
-    Err(ManifestError::malformed(line, format!("invalid Timeout {seconds}: must be 1 to {} seconds", i64::MAX)))
+    if seconds < 1 {
+        return Err(ManifestError::malformed(
+            line,
+            format!("invalid Timeout {seconds}: must be 1 to {MAX_TIMEOUT} seconds"),
+        ));
+    }
+    Ok(())
+}
+
+/// Each of a channel's four limits at most `MAX_LIMIT` (code 14); `what` names the channel.
+pub(crate) fn check_limits(limits: &Limits, what: &str, line: Option<usize>) -> Result<(), ManifestError> {
+    let l = limits;
+    for (name, value) in [("gets", l.gets), ("get_size", l.get_size), ("puts", l.puts), ("put_size", l.put_size)] {
+        check_limit(&format!("{what} {name}"), value, line)?;
+    }
+    Ok(())
+}
+
+/// One channel limit at most `MAX_LIMIT` (code 14).
+pub(crate) fn check_limit(what: &str, value: u64, line: Option<usize>) -> Result<(), ManifestError> {
+    if value > MAX_LIMIT {
+        return Err(ManifestError::malformed(
+            line,
+            format!("{what} {value} is more than the largest supported ({MAX_LIMIT})"),
+        ));
+    }
+    Ok(())
 }
 
 fn check_node(node: i128, line: Option<usize>) -> Result<(), ManifestError> {
@@ -449,10 +488,8 @@ fn check_channel(channel: &ChannelSpec, aliases: &mut HashSet<String>) -> Result
             }
         }
     }
+    check_limits(&channel.limits, alias, line)?;
     let l = channel.limits;
-    if [l.gets, l.get_size, l.puts, l.put_size].iter().any(|&v| v > i64::MAX as u64) {
-        return fail(format!("limit too large for {alias}"));
-    }
     // ZeroVM's test is "neither side" (its CH_RW_TYPE == 0); all four zero is the usual case.
     if !l.readable() && !l.writable() {
         return Err(ManifestError::new(

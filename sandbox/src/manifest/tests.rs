@@ -138,9 +138,14 @@ rejects! {
     garbage_memory_size_is_code_14: set(3, "Memory = 4G, 0")
         => Malformed at Some(3), "invalid number '4G' in Memory size";
     rejects_zero_timeout: set(4, "Timeout = 0")
-        => Malformed at Some(4), "invalid Timeout 0: must be 1 to 9223372036854775807 seconds";
+        => Malformed at Some(4), "invalid Timeout 0: must be 1 to 2147483647 seconds";
     rejects_negative_timeout: set(4, "Timeout = -1")
-        => Malformed at Some(4), "invalid Timeout -1: must be 1 to 9223372036854775807 seconds";
+        => Malformed at Some(4), "invalid Timeout -1: must be 1 to 2147483647 seconds";
+    // Issue 9: this passed the check and then overflowed `now + Timeout` in zvsh.
+    rejects_timeout_the_clock_cannot_hold: set(4, "Timeout = 9223372036854775807")
+        => Malformed at Some(4), "Timeout 9223372036854775807 is more than the largest supported (2147483647 seconds)";
+    rejects_timeout_one_past_the_largest: set(4, "Timeout = 0x80000000")
+        => Malformed at Some(4), "Timeout 2147483648 is more than the largest supported (2147483647 seconds)";
     garbage_in_a_number_names_the_key: set(4, "Timeout = 5s")
         => Malformed at Some(4), "invalid number '5s' in Timeout";
     rejects_number_beyond_i64: set(4, "Timeout = 9223372036854775808")
@@ -651,7 +656,7 @@ fn validate_applies_the_content_rules() {
         (
             |m| m.timeout = u64::MAX,
             ReturnCode::Malformed,
-            "invalid Timeout 18446744073709551615: must be 1 to 9223372036854775807 seconds",
+            "Timeout 18446744073709551615 is more than the largest supported (2147483647 seconds)",
         ),
         (|m| m.node = Some(0), ReturnCode::Malformed, "invalid Node 0: must be 1 to 4294967295"),
         (
@@ -673,7 +678,11 @@ fn validate_applies_the_content_rules() {
             ReturnCode::Malformed,
             "/dev/stdin needs 1 to 16 network endpoints",
         ),
-        (|m| m.channels[0].limits.gets = u64::MAX, ReturnCode::Malformed, "limit too large for /dev/stdin"),
+        (
+            |m| m.channels[0].limits.gets = u64::MAX,
+            ReturnCode::Malformed,
+            "/dev/stdin gets 18446744073709551615 is more than the largest supported (9223372036854775807)",
+        ),
         (
             |m| m.channels[0].limits = Limits::UNLIMITED,
             ReturnCode::Malformed,

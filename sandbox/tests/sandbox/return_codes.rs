@@ -52,6 +52,20 @@ fn memory_outside_1_byte_to_4_gib_is_code_12() {
     }
 }
 
+/// Issue 9: `Timeout = i64::MAX` passed the check, then `now + Timeout` panicked zvsh.
+#[test]
+fn timeout_beyond_the_clock_is_code_14_not_a_panic() {
+    let lab = Lab::new();
+    for timeout in ["9223372036854775807", "0x7fffffffffffffff", "2147483648"] {
+        let r = lab.run(&lab.manifest(guest("hello")).timeout(timeout)).expect_code(14).report();
+        r.assert_never_ran(2);
+        assert!(
+            r.exit_state.starts_with("MANIFEST 4: Timeout") && r.exit_state.contains("is more than the largest supported"),
+            "Timeout = {timeout}: {r:?}"
+        );
+    }
+}
+
 #[test]
 fn channel_with_all_limits_zero_is_code_22() {
     let lab = Lab::new();

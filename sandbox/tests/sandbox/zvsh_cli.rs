@@ -161,6 +161,26 @@ fn zvsh_cfg_in_the_current_directory_sets_timeout_and_memory() {
     assert!(n("heap_size") + n("stack_size") <= 32 << 20 && n("heap_size") > 16 << 20, "{out}");
 }
 
+/// Issue 9: every number in `zvsh.cfg` is held to the manifest's rule where it is read;
+/// `Timeout = i64::MAX` used to panic zvsh (exit 101) in `now + Timeout`.
+#[test]
+fn zvsh_cfg_numbers_the_runtime_cannot_use_are_manifest_errors() {
+    let cases = [
+        ("[manifest]\nTimeout = 9223372036854775807\n", 14, "is more than the largest supported (2147483647 seconds)"),
+        ("[manifest]\nTimeout = 0\n", 14, "invalid Timeout 0"),
+        ("[manifest]\nMemory = 18446744073709551615\n", 12, "invalid memory size 18446744073709551615"),
+        ("[limits]\nwbytes = 18446744073709551615\n", 14, "wbytes 18446744073709551615 is more than the largest"),
+    ];
+    for (cfg, code, message) in cases {
+        let lab = Lab::new();
+        lab.write("zvsh.cfg", cfg);
+        let out = lab.zvsh().arg(guest("hello")).run().expect_code(code);
+        assert!(out.stderr().contains(message), "{cfg}: {out}");
+        assert!(out.stderr().contains("zvsh.cfg: ["), "{cfg}: the message names the file and setting: {out}");
+        assert_eq!(out.stdout(), "", "{cfg}: the guest ran");
+    }
+}
+
 /// A tar holding the given files (mode 0755).
 fn tar_with(lab: &Lab, name: &str, files: &[(&str, &[u8])]) -> std::path::PathBuf {
     let path = lab.path(name);

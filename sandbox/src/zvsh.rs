@@ -264,9 +264,10 @@ impl Command {
             let access = if readable { AccessType::RandGetRandPut } else { AccessType::SeqGetSeqPut };
             let abs = std::path::absolute(&path).map_err(io_err(format!("cannot resolve {}", path.display())))?;
             let spec = ChannelSpec::new(ChannelSource::Path(abs), alias.clone(), access, limits);
-            let ch = Channel::open(&spec, deadline).map_err(
-                |e| ZvshError::Io { what: session::error_chain(&e), source: std::io::Error::other("channel") },
-            )?;
+            let ch = Channel::open(&spec, deadline).map_err(|e| ZvshError::Io {
+                what: session::error_chain(&e),
+                source: std::io::Error::other("channel"),
+            })?;
             specs.push(spec);
             channels.push(ch);
             Ok(alias)

@@ -60,7 +60,8 @@ fn timeout_beyond_the_clock_is_code_14_not_a_panic() {
         let r = lab.run(&lab.manifest(guest("hello")).timeout(timeout)).expect_code(14).report();
         r.assert_never_ran(2);
         assert!(
-            r.exit_state.starts_with("MANIFEST 4: Timeout") && r.exit_state.contains("is more than the largest supported"),
+            r.exit_state.starts_with("MANIFEST 4: Timeout")
+                && r.exit_state.contains("is more than the largest supported"),
             "Timeout = {timeout}: {r:?}"
         );
     }

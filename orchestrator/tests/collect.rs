@@ -29,7 +29,7 @@ fn keeper_pid(lab_dir: &str) -> Option<u32> {
         let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
         let cmdline = fs::read(entry.path().join("cmdline")).ok()?;
         let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
-        (args.iter().any(|a| *a == b"keeper") && args.iter().any(|a| *a == lab_dir.as_bytes())).then_some(pid)
+        (args.contains(&&b"keeper"[..]) && args.contains(&lab_dir.as_bytes())).then_some(pid)
     })
 }
 
@@ -61,6 +61,8 @@ fn a_256_mib_output_is_collected_with_flat_memory() {
     let up = lab.zerolab(&["up"], &[]);
     assert_eq!(up.code, 0, "{up:#?}");
 
+    // Reaped by wait4 below (which clippy does not see), for its rusage.
+    #[allow(clippy::zombie_processes)]
     let mut child = Command::new(env!("CARGO_BIN_EXE_zerolab"))
         .args(["run"])
         .arg(&lab.file)

@@ -19,7 +19,7 @@ async fn answers_health_version_and_facts_on_a_private_socket() {
     assert_eq!(mode(agent.socket.parent().unwrap()), 0o700);
 
     let (_, v) = agent.json(Method::GET, "/v1/health", None).await;
-    assert_eq!(v, json!({"status": "ok"}));
+    assert_eq!(v, json!({"status": "ok", "refused_channel_connections": 0}));
     let (_, v) = agent.json(Method::GET, "/v1/version", None).await;
     let version: api::Version = serde_json::from_value(v).unwrap();
     let exe = std::fs::read(env!("CARGO_BIN_EXE_zerolab-agent")).unwrap();

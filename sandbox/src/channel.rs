@@ -175,12 +175,19 @@ impl Channel {
         })
     }
 
-    /// Whether the supervisor must be in the path (see the module doc).
+    /// Whether the supervisor must be in the path: its limits bind or it has
+    /// an etag (see the module doc), or it has no place among the jail's
+    /// direct descriptor ranges (`jail::seccomp::Policy`): read-write of type
+    /// 0 or 2, which only a descriptor handed in can be, or neither readable
+    /// nor writable.
     pub fn mediated(&self) -> bool {
         let l = &self.limits;
+        let (r, w) = (l.readable(), l.writable());
         self.etag
-            || (l.readable() && (l.gets < UNLIMITED || l.get_size < UNLIMITED))
-            || (l.writable() && (l.puts < UNLIMITED || l.put_size < UNLIMITED))
+            || (r && (l.gets < UNLIMITED || l.get_size < UNLIMITED))
+            || (w && (l.puts < UNLIMITED || l.put_size < UNLIMITED))
+            || (r && w && !self.access.random_get())
+            || !(r || w)
     }
 
     /// A network channel's bytes so far, from the kernel's counters for its

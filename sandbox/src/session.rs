@@ -212,19 +212,10 @@ fn descriptor_limit(channels: u32) -> u64 {
     (u64::from(channels) + 8).max(hard.min(1 << 16))
 }
 
-/// Whether the supervisor performs a channel's calls: its limits bind or it
-/// has an etag ([`Channel::mediated`]), or it has no place among the direct
-/// descriptor ranges of [`Policy`] (read-write of type 0 or 2, which only a
-/// descriptor handed in can be, or neither readable nor writable).
-fn mediated(c: &Channel) -> bool {
-    let (r, w) = (c.limits.readable(), c.limits.writable());
-    c.mediated() || (r && w && !c.access.random_get()) || !(r || w)
-}
-
 /// The descriptor class of a channel: descriptors are laid out in this order
 /// (see [`Policy`]).
 fn class(c: &Channel) -> u8 {
-    if mediated(c) {
+    if c.mediated() {
         return 6;
     }
     match (c.limits.readable(), c.limits.writable(), c.access.random_get(), c.access.random_put()) {
@@ -261,7 +252,7 @@ fn file_size_limit(channels: &[Channel], bounds: &[u64]) -> u64 {
     let largest = channels
         .iter()
         .zip(bounds)
-        .filter(|(c, _)| c.regular && c.limits.writable() && !mediated(c))
+        .filter(|(c, _)| c.regular && c.limits.writable() && !c.mediated())
         .map(|(_, &b)| b)
         .max()
         .unwrap_or(0);
@@ -408,7 +399,7 @@ pub fn spawn(guest: Guest, opts: &Options) -> Result<Session, SessionError> {
     let at_start = channels
         .iter()
         .zip(&bounds)
-        .map(|(c, &end)| AtStart { socket: if mediated(c) { None } else { c.socket_bytes() }, end })
+        .map(|(c, &end)| AtStart { socket: if c.mediated() { None } else { c.socket_bytes() }, end })
         .collect();
     let launched = jail::launch(
         jail::Spec {

@@ -18,32 +18,7 @@
  */
 #include <zvm.h>
 
-/* Offset of the first 0f 05 in the trampoline page, or -1. */
-static int64_t find_syscall(void)
-{
-    const volatile unsigned char *page = (const volatile unsigned char *)ZVM_TRAMPOLINE;
-    for (int64_t i = 0; i + 1 < 4096; i++)
-        if (page[i] == 0x0f && page[i + 1] == 0x05)
-            return i;
-    return -1;
-}
-
-/* Jump to `target` with the system call registers set; it returns in rax. */
-static long call_gadget(uintptr_t target, long nr, long a1, long a2, long a3)
-{
-    register long rax __asm__("rax") = nr;
-    register long rdi __asm__("rdi") = a1;
-    register long rsi __asm__("rsi") = a2;
-    register long rdx __asm__("rdx") = a3;
-    /* Step over the red zone: the call pushes a return address. */
-    __asm__ volatile("sub $128, %%rsp\n\t"
-                     "call *%[t]\n\t"
-                     "add $128, %%rsp"
-                     : "+r"(rax), "+r"(rdi), "+r"(rsi), "+r"(rdx)
-                     : [t] "r"(target)
-                     : "rcx", "r8", "r9", "r10", "r11", "memory", "cc");
-    return rax;
-}
+#include "gadget.h"
 
 int main(int argc, char **argv)
 {
@@ -69,8 +44,8 @@ int main(int argc, char **argv)
     zvm_puts(1, "\n");
 
     uintptr_t gadget = ZVM_TRAMPOLINE + (uintptr_t)off;
-    long r = fd_mode ? call_gadget(gadget, 1 /* write */, value, (long)(uintptr_t)byte, 1)
-                     : call_gadget(gadget, value, 0, 0, 0);
+    long r = fd_mode ? call_gadget(gadget, 1 /* write */, value, (long)(uintptr_t)byte, 1, 0)
+                     : call_gadget(gadget, value, 0, 0, 0, 0);
     zvm_puts(1, "ret=");
     zvm_put_int(1, r);
     zvm_puts(1, "\nreached=1\n");

@@ -216,10 +216,9 @@ pub async fn save_session_output<W: AsyncWrite + Unpin>(
     timeout: Duration,
 ) -> Result<u64, SaveError> {
     let path = format!("/v1/sessions/{id}/{stream}");
-    let (method, link) = (Method::GET, link.into());
     let timed_out = || AgentError::Timeout { method: Method::GET, path: path.clone(), timeout };
     let http = |source| AgentError::Http { method: Method::GET, path: path.clone(), source };
-    let head = respond(link, method, &path, Full::new(Bytes::new()).map_err(|never| match never {}).boxed(), Some(0));
+    let head = respond(link.into(), Method::GET, &path, full(Bytes::new()), Some(0));
     let mut body = tokio::time::timeout(timeout, head).await.map_err(|_| timed_out())??.into_body();
     let mut written = 0u64;
     while let Some(frame) = tokio::time::timeout(timeout, body.frame()).await.map_err(|_| timed_out())? {
@@ -288,8 +287,12 @@ pub async fn request(
     timeout: Duration,
 ) -> Result<Bytes, AgentError> {
     let length = Some(body.len() as u64);
-    let body = Full::new(body).map_err(|never| match never {}).boxed();
-    send(link.into(), method, path, body, length, timeout).await
+    send(link.into(), method, path, full(body), length, timeout).await
+}
+
+/// A request body held whole in memory.
+fn full(body: Bytes) -> BoxBody<Bytes, std::io::Error> {
+    Full::new(body).map_err(|never| match never {}).boxed()
 }
 
 /// One request with `body` (of `length` bytes, when known) on a fresh connection,

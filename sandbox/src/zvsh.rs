@@ -11,7 +11,7 @@
 //! the first `zvsh.cfg` found in `.`, `~` (as `.zvsh.cfg`) or `/etc`.
 
 use std::fs;
-use std::io::Read;
+use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -150,21 +150,16 @@ impl Settings {
                     }
                     ("manifest", _) | ("fstab", _) => {}
                     ("env", k) => s.env.push((k.to_string(), value.to_string())),
-                    ("limits", "reads") => {
-                        s.limits.gets = num()?;
-                        ranged(sec, key, value, manifest::check_limit("reads", s.limits.gets, None))?;
-                    }
-                    ("limits", "rbytes") => {
-                        s.limits.get_size = num()?;
-                        ranged(sec, key, value, manifest::check_limit("rbytes", s.limits.get_size, None))?;
-                    }
-                    ("limits", "writes") => {
-                        s.limits.puts = num()?;
-                        ranged(sec, key, value, manifest::check_limit("writes", s.limits.puts, None))?;
-                    }
-                    ("limits", "wbytes") => {
-                        s.limits.put_size = num()?;
-                        ranged(sec, key, value, manifest::check_limit("wbytes", s.limits.put_size, None))?;
+                    ("limits", key @ ("reads" | "rbytes" | "writes" | "wbytes")) => {
+                        let v = num()?;
+                        ranged(sec, key, value, manifest::check_limit(key, v, None))?;
+                        let l = &mut s.limits;
+                        *match key {
+                            "reads" => &mut l.gets,
+                            "rbytes" => &mut l.get_size,
+                            "writes" => &mut l.puts,
+                            _ => &mut l.put_size,
+                        } = v;
                     }
                     (_, k) => {
                         return Err(err(format!(
@@ -209,10 +204,17 @@ fn std_channel(alias: &str, fd: i32, limits: Limits) -> Result<(ChannelSpec, Cha
     Ok((ChannelSpec::new(ChannelSource::Path(alias.into()), alias.to_string(), AccessType::SeqGetSeqPut, l), ch))
 }
 
-/// Finds `name` inside a tar and extracts it to `dir`.
-fn extract_from_tar(tar: &Path, name: &str, dir: &Path) -> std::io::Result<Option<PathBuf>> {
-    let (file, _) = crate::channel::open_path(tar, crate::channel::Access::READ, std::time::Instant::now())
-        .map_err(|e| std::io::Error::other(session::error_chain(&e)))?;
+/// Finds `name` inside the tar open as `tar` (the image's channel, already
+/// opened and checked) and extracts it to `dir`. The channel's file position
+/// is shared, so it is put back at the start afterwards.
+fn extract_from_tar(tar: &Channel, name: &str, dir: &Path) -> std::io::Result<Option<PathBuf>> {
+    let mut file = fs::File::from(tar.fd.try_clone()?);
+    let found = find_in_tar(&mut file, name, dir);
+    file.rewind()?;
+    found
+}
+
+fn find_in_tar(file: &mut fs::File, name: &str, dir: &Path) -> std::io::Result<Option<PathBuf>> {
     let mut archive = tar::Archive::new(file);
     for entry in archive.entries()? {
         let mut entry = entry?;
@@ -280,10 +282,12 @@ impl Command {
                 return Err(ZvshError::Image { spec: spec.clone(), message: "no such file".into() });
             }
             // Attached first, so a tar the channel rules refuse is refused
-            // (code 93) before anything is read from it.
-            attach(tar.clone(), true, &mut specs, &mut channels)?;
+            // (code 93) before anything is read from it, and the program is
+            // read from the descriptor that was checked.
+            attach(tar, true, &mut specs, &mut channels)?;
             if !program.exists() {
-                if let Some(found) = extract_from_tar(&tar, &self.program, scratch.path())
+                let image = channels.last().expect("the image was just attached");
+                if let Some(found) = extract_from_tar(image, &self.program, scratch.path())
                     .map_err(|e| ZvshError::Image { spec: spec.clone(), message: e.to_string() })?
                 {
                     program = found;

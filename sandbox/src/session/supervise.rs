@@ -464,6 +464,10 @@ impl Session {
         // stays flat whatever the region (up to all of `Memory`), and the
         // session's deadline is checked between pieces, so a guest that
         // jails its whole heap again and again still ends at its Timeout.
+        let refused = |v: validator::Violation| {
+            tracing::debug!("zvm_jail refused: {v}");
+            EPERM
+        };
         let mut sweep = validator::Sweep::new(addr);
         let mut at = addr;
         while at < end {
@@ -472,20 +476,14 @@ impl Session {
             if notify::read_guest(self.child.pid, at, &mut self.buf).ok() != Some(n) {
                 return Err(EINVAL);
             }
-            if let Err(v) = sweep.feed(&self.buf) {
-                tracing::debug!("zvm_jail refused: {v}");
-                return Err(EPERM);
-            }
+            sweep.feed(&self.buf).map_err(refused)?;
             at += n as u64;
             if Instant::now() >= self.deadline {
                 self.kill_for("session timeout".into(), ReturnCode::Killed);
                 return Err(EINVAL);
             }
         }
-        sweep.finish().map_err(|v| {
-            tracing::debug!("zvm_jail refused: {v}");
-            EPERM
-        })
+        sweep.finish().map_err(refused)
     }
 
     fn reap_blocking(&mut self) -> End {

@@ -44,6 +44,8 @@ mod return_codes;
 mod security_doc;
 #[path = "sandbox/sources.rs"]
 mod sources;
+#[path = "sandbox/static_zvsh.rs"]
+mod static_zvsh;
 #[path = "sandbox/traps.rs"]
 mod traps;
 #[path = "sandbox/unprivileged.rs"]

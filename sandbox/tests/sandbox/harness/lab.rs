@@ -89,7 +89,12 @@ impl Lab {
 
     /// `zvsh`, run in the temp dir with its caches and config confined to it.
     pub fn zvsh(&self) -> Zvsh {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_zvsh"));
+        self.zvsh_at(Path::new(env!("CARGO_BIN_EXE_zvsh")))
+    }
+
+    /// The `zvsh` binary at `bin` (another build of it), run as [`Lab::zvsh`] runs.
+    pub fn zvsh_at(&self, bin: &Path) -> Zvsh {
+        let mut cmd = Command::new(bin);
         cmd.current_dir(self.dir())
             .env("XDG_CACHE_HOME", self.path(".cache"))
             .env("HOME", self.dir())

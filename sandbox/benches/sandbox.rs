@@ -7,7 +7,8 @@
 //! 1. start-up: a hello guest through `zvsh --manifest` and through the
 //!    library, against a native static hello and against other jails;
 //! 2. throughput: a `cat` guest copying stdin to stdout through pipes
-//!    against coreutils `cat`;
+//!    against coreutils `cat`, in pairs (`zvsh` grows its pipes to 1 MiB, as
+//!    it does for every user);
 //! 3. per-call cost of a one-byte `zvm_pwrite` to /dev/null, direct and
 //!    mediated, against a native `pwrite`;
 //! 4. validator throughput on a large real code segment, and the cost of a
@@ -77,6 +78,7 @@ fn main() {
     let zvsh = std::env::var("ZVSH").unwrap_or_else(|_| env!("CARGO_BIN_EXE_zvsh").to_string());
     let runs: usize = std::env::var("BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(300);
     let cat_mb: usize = std::env::var("BENCH_CAT_MB").ok().and_then(|v| v.parse().ok()).unwrap_or(1024);
+    let cat_rounds: usize = std::env::var("BENCH_CAT_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
     let tmp = tempfile::tempdir().expect("tempdir");
     let d = tmp.path();
     let zvm_gcc = root.join("guest/zvm-gcc");
@@ -134,17 +136,27 @@ fn main() {
     }
     println!("   {:34} {:>8.3} ms  {:>6.2}x native", "library spawn-to-exit (in process)", ms(lib), ms(lib) / ms(base));
 
-    // 2. cat through pipes.
+    // 2. cat through pipes: pairs, each pair in the other order from the last, so
+    // that a neighbour's burst of load lands on both sides as often.
     let n = cat_mb << 20;
     let mut native_t = Vec::new();
     let mut guest_t = Vec::new();
-    for _ in 0..3 {
-        native_t.push(pipe_through(&["cat"], n));
-        guest_t.push(pipe_through(&[&zvsh, cat.to_str().unwrap()], n));
+    for round in 0..cat_rounds {
+        let native = || pipe_through(&["cat"], n);
+        let guest = || pipe_through(&[&zvsh, cat.to_str().unwrap()], n);
+        if round % 2 == 0 {
+            native_t.push(native());
+            guest_t.push(guest());
+        } else {
+            guest_t.push(guest());
+            native_t.push(native());
+        }
     }
+    let pairs: Vec<String> =
+        native_t.iter().zip(&guest_t).map(|(nt, gt)| format!("{:.2}", nt.as_secs_f64() / gt.as_secs_f64())).collect();
     let (nt, gt) = (median(native_t), median(guest_t));
     let rate = |t: Duration| n as f64 / t.as_secs_f64() / 1e9;
-    println!("\n2. {cat_mb} MiB stdin -> stdout through pipes, median of 3");
+    println!("\n2. {cat_mb} MiB stdin -> stdout through pipes, median of {cat_rounds} interleaved pairs");
     println!("   {:34} {:>8.3} s   {:>6.2} GB/s", "coreutils cat", nt.as_secs_f64(), rate(nt));
     println!(
         "   {:34} {:>8.3} s   {:>6.2} GB/s  {:.2}x native throughput",
@@ -153,6 +165,7 @@ fn main() {
         rate(gt),
         rate(gt) / rate(nt)
     );
+    println!("   {:34} {}", "each pair (cat time / guest time)", pairs.join(" "));
 
     // 3. Per-call cost.
     let calls = 2_000_000usize;

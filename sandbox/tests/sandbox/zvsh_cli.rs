@@ -214,3 +214,21 @@ fn zvm_image_runs_a_program_from_inside_the_tar() {
         &[("argv.0", &"dump")],
     );
 }
+
+#[test]
+fn zvsh_grows_its_stdout_pipe_to_a_mebibyte() {
+    use std::io::Read;
+
+    use nix::fcntl::{fcntl, FcntlArg};
+
+    let lab = Lab::new();
+    let data = noise(1 << 20, 7);
+    let mut child = lab.zvsh().arg(guest("cat")).stdin(data.clone()).spawn();
+    let mut stdout = child.stdout.take().expect("stdout pipe");
+    let mut got = Vec::new();
+    stdout.read_to_end(&mut got).expect("read the guest's output");
+    assert!(child.wait().expect("wait for zvsh").success());
+    assert!(got == data, "cat changed the data: {} bytes in, {} out", data.len(), got.len());
+    let size = fcntl(&stdout, FcntlArg::F_GETPIPE_SZ).expect("F_GETPIPE_SZ");
+    assert_eq!(size, zerolab_sandbox::channel::PIPE_SIZE, "zvsh left its stdout pipe at {size} bytes");
+}

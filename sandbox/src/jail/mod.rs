@@ -1,24 +1,29 @@
 //! The jail: a guest in its own process, fresh address space and seccomp filter.
 //!
-//! [`launch`] is the whole isolation sequence, in order:
+//! [`launch`] is the whole isolation sequence, in the order of [`Step`] (the
+//! rows of `docs/security.md`'s table):
 //!
-//! 1. the image, layout and loader are sealed memfds (`memfd`, `layout`,
-//!    `loader`): what was validated is what gets mapped;
-//! 2. a socket pair for the start-up handshake;
-//! 3. the child is cloned into a new pid namespace and new (or, for a root
-//!    supervisor, shared: `namespaces`) user/mount/ipc/uts namespaces, its descriptors are reduced
-//!    to the channels, it gets its resource limits, drops its privileges, sets
-//!    `no_new_privs` and execs the loader (`spawn`), which a root supervisor
-//!    made execute-only so the guest is not dumpable from exec on (`loader`);
-//! 4. the loader builds the guest's address space from the layout alone:
-//!    image, heap, stack with guard page, read-only manifest area; it unmaps
-//!    the vDSO and its own stack, makes `rdtsc`, `rdtscp` and `cpuid` fault
-//!    and ignores `SIGXFSZ`, then installs the seccomp filter last
-//!    (`loader/loader.c`, policy in `seccomp`);
-//! 5. `zl_enter`, in the trampoline page, sends the filter's listener to the
-//!    supervisor, unmaps the loader and jumps to the guest;
-//! 6. the supervisor holds the listener: every call the filter did not allow
-//!    comes to it (`notify`), and it kills the guest for any violation.
+//! - [`Step::SealedFiles`]: the image, layout and loader are sealed memfds
+//!   (`memfd`, `layout`, `loader`): what was validated is what gets mapped;
+//!   then a socket pair for the start-up handshake;
+//! - [`Step::Namespaces`] to [`Step::ExecLoader`] (`spawn`): the child is
+//!   cloned into a new pid namespace and new (or, for a root supervisor,
+//!   shared: `namespaces`) user/mount/ipc/uts namespaces, its descriptors are
+//!   reduced to the channels, it gets its resource limits, drops its
+//!   privileges, sets `no_new_privs` and the parent-death signal and execs
+//!   the loader, which a root supervisor made execute-only so the guest is
+//!   not dumpable from exec on ([`Step::NotDumpable`], `loader`);
+//! - [`Step::MapGuest`] to [`Step::SeccompFilter`] (`loader/loader.c`, policy
+//!   in `seccomp`): the loader builds the guest's address space from the
+//!   layout alone: image, heap, stack with guard page, read-only manifest
+//!   area; it unmaps the vDSO and its own stack, makes `rdtsc`, `rdtscp` and
+//!   `cpuid` fault and ignores `SIGXFSZ`, then installs the seccomp filter last;
+//! - [`Step::EnterGuest`]: `zl_enter`, in the trampoline page, sends the
+//!   filter's listener to the supervisor, unmaps the loader and jumps to the
+//!   guest.
+//!
+//! From then on the supervisor holds the listener: every call the filter did
+//! not allow comes to it (`notify`), and it kills the guest for any violation.
 //!
 //! A step that cannot be applied stops the launch (fail closed); the two
 //! exceptions are namespaces, which the kernel may refuse to unprivileged
@@ -33,6 +38,7 @@ pub mod namespaces;
 pub mod notify;
 pub mod seccomp;
 pub mod spawn;
+pub mod step;
 
 use std::ffi::CString;
 use std::io::IoSliceMut;
@@ -44,6 +50,7 @@ use nix::sys::socket::{self, ControlMessageOwned, MsgFlags};
 
 use self::notify::Listener;
 use self::spawn::{Child, Plan, Rlimit, SpawnError};
+pub use self::step::Step;
 
 /// I/O counters of the guest process (from `/proc/PID/io`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -131,7 +138,7 @@ pub struct Spec {
 /// Runs the isolation sequence (see the module doc) and returns once the
 /// guest is running with the supervisor holding its listener.
 pub fn launch(spec: Spec, deadline: Instant) -> Result<Launched, JailError> {
-    // Steps 1-2: sealed files exist; the handshake socket.
+    // Step::SealedFiles: the sealed files exist; then the handshake socket.
     let loader = loader::fd()?;
     let (ours, theirs) = socket::socketpair(
         socket::AddressFamily::Unix,
@@ -143,7 +150,7 @@ pub fn launch(spec: Spec, deadline: Instant) -> Result<Launched, JailError> {
     let n = spec.channels.len();
     let mut fds = spec.channels;
     fds.extend([theirs.as_raw_fd(), spec.image, spec.layout.as_raw_fd(), loader]);
-    // Step 3: the child, up to exec of the loader.
+    // Step::Namespaces to Step::ExecLoader: the child, up to exec of the loader.
     let child = spawn::spawn(Plan {
         fds,
         rlimits: spec.rlimits,
@@ -154,7 +161,7 @@ pub fn launch(spec: Spec, deadline: Instant) -> Result<Launched, JailError> {
     })?;
     drop(theirs);
     drop(spec.layout);
-    // Steps 4-5 run in the child; wait for the listener.
+    // Step::MapGuest to Step::EnterGuest run in the child; wait for the listener.
     match receive_hello(&ours, deadline) {
         Ok((listener, baseline)) => Ok(Launched { child, listener, baseline }),
         Err(e) => {

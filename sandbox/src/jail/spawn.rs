@@ -9,39 +9,51 @@
 //! parent across the clone so no handler can run in the child; the loader
 //! unblocks them after exec has reset the handlers.
 //!
-//! The steps, in order (each a line in `child_main`):
-//! 1. namespaces come from the clone flags (user for non-root, pid, mount,
-//!    ipc, uts); a non-root child then maps its own uid/gid and denies
-//!    `setgroups`, which must precede any credential change; a root child
-//!    joins the shared mount, ipc and uts namespaces (`namespaces.rs`) while
-//!    it still holds the descriptors and the privilege to;
-//! 2. file descriptors: the channels become `0..N`, then the start-up socket
-//!    (N), the image (N+1), the layout (N+2) and the loader (N+3, close-on-
-//!    exec); every other descriptor is closed; then `/proc/self/io` is opened
-//!    at N+4 for the loader's I/O baseline, before step 4, after which a root
-//!    supervisor's child is not dumpable and its /proc files are root's;
-//! 3. resource limits (address space from `Memory`, no core dumps, descriptor
-//!    and CPU-time caps), set while still privileged enough to lower them;
-//! 4. privileges: root drops its groups, then gid, then uid to `nobody`;
-//!    a non-root child is already unprivileged and loses its namespace
-//!    capabilities at exec. A root supervisor's loader is execute-only
-//!    (`loader.rs`), so the kernel makes its exec non-dumpable from the first
-//!    instruction on: no other process of `nobody` may trace the guest, read
-//!    or write its memory or take its descriptors (`ptrace`, `pidfd_getfd`,
-//!    `process_vm_readv`, `/proc/PID/mem`), while the supervisor, holding
-//!    `CAP_SYS_PTRACE`, still may. That needs `fs.suid_dumpable` 0 or 2, so
-//!    a root supervisor refuses to start guests where it is 1. A non-root
-//!    supervisor's guest runs as the supervisor's own user, whose processes
-//!    can trace the supervisor itself anyway, and stays dumpable so that the
-//!    supervisor can read its `/proc/PID/io`;
-//! 5. `no_new_privs`, required for an unprivileged seccomp filter and so exec
-//!    can never gain privileges;
-//! 6. parent-death signal, after the credential change (which clears it);
-//! 7. exec the loader, which maps the guest and installs the filter last.
+//! The steps, in order, each a block in `child_main` named by its [`Step`] (the
+//! rows of `docs/security.md`'s table; 1 is done by then, 9-13 follow exec):
+//! - [`Step::Namespaces`] come from the clone flags (user for non-root, pid,
+//!   mount, ipc, uts); a non-root child then maps its own uid/gid and denies
+//!   `setgroups`, which must precede any credential change; a root child
+//!   joins the shared mount, ipc and uts namespaces (`namespaces.rs`) while
+//!   it still holds the descriptors and the privilege to;
+//! - [`Step::Descriptors`]: the channels become `0..N`, then the start-up
+//!   socket (N), the image (N+1), the layout (N+2) and the loader (N+3,
+//!   close-on-exec); every other descriptor is closed; then `/proc/self/io`
+//!   is opened at N+4 for the loader's I/O baseline, before
+//!   [`Step::DropPrivileges`], after which a root supervisor's child is not
+//!   dumpable and its /proc files are root's;
+//! - [`Step::ResourceLimits`] (address space from `Memory`, no core dumps,
+//!   descriptor and CPU-time caps), set while still privileged enough to
+//!   lower them;
+//! - [`Step::DropPrivileges`]: root drops its groups, then gid, then uid to
+//!   `nobody`; a non-root child is already unprivileged and loses its
+//!   namespace capabilities at exec. A root supervisor's loader is
+//!   execute-only (`loader.rs`), so the kernel makes its exec non-dumpable
+//!   from the first instruction on ([`Step::NotDumpable`]): no other process
+//!   of `nobody` may trace the guest, read or write its memory or take its
+//!   descriptors (`ptrace`, `pidfd_getfd`, `process_vm_readv`,
+//!   `/proc/PID/mem`), while the supervisor, holding `CAP_SYS_PTRACE`, still
+//!   may. That needs `fs.suid_dumpable` 0 or 2, so a root supervisor refuses
+//!   to start guests where it is 1. A non-root supervisor's guest runs as the
+//!   supervisor's own user, whose processes can trace the supervisor itself
+//!   anyway, and stays dumpable so that the supervisor can read its
+//!   `/proc/PID/io`;
+//! - [`Step::NoNewPrivs`], required for an unprivileged seccomp filter and so
+//!   exec can never gain privileges;
+//! - [`Step::ParentDeathSignal`], after the credential change (which clears it);
+//! - [`Step::ExecLoader`]: the loader maps the guest and installs the filter last.
+//!
+//! Everything here is raw `libc`, not `nix`: the child runs between a
+//! `CLONE_VM | CLONE_VFORK` clone and exec, in the parent's memory, where only
+//! async-signal-safe system calls are allowed (and glibc's credential
+//! wrappers would signal the parent's threads); the parent's side needs
+//! `clone`'s `CLONE_PIDFD` out-parameter, which `nix::sched::clone` lacks.
 
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+
+use super::step::Step;
 
 /// The unprivileged identity a root supervisor drops guests to.
 pub const NOBODY: u32 = 65534;
@@ -96,28 +108,15 @@ pub enum SpawnError {
     )]
     Dumpable,
     /// A step in the child failed.
-    #[error("jail step `{step}` failed in the guest process")]
+    #[error("jail step {step} failed in the guest process")]
     Step {
         /// Which step.
-        step: &'static str,
+        step: Step,
         /// The errno.
         #[source]
         source: io::Error,
     },
 }
-
-const STEPS: [&str; 10] = [
-    "",
-    "write uid/gid maps",
-    "duplicate descriptors",
-    "close other descriptors",
-    "set resource limits",
-    "drop privileges",
-    "set no_new_privs",
-    "set parent-death signal",
-    "exec the loader",
-    "join the shared namespaces",
-];
 
 struct Ctx {
     fds: Vec<RawFd>,
@@ -130,7 +129,7 @@ struct Ctx {
     maps: [(CString, CString); 3],
     argv: Vec<*const libc::c_char>,
     envp: [*const libc::c_char; 1],
-    fail_step: usize,
+    fail_step: Option<Step>,
     fail_errno: i32,
 }
 
@@ -157,17 +156,18 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
     // SAFETY: `arg` is the `Ctx` the parent passed to clone; the parent is
     // suspended (CLONE_VFORK) until we exec or exit, so nobody else touches it.
     let ctx = unsafe { &mut *(arg as *mut Ctx) };
-    let fail = |ctx: &mut Ctx, step: usize| -> libc::c_int {
+    let fail = |ctx: &mut Ctx, step: Step| -> libc::c_int {
         ctx.fail_errno = last_errno();
-        ctx.fail_step = step;
+        ctx.fail_step = Some(step);
         // SAFETY: _exit never returns and runs no atexit handlers or destructors.
         unsafe { libc::_exit(127) }
     };
-    // Step 1: a non-root child maps its own ids in its new user namespace.
+    // Step::Namespaces: a non-root child maps its own ids in its new user
+    // namespace; a root child joins the shared ones.
     if ctx.userns {
         for (path, data) in &ctx.maps {
             if !write_file(path, data) {
-                return fail(ctx, 1);
+                return fail(ctx, Step::Namespaces);
             }
         }
     }
@@ -175,18 +175,18 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
         for (fd, kind) in join.into_iter().zip([libc::CLONE_NEWNS, libc::CLONE_NEWIPC, libc::CLONE_NEWUTS]) {
             // SAFETY: setns on a namespace descriptor the parent keeps open.
             if unsafe { libc::setns(fd, kind) } < 0 {
-                return fail(ctx, 9);
+                return fail(ctx, Step::Namespaces);
             }
         }
     }
-    // Step 2: descriptors. First move every source above all targets (so no
+    // Step::Descriptors: first move every source above all targets (so no
     // dup2 clobbers a source not yet moved), then into place.
     let n = ctx.fds.len();
     for i in 0..n {
         // SAFETY: F_DUPFD_CLOEXEC on descriptors the parent keeps open.
         let tmp = unsafe { libc::fcntl(ctx.fds[i], libc::F_DUPFD_CLOEXEC, ctx.scratch_base) };
         if tmp < 0 {
-            return fail(ctx, 2);
+            return fail(ctx, Step::Descriptors);
         }
         ctx.fds[i] = tmp;
     }
@@ -194,7 +194,7 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
         // SAFETY: dup2 between descriptors this process owns; it clears
         // close-on-exec on the target, which is what the channels need.
         if unsafe { libc::dup2(src, target as RawFd) } < 0 {
-            return fail(ctx, 2);
+            return fail(ctx, Step::Descriptors);
         }
     }
     let loader = (n - 1) as RawFd;
@@ -202,10 +202,10 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
     // table; the path is a static NUL-terminated string.
     unsafe {
         if libc::fcntl(loader, libc::F_SETFD, libc::FD_CLOEXEC) < 0 {
-            return fail(ctx, 2);
+            return fail(ctx, Step::Descriptors);
         }
         if libc::syscall(libc::SYS_close_range, n as u32, u32::MAX, 0) < 0 {
-            return fail(ctx, 3);
+            return fail(ctx, Step::Descriptors);
         }
         // Lands at N+4, the lowest free descriptor; without it the report
         // just lacks the direct channels' counts, as the loader tells it.
@@ -213,16 +213,16 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
             libc::open(c"/proc/self/io".as_ptr(), libc::O_RDONLY);
         }
     }
-    // Step 3: resource limits.
+    // Step::ResourceLimits.
     for r in &ctx.rlimits {
         let lim = libc::rlimit { rlim_cur: r.value, rlim_max: r.value };
         // SAFETY: prlimit64 on ourselves with a valid struct.
         if unsafe { libc::syscall(libc::SYS_prlimit64, 0, r.resource, &lim, std::ptr::null_mut::<libc::rlimit>()) } < 0
         {
-            return fail(ctx, 4);
+            return fail(ctx, Step::ResourceLimits);
         }
     }
-    // Step 4: privileges (groups, then gid, then uid: each needs the one
+    // Step::DropPrivileges (groups, then gid, then uid: each needs the one
     // after). Raw system calls: glibc's wrappers would broadcast the change
     // to the threads of the parent, whose memory this child shares.
     if ctx.root && !ctx.privileged {
@@ -234,21 +234,21 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
                 && libc::syscall(libc::SYS_setresuid, id, id, id) == 0
         };
         if !ok {
-            return fail(ctx, 5);
+            return fail(ctx, Step::DropPrivileges);
         }
     }
     // SAFETY: prctl with integer arguments only.
     unsafe {
-        // Step 5.
+        // Step::NoNewPrivs.
         if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 {
-            return fail(ctx, 6);
+            return fail(ctx, Step::NoNewPrivs);
         }
-        // Step 6.
+        // Step::ParentDeathSignal.
         if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) < 0 {
-            return fail(ctx, 7);
+            return fail(ctx, Step::ParentDeathSignal);
         }
     }
-    // Step 7.
+    // Step::ExecLoader.
     // SAFETY: argv/envp are NULL-terminated arrays of valid C strings owned by
     // the parent, alive until the parent resumes.
     unsafe {
@@ -261,7 +261,7 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
             libc::AT_EMPTY_PATH,
         );
     }
-    fail(ctx, 8)
+    fail(ctx, Step::ExecLoader)
 }
 
 /// Starts the jailed child for `plan`. The calling thread must outlive the
@@ -292,7 +292,7 @@ pub fn spawn(plan: Plan) -> Result<Child, SpawnError> {
         ],
         argv,
         envp: [std::ptr::null()],
-        fail_step: 0,
+        fail_step: None,
         fail_errno: 0,
     };
     let mut ns = libc::CLONE_NEWPID;
@@ -309,15 +309,12 @@ pub fn spawn(plan: Plan) -> Result<Child, SpawnError> {
     let mut last_err = io::Error::from_raw_os_error(libc::EINVAL);
     for &(ns, note) in attempts {
         ctx.userns = ns & libc::CLONE_NEWUSER != 0;
-        ctx.fail_step = 0;
+        ctx.fail_step = None;
         match clone_once(&mut ctx, ns) {
             Ok((pid, pidfd)) => {
-                if ctx.fail_step != 0 {
+                if let Some(step) = ctx.fail_step {
                     reap(pid);
-                    return Err(SpawnError::Step {
-                        step: STEPS[ctx.fail_step],
-                        source: io::Error::from_raw_os_error(ctx.fail_errno),
-                    });
+                    return Err(SpawnError::Step { step, source: io::Error::from_raw_os_error(ctx.fail_errno) });
                 }
                 return Ok(Child { pid, pidfd, isolation_note: note.map(str::to_string) });
             }

@@ -1,12 +1,14 @@
-//! `docs/security.md` in step with the code: the channel devices and ordinary
-//! file systems it lists are the ones `channel::open_path` accepts, and every
-//! test module it cites for an attack exists. (The allowed-calls table is
+//! `docs/security.md` in step with the code: the jail's steps in its table are
+//! `jail::Step`'s, in order; the channel devices and ordinary file systems it
+//! lists are the ones `channel::open_path` accepts; and every test module it
+//! cites for an attack exists. (The allowed-calls table is
 //! checked against the seccomp policy in `src/jail/seccomp_tests.rs`.)
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
 use zerolab_sandbox::channel::{DEVICES, ORDINARY};
+use zerolab_sandbox::jail::Step;
 
 const DOC: &str = include_str!("../../../docs/security.md");
 
@@ -60,4 +62,29 @@ fn every_attack_test_the_doc_cites_exists() {
         n += 1;
     }
     assert!(n >= 8, "only {n} modules cited");
+}
+
+#[test]
+fn the_documented_jail_steps_are_the_codes_in_order() {
+    let layer = section("## Layer 2");
+    let table = layer.split("\n\n").find(|b| b.trim_start().starts_with("| # | step")).expect("the steps table");
+    let rows: Vec<(String, String)> = table
+        .lines()
+        .skip(2)
+        .map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            (cells[1].to_string(), cells[2].to_string())
+        })
+        .collect();
+    assert_eq!(
+        rows.len(),
+        Step::ALL.len(),
+        "docs/security.md lists {} steps, the code {}",
+        rows.len(),
+        Step::ALL.len()
+    );
+    for ((number, text), step) in rows.iter().zip(Step::ALL) {
+        assert_eq!(number, &step.number().to_string(), "row {number:?} is {step:?} in the code");
+        assert!(text.starts_with(step.title()), "row {number} should begin {:?}, but reads {text:?}", step.title());
+    }
 }

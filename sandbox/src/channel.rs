@@ -22,7 +22,7 @@
 //! descriptors 0, 1, 2, checked the same way by [`inherit`].
 
 use std::fs::File;
-use std::io;
+use std::io::{self, Seek};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
@@ -135,7 +135,7 @@ impl Channel {
         let meta = file.metadata()?;
         let regular = meta.file_type().is_file();
         let size = if regular && access.random_get() { meta.len() } else { 0 };
-        let network = meta.file_type().is_socket() && is_tcp(file.as_raw_fd());
+        let network = meta.file_type().is_socket() && is_tcp(&file);
         Ok(Channel { alias: alias.into(), access, limits, etag: false, fd: file.into(), size, regular, network })
     }
 
@@ -178,10 +178,7 @@ impl Channel {
         let regular = kind == Kind::Regular;
         if readable && writable && spec.access == AccessType::RandGetSeqPut && regular {
             // Type 1: sequential puts append after the existing data.
-            // SAFETY: lseek on a descriptor we own.
-            if unsafe { libc::lseek(file.as_raw_fd(), 0, libc::SEEK_END) } < 0 {
-                return Err(open_err(io::Error::last_os_error()));
-            }
+            (&file).seek(io::SeekFrom::End(0)).map_err(open_err)?;
         }
         let size = if regular && spec.access.random_get() { file.metadata().map_err(open_err)?.len() } else { 0 };
         Ok(Channel {
@@ -237,16 +234,11 @@ impl Channel {
 }
 
 /// Whether `fd` is an IPv4 or IPv6 stream socket.
-fn is_tcp(fd: RawFd) -> bool {
-    let int_option = |name| {
-        let mut value: libc::c_int = 0;
-        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: getsockopt writes at most `len` bytes into `value`.
-        let r = unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, name, (&raw mut value).cast(), &mut len) };
-        (r == 0).then_some(value)
-    };
-    matches!(int_option(libc::SO_DOMAIN), Some(libc::AF_INET | libc::AF_INET6))
-        && int_option(libc::SO_TYPE) == Some(libc::SOCK_STREAM)
+fn is_tcp(fd: &File) -> bool {
+    use nix::sys::socket::{getsockname, getsockopt, sockopt, AddressFamily, SockType, SockaddrLike, SockaddrStorage};
+    let family = getsockname::<SockaddrStorage>(fd.as_raw_fd()).ok().and_then(|a| a.family());
+    matches!(family, Some(AddressFamily::Inet | AddressFamily::Inet6))
+        && getsockopt(fd, sockopt::SockType).is_ok_and(|t| t == SockType::Stream)
 }
 
 /// `tcpi_state` values (`include/net/tcp_states.h`) in which the peer's end
@@ -271,6 +263,7 @@ struct TcpInfo {
     bytes_received: u64,
 }
 
+/// Raw `getsockopt`: nix has no `TCP_INFO` option.
 fn tcp_info(fd: RawFd) -> Option<TcpInfo> {
     let mut info = TcpInfo::default();
     let mut len = std::mem::size_of::<TcpInfo>() as libc::socklen_t;
@@ -280,6 +273,7 @@ fn tcp_info(fd: RawFd) -> Option<TcpInfo> {
 }
 
 /// The bytes in a socket's receive (`FIONREAD`) or send (`TIOCOUTQ`) queue.
+/// Raw `ioctl`: nix only has macros that generate the same unsafe call.
 fn queued(fd: RawFd, request: libc::Ioctl) -> Option<u64> {
     let mut n: libc::c_int = 0;
     // SAFETY: both requests write one int.

@@ -15,6 +15,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use nix::sys::resource::{getrlimit, Resource};
+
 use crate::abi;
 use crate::channel::{Channel, ChannelError};
 use crate::codes::ReturnCode;
@@ -206,9 +208,7 @@ pub fn stack_size(memory: u64) -> u64 {
 /// `nobody` sending its listener at start-up. A tight limit made concurrent
 /// start-ups fail, so it is generous (bounded by the supervisor's own).
 fn descriptor_limit(channels: u32) -> u64 {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit fills a valid struct.
-    let hard = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 { lim.rlim_max } else { 1024 };
+    let hard = getrlimit(Resource::RLIMIT_NOFILE).map_or(1024, |(_, hard)| hard);
     (u64::from(channels) + 8).max(hard.min(1 << 16))
 }
 
@@ -256,9 +256,7 @@ fn file_size_limit(channels: &[Channel], bounds: &[u64]) -> u64 {
         .map(|(_, &b)| b)
         .max()
         .unwrap_or(0);
-    let mut own = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit fills a valid struct.
-    let hard = if unsafe { libc::getrlimit(libc::RLIMIT_FSIZE, &mut own) } == 0 { own.rlim_max } else { u64::MAX };
+    let hard = getrlimit(Resource::RLIMIT_FSIZE).map_or(u64::MAX, |(_, hard)| hard);
     largest.min(hard)
 }
 

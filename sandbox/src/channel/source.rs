@@ -36,12 +36,13 @@
 
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::time::Instant;
 
 use nix::errno::Errno;
-use nix::sys::stat::{FileStat, SFlag};
+use nix::fcntl::OFlag;
+use nix::sys::stat::{self, FileStat, SFlag};
 
 use crate::codes::ReturnCode;
 
@@ -362,6 +363,8 @@ pub fn open_path(path: &Path, access: Access, deadline: Instant) -> Result<(File
 /// must be open for `access`. `shown` names it in errors.
 pub fn inherit(fd: RawFd, shown: &str, access: Access) -> Result<(File, Kind), SourceError> {
     let fail = |f: Fail| f.at(shown.to_owned());
+    // Raw: `fd` may be closed (then EBADF), which nix's `fcntl` would need a
+    // `BorrowedFd` for, and a borrowed descriptor must be open.
     // SAFETY: F_DUPFD_CLOEXEC only reads the descriptor table; a closed `fd` is EBADF.
     let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
     if dup < 0 {
@@ -372,12 +375,11 @@ pub fn inherit(fd: RawFd, shown: &str, access: Access) -> Result<(File, Kind), S
     let dup = unsafe { OwnedFd::from_raw_fd(dup) };
     let st = nix::sys::stat::fstat(&dup).map_err(|e| fail(e.into()))?;
     let kind = classify(dup.as_fd(), &st, true, &format!("descriptor {fd}")).map_err(fail)?;
-    // SAFETY: F_GETFL on a descriptor we own.
-    let flags = unsafe { libc::fcntl(dup.as_raw_fd(), libc::F_GETFL) };
-    let mode = flags & libc::O_ACCMODE;
-    let missing = if access.read && mode == libc::O_WRONLY {
+    let flags = nix::fcntl::fcntl(&dup, nix::fcntl::FcntlArg::F_GETFL).map_err(|e| fail(e.into()))?;
+    let mode = OFlag::from_bits_truncate(flags) & OFlag::O_ACCMODE;
+    let missing = if access.read && mode == OFlag::O_WRONLY {
         Some("reading")
-    } else if access.write && mode == libc::O_RDONLY {
+    } else if access.write && mode == OFlag::O_RDONLY {
         Some("writing")
     } else {
         None
@@ -408,8 +410,7 @@ pub(crate) fn on_ordinary_fs(fd: BorrowedFd<'_>, at: &dyn Fn() -> String) -> Res
 }
 
 fn is_terminal(fd: BorrowedFd<'_>) -> bool {
-    // SAFETY: isatty only issues TCGETS on a descriptor we borrow.
-    unsafe { libc::isatty(fd.as_raw_fd()) == 1 }
+    nix::unistd::isatty(fd).unwrap_or(false)
 }
 
 /// What `fd` (with status `st`) is, or why it may not be a channel. `inherited`:
@@ -422,7 +423,8 @@ pub(crate) fn classify(fd: BorrowedFd<'_>, st: &FileStat, inherited: bool, at: &
         SFlag::S_IFSOCK if inherited => Ok(Kind::Socket),
         SFlag::S_IFSOCK => Err(Refusal::SocketPath.into()),
         SFlag::S_IFCHR => {
-            let (major, minor) = (libc::major(st.st_rdev), libc::minor(st.st_rdev));
+            // Linux device numbers are 12 and 20 bits wide: both fit in u32.
+            let (major, minor) = (stat::major(st.st_rdev) as u32, stat::minor(st.st_rdev) as u32);
             if DEVICES.iter().any(|(ma, mi, _)| (*ma, *mi) == (major, minor)) {
                 Ok(Kind::Device)
             } else if inherited && is_terminal(fd) {

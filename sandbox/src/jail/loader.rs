@@ -28,8 +28,7 @@ static LOADER_FD: OnceLock<Result<OwnedFd, String>> = OnceLock::new();
 pub fn fd() -> std::io::Result<RawFd> {
     let fd = LOADER_FD.get_or_init(|| {
         note_cpuid_faulting();
-        // SAFETY: geteuid cannot fail.
-        let root = unsafe { libc::geteuid() } == 0;
+        let root = nix::unistd::geteuid().is_root();
         sealed_memfd_from(c"zerolab-loader", |f| {
             f.write_all(LOADER)?;
             if root {
@@ -51,6 +50,7 @@ pub fn fd() -> std::io::Result<RawFd> {
 /// faulting is unsupported.
 fn cpuid_faulting() -> bool {
     const ARCH_SET_CPUID: libc::c_long = 0x1012;
+    // Raw: nix has no arch_prctl.
     // SAFETY: arch_prctl with integer arguments; enabling cpuid is a no-op here.
     unsafe { libc::syscall(libc::SYS_arch_prctl, ARCH_SET_CPUID, 1) == 0 }
 }

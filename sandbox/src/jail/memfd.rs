@@ -7,18 +7,14 @@
 
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
+
+use nix::fcntl::{fcntl, FcntlArg, SealFlag};
+use nix::sys::memfd::{memfd_create, MFdFlags};
 
 /// Creates a memfd, lets `fill` write it, then seals it.
 pub fn sealed_memfd_from(name: &std::ffi::CStr, fill: impl FnOnce(&mut File) -> io::Result<()>) -> io::Result<OwnedFd> {
-    // SAFETY: memfd_create takes a valid NUL-terminated name and flags; the
-    // returned descriptor is checked and owned exactly once below.
-    let raw = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
-    if raw < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `raw` is a fresh descriptor nobody else owns.
-    let mut file = unsafe { File::from_raw_fd(raw) };
+    let mut file = File::from(memfd_create(name, MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING)?);
     fill(&mut file)?;
     let fd = OwnedFd::from(file);
     seal(&fd)?;
@@ -27,10 +23,7 @@ pub fn sealed_memfd_from(name: &std::ffi::CStr, fill: impl FnOnce(&mut File) -> 
 
 /// Seals a memfd against any further change.
 pub fn seal(fd: &OwnedFd) -> io::Result<()> {
-    let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
-    // SAFETY: F_ADD_SEALS on a descriptor we own; no pointers involved.
-    if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, seals) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let seals = SealFlag::F_SEAL_SEAL | SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_GROW | SealFlag::F_SEAL_WRITE;
+    fcntl(fd, FcntlArg::F_ADD_SEALS(seals))?;
     Ok(())
 }

@@ -211,12 +211,11 @@ fn receive_hello(sock: &OwnedFd, deadline: Instant) -> Result<(Listener, Option<
     Ok((listener, baseline))
 }
 
-/// Kills a child and waits for it.
+/// Kills a child and waits for it (the signal raw: nix has no pidfd_send_signal).
 pub fn kill_and_reap(child: &Child) {
-    // SAFETY: pidfd_send_signal on our own pidfd; waitpid on our own child.
+    // SAFETY: pidfd_send_signal on our own pidfd, no pointers but the null info.
     unsafe {
         libc::syscall(libc::SYS_pidfd_send_signal, child.pidfd.as_raw_fd(), libc::SIGKILL, std::ptr::null::<u8>(), 0);
-        let mut status = 0;
-        libc::waitpid(child.pid, &mut status, 0);
     }
+    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(child.pid), None);
 }

@@ -31,8 +31,7 @@ static SHARED: OnceLock<Option<Shared>> = OnceLock::new();
 /// Descriptors of the shared (mount, ipc, uts) namespaces, made on first use;
 /// `None` when the supervisor is not root or they could not be made.
 pub fn shared() -> Option<[RawFd; 3]> {
-    // SAFETY: geteuid cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
+    if !nix::unistd::geteuid().is_root() {
         return None;
     }
     let shared = SHARED.get_or_init(|| match create() {
@@ -79,8 +78,6 @@ fn create() -> std::io::Result<Shared> {
     })();
     // Closing our end lets the holder exit; the namespaces live on in `fds`.
     drop(ours);
-    let mut status = 0;
-    // SAFETY: waitpid on our own child.
-    unsafe { libc::waitpid(holder.pid, &mut status, 0) };
+    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(holder.pid), None);
     opened
 }

@@ -7,12 +7,16 @@
 //! (`clone` is not in its policy) and stopped in the notified call, so what
 //! the supervisor reads cannot change before it answers.
 
-use std::io;
+use std::io::{self, IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, OwnedFd};
+
+use nix::sys::uio::{process_vm_readv, process_vm_writev, RemoteIoVec};
+use nix::unistd::Pid;
 
 use super::seccomp::Call;
 
-// ioctl numbers from <linux/seccomp.h>: _IOWR('!', 0, struct seccomp_notif),
+// The listener's ioctls are raw `libc` calls: nix has no seccomp notification
+// wrappers. Numbers from <linux/seccomp.h>: _IOWR('!', 0, struct seccomp_notif),
 // _IOWR('!', 1, struct seccomp_notif_resp).
 const NOTIF_RECV: libc::c_ulong = 0xc050_2100;
 const NOTIF_SEND: libc::c_ulong = 0xc018_2101;
@@ -96,25 +100,12 @@ impl Listener {
 
 /// Reads guest memory `[addr, addr + buf.len())`.
 pub fn read_guest(pid: libc::pid_t, addr: u64, buf: &mut [u8]) -> io::Result<usize> {
-    let local = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
-    let remote = libc::iovec { iov_base: addr as *mut libc::c_void, iov_len: buf.len() };
-    // SAFETY: the local iovec covers `buf`; the remote one is only used by the
-    // kernel against the guest's address space.
-    let n = unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(n as usize)
+    let remote = [RemoteIoVec { base: addr as usize, len: buf.len() }];
+    Ok(process_vm_readv(Pid::from_raw(pid), &mut [IoSliceMut::new(buf)], &remote)?)
 }
 
 /// Writes `buf` into guest memory at `addr`.
 pub fn write_guest(pid: libc::pid_t, addr: u64, buf: &[u8]) -> io::Result<usize> {
-    let local = libc::iovec { iov_base: buf.as_ptr() as *mut libc::c_void, iov_len: buf.len() };
-    let remote = libc::iovec { iov_base: addr as *mut libc::c_void, iov_len: buf.len() };
-    // SAFETY: as in read_guest; the kernel only reads `buf`.
-    let n = unsafe { libc::process_vm_writev(pid, &local, 1, &remote, 1, 0) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(n as usize)
+    let remote = [RemoteIoVec { base: addr as usize, len: buf.len() }];
+    Ok(process_vm_writev(Pid::from_raw(pid), &[IoSlice::new(buf)], &remote)?)
 }

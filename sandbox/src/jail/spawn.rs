@@ -43,15 +43,18 @@
 //! - [`Step::ParentDeathSignal`], after the credential change (which clears it);
 //! - [`Step::ExecLoader`]: the loader maps the guest and installs the filter last.
 //!
-//! Everything here is raw `libc`, not `nix`: the child runs between a
+//! The child's code is raw `libc`, not `nix`: it runs between a
 //! `CLONE_VM | CLONE_VFORK` clone and exec, in the parent's memory, where only
-//! async-signal-safe system calls are allowed (and glibc's credential
-//! wrappers would signal the parent's threads); the parent's side needs
-//! `clone`'s `CLONE_PIDFD` out-parameter, which `nix::sched::clone` lacks.
+//! async-signal-safe system calls on prepared data are allowed (and glibc's
+//! credential wrappers would signal the parent's threads). The parent's side
+//! uses `nix` but for `clone` itself: it needs the `CLONE_PIDFD`
+//! out-parameter, which `nix::sched::clone` lacks.
 
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+
+use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow};
 
 use super::step::Step;
 
@@ -267,9 +270,8 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
 /// Starts the jailed child for `plan`. The calling thread must outlive the
 /// guest: the kernel's parent-death signal follows the thread that forked.
 pub fn spawn(plan: Plan) -> Result<Child, SpawnError> {
-    // SAFETY: getuid/getgid cannot fail.
-    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-    let root = uid == 0;
+    let (uid, gid) = (nix::unistd::getuid(), nix::unistd::getgid());
+    let root = uid.is_root();
     if root && !plan.privileged && suid_dumpable_is_1() {
         return Err(SpawnError::Dumpable);
     }
@@ -329,16 +331,9 @@ fn clone_once(ctx: &mut Ctx, ns: libc::c_int) -> io::Result<(libc::pid_t, OwnedF
     let mut stack = vec![0u8; STACK];
     let mut pidfd: libc::c_int = -1;
     let flags = ns | libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD | libc::SIGCHLD;
-    // SAFETY: sigset_t is plain data; all-zero is a valid value.
-    let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
-    // SAFETY: sigset operations on local storage; the old mask is restored
-    // right after clone on every path.
-    unsafe {
-        libc::sigfillset(&mut all);
-        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
-    }
+    // Every signal blocked across the clone, the old mask restored right after on every path.
+    let mut old = SigSet::empty();
+    pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::all()), Some(&mut old)).map_err(io::Error::from)?;
     // SAFETY: the stack is ours and outlives the child's use of it (the parent
     // is suspended until exec or exit); `ctx` stays valid for the same span;
     // child_main obeys the vfork rules stated in the module doc.
@@ -352,8 +347,7 @@ fn clone_once(ctx: &mut Ctx, ns: libc::c_int) -> io::Result<(libc::pid_t, OwnedF
         )
     };
     let err = io::Error::last_os_error();
-    // SAFETY: restores the mask saved above.
-    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+    let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
     if pid < 0 {
         return Err(err);
     }
@@ -370,7 +364,5 @@ fn suid_dumpable_is_1() -> bool {
 
 /// Waits for a child that failed before exec.
 fn reap(pid: libc::pid_t) {
-    let mut status = 0;
-    // SAFETY: waitpid on our own child.
-    unsafe { libc::waitpid(pid, &mut status, 0) };
+    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
 }

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::sys::wait::{waitid, Id, WaitPidFlag};
 
 use crate::channel::{Channel, SocketBytes};
 use crate::codes::ReturnCode;
@@ -343,8 +344,8 @@ impl Session {
         }
         if delivered < got && offset.is_none() && self.channels[idx].regular {
             // Give back what a sequential file read could not deliver.
-            // SAFETY: lseek on a descriptor we own.
-            unsafe { libc::lseek(self.channels[idx].fd.as_raw_fd(), delivered as i64 - got as i64, libc::SEEK_CUR) };
+            let back = delivered as i64 - got as i64;
+            let _ = nix::unistd::lseek(&self.channels[idx].fd, back, nix::unistd::Whence::SeekCur);
         }
         if let Some(h) = &mut self.usage[idx].etag {
             h.update(&self.buf[..delivered]);
@@ -390,6 +391,7 @@ impl Session {
             }
             let iov = libc::iovec { iov_base: self.buf.as_mut_ptr().cast(), iov_len: len };
             let flags = if nowait { libc::RWF_NOWAIT } else { 0 };
+            // Raw: nix has no preadv2/pwritev2 (the flags carry RWF_NOWAIT).
             // SAFETY: the iovec covers our own buffer of `len` bytes.
             let r = unsafe {
                 match dir {
@@ -487,19 +489,8 @@ impl Session {
     }
 
     fn reap_blocking(&mut self) -> End {
-        // Read the zombie's counters before reaping it.
-        let mut info: libc::siginfo_t =
-            // SAFETY: siginfo_t is plain data; zeroed is a valid value.
-            unsafe { std::mem::zeroed() };
-        // SAFETY: waitid on our own pidfd with WNOWAIT leaves the zombie in place.
-        unsafe {
-            libc::waitid(
-                libc::P_PIDFD,
-                self.child.pidfd.as_raw_fd() as libc::id_t,
-                &mut info,
-                libc::WEXITED | libc::WNOWAIT,
-            );
-        }
+        // Read the zombie's counters before reaping it: WNOWAIT leaves it in place.
+        let _ = waitid(Id::PIDFd(self.child.pidfd.as_fd()), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT);
         let io = match self.exit {
             Some((_, Some(io))) => Some(io),
             _ => IoCounters::of(self.child.pid),
@@ -507,6 +498,7 @@ impl Session {
         let mut status = 0;
         // SAFETY: rusage is plain data; zeroed is a valid value.
         let mut rusage: libc::rusage = unsafe { std::mem::zeroed() };
+        // Raw: nix has no wait4, the one call that reaps and returns the rusage.
         // SAFETY: wait4 on our own child with valid out-pointers.
         unsafe {
             libc::wait4(self.child.pid, &mut status, 0, &mut rusage);
@@ -589,7 +581,7 @@ impl Session {
     }
 }
 
-/// Kills the guest behind `pidfd`.
+/// Kills the guest behind `pidfd` (raw: nix has no pidfd_send_signal).
 fn kill_pidfd(pidfd: &OwnedFd) {
     // SAFETY: pidfd_send_signal on a pidfd we hold; no pointers but the null info.
     unsafe {

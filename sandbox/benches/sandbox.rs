@@ -122,7 +122,7 @@ fn main() {
     let mut times: Vec<Vec<Duration>> = vec![Vec::new(); cases.len()];
     for i in 0..runs {
         for (c, t) in cases.iter().zip(times.iter_mut()) {
-            if c.0.starts_with("firejail") && i >= runs / 10 {
+            if c.0.starts_with("firejail") && i >= runs.div_ceil(10) {
                 continue;
             }
             t.push(run_quiet(&c.1));

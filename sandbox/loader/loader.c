@@ -5,7 +5,8 @@
  * static program, so the guest starts in a fresh address space holding none
  * of the runtime's memory. Everything the loader does comes from the
  * supervisor's sealed layout file (layout.h); it parses nothing the guest
- * wrote. Steps, in order:
+ * wrote. Steps, in order (the loader's own numbering; in docs/security.md's
+ * table, jail::Step, 1-6 are step 10, 7 is 11, 8 is 12 and 9 is 13):
  *   1. switch to the loader's own stack and unblock signals (the supervisor
  *      blocked them around fork; exec has reset their handlers);
  *   2. unmap the kernel-made stack and the vDSO/vvar pages (no vDSO: the guest

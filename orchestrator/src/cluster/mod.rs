@@ -1,6 +1,6 @@
 //! Cluster files, read with this build's providers: the [`zerolab_config::cluster`]
 //! module (schema, checks, expansion, [`ClusterBuilder`]) with the orchestrator's
-//! [`REGISTRY`](crate::provider::REGISTRY) passed in. [`from_str`] and [`from_path`] are
+//! [`REGISTRY`] passed in. [`from_str`] and [`from_path`] are
 //! how the commands read a cluster file.
 //!
 //! ```

@@ -1,7 +1,7 @@
 //! The provider lifecycle: how a lab's nodes come to exist, are reached, and go away.
 //!
 //! [`Provider`] is the one interface every kind implements (`netns`, `ssh`, `vagrant`,
-//! `pxe`, one module each); the [`registry`](super::registry) maps a cluster's
+//! `pxe`, one module each); the [`registry`] maps a cluster's
 //! provider to its implementation, and [`of`] is how commands get it.
 //! What a command does with it, in order: [`Provider::check`] before anything is touched,
 //! [`Provider::create`] (idempotent: an existing node is kept), [`Provider::address`] of

@@ -1,7 +1,7 @@
 //! `netns`: each node is a network namespace on this machine, joined to a lab bridge on
 //! the lab subnet, with its own sshd. The default provider.
 //!
-//! Cluster file: everything from [`BASE`](super::BASE): nodes get addresses from the lab subnet
+//! Cluster file: everything from [`BASE`]: nodes get addresses from the lab subnet
 //! (default [`DEFAULT_SUBNET`]), log in as `root` with the key pair the lab generates
 //! (so `key` does not apply), and have no fields of their own yet.
 //!

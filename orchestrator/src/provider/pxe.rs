@@ -1,7 +1,7 @@
 //! `pxe`: machines that boot from the network, known by the MAC address of their boot
 //! interface; the lab serves DHCP (a fixed lease per MAC) and the boot image.
 //!
-//! Cluster file: [`BASE`](super::BASE) with its own lab subnet ([`DEFAULT_SUBNET`]) and a required
+//! Cluster file: [`BASE`] with its own lab subnet ([`DEFAULT_SUBNET`]) and a required
 //! `mac` per node, so `count` cannot be used (each machine is listed with its MAC).
 //!
 //! Lifecycle: not implemented yet (a later issue); every step of [`Provider`](super::Provider)

@@ -1,7 +1,7 @@
 //! `vagrant`: virtual machines made by Vagrant (libvirt provider), on a private network
 //! with the lab subnet.
 //!
-//! Cluster file: [`BASE`](super::BASE) with its own lab subnet ([`DEFAULT_SUBNET`]), the `vagrant`
+//! Cluster file: [`BASE`] with its own lab subnet ([`DEFAULT_SUBNET`]), the `vagrant`
 //! user, and the machine's `box`, `memory_mb` and `cpus` (defaults [`DEFAULT_BOX`],
 //! [`DEFAULT_MEMORY_MB`], [`DEFAULT_CPUS`]). The box is built locally (no box can be
 //! downloaded on the lab machines), hence a zerolab box name by default.

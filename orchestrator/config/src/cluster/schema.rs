@@ -6,7 +6,7 @@
 //! say what was expected) and strict where serde gives a good one: every struct denies
 //! unknown fields, so a typo is an error with a location and a did-you-mean.
 //!
-//! Versioning follows Kubernetes' (and so kind's) `TypeMeta`: [`TypeMeta`] is read first,
+//! Versioning follows Kubernetes' (and so kind's) `TypeMeta`: [`TypeMeta`](crate::document::TypeMeta) is read first,
 //! ignoring everything else, and only a supported `apiVersion` and `kind` select the
 //! schema the rest of the file is read with. A future `zerolab/v2` adds its own
 //! `ClusterFile` and converts it into the same validated [`Cluster`](super::Cluster).
@@ -36,10 +36,10 @@ pub type Labels = BTreeMap<String, String>;
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, expecting = "a cluster file (a mapping with apiVersion, kind, name, provider and nodes)")]
 pub struct ClusterFile {
-    /// Checked by [`TypeMeta`] first.
+    /// Checked by [`TypeMeta`](crate::document::TypeMeta) first.
     #[serde(rename = "apiVersion")]
     pub api_version: String,
-    /// Checked by [`TypeMeta`] first.
+    /// Checked by [`TypeMeta`](crate::document::TypeMeta) first.
     pub kind: String,
     /// The lab's name.
     pub name: String,

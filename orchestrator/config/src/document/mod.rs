@@ -19,6 +19,7 @@ mod yaml;
 pub use self::check::Checker;
 pub use self::diagnostic::{Diagnostic, Diagnostics, LoadError};
 pub use self::location::{Location, Segment, SourceMap, YamlPath};
+pub use self::read::TypeMeta;
 
 /// The one `apiVersion` this build reads.
 pub const API_VERSION: &str = "zerolab/v1";

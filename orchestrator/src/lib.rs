@@ -1,10 +1,11 @@
 //! `zerolab`, the orchestrator: reads a cluster file, brings up labs of many machines,
 //! provisions them over SSH and runs the node agent on each.
 //!
-//! [`cluster::Cluster`] reads, checks and expands the cluster file; [`job::Job`] does the
-//! same for job files (guest groups wired by channels, and ZeroCloud's JSON); [`provider`]
-//! holds the one list of providers, what each reads from the file and its lifecycle
-//! ([`provider::Provider`]: create, address of a node, destroy); [`lab`] is the lab
+//! [`cluster`] reads, checks and expands the cluster file with this build's providers;
+//! [`job::Job`] does the same for job files (guest groups wired by channels, and
+//! ZeroCloud's JSON); both come from the `zerolab-config` crate, which holds no async
+//! code. [`provider`] holds the one registry of providers, what each reads from the file
+//! and its lifecycle ([`provider::Provider`]: create, address of a node, destroy); [`lab`] is the lab
 //! directory and its state; [`ssh`] reaches nodes, and [`mux`] keeps one connection per
 //! node for the lab's commands; [`install`] is what zerolab puts on them (the agent and
 //! its service, from the scripts in [`templates`]); [`agent_client`] talks to their
@@ -12,9 +13,9 @@
 //! the `up`/`down`, `status`, `exec`, `sandbox run`, `inventory` and `ssh` commands.
 //!
 //! ```
-//! use zerolab::cluster::{Cluster, NodeSelector};
+//! use zerolab::cluster::NodeSelector;
 //!
-//! let cluster = Cluster::from_str(
+//! let cluster = zerolab::cluster::from_str(
 //!     "apiVersion: zerolab/v1\nkind: Cluster\nname: demo\nprovider: netns\n\
 //!      nodes:\n  - {name: node, count: 3, labels: {zone: a}}\n  - {name: edge, address: 10.77.0.50}\n",
 //!     "demo.yaml",
@@ -33,7 +34,7 @@ pub mod cluster;
 pub mod exec;
 pub mod install;
 pub mod inventory;
-pub mod job;
+pub use zerolab_config::job;
 pub mod lab;
 pub mod login;
 pub mod mux;

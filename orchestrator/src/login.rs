@@ -116,7 +116,7 @@ mod tests {
     #[test]
     fn an_unknown_node_gets_a_did_you_mean() {
         let text = "apiVersion: zerolab/v1\nkind: Cluster\nname: demo\nnodes:\n  - {name: node, count: 3}\n";
-        let cluster = Cluster::from_str(text, "demo.yaml").unwrap();
+        let cluster = crate::cluster::from_str(text, "demo.yaml").unwrap();
         let root = tempfile::tempdir().unwrap();
         let err = command(root.path(), &cluster, "node-4", &[]).unwrap_err();
         assert_eq!(err.to_string(), "no node named `node-4`; expected a node name such as `node-1`");

@@ -77,7 +77,7 @@ fn main() -> ExitCode {
 /// Loads the cluster file and runs `command` on it; an invalid or unreadable file is
 /// reported as `validate` reports it.
 fn with_cluster(file: &std::path::Path, command: impl FnOnce(&Cluster) -> anyhow::Result<u8>) -> ExitCode {
-    let cluster = match Cluster::from_path(file) {
+    let cluster = match zerolab::cluster::from_path(file) {
         Ok(cluster) => cluster,
         Err(err) => return load_error(err),
     };
@@ -205,7 +205,7 @@ fn validate(file: &std::path::Path, with_cluster: bool) -> ExitCode {
         print_line(&mut io::stderr().lock(), &line);
         return ExitCode::from(EXIT_USAGE);
     }
-    match Cluster::from_path(file) {
+    match zerolab::cluster::from_path(file) {
         Ok(cluster) => {
             let names: Vec<&str> = cluster.nodes().iter().map(|node| node.name.as_str()).collect();
             let line = format!(
@@ -233,7 +233,7 @@ fn validate_job(file: &std::path::Path, cluster: Option<&std::path::Path>) -> Ex
     };
     let mut line = format!("{}: valid: {}", file.display(), job.summary());
     if let Some(cluster) = cluster {
-        let cluster = match Cluster::from_path(cluster) {
+        let cluster = match zerolab::cluster::from_path(cluster) {
             Ok(cluster) => cluster,
             Err(err) => return load_error(err),
         };

@@ -43,7 +43,7 @@ fn example_cluster_with(x: u8, entry: &str) -> Cluster {
         .replace("name: netns-3\n", &format!("name: nt{x}\n"))
         .replace("10.77.0.0/24", &format!("10.77.{x}.0/24"))
         .replace("count: 3", entry);
-    Cluster::from_str(&text, "netns-3.yaml").unwrap()
+    zerolab::cluster::from_str(&text, "netns-3.yaml").unwrap()
 }
 
 fn ssh(lab: &Lab, address: &str, command: &str) -> std::process::Output {

@@ -5,11 +5,11 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
 use super::*;
-use crate::provider::{pxe, ssh, vagrant};
+use crate::provider::{netns, pxe, ssh, vagrant};
 
 /// The lines `text` is rejected with (as `LINE:COL: message`), or `["ok"]`.
 fn diagnose(text: &str) -> Vec<String> {
-    match Cluster::from_str(text, "t.yaml") {
+    match super::from_str(text, "t.yaml") {
         Ok(_) => vec!["ok".to_owned()],
         Err(diagnostics) => diagnostics
             .iter()
@@ -333,7 +333,7 @@ nodes:
   - name: r1-n{n}
     count: 2
 ";
-    let cluster = Cluster::from_str(text, "t.yaml").unwrap();
+    let cluster = super::from_str(text, "t.yaml").unwrap();
     assert_eq!(cluster.host_address(), Some(Ipv4Addr::new(10, 9, 0, 1)));
     let got: Vec<(String, String, usize)> =
         cluster.nodes().iter().map(|n| (n.name.clone(), n.address.to_string(), n.entry)).collect();
@@ -356,7 +356,7 @@ nodes:
 #[test]
 fn fills_a_small_subnet_exactly() {
     let text = format!("{}network: {{subnet: 10.0.0.0/29}}\nnodes: [{{name: n, count: 5}}]\n", head("netns"));
-    let cluster = Cluster::from_str(&text, "t.yaml").unwrap();
+    let cluster = super::from_str(&text, "t.yaml").unwrap();
     let last = &cluster.nodes()[4];
     assert_eq!(
         (last.name.as_str(), last.address.clone()),
@@ -366,28 +366,28 @@ fn fills_a_small_subnet_exactly() {
 
 #[test]
 fn applies_each_providers_defaults() {
-    let vagrant = Cluster::from_str(&format!("{}nodes: [{{name: v, cpus: 2}}]\n", head("vagrant")), "t").unwrap();
+    let vagrant = super::from_str(&format!("{}nodes: [{{name: v, cpus: 2}}]\n", head("vagrant")), "t").unwrap();
     let node = &vagrant.nodes()[0];
     assert_eq!((node.user.as_str(), node.address.to_string()), ("vagrant", "10.78.0.2".to_owned()));
     let want = vagrant::Settings { box_name: vagrant::DEFAULT_BOX.into(), memory_mb: 1024, cpus: 2 };
-    assert_eq!(node.settings, NodeSettings::Vagrant(want));
+    assert_eq!(node.settings.get::<vagrant::Settings>(), Some(&want));
 
-    let pxe =
-        Cluster::from_str(&format!("{}nodes: [{{name: p, mac: 52:54:00:AA:00:01}}]\n", head("pxe")), "t").unwrap();
+    let pxe = super::from_str(&format!("{}nodes: [{{name: p, mac: 52:54:00:AA:00:01}}]\n", head("pxe")), "t").unwrap();
     let node = &pxe.nodes()[0];
     assert_eq!((node.user.as_str(), node.address.to_string()), ("root", "10.79.0.2".to_owned()));
-    assert_eq!(node.settings, NodeSettings::Pxe(pxe::Settings { mac: "52:54:00:aa:00:01".parse().unwrap() }));
+    assert_eq!(node.settings.get(), Some(&pxe::Settings { mac: "52:54:00:aa:00:01".parse().unwrap() }));
+    assert_eq!(node.settings.get::<vagrant::Settings>(), None, "another provider's settings");
 
     let text = format!(
         "{}defaults: {{user: ops, key: ~/.ssh/k}}\nnodes: [{{name: s, address: fd00::7, port: 2222}}]\n",
         head("ssh")
     );
-    let cluster = Cluster::from_str(&text, "t").unwrap();
+    let cluster = super::from_str(&text, "t").unwrap();
     let node = &cluster.nodes()[0];
     assert_eq!(cluster.subnet(), None);
     assert_eq!(node.address.to_string(), "fd00::7");
     assert_eq!(node.key, Some(PathBuf::from("~/.ssh/k")));
-    assert_eq!((node.settings.clone(), node.ssh_port()), (NodeSettings::Ssh(ssh::Settings { port: 2222 }), 2222));
+    assert_eq!((node.settings.get(), node.ssh_port()), (Some(&ssh::Settings { port: 2222 }), 2222));
 }
 
 #[test]
@@ -398,24 +398,23 @@ fn reads_crlf_and_a_byte_order_mark() {
 
 #[test]
 fn provider_defaults_to_netns() {
-    let cluster =
-        Cluster::from_str("apiVersion: zerolab/v1\nkind: Cluster\nname: t\nnodes: [{name: a}]\n", "t").unwrap();
-    assert_eq!((cluster.provider(), cluster.nodes()[0].ssh_port()), (ProviderKind::Netns, 22));
+    let cluster = super::from_str("apiVersion: zerolab/v1\nkind: Cluster\nname: t\nnodes: [{name: a}]\n", "t").unwrap();
+    assert_eq!((cluster.provider(), cluster.nodes()[0].ssh_port()), (netns::KIND, 22));
 }
 
 #[test]
 fn the_examples_are_valid() {
     let examples = [
-        ("netns-3.yaml", include_str!("../../../examples/netns-3.yaml"), ProviderKind::Netns),
-        ("ssh.yaml", include_str!("../../../examples/ssh.yaml"), ProviderKind::Ssh),
-        ("vagrant.yaml", include_str!("../../../examples/vagrant.yaml"), ProviderKind::Vagrant),
-        ("pxe.yaml", include_str!("../../../examples/pxe.yaml"), ProviderKind::Pxe),
+        ("netns-3.yaml", include_str!("../../../examples/netns-3.yaml"), netns::KIND),
+        ("ssh.yaml", include_str!("../../../examples/ssh.yaml"), ssh::KIND),
+        ("vagrant.yaml", include_str!("../../../examples/vagrant.yaml"), vagrant::KIND),
+        ("pxe.yaml", include_str!("../../../examples/pxe.yaml"), pxe::KIND),
     ];
     for (name, text, provider) in examples {
-        let cluster = Cluster::from_str(text, name).unwrap_or_else(|e| panic!("{e}"));
+        let cluster = super::from_str(text, name).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(cluster.provider(), provider, "{name}");
     }
-    let lab = Cluster::from_str(examples[0].1, "netns-3.yaml").unwrap();
+    let lab = super::from_str(examples[0].1, "netns-3.yaml").unwrap();
     let names: Vec<&str> = lab.nodes().iter().map(|n| n.name.as_str()).collect();
     assert_eq!(names, ["node-1", "node-2", "node-3"]);
 }

@@ -1,21 +1,21 @@
 //! The provider lifecycle: how a lab's nodes come to exist, are reached, and go away.
 //!
 //! [`Provider`] is the one interface every kind implements (`netns`, `ssh`, `vagrant`,
-//! `pxe`, one module each); [`ProviderKind::provider`] is the one list that maps a
-//! cluster file's `provider:` to its implementation, and [`of`] is how commands get it.
+//! `pxe`, one module each); the [`registry`] maps a cluster's
+//! provider to its implementation, and [`of`] is how commands get it.
 //! What a command does with it, in order: [`Provider::check`] before anything is touched,
 //! [`Provider::create`] (idempotent: an existing node is kept), [`Provider::address`] of
 //! each node to provision it over SSH, [`Provider::destroy`] on `zerolab down`. Power off
 //! and on are optional: the default says the provider does not support them.
 //!
-//! Design: a trait object, not generics, so the list is a plain `match` and a command
+//! Design: a trait object, not generics, so the registry is a plain list and a command
 //! holds `&dyn Provider` whatever the kind. The steps that run over the network return
 //! boxed futures (`BoxFuture`), which keeps the trait object-safe; the rest are plain calls.
 
 use std::future::Future;
 use std::pin::Pin;
 
-use super::{netns, pxe, ssh, vagrant, ProviderKind};
+use super::{netns, registry, ProviderKind};
 use crate::cluster::{Cluster, Node};
 use crate::lab::{Lab, LabError};
 use crate::ssh::Target;
@@ -142,21 +142,9 @@ pub trait Provider: Send + Sync {
     }
 }
 
-impl ProviderKind {
-    /// This provider's lifecycle.
-    pub fn provider(self) -> &'static dyn Provider {
-        match self {
-            ProviderKind::Netns => &netns::Netns,
-            ProviderKind::Ssh => &ssh::Ssh,
-            ProviderKind::Vagrant => &vagrant::LIFECYCLE,
-            ProviderKind::Pxe => &pxe::LIFECYCLE,
-        }
-    }
-}
-
 /// The provider of `cluster`, once it has passed [`Provider::check`].
 pub fn of(cluster: &Cluster) -> Result<&'static dyn Provider, ProviderError> {
-    let provider = cluster.provider().provider();
+    let provider = registry::definition(cluster.provider()).lifecycle;
     provider.check(cluster)?;
     Ok(provider)
 }

@@ -14,20 +14,29 @@
 mod host;
 pub mod names;
 
-use std::net::Ipv4Addr;
 use std::path::Path;
 
 pub use self::host::{create, destroy, sshd_config, NetnsError, SSHD};
 pub use self::names::Names;
 
-use super::{BoxFuture, Created, Provider, ProviderError, ProviderKind, ProviderSpec, BASE};
-use crate::cluster::net::Subnet;
-use crate::cluster::validate::{Checker, EntryView};
+use zerolab_config::cluster::net::Subnet;
+use zerolab_config::cluster::{Checker, EntryView};
+
+use super::{
+    BoxFuture, Created, Definition, NodeSettings, Provider, ProviderConfig, ProviderError, ProviderKind,
+    ProviderSettings, ProviderSpec, BASE,
+};
 use crate::cluster::Cluster;
 use crate::lab::{io_error, Lab};
 
-/// The lab subnet when `network.subnet` is not given.
-pub const DEFAULT_SUBNET: Subnet = Subnet::new(Ipv4Addr::new(10, 77, 0, 0), 24);
+/// The lab subnet when `network.subnet` is not given: the base's.
+pub const DEFAULT_SUBNET: Subnet = zerolab_config::cluster::provider::BASE_SUBNET;
+
+/// The `netns` provider, for the registry.
+pub const DEFINITION: Definition = Definition { kind: KIND, lifecycle: &Netns };
+
+/// Its handle.
+pub const KIND: ProviderKind = ProviderKind::new(&Netns);
 
 /// What `netns` reads from the cluster file: the base, unchanged.
 pub const SPEC: ProviderSpec = BASE;
@@ -36,16 +45,28 @@ pub const SPEC: ProviderSpec = BASE;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Settings {}
 
-pub(crate) fn node_settings(_entry: &EntryView<'_>, _check: &mut Checker<'_>) -> Option<Settings> {
-    Some(Settings {})
-}
+impl ProviderSettings for Settings {}
 
-/// The `netns` lifecycle: namespace hosts on this machine, reached with the lab's key.
+/// The `netns` provider: namespace hosts on this machine, reached with the lab's key.
 pub struct Netns;
+
+impl ProviderConfig for Netns {
+    fn name(&self) -> &'static str {
+        "netns"
+    }
+
+    fn spec(&self) -> &'static ProviderSpec {
+        &SPEC
+    }
+
+    fn node_settings(&self, _entry: &EntryView<'_>, _check: &mut Checker<'_>) -> Option<NodeSettings> {
+        Some(NodeSettings::new(KIND, Settings {}))
+    }
+}
 
 impl Provider for Netns {
     fn kind(&self) -> ProviderKind {
-        ProviderKind::Netns
+        KIND
     }
 
     /// Up while the lab's bridge exists (it is the first thing made, the last removed).

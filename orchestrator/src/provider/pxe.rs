@@ -9,15 +9,36 @@
 
 use std::net::Ipv4Addr;
 
-use super::lifecycle::NotImplemented;
-use super::{Addressing, ProviderKind, ProviderSpec, BASE};
-use crate::cluster::diagnostic::Problem;
-use crate::cluster::net::{MacAddr, Subnet};
-use crate::cluster::schema::NodeField;
-use crate::cluster::validate::{Checker, EntryView};
+use zerolab_config::cluster::{Checker, EntryView, Problem};
 
-/// The lifecycle: not implemented yet; every step says so in one line.
-pub(super) static LIFECYCLE: NotImplemented = NotImplemented(ProviderKind::Pxe);
+use super::lifecycle::NotImplemented;
+use super::{Addressing, Definition, NodeSettings, ProviderConfig, ProviderKind, ProviderSettings, ProviderSpec, BASE};
+use zerolab_config::cluster::net::{MacAddr, Subnet};
+use zerolab_config::cluster::schema::NodeField;
+
+/// The `pxe` provider, for the registry.
+pub const DEFINITION: Definition = Definition { kind: KIND, lifecycle: &NotImplemented(KIND) };
+
+/// Its handle.
+pub const KIND: ProviderKind = ProviderKind::new(&Pxe);
+
+/// The `pxe` provider's cluster-file half (its lifecycle is not implemented yet:
+/// every step says so in one line).
+pub struct Pxe;
+
+impl ProviderConfig for Pxe {
+    fn name(&self) -> &'static str {
+        "pxe"
+    }
+
+    fn spec(&self) -> &'static ProviderSpec {
+        &SPEC
+    }
+
+    fn node_settings(&self, entry: &EntryView<'_>, check: &mut Checker<'_>) -> Option<NodeSettings> {
+        node_settings(entry, check).map(|settings| NodeSettings::new(KIND, settings))
+    }
+}
 
 /// The lab subnet when `network.subnet` is not given.
 pub const DEFAULT_SUBNET: Subnet = Subnet::new(Ipv4Addr::new(10, 79, 0, 0), 24);
@@ -37,7 +58,14 @@ pub struct Settings {
     pub mac: MacAddr,
 }
 
-pub(crate) fn node_settings(entry: &EntryView<'_>, check: &mut Checker<'_>) -> Option<Settings> {
+/// Nodes are known by their MAC: no two nodes of a lab may share one.
+impl ProviderSettings for Settings {
+    fn mac(&self) -> Option<MacAddr> {
+        Some(self.mac)
+    }
+}
+
+fn node_settings(entry: &EntryView<'_>, check: &mut Checker<'_>) -> Option<Settings> {
     // A missing mac is reported by the common `required` check.
     let (text, path) = entry.mac()?;
     match text.parse() {

@@ -15,10 +15,13 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{Addressing, BoxFuture, Created, Provider, ProviderError, ProviderKind, ProviderSpec};
-use crate::cluster::diagnostic::Problem;
-use crate::cluster::schema::NodeField;
-use crate::cluster::validate::{Checker, EntryView};
+use zerolab_config::cluster::schema::NodeField;
+use zerolab_config::cluster::{Checker, EntryView, Problem};
+
+use super::{
+    Addressing, BoxFuture, Created, Definition, NodeSettings, Provider, ProviderConfig, ProviderError, ProviderKind,
+    ProviderSettings, ProviderSpec,
+};
 use crate::cluster::{Cluster, Node};
 use crate::install;
 use crate::lab::Lab;
@@ -26,7 +29,13 @@ use crate::ssh::{run_parallel, ConnectOptions, HostKeys, Session, Target};
 use crate::up::{cause, PARALLEL};
 
 /// The SSH port when `port` is not given.
-pub const DEFAULT_PORT: u16 = 22;
+pub const DEFAULT_PORT: u16 = zerolab_config::cluster::provider::DEFAULT_SSH_PORT;
+
+/// The `ssh` provider, for the registry.
+pub const DEFINITION: Definition = Definition { kind: KIND, lifecycle: &Ssh };
+
+/// Its handle.
+pub const KIND: ProviderKind = ProviderKind::new(&Ssh);
 
 /// What `ssh` reads from the cluster file.
 pub const SPEC: ProviderSpec = ProviderSpec {
@@ -43,24 +52,41 @@ pub struct Settings {
     pub port: u16,
 }
 
-pub(crate) fn node_settings(entry: &EntryView<'_>, check: &mut Checker<'_>) -> Option<Settings> {
-    match entry.port() {
-        None => Some(Settings { port: DEFAULT_PORT }),
-        Some((0, path)) => {
-            check.report(&path, Problem::PortZero);
-            None
-        }
-        Some((port, _)) => Some(Settings { port }),
+impl ProviderSettings for Settings {
+    fn ssh_port(&self) -> u16 {
+        self.port
     }
 }
 
-/// The `ssh` lifecycle: machines that exist; zerolab only adds itself to them, and
+/// The `ssh` provider: machines that exist; zerolab only adds itself to them, and
 /// removes itself again.
 pub struct Ssh;
 
+impl ProviderConfig for Ssh {
+    fn name(&self) -> &'static str {
+        "ssh"
+    }
+
+    fn spec(&self) -> &'static ProviderSpec {
+        &SPEC
+    }
+
+    fn node_settings(&self, entry: &EntryView<'_>, check: &mut Checker<'_>) -> Option<NodeSettings> {
+        let port = match entry.port() {
+            None => DEFAULT_PORT,
+            Some((0, path)) => {
+                check.report(&path, Problem::PortZero);
+                return None;
+            }
+            Some((port, _)) => port,
+        };
+        Some(NodeSettings::new(KIND, Settings { port }))
+    }
+}
+
 impl Provider for Ssh {
     fn kind(&self) -> ProviderKind {
-        ProviderKind::Ssh
+        KIND
     }
 
     /// Up while the lab directory exists: `up` made it, `down` removes it last.
@@ -176,7 +202,7 @@ mod tests {
     fn nodes_are_reached_with_their_own_key_and_port() {
         let text = "apiVersion: zerolab/v1\nkind: Cluster\nname: office\nprovider: ssh\n\
                     nodes:\n  - {name: a, address: 192.0.2.1, port: 2222, user: ops, key: /keys/a}\n";
-        let cluster = Cluster::from_str(text, "office.yaml").unwrap();
+        let cluster = crate::cluster::from_str(text, "office.yaml").unwrap();
         let lab = Lab::at("/labs", "office").unwrap();
         let target = Ssh.address(&lab, &cluster.nodes()[0]).unwrap();
         let expected = Target {

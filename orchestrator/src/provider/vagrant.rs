@@ -11,15 +11,36 @@
 
 use std::net::Ipv4Addr;
 
-use super::lifecycle::NotImplemented;
-use super::{Addressing, ProviderKind, ProviderSpec, BASE};
-use crate::cluster::diagnostic::Problem;
-use crate::cluster::net::Subnet;
-use crate::cluster::schema::NodeField;
-use crate::cluster::validate::{Checker, EntryView};
+use zerolab_config::cluster::{Checker, EntryView, Problem};
 
-/// The lifecycle: not implemented yet; every step says so in one line.
-pub(super) static LIFECYCLE: NotImplemented = NotImplemented(ProviderKind::Vagrant);
+use super::lifecycle::NotImplemented;
+use super::{Addressing, Definition, NodeSettings, ProviderConfig, ProviderKind, ProviderSettings, ProviderSpec, BASE};
+use zerolab_config::cluster::net::Subnet;
+use zerolab_config::cluster::schema::NodeField;
+
+/// The `vagrant` provider, for the registry.
+pub const DEFINITION: Definition = Definition { kind: KIND, lifecycle: &NotImplemented(KIND) };
+
+/// Its handle.
+pub const KIND: ProviderKind = ProviderKind::new(&Vagrant);
+
+/// The `vagrant` provider's cluster-file half (its lifecycle is not implemented yet:
+/// every step says so in one line).
+pub struct Vagrant;
+
+impl ProviderConfig for Vagrant {
+    fn name(&self) -> &'static str {
+        "vagrant"
+    }
+
+    fn spec(&self) -> &'static ProviderSpec {
+        &SPEC
+    }
+
+    fn node_settings(&self, entry: &EntryView<'_>, check: &mut Checker<'_>) -> Option<NodeSettings> {
+        node_settings(entry, check).map(|settings| NodeSettings::new(KIND, settings))
+    }
+}
 
 /// The lab subnet when `network.subnet` is not given.
 pub const DEFAULT_SUBNET: Subnet = Subnet::new(Ipv4Addr::new(10, 78, 0, 0), 24);
@@ -53,7 +74,9 @@ pub struct Settings {
     pub cpus: u32,
 }
 
-pub(crate) fn node_settings(entry: &EntryView<'_>, check: &mut Checker<'_>) -> Option<Settings> {
+impl ProviderSettings for Settings {}
+
+fn node_settings(entry: &EntryView<'_>, check: &mut Checker<'_>) -> Option<Settings> {
     let mut ok = true;
     let box_name = match entry.box_name() {
         None => DEFAULT_BOX.to_owned(),

@@ -92,7 +92,7 @@ impl LabHarness {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("lab.yaml");
         fs::write(&file, &text).unwrap();
-        let cluster = Cluster::from_str(&text, "lab.yaml").unwrap();
+        let cluster = zerolab::cluster::from_str(&text, "lab.yaml").unwrap();
         LabHarness { dir, file, cluster, agent }
     }
 

@@ -101,7 +101,7 @@ pub fn create(lab: &Lab, cluster: &Cluster) -> Result<LabState, NetnsError> {
 }
 
 fn preflight(lab: &Lab, cluster: &Cluster) -> Result<(), NetnsError> {
-    if cluster.provider() != ProviderKind::Netns {
+    if cluster.provider() != super::KIND {
         return Err(NetnsError::Provider { lab: lab.name().to_owned(), provider: cluster.provider() });
     }
     require_root()?;

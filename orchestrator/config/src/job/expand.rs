@@ -12,8 +12,8 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use crate::cluster::validate::Checker;
-use crate::cluster::YamlPath;
+use crate::document::Checker;
+use crate::document::YamlPath;
 
 use super::group::{Device, FileRef, Group};
 use super::problem::{Problem, MAX_CHANNELS, MAX_EDGES, MAX_INSTANCES};

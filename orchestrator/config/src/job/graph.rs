@@ -7,8 +7,8 @@
 
 use std::collections::HashMap;
 
-use crate::cluster::read::closest;
-use crate::cluster::validate::Checker;
+use crate::document::closest;
+use crate::document::Checker;
 
 use super::problem::Problem;
 use super::validate::Checked;

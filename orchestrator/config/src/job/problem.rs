@@ -8,9 +8,10 @@
 
 use std::path::PathBuf;
 
-use crate::cluster::document::{did_you_mean, list};
 use crate::cluster::names::{NameError, MAX_NODE_NAME};
-use crate::cluster::{ReadProblem, SelectorError};
+use crate::cluster::SelectorError;
+use crate::document::ReadProblem;
+use crate::document::{did_you_mean, list};
 
 use super::files::PathError;
 use super::units::{SizeError, TimeError};

@@ -2,7 +2,7 @@
 //! into a [`Job`] of [`Instance`]s and [`Edge`]s, or into located diagnostics.
 //!
 //! ```
-//! use zerolab::job::Job;
+//! use zerolab_config::job::Job;
 //!
 //! let dir = tempfile::tempdir()?;
 //! std::fs::write(dir.path().join("map"), b"guest")?;
@@ -38,7 +38,7 @@
 //! The pipeline reuses the cluster file's, one module per step: `read` (syntax and
 //! schema, stopping at the first error), `validate` (each group), `graph` (connect
 //! names, cycles, retries) and `expand` (instances and channels), all reported together
-//! through the cluster file's [`Diagnostics`]. [`Job::check_placement`] then assigns
+//! through the shared [`Diagnostics`]. [`Job::check_placement`] then assigns
 //! instances to a lab's nodes ([`placement`]). `docs/job.md` is the user's page.
 //!
 //! Checking reads the file system: programs and local inputs must exist (relative to
@@ -59,9 +59,10 @@ pub mod zerocloud;
 
 use std::path::Path;
 
-use crate::cluster::location::SourceMap;
-use crate::cluster::validate::Checker;
-use crate::cluster::{Cluster, Diagnostics, LoadError as DocumentLoadError};
+use crate::document::{Checker, Document};
+
+use crate::cluster::Cluster;
+use crate::document::{Diagnostics, LoadError as DocumentLoadError};
 
 pub use self::files::PathError;
 pub use self::group::{Device, DeviceName, FileRef, Group, PlacementRule, Program, Strategy};
@@ -153,9 +154,9 @@ impl Job {
     pub fn from_str(text: &str, file_name: &str) -> Result<Job, Diagnostics<Problem>> {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let format = if zerocloud::is_zerocloud(text) { Format::ZeroCloud } else { Format::Yaml };
-        let map = SourceMap::parse(text);
-        let mut check = Checker::new(&map);
-        let draft = read::read(text, file_name, &map, &mut check)
+        let document = Document::parse(text);
+        let mut check = Checker::new(document.map());
+        let draft = read::read(text, file_name, &document, &mut check)
             .map_err(|(location, problem)| Diagnostics::one(file_name, location, problem))?;
         let base = Path::new(file_name).parent().unwrap_or(Path::new(""));
         let parts = validate::validate(draft, base, check).map_err(|problems| {
@@ -244,7 +245,7 @@ impl Job {
 /// document whose `kind` is `Job`.
 pub fn is_job(text: &str) -> bool {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    zerocloud::is_zerocloud(text) || crate::cluster::read::kind_of(text).as_deref() == Some(schema::KIND)
+    zerocloud::is_zerocloud(text) || crate::document::read::kind_of(text).as_deref() == Some(schema::KIND)
 }
 
 /// Whether the file at `path` is a job (see [`is_job`]); false when it cannot be read,

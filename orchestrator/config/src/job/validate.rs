@@ -12,8 +12,10 @@ use std::path::{Path, PathBuf};
 use zerolab_agent::api::{DEFAULT_MEMORY, DEFAULT_TIMEOUT_SECS};
 
 use crate::cluster::names::{self, MAX_NODE_NAME};
-use crate::cluster::validate::Checker;
-use crate::cluster::{Location, NodeSelector};
+use crate::document::Checker;
+
+use crate::cluster::NodeSelector;
+use crate::document::Location;
 
 use super::draft::{DeviceDraft, GroupDraft, JobDraft};
 use super::files::{self, ProgramRef, WildcardError};

@@ -2,69 +2,29 @@
 //! reported together.
 //!
 //! The checks speak in YAML paths (`nodes[1].address`) and never in lines: the
-//! [`Checker`] turns a path into a location through the [`SourceMap`] when a problem is
-//! reported, so a check cannot get a location wrong, only pick the wrong path. The
-//! order is the file's: lab name, network, defaults, then each `nodes:` entry (common
-//! fields first, then its provider's own through [`ProviderKind::node_settings`]), then
-//! the checks across entries and the expansion into nodes ([`expand`]).
+//! [`Checker`] turns a path into a location when a problem is reported (through the
+//! file's source map, or none for a cluster built in code), so a check cannot get a
+//! location wrong, only pick the wrong path. The order is the file's: the provider
+//! (from the [`Registry`]), lab name, network, defaults, then each `nodes:` entry
+//! (common fields first, then its provider's own through
+//! [`ProviderKind::node_settings`]), then the checks across entries and the expansion
+//! into nodes ([`expand`]).
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
-use super::diagnostic::{Problem, MAX_COUNT};
 use super::expand::{self, Entry};
-use super::location::{Location, SourceMap, YamlPath};
 use super::names;
 use super::net::{NodeAddress, Subnet, SubnetError};
+use super::problem::{Problem, MAX_COUNT};
+use super::provider::{Addressing, ProviderKind, ProviderSpec, Registry};
 use super::schema::{ClusterFile, Labels, NodeDefaults, NodeField, NodeSpec};
-use super::Cluster;
-use crate::provider::{Addressing, ProviderKind, ProviderSpec};
-
-/// Collects problems, each placed at the location of a path. `P` is the document's
-/// problem type (job files use it too).
-pub(crate) struct Checker<'a, P = Problem> {
-    map: &'a SourceMap,
-    problems: Vec<(Location, P)>,
-}
-
-impl<'a, P> Checker<'a, P> {
-    pub(crate) fn new(map: &'a SourceMap) -> Checker<'a, P> {
-        Checker { map, problems: Vec::new() }
-    }
-
-    /// Reports `problem` at the value of `path` (for a sequence item: the item).
-    pub(crate) fn report(&mut self, path: &YamlPath, problem: P) {
-        self.problems.push((self.map.value(path), problem));
-    }
-
-    /// Reports `problem` at the key of `path` (for a field that should not be there).
-    pub(crate) fn report_key(&mut self, path: &YamlPath, problem: P) {
-        self.problems.push((self.map.key(path), problem));
-    }
-
-    /// Where `path`'s value is, for problems kept to be reported later.
-    pub(crate) fn location(&self, path: &YamlPath) -> Location {
-        self.map.value(path)
-    }
-
-    /// The line of `path`'s value, for messages that point at a first occurrence.
-    pub(crate) fn line(&self, path: &YamlPath) -> usize {
-        self.map.value(path).line
-    }
-
-    /// Whether nothing was reported.
-    pub(crate) fn is_clean(&self) -> bool {
-        self.problems.is_empty()
-    }
-
-    pub(crate) fn into_problems(self) -> Vec<(Location, P)> {
-        self.problems
-    }
-}
+use super::{Checker, Cluster};
+use crate::document::{closest, ReadProblem, YamlPath};
 
 /// One `nodes:` entry as its provider sees it: its own fields, else the defaults',
 /// each with the path it was written at.
-pub(crate) struct EntryView<'a> {
+pub struct EntryView<'a> {
     node: &'a NodeSpec,
     defaults: &'a NodeDefaults,
     path: YamlPath,
@@ -80,54 +40,67 @@ impl<'a> EntryView<'a> {
     }
 
     /// `user`, from the node or the defaults.
-    pub(crate) fn user(&self) -> Option<(&'a str, YamlPath)> {
+    pub fn user(&self) -> Option<(&'a str, YamlPath)> {
         self.pick(NodeField::User, &self.node.user, &self.defaults.user).map(|(v, p)| (v.as_str(), p))
     }
 
     /// `key`, from the node or the defaults.
-    pub(crate) fn key(&self) -> Option<(&'a str, YamlPath)> {
+    pub fn key(&self) -> Option<(&'a str, YamlPath)> {
         self.pick(NodeField::Key, &self.node.key, &self.defaults.key).map(|(v, p)| (v.as_str(), p))
     }
 
     /// `port`, from the node or the defaults.
-    pub(crate) fn port(&self) -> Option<(u16, YamlPath)> {
+    pub fn port(&self) -> Option<(u16, YamlPath)> {
         self.pick(NodeField::Port, &self.node.port, &self.defaults.port).map(|(v, p)| (*v, p))
     }
 
     /// `mac`, from the node (there is no default MAC).
-    pub(crate) fn mac(&self) -> Option<(&'a str, YamlPath)> {
+    pub fn mac(&self) -> Option<(&'a str, YamlPath)> {
         self.pick(NodeField::Mac, &self.node.mac, &None).map(|(v, p)| (v.as_str(), p))
     }
 
     /// `box`, from the node or the defaults.
-    pub(crate) fn box_name(&self) -> Option<(&'a str, YamlPath)> {
+    pub fn box_name(&self) -> Option<(&'a str, YamlPath)> {
         self.pick(NodeField::Box, &self.node.box_name, &self.defaults.box_name).map(|(v, p)| (v.as_str(), p))
     }
 
     /// `memory_mb`, from the node or the defaults.
-    pub(crate) fn memory_mb(&self) -> Option<(u32, YamlPath)> {
+    pub fn memory_mb(&self) -> Option<(u32, YamlPath)> {
         self.pick(NodeField::MemoryMb, &self.node.memory_mb, &self.defaults.memory_mb).map(|(v, p)| (*v, p))
     }
 
     /// `cpus`, from the node or the defaults.
-    pub(crate) fn cpus(&self) -> Option<(u32, YamlPath)> {
+    pub fn cpus(&self) -> Option<(u32, YamlPath)> {
         self.pick(NodeField::Cpus, &self.node.cpus, &self.defaults.cpus).map(|(v, p)| (*v, p))
     }
 }
 
-/// Checks `file` and builds the cluster, or returns every problem found.
-pub(crate) fn validate(file: ClusterFile, map: &SourceMap) -> Result<Cluster, Vec<(Location, Problem)>> {
-    let mut check = Checker::new(map);
+/// Checks `file` and builds the cluster; `None` when a problem was reported to `check`.
+pub(crate) fn validate(file: ClusterFile, registry: &Registry, check: &mut Checker<'_>) -> Option<Cluster> {
     let root = YamlPath::root();
-    let provider = file.provider;
+    let provider = match file.provider.as_deref() {
+        None => registry.default_provider(),
+        Some(name) => match registry.find(name) {
+            Some(provider) => provider,
+            None => {
+                // As if serde had refused it: one problem, reading stops here.
+                let known = registry.names();
+                let suggestion = closest(name, &known);
+                let found = name.to_owned();
+                let problem = ReadProblem::UnknownValue { what: "provider".to_owned(), found, suggestion, known };
+                check.report(&root.key("provider"), Problem::Read(problem));
+                return None;
+            }
+        },
+    };
 
     if let Err(reason) = names::check_lab_name(&file.name) {
         check.report(&root.key("name"), Problem::LabName { name: file.name.clone(), reason });
     }
-    let network = check_network(&file, provider, &mut check);
+    let network = check_network(&file, provider, check);
     let subnet = network.as_ref().map(|network| network.subnet);
     let defaults = file.defaults.unwrap_or_default();
-    check_defaults(&defaults, provider, &mut check);
+    check_defaults(&defaults, provider, registry, check);
 
     let nodes_path = root.key("nodes");
     if file.nodes.is_empty() {
@@ -139,15 +112,12 @@ pub(crate) fn validate(file: ClusterFile, map: &SourceMap) -> Result<Cluster, Ve
         .enumerate()
         .map(|(index, node)| {
             let view = EntryView { node, defaults: &defaults, path: nodes_path.index(index) };
-            check_entry(&view, index, provider, subnet, &mut check)
+            check_entry(&view, index, (provider, registry), subnet, check)
         })
         .collect();
 
-    let nodes = expand::expand(&entries, network.as_ref(), &mut check);
-    if !check.is_clean() {
-        return Err(check.into_problems());
-    }
-    Ok(Cluster { name: file.name, provider, subnet, nodes })
+    let nodes = expand::expand(&entries, network.as_ref(), check);
+    check.is_clean().then_some(Cluster { name: file.name, provider, subnet, nodes })
 }
 
 /// The lab subnet, or `None` for a provider without one or when `network.subnet` is
@@ -197,11 +167,11 @@ pub(crate) struct LabNetwork {
 }
 
 /// Fields in `defaults` the provider does not read, and the default labels.
-fn check_defaults(defaults: &NodeDefaults, provider: ProviderKind, check: &mut Checker<'_>) {
+fn check_defaults(defaults: &NodeDefaults, provider: ProviderKind, registry: &Registry, check: &mut Checker<'_>) {
     let path = YamlPath::root().key("defaults");
     for field in NodeField::ALL {
         if defaults.has(field) && !provider.spec().fields.contains(&field) {
-            let problem = Problem::FieldNotForProvider { field, provider, used_by: ProviderKind::reading(field) };
+            let problem = Problem::FieldNotForProvider { field, provider, used_by: registry.reading(field) };
             check.report_key(&path.key(field.key()), problem);
         }
     }
@@ -224,7 +194,7 @@ fn check_labels(labels: &Labels, path: &YamlPath, check: &mut Checker<'_>) {
 fn check_entry(
     view: &EntryView<'_>,
     index: usize,
-    provider: ProviderKind,
+    (provider, registry): (ProviderKind, &Registry),
     subnet: Option<Subnet>,
     check: &mut Checker<'_>,
 ) -> Entry {
@@ -253,7 +223,7 @@ fn check_entry(
 
     for field in NodeField::ALL {
         if node.has(field) && !spec.fields.contains(&field) {
-            let problem = Problem::FieldNotForProvider { field, provider, used_by: ProviderKind::reading(field) };
+            let problem = Problem::FieldNotForProvider { field, provider, used_by: registry.reading(field) };
             check.report_key(&path.key(field.key()), problem);
         }
     }

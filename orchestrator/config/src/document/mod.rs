@@ -1,20 +1,64 @@
-//! What every zerolab document shares: the kinds this build reads ([`DocumentKind`]) and
-//! what can go wrong before a document's own checks run ([`ReadProblem`]).
+//! What every zerolab document shares, so that cluster files, job files and the coming
+//! `kind: Workshop` are siblings over one machinery: the one parse of the text
+//! ([`Document`]: its tree and [`SourceMap`]), reading it into a schema through the
+//! stages in `read`, the [`Checker`] semantic checks report to, and [`Diagnostics`]
+//! that print `FILE:LINE:COL: what is wrong; what is expected`.
 //!
-//! Cluster files and job files are read by the same stages (YAML syntax, the
-//! `apiVersion`/`kind` header, the typed schema; see `cluster::read`), so the
-//! problems of those stages are one enum that each document's own `Problem` wraps. The
-//! only thing that differs between documents is how messages name them (`the cluster
-//! file`, `kind: Job`), which [`DocumentKind`] supplies.
+//! The kinds this build reads are [`DocumentKind`]; what can go wrong before a
+//! document's own checks run is [`ReadProblem`], which each document's own `Problem`
+//! wraps. The only thing that differs between documents while reading is how messages
+//! name them (`the cluster file`, `kind: Job`), which [`DocumentKind`] supplies.
+
+mod check;
+mod de;
+mod diagnostic;
+mod location;
+pub(crate) mod read;
+mod yaml;
+
+pub use self::check::Checker;
+pub use self::diagnostic::{Diagnostic, Diagnostics, LoadError};
+pub use self::location::{Location, Segment, SourceMap, YamlPath};
+pub use self::read::TypeMeta;
+
+/// The one `apiVersion` this build reads.
+pub const API_VERSION: &str = "zerolab/v1";
+
+/// A document's text, parsed once: the tree its schema is read from and where
+/// everything in it is.
+pub struct Document {
+    parsed: yaml::Parsed,
+}
+
+impl Document {
+    /// Parses `text` (a byte-order mark is not content: strip it first).
+    pub fn parse(text: &str) -> Document {
+        Document { parsed: yaml::parse(text) }
+    }
+
+    /// Where every key and item is, for the semantic checks.
+    pub fn map(&self) -> &SourceMap {
+        &self.parsed.map
+    }
+}
+
+/// The known name closest to `name`, when close enough to be a likely typo.
+pub fn closest(name: &str, known: &[String]) -> Option<String> {
+    let name = name.to_ascii_lowercase();
+    known
+        .iter()
+        .map(|candidate| (strsim::damerau_levenshtein(&name, &candidate.to_ascii_lowercase()), candidate))
+        .filter(|(distance, candidate)| *distance <= (candidate.len() / 3).max(1))
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, candidate)| candidate.clone())
+}
 
 use std::fmt;
-
-use super::schema::API_VERSION;
 
 /// A kind of zerolab document.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DocumentKind {
-    /// `kind: Cluster`: a lab ([`Cluster`](super::Cluster)).
+    /// `kind: Cluster`: a lab ([`Cluster`](crate::cluster::Cluster)).
     Cluster,
     /// `kind: Job`: guest groups to run on a lab ([`Job`](crate::job::Job)).
     Job,
@@ -24,7 +68,7 @@ impl DocumentKind {
     /// The `kind:` value that selects it.
     pub fn kind(self) -> &'static str {
         match self {
-            DocumentKind::Cluster => super::schema::KIND,
+            DocumentKind::Cluster => crate::cluster::schema::KIND,
             DocumentKind::Job => crate::job::schema::KIND,
         }
     }

@@ -11,14 +11,14 @@ use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use super::diagnostic::Problem;
-use super::location::YamlPath;
 use super::names;
 use super::net::{MacAddr, NodeAddress};
+use super::problem::Problem;
+use super::provider::NodeSettings;
 use super::schema::Labels;
-use super::validate::{Checker, LabNetwork};
-use super::Node;
-use crate::provider::NodeSettings;
+use super::validate::LabNetwork;
+use super::{Checker, Node};
+use crate::document::YamlPath;
 
 /// One `nodes:` entry after its own checks.
 pub(crate) struct Entry {
@@ -142,14 +142,14 @@ fn check_unique_addresses(entries: &[Entry], check: &mut Checker<'_>) {
 fn check_unique_macs(entries: &[Entry], check: &mut Checker<'_>) {
     let mut seen: HashMap<MacAddr, &YamlPath> = HashMap::new();
     for entry in entries {
-        let Some(NodeSettings::Pxe(settings)) = &entry.settings else { continue };
-        match seen.entry(settings.mac) {
+        let Some(mac) = entry.settings.as_ref().and_then(NodeSettings::mac) else { continue };
+        match seen.entry(mac) {
             Slot::Vacant(slot) => {
                 slot.insert(&entry.path);
             }
             Slot::Occupied(slot) => {
                 let first_line = check.line(&slot.get().key("mac"));
-                check.report(&entry.path.key("mac"), Problem::DuplicateMac { mac: settings.mac, first_line });
+                check.report(&entry.path.key("mac"), Problem::DuplicateMac { mac, first_line });
             }
         }
     }

@@ -1,26 +1,21 @@
 //! Where things are in a zerolab document (a cluster file, a job file, or a job's
 //! ZeroCloud JSON, which YAML reads too): a map from YAML paths (`nodes[2].address`) to
-//! line and column, for the errors serde cannot place.
+//! line and column.
 //!
-//! serde_yaml reports a location for what it rejects itself (syntax, types, unknown and
-//! missing fields), but a typed [`ClusterFile`](super::schema::ClusterFile) carries no
+//! A typed schema (a [`ClusterFile`](crate::cluster::schema::ClusterFile)) carries no
 //! spans, so the semantic checks (a duplicate node name, an address outside the subnet)
-//! would have nothing to point at. Rather than guessing from the text (searching for
-//! `name:` lines breaks on flow mappings, quoting, comments and anchors), the file is
-//! parsed once more by a real YAML parser (`saphyr-parser`, pure Rust, events with spans)
-//! and every mapping key and sequence item is recorded under its path. The checks then
-//! speak in paths only, and [`SourceMap::value`] turns a path into a location.
+//! would have nothing to point at. Rather than guessing from the text, the one parse
+//! of the document (`yaml`) records every mapping key and sequence item under its
+//! path as it builds the tree the schema is read from. The checks then speak in paths
+//! only, and [`SourceMap::value`] turns a path into a location.
 //!
-//! Robustness: a lookup that misses (the value came from an alias, or the two parsers
-//! disagree on an exotic document) falls back to the nearest recorded ancestor, and
-//! finally to the start of the file; a location is always produced and is never worse
-//! than the enclosing node. Lines and columns are 1-based and count characters, like
-//! serde_yaml's.
+//! Robustness: a lookup that misses (a path the checks made up, or a key that is not a
+//! plain string) falls back to the nearest recorded ancestor, and finally to the start
+//! of the file; a location is always produced and is never worse than the enclosing
+//! node. Lines and columns are 1-based and count characters.
 
 use std::collections::HashMap;
 use std::fmt;
-
-use saphyr_parser::{Event, Parser, Span};
 
 /// A 1-based line and column (in characters) in a document.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -60,7 +55,7 @@ impl fmt::Display for Segment {
     }
 }
 
-/// A path to a node of the document, written as serde_yaml writes them:
+/// A path to a node of the document, written as the messages write them:
 /// `nodes[2].labels.zone`. The empty path is the document itself.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct YamlPath(Vec<Segment>);
@@ -142,98 +137,19 @@ struct Entry {
     value: Location,
 }
 
-/// Locations of every key and sequence item of a YAML document, by path.
+/// Locations of every key and sequence item of a YAML document, by path; recorded by
+/// the one parse ([`Document::parse`](super::Document::parse)).
 #[derive(Debug, Default)]
 pub struct SourceMap {
     entries: HashMap<YamlPath, Entry>,
-    /// Keys written twice in one mapping (the second occurrence), in document order.
-    duplicates: Vec<(YamlPath, Location)>,
-    /// Whether the file holds a document at all (not empty, not only comments).
-    has_document: bool,
-}
-
-/// The parser's state for one open collection.
-enum Frame {
-    Mapping {
-        path: YamlPath,
-        pending_key: Option<(String, Location)>,
-    },
-    Sequence {
-        path: YamlPath,
-        next: usize,
-    },
-    /// A collection used as a mapping key: skipped, nothing inside it is addressable.
-    Skipped,
+    /// Whether the text holds a document at all (not empty, not only comments).
+    pub(crate) has_document: bool,
 }
 
 impl SourceMap {
-    /// Records the locations in `text`'s first document. A parse error ends the map
-    /// where it occurred: what was recorded before stays usable.
-    pub fn parse(text: &str) -> SourceMap {
-        let mut map = SourceMap::default();
-        let mut stack: Vec<Frame> = Vec::new();
-        for event in Parser::new_from_str(text) {
-            let Ok((event, span)) = event else { break };
-            match event {
-                Event::DocumentStart(_) if map.has_document => break,
-                Event::DocumentStart(_) => map.has_document = true,
-                Event::Scalar(value, ..) => {
-                    map.node(&mut stack, span, Some(value.into_owned()));
-                }
-                Event::Alias(_) => {
-                    map.node(&mut stack, span, None);
-                }
-                Event::MappingStart(..) | Event::SequenceStart(..) => {
-                    let path = map.node(&mut stack, span, None);
-                    stack.push(match (path, event) {
-                        (Some(path), Event::MappingStart(..)) => Frame::Mapping { path, pending_key: None },
-                        (Some(path), _) => Frame::Sequence { path, next: 0 },
-                        (None, _) => Frame::Skipped,
-                    });
-                }
-                Event::MappingEnd | Event::SequenceEnd => {
-                    stack.pop();
-                }
-                _ => {}
-            }
-        }
-        map
-    }
-
-    /// Handles one node (scalar, alias or collection start) at `span`: records it as a
-    /// value, or as a pending key when the enclosing mapping expects one. Returns the
-    /// node's path when it is a value (`None` for keys and skipped nodes).
-    fn node(&mut self, stack: &mut [Frame], span: Span, scalar: Option<String>) -> Option<YamlPath> {
-        let here = location(span);
-        match stack.last_mut() {
-            None => {
-                self.entries.entry(YamlPath::root()).or_insert(Entry { key: here, value: here });
-                Some(YamlPath::root())
-            }
-            Some(Frame::Skipped) => None,
-            Some(Frame::Sequence { path, next }) => {
-                let item = path.index(*next);
-                *next += 1;
-                self.entries.insert(item.clone(), Entry { key: here, value: here });
-                Some(item)
-            }
-            Some(Frame::Mapping { path, pending_key }) => match pending_key.take() {
-                Some((key, key_location)) => {
-                    let item = path.key(&key);
-                    if self.entries.contains_key(&item) {
-                        self.duplicates.push((item.clone(), key_location));
-                        return None;
-                    }
-                    self.entries.insert(item.clone(), Entry { key: key_location, value: here });
-                    Some(item)
-                }
-                None => {
-                    // A complex key (a collection) gets a placeholder name nothing refers to.
-                    *pending_key = Some((scalar.unwrap_or_else(|| "?".to_owned()), here));
-                    None
-                }
-            },
-        }
+    /// Records that `path`'s key is at `key` and its value at `value`.
+    pub(crate) fn record(&mut self, path: YamlPath, key: Location, value: Location) {
+        self.entries.insert(path, Entry { key, value });
     }
 
     /// Whether the text holds a YAML document (an empty file or one with only comments
@@ -253,11 +169,6 @@ impl SourceMap {
         self.lookup(path).map_or(Location::START, |entry| entry.key)
     }
 
-    /// The first key written twice in one mapping: its path and its second occurrence.
-    pub fn first_duplicate(&self) -> Option<(&YamlPath, Location)> {
-        self.duplicates.first().map(|(path, location)| (path, *location))
-    }
-
     fn lookup(&self, path: &YamlPath) -> Option<&Entry> {
         let mut path = path.clone();
         loop {
@@ -267,10 +178,6 @@ impl SourceMap {
             path = path.parent()?;
         }
     }
-}
-
-fn location(span: Span) -> Location {
-    Location { line: span.start.line(), column: span.start.col() + 1 }
 }
 
 #[cfg(test)]
@@ -288,6 +195,10 @@ nodes:
   - *second
 ";
 
+    fn map(text: &str) -> SourceMap {
+        super::super::yaml::parse(text).map
+    }
+
     fn path(steps: &[&str]) -> YamlPath {
         steps.iter().fold(YamlPath::root(), |path, step| match step.parse() {
             Ok(index) => path.index(index),
@@ -297,7 +208,7 @@ nodes:
 
     #[test]
     fn finds_keys_and_values_of_block_and_flow_nodes() {
-        let map = SourceMap::parse(TEXT);
+        let map = map(TEXT);
         // (path, key line:col, value line:col)
         type Case = (&'static [&'static str], (usize, usize), (usize, usize));
         let cases: &[Case] = &[
@@ -318,35 +229,14 @@ nodes:
 
     #[test]
     fn falls_back_to_the_nearest_ancestor() {
-        let map = SourceMap::parse(TEXT);
-        // nodes[2] is an alias: nothing inside it is recorded, the alias is.
+        let map = map(TEXT);
+        // nodes[2] is an alias: what is inside it is placed at the alias.
         assert_eq!(map.value(&path(&["nodes", "2", "address"])), Location { line: 8, column: 5 });
         assert_eq!(map.value(&path(&["missing", "deeper"])), Location { line: 1, column: 1 });
     }
 
     #[test]
-    fn keeps_what_was_recorded_before_a_syntax_error() {
-        let map = SourceMap::parse("name: demo\nnodes: [a\n");
-        assert_eq!(map.value(&path(&["name"])), Location { line: 1, column: 7 });
-        assert_eq!(map.value(&path(&["nodes", "0"])), Location { line: 2, column: 9 });
-    }
-
-    #[test]
-    fn records_duplicate_keys() {
-        let map = SourceMap::parse("name: a\nnodes: []\nname: b\n");
-        let (path, location) = map.first_duplicate().expect("duplicate recorded");
-        assert_eq!((path.to_string(), location), ("name".to_owned(), Location { line: 3, column: 1 }));
-    }
-
-    #[test]
-    fn an_empty_or_comment_only_file_has_no_document() {
-        assert!(!SourceMap::parse("").has_document());
-        assert!(!SourceMap::parse("# nothing\n").has_document());
-        assert!(SourceMap::parse("a: 1\n").has_document());
-    }
-
-    #[test]
-    fn displays_paths_like_serde_yaml() {
+    fn displays_paths_as_messages_write_them() {
         assert_eq!(path(&["nodes", "2", "labels", "zone"]).to_string(), "nodes[2].labels.zone");
         assert_eq!(YamlPath::root().to_string(), ".");
     }

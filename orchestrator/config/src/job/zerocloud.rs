@@ -28,9 +28,10 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::cluster::names::{self, MAX_NODE_NAME};
-use crate::cluster::read::closest;
-use crate::cluster::validate::Checker;
-use crate::cluster::YamlPath;
+use crate::document::closest;
+use crate::document::Checker;
+
+use crate::document::YamlPath;
 
 use super::draft::{DeviceDraft, GroupDraft, JobDraft, Written};
 use super::group::{DeviceName, Strategy};

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::cluster::YamlPath;
+use crate::document::YamlPath;
 
 use super::group::{DeviceName, Strategy};
 

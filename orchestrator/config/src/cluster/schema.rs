@@ -6,56 +6,46 @@
 //! say what was expected) and strict where serde gives a good one: every struct denies
 //! unknown fields, so a typo is an error with a location and a did-you-mean.
 //!
-//! Versioning follows Kubernetes' (and so kind's) `TypeMeta`: [`TypeMeta`] is read first,
+//! Versioning follows Kubernetes' (and so kind's) `TypeMeta`: [`TypeMeta`](crate::document::TypeMeta) is read first,
 //! ignoring everything else, and only a supported `apiVersion` and `kind` select the
 //! schema the rest of the file is read with. A future `zerolab/v2` adds its own
 //! `ClusterFile` and converts it into the same validated [`Cluster`](super::Cluster).
 //!
 //! Node fields are one flat set shared by every provider (as containerlab's node
 //! definition is); which of them a provider reads is declared by the provider
-//! ([`ProviderSpec::fields`](crate::provider::ProviderSpec)), and a field its provider
-//! does not read is an error, not silently ignored.
+//! ([`ProviderSpec::fields`](super::ProviderSpec)), and a field its provider does not
+//! read is an error, not silently ignored. `provider:` is a name, looked up in the
+//! registry the cluster is read with.
+//!
+//! Every type is `Clone` and `Default` and its fields public, so a cluster can be
+//! written in code ([`ClusterBuilder`](super::ClusterBuilder)) and checked as a file is.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::Deserialize;
 
-use crate::provider::ProviderKind;
-
-/// The one `apiVersion` this build reads.
-pub const API_VERSION: &str = "zerolab/v1";
+pub use crate::document::API_VERSION;
 /// The `kind` of a cluster document.
 pub const KIND: &str = "Cluster";
 
 /// Labels: key to value. YAML scalars of any type are read as their text (`rack: 2`).
 pub type Labels = BTreeMap<String, String>;
 
-/// The version header every zerolab document starts with, read before the rest.
-#[derive(Debug, Deserialize)]
-#[serde(expecting = "a zerolab document (a mapping with apiVersion and kind)")]
-pub struct TypeMeta {
-    /// `apiVersion`: `zerolab/v1`.
-    #[serde(rename = "apiVersion")]
-    pub api_version: Option<String>,
-    /// `kind`: `Cluster` or `Job`.
-    pub kind: Option<String>,
-}
-
 /// A `zerolab/v1` `Cluster` document.
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, expecting = "a cluster file (a mapping with apiVersion, kind, name, provider and nodes)")]
 pub struct ClusterFile {
-    /// Checked by [`TypeMeta`] first.
+    /// Checked by [`TypeMeta`](crate::document::TypeMeta) first.
     #[serde(rename = "apiVersion")]
     pub api_version: String,
-    /// Checked by [`TypeMeta`] first.
+    /// Checked by [`TypeMeta`](crate::document::TypeMeta) first.
     pub kind: String,
     /// The lab's name.
     pub name: String,
-    /// How nodes are created; `netns` when omitted.
-    #[serde(default)]
-    pub provider: ProviderKind,
+    /// How nodes are created: a registered provider's name; the registry's default
+    /// when omitted.
+    pub provider: Option<String>,
     /// Network settings; each provider that uses a lab subnet has a default.
     pub network: Option<NetworkSpec>,
     /// Fields every node gets unless it sets its own.
@@ -65,7 +55,7 @@ pub struct ClusterFile {
 }
 
 /// The `network:` section.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, expecting = "network settings (a mapping with subnet)")]
 pub struct NetworkSpec {
     /// The lab subnet in CIDR form (`10.77.0.0/24`).
@@ -73,7 +63,7 @@ pub struct NetworkSpec {
 }
 
 /// The `defaults:` section: node fields that a node may override.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, expecting = "node defaults (a mapping of node fields)")]
 pub struct NodeDefaults {
     /// Login user.
@@ -95,7 +85,7 @@ pub struct NodeDefaults {
 }
 
 /// One entry of `nodes:`.
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, expecting = "a node (a mapping with at least a name)")]
 pub struct NodeSpec {
     /// The node's name, or with `count` the pattern its names are made from.

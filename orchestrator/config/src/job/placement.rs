@@ -12,7 +12,8 @@
 //! not a resource model: guests of a job mostly wait on their channels, and the lab's
 //! nodes are alike. The runner may choose a tighter one from the nodes' facts.
 
-use crate::cluster::{Cluster, Diagnostics, Location};
+use crate::cluster::Cluster;
+use crate::document::{Diagnostics, Location};
 
 use super::group::Strategy;
 use super::problem::Problem;

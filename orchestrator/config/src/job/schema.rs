@@ -18,7 +18,7 @@ use std::fmt;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
-use crate::cluster::YamlPath;
+use crate::document::YamlPath;
 
 use super::draft::{DeviceDraft, GroupDraft, JobDraft, Written};
 use super::group::{DeviceName, Strategy};

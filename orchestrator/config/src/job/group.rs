@@ -9,7 +9,8 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use crate::cluster::{Location, NodeSelector};
+use crate::cluster::NodeSelector;
+use crate::document::Location;
 
 /// One group of a job: a program run as `count` instances.
 #[derive(Clone, Debug, PartialEq, Eq)]

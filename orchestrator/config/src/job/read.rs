@@ -6,10 +6,9 @@
 //! position; a description that parses is then read into its schema by the YAML reader,
 //! which locates fields and suggests names the same way for both formats.
 
-use crate::cluster::document::DocumentKind;
-use crate::cluster::location::{Location, SourceMap};
-use crate::cluster::read::{read_document, read_typed};
-use crate::cluster::validate::Checker;
+use crate::document::read::{read_document, read_typed};
+use crate::document::DocumentKind;
+use crate::document::{Checker, Document, Location};
 
 use super::draft::JobDraft;
 use super::problem::Problem;
@@ -21,11 +20,11 @@ use super::zerocloud::{self, ZeroCloudGroup};
 pub(crate) fn read(
     text: &str,
     file_name: &str,
-    map: &SourceMap,
+    document: &Document,
     check: &mut Checker<'_, Problem>,
 ) -> Result<JobDraft, (Location, Problem)> {
     if !zerocloud::is_zerocloud(text) {
-        let file: JobFile = read_document(text, map, DocumentKind::Job).map_err(read_problem)?;
+        let file: JobFile = read_document(document, DocumentKind::Job).map_err(read_problem)?;
         return Ok(file.into_draft());
     }
     if let Err(err) = serde_json::from_str::<serde_json::Value>(text) {
@@ -34,10 +33,10 @@ pub(crate) fn read(
         let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
         return Err((location, Problem::JsonSyntax { message }));
     }
-    let groups: Vec<ZeroCloudGroup> = read_typed(text, map, DocumentKind::Job).map_err(read_problem)?;
+    let groups: Vec<ZeroCloudGroup> = read_typed(document, DocumentKind::Job).map_err(read_problem)?;
     Ok(zerocloud::into_draft(groups, zerocloud::job_name(file_name), check))
 }
 
-fn read_problem((location, problem): (Location, crate::cluster::ReadProblem)) -> (Location, Problem) {
+fn read_problem((location, problem): (Location, crate::document::ReadProblem)) -> (Location, Problem) {
     (location, Problem::Read(problem))
 }

@@ -104,7 +104,7 @@ impl NodeSelector {
             let Term::Name(name) = term else { continue };
             if !nodes.iter().any(|node| &node.name == name) {
                 let known: Vec<String> = nodes.iter().map(|node| node.name.clone()).collect();
-                let suggestion = super::read::closest(name, &known);
+                let suggestion = crate::document::closest(name, &known);
                 return Err(SelectorError::UnknownNode { name: name.clone(), suggestion });
             }
         }
@@ -177,7 +177,7 @@ pub(crate) fn glob(pattern: &str, text: &str) -> bool {
 mod tests {
     use super::*;
     use crate::cluster::net::NodeAddress;
-    use crate::provider::{netns, NodeSettings};
+    use crate::cluster::testing;
 
     fn node(name: &str, labels: &[(&str, &str)]) -> Node {
         Node {
@@ -186,7 +186,7 @@ mod tests {
             user: "root".to_owned(),
             key: None,
             labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-            settings: NodeSettings::Netns(netns::Settings {}),
+            settings: testing::local_settings(),
             entry: 0,
         }
     }

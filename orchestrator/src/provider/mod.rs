@@ -12,6 +12,7 @@
 
 pub mod lifecycle;
 pub mod netns;
+pub mod progress;
 pub mod pxe;
 pub mod ssh;
 pub mod vagrant;
@@ -21,6 +22,7 @@ use std::fmt;
 use serde::Deserialize;
 
 pub use self::lifecycle::{of, BoxFuture, Created, Provider, ProviderError};
+pub use self::progress::{no_progress, CreateProgress, CreateStep};
 
 use crate::cluster::net::Subnet;
 use crate::cluster::schema::NodeField;

@@ -15,7 +15,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{Addressing, BoxFuture, Created, Provider, ProviderError, ProviderKind, ProviderSpec};
+use super::{Addressing, BoxFuture, CreateProgress, Created, Provider, ProviderError, ProviderKind, ProviderSpec};
 use crate::cluster::diagnostic::Problem;
 use crate::cluster::schema::NodeField;
 use crate::cluster::validate::{Checker, EntryView};
@@ -23,7 +23,7 @@ use crate::cluster::{Cluster, Node};
 use crate::install;
 use crate::lab::Lab;
 use crate::ssh::{run_parallel, ConnectOptions, HostKeys, Session, Target};
-use crate::up::{cause, PARALLEL};
+use zerolab_sandbox::session::error_chain;
 
 /// The SSH port when `port` is not given.
 pub const DEFAULT_PORT: u16 = 22;
@@ -68,7 +68,12 @@ impl Provider for Ssh {
         Ok(lab.exists())
     }
 
-    fn create<'a>(&'a self, _lab: &'a Lab, _cluster: &'a Cluster) -> BoxFuture<'a, Result<Created, ProviderError>> {
+    fn create<'a>(
+        &'a self,
+        _lab: &'a Lab,
+        _cluster: &'a Cluster,
+        _progress: CreateProgress,
+    ) -> BoxFuture<'a, Result<Created, ProviderError>> {
         Box::pin(async { Ok(Created::Existing) })
     }
 
@@ -109,7 +114,7 @@ impl Provider for Ssh {
                 .collect::<Result<Vec<_>, _>>()?;
             // The nodes answered before: one that does not answer soon is reported.
             let options = ConnectOptions { timeout: Duration::from_secs(5), retries: 2, ..ConnectOptions::default() };
-            let results = run_parallel(&targets, PARALLEL, move |target| {
+            let results = run_parallel(&targets, crate::ssh::PARALLEL, move |target| {
                 let (host_keys, options) = (host_keys.clone(), options.clone());
                 async move {
                     let session = Session::connect(&target, &host_keys, &options).await?;
@@ -124,8 +129,8 @@ impl Provider for Ssh {
                 .filter_map(|(node, result)| {
                     let cause = match result {
                         Ok(Ok(())) => return None,
-                        Ok(Err(e)) => cause(&e),
-                        Err(e) => cause(&e),
+                        Ok(Err(e)) => error_chain(&e),
+                        Err(e) => error_chain(&e),
                     };
                     let prefix = format!("node {node}: ");
                     Some(if cause.starts_with(&prefix) { cause } else { format!("{prefix}{cause}") })

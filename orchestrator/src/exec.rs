@@ -3,7 +3,7 @@
 //! [`exec`] opens the lab ([`Lab::open`]: a lab that is not up is an error), picks the
 //! selected nodes (all of them without a selector), runs the command
 //! on each node that the lab records as ready, over the connections the lab's keeper
-//! holds ([`Keeper`], started by `program` when it does not run), at most `parallel` nodes
+//! holds ([`Keeper`](crate::keeper::Keeper), started by `program` when it does not run), at most `parallel` nodes
 //! at a time ([`run_parallel`]), and hands each node's
 //! [`NodeRun`] to a callback as soon as that node finishes, so the caller can print its
 //! output at once. A selected node that is not ready is not contacted: its run says why.

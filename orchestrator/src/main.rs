@@ -153,10 +153,9 @@ fn lock_wait() -> anyhow::Result<LockWait> {
         ),
         Err(_) => zerolab::lab::lock::DEFAULT_WAIT,
     };
-    let waiting: std::sync::Arc<dyn Fn(&str, &zerolab::lab::Holder) + Send + Sync> =
-        std::sync::Arc::new(|lab: &str, holder: &zerolab::lab::Holder| {
-            print_line(&mut io::stderr().lock(), &ui::lock_waiting(lab, holder));
-        });
+    let waiting: zerolab::lab::Waiting = std::sync::Arc::new(|lab: &str, holder: &zerolab::lab::Holder| {
+        print_line(&mut io::stderr().lock(), &ui::lock_waiting(lab, holder));
+    });
     Ok(LockWait { within, waiting: Some(waiting) })
 }
 

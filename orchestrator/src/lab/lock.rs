@@ -67,13 +67,16 @@ impl Holder {
     }
 }
 
+/// Told once, with the lab's name and the holder, that a command waits for the lock.
+pub type Waiting = Arc<dyn Fn(&str, &Holder) + Send + Sync>;
+
 /// How long to wait for the lock, and whom to tell that we wait.
 #[derive(Clone)]
 pub struct LockWait {
     /// The longest wait before [`LockError::Busy`].
     pub within: Duration,
     /// Called once, when the lock is found held, with its holder.
-    pub waiting: Option<Arc<dyn Fn(&str, &Holder) + Send + Sync>>,
+    pub waiting: Option<Waiting>,
 }
 
 impl Default for LockWait {
@@ -199,7 +202,7 @@ mod tests {
         let first = LabLock::acquire(&lab, "zerolab up", &wait(Duration::ZERO)).await.unwrap();
         let told = Arc::new(std::sync::Mutex::new(Vec::new()));
         let seen = told.clone();
-        let waiting: Arc<dyn Fn(&str, &Holder) + Send + Sync> =
+        let waiting: Waiting =
             Arc::new(move |lab: &str, holder: &Holder| seen.lock().unwrap().push(format!("{lab}: {holder}")));
         let second = LabLock::acquire(
             &lab,

@@ -36,7 +36,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 pub use self::handle::{LabHandle, OpenError};
-pub use self::lock::{Holder, LabLock, LockError, LockWait};
+pub use self::lock::{Holder, LabLock, LockError, LockWait, Waiting};
 pub use self::state::{LabState, NodeRecord, NodeState};
 use crate::cluster::names::check_lab_name;
 

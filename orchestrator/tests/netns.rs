@@ -14,6 +14,7 @@ use std::time::Instant;
 use zerolab::cluster::Cluster;
 use zerolab::lab::{Lab, NodeState};
 use zerolab::provider::netns::{self, Names};
+use zerolab::provider::CreateStep;
 
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
@@ -119,8 +120,16 @@ fn three_node_lab_is_reachable_isolated_and_leaves_nothing_behind() {
 
     let up = Up(&lab);
     let started = Instant::now();
-    let state = netns::create(&lab, &cluster, &|_: &str, _| {}).unwrap();
+    let steps = std::sync::Mutex::new(Vec::new());
+    let state =
+        netns::create(&lab, &cluster, &|node: &str, step| steps.lock().unwrap().push((node.to_owned(), step))).unwrap();
     eprintln!("created 3 nodes in {:?}", started.elapsed());
+    // Each node's progress, in order: made, its sshd started, then listening.
+    let steps = steps.into_inner().unwrap();
+    for node in cluster.nodes() {
+        let of_node: Vec<&CreateStep> = steps.iter().filter(|(n, _)| *n == node.name).map(|(_, s)| s).collect();
+        assert_eq!(of_node, [&CreateStep::Making, &CreateStep::Booting, &CreateStep::Made], "{}", node.name);
+    }
     assert_eq!(lab.load_state().unwrap(), state);
     assert_eq!(state.nodes.len(), 3);
     for node in cluster.nodes() {

@@ -36,7 +36,7 @@ use zerolab_agent::api;
 use hyper::body::Incoming;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
-use crate::mux::{FailureKind, Mux, MuxError};
+use crate::keeper::{FailureKind, Keeper, KeeperError};
 use crate::ssh::{self, Session, Target};
 
 /// Where the agent listens on every node.
@@ -55,10 +55,10 @@ pub enum AgentError {
     Connect(#[source] ssh::Error),
     /// The lab's keeper could not open the channel to the agent's socket.
     #[error("agent socket {SOCKET} not reachable")]
-    Unreached(#[source] crate::mux::Failure),
+    Unreached(#[source] crate::keeper::Failure),
     /// The lab's keeper itself could not be asked.
     #[error(transparent)]
-    Keeper(#[from] MuxError),
+    Keeper(#[from] KeeperError),
     /// The HTTP exchange failed (the agent closed the connection, ...).
     #[error("agent request {method} {path} failed")]
     Http {
@@ -103,7 +103,7 @@ pub enum Link<'a> {
     /// Over an SSH connection this process holds.
     Session(&'a Session),
     /// Over the connection the lab's keeper holds to this node.
-    Keeper(&'a Mux, &'a Target),
+    Keeper(&'a Keeper, &'a Target),
 }
 
 impl<'a> From<&'a Session> for Link<'a> {

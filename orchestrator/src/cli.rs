@@ -15,7 +15,9 @@ use zerolab::lab::DEFAULT_ROOT;
     after_help = "Exit status: 0 success, 1 the cluster file is invalid or a node is not ready, \
                   2 usage error, a file that cannot be read, or a lab that cannot be brought up or down.\n\
                   Environment: ZEROLAB_LOG sets what is logged to stderr (default `warn`; e.g. \
-                  `zerolab=debug` for each step with its timing)."
+                  `zerolab=debug` for each step with its timing). ZEROLAB_LOCK_WAIT: how many seconds \
+                  `up` and `down` wait for another command that is changing the same lab (default 600), \
+                  then exit 2 naming it."
 )]
 pub struct Cli {
     #[command(subcommand)]

@@ -22,11 +22,12 @@
 //! directory instead of the node's real paths.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use minijinja::context;
 
 use crate::agent_client::{self, AgentError};
+use crate::backoff::Backoff;
 use crate::ssh::{self, Session, Upload};
 use crate::templates::{self, TemplateError, AGENT_UNIT, REMOVE_AGENT, START_AGENT};
 
@@ -220,12 +221,12 @@ pub async fn remove(session: &Session) -> Result<(), InstallError> {
 /// Asks for health until the agent answers or [`HEALTH_WAIT`] has passed (a fresh agent
 /// needs a moment to bind its socket; a killed one is restarted a second later).
 async fn wait_healthy(session: &Session) -> Result<(), InstallError> {
-    let deadline = Instant::now() + HEALTH_WAIT;
+    let mut backoff = Backoff::steady(Duration::from_millis(50), HEALTH_WAIT);
     loop {
         match agent_client::health(session, Duration::from_secs(2)).await {
             Ok(()) => return Ok(()),
-            Err(e) if Instant::now() >= deadline => return Err(InstallError::Health(HEALTH_WAIT, e)),
-            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(e) if !backoff.wait().await => return Err(InstallError::Health(HEALTH_WAIT, e)),
+            Err(_) => {}
         }
     }
 }

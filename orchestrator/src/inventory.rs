@@ -13,8 +13,8 @@ use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
 use crate::cluster::{Cluster, Node};
-use crate::lab::{write_private, Lab, LabError};
-use crate::provider::{self, Provider, ProviderError};
+use crate::lab::{write_private, Lab, LabError, OpenError};
+use crate::provider::{Provider, ProviderError};
 use crate::ssh::{self, HostKeys};
 
 /// The file in the lab directory holding the pinned host keys in OpenSSH's format.
@@ -34,12 +34,9 @@ pub enum Format {
 /// Why the inventory could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum InventoryError {
-    /// The lab has not been brought up (no keys, no pins).
-    #[error("lab {lab} is not up; run `zerolab up` first")]
-    NotUp {
-        /// The lab's name.
-        lab: String,
-    },
+    /// The lab has not been brought up (no keys, no pins), or its provider failed.
+    #[error(transparent)]
+    Open(#[from] OpenError),
     /// A lab file.
     #[error(transparent)]
     Lab(#[from] LabError),
@@ -71,12 +68,8 @@ pub struct Host {
 /// Writes the lab's pins as [`SSH_KNOWN_HOSTS`] and returns the inventory of `cluster`'s
 /// lab under `root` in `format`.
 pub fn write(root: &Path, cluster: &Cluster, format: Format) -> Result<String, InventoryError> {
-    let provider = provider::of(cluster)?;
-    let lab = Lab::at(root, cluster.name())?;
-    if !lab.exists() {
-        return Err(InventoryError::NotUp { lab: cluster.name().to_owned() });
-    }
-    let (hosts, known_hosts) = hosts(&lab, cluster, provider)?;
+    let lab = Lab::open(root, cluster)?;
+    let (hosts, known_hosts) = hosts(lab.lab(), cluster, lab.provider())?;
     Ok(match format {
         Format::Ansible => ansible(&hosts, &known_hosts),
         Format::SshConfig => ssh_config(&hosts, &known_hosts),

@@ -5,9 +5,10 @@
 //! [`job::Job`] does the same for job files (guest groups wired by channels, and
 //! ZeroCloud's JSON); both come from the `zerolab-config` crate, which holds no async
 //! code. [`provider`] holds the one registry of providers, what each reads from the file
-//! and its lifecycle ([`provider::Provider`]: create, address of a node, destroy); [`lab`] is the lab
-//! directory and its state; [`ssh`] reaches nodes, and [`mux`] keeps one connection per
-//! node for the lab's commands; [`install`] is what zerolab puts on them (the agent and
+//! and its lifecycle ([`provider::Provider`]: create, address of a node, destroy); [`lab`]
+//! is the lab directory, its state, its handle and its lock; [`ssh`] reaches nodes, and
+//! [`keeper`] keeps one connection per node for the lab's commands and runs the lab's
+//! services; [`backoff`] is the one retry pace; [`install`] is what zerolab puts on them (the agent and
 //! its service, from the scripts in [`templates`]); [`agent_client`] talks to their
 //! agents; [`up`], [`status`], [`exec`], [`sandbox_run`], [`inventory`] and [`login`] are
 //! the `up`/`down`, `status`, `exec`, `sandbox run`, `inventory` and `ssh` commands.
@@ -30,14 +31,15 @@
 //! command line, calls the library and maps the result to an exit code.
 
 pub mod agent_client;
+pub mod backoff;
 pub mod cluster;
 pub mod exec;
 pub mod install;
 pub mod inventory;
 pub use zerolab_config::job;
+pub mod keeper;
 pub mod lab;
 pub mod login;
-pub mod mux;
 pub mod provider;
 pub mod run;
 pub mod sandbox_run;

@@ -17,8 +17,7 @@ use std::process::Command;
 
 use crate::cluster::{Cluster, SelectorError};
 use crate::inventory::{self, InventoryError};
-use crate::lab::{Lab, LabError, NodeState};
-use crate::provider::{self, ProviderError};
+use crate::lab::{Lab, OpenError};
 
 /// Why the login cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -26,29 +25,12 @@ pub enum LoginError {
     /// No node of the lab has that name.
     #[error(transparent)]
     UnknownNode(#[from] SelectorError),
-    /// The lab has not been brought up.
-    #[error("lab {lab} is not up; run `zerolab up` first")]
-    NotUp {
-        /// The lab's name.
-        lab: String,
-    },
-    /// The lab does not record the node as ready.
-    #[error("node {node} is not ready ({why}); run `zerolab up` first")]
-    NotReady {
-        /// The node.
-        node: String,
-        /// What the lab records instead.
-        why: String,
-    },
+    /// The lab is not up, the node is not ready, or the lab's provider or files failed.
+    #[error(transparent)]
+    Open(#[from] OpenError),
     /// There is no OpenSSH client to run.
     #[error("the OpenSSH client `ssh` was not found on PATH; install it (apt-get install openssh-client)")]
     NoClient,
-    /// The provider refused, or cannot say where the node is.
-    #[error(transparent)]
-    Provider(#[from] ProviderError),
-    /// A lab file.
-    #[error(transparent)]
-    Lab(#[from] LabError),
     /// The config or the pins could not be written.
     #[error(transparent)]
     Inventory(Box<InventoryError>),
@@ -65,24 +47,12 @@ impl From<InventoryError> for LoginError {
 /// `remote` there (words joined with spaces by ssh, run by the node's login shell), or
 /// an interactive shell when `remote` is empty.
 pub fn command(root: &Path, cluster: &Cluster, node: &str, remote: &[String]) -> Result<Command, LoginError> {
-    let provider = provider::of(cluster)?;
+    crate::provider::of(cluster).map_err(OpenError::from)?;
     let node = cluster.find_node(node)?;
-    let lab = Lab::at(root, cluster.name())?;
-    if !lab.exists() || !provider.is_up(&lab)? {
-        return Err(LoginError::NotUp { lab: cluster.name().to_owned() });
-    }
-    let state = lab.load_state()?;
-    let why = match state.nodes.get(&node.name).map(|record| &record.state) {
-        Some(NodeState::Ready) => None,
-        Some(NodeState::Failed { cause }) => Some(format!("failed: {cause}")),
-        Some(NodeState::Unreachable) => Some("unreachable when last tried".to_owned()),
-        Some(NodeState::Declared | NodeState::Provisioning) | None => Some("not provisioned".to_owned()),
-    };
-    if let Some(why) = why {
-        return Err(LoginError::NotReady { node: node.name.clone(), why });
-    }
+    let lab = Lab::open(root, cluster)?;
+    lab.ready(&node.name)?;
     let ssh = find_program("ssh", std::env::var_os("PATH")).ok_or(LoginError::NoClient)?;
-    let config = inventory::write_ssh_config(&lab, cluster, provider)?;
+    let config = inventory::write_ssh_config(lab.lab(), cluster, lab.provider())?;
     let mut command = Command::new(ssh);
     // `--` ends ssh's options: the node and the remote command are never read as options.
     command.arg("-F").arg(config).arg("--").arg(&node.name).args(remote);

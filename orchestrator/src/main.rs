@@ -8,8 +8,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use zerolab::cluster::{Cluster, LoadError, NodeSelector};
-use zerolab::lab::NodeState;
-use zerolab::up::{UpOptions, PARALLEL};
+use zerolab::lab::{LockWait, NodeState};
+use zerolab::ssh::PARALLEL;
+use zerolab::up::UpOptions;
 
 mod cli;
 mod jobs;
@@ -84,7 +85,10 @@ fn with_cluster(file: &std::path::Path, command: impl FnOnce(&Cluster) -> anyhow
     match command(&cluster) {
         Ok(code) => ExitCode::from(code),
         Err(error) => {
-            print_line(&mut io::stderr().lock(), &format!("zerolab: {}", zerolab::up::cause(error.as_ref())));
+            print_line(
+                &mut io::stderr().lock(),
+                &format!("zerolab: {}", zerolab_sandbox::session::error_chain(error.as_ref())),
+            );
             ExitCode::from(EXIT_USAGE)
         }
     }
@@ -100,11 +104,14 @@ pub(crate) fn current_exe() -> anyhow::Result<PathBuf> {
 }
 
 fn keeper(lab_dir: &std::path::Path) -> ExitCode {
-    let result = runtime().and_then(|runtime| Ok(runtime.block_on(zerolab::mux::serve(lab_dir))?));
+    let result = runtime().and_then(|runtime| Ok(runtime.block_on(zerolab::keeper::serve(lab_dir))?));
     match result {
         Ok(()) => ExitCode::from(EXIT_OK),
         Err(error) => {
-            print_line(&mut io::stderr().lock(), &format!("zerolab keeper: {}", zerolab::up::cause(error.as_ref())));
+            print_line(
+                &mut io::stderr().lock(),
+                &format!("zerolab keeper: {}", zerolab_sandbox::session::error_chain(error.as_ref())),
+            );
             ExitCode::from(EXIT_USAGE)
         }
     }
@@ -114,9 +121,16 @@ fn up(cluster: &Cluster, lab_root: &std::path::Path, agent: Option<PathBuf>) -> 
     let agent = agent
         .or_else(zerolab::up::default_agent_path)
         .ok_or_else(|| anyhow::anyhow!("cannot find the zerolab executable's directory; pass --agent PATH"))?;
-    let options = UpOptions { agent, parallel: PARALLEL, keeper: Some(current_exe()?) };
-    let started = std::time::Instant::now();
     let progress = ui::Progress::new(cluster.nodes().len(), &format!("lab {}", cluster.name()));
+    let steps = progress.clone();
+    let options = UpOptions {
+        agent,
+        parallel: PARALLEL,
+        keeper: Some(current_exe()?),
+        create_progress: std::sync::Arc::new(move |node: &str, step| steps.node_step(node, &step)),
+        lock: lock_wait()?,
+    };
+    let started = std::time::Instant::now();
     let shown = progress.clone();
     let reports = runtime()?.block_on(zerolab::up::up(lab_root, cluster, &options, move |report| {
         shown.node_done(&ui::node_line(report));
@@ -128,16 +142,38 @@ fn up(cluster: &Cluster, lab_root: &std::path::Path, agent: Option<PathBuf>) -> 
     Ok(if all_ready { EXIT_OK } else { EXIT_INVALID })
 }
 
+/// How long to wait for another command on the lab: `ZEROLAB_LOCK_WAIT` seconds, or the
+/// library's default; the wait is said once on stderr.
+fn lock_wait() -> anyhow::Result<LockWait> {
+    let within = match std::env::var("ZEROLAB_LOCK_WAIT") {
+        Ok(seconds) => std::time::Duration::from_secs_f64(
+            seconds.trim().parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0).ok_or_else(|| {
+                anyhow::anyhow!("ZEROLAB_LOCK_WAIT is `{seconds}`; set it to a number of seconds, or unset it")
+            })?,
+        ),
+        Err(_) => zerolab::lab::lock::DEFAULT_WAIT,
+    };
+    let waiting: zerolab::lab::Waiting = std::sync::Arc::new(|lab: &str, holder: &zerolab::lab::Holder| {
+        print_line(&mut io::stderr().lock(), &ui::lock_waiting(lab, holder));
+    });
+    Ok(LockWait { within, waiting: Some(waiting) })
+}
+
 fn down(cluster: &Cluster, lab_root: &std::path::Path) -> anyhow::Result<u8> {
-    runtime()?.block_on(zerolab::up::down(lab_root, cluster))?;
+    runtime()?.block_on(zerolab::up::down(lab_root, cluster, &lock_wait()?))?;
     print_line(&mut io::stdout().lock(), &format!("lab {}: down", cluster.name()));
     Ok(EXIT_OK)
 }
 
 fn status(cluster: &Cluster, lab_root: &std::path::Path) -> anyhow::Result<u8> {
-    let rows = runtime()?.block_on(zerolab::status::status(lab_root, cluster))?;
-    let _ = write!(io::stdout().lock(), "{}", ui::status_table(&rows));
-    let all_ready = rows.iter().all(|r| r.state == NodeState::Ready);
+    let status = runtime()?.block_on(zerolab::status::status(lab_root, cluster))?;
+    let mut text = ui::status_table(&status.nodes);
+    if !status.services.is_empty() {
+        text.push('\n');
+        text.push_str(&ui::services_table(&status.services));
+    }
+    let _ = write!(io::stdout().lock(), "{text}");
+    let all_ready = status.nodes.iter().all(|r| r.state == NodeState::Ready);
     Ok(if all_ready { EXIT_OK } else { EXIT_INVALID })
 }
 

@@ -6,19 +6,45 @@
 //! node, `failed` with the cause otherwise, and `declared` for every node of a lab that
 //! is not up. Nothing on the nodes or in the lab is changed (`up` records and repairs).
 //!
-//! Unlike `exec`, status does not use the lab's keeper: it makes a new connection to
-//! every node, as `up` does, so it sees what a new login sees (a changed host key, an
-//! sshd that no longer listens) rather than what a connection made earlier still can.
+//! Unlike `exec`, status does not reach nodes through the lab's keeper: it makes a new
+//! connection to every node, as `up` does, so it sees what a new login sees (a changed
+//! host key, an sshd that no longer listens) rather than what a connection made earlier
+//! still can. It does ask a running keeper (never starting one) what the lab's services
+//! are doing, and lists them after the nodes.
 
 use std::path::Path;
 use std::time::Duration;
 
+use zerolab_sandbox::session::error_chain;
+
 use crate::agent_client;
 use crate::cluster::Cluster;
-use crate::lab::{Lab, NodeState};
-use crate::provider;
+use crate::keeper::{Keeper, KeeperError, ServiceStatus};
+use crate::lab::{Lab, NodeState, OpenError};
 use crate::ssh::{self, run_parallel, ConnectOptions, HostKeys, Session};
-use crate::up::{cause, targets, UpError};
+
+/// What can stop `status` as a whole (a node's own failure is in its row).
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    /// The lab's provider or files.
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    /// The pinned host keys could not be read.
+    #[error(transparent)]
+    HostKeys(#[from] ssh::Error),
+    /// The lab's keeper runs but did not say what its services do.
+    #[error(transparent)]
+    Keeper(#[from] KeeperError),
+}
+
+/// What `zerolab status` shows: every node, then the lab's services.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabStatus {
+    /// Every node, in file order.
+    pub nodes: Vec<NodeStatus>,
+    /// The services the lab's keeper runs, by name (none when no keeper runs).
+    pub services: Vec<ServiceStatus>,
+}
 
 /// One row of `zerolab status`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,10 +63,18 @@ pub struct NodeStatus {
     pub cause: Option<String>,
 }
 
-/// The status of every node of `cluster` in the lab under `root`, in file order.
-pub async fn status(root: &Path, cluster: &Cluster) -> Result<Vec<NodeStatus>, UpError> {
-    let provider = provider::of(cluster)?;
-    let lab = Lab::at(root, cluster.name())?;
+/// The status of every node of `cluster` in the lab under `root` (in file order), and of
+/// its services.
+pub async fn status(root: &Path, cluster: &Cluster) -> Result<LabStatus, StatusError> {
+    let lab = Lab::open_any(root, cluster)?;
+    let services = match Keeper::running(lab.lab().dir()).await {
+        Some(keeper) => keeper.services().await?,
+        None => Vec::new(),
+    };
+    Ok(LabStatus { nodes: nodes(&lab, cluster).await?, services })
+}
+
+async fn nodes(lab: &crate::lab::LabHandle<'_>, cluster: &Cluster) -> Result<Vec<NodeStatus>, StatusError> {
     let row = |node: &crate::cluster::Node, state, agent_version, cause| NodeStatus {
         node: node.name.clone(),
         provider: cluster.provider().to_string(),
@@ -49,13 +83,13 @@ pub async fn status(root: &Path, cluster: &Cluster) -> Result<Vec<NodeStatus>, U
         agent_version,
         cause,
     };
-    if !lab.exists() || !provider.is_up(&lab)? {
+    if !lab.is_up() {
         return Ok(cluster.nodes().iter().map(|node| row(node, NodeState::Declared, None, None)).collect());
     }
-    let host_keys = HostKeys::open(lab.known_hosts())?;
+    let host_keys = HostKeys::open(lab.lab().known_hosts())?;
     // Status should be quick to say a node is down: no waiting for a boot.
     let options = ConnectOptions::known_up();
-    let results = run_parallel(&targets(&lab, cluster, provider)?, crate::up::PARALLEL, move |target| {
+    let results = run_parallel(lab.targets(), ssh::PARALLEL, move |target| {
         let (host_keys, options) = (host_keys.clone(), options.clone());
         async move {
             let session = Session::connect(&target, &host_keys, &options).await?;
@@ -71,11 +105,11 @@ pub async fn status(root: &Path, cluster: &Cluster) -> Result<Vec<NodeStatus>, U
         .zip(results)
         .map(|(node, (_, result))| match result {
             Ok(Ok(version)) => row(node, NodeState::Ready, Some(version.version), None),
-            Ok(Err(e)) => row(node, NodeState::Failed { cause: cause(&e) }, None, Some(cause(&e))),
+            Ok(Err(e)) => row(node, NodeState::Failed { cause: error_chain(&e) }, None, Some(error_chain(&e))),
             Err(e @ (ssh::Error::Unreachable { .. } | ssh::Error::HandshakeTimeout { .. })) => {
-                row(node, NodeState::Unreachable, None, Some(cause(&e)))
+                row(node, NodeState::Unreachable, None, Some(error_chain(&e)))
             }
-            Err(e) => row(node, NodeState::Failed { cause: cause(&e) }, None, Some(cause(&e))),
+            Err(e) => row(node, NodeState::Failed { cause: error_chain(&e) }, None, Some(error_chain(&e))),
         })
         .collect())
 }

@@ -8,7 +8,9 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use zerolab::exec::{NodeRun, Outcome};
-use zerolab::lab::NodeState;
+use zerolab::keeper::{ServiceState, ServiceStatus};
+use zerolab::lab::{Holder, NodeState};
+use zerolab::provider::CreateStep;
 use zerolab::run::history::RunSummary;
 use zerolab::run::{Counts, InstanceResult, JobRun};
 use zerolab::status::NodeStatus;
@@ -47,12 +49,35 @@ impl Progress {
         }
     }
 
+    /// A node's step in its making (`create`): shown on the bar only, so the lines
+    /// printed (and what a pipe or CI log gets) stay one per finished node.
+    pub fn node_step(&self, node: &str, step: &CreateStep) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(create_step_line(node, step));
+        }
+    }
+
     /// The work is over: the bar goes, the lines stay.
     pub fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
     }
+}
+
+/// `node-2: booting`: a node's step in its making, as the bar shows it.
+pub fn create_step_line(node: &str, step: &CreateStep) -> String {
+    let step = match step {
+        CreateStep::Making => "making",
+        CreateStep::Booting => "booting",
+        CreateStep::Made => "made",
+    };
+    format!("{node}: {step}")
+}
+
+/// What a command says once when another one holds the lab: who, and that it waits.
+pub fn lock_waiting(lab: &str, holder: &Holder) -> String {
+    format!("zerolab: lab {lab} is being changed by {holder}; waiting for it to finish")
 }
 
 /// Progress of a job run: on a terminal a line that counts instances pending, running,
@@ -238,6 +263,26 @@ pub fn status_table(rows: &[NodeStatus]) -> String {
     table(&cells)
 }
 
+/// The services table of `status`: service, state, pid, restarts, log (or the cause of
+/// a failed service).
+pub fn services_table(services: &[ServiceStatus]) -> String {
+    let mut cells = vec![["SERVICE", "STATE", "PID", "RESTARTS", "LOG / CAUSE"].map(String::from)];
+    for service in services {
+        let last = match &service.state {
+            ServiceState::Failed { cause } => cause.clone(),
+            _ => service.log.display().to_string(),
+        };
+        cells.push([
+            service.name.clone(),
+            service.state.name().to_owned(),
+            service.pid.map_or_else(|| "-".to_owned(), |pid| pid.to_string()),
+            service.restarts.to_string(),
+            last,
+        ]);
+    }
+    table(&cells)
+}
+
 /// One node's `exec` output: each stdout line as `node-1: LINE` (first), each stderr
 /// line as `node-1 (stderr): LINE` (second); a run that could not happen is one stderr
 /// line `node-1: failed: CAUSE`.
@@ -375,6 +420,33 @@ mod tests {
              0.00 0.01 0 0 0 0 0 0 0 0\n\
              results in /r\njob j-1: 1 of 3 instances failed\n"
         );
+    }
+
+    #[test]
+    fn services_table_shows_the_log_or_the_cause() {
+        let service = |name: &str, state, pid| ServiceStatus {
+            name: name.into(),
+            state,
+            pid,
+            restarts: 1,
+            log: format!("/lab/services/{name}.log").into(),
+        };
+        let rows = [
+            service("dnsmasq", ServiceState::Running, Some(42)),
+            service("portal", ServiceState::Failed { cause: "exited with status 1".into() }, None),
+        ];
+        assert_eq!(
+            services_table(&rows),
+            "SERVICE  STATE    PID  RESTARTS  LOG / CAUSE\n\
+             dnsmasq  running  42   1         /lab/services/dnsmasq.log\n\
+             portal   failed   -    1         exited with status 1\n"
+        );
+        let holder = Holder { pid: Some(7), command: "zerolab up".into() };
+        assert_eq!(
+            lock_waiting("demo", &holder),
+            "zerolab: lab demo is being changed by pid 7 (zerolab up); waiting for it to finish"
+        );
+        assert_eq!(create_step_line("node-2", &CreateStep::Booting), "node-2: booting");
     }
 
     #[test]

@@ -1,7 +1,12 @@
 //! Bringing a lab up and down: `zerolab up` and `zerolab down`.
 //!
+//! Both hold the lab's lock ([`LabLock`]) from start to end, so two commands never
+//! change one lab at once.
+//!
 //! [`up`] has the cluster's provider make its nodes ([`Provider::create`]: `netns` makes
-//! namespace hosts unless the lab's bridge is there, `ssh` has nothing to make), then
+//! namespace hosts unless the lab's bridge is there, `ssh` has nothing to make; each
+//! node's steps go to [`UpOptions::create_progress`]); when the nodes were made anew, a
+//! keeper of the old ones is stopped (it holds dead connections); then
 //! provisions every node in parallel ([`run_parallel`], bounded) over one SSH connection
 //! each, at the address the provider gives ([`Provider::address`]): pin the host key,
 //! then [`install::install`] (upload the agent unless the node has the same sha256, start
@@ -14,12 +19,12 @@
 //! run recorded (ready, failed, unreachable) are connected to without waiting for a boot
 //! ([`ConnectOptions::known_up`]), so one that went away is reported in seconds; only
 //! hosts just made get the retries a booting node needs. At the end, the lab's
-//! connection keeper ([`crate::mux`]) is started and connects to the ready nodes, so the
+//! connection keeper ([`crate::keeper`]) is started and connects to the ready nodes, so the
 //! next command finds their connections open.
 //!
-//! [`down`] has the provider destroy what `up` made or installed ([`Provider::destroy`]:
-//! `netns` removes its hosts, `ssh` removes the agent from its machines), then removes
-//! the lab directory.
+//! [`down`] stops the keeper and the lab's services with it, has the provider destroy
+//! what `up` made or installed ([`Provider::destroy`]: `netns` removes its hosts, `ssh`
+//! removes the agent from its machines), then removes the lab directory.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -27,14 +32,11 @@ use std::sync::Arc;
 
 use crate::cluster::Cluster;
 use crate::install::{self, InstallError, Installed, Start};
-use crate::lab::{Lab, LabError, NodeRecord, NodeState};
-use crate::mux::{self, Mux};
-use crate::provider::{self, Provider, ProviderError};
+use crate::keeper::{self, Keeper};
+use crate::lab::{Lab, LabError, LabLock, LockError, LockWait, NodeRecord, NodeState};
+use crate::provider::{self, CreateProgress, Created, Provider, ProviderError};
 use crate::ssh::{self, run_parallel, ConnectOptions, HostKeys, Session, Target, Upload};
-
-/// Nodes provisioned at once: enough that a lab of a hundred starts every handshake at
-/// once (they wait on the network and the nodes' sshd more than on us).
-pub const PARALLEL: usize = 100;
+use zerolab_sandbox::session::error_chain;
 
 /// What can stop `up`, `down` or `status` as a whole (a node's own failure does not:
 /// it is in that node's [`NodeReport`]).
@@ -62,6 +64,9 @@ pub enum UpError {
     /// The pinned host keys could not be read.
     #[error(transparent)]
     HostKeys(#[from] ssh::Error),
+    /// Another command is changing the lab.
+    #[error(transparent)]
+    Lock(#[from] LockError),
 }
 
 /// What `up` did on one node.
@@ -76,7 +81,7 @@ pub struct NodeReport {
 }
 
 /// Options of [`up`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct UpOptions {
     /// The agent binary to install on every node.
     pub agent: PathBuf,
@@ -85,6 +90,10 @@ pub struct UpOptions {
     /// The `zerolab` executable, to start the lab's connection keeper and have it
     /// connect to the ready nodes, so the next command finds them open (`None`: no keeper).
     pub keeper: Option<PathBuf>,
+    /// Where each node's steps in the making go.
+    pub create_progress: CreateProgress,
+    /// How long to wait for another command on the lab.
+    pub lock: LockWait,
 }
 
 /// The `zerolab-agent` beside the running executable (how releases and `cargo build`
@@ -105,8 +114,13 @@ pub async fn up(
     if !options.agent.is_file() {
         return Err(UpError::AgentMissing { path: options.agent.clone() });
     }
+    let lab = Lab::at(root, cluster.name())?;
+    let _lock = LabLock::acquire(&lab, "zerolab up", &options.lock).await?;
     let lab = Lab::open_or_create(root, cluster.name())?;
-    provider.create(&lab, cluster).await?;
+    if provider.create(&lab, cluster, options.create_progress.clone()).await? == Created::Made {
+        // New hosts: a keeper of the old ones holds dead connections.
+        keeper::stop(lab.dir()).await;
+    }
     let host_keys = HostKeys::open(lab.known_hosts())?;
     let targets = targets(&lab, cluster, provider)?;
     let agent_error = |source| UpError::AgentRead { path: options.agent.clone(), source };
@@ -142,19 +156,18 @@ pub async fn up(
         .map(|(node, result)| {
             result.unwrap_or_else(|e| NodeReport {
                 node,
-                state: NodeState::Failed { cause: cause(&e) },
-                detail: cause(&e),
+                state: NodeState::Failed { cause: error_chain(&e) },
+                detail: error_chain(&e),
             })
         })
         .collect();
 
     let mut state = lab.load_state()?;
     for (node, report) in cluster.nodes().iter().zip(&reports) {
-        let record = state.nodes.entry(node.name.clone()).or_insert_with(|| NodeRecord {
-            address: node.address.to_string(),
-            state: NodeState::Declared,
-            pid: None,
-        });
+        let record = state
+            .nodes
+            .entry(node.name.clone())
+            .or_insert_with(|| NodeRecord::new(node.address.to_string(), NodeState::Declared));
         record.state = report.state.clone();
     }
     lab.save_state(&state)?;
@@ -167,25 +180,31 @@ pub async fn up(
             .collect();
         // `up` is done either way: without a keeper the next command starts one.
         if let Err(e) = warm_keeper(&lab, program, &ready).await {
-            tracing::warn!("connection keeper: {}", cause(&e));
+            tracing::warn!("connection keeper: {}", error_chain(&e));
         }
     }
     Ok(reports)
 }
 
-async fn warm_keeper(lab: &Lab, program: &Path, ready: &[Target]) -> Result<(), mux::MuxError> {
+async fn warm_keeper(lab: &Lab, program: &Path, ready: &[Target]) -> Result<(), keeper::KeeperError> {
     if ready.is_empty() {
         return Ok(());
     }
-    Mux::open(lab.dir(), program).await?.warm(ready).await
+    Keeper::open(lab.dir(), program).await?.warm(ready).await
 }
 
-/// Takes the lab under `root` down: the provider removes what `up` made or installed,
-/// then the lab directory goes. Idempotent.
-pub async fn down(root: &Path, cluster: &Cluster) -> Result<(), UpError> {
+/// Takes the lab under `root` down: its keeper and services stop, the provider removes
+/// what `up` made or installed, then the lab directory goes. Idempotent. Holds the lab's
+/// lock (waiting as `wait` says) when the lab directory exists; with none, there is no
+/// lab to interleave with (what a provider finds by name alone is still removed).
+pub async fn down(root: &Path, cluster: &Cluster, wait: &LockWait) -> Result<(), UpError> {
     let provider = provider::of(cluster)?;
     let lab = Lab::at(root, cluster.name())?;
-    mux::stop(lab.dir());
+    let _lock = match lab.exists() {
+        true => Some(LabLock::acquire(&lab, "zerolab down", wait).await?),
+        false => None,
+    };
+    keeper::stop(lab.dir()).await;
     provider.destroy(&lab, cluster).await?;
     lab.remove()?;
     Ok(())
@@ -226,29 +245,13 @@ fn report(node: &str, result: Result<Installed, InstallError>) -> NodeReport {
             NodeReport { node, state: NodeState::Ready, detail: format!("{upload}, {start}, healthy") }
         }
         Err(InstallError::Ssh(e @ (ssh::Error::Unreachable { .. } | ssh::Error::HandshakeTimeout { .. }))) => {
-            NodeReport { node, state: NodeState::Unreachable, detail: cause(&e) }
+            NodeReport { node, state: NodeState::Unreachable, detail: error_chain(&e) }
         }
         Err(e) => {
-            let cause = cause(&e);
+            let cause = error_chain(&e);
             NodeReport { node, state: NodeState::Failed { cause: cause.clone() }, detail: cause }
         }
     }
-}
-
-/// An error and its sources as one line: `a: b: c`.
-pub fn cause(error: &dyn std::error::Error) -> String {
-    let mut line = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        let text = e.to_string();
-        // An error may already show its source's text in its own.
-        if !line.contains(&text) {
-            line.push_str(": ");
-            line.push_str(&text);
-        }
-        source = e.source();
-    }
-    line
 }
 
 #[cfg(test)]
@@ -256,15 +259,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cause_joins_sources_in_one_line() {
+    fn error_chain_joins_sources_in_one_line_once() {
         let io = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "permission denied");
         let err = UpError::AgentRead { path: "/a".into(), source: io };
-        assert_eq!(cause(&err), "cannot read agent binary /a: permission denied");
+        assert_eq!(error_chain(&err), "cannot read agent binary /a: permission denied");
         // Not twice when the error shows it already.
         let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
         let err = ssh::Error::Unreachable { node: "n1".into(), address: "10.0.0.2:22".into(), attempts: 6, source: io };
         assert_eq!(
-            cause(&err),
+            error_chain(&err),
             "node n1: unreachable at 10.0.0.2:22 after 6 attempts (connection refused); check that the node is up \
              and its sshd listens there"
         );

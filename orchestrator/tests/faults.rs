@@ -208,7 +208,10 @@ fn an_unreachable_node_is_reported_quickly_and_the_others_stay_ready() {
     assert_eq!(agent_pids(&lab), pids);
 
     // node-2's sshd killed: its port refuses.
-    let sshd = state(&lab).nodes["node-2"].pid.expect("node-2's sshd pid in state.json") as i32;
+    let sshd = state(&lab).nodes["node-2"]
+        .provider_record::<zerolab::provider::netns::Sshd>()
+        .expect("node-2's sshd in state.json")
+        .pid as i32;
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(sshd), nix::sys::signal::Signal::SIGKILL).unwrap();
     wait_dead(sshd);
     let (run, took) = timed(&lab, &["up"]);

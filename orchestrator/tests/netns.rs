@@ -14,6 +14,7 @@ use std::time::Instant;
 use zerolab::cluster::Cluster;
 use zerolab::lab::{Lab, NodeState};
 use zerolab::provider::netns::{self, Names};
+use zerolab::provider::CreateStep;
 
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
@@ -119,17 +120,25 @@ fn three_node_lab_is_reachable_isolated_and_leaves_nothing_behind() {
 
     let up = Up(&lab);
     let started = Instant::now();
-    let state = netns::create(&lab, &cluster).unwrap();
+    let steps = std::sync::Mutex::new(Vec::new());
+    let state =
+        netns::create(&lab, &cluster, &|node: &str, step| steps.lock().unwrap().push((node.to_owned(), step))).unwrap();
     eprintln!("created 3 nodes in {:?}", started.elapsed());
+    // Each node's progress, in order: made, its sshd started, then listening.
+    let steps = steps.into_inner().unwrap();
+    for node in cluster.nodes() {
+        let of_node: Vec<&CreateStep> = steps.iter().filter(|(n, _)| *n == node.name).map(|(_, s)| s).collect();
+        assert_eq!(of_node, [&CreateStep::Making, &CreateStep::Booting, &CreateStep::Made], "{}", node.name);
+    }
     assert_eq!(lab.load_state().unwrap(), state);
     assert_eq!(state.nodes.len(), 3);
     for node in cluster.nodes() {
         let record = &state.nodes[&node.name];
         assert_eq!(record.address, node.address.to_string());
         assert_eq!(record.state, NodeState::Provisioning);
-        assert!(Path::new(&format!("/proc/{}", record.pid.unwrap())).exists());
+        assert!(Path::new(&format!("/proc/{}", record.provider_record::<netns::Sshd>().unwrap().pid)).exists());
     }
-    assert!(matches!(netns::create(&lab, &cluster), Err(netns::NetnsError::AlreadyUp { .. })));
+    assert!(matches!(netns::create(&lab, &cluster, &|_: &str, _| {}), Err(netns::NetnsError::AlreadyUp { .. })));
 
     // The real OpenSSH client, host keys pinned on first contact.
     assert_eq!(ssh_ok(&lab, "10.77.101.2", "hostname"), "node-1\n");
@@ -175,9 +184,9 @@ fn failed_create_leaves_nothing_behind() {
     let root = tempfile::tempdir().unwrap();
     let lab = Lab::open_or_create(root.path(), cluster.name()).unwrap();
     let _up = Up(&lab);
-    netns::create(&lab, &cluster).unwrap();
+    netns::create(&lab, &cluster, &|_: &str, _| {}).unwrap();
     let other = Lab::open_or_create(root.path(), "other-102").unwrap();
-    let err = netns::create(&other, &cluster).unwrap_err();
+    let err = netns::create(&other, &cluster, &|_: &str, _| {}).unwrap_err();
     assert!(err.to_string().starts_with("subnet 10.77.102.0/24 is already used by"), "{err}");
     netns::destroy(&lab).unwrap();
     assert_nothing_left(&lab);
@@ -188,7 +197,7 @@ fn failed_create_leaves_nothing_behind() {
     let lab = Lab::open_or_create(root.path(), cluster.name()).unwrap();
     let _up2 = Up(&lab);
     let started = Instant::now();
-    let err = netns::create(&lab, &cluster).unwrap_err().to_string();
+    let err = netns::create(&lab, &cluster, &|_: &str, _| {}).unwrap_err().to_string();
     assert!(err.starts_with("node node-1: sshd did not start: ") && err.contains("/nonexistent"), "{err}");
     assert!(started.elapsed().as_secs() < 5, "failure took {:?}", started.elapsed());
     assert_nothing_left(&lab);
@@ -203,7 +212,7 @@ fn refuses_without_root_naming_the_fix() {
     let cluster = example_cluster(105, 1);
     let root = tempfile::tempdir().unwrap();
     let lab = Lab::open_or_create(root.path(), cluster.name()).unwrap();
-    let err = netns::create(&lab, &cluster).unwrap_err();
+    let err = netns::create(&lab, &cluster, &|_: &str, _| {}).unwrap_err();
     assert_eq!(err.to_string(), "the netns provider needs root: run zerolab as root (sudo)");
     assert!(matches!(netns::destroy(&lab), Err(netns::NetnsError::NotRoot)));
 }
@@ -220,7 +229,7 @@ fn many_node_lab_times() {
     let lab = Lab::open_or_create(root.path(), cluster.name()).unwrap();
     let _up = Up(&lab);
     let started = Instant::now();
-    netns::create(&lab, &cluster).unwrap();
+    netns::create(&lab, &cluster, &|_: &str, _| {}).unwrap();
     eprintln!("created {count} nodes in {:?}", started.elapsed());
     let last = cluster.nodes().last().unwrap();
     assert_eq!(ssh_ok(&lab, &last.address.to_string(), "hostname"), format!("{}\n", last.name));

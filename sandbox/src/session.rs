@@ -146,13 +146,18 @@ impl SessionError {
     }
 }
 
-/// `error: cause: cause`, on one line.
+/// `error: cause: cause`, on one line: the one error-chain formatter of the workspace
+/// (the agent and the orchestrator use it too). A source whose text the line already
+/// shows (an error that prints its source in its own message) is not repeated.
 pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
     while let Some(c) = src {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
+        let text = c.to_string();
+        if !s.contains(&text) {
+            s.push_str(": ");
+            s.push_str(&text);
+        }
         src = c.source();
     }
     s

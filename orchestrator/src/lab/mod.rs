@@ -10,15 +10,23 @@
 //!   state.json              node states (see [`state`]), replaced atomically (0600)
 //!   logs/                   per-node logs (0700)
 //!   nodes/<node>/           provider runtime files (netns: each node's private dirs)
+//!   lab.lock                the lab's lock: who is changing it (pid, command; [`lock`])
 //!   keeper.sock, .lock, .log  the connection keeper's socket (0600), lock and log (see
-//!                           [`crate::mux`])
+//!                           [`crate::keeper`])
+//!   services/<name>.log     the log of each service the keeper runs for the lab
 //! ```
+//!
+//! [`Lab`] is the directory; [`Lab::open`] ([`handle`]) is a lab that is up, as a
+//! command on its nodes sees it; [`LabLock`] ([`lock`]) keeps two commands that change
+//! the lab from interleaving.
 //!
 //! The directory is created mode 0700 and every file in it without access for group or
 //! others (the public key excepted), so nothing secret is readable by other users even
 //! when the root directory is. The key pair comes from OpenSSH's `ssh-keygen`: the lab
 //! logs in with the real OpenSSH client and server, so their own tool makes the keys.
 
+pub mod handle;
+pub mod lock;
 pub mod state;
 
 use std::fs::{self, DirBuilder, OpenOptions};
@@ -27,6 +35,8 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+pub use self::handle::{LabHandle, OpenError};
+pub use self::lock::{Holder, LabLock, LockError, LockWait, Waiting};
 pub use self::state::{LabState, NodeRecord, NodeState};
 use crate::cluster::names::check_lab_name;
 
@@ -192,12 +202,12 @@ pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), LabError> {
     file.write_all(bytes).map_err(io_error(path))
 }
 
-/// Creates `dir` (0700) if missing and makes sure it is 0700.
 /// The pinned host keys of the lab in `dir`.
 pub fn known_hosts_in(dir: &Path) -> PathBuf {
     dir.join("known_hosts")
 }
 
+/// Creates `dir` (0700) if missing and makes sure it is 0700.
 pub(crate) fn private_dir(dir: &Path) -> Result<(), LabError> {
     DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io_error(dir))?;
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io_error(dir))

@@ -3,6 +3,10 @@
 //! A node goes declared → provisioning → ready, or ends failed (with its cause) or
 //! unreachable. The file is replaced atomically (written to a temporary file in the same
 //! directory, synced, renamed over), so a crash never leaves half a state behind.
+//!
+//! What a provider keeps of a node (netns: its sshd's pid) is the provider's own record
+//! type, stored under the node's `provider` key ([`NodeRecord::provider_record`],
+//! [`NodeRecord::set_provider_record`]): the shared record knows no provider's fields.
 
 use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
@@ -10,6 +14,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::{io_error, LabError};
@@ -42,9 +47,34 @@ pub struct NodeRecord {
     /// Its state.
     #[serde(flatten)]
     pub state: NodeState,
-    /// The process the provider started for it (netns: its sshd), if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pid: Option<u32>,
+    /// The provider's own record of the node, as JSON (empty when it keeps none).
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    provider: serde_json::Map<String, serde_json::Value>,
+}
+
+impl NodeRecord {
+    /// A node at `address` in `state`, with no provider record.
+    pub fn new(address: impl Into<String>, state: NodeState) -> NodeRecord {
+        NodeRecord { address: address.into(), state, provider: serde_json::Map::new() }
+    }
+
+    /// The provider's record of the node, read as its type `R` (`None` when there is
+    /// none, or it is not an `R`).
+    pub fn provider_record<R: DeserializeOwned>(&self) -> Option<R> {
+        if self.provider.is_empty() {
+            return None;
+        }
+        serde_json::from_value(serde_json::Value::Object(self.provider.clone())).ok()
+    }
+
+    /// Replaces the provider's record of the node; `record` must serialize to a JSON
+    /// object (a struct).
+    pub fn set_provider_record<R: Serialize>(&mut self, record: &R) {
+        self.provider = match serde_json::to_value(record) {
+            Ok(serde_json::Value::Object(fields)) => fields,
+            _ => panic!("a provider record serializes to a JSON object"),
+        };
+    }
 }
 
 /// Every node's record, by node name.
@@ -89,6 +119,12 @@ impl LabState {
 mod tests {
     use super::*;
 
+    /// A provider's record, as netns keeps one.
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Sshd {
+        pid: u32,
+    }
+
     fn sample() -> LabState {
         let mut state = LabState::default();
         for (i, node_state) in [
@@ -101,11 +137,11 @@ mod tests {
         .into_iter()
         .enumerate()
         {
-            let pid = (i % 2 == 0).then_some(100 + i as u32);
-            state.nodes.insert(
-                format!("node-{}", i + 1),
-                NodeRecord { address: format!("10.77.0.{}", i + 2), state: node_state, pid },
-            );
+            let mut record = NodeRecord::new(format!("10.77.0.{}", i + 2), node_state);
+            if i % 2 == 0 {
+                record.set_provider_record(&Sshd { pid: 100 + i as u32 });
+            }
+            state.nodes.insert(format!("node-{}", i + 1), record);
         }
         state
     }
@@ -126,10 +162,23 @@ mod tests {
 
     #[test]
     fn failed_state_is_written_with_its_cause() {
-        let record =
-            NodeRecord { address: "10.77.0.2".into(), state: NodeState::Failed { cause: "x".into() }, pid: None };
+        let record = NodeRecord::new("10.77.0.2", NodeState::Failed { cause: "x".into() });
         let json = serde_json::to_string(&record).unwrap();
         assert_eq!(json, r#"{"address":"10.77.0.2","state":"failed","cause":"x"}"#);
+    }
+
+    #[test]
+    fn the_provider_record_is_the_providers_own_type() {
+        let mut record = NodeRecord::new("10.77.0.2", NodeState::Provisioning);
+        assert_eq!(record.provider_record::<Sshd>(), None);
+        record.set_provider_record(&Sshd { pid: 7 });
+        let json = serde_json::to_string(&record).unwrap();
+        assert_eq!(json, r#"{"address":"10.77.0.2","state":"provisioning","provider":{"pid":7}}"#);
+        let read: NodeRecord = serde_json::from_str(&json).unwrap();
+        assert_eq!(read.provider_record::<Sshd>(), Some(Sshd { pid: 7 }));
+        // A state file from before provider records (`pid` beside the state) still reads.
+        let old: NodeRecord = serde_json::from_str(r#"{"address":"a","state":"ready","pid":7}"#).unwrap();
+        assert_eq!(old, NodeRecord::new("a", NodeState::Ready));
     }
 
     #[test]

@@ -15,7 +15,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use super::{netns, registry, ProviderKind};
+use super::{netns, registry, CreateProgress, ProviderKind};
 use crate::cluster::{Cluster, Node};
 use crate::lab::{Lab, LabError};
 use crate::ssh::Target;
@@ -102,8 +102,14 @@ pub trait Provider: Send + Sync {
     /// Whether the lab's nodes exist (a lab that is not up has no node to reach).
     fn is_up(&self, lab: &Lab) -> Result<bool, ProviderError>;
 
-    /// Makes every node of `cluster` exist; nodes that exist already are kept.
-    fn create<'a>(&'a self, lab: &'a Lab, cluster: &'a Cluster) -> BoxFuture<'a, Result<Created, ProviderError>>;
+    /// Makes every node of `cluster` exist; nodes that exist already are kept. Each
+    /// node's steps go to `progress` as they happen.
+    fn create<'a>(
+        &'a self,
+        lab: &'a Lab,
+        cluster: &'a Cluster,
+        progress: CreateProgress,
+    ) -> BoxFuture<'a, Result<Created, ProviderError>>;
 
     /// Where and as whom `node` is reached over SSH. By default: its address from the
     /// cluster file, its port, its user and the lab's own key pair.
@@ -165,7 +171,12 @@ impl Provider for NotImplemented {
         Err(ProviderError::NotImplemented { provider: self.0 })
     }
 
-    fn create<'a>(&'a self, _lab: &'a Lab, _cluster: &'a Cluster) -> BoxFuture<'a, Result<Created, ProviderError>> {
+    fn create<'a>(
+        &'a self,
+        _lab: &'a Lab,
+        _cluster: &'a Cluster,
+        _progress: CreateProgress,
+    ) -> BoxFuture<'a, Result<Created, ProviderError>> {
         Box::pin(async move { Err(ProviderError::NotImplemented { provider: self.0 }) })
     }
 

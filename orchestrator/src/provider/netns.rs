@@ -16,15 +16,15 @@ pub mod names;
 
 use std::path::Path;
 
-pub use self::host::{create, destroy, sshd_config, NetnsError, SSHD};
+pub use self::host::{create, destroy, sshd_config, NetnsError, Sshd, SSHD};
 pub use self::names::Names;
 
 use zerolab_config::cluster::net::Subnet;
 use zerolab_config::cluster::{Checker, EntryView};
 
 use super::{
-    BoxFuture, Created, Definition, NodeSettings, Provider, ProviderConfig, ProviderError, ProviderKind,
-    ProviderSettings, ProviderSpec, BASE,
+    BoxFuture, CreateProgress, Created, Definition, NodeSettings, Provider, ProviderConfig, ProviderError,
+    ProviderKind, ProviderSettings, ProviderSpec, BASE,
 };
 use crate::cluster::Cluster;
 use crate::lab::{io_error, Lab};
@@ -74,7 +74,12 @@ impl Provider for Netns {
         Ok(Path::new("/sys/class/net").join(Names::new(lab.name()).bridge()).exists())
     }
 
-    fn create<'a>(&'a self, lab: &'a Lab, cluster: &'a Cluster) -> BoxFuture<'a, Result<Created, ProviderError>> {
+    fn create<'a>(
+        &'a self,
+        lab: &'a Lab,
+        cluster: &'a Cluster,
+        progress: CreateProgress,
+    ) -> BoxFuture<'a, Result<Created, ProviderError>> {
         Box::pin(async move {
             // A lab that is up is verified by provisioning, not rebuilt.
             if self.is_up(lab)? {
@@ -82,16 +87,26 @@ impl Provider for Netns {
             }
             // New hosts get new host keys (say the machine rebooted): the pins of the
             // hosts this lab made before are void, and these are made here, by us.
-            // A keeper of the old hosts holds dead connections.
-            crate::mux::stop(lab.dir());
             let known_hosts = lab.known_hosts();
             std::fs::write(&known_hosts, "").map_err(io_error(&known_hosts))?;
-            host::create(lab, cluster)?;
+            // Making hosts runs `ip`, `ssh-keygen` and waits for sshd: blocking work,
+            // on a thread of its own.
+            let (lab, cluster) = (lab.clone(), cluster.clone());
+            blocking(move || host::create(&lab, &cluster, &*progress)).await?;
             Ok(Created::Made)
         })
     }
 
     fn destroy<'a>(&'a self, lab: &'a Lab, _cluster: &'a Cluster) -> BoxFuture<'a, Result<(), ProviderError>> {
-        Box::pin(async move { Ok(host::destroy(lab)?) })
+        let lab = lab.clone();
+        Box::pin(async move { Ok(blocking(move || host::destroy(&lab)).await?) })
+    }
+}
+
+/// Runs blocking host work on tokio's blocking pool (a panic there is re-raised here).
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(value) => value,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
     }
 }

@@ -19,14 +19,14 @@ use zerolab_config::cluster::schema::NodeField;
 use zerolab_config::cluster::{Checker, EntryView, Problem};
 
 use super::{
-    Addressing, BoxFuture, Created, Definition, NodeSettings, Provider, ProviderConfig, ProviderError, ProviderKind,
-    ProviderSettings, ProviderSpec,
+    Addressing, BoxFuture, CreateProgress, Created, Definition, NodeSettings, Provider, ProviderConfig, ProviderError,
+    ProviderKind, ProviderSettings, ProviderSpec,
 };
 use crate::cluster::{Cluster, Node};
 use crate::install;
 use crate::lab::Lab;
 use crate::ssh::{run_parallel, ConnectOptions, HostKeys, Session, Target};
-use crate::up::{cause, PARALLEL};
+use zerolab_sandbox::session::error_chain;
 
 /// The SSH port when `port` is not given.
 pub const DEFAULT_PORT: u16 = zerolab_config::cluster::provider::DEFAULT_SSH_PORT;
@@ -94,7 +94,12 @@ impl Provider for Ssh {
         Ok(lab.exists())
     }
 
-    fn create<'a>(&'a self, _lab: &'a Lab, _cluster: &'a Cluster) -> BoxFuture<'a, Result<Created, ProviderError>> {
+    fn create<'a>(
+        &'a self,
+        _lab: &'a Lab,
+        _cluster: &'a Cluster,
+        _progress: CreateProgress,
+    ) -> BoxFuture<'a, Result<Created, ProviderError>> {
         Box::pin(async { Ok(Created::Existing) })
     }
 
@@ -135,7 +140,7 @@ impl Provider for Ssh {
                 .collect::<Result<Vec<_>, _>>()?;
             // The nodes answered before: one that does not answer soon is reported.
             let options = ConnectOptions { timeout: Duration::from_secs(5), retries: 2, ..ConnectOptions::default() };
-            let results = run_parallel(&targets, PARALLEL, move |target| {
+            let results = run_parallel(&targets, crate::ssh::PARALLEL, move |target| {
                 let (host_keys, options) = (host_keys.clone(), options.clone());
                 async move {
                     let session = Session::connect(&target, &host_keys, &options).await?;
@@ -150,8 +155,8 @@ impl Provider for Ssh {
                 .filter_map(|(node, result)| {
                     let cause = match result {
                         Ok(Ok(())) => return None,
-                        Ok(Err(e)) => cause(&e),
-                        Err(e) => cause(&e),
+                        Ok(Err(e)) => error_chain(&e),
+                        Err(e) => error_chain(&e),
                     };
                     let prefix = format!("node {node}: ");
                     Some(if cause.starts_with(&prefix) { cause } else { format!("{prefix}{cause}") })

@@ -15,10 +15,11 @@ use super::record::{JobRecord, CANCELLED, FILE};
 use super::RunError;
 use crate::agent_client::{self, AgentError, Link};
 use crate::cluster::Cluster;
+use crate::keeper::Keeper;
 use crate::lab::Lab;
-use crate::mux::Mux;
 use crate::provider;
-use crate::up::{cause, targets, UpError};
+use crate::up::{targets, UpError};
+use zerolab_sandbox::session::error_chain as cause;
 
 /// Limit for each agent request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -111,7 +112,7 @@ pub async fn output(
         .into_iter()
         .find(|t| t.node == entry.node);
     let Some(target) = target else { return Ok(Vec::new()) };
-    let mux = Mux::open(lab.dir(), program).await.map_err(RunError::from)?;
+    let mux = Keeper::open(lab.dir(), program).await.map_err(RunError::from)?;
     match agent_client::session_output(Link::Keeper(&mux, &target), session, stream, REQUEST_TIMEOUT).await {
         Ok(bytes) => Ok(bytes.to_vec()),
         // Not kept (yet): the session is still preparing, or the job sent it to a node file.
@@ -139,7 +140,7 @@ pub async fn cancel(
     let record = JobRecord::load(&dir)?;
     let provider = provider::of(cluster).map_err(UpError::from).map_err(RunError::from)?;
     let targets = targets(&lab, cluster, provider).map_err(UpError::from).map_err(RunError::from)?;
-    let mux = Mux::open(lab.dir(), program).await.map_err(RunError::from)?;
+    let mux = Keeper::open(lab.dir(), program).await.map_err(RunError::from)?;
     let mut stopped = Vec::new();
     for instance in &record.instances {
         let (Some(session), false) = (&instance.session, dir.join(&instance.name).join("report").is_file()) else {

@@ -15,7 +15,7 @@
 //!    An instance of a group with `retries` is placed again on another node instead,
 //!    until its retries are spent (`retry.rs`).
 //!
-//! Every request goes through the lab's connection keeper ([`Mux`]), so no step pays an
+//! Every request goes through the lab's connection keeper ([`Keeper`]), so no step pays an
 //! SSH handshake. The results directory is `LAB/jobs/<id>/`: `job.json` (the run: which
 //! instance on which node, in which session; written once the sessions started), then
 //! per instance `report` (ZeroVM's six lines) and the outputs its agent kept: `stdout`
@@ -43,11 +43,12 @@ use self::retry::Retries;
 use crate::agent_client::{self, AgentError, Link};
 use crate::cluster::Cluster;
 use crate::job::Job;
+use crate::keeper::{Keeper, KeeperError};
 use crate::lab::{Lab, NodeState};
-use crate::mux::{Mux, MuxError};
 use crate::provider;
 use crate::ssh::Target;
-use crate::up::{cause, targets, UpError};
+use crate::up::{targets, UpError};
+use zerolab_sandbox::session::error_chain as cause;
 
 /// How often running instances are looked at.
 pub const POLL: Duration = Duration::from_millis(50);
@@ -82,7 +83,7 @@ pub enum RunError {
     Up(Box<UpError>),
     /// The lab's connection keeper.
     #[error(transparent)]
-    Mux(Box<MuxError>),
+    Keeper(Box<KeeperError>),
     /// A node did not take the job's programs or inputs.
     #[error("node {node}: uploading {} failed", path.display())]
     Upload {
@@ -109,9 +110,9 @@ impl From<UpError> for RunError {
     }
 }
 
-impl From<MuxError> for RunError {
-    fn from(error: MuxError) -> RunError {
-        RunError::Mux(Box::new(error))
+impl From<KeeperError> for RunError {
+    fn from(error: KeeperError) -> RunError {
+        RunError::Keeper(Box::new(error))
     }
 }
 
@@ -208,7 +209,7 @@ pub async fn run(
     let targets: HashMap<String, Target> =
         targets(&lab, cluster, provider).map_err(UpError::from)?.into_iter().map(|t| (t.node.clone(), t)).collect();
     let targets = Arc::new(targets);
-    let mux = Mux::open(lab.dir(), &options.program).await?;
+    let mux = Keeper::open(lab.dir(), &options.program).await?;
     let listen_at = channel_addresses(&mux, &targets, plan::listening_nodes(job, &placement)).await?;
     let id = format!("{}-{}", job.name(), SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis());
     let mut plan = plan::plan(job, &placement, &id, &listen_at, lab.dir()).await?;
@@ -249,7 +250,7 @@ pub async fn run(
 /// Where each of `nodes` accepts channel connections (`IP:PORT`), asked of their agents
 /// at once; a node whose agent has no channel port is left out (the plan says so).
 async fn channel_addresses(
-    mux: &Mux,
+    mux: &Keeper,
     targets: &Arc<HashMap<String, Target>>,
     nodes: std::collections::BTreeSet<String>,
 ) -> Result<BTreeMap<String, String>, RunError> {
@@ -289,7 +290,7 @@ async fn channel_addresses(
 }
 
 /// Stores on every node the blobs it lacks, all nodes at once.
-async fn upload(mux: &Mux, targets: &Arc<HashMap<String, Target>>, plan: &Plan) -> Result<(), RunError> {
+async fn upload(mux: &Keeper, targets: &Arc<HashMap<String, Target>>, plan: &Plan) -> Result<(), RunError> {
     let mut uploads: JoinSet<Result<(), RunError>> = JoinSet::new();
     for (node, blobs) in plan.blobs.clone() {
         let (mux, targets) = (mux.clone(), targets.clone());
@@ -302,7 +303,7 @@ async fn upload(mux: &Mux, targets: &Arc<HashMap<String, Target>>, plan: &Plan) 
 }
 
 /// Stores on `target`'s node those of `blobs` it lacks.
-async fn upload_to(mux: &Mux, target: &Target, blobs: &[Blob]) -> Result<(), RunError> {
+async fn upload_to(mux: &Keeper, target: &Target, blobs: &[Blob]) -> Result<(), RunError> {
     for blob in blobs {
         let failed =
             |source| RunError::Upload { node: target.node.clone(), path: blob.path.clone(), source: Box::new(source) };
@@ -319,7 +320,7 @@ async fn upload_to(mux: &Mux, target: &Target, blobs: &[Blob]) -> Result<(), Run
 }
 
 /// Starts every instance's session at once; each instance's session id or why not.
-async fn start(mux: &Mux, targets: &Arc<HashMap<String, Target>>, plan: &Plan) -> Vec<Result<String, String>> {
+async fn start(mux: &Keeper, targets: &Arc<HashMap<String, Target>>, plan: &Plan) -> Vec<Result<String, String>> {
     let mut starts = JoinSet::new();
     for (index, instance) in plan.instances.iter().enumerate() {
         let (mux, targets, instance) = (mux.clone(), targets.clone(), instance.clone());
@@ -340,7 +341,7 @@ async fn start(mux: &Mux, targets: &Arc<HashMap<String, Target>>, plan: &Plan) -
 }
 
 /// Kills the sessions `(instance, session id)` (those already ended are left as they are).
-async fn stop(mux: &Mux, targets: &Arc<HashMap<String, Target>>, plan: &Plan, sessions: &[(usize, String)]) {
+async fn stop(mux: &Keeper, targets: &Arc<HashMap<String, Target>>, plan: &Plan, sessions: &[(usize, String)]) {
     let mut kills = JoinSet::new();
     for (index, id) in sessions.iter().cloned() {
         let (mux, targets, node) = (mux.clone(), targets.clone(), plan.instances[index].node.clone());
@@ -355,7 +356,7 @@ async fn stop(mux: &Mux, targets: &Arc<HashMap<String, Target>>, plan: &Plan, se
 /// module doc for failures and lost nodes. An instance placed again gets its new node
 /// in `plan` and its new session in `ids`.
 async fn watch(
-    mux: &Mux,
+    mux: &Keeper,
     targets: &Arc<HashMap<String, Target>>,
     plan: &mut Plan,
     ids: &mut [String],
@@ -514,7 +515,7 @@ fn count(results: &[Option<InstanceResult>], retries: &Retries, waiting: &HashSe
 /// Reads a finished instance's report and outputs into `dir/<instance>/`, and copies
 /// its outputs where the job asked for them.
 async fn collect(
-    mux: &Mux,
+    mux: &Keeper,
     target: &Target,
     plan: &Plan,
     index: usize,

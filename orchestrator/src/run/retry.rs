@@ -31,10 +31,10 @@ use super::{ended, save, upload_to, write, InstanceResult, RunError, LIST_TIMEOU
 use crate::agent_client::{self, Link};
 use crate::cluster::{Cluster, Node};
 use crate::job::{Job, DEFAULT_GUESTS_PER_NODE};
+use crate::keeper::Keeper;
 use crate::lab::{LabState, NodeState};
-use crate::mux::Mux;
 use crate::ssh::Target;
-use crate::up::cause;
+use zerolab_sandbox::session::error_chain as cause;
 
 /// How a placement under way ended.
 enum Placed {
@@ -48,7 +48,7 @@ enum Placed {
 
 /// The retry state of one run.
 pub(super) struct Retries {
-    mux: Mux,
+    mux: Keeper,
     targets: Arc<HashMap<String, Target>>,
     /// The results directory.
     dir: PathBuf,
@@ -81,7 +81,7 @@ impl Retries {
         state: &LabState,
         record: JobRecord,
         dir: PathBuf,
-        mux: Mux,
+        mux: Keeper,
         targets: Arc<HashMap<String, Target>>,
     ) -> Retries {
         let ready = |node: &str| {
@@ -381,7 +381,7 @@ fn next_node(
 /// `stop` comes first; meanwhile kills `old` (the session left on a lost node, should
 /// that node answer again).
 async fn place(
-    mux: Mux,
+    mux: Keeper,
     target: Target,
     blobs: Vec<Blob>,
     request: SessionRequest,

@@ -21,7 +21,7 @@ mod tcp;
 
 pub use error::Error;
 pub use hostkeys::HostKeys;
-pub use parallel::run_parallel;
+pub use parallel::{run_parallel, PARALLEL};
 pub use session::{last_line, sha256_file, ConnectOptions, Output, Session, Stream, Upload};
 
 use std::path::PathBuf;

@@ -8,6 +8,11 @@ use tokio::task::JoinSet;
 
 use super::{Error, Target};
 
+/// Nodes worked on at once by `up`, `status` and `down`: enough that a lab of a hundred
+/// starts every handshake at once (they wait on the network and the nodes' sshd more
+/// than on us).
+pub const PARALLEL: usize = 100;
+
 /// Runs `f` on every target, at most `limit` at a time, and returns `(node, result)` in
 /// the order of `targets`. A failing (or panicking) node never stops the others.
 pub async fn run_parallel<T, F, Fut>(targets: &[Target], limit: usize, f: F) -> Vec<(String, Result<T, Error>)>

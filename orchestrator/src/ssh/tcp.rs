@@ -16,14 +16,13 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 use super::{ConnectOptions, Error};
+use crate::backoff::Backoff;
 
 /// TCP connect with retries for the failures a booting node shows (refused, reset,
 /// timed out, no route yet), backing off 1×, 2×, 4× ... up to 2 s.
 pub(super) async fn connect_tcp(node: &str, address: &str, options: &ConnectOptions) -> Result<QuickAck, Error> {
-    let mut backoff = options.backoff;
-    let mut attempt = 0;
+    let mut backoff = Backoff::doubling(options.backoff, Duration::from_secs(2), options.retries);
     loop {
-        attempt += 1;
         let error = match tokio::time::timeout(options.connect_timeout, TcpStream::connect(address)).await {
             Ok(Ok(socket)) => {
                 // Our own small packets (channel requests) go out at once; a failure
@@ -39,7 +38,8 @@ pub(super) async fn connect_tcp(node: &str, address: &str, options: &ConnectOpti
             error.kind(),
             ConnectionRefused | ConnectionReset | ConnectionAborted | TimedOut | HostUnreachable | NetworkUnreachable
         );
-        if !transient || attempt > options.retries {
+        let attempt = backoff.retries() + 1;
+        if !transient || !backoff.wait().await {
             return Err(Error::Unreachable {
                 node: node.to_string(),
                 address: address.to_string(),
@@ -47,9 +47,7 @@ pub(super) async fn connect_tcp(node: &str, address: &str, options: &ConnectOpti
                 source: error,
             });
         }
-        tracing::debug!(node, address, attempt, "connect failed, retrying: {error}");
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(2));
+        tracing::debug!(node, address, attempt, "connect failed, retried: {error}");
     }
 }
 

@@ -117,7 +117,7 @@ impl LabHarness {
     /// on them: what `up` does before it provisions.
     pub fn create_nodes(&self) {
         let lab = Lab::open_or_create(self.root(), self.cluster.name()).unwrap();
-        zerolab::provider::netns::create(&lab, &self.cluster).unwrap();
+        zerolab::provider::netns::create(&lab, &self.cluster, &|_: &str, _| {}).unwrap();
     }
 }
 
@@ -174,7 +174,9 @@ pub fn zerolab(command: &[&str], file: &Path, root: &Path, agent: &Path, args: &
 /// `zerolab::up::down`, from outside a runtime; the error as one line.
 pub fn down(root: &Path, cluster: &Cluster) -> Result<(), String> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    runtime.block_on(zerolab::up::down(root, cluster)).map_err(|e| zerolab::up::cause(&e))
+    runtime
+        .block_on(zerolab::up::down(root, cluster, &zerolab::lab::LockWait::default()))
+        .map_err(|e| zerolab_sandbox::session::error_chain(&e))
 }
 
 impl Drop for LabHarness {

@@ -21,7 +21,12 @@
 //!
 //! [`destroy`] finds everything by name (no state needed): it kills every process in
 //! the lab's namespaces, deletes them, the veths and the bridge, and removes the
-//! runtime files. [`create`] destroys whatever it made when a step fails.
+//! runtime files. [`create`] destroys whatever it made when a step fails, and tells its
+//! progress sink each node's steps (making, booting: sshd started, made: it listens).
+//!
+//! Everything here blocks (it runs `ip`, `ssh-keygen` and `setsid`, and polls for
+//! sshd): the lifecycle ([`super::Netns`]) calls it on tokio's blocking pool, never on
+//! an async task.
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
@@ -31,12 +36,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
 
 use super::names::Names;
+use crate::backoff::Backoff;
 use crate::cluster::{Cluster, Node, NodeAddress, Subnet};
 use crate::lab::{Lab, LabError, LabState, NodeRecord, NodeState};
-use crate::provider::ProviderKind;
+use crate::provider::{CreateStep, ProviderKind};
 
 /// The sshd every node runs (OpenSSH re-executes itself, so the path is absolute).
 pub const SSHD: &str = "/usr/sbin/sshd";
@@ -81,10 +89,22 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> NetnsError + '_ {
     move |source| NetnsError::Lab(LabError::Io { path: path.to_owned(), source })
 }
 
+/// What netns keeps of a node in the lab state: its sshd.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sshd {
+    /// The node's sshd, the process the node's namespaces live by.
+    pub pid: u32,
+}
+
 /// Makes every node of `cluster` in `lab`: namespaces on a lab bridge, each with its own
-/// sshd. Returns (and saves) the node states, each node `provisioning` with its sshd's
-/// pid: reachable over SSH, ready for provisioning. On failure nothing is left behind.
-pub fn create(lab: &Lab, cluster: &Cluster) -> Result<LabState, NetnsError> {
+/// sshd. Returns (and saves) the node states, each node `provisioning` with its [`Sshd`]
+/// record: reachable over SSH, ready for provisioning. On failure nothing is left behind.
+/// `progress` gets each node's steps (from several threads).
+pub fn create(
+    lab: &Lab,
+    cluster: &Cluster,
+    progress: &(dyn Fn(&str, CreateStep) + Send + Sync),
+) -> Result<LabState, NetnsError> {
     preflight(lab, cluster)?;
     let names = Names::new(lab.name());
     if Path::new("/sys/class/net").join(names.bridge()).exists() {
@@ -92,7 +112,7 @@ pub fn create(lab: &Lab, cluster: &Cluster) -> Result<LabState, NetnsError> {
     }
     let subnet = cluster.subnet().expect("a netns cluster has a lab subnet");
     check_subnet_free(subnet)?;
-    let made = make(lab, cluster, &names, subnet);
+    let made = make(lab, cluster, &names, subnet, progress);
     if made.is_err() {
         // Fail closed: no half-made lab. The first error is the one worth reporting.
         let _ = destroy(lab);
@@ -121,7 +141,13 @@ fn require_root() -> Result<(), NetnsError> {
     }
 }
 
-fn make(lab: &Lab, cluster: &Cluster, names: &Names, subnet: Subnet) -> Result<LabState, NetnsError> {
+fn make(
+    lab: &Lab,
+    cluster: &Cluster,
+    names: &Names,
+    subnet: Subnet,
+    progress: &(dyn Fn(&str, CreateStep) + Send + Sync),
+) -> Result<LabState, NetnsError> {
     let nodes = cluster.nodes();
     let host = subnet.host_address();
     let prefix = subnet.prefix();
@@ -141,8 +167,12 @@ fn make(lab: &Lab, cluster: &Cluster, names: &Names, subnet: Subnet) -> Result<L
     let first_error = Mutex::new(None);
     let work = |i: usize| {
         let node = &nodes[i];
-        if let Err(e) = make_node(lab, names, i, node, prefix, &public_key) {
-            first_error.lock().unwrap().get_or_insert(e);
+        progress(&node.name, CreateStep::Making);
+        match make_node(lab, names, i, node, prefix, &public_key) {
+            Ok(()) => progress(&node.name, CreateStep::Booting),
+            Err(e) => {
+                first_error.lock().unwrap().get_or_insert(e);
+            }
         }
     };
     if !nodes.is_empty() {
@@ -164,14 +194,15 @@ fn make(lab: &Lab, cluster: &Cluster, names: &Names, subnet: Subnet) -> Result<L
         return Err(e);
     }
 
-    let deadline = Instant::now() + Duration::from_secs(10) + Duration::from_millis(50 * nodes.len() as u64);
+    let within = Duration::from_secs(10) + Duration::from_millis(50 * nodes.len() as u64);
+    let mut backoff = Backoff::steady(Duration::from_millis(10), within);
     let mut state = LabState::default();
     for node in nodes {
-        let pid = wait_for_sshd(lab, names, node, deadline)?;
-        state.nodes.insert(
-            node.name.clone(),
-            NodeRecord { address: node.address.to_string(), state: NodeState::Provisioning, pid: Some(pid) },
-        );
+        let pid = wait_for_sshd(lab, names, node, &mut backoff)?;
+        progress(&node.name, CreateStep::Made);
+        let mut record = NodeRecord::new(node.address.to_string(), NodeState::Provisioning);
+        record.set_provider_record(&Sshd { pid });
+        state.nodes.insert(node.name.clone(), record);
     }
     lab.save_state(&state)?;
     Ok(state)
@@ -335,7 +366,9 @@ fn home_of(user: &str) -> String {
         .unwrap_or_else(|| "/root".to_owned())
 }
 
-fn wait_for_sshd(lab: &Lab, names: &Names, node: &Node, deadline: Instant) -> Result<u32, NetnsError> {
+/// Waits for `node`'s sshd to write its pid file; `backoff` is shared by every node, so
+/// its deadline bounds the wait for all of them.
+fn wait_for_sshd(lab: &Lab, names: &Names, node: &Node, backoff: &mut Backoff) -> Result<u32, NetnsError> {
     let pid_file = node_dir(lab, &node.name).join("run/sshd.pid");
     let log = lab.logs_dir().join(format!("{}.sshd.log", node.name));
     let namespace = [names.namespace(&node.name)];
@@ -347,7 +380,7 @@ fn wait_for_sshd(lab: &Lab, names: &Names, node: &Node, deadline: Instant) -> Re
         // running in the namespace means the node script or sshd failed: stop waiting.
         let logged = fs::metadata(&log).is_ok_and(|meta| meta.len() > 0);
         let gone = logged && processes_in(&namespace).is_empty() && !pid_file.exists();
-        if gone || Instant::now() > deadline {
+        if gone || !backoff.wait_blocking() {
             // The last message, not a continuation line (mount adds an indented hint).
             let last = fs::read_to_string(&log).ok().and_then(|s| {
                 s.lines().rfind(|l| !l.is_empty() && !l.starts_with(char::is_whitespace)).map(str::to_owned)
@@ -358,7 +391,6 @@ fn wait_for_sshd(lab: &Lab, names: &Names, node: &Node, deadline: Instant) -> Re
             };
             return Err(NetnsError::Node { node: node.name.clone(), detail });
         }
-        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -407,10 +439,8 @@ pub fn destroy(lab: &Lab) -> Result<(), NetnsError> {
 }
 
 fn wait_until(mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !done() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let mut backoff = Backoff::steady(Duration::from_millis(10), Duration::from_secs(10));
+    while !done() && backoff.wait_blocking() {}
 }
 
 /// The lab's namespaces, by name.

@@ -9,6 +9,7 @@
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use super::service::{ServiceSpec, ServiceStatus};
 use crate::ssh::Target;
 
 /// The longest request line the keeper reads (a request names nodes and a command).
@@ -39,7 +40,15 @@ pub enum Request {
         /// The nodes.
         targets: Vec<Target>,
     },
-    /// Close every connection and exit.
+    /// Start a service (or keep it, when one of that name runs with the same spec) and
+    /// answer once it is healthy.
+    StartService {
+        /// The service.
+        service: ServiceSpec,
+    },
+    /// Say what every service is doing.
+    Services,
+    /// Stop every service, close every connection and exit.
     Stop,
 }
 
@@ -62,6 +71,11 @@ pub enum Reply {
     Streaming,
     /// The request was done (`Warm`, `Stop`).
     Done,
+    /// The services (`StartService`: the one started; `Services`: every one, by name).
+    Services {
+        /// Their states.
+        services: Vec<ServiceStatus>,
+    },
     /// The request failed on its node.
     Failed {
         /// What kind of failure.

@@ -1,6 +1,7 @@
-//! The lab's connection keeper: one long-lived process per lab that holds an open SSH
-//! connection to every node, so a command on a hundred nodes costs a hundred channel
-//! opens, not a hundred handshakes (OpenSSH's ControlMaster/ControlPersist, for a lab).
+//! The lab's keeper: one long-lived process per lab that holds an open SSH connection to
+//! every node, so a command on a hundred nodes costs a hundred channel opens, not a
+//! hundred handshakes (OpenSSH's ControlMaster/ControlPersist, for a lab), and runs the
+//! lab's services ([`service`]: long-running programs such as a PXE provider's dnsmasq).
 //!
 //! ```text
 //! zerolab exec ──┐                       ┌── ssh ── node-1 (sshd, agent)
@@ -8,10 +9,13 @@
 //! zerolab run ───┘   (0600, our uid)     └── ssh ── node-3
 //! ```
 //!
-//! [`Mux::open`] connects to the keeper of a lab, starting it (`zerolab keeper LAB_DIR`,
-//! detached) when none runs. Through it, [`Mux::exec`] runs a command on a node and
-//! [`Mux::stream`] opens a byte pipe to a Unix socket on a node (the agent's). `up`
-//! starts the keeper and warms it with the ready nodes; `down` stops it ([`stop`]).
+//! [`Keeper::open`] connects to the keeper of a lab, starting it (`zerolab keeper LAB_DIR`,
+//! detached) when none runs ([`Keeper::running`] only connects). Through it,
+//! [`Keeper::exec`] runs a command on a node, [`Keeper::stream`] opens a byte pipe to a
+//! Unix socket on a node (the agent's), [`Keeper::start_service`] starts a service and
+//! [`Keeper::services`] says what each is doing. `up` starts the keeper and warms it with
+//! the ready nodes; `down` stops it, and its services with it ([`stop`]). A keeper that
+//! runs services does not exit when idle.
 //!
 //! Security: the keeper can do nothing its clients could not do themselves, since
 //! it logs in with the lab's key, which its clients can read too. Its socket lives in the
@@ -20,20 +24,25 @@
 
 pub mod protocol;
 pub mod server;
+pub mod service;
 
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use nix::fcntl::{Flock, FlockArg};
 
 use tokio::io::{AsyncReadExt, BufReader};
 use tokio::net::UnixStream;
 
 pub use self::protocol::FailureKind;
 use self::protocol::{read_line, write_line, Reply, Request};
+use crate::backoff::Backoff;
 use crate::ssh::{Output, Target};
 
 pub use self::server::serve;
+pub use self::service::{Health, ServiceError, ServiceSpec, ServiceState, ServiceStatus};
 
 /// The keeper's socket, in the lab directory.
 pub const SOCKET: &str = "keeper.sock";
@@ -41,6 +50,8 @@ pub const SOCKET: &str = "keeper.sock";
 pub const LOCK: &str = "keeper.lock";
 /// The keeper's log, in the lab directory.
 pub const LOG: &str = "keeper.log";
+/// The services' logs, a directory in the lab directory.
+pub const SERVICES: &str = "services";
 /// How long a new keeper has to open its socket.
 const START_WAIT: Duration = Duration::from_secs(5);
 /// Unix socket paths are limited to 108 bytes, the terminating NUL included.
@@ -48,7 +59,7 @@ const MAX_SOCKET_PATH: usize = 107;
 
 /// What can go wrong reaching the keeper itself (a node's failure is a [`Failure`]).
 #[derive(Debug, thiserror::Error)]
-pub enum MuxError {
+pub enum KeeperError {
     /// A keeper file could not be used.
     #[error("{}", path.display())]
     Io {
@@ -69,6 +80,12 @@ pub enum MuxError {
     /// The keeper answered something that is not the protocol.
     #[error("the lab's connection keeper answered {request} with {answer}")]
     Protocol { request: &'static str, answer: String },
+    /// A service could not be started.
+    #[error("{cause}")]
+    Service {
+        /// Why, as one line.
+        cause: String,
+    },
 }
 
 /// A request that the keeper could not carry out on its node.
@@ -82,56 +99,83 @@ pub struct Failure {
 }
 
 /// The keeper socket of the lab in `lab_dir`.
-pub fn socket_path(lab_dir: &Path) -> Result<PathBuf, MuxError> {
+pub fn socket_path(lab_dir: &Path) -> Result<PathBuf, KeeperError> {
     let path = lab_dir.join(SOCKET);
     let len = path.as_os_str().len();
     if len > MAX_SOCKET_PATH {
-        return Err(MuxError::PathTooLong { path: lab_dir.to_path_buf(), len });
+        return Err(KeeperError::PathTooLong { path: lab_dir.to_path_buf(), len });
     }
     Ok(path)
 }
 
 /// A handle on a lab's keeper; cheap to clone, each request is its own connection.
 #[derive(Debug, Clone)]
-pub struct Mux {
+pub struct Keeper {
     socket: PathBuf,
 }
 
-impl Mux {
+impl Keeper {
     /// Connects to the keeper of the lab in `lab_dir`, starting it with `program` (the
     /// `zerolab` executable) when none answers.
-    pub async fn open(lab_dir: &Path, program: &Path) -> Result<Mux, MuxError> {
-        let lab_dir = std::path::absolute(lab_dir).map_err(|source| MuxError::Io { path: lab_dir.into(), source })?;
+    pub async fn open(lab_dir: &Path, program: &Path) -> Result<Keeper, KeeperError> {
+        let lab_dir =
+            std::path::absolute(lab_dir).map_err(|source| KeeperError::Io { path: lab_dir.into(), source })?;
         let socket = socket_path(&lab_dir)?;
         if UnixStream::connect(&socket).await.is_ok() {
-            return Ok(Mux { socket });
+            return Ok(Keeper { socket });
         }
         spawn(&lab_dir, program)?;
-        let deadline = Instant::now() + START_WAIT;
+        let mut backoff = Backoff::steady(Duration::from_millis(5), START_WAIT);
         loop {
             if UnixStream::connect(&socket).await.is_ok() {
-                return Ok(Mux { socket });
+                return Ok(Keeper { socket });
             }
-            if Instant::now() >= deadline {
-                return Err(MuxError::Start { log: lab_dir.join(LOG) });
+            if !backoff.wait().await {
+                return Err(KeeperError::Start { log: lab_dir.join(LOG) });
             }
-            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
 
-    async fn request(&self, request: &Request) -> Result<BufReader<UnixStream>, MuxError> {
-        let io_error = |source| MuxError::Io { path: self.socket.clone(), source };
+    /// Connects to the keeper of the lab in `lab_dir` if one runs (never starts one).
+    pub async fn running(lab_dir: &Path) -> Option<Keeper> {
+        let socket = socket_path(&std::path::absolute(lab_dir).ok()?).ok()?;
+        UnixStream::connect(&socket).await.ok()?;
+        Some(Keeper { socket })
+    }
+
+    /// Starts `service` (see [`service`]) and answers once it is healthy; a service of
+    /// that name that runs with the same spec is kept, one with another spec replaced.
+    pub async fn start_service(&self, service: &ServiceSpec) -> Result<ServiceStatus, KeeperError> {
+        let mut stream = self.request(&Request::StartService { service: service.clone() }).await?;
+        match self.reply(&mut stream, "start_service").await? {
+            Reply::Services { mut services } if services.len() == 1 => Ok(services.remove(0)),
+            Reply::Failed { cause, .. } => Err(KeeperError::Service { cause }),
+            other => Err(KeeperError::Protocol { request: "start_service", answer: format!("{other:?}") }),
+        }
+    }
+
+    /// What every service of the lab is doing, by name.
+    pub async fn services(&self) -> Result<Vec<ServiceStatus>, KeeperError> {
+        let mut stream = self.request(&Request::Services).await?;
+        match self.reply(&mut stream, "services").await? {
+            Reply::Services { services } => Ok(services),
+            other => Err(KeeperError::Protocol { request: "services", answer: format!("{other:?}") }),
+        }
+    }
+
+    async fn request(&self, request: &Request) -> Result<BufReader<UnixStream>, KeeperError> {
+        let io_error = |source| KeeperError::Io { path: self.socket.clone(), source };
         let mut stream = BufReader::new(UnixStream::connect(&self.socket).await.map_err(io_error)?);
         write_line(stream.get_mut(), request).await.map_err(io_error)?;
         Ok(stream)
     }
 
-    async fn reply(&self, stream: &mut BufReader<UnixStream>, request: &'static str) -> Result<Reply, MuxError> {
+    async fn reply(&self, stream: &mut BufReader<UnixStream>, request: &'static str) -> Result<Reply, KeeperError> {
         let answer = read_line::<Reply>(stream).await;
         match answer {
             Ok(Some(reply)) => Ok(reply),
-            Ok(None) => Err(MuxError::Protocol { request, answer: "nothing (it closed the connection)".into() }),
-            Err(e) => Err(MuxError::Protocol { request, answer: e.to_string() }),
+            Ok(None) => Err(KeeperError::Protocol { request, answer: "nothing (it closed the connection)".into() }),
+            Err(e) => Err(KeeperError::Protocol { request, answer: e.to_string() }),
         }
     }
 
@@ -141,7 +185,7 @@ impl Mux {
         target: &Target,
         command: &str,
         timeout: Duration,
-    ) -> Result<Result<Output, Failure>, MuxError> {
+    ) -> Result<Result<Output, Failure>, KeeperError> {
         let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
         let request = Request::Exec { target: target.clone(), command: command.to_owned(), timeout_ms };
         let mut stream = self.request(&request).await?;
@@ -149,19 +193,19 @@ impl Mux {
             Reply::Output { status, signal, stdout_len, stderr_len } => {
                 let mut stdout = vec![0; stdout_len];
                 let mut stderr = vec![0; stderr_len];
-                let io_error = |source| MuxError::Io { path: self.socket.clone(), source };
+                let io_error = |source| KeeperError::Io { path: self.socket.clone(), source };
                 stream.read_exact(&mut stdout).await.map_err(io_error)?;
                 stream.read_exact(&mut stderr).await.map_err(io_error)?;
                 Ok(Ok(Output { status, signal, stdout, stderr }))
             }
             Reply::Failed { kind, cause } => Ok(Err(Failure { kind, cause })),
-            other => Err(MuxError::Protocol { request: "exec", answer: format!("{other:?}") }),
+            other => Err(KeeperError::Protocol { request: "exec", answer: format!("{other:?}") }),
         }
     }
 
     /// Opens a byte pipe to the Unix socket `socket` on `target`.
-    pub async fn stream(&self, target: &Target, socket: &str) -> Result<Result<UnixStream, Failure>, MuxError> {
-        let io_error = |source| MuxError::Io { path: self.socket.clone(), source };
+    pub async fn stream(&self, target: &Target, socket: &str) -> Result<Result<UnixStream, Failure>, KeeperError> {
+        let io_error = |source| KeeperError::Io { path: self.socket.clone(), source };
         let mut stream = UnixStream::connect(&self.socket).await.map_err(io_error)?;
         write_line(&mut stream, &Request::Stream { target: target.clone(), socket: socket.to_owned() })
             .await
@@ -179,26 +223,26 @@ impl Mux {
         match serde_json::from_slice::<Reply>(&line) {
             Ok(Reply::Streaming) => Ok(Ok(stream)),
             Ok(Reply::Failed { kind, cause }) => Ok(Err(Failure { kind, cause })),
-            Ok(other) => Err(MuxError::Protocol { request: "stream", answer: format!("{other:?}") }),
+            Ok(other) => Err(KeeperError::Protocol { request: "stream", answer: format!("{other:?}") }),
             Err(_) => {
-                Err(MuxError::Protocol { request: "stream", answer: String::from_utf8_lossy(&line).into_owned() })
+                Err(KeeperError::Protocol { request: "stream", answer: String::from_utf8_lossy(&line).into_owned() })
             }
         }
     }
 
     /// Has the keeper connect to `targets` in the background.
-    pub async fn warm(&self, targets: &[Target]) -> Result<(), MuxError> {
+    pub async fn warm(&self, targets: &[Target]) -> Result<(), KeeperError> {
         let mut stream = self.request(&Request::Warm { targets: targets.to_vec() }).await?;
         match self.reply(&mut stream, "warm").await? {
             Reply::Done => Ok(()),
-            other => Err(MuxError::Protocol { request: "warm", answer: format!("{other:?}") }),
+            other => Err(KeeperError::Protocol { request: "warm", answer: format!("{other:?}") }),
         }
     }
 }
 
 /// Starts a keeper for `lab_dir`: `program keeper LAB_DIR`, in its own session, with its
 /// output in the lab's keeper log. It is not waited for: it outlives this command.
-fn spawn(lab_dir: &Path, program: &Path) -> Result<(), MuxError> {
+fn spawn(lab_dir: &Path, program: &Path) -> Result<(), KeeperError> {
     use std::os::unix::fs::OpenOptionsExt;
     use std::os::unix::process::CommandExt;
     let log_path = lab_dir.join(LOG);
@@ -207,15 +251,15 @@ fn spawn(lab_dir: &Path, program: &Path) -> Result<(), MuxError> {
         .append(true)
         .mode(0o600)
         .open(&log_path)
-        .map_err(|source| MuxError::Io { path: log_path.clone(), source })?;
-    let err = log.try_clone().map_err(|source| MuxError::Io { path: log_path.clone(), source })?;
+        .map_err(|source| KeeperError::Io { path: log_path.clone(), source })?;
+    let err = log.try_clone().map_err(|source| KeeperError::Io { path: log_path.clone(), source })?;
     let mut command = Command::new(program);
     command.arg("keeper").arg(lab_dir).stdin(Stdio::null()).stdout(log).stderr(err);
     // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
     unsafe {
         command.pre_exec(|| nix::unistd::setsid().map(drop).map_err(io::Error::from));
     }
-    let child = command.spawn().map_err(|source| MuxError::Io { path: program.to_path_buf(), source })?;
+    let child = command.spawn().map_err(|source| KeeperError::Io { path: program.to_path_buf(), source })?;
     // The child is not ours to reap for long: it is reaped by a thread so it never stays
     // a zombie of a long-lived caller (tests); a CLI exits long before.
     std::thread::spawn(move || {
@@ -226,37 +270,31 @@ fn spawn(lab_dir: &Path, program: &Path) -> Result<(), MuxError> {
 }
 
 /// Stops the keeper of the lab in `lab_dir`, if one runs, and waits (briefly) until it has
-/// let go of its connections. Idempotent.
-pub fn stop(lab_dir: &Path) {
-    use std::io::{BufRead, Write};
+/// stopped its services and let go of its connections. Idempotent.
+pub async fn stop(lab_dir: &Path) {
     let Ok(socket) = socket_path(lab_dir) else { return };
-    let Ok(mut stream) = std::os::unix::net::UnixStream::connect(&socket) else { return };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    let _ = stream.write_all(b"\"stop\"\n");
-    let mut line = String::new();
-    let _ = std::io::BufReader::new(&stream).read_line(&mut line);
+    let Ok(mut stream) = UnixStream::connect(&socket).await else { return };
+    if write_line(&mut stream, &Request::Stop).await.is_err() {
+        return;
+    }
+    // The answer comes once the services are stopped (each within its stop wait).
+    let mut stream = BufReader::new(stream);
+    let _ = tokio::time::timeout(STOP_WAIT, read_line::<Reply>(&mut stream)).await;
     // The keeper releases its lock when it exits: wait for that, briefly.
     let lock = lab_dir.join(LOCK);
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while Instant::now() < deadline {
-        match std::fs::File::open(&lock) {
-            Ok(file) if !server_lock_held(&file) => return,
-            Err(_) => return,
-            Ok(_) => std::thread::sleep(Duration::from_millis(5)),
+    let mut backoff = Backoff::steady(Duration::from_millis(5), Duration::from_secs(2));
+    loop {
+        let held = std::fs::File::open(&lock).is_ok_and(lock_held);
+        if !held || !backoff.wait().await {
+            return;
         }
     }
 }
 
-/// True while a keeper holds the lock on `file`.
-fn server_lock_held(file: &std::fs::File) -> bool {
-    use std::os::fd::AsRawFd;
-    // SAFETY: the fd is open for the duration of the calls; flock only reads its arguments.
-    unsafe {
-        if libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 {
-            libc::flock(file.as_raw_fd(), libc::LOCK_UN);
-            false
-        } else {
-            true
-        }
-    }
+/// How long `stop` waits for the keeper's answer: every service's stop wait, and then some.
+const STOP_WAIT: Duration = Duration::from_secs(10);
+
+/// True while a keeper holds the lock on `file` (trying it, and letting go at once).
+fn lock_held(file: std::fs::File) -> bool {
+    Flock::lock(file, FlockArg::LockExclusiveNonblock).is_err()
 }

@@ -1,5 +1,5 @@
-//! The keeper process: holds one SSH connection per node and serves the lab's clients
-//! over the keeper socket (see the [module doc](super)).
+//! The keeper process: holds one SSH connection per node, runs the lab's services, and
+//! serves the lab's clients over the keeper socket (see the [module doc](super)).
 //!
 //! Order of start-up: take the lab's keeper lock (a second keeper exits at once), remove
 //! a stale socket, bind a new one readable only by us, then serve. Each client connection
@@ -12,25 +12,27 @@
 //! reached with the new pins.
 //!
 //! The keeper exits on `Stop`, when its socket is removed or replaced (the lab was taken
-//! down), or after [`IDLE`] without a request.
+//! down), or after [`IDLE`] without a request while it runs no service; it stops its
+//! services before it exits (see [`super::service`] for when it dies instead).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use nix::fcntl::{Flock, FlockArg};
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Mutex;
 
 use super::protocol::{read_line, write_line, FailureKind, Reply, Request};
-use super::{socket_path, MuxError, LOCK};
+use super::service::{Service, ServiceError, ServiceSpec, ServiceStatus};
+use super::{socket_path, KeeperError, LOCK, SERVICES};
 use crate::ssh::{self, ConnectOptions, HostKeys, Output, Session, Target};
-use crate::up::cause;
+use zerolab_sandbox::session::error_chain;
 
 /// The keeper exits after this long without a request (like OpenSSH's ControlPersist).
 pub const IDLE: Duration = Duration::from_secs(600);
@@ -39,7 +41,7 @@ const WATCH: Duration = Duration::from_secs(1);
 
 /// Runs the keeper for the lab in `lab_dir` until it is stopped, its socket goes away, or
 /// it has been idle for [`IDLE`]. Returns at once when another keeper holds the lab.
-pub async fn serve(lab_dir: &Path) -> Result<(), MuxError> {
+pub async fn serve(lab_dir: &Path) -> Result<(), KeeperError> {
     let lock_path = lab_dir.join(LOCK);
     let lock = File::options()
         .create(true)
@@ -47,17 +49,18 @@ pub async fn serve(lab_dir: &Path) -> Result<(), MuxError> {
         .write(true)
         .mode(0o600)
         .open(&lock_path)
-        .map_err(|source| MuxError::Io { path: lock_path.clone(), source })?;
-    if !try_lock(&lock) {
+        .map_err(|source| KeeperError::Io { path: lock_path.clone(), source })?;
+    // Held until this function returns, just before the process exits.
+    let Some(_lock) = try_lock(lock) else {
         return Ok(());
-    }
+    };
     let socket = socket_path(lab_dir)?;
     let _ = std::fs::remove_file(&socket);
-    let listener = UnixListener::bind(&socket).map_err(|source| MuxError::Io { path: socket.clone(), source })?;
+    let listener = UnixListener::bind(&socket).map_err(|source| KeeperError::Io { path: socket.clone(), source })?;
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))
-        .map_err(|source| MuxError::Io { path: socket.clone(), source })?;
-    let inode = std::fs::metadata(&socket).map_err(|source| MuxError::Io { path: socket.clone(), source })?.ino();
-    let keeper = Arc::new(Keeper::new(lab_dir));
+        .map_err(|source| KeeperError::Io { path: socket.clone(), source })?;
+    let inode = std::fs::metadata(&socket).map_err(|source| KeeperError::Io { path: socket.clone(), source })?.ino();
+    let keeper = Arc::new(Server::new(lab_dir));
     tracing::info!(lab = %lab_dir.display(), "keeper serving");
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let stop_tx = Arc::new(stop_tx);
@@ -81,41 +84,46 @@ pub async fn serve(lab_dir: &Path) -> Result<(), MuxError> {
                 let ours = std::fs::metadata(&socket).is_ok_and(|m| m.ino() == inode);
                 if !ours {
                     tracing::info!("socket removed: the lab is gone");
+                    keeper.stop_services().await;
                     return Ok(());
                 }
-                if keeper.idle() >= IDLE && keeper.active.load(Ordering::SeqCst) == 0 {
+                let idle = keeper.idle() >= IDLE && keeper.active.load(Ordering::SeqCst) == 0;
+                if idle && !keeper.runs_services().await {
                     tracing::info!("idle for {IDLE:?}");
                     break;
                 }
             }
         }
     }
+    keeper.stop_services().await;
     let _ = std::fs::remove_file(&socket);
     Ok(())
 }
 
-/// `flock(LOCK_EX | LOCK_NB)`: true when this process now holds the lab's keeper lock
-/// (held until the process exits, which closes the file).
-fn try_lock(file: &File) -> bool {
-    // SAFETY: the fd is open for the duration of the call; flock only reads its arguments.
-    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
+/// `flock(LOCK_EX | LOCK_NB)`: the lab's keeper lock when this process now holds it.
+fn try_lock(file: File) -> Option<Flock<File>> {
+    Flock::lock(file, FlockArg::LockExclusiveNonblock).ok()
 }
 
 /// One kept connection per node, keyed by node name (with the target it was made for).
 type Slot = Arc<Mutex<Option<(Target, Arc<Session>)>>>;
 
-struct Keeper {
+struct Server {
     known_hosts: PathBuf,
+    services_dir: PathBuf,
+    services: Mutex<BTreeMap<String, Service>>,
     slots: std::sync::Mutex<HashMap<String, Slot>>,
     started: Instant,
     last_used_ms: AtomicU64,
     active: AtomicUsize,
 }
 
-impl Keeper {
-    fn new(lab_dir: &Path) -> Keeper {
-        Keeper {
+impl Server {
+    fn new(lab_dir: &Path) -> Server {
+        Server {
             known_hosts: crate::lab::known_hosts_in(lab_dir),
+            services_dir: lab_dir.join(SERVICES),
+            services: Mutex::new(BTreeMap::new()),
             slots: std::sync::Mutex::new(HashMap::new()),
             started: Instant::now(),
             last_used_ms: AtomicU64::new(0),
@@ -178,17 +186,60 @@ impl Keeper {
                         if let Err(e) =
                             connect_slot(&keeper_slot, &target, &known_hosts, &ConnectOptions::known_up()).await
                         {
-                            tracing::debug!("warm {}: {}", target.node, cause(&e));
+                            tracing::debug!("warm {}: {}", target.node, error_chain(&e));
                         }
                     });
                 }
                 write_line(&mut stream, &Reply::Done).await
             }
+            Request::StartService { service } => match self.start_service(service).await {
+                Ok(status) => write_line(&mut stream, &Reply::Services { services: vec![status] }).await,
+                Err(e) => {
+                    let reply = Reply::Failed { kind: FailureKind::Other, cause: error_chain(&e) };
+                    write_line(&mut stream, &reply).await
+                }
+            },
+            Request::Services => {
+                let services = self.services.lock().await.values().map(Service::status).collect();
+                write_line(&mut stream, &Reply::Services { services }).await
+            }
             Request::Stop => {
+                // Answered once the services are gone, so `down` finds nothing of them.
+                self.stop_services().await;
                 write_line(&mut stream, &Reply::Done).await?;
                 let _ = stop.send(true);
                 Ok(())
             }
+        }
+    }
+
+    /// Starts `spec`, or keeps the live service of its name when that has the same spec.
+    async fn start_service(&self, spec: ServiceSpec) -> Result<ServiceStatus, ServiceError> {
+        let mut services = self.services.lock().await;
+        if let Some(running) = services.get(&spec.name) {
+            if running.spec == spec && running.is_live() {
+                return Ok(running.status());
+            }
+        }
+        if let Some(old) = services.remove(&spec.name) {
+            old.stop().await;
+        }
+        let service = Service::start(spec, &self.services_dir).await?;
+        let status = service.status();
+        services.insert(status.name.clone(), service);
+        Ok(status)
+    }
+
+    /// Whether a service runs or will be restarted (a keeper with one does not idle out).
+    async fn runs_services(&self) -> bool {
+        self.services.lock().await.values().any(Service::is_live)
+    }
+
+    /// Stops every service and waits until they are gone.
+    async fn stop_services(&self) {
+        let services = std::mem::take(&mut *self.services.lock().await);
+        for service in services.into_values() {
+            service.stop().await;
         }
     }
 
@@ -271,7 +322,7 @@ fn failed(error: &ssh::Error) -> Reply {
         }
         _ => FailureKind::Other,
     };
-    Reply::Failed { kind, cause: cause(error) }
+    Reply::Failed { kind, cause: error_chain(error) }
 }
 
 #[cfg(test)]
@@ -283,12 +334,11 @@ mod tests {
     fn a_second_lock_on_the_same_file_fails() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(LOCK);
-        let first = File::create(&path).unwrap();
-        let second = File::open(&path).unwrap();
-        assert!(try_lock(&first));
-        assert!(!try_lock(&second));
+        let first = try_lock(File::create(&path).unwrap());
+        assert!(first.is_some());
+        assert!(try_lock(File::open(&path).unwrap()).is_none());
         drop(first);
-        assert!(try_lock(&second));
+        assert!(try_lock(File::open(&path).unwrap()).is_some());
     }
 
     #[test]

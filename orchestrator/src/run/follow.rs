@@ -94,9 +94,10 @@ impl<'a> Follower<'a> {
             let offset = self.read.entry(index).or_default()[slot];
             let hook = &mut self.hook;
             let mut tee = Tee { file, hook: &mut |bytes: &[u8]| hook(index, stream, bytes) };
-            let followed = agent_client::follow_session_output(link, id, stream.name(), offset, &mut tee, REQUEST_TIMEOUT)
-                .await
-                .map_err(|e| match e {
+            let followed =
+                agent_client::follow_session_output(link, id, stream.name(), offset, &mut tee, REQUEST_TIMEOUT)
+                    .await
+                    .map_err(|e| match e {
                     SaveError::Agent(e) => FollowError::Agent(e),
                     SaveError::Write(source) => FollowError::Run(RunError::Results { path: path.clone(), source }),
                 })?;

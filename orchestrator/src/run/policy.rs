@@ -80,8 +80,7 @@ impl GroupRetries {
     /// The policy of `job` on `cluster`, whose `state` says which nodes are ready;
     /// `reachable` says which of them the run can reach.
     pub fn new(job: &Job, cluster: &Cluster, state: &LabState, reachable: impl Fn(&str) -> bool) -> GroupRetries {
-        let ready =
-            |node: &str| state.nodes.get(node).is_some_and(|r| r.state == NodeState::Ready) && reachable(node);
+        let ready = |node: &str| state.nodes.get(node).is_some_and(|r| r.state == NodeState::Ready) && reachable(node);
         let group_nodes: Vec<Arc<[String]>> = job
             .groups()
             .iter()

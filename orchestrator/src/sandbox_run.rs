@@ -1,6 +1,6 @@
 //! `zerolab sandbox run`: one guest on one node, as a one-instance job.
 //!
-//! [`run`] checks the node, plans the guest as a job of one instance
+//! [`run()`] checks the node, plans the guest as a job of one instance
 //! ([`crate::run::plan::one`]: the program hashed once, with the lab's hash cache) and
 //! drives it as `zerolab run` does ([`crate::run::run_followed`]), through the lab's
 //! keeper: the program is uploaded only when the node lacks it (`HEAD`, then `PUT

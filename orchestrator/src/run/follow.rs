@@ -46,11 +46,13 @@ impl Stream {
 pub type Hook<'a> = Box<dyn FnMut(usize, Stream, &[u8]) + 'a>;
 
 /// Why a followed output could not be read on.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum FollowError {
-    /// The agent did not answer.
+    /// The agent did not answer: the caller says what that means for the run.
+    #[error(transparent)]
     Agent(AgentError),
     /// The results directory could not be written: the run ends.
+    #[error(transparent)]
     Run(RunError),
 }
 

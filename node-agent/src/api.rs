@@ -40,6 +40,10 @@ use serde::{Deserialize, Serialize};
 /// The path prefix of this API version.
 pub const PREFIX: &str = "/v1";
 
+/// The header of an output route's answer (`GET /v1/sessions/{id}/stdout?offset=N`)
+/// that gives the session's state (`waiting`, `running`, `done`) read before the output:
+/// after `done`, the body holds the rest of the output, so a follower stops there.
+pub const SESSION_STATE_HEADER: &str = "zerolab-session-state";
 /// Default `memory` of a session: 256 MiB.
 pub const DEFAULT_MEMORY: u64 = 256 << 20;
 /// Default `timeout` of a session, in seconds (ZeroVM's `Timeout` unit).

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path as UrlPath, State};
+use axum::extract::{Path as UrlPath, RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
@@ -170,9 +170,18 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/blobs/{sha256}", put(put_blob).head(has_blob))
         .route("/v1/sessions", get(list_sessions).post(start_session))
         .route("/v1/sessions/{id}", get(session_status).delete(kill_session))
-        .route("/v1/sessions/{id}/stdout", get(|s: Shared, id: UrlPath<String>| output(s, id, Output::Stdout)))
-        .route("/v1/sessions/{id}/stderr", get(|s: Shared, id: UrlPath<String>| output(s, id, Output::Stderr)))
-        .route("/v1/sessions/{id}/output", get(|s: Shared, id: UrlPath<String>| output(s, id, Output::Output)))
+        .route(
+            "/v1/sessions/{id}/stdout",
+            get(|s: Shared, id: UrlPath<String>, q: RawQuery| output(s, id, q, Output::Stdout)),
+        )
+        .route(
+            "/v1/sessions/{id}/stderr",
+            get(|s: Shared, id: UrlPath<String>, q: RawQuery| output(s, id, q, Output::Stderr)),
+        )
+        .route(
+            "/v1/sessions/{id}/output",
+            get(|s: Shared, id: UrlPath<String>, q: RawQuery| output(s, id, q, Output::Output)),
+        )
         .fallback(|| async {
             ApiError(StatusCode::NOT_FOUND, "no such endpoint; the API is under /v1 (see docs/agent.md)".into())
         })
@@ -257,17 +266,46 @@ async fn kill_session(State(s): Shared, UrlPath(id): UrlPath<String>) -> Result<
 }
 
 /// An output of a session, streamed from its file (a guest may write gigabytes): what
-/// the guest wrote up to the moment it is read.
-async fn output(State(s): Shared, UrlPath(id): UrlPath<String>, which: Output) -> Result<Response, ApiError> {
+/// the guest wrote up to the moment it is read, from byte `?offset=N` on (0 without
+/// it; past the end, nothing), so a follower reads each byte once. The header
+/// [`api::SESSION_STATE_HEADER`] carries the session's state read before the file was
+/// opened: when it says `done`, the body holds the rest of the output.
+async fn output(
+    State(s): Shared,
+    UrlPath(id): UrlPath<String>,
+    RawQuery(query): RawQuery,
+    which: Output,
+) -> Result<Response, ApiError> {
+    use tokio::io::AsyncSeekExt;
+    let offset = output_offset(query.as_deref())?;
+    let state = s.sessions.status(&id)?.state;
     let path = s.sessions.output(&id, which)?;
-    let file = tokio::fs::File::open(&path).await.map_err(|e| {
+    let unreadable = |e: std::io::Error| {
         ApiError(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("cannot read {}: {e}; check the state directory", path.display()),
         )
-    })?;
+    };
+    let mut file = tokio::fs::File::open(&path).await.map_err(unreadable)?;
+    file.seek(std::io::SeekFrom::Start(offset)).await.map_err(unreadable)?;
     let body = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 256 << 10));
-    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], body).into_response())
+    let state = match state {
+        api::SessionState::Waiting => "waiting",
+        api::SessionState::Running => "running",
+        api::SessionState::Done => "done",
+    };
+    let headers = [(header::CONTENT_TYPE.as_str(), "application/octet-stream"), (api::SESSION_STATE_HEADER, state)];
+    Ok((headers, body).into_response())
+}
+
+/// The `offset` of an output request's query (`offset=N`, bytes); 0 without one.
+fn output_offset(query: Option<&str>) -> Result<u64, ApiError> {
+    let Some(value) = query.unwrap_or_default().split('&').find_map(|pair| pair.strip_prefix("offset=")) else {
+        return Ok(0);
+    };
+    value.parse().map_err(|_| {
+        ApiError(StatusCode::BAD_REQUEST, format!("bad offset `{value}`; give a byte count, like ?offset=4096"))
+    })
 }
 
 /// The node's facts, read from `/proc`, and the agent's channel port.
@@ -337,6 +375,17 @@ mod tests {
     fn reads_mem_total_in_bytes() {
         assert_eq!(mem_total("MemTotal:       16384 kB\nMemFree: 1 kB\n"), Some(16384 * 1024));
         assert_eq!(mem_total("nothing"), None);
+    }
+
+    #[test]
+    fn an_output_offset_is_a_byte_count_or_nothing() {
+        assert_eq!(output_offset(None).unwrap(), 0);
+        assert_eq!(output_offset(Some("")).unwrap(), 0);
+        assert_eq!(output_offset(Some("offset=4096")).unwrap(), 4096);
+        assert_eq!(output_offset(Some("x=1&offset=7")).unwrap(), 7);
+        let bad = output_offset(Some("offset=-1")).unwrap_err();
+        assert_eq!(bad.0, StatusCode::BAD_REQUEST);
+        assert_eq!(bad.1, "bad offset `-1`; give a byte count, like ?offset=4096");
     }
 
     #[test]

@@ -215,11 +215,39 @@ pub async fn save_session_output<W: AsyncWrite + Unpin>(
     out: &mut W,
     timeout: Duration,
 ) -> Result<u64, SaveError> {
-    let path = format!("/v1/sessions/{id}/{stream}");
+    Ok(follow_session_output(link, id, stream, 0, out, timeout).await?.bytes)
+}
+
+/// What one read of a followed output gave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Followed {
+    /// The bytes written (those from the offset on).
+    pub bytes: u64,
+    /// The session had ended before the read: nothing follows these bytes.
+    pub ended: bool,
+}
+
+/// As [`save_session_output`], from byte `offset` on
+/// (`GET /v1/sessions/{id}/{stream}?offset=N`): a follower reads only what is new, and
+/// learns from the agent's [`api::SESSION_STATE_HEADER`] when it read the last piece.
+pub async fn follow_session_output<W: AsyncWrite + Unpin>(
+    link: impl Into<Link<'_>>,
+    id: &str,
+    stream: &str,
+    offset: u64,
+    out: &mut W,
+    timeout: Duration,
+) -> Result<Followed, SaveError> {
+    let path = match offset {
+        0 => format!("/v1/sessions/{id}/{stream}"),
+        _ => format!("/v1/sessions/{id}/{stream}?offset={offset}"),
+    };
     let timed_out = || AgentError::Timeout { method: Method::GET, path: path.clone(), timeout };
     let http = |source| AgentError::Http { method: Method::GET, path: path.clone(), source };
     let head = respond(link.into(), Method::GET, &path, full(Bytes::new()), Some(0));
-    let mut body = tokio::time::timeout(timeout, head).await.map_err(|_| timed_out())??.into_body();
+    let response = tokio::time::timeout(timeout, head).await.map_err(|_| timed_out())??;
+    let ended = response.headers().get(api::SESSION_STATE_HEADER).is_some_and(|state| state == "done");
+    let mut body = response.into_body();
     let mut written = 0u64;
     while let Some(frame) = tokio::time::timeout(timeout, body.frame()).await.map_err(|_| timed_out())? {
         if let Ok(data) = frame.map_err(http)?.into_data() {
@@ -228,7 +256,7 @@ pub async fn save_session_output<W: AsyncWrite + Unpin>(
         }
     }
     out.flush().await.map_err(SaveError::Write)?;
-    Ok(written)
+    Ok(Followed { bytes: written, ended })
 }
 
 /// `HEAD /v1/blobs/{sha256}`: whether the node already stores that blob.

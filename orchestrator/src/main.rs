@@ -212,7 +212,8 @@ fn sandbox_run(
     // The guest's argv[0] is the program's name, as zvsh gives it.
     let name = program.file_name().map_or_else(|| program.to_string_lossy(), |n| n.to_string_lossy()).into_owned();
     let argv = std::iter::once(name).chain(args).collect();
-    let report = runtime()?.block_on(run(lab_root, cluster, node, program, argv, |stream, bytes| {
+    let options = zerolab::run::RunOptions { program: current_exe()? };
+    let report = runtime()?.block_on(run(lab_root, cluster, node, program, argv, &options, |stream, bytes| {
         // Flushed at once: output shows as the guest writes it.
         let _ = match stream {
             Stream::Stdout => io::stdout().lock().write_all(bytes).and_then(|()| io::stdout().flush()),

@@ -1,60 +1,40 @@
-//! `zerolab sandbox run`: one guest on one node, through that node's agent.
+//! `zerolab sandbox run`: one guest on one node, as a one-instance job.
 //!
-//! [`run`] reads the local guest program, uploads it to the node's agent as a blob named
-//! by its SHA-256 (`PUT /v1/blobs/{sha256}`; the agent keeps blobs, so a second run
-//! uploads the same bytes again but stores nothing new), starts a session
-//! (`POST /v1/sessions`) and polls it every [`POLL`]: the session's state first, then
-//! its stdout and stderr, handing each new piece to a callback. Outputs are read after
-//! the state, so the read that follows a `done` state holds everything the guest wrote.
-//!
-//! Design: the agent's outputs are whole files re-read on each poll (it has no
-//! `?follow=true` or offset yet); only the bytes past what was already handed on are
-//! new. Every request goes over the node's one SSH connection.
+//! [`run()`] checks the node, plans the guest as a job of one instance
+//! ([`crate::run::plan::one`]: the program hashed once, with the lab's hash cache) and
+//! drives it as `zerolab run` does ([`crate::run::run_followed`]), through the lab's
+//! keeper: the program is uploaded only when the node lacks it (`HEAD`, then `PUT
+//! /v1/blobs/{sha256}`), the session started, its stdout and stderr followed while it
+//! runs and handed to a callback piece by piece, then its report collected. Following
+//! reads each byte once (`?offset=N` on the agent's output routes), so a guest's output
+//! costs its size on the wire whatever that size; the run's results directory
+//! (`LAB/jobs/sandbox-<ms>/`) keeps the outputs and the report, where `zerolab jobs` and
+//! `logs` find them.
 //!
 //! An agent that dies while its guest runs takes the guest with it (the guest's
-//! parent-death signal); the next poll finds that out (nothing listens on the socket,
-//! a dropped connection, or a restarted agent that does not know the session) and the
-//! run ends with [`RunError::AgentGone`], in plain words, instead of waiting.
+//! parent-death signal); the next read of its output finds that out (nothing listens
+//! on the socket, a dropped connection, or a restarted agent that does not know the
+//! session) and the run ends with [`RunError::AgentGone`], in plain words, instead of
+//! waiting.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use hyper::body::Bytes;
 use hyper::StatusCode;
-use sha2::{Digest, Sha256};
-use zerolab_agent::api::{self, Report, SessionState};
+use zerolab_agent::api::Report;
 
-use crate::agent_client::{self, AgentError};
+use crate::agent_client::AgentError;
 use crate::cluster::Cluster;
+use crate::keeper::{Keeper, KeeperError};
 use crate::lab::{Lab, NodeState};
 use crate::provider;
-use crate::ssh::{self, ConnectOptions, HostKeys, Session};
+use crate::run::{self, plan, RunOptions};
 use crate::up::UpError;
 
-/// How often a running session's state and outputs are read.
-pub const POLL: Duration = Duration::from_millis(50);
-/// Limit for each request but the upload.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// Limit for the upload.
-const UPLOAD_TIMEOUT: Duration = Duration::from_secs(120);
+pub use crate::run::follow::Stream;
 
-/// Which of the guest's outputs a piece comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stream {
-    /// Its stdout.
-    Stdout,
-    /// Its stderr.
-    Stderr,
-}
-
-impl Stream {
-    fn path(self) -> &'static str {
-        match self {
-            Stream::Stdout => "stdout",
-            Stream::Stderr => "stderr",
-        }
-    }
-}
+/// The job name of a sandbox run, in its id and record.
+pub const JOB: &str = "sandbox";
 
 /// Why the guest could not be run.
 #[derive(Debug, thiserror::Error)]
@@ -82,9 +62,6 @@ pub enum RunError {
         #[source]
         source: std::io::Error,
     },
-    /// The node could not be reached.
-    #[error(transparent)]
-    Ssh(#[from] ssh::Error),
     /// The node's agent went away while the guest ran (killed, crashed, restarted): its
     /// guests stop with it (their parent-death signal), so the session is lost.
     #[error(
@@ -97,7 +74,7 @@ pub enum RunError {
         /// The lost session.
         session: String,
         /// What showed it, in a few words.
-        what: &'static str,
+        what: String,
     },
     /// The node's agent refused or failed a request.
     #[error("node {node}: {source}")]
@@ -108,20 +85,46 @@ pub enum RunError {
         #[source]
         source: AgentError,
     },
+    /// The session ended without a whole report and outputs.
+    #[error("node {node}: the guest's session was lost ({cause}); `zerolab status` shows the agent and `zerolab up` restarts it, then run the guest again")]
+    Lost {
+        /// The node.
+        node: String,
+        /// Why, in a few words.
+        cause: String,
+    },
+    /// The agent would not start the guest.
+    #[error("node {node}: the guest could not be started: {cause}")]
+    Start {
+        /// The node.
+        node: String,
+        /// The agent's answer.
+        cause: String,
+    },
+    /// The run: the lab's keeper, the upload, the results directory.
+    #[error(transparent)]
+    Run(Box<run::RunError>),
     /// The lab or its provider.
     #[error(transparent)]
     Up(#[from] UpError),
 }
 
-/// Runs the local guest `program` with `args` on `node` of `cluster` (lab under `root`);
-/// `output` gets each new piece of the guest's stdout and stderr as it arrives. Returns
-/// the session's report.
+impl From<KeeperError> for RunError {
+    fn from(error: KeeperError) -> RunError {
+        RunError::Run(Box::new(error.into()))
+    }
+}
+
+/// Runs the local guest `program` with `args` on `node` of `cluster` (lab under `root`;
+/// `options.program` starts its keeper when none runs); `output` gets each new piece of
+/// the guest's stdout and stderr as it arrives. Returns the session's report.
 pub async fn run(
     root: &Path,
     cluster: &Cluster,
     node: &str,
     program: &Path,
     args: Vec<String>,
+    options: &RunOptions,
     mut output: impl FnMut(Stream, &[u8]),
 ) -> Result<Report, RunError> {
     let provider = provider::of(cluster).map_err(UpError::from)?;
@@ -135,44 +138,26 @@ pub async fn run(
     if !state.nodes.get(node).is_some_and(|r| r.state == NodeState::Ready) {
         return Err(RunError::NotReady { node: node.to_owned() });
     }
-    let bytes = tokio::fs::read(program).await.map_err(|source| RunError::Program { path: program.into(), source })?;
-    let sha256: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
-    let host_keys = HostKeys::open(lab.known_hosts()).map_err(UpError::from)?;
-    let session = Session::connect(&target, &host_keys, &ConnectOptions::known_up()).await?;
-    let result = run_on(&session, &sha256, Bytes::from(bytes), args, &mut output).await;
-    let _ = session.close().await;
-    result
-}
-
-async fn run_on(
-    session: &Session,
-    sha256: &str,
-    program: Bytes,
-    args: Vec<String>,
-    output: &mut impl FnMut(Stream, &[u8]),
-) -> Result<Report, RunError> {
-    let node = session.node();
-    let agent = |source| RunError::Agent { node: node.to_owned(), source };
-    agent_client::put_blob(session, sha256, program, UPLOAD_TIMEOUT).await.map_err(agent)?;
-    let request = api::SessionRequest { args, ..api::SessionRequest::new(sha256) };
-    let id = agent_client::start_session(session, &request, REQUEST_TIMEOUT).await.map_err(agent)?.id;
-    let running = |source| during_session(node, &id, source);
-    let mut seen = [0usize; 2];
-    loop {
-        let status: api::SessionStatus =
-            agent_client::get(session, &format!("/v1/sessions/{id}"), REQUEST_TIMEOUT).await.map_err(running)?;
-        for (stream, seen) in [Stream::Stdout, Stream::Stderr].into_iter().zip(&mut seen) {
-            let bytes =
-                agent_client::session_output(session, &id, stream.path(), REQUEST_TIMEOUT).await.map_err(running)?;
-            if let Some(new) = bytes.get(*seen..).filter(|new| !new.is_empty()) {
-                output(stream, new);
-                *seen = bytes.len();
-            }
-        }
-        if let (SessionState::Done, Some(report)) = (status.state, status.report) {
-            return Ok(report);
-        }
-        tokio::time::sleep(POLL).await;
+    let name = program.file_name().map_or_else(|| "guest".into(), |n| n.to_string_lossy().into_owned());
+    let plan = plan::one(&name, node, program, args, lab.dir()).await.map_err(|e| match e {
+        plan::PlanError::Read { source, .. } => RunError::Program { path: program.into(), source },
+        other => RunError::Run(Box::new(other.into())),
+    })?;
+    let mux = Keeper::open(lab.dir(), &options.program).await?;
+    let targets = HashMap::from([(node.to_owned(), target)]);
+    let follow = Box::new(|_: usize, stream: Stream, bytes: &[u8]| output(stream, bytes));
+    let file = program.display().to_string();
+    let ran = run::run_followed(lab.dir(), mux, targets, plan, JOB, &file, follow).await.map_err(|e| match e {
+        run::RunError::Follow { node, session, source } => during_session(&node, &session, *source),
+        run::RunError::Start { node, cause, .. } => RunError::Start { node, cause },
+        other => RunError::Run(Box::new(other)),
+    })?;
+    let Some(result) = ran.instances.into_iter().next() else {
+        return Err(RunError::Lost { node: node.to_owned(), cause: "the run has no instance".into() });
+    };
+    match (result.report, result.cause) {
+        (Some(report), None) => Ok(report),
+        (_, cause) => Err(RunError::Lost { node: node.to_owned(), cause: cause.unwrap_or_else(|| "no report".into()) }),
     }
 }
 
@@ -189,7 +174,7 @@ fn during_session(node: &str, id: &str, source: AgentError) -> RunError {
         }
         _ => return RunError::Agent { node: node.to_owned(), source },
     };
-    RunError::AgentGone { node: node.to_owned(), session: id.to_owned(), what }
+    RunError::AgentGone { node: node.to_owned(), session: id.to_owned(), what: what.to_owned() }
 }
 
 /// The exit code `zerolab sandbox run` ends with: the guest's own when it exited by
@@ -239,7 +224,7 @@ mod tests {
             message: "no session 7".into(),
         };
         assert!(matches!(during_session("node-2", "7", lost), RunError::AgentGone { .. }));
-        let slow = AgentError::Timeout { method: Method::GET, path: "/v1/sessions/7".into(), timeout: POLL };
+        let slow = AgentError::Timeout { method: Method::GET, path: "/v1/sessions/7".into(), timeout: run::POLL };
         assert!(matches!(during_session("node-2", "7", slow), RunError::Agent { .. }));
     }
 

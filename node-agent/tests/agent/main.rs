@@ -8,6 +8,7 @@
 mod attacks;
 mod channels;
 mod devices;
+mod follow;
 mod harness;
 mod sessions;
 mod sources;

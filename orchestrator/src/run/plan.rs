@@ -211,6 +211,22 @@ pub async fn plan(
     Ok(Plan { instances, blobs, instance_blobs })
 }
 
+/// The plan of one guest: the local `program` run with `args` on `node` as instance
+/// `name`, its stdout and stderr kept by the agent and collected (`zerolab sandbox run`).
+pub async fn one(name: &str, node: &str, program: &Path, args: Vec<String>, lab_dir: &Path) -> Result<Plan, PlanError> {
+    let program = std::path::absolute(program).map_err(|source| PlanError::Read { path: program.into(), source })?;
+    let hashed = super::hashes::hash_all(&BTreeSet::from([program.clone()]), lab_dir).await?;
+    let blob = hashed[&program].clone();
+    let request = SessionRequest { args, ..SessionRequest::new(blob.sha256.clone()) };
+    let collect = [DeviceName::Stdout, DeviceName::Stderr].map(|d| Collected { stream: d.name(), copy_to: None });
+    let instance = PlannedInstance { name: name.to_owned(), node: node.to_owned(), request, collect: collect.into() };
+    Ok(Plan {
+        instances: vec![instance],
+        blobs: BTreeMap::from([(node.to_owned(), vec![blob.clone()])]),
+        instance_blobs: vec![vec![blob]],
+    })
+}
+
 /// The last part of a path, as the guest's `argv[0]`.
 fn file_name(path: &str) -> Option<String> {
     path.rsplit('/').find(|part| !part.is_empty()).map(str::to_owned)

@@ -12,7 +12,6 @@ use serde::{Deserialize, Serialize};
 
 use super::plan::Plan;
 use super::{InstanceResult, RunError};
-use crate::job::Job;
 
 /// The file's name in a run's directory.
 pub const FILE: &str = "job.json";
@@ -94,12 +93,13 @@ impl Attempt {
 }
 
 impl JobRecord {
-    /// The record of a run of `job` as `plan` places it, no session started yet.
-    pub fn new(id: &str, job: &Job, plan: &Plan) -> JobRecord {
+    /// The record of a run of job `name` (from `file`) as `plan` places it, no session
+    /// started yet.
+    pub fn new(id: &str, name: &str, file: &str, plan: &Plan) -> JobRecord {
         JobRecord {
             id: id.to_owned(),
-            job: job.name().to_owned(),
-            file: job.file_name().to_owned(),
+            job: name.to_owned(),
+            file: file.to_owned(),
             started: SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs(),
             instances: plan
                 .instances

@@ -25,11 +25,9 @@ use zerolab_agent::api::Report;
 
 use crate::agent_client::AgentError;
 use crate::cluster::Cluster;
-use crate::keeper::{Keeper, KeeperError};
-use crate::lab::{Lab, NodeState};
-use crate::provider;
+use crate::keeper::KeeperError;
+use crate::lab::{Lab, OpenError};
 use crate::run::{self, plan, RunOptions};
-use crate::up::UpError;
 
 pub use crate::run::follow::Stream;
 
@@ -47,12 +45,9 @@ pub enum RunError {
         /// The lab's node names, comma-separated.
         known: String,
     },
-    /// The lab does not record the node as ready.
-    #[error("node {node} is not ready; run `zerolab up` first")]
-    NotReady {
-        /// The node.
-        node: String,
-    },
+    /// The lab is not up, or does not record the node as ready.
+    #[error(transparent)]
+    Open(#[from] OpenError),
     /// The local program could not be read.
     #[error("cannot read program {}", path.display())]
     Program {
@@ -104,9 +99,6 @@ pub enum RunError {
     /// The run: the lab's keeper, the upload, the results directory.
     #[error(transparent)]
     Run(Box<run::RunError>),
-    /// The lab or its provider.
-    #[error(transparent)]
-    Up(#[from] UpError),
 }
 
 impl From<KeeperError> for RunError {
@@ -127,23 +119,19 @@ pub async fn run(
     options: &RunOptions,
     mut output: impl FnMut(Stream, &[u8]),
 ) -> Result<Report, RunError> {
-    let provider = provider::of(cluster).map_err(UpError::from)?;
-    let lab = Lab::at(root, cluster.name()).map_err(UpError::from)?;
-    let Some(entry) = cluster.node(node) else {
+    if cluster.node(node).is_none() {
         let known: Vec<&str> = cluster.nodes().iter().map(|n| n.name.as_str()).collect();
         return Err(RunError::UnknownNode { node: node.to_owned(), known: known.join(", ") });
-    };
-    let target = provider.address(&lab, entry).map_err(UpError::from)?;
-    let state = lab.load_state().map_err(UpError::from)?;
-    if !state.nodes.get(node).is_some_and(|r| r.state == NodeState::Ready) {
-        return Err(RunError::NotReady { node: node.to_owned() });
     }
+    let handle = Lab::open(root, cluster)?;
+    let target = handle.ready(node)?.clone();
+    let lab = handle.lab();
     let name = program.file_name().map_or_else(|| "guest".into(), |n| n.to_string_lossy().into_owned());
     let plan = plan::one(&name, node, program, args, lab.dir()).await.map_err(|e| match e {
         plan::PlanError::Read { source, .. } => RunError::Program { path: program.into(), source },
         other => RunError::Run(Box::new(other.into())),
     })?;
-    let mux = Keeper::open(lab.dir(), &options.program).await?;
+    let mux = handle.keeper(&options.program).await?;
     let targets = HashMap::from([(node.to_owned(), target)]);
     let follow = Box::new(|_: usize, stream: Stream, bytes: &[u8]| output(stream, bytes));
     let file = program.display().to_string();

@@ -31,10 +31,10 @@ fn sandbox_run_streams_a_guest_from_node_2_and_returns_its_code() {
     zvm_gcc(&args, &args_guest);
     let hello = hello.to_str().unwrap();
 
-    // Before `up`: the node is not ready, said in one line.
+    // Before `up`: the lab is not up, said in one line.
     let run = lab.zerolab(&["sandbox", "run"], &["node-2", hello]);
     assert_eq!((run.code, run.stdout.as_str()), (2, ""), "{run:#?}");
-    assert_eq!(run.stderr, "zerolab: node node-2 is not ready; run `zerolab up` first\n");
+    assert_eq!(run.stderr, format!("zerolab: lab {} is not up; run `zerolab up` first\n", lab.cluster.name()));
 
     let run = lab.zerolab(&["up"], &[]);
     assert_eq!(run.code, 0, "{run:#?}");

@@ -53,10 +53,9 @@ use crate::agent_client::AgentError;
 use crate::cluster::Cluster;
 use crate::job::Job;
 use crate::keeper::{Keeper, KeeperError};
-use crate::lab::{Lab, NodeState};
-use crate::provider;
+use crate::lab::{Lab, OpenError};
 use crate::ssh::Target;
-use crate::up::{targets, UpError};
+use crate::up::UpError;
 
 /// How often running instances are looked at.
 pub const POLL: Duration = Duration::from_millis(50);
@@ -74,12 +73,9 @@ const STOP_WAIT: Duration = Duration::from_secs(10);
 /// What can stop a run as a whole (an instance's own failure is in its result).
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    /// The lab has not been brought up.
-    #[error("lab {lab} is not up; run `zerolab up` first")]
-    NotUp { lab: String },
-    /// A node the job needs is not ready.
-    #[error("node {node} is not ready ({state}); run `zerolab up` to repair it, or place the job elsewhere")]
-    NotReady { node: String, state: String },
+    /// The lab is not up, or a node the job needs is not ready.
+    #[error(transparent)]
+    Open(#[from] OpenError),
     /// The instances cannot be placed on the lab.
     #[error("the job cannot be placed on lab {lab}:\n{problems}")]
     Placement { lab: String, problems: String },
@@ -207,31 +203,22 @@ pub async fn run(
     progress: impl Fn(&Counts),
 ) -> Result<JobRun, RunError> {
     let begun = Instant::now();
-    let provider = provider::of(cluster).map_err(UpError::from)?;
-    let lab = Lab::at(root, cluster.name()).map_err(UpError::from)?;
-    if !lab.exists() {
-        return Err(RunError::NotUp { lab: cluster.name().to_owned() });
-    }
+    let handle = Lab::open(root, cluster)?;
     let placement = job
         .check_placement(cluster)
         .map_err(|problems| RunError::Placement { lab: cluster.name().to_owned(), problems: problems.to_string() })?;
-    let state = lab.load_state().map_err(UpError::from)?;
     for node in placement.nodes() {
-        let node_state = state.nodes.get(node).map(|r| r.state.clone()).unwrap_or(NodeState::Declared);
-        if node_state != NodeState::Ready {
-            return Err(RunError::NotReady { node: node.to_owned(), state: format!("{node_state:?}").to_lowercase() });
-        }
+        handle.ready(node)?;
     }
-    let targets: HashMap<String, Target> =
-        targets(&lab, cluster, provider).map_err(UpError::from)?.into_iter().map(|t| (t.node.clone(), t)).collect();
-    let targets: Targets = Arc::new(targets);
-    let mux = Keeper::open(lab.dir(), &options.program).await?;
+    let (lab, state) = (handle.lab(), handle.state());
+    let targets: Targets = Arc::new(handle.targets().iter().map(|t| (t.node.clone(), t.clone())).collect());
+    let mux = handle.keeper(&options.program).await?;
     let listen_at = channel_addresses(&mux, &targets, plan::listening_nodes(job, &placement)).await?;
     let id = format!("{}-{}", job.name(), SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis());
     let plan = plan::plan(job, &placement, &id, &listen_at, lab.dir()).await?;
     let dir = lab.dir().join("jobs").join(&id);
     let record = JobRecord::new(&id, job.name(), job.file_name(), &plan);
-    let policy = GroupRetries::new(job, cluster, &state, |node| targets.contains_key(node));
+    let policy = GroupRetries::new(job, cluster, state, |node| targets.contains_key(node));
     tracing::debug!(elapsed = ?begun.elapsed(), instances = plan.instances.len(), "planned");
     let progress = |counts: &Counts| {
         tracing::debug!(elapsed = ?begun.elapsed(), done = counts.done, failed = counts.failed, "progress");

@@ -21,8 +21,7 @@ use std::time::Duration;
 
 use hyper::body::Bytes;
 use hyper::StatusCode;
-use sha2::{Digest, Sha256};
-use zerolab_agent::api::{self, Report, SessionState};
+use zerolab_agent_api::{self as api, Report, SessionState, Sha256};
 
 use crate::agent_client::{self, AgentError};
 use crate::cluster::Cluster;
@@ -136,7 +135,7 @@ pub async fn run(
         return Err(RunError::NotReady { node: node.to_owned() });
     }
     let bytes = tokio::fs::read(program).await.map_err(|source| RunError::Program { path: program.into(), source })?;
-    let sha256: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+    let sha256 = Sha256::of_bytes(&bytes);
     let host_keys = HostKeys::open(lab.known_hosts()).map_err(UpError::from)?;
     let session = Session::connect(&target, &host_keys, &ConnectOptions::known_up()).await?;
     let result = run_on(&session, &sha256, Bytes::from(bytes), args, &mut output).await;
@@ -146,7 +145,7 @@ pub async fn run(
 
 async fn run_on(
     session: &Session,
-    sha256: &str,
+    sha256: &Sha256,
     program: Bytes,
     args: Vec<String>,
     output: &mut impl FnMut(Stream, &[u8]),
@@ -154,7 +153,7 @@ async fn run_on(
     let node = session.node();
     let agent = |source| RunError::Agent { node: node.to_owned(), source };
     agent_client::put_blob(session, sha256, program, UPLOAD_TIMEOUT).await.map_err(agent)?;
-    let request = api::SessionRequest { args, ..api::SessionRequest::new(sha256) };
+    let request = api::SessionRequest { args, ..api::SessionRequest::new(*sha256) };
     let id = agent_client::start_session(session, &request, REQUEST_TIMEOUT).await.map_err(agent)?.id;
     let running = |source| during_session(node, &id, source);
     let mut seen = [0usize; 2];

@@ -35,7 +35,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::task::JoinSet;
-use zerolab_agent::api::{Report, SessionState};
+use zerolab_agent_api::{Report, SessionState};
 
 use self::plan::{Blob, Plan, PlanError};
 pub use self::record::{Attempt, JobRecord, RecordedInstance};
@@ -258,17 +258,14 @@ async fn channel_addresses(
         let (mux, targets) = (mux.clone(), targets.clone());
         asks.spawn(async move {
             let target = &targets[&node];
-            let facts = agent_client::get::<zerolab_agent::api::Facts>(
-                Link::Keeper(&mux, target),
-                "/v1/facts",
-                REQUEST_TIMEOUT,
-            )
-            .await
-            .map_err(|e| RunError::Start {
-                instance: format!("(channels to {node})"),
-                node: node.clone(),
-                cause: cause(&e),
-            })?;
+            let facts =
+                agent_client::get::<zerolab_agent_api::Facts>(Link::Keeper(&mux, target), "/v1/facts", REQUEST_TIMEOUT)
+                    .await
+                    .map_err(|e| RunError::Start {
+                        instance: format!("(channels to {node})"),
+                        node: node.clone(),
+                        cause: cause(&e),
+                    })?;
             let address = facts.channel_port.map(|port| match target.address.parse::<std::net::Ipv6Addr>() {
                 Ok(_) => format!("[{}]:{port}", target.address),
                 Err(_) => format!("{}:{port}", target.address),

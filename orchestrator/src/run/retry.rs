@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch::{self, Receiver, Sender};
 use tokio::task::{Id, JoinSet};
-use zerolab_agent::api::SessionRequest;
+use zerolab_agent_api::SessionRequest;
 
 use super::plan::{Blob, Plan};
 use super::record::{Attempt, JobRecord, CANCELLED};

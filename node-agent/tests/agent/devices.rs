@@ -157,7 +157,7 @@ async fn node_files_are_read_checked_and_written() {
     std::fs::write(&out, "old contents that are longer\n").unwrap();
 
     let devices =
-        vec![device(DeviceName::Stdin, node(&input, Some(sha.clone()))), device(DeviceName::Stdout, node(&out, None))];
+        vec![device(DeviceName::Stdin, node(&input, Some(sha))), device(DeviceName::Stdout, node(&out, None))];
     let id = agent.start_session(&request(&program, devices)).await;
     let report = agent.wait(&id).await;
     assert_eq!(report.exit_state, "ok", "{report:?}");
@@ -186,7 +186,7 @@ async fn urls_are_fetched_once_per_checksum_and_checked() {
     let sha = Sha256::of_bytes(&body);
     let server = Server::start(body.clone()).await;
 
-    let with_sum = request(&program, vec![device(DeviceName::Stdin, url(server.url("/data"), Some(sha.clone())))]);
+    let with_sum = request(&program, vec![device(DeviceName::Stdin, url(server.url("/data"), Some(sha)))]);
     for _ in 0..3 {
         let id = agent.start_session(&with_sum).await;
         assert_eq!(agent.wait(&id).await.exit_state, "ok", "{}", agent.log());
@@ -198,7 +198,7 @@ async fn urls_are_fetched_once_per_checksum_and_checked() {
     assert_eq!(server.data_requests(), 2, "without a checksum, every session fetches");
 
     let wrong: Sha256 = "0".repeat(64).parse().unwrap();
-    let bad_sum = request(&program, vec![device(DeviceName::Stdin, url(server.url("/data"), Some(wrong.clone())))]);
+    let bad_sum = request(&program, vec![device(DeviceName::Stdin, url(server.url("/data"), Some(wrong)))]);
     let report = agent.wait(&agent.start_session(&bad_sum).await).await;
     assert_eq!(report.return_code, 32, "{report:?}");
     assert!(report.exit_state.contains(&format!("has sha256 {sha}, not the expected {wrong}")), "{report:?}");
@@ -295,7 +295,7 @@ async fn a_kill_ends_a_fetch_that_never_answers() {
 async fn bad_devices_are_refused_in_one_line_and_leave_nothing() {
     let agent = Agent::start().await;
     let program = agent.upload(guest(GUEST)).await;
-    let sha = program.clone();
+    let sha = program;
     let cases = [
         (json!([{"name": "stdout", "source": {"blob": {"sha256": sha}}}]), "device stdout cannot go to a blob"),
         (

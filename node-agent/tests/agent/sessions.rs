@@ -130,7 +130,6 @@ async fn ten_concurrent_sessions_all_succeed() {
     let program = agent.upload(guest("sandbox/guest/examples/hello.c")).await;
     let runs = (0..10).map(|_| {
         let agent = std::sync::Arc::clone(&agent);
-        let program = program.clone();
         tokio::spawn(async move {
             let id = agent.start_session(&api::SessionRequest::new(program)).await;
             (agent.wait(&id).await, agent.stdout(&id).await)
@@ -173,7 +172,6 @@ async fn garbage_abandoned_and_idle_connections_amid_concurrent_sessions_leave_i
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..6 {
         let agent = std::sync::Arc::clone(&agent);
-        let (program, lost) = (program.clone(), lost.clone());
         tasks.spawn(async move {
             // Not HTTP at all: 400, and the connection closed.
             let answer = raw(&agent.socket, b"\x00\xff not http\r\n\r\n", false).await;

@@ -81,7 +81,7 @@ pub enum PlanError {
     Unplaced(String),
     /// A local input that does not hash to its `sha256`.
     #[error("instance {instance}: device {device}: {} has sha256 {actual}, not the expected {expected}; the file changed or the job's sha256 is wrong", path.display())]
-    Checksum { instance: String, device: &'static str, path: PathBuf, expected: Sha256, actual: Sha256 },
+    Checksum { instance: String, device: &'static str, path: PathBuf, expected: String, actual: String },
     /// A job checksum that is not a SHA-256 (the job's checker admits none).
     #[error("instance {instance}: device {device}: {source}")]
     BadChecksum {
@@ -191,8 +191,8 @@ pub async fn plan(
                             instance: instance.name.clone(),
                             device: device.name.name(),
                             path: path.clone(),
-                            expected,
-                            actual: blob.sha256,
+                            expected: expected.to_string(),
+                            actual: blob.sha256.to_string(),
                         });
                     }
                     DeviceSource::Blob { sha256: blob.sha256 }

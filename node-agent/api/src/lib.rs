@@ -2,10 +2,19 @@
 //! orchestrator share: request and response bodies, [`Sha256`] (a blob's name, an
 //! input's checksum) and [`ProgramRef`] (which program a session runs).
 //!
-//! The daemon is the `zerolab-agent` crate; this one is serde types only, so the
-//! orchestrator depends on it and builds nothing of the daemon. Both sides parse and
-//! print digests and programs through the same code, so they agree on the wire by
-//! construction. Every error response is an [`ErrorBody`].
+//! The daemon is the `zerolab-agent` crate; this one is types and hashing only
+//! (serde, sha2, thiserror), so the orchestrator depends on it and builds nothing of
+//! the daemon. Both sides parse and print digests and programs through the same code,
+//! so they agree on the wire by construction. Every error response is an [`ErrorBody`].
+//!
+//! ```
+//! use zerolab_agent_api::{SessionRequest, Sha256};
+//! let program = Sha256::of_bytes(b"a static guest");
+//! let request = SessionRequest { args: vec!["wc".into()], ..SessionRequest::new(program) };
+//! let json = serde_json::to_string(&request).unwrap();
+//! assert!(json.starts_with(&format!(r#"{{"program":"{program}","args":["wc"]"#)));
+//! assert_eq!(serde_json::from_str::<SessionRequest>(&json).unwrap(), request);
+//! ```
 //!
 //! | Method and path                | Request           | Response                  |
 //! |--------------------------------|-------------------|---------------------------|

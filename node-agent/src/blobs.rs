@@ -202,7 +202,7 @@ impl Blobs {
         let fresh = SystemTime::now().checked_sub(self.shared.min_age).unwrap_or(SystemTime::UNIX_EPOCH);
         listing.retain(|(name, _, used)| !state.pins.contains_key(name) && *used <= fresh);
         listing.sort_by_key(|(_, _, used)| *used);
-        let mut removed = 0;
+        let (mut removed, mut freed) = (0, 0);
         for (name, size, _) in listing {
             if bytes <= self.shared.limit {
                 break;
@@ -210,14 +210,18 @@ impl Blobs {
             match std::fs::remove_file(self.dir.join(name.to_string())) {
                 Ok(()) => {
                     bytes -= size;
+                    freed += size;
                     removed += 1;
                     state.used.remove(&name);
-                    tracing::info!(sha256 = %name, size, "blob collected");
+                    tracing::debug!(sha256 = %name, size, "blob collected");
                 }
                 Err(e) => tracing::warn!(sha256 = %name, "cannot collect blob: {e}"),
             }
         }
         state.collected += removed;
+        if removed > 0 {
+            tracing::info!(blobs = removed, bytes = freed, left = bytes, limit = self.shared.limit, "blobs collected");
+        }
         if bytes > self.shared.limit {
             tracing::debug!(
                 bytes,

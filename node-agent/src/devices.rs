@@ -4,7 +4,9 @@
 //! [`check`] is everything that needs no I/O beyond a blob lookup: each device at most
 //! once, a source its direction allows (inputs from a blob, a node file or a URL;
 //! outputs to the session's directory or a node file), absolute node paths,
-//! well-formed checksums and URLs, an `image` device when the program is `image:PATH`.
+//! well-formed URLs, an `image` device when the program is `image:PATH`, and the
+//! blobs it names stored (and pinned, see [`crate::blobs`]); checksums and the program
+//! are typed ([`Sha256`], [`ProgramRef`]), so a malformed one never parses.
 //! Its errors are the request's (400). [`Checked::prepare`] then opens every device
 //! as the guest's channel, in the order stdin, stdout, stderr, input, output, image:
 //! it fetches URLs (through the [`Fetcher`]), checks node files against their
@@ -33,8 +35,8 @@ use zerolab_sandbox::channel::{open_path, Access, Channel, SourceError};
 use zerolab_sandbox::manifest::{AccessType, Limits};
 use zerolab_sandbox::session::error_chain;
 
-use crate::api::{self, DeviceName, DeviceSource};
-use crate::blobs::{sha256_read, BlobError, Blobs};
+use crate::api::{self, DeviceName, DeviceSource, ProgramRef, Sha256};
+use crate::blobs::{BlobError, BlobPin, Blobs};
 use crate::fetch::{FetchError, Fetcher};
 
 /// Why a request's devices or program were refused.
@@ -60,14 +62,6 @@ pub enum DevicesError {
         name: &'static str,
         /// The path.
         path: String,
-    },
-    /// A checksum that is not 64 lowercase hex digits.
-    #[error("device {name}: sha256 {sha256:?} is not 64 lowercase hex digits; give it as sha256sum prints it")]
-    Checksum {
-        /// The device.
-        name: &'static str,
-        /// What was given.
-        sha256: String,
     },
     /// Not an http or https URL.
     #[error("device {name}: {url:?} is not an http:// or https:// URL with a host")]
@@ -121,9 +115,9 @@ pub enum PrepareError {
         /// The file.
         path: String,
         /// The checksum asked for.
-        expected: String,
+        expected: Sha256,
         /// What the file hashes to.
-        actual: String,
+        actual: Sha256,
     },
     /// A URL could not be fetched.
     #[error("device {name}: {source}")]
@@ -154,25 +148,40 @@ pub enum PrepareError {
 }
 
 /// The program as asked for.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 enum ProgramSource {
-    /// An uploaded blob.
-    Blob(PathBuf),
+    /// An uploaded blob, pinned.
+    Blob(BlobPin),
     /// A path inside the `image` device.
     Image(String),
 }
 
-/// A request's devices and program, checked.
-#[derive(Debug, Clone)]
+/// A request's devices and program, checked; the blobs it names are pinned (kept
+/// from collection) for as long as it exists.
+#[derive(Debug)]
 pub struct Checked {
     program: ProgramSource,
     /// In channel order (stdin, stdout, stderr, input, output, image).
     devices: Vec<(DeviceName, DeviceSource)>,
+    /// The blob devices' pins.
+    pins: Vec<BlobPin>,
+}
+
+/// What [`Checked::prepare`] made ready.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The program's file.
+    pub program: PathBuf,
+    /// The guest's devices, in channel order.
+    pub channels: Vec<Channel>,
+    /// The blobs fetched or extracted for it, pinned until this is dropped (after the
+    /// guest ends).
+    pub pins: Vec<BlobPin>,
 }
 
 /// Programs taken out of images, by image blob and path: the program's blob.
 #[derive(Debug, Default)]
-pub struct Extracted(Mutex<HashMap<(String, String), PathBuf>>);
+pub struct Extracted(Mutex<HashMap<(Sha256, String), Sha256>>);
 
 /// What [`Checked::prepare`] works with.
 pub struct Context<'a> {
@@ -203,12 +212,9 @@ fn is_url(url: &str) -> bool {
 /// Checks a request's devices and program against the blob store.
 pub fn check(req: &api::SessionRequest, blobs: &Blobs, can_fetch: bool) -> Result<Checked, DevicesError> {
     let mut given: HashMap<DeviceName, DeviceSource> = HashMap::new();
+    let mut pins = Vec::new();
     for device in &req.devices {
         let name = device.name.name();
-        let checksum = |sha: &Option<String>| match sha {
-            Some(s) if !api::is_sha256(s) => Err(DevicesError::Checksum { name, sha256: s.clone() }),
-            _ => Ok(()),
-        };
         let input = device.name.is_input();
         match &device.source {
             DeviceSource::Session if input => {
@@ -233,38 +239,32 @@ pub fn check(req: &api::SessionRequest, blobs: &Blobs, can_fetch: bool) -> Resul
                 })
             }
             DeviceSource::Session => {}
-            DeviceSource::Blob { sha256 } => {
-                blobs.path(sha256)?;
-            }
-            DeviceSource::Node { path, sha256 } => {
+            DeviceSource::Blob { sha256 } => pins.push(blobs.pin(sha256)?),
+            DeviceSource::Node { path, .. } => {
                 if !path.starts_with('/') || path.contains('\0') {
                     return Err(DevicesError::NodePath { name, path: path.clone() });
                 }
-                checksum(sha256)?;
             }
-            DeviceSource::Url { url, sha256 } => {
+            DeviceSource::Url { url, .. } => {
                 if !is_url(url) {
                     return Err(DevicesError::Url { name, url: url.clone() });
                 }
                 if !can_fetch {
                     return Err(DevicesError::NoFetcher(name));
                 }
-                checksum(sha256)?;
             }
         }
         if given.insert(device.name, device.source.clone()).is_some() {
             return Err(DevicesError::Twice(name));
         }
     }
-    let program = match req.program.strip_prefix("image:") {
-        Some(path) if !path.is_empty() && given.contains_key(&DeviceName::Image) => {
-            ProgramSource::Image(path.to_owned())
-        }
-        Some(_) => return Err(DevicesError::ImageProgram(req.program.clone())),
-        None => ProgramSource::Blob(blobs.path(&req.program)?),
+    let program = match &req.program {
+        ProgramRef::Image(path) if given.contains_key(&DeviceName::Image) => ProgramSource::Image(path.clone()),
+        ProgramRef::Image(_) => return Err(DevicesError::ImageProgram(req.program.to_string())),
+        ProgramRef::Blob(sha256) => ProgramSource::Blob(blobs.pin(sha256)?),
     };
     let devices = ORDER.iter().filter_map(|name| given.remove(name).map(|source| (*name, source))).collect();
-    Ok(Checked { program, devices })
+    Ok(Checked { program, devices, pins })
 }
 
 impl Checked {
@@ -295,12 +295,13 @@ impl Checked {
     }
 
     /// Opens every device as the guest's channel and finds the program.
-    pub fn prepare(&self, cx: &Context<'_>) -> Result<(PathBuf, Vec<Channel>), PrepareError> {
+    pub fn prepare(&self, cx: &Context<'_>) -> Result<Prepared, PrepareError> {
         let mut channels = Vec::with_capacity(self.devices.len() + 3);
+        let mut pins = Vec::new();
         let mut image = None;
         for name in ORDER {
             let source = self.devices.iter().find(|(n, _)| *n == name).map(|(_, s)| s);
-            let Some(file) = open(name, source, cx)? else { continue };
+            let Some(file) = open(name, source, cx, &self.pins, &mut pins)? else { continue };
             let (access, limits) = match name {
                 DeviceName::Stdin => (AccessType::SeqGetSeqPut, READ_ONLY),
                 DeviceName::Input | DeviceName::Image => (AccessType::RandGetRandPut, READ_ONLY),
@@ -313,18 +314,21 @@ impl Checked {
             channels.push(Channel::from_fd(alias, access, limits, file.into()).map_err(|e| open_error(name, "it", e))?);
         }
         let program = match &self.program {
-            ProgramSource::Blob(path) => path.clone(),
+            ProgramSource::Blob(pin) => pin.path().to_path_buf(),
             ProgramSource::Image(path) => {
                 let image = image.ok_or_else(|| PrepareError::NotInImage { path: path.clone() })?;
                 let key = self.devices.iter().find_map(|(n, s)| match (n, s) {
-                    (DeviceName::Image, DeviceSource::Blob { sha256 }) => Some(sha256.clone()),
-                    (DeviceName::Image, DeviceSource::Url { sha256: Some(sha256), .. }) => Some(sha256.clone()),
+                    (DeviceName::Image, DeviceSource::Blob { sha256 }) => Some(*sha256),
+                    (DeviceName::Image, DeviceSource::Url { sha256: Some(sha256), .. }) => Some(*sha256),
                     _ => None,
                 });
-                extract_cached(image, path, key, cx)?
+                let pin = extract_cached(image, path, key, cx)?;
+                let program = pin.path().to_path_buf();
+                pins.push(pin);
+                program
             }
         };
-        Ok((program, channels))
+        Ok(Prepared { program, channels, pins })
     }
 }
 
@@ -335,25 +339,31 @@ fn open_error(name: DeviceName, path: &str, source: std::io::Error) -> PrepareEr
     PrepareError::Open { name: name.name(), path: path.to_owned(), source }
 }
 
-/// The file behind one device (`None`: the device is absent).
-fn open(name: DeviceName, source: Option<&DeviceSource>, cx: &Context<'_>) -> Result<Option<File>, PrepareError> {
+/// The file behind one device (`None`: the device is absent): a blob from those the
+/// request `pinned`; a blob fetched for it is pinned into `pins`.
+fn open(
+    name: DeviceName,
+    source: Option<&DeviceSource>,
+    cx: &Context<'_>,
+    pinned: &[BlobPin],
+    pins: &mut Vec<BlobPin>,
+) -> Result<Option<File>, PrepareError> {
     let read = |path: &Path| File::open(path).map_err(|e| open_error(name, &path.display().to_string(), e));
     let file = match source {
         None if name == DeviceName::Stdin => read(Path::new("/dev/null"))?,
         None if matches!(name, DeviceName::Stdout | DeviceName::Stderr) => create(name, &cx.dir.join(name.name()))?,
         None => return Ok(None),
         Some(DeviceSource::Session) => create(name, &cx.dir.join(name.name()))?,
-        Some(DeviceSource::Blob { sha256 }) => read(&cx.blobs.path(sha256).map_err(|e| PrepareError::Open {
-            name: name.name(),
-            path: format!("blob {sha256}"),
-            source: std::io::Error::other(e),
-        })?)?,
+        Some(DeviceSource::Blob { sha256 }) => match pinned.iter().find(|pin| pin.name() == sha256) {
+            Some(pin) => read(pin.path())?,
+            None => return Err(open_error(name, &format!("blob {sha256}"), std::io::ErrorKind::NotFound.into())),
+        },
         Some(DeviceSource::Node { path, sha256 }) if name.is_input() => {
             let mut file = node(name, path, Access::READ, cx)?;
             if let Some(expected) = sha256 {
                 let actual = hash_file(&mut file).map_err(|e| open_error(name, path, e))?;
                 if actual != *expected {
-                    let (path, expected) = (path.clone(), expected.clone());
+                    let (path, expected) = (path.clone(), *expected);
                     return Err(PrepareError::Mismatch { name: name.name(), path, expected, actual });
                 }
             }
@@ -365,11 +375,14 @@ fn open(name: DeviceName, source: Option<&DeviceSource>, cx: &Context<'_>) -> Re
                 name: name.name(),
                 source: FetchError::Client("this agent fetches no URLs".into()),
             })?;
-            let fetched = fetcher.fetch(url, sha256.as_deref(), cx.deadline, cx.timeout_secs, cx.cancel);
-            read(&fetched.map_err(|source| match source {
+            let fetched = fetcher.fetch(url, *sha256, cx.deadline, cx.timeout_secs, cx.cancel);
+            let pin = fetched.map_err(|source| match source {
                 FetchError::Cancelled => PrepareError::Killed,
                 source => PrepareError::Fetch { name: name.name(), source },
-            })?)?
+            })?;
+            let file = read(pin.path())?;
+            pins.push(pin);
+            file
         }
     };
     Ok(Some(file))
@@ -401,30 +414,30 @@ fn create(name: DeviceName, path: &Path) -> Result<File, PrepareError> {
 }
 
 /// SHA-256 of a file, read from the start; leaves it at the start again.
-fn hash_file(file: &mut File) -> std::io::Result<String> {
-    let sha256 = sha256_read(file)?;
+fn hash_file(file: &mut File) -> std::io::Result<Sha256> {
+    let sha256 = Sha256::of_reader(file)?;
     file.rewind()?;
     Ok(sha256)
 }
 
-/// The program at `path` in `image`, from the cache when this image blob has given it
-/// before.
-fn extract_cached(image: File, path: &str, key: Option<String>, cx: &Context<'_>) -> Result<PathBuf, PrepareError> {
+/// The program at `path` in `image`, pinned, from the cache when this image blob has
+/// given it before (and it was not collected since).
+fn extract_cached(image: File, path: &str, key: Option<Sha256>, cx: &Context<'_>) -> Result<BlobPin, PrepareError> {
     let cache_key = key.map(|k| (k, path.to_owned()));
     let cache = || cx.extracted.0.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(found) = cache_key.as_ref().and_then(|k| cache().get(k).cloned()).filter(|p| p.is_file()) {
+    if let Some(found) = cache_key.as_ref().and_then(|k| cache().get(k).copied()).and_then(|p| cx.blobs.pin(&p).ok()) {
         return Ok(found);
     }
     let program = extract(image, path, cx.blobs)?;
     if let Some(k) = cache_key {
-        cache().insert(k, program.clone());
+        cache().insert(k, *program.name());
     }
     Ok(program)
 }
 
 /// Copies the regular file `path` (with or without a leading `./`) out of the tar into
-/// the blob store.
-fn extract(image: File, path: &str, blobs: &Blobs) -> Result<PathBuf, PrepareError> {
+/// the blob store, and pins it.
+fn extract(image: File, path: &str, blobs: &Blobs) -> Result<BlobPin, PrepareError> {
     let failed = |cause: String| PrepareError::Extract { path: path.to_owned(), cause };
     let wanted = Path::new(path.strip_prefix("./").unwrap_or(path));
     let mut archive = tar::Archive::new(image);
@@ -437,7 +450,7 @@ fn extract(image: File, path: &str, blobs: &Blobs) -> Result<PathBuf, PrepareErr
         let mut writer = blobs.writer(None).map_err(|e| failed(e.to_string()))?;
         std::io::copy(&mut entry, &mut writer).map_err(|e| failed(error_chain(&e)))?;
         let stored = writer.finish().map_err(|e| failed(e.to_string()))?;
-        return blobs.path(&stored.sha256).map_err(|e| failed(e.to_string()));
+        return blobs.pin(&stored.sha256).map_err(|e| failed(e.to_string()));
     }
     Err(PrepareError::NotInImage { path: path.to_owned() })
 }

@@ -11,14 +11,14 @@
 //! instances of a job that share an input with a checksum download it once.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use tokio::runtime::Handle;
 use zerolab_sandbox::session::error_chain;
 
-use crate::blobs::{BlobError, Blobs};
+use crate::api::Sha256;
+use crate::blobs::{BlobError, BlobPin, Blobs};
 
 /// How long connecting to a URL's server may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -53,9 +53,9 @@ pub enum FetchError {
         /// The URL.
         url: String,
         /// The checksum asked for.
-        expected: String,
+        expected: Sha256,
         /// What the body hashes to.
-        actual: String,
+        actual: Sha256,
     },
     /// The session's time ran out first.
     #[error("fetching {url} took longer than the session's {secs} s timeout; give the job a longer timeout")]
@@ -108,15 +108,15 @@ impl Fetcher {
 
     /// Fetches `url` (checked against `sha256` when given) before `deadline`, or until
     /// `cancel` is notified, blocking the calling thread, which must not be one of the
-    /// runtime's; returns the blob's path.
+    /// runtime's; returns the blob, pinned.
     pub fn fetch(
         &self,
         url: &str,
-        sha256: Option<&str>,
+        sha256: Option<Sha256>,
         deadline: Instant,
         timeout_secs: u64,
         cancel: &tokio::sync::Notify,
-    ) -> Result<PathBuf, FetchError> {
+    ) -> Result<BlobPin, FetchError> {
         self.runtime.block_on(async {
             // Made inside block_on: a timer needs the runtime's context.
             let fetch = tokio::time::timeout_at(deadline.into(), self.fetch_async(url, sha256));
@@ -129,8 +129,8 @@ impl Fetcher {
         })
     }
 
-    async fn fetch_async(&self, url: &str, sha256: Option<&str>) -> Result<PathBuf, FetchError> {
-        let stored = |sha: Option<&str>| sha.and_then(|s| self.blobs.path(s).ok());
+    async fn fetch_async(&self, url: &str, sha256: Option<Sha256>) -> Result<BlobPin, FetchError> {
+        let stored = |sha: Option<Sha256>| sha.and_then(|s| self.blobs.pin(&s).ok());
         if let Some(path) = stored(sha256) {
             return Ok(path);
         }
@@ -158,6 +158,6 @@ impl Fetcher {
             e => e.into(),
         })?;
         tracing::info!(url, sha256 = %blob.sha256, bytes = blob.size, "fetched");
-        Ok(self.blobs.path(&blob.sha256)?)
+        Ok(self.blobs.pin(&blob.sha256)?)
     }
 }

@@ -1,16 +1,17 @@
 //! `zerolab-agent`: the node agent. It runs sandboxed guests on its node
 //! behind a small HTTP/1.1 JSON API served on a Unix socket.
 //!
-//! - [`api`]: the request and response types. Always compiled, serde only:
-//!   the orchestrator depends on this crate with `default-features = false`
-//!   and gets nothing else.
-//! - With the default `server` feature: [`server`] (axum router, socket,
-//!   node facts), [`blobs`] (content-addressed uploads), [`sessions`]
-//!   (one guest per `std::thread`, outputs in files, kill handles),
+//! - [`api`]: the request and response types, re-exported from the
+//!   `zerolab-agent-api` crate, which the orchestrator depends on instead of
+//!   this one (the daemon is this crate; the vocabulary is that one).
+//! - [`server`] (axum router, socket, node facts), [`state`] (the state
+//!   directory and its private subdirectories), [`blobs`] (content-addressed
+//!   uploads, collected past a size), [`sessions`] (one guest per
+//!   `std::thread`, outputs in files, kill handles, expiry once finished),
 //!   [`devices`] (a session's stdin … image from blobs, node files or URLs,
-//!   which [`fetch`] downloads) and
-//!   [`channels`] (channels between guests: local pipes, and authenticated
-//!   TCP connections between agents handed to the guests as descriptors).
+//!   which [`fetch`] downloads) and [`channels`] (channels between guests:
+//!   local pipes, and authenticated TCP connections between agents handed to
+//!   the guests as descriptors).
 //!
 //! **How the orchestrator reaches it, and why that is secure.** The API is
 //! served only on a Unix socket (default `/run/zerolab/agent.sock`, mode
@@ -26,30 +27,26 @@
 //! See `docs/agent.md`.
 //!
 //! ```no_run
-//! # #[cfg(feature = "server")]
 //! # async fn run() -> Result<(), zerolab_agent::server::ServeError> {
 //! use std::path::Path;
+//! use zerolab_agent::state::Retention;
 //! zerolab_agent::server::serve(
 //!     Path::new("/run/zerolab/agent.sock"),
 //!     Path::new("/var/lib/zerolab"),
 //!     "0.0.0.0:7700".parse().unwrap(),
+//!     Retention::default(),
 //!     std::future::pending(),
 //! )
 //! .await
 //! # }
 //! ```
 
-pub mod api;
+pub use zerolab_agent_api as api;
 
-#[cfg(feature = "server")]
 pub mod blobs;
-#[cfg(feature = "server")]
 pub mod channels;
-#[cfg(feature = "server")]
 pub mod devices;
-#[cfg(feature = "server")]
 pub mod fetch;
-#[cfg(feature = "server")]
 pub mod server;
-#[cfg(feature = "server")]
 pub mod sessions;
+pub mod state;

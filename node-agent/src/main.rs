@@ -8,9 +8,11 @@
 use std::io::IsTerminal;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use zerolab_agent::state::{self, Retention};
 
 /// The zerolab node agent: runs sandboxed guests behind an HTTP API on a Unix socket.
 ///
@@ -33,6 +35,18 @@ struct Cli {
     /// Address to listen on for channels (each lab node is its own network namespace).
     #[arg(long, value_name = "IP", default_value = "0.0.0.0")]
     channel_address: IpAddr,
+    /// Seconds a finished session (report, outputs, directory) is kept before it is
+    /// removed; a request for it then answers 410 Gone.
+    #[arg(long, value_name = "SECS", default_value_t = state::DEFAULT_SESSION_TTL.as_secs())]
+    session_ttl: u64,
+    /// Blob store size past which blobs no session uses are removed, least recently
+    /// used first (bytes, or with K, M, G, T).
+    #[arg(long, value_name = "SIZE", default_value = "4G", value_parser = state::parse_size)]
+    blob_store_limit: u64,
+    /// Seconds since a blob was last stored, looked up or used before it may be removed
+    /// (covers the time between an upload and the session that uses it).
+    #[arg(long, value_name = "SECS", default_value_t = state::DEFAULT_BLOB_MIN_AGE.as_secs())]
+    blob_min_age: u64,
     /// Log JSON lines to stderr instead of text.
     #[arg(long)]
     log_json: bool,
@@ -74,7 +88,12 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             tracing::info!("shutting down");
         };
         let channels = SocketAddr::new(cli.channel_address, cli.channel_port);
-        zerolab_agent::server::serve(&cli.socket, &cli.state_dir, channels, shutdown).await?;
+        let retention = Retention {
+            session_ttl: Duration::from_secs(cli.session_ttl),
+            blob_store_limit: cli.blob_store_limit,
+            blob_min_age: Duration::from_secs(cli.blob_min_age),
+        };
+        zerolab_agent::server::serve(&cli.socket, &cli.state_dir, channels, retention, shutdown).await?;
         Ok(())
     })
 }

@@ -2,13 +2,14 @@
 //!
 //! [`serve`] starts the channel listener ([`Hub::start`]), binds the socket
 //! (parent directory 0700 when it creates it, socket 0600), builds
-//! [`AppState`] and runs [`router`] until the future given to it resolves. Handlers never unwrap: every failure becomes an
+//! [`AppState`], sweeps it every [`Retention::sweep_period`] (finished sessions
+//! expired, blobs collected) and runs [`router`] until the future given to it resolves. Handlers never unwrap: every failure becomes an
 //! [`ApiError`] — a status and an [`api::ErrorBody`] with one actionable line.
 //! Request bodies are parsed by hand (not with axum's `Json` extractor) so a
 //! malformed body gets the same JSON error shape as everything else.
 
 use std::net::SocketAddr;
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
@@ -21,12 +22,13 @@ use axum::{Json, Router};
 use http_body_util::BodyExt;
 use zerolab_sandbox::session::Options;
 
-use crate::api;
-use crate::blobs::{sha256_read, BlobError, BlobWriter, Blobs};
+use crate::api::{self, ParseSha256Error, Sha256};
+use crate::blobs::{BlobError, BlobWriter, Blobs};
 use crate::channels::{ChannelsError, Hub};
 use crate::devices::DevicesError;
 use crate::fetch::Fetcher;
 use crate::sessions::{Output, Sessions, SessionsError};
+use crate::state::{create_private_dir, Retention, StateDir};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -71,14 +73,20 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// State under `state_dir` (`blobs/`, `sessions/`); sessions may have
-    /// channels when there is a `hub`, and URL devices when this is called on a
-    /// tokio runtime (which fetches them).
-    pub fn new(state_dir: &Path, opts: Options, hub: Option<Arc<Hub>>) -> std::io::Result<AppState> {
-        create_private_dir(state_dir)?;
-        let blobs = Blobs::open(state_dir.join("blobs"))?;
+    /// State under `state_dir` (`blobs/`, `sessions/`) kept within `retention`;
+    /// sessions may have channels when there is a `hub`, and URL devices when this is
+    /// called on a tokio runtime (which fetches them).
+    pub fn new(
+        state_dir: &Path,
+        opts: Options,
+        hub: Option<Arc<Hub>>,
+        retention: Retention,
+    ) -> std::io::Result<AppState> {
+        let dirs = StateDir::open(state_dir)?;
+        let blobs = Blobs::with_limit(dirs.blobs(), retention.blob_store_limit, retention.blob_min_age)?;
         let fetcher = tokio::runtime::Handle::try_current().ok().map(|runtime| Fetcher::new(blobs.clone(), runtime));
-        let mut sessions = Sessions::new(state_dir.join("sessions"), blobs.clone(), fetcher, opts)?;
+        let mut sessions =
+            Sessions::new(dirs.sessions(), blobs.clone(), fetcher, opts)?.with_ttl(retention.session_ttl);
         if let Some(hub) = &hub {
             sessions = sessions.with_hub(Arc::clone(hub));
         }
@@ -88,17 +96,46 @@ impl AppState {
         std::thread::spawn(move || early.get_or_init(binary_hash).len());
         Ok(AppState { blobs, sessions, hub, build })
     }
+
+    /// Expires finished sessions past their TTL, then collects blobs if the store is
+    /// over its limit (sessions first: an expired session may have held the last pin).
+    pub fn sweep(&self) {
+        self.sessions.expire(std::time::Instant::now());
+        self.blobs.collect();
+    }
+
+    /// The store's and the sessions' figures for `GET /v1/health`.
+    fn store_stats(&self) -> api::StoreStats {
+        let usage = self.blobs.usage();
+        let counts = self.sessions.counts();
+        api::StoreStats {
+            blobs: usage.blobs,
+            blob_bytes: usage.bytes,
+            blob_limit_bytes: usage.limit,
+            blobs_collected: usage.collected,
+            sessions_live: counts.live,
+            sessions_finished: counts.finished,
+            sessions_expired: counts.expired,
+            session_ttl_secs: self.sessions.ttl().as_secs(),
+        }
+    }
 }
 
 /// SHA-256 of `/proc/self/exe`, or `unknown` if it cannot be read. Streamed: a
 /// debug build is over 100 MB, which should not sit in the agent's memory.
 fn binary_hash() -> String {
-    std::fs::File::open("/proc/self/exe").and_then(|mut f| sha256_read(&mut f)).unwrap_or_else(|_| "unknown".into())
+    std::fs::File::open("/proc/self/exe")
+        .and_then(|mut f| Sha256::of_reader(&mut f))
+        .map_or_else(|_| "unknown".into(), |sha| sha.to_string())
 }
 
-async fn health(State(s): Shared) -> Json<api::Health> {
+async fn health(State(s): Shared) -> Result<Json<api::Health>, ApiError> {
     let refused = s.hub.as_ref().map_or(0, |h| h.refused_connections());
-    Json(api::Health { status: "ok".into(), refused_channel_connections: refused })
+    // The store's figures list its directory: off the runtime's threads.
+    let stats = tokio::task::spawn_blocking(move || s.store_stats())
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot count the store: {e}; retry")))?;
+    Ok(Json(api::Health { status: "ok".into(), refused_channel_connections: refused, store: Some(stats) }))
 }
 
 async fn version(State(s): Shared) -> Result<Json<api::Version>, ApiError> {
@@ -107,11 +144,6 @@ async fn version(State(s): Shared) -> Result<Json<api::Version>, ApiError> {
         .await
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot hash the agent binary: {e}")))?;
     Ok(Json(api::Version { version: env!("CARGO_PKG_VERSION").into(), build }))
-}
-
-/// Creates `dir` (and parents) with mode 0700 where it creates them.
-pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
 }
 
 /// An error response: status and one line.
@@ -124,10 +156,16 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<ParseSha256Error> for ApiError {
+    fn from(e: ParseSha256Error) -> Self {
+        ApiError(StatusCode::BAD_REQUEST, format!("blob name {e}"))
+    }
+}
+
 impl From<BlobError> for ApiError {
     fn from(e: BlobError) -> Self {
         let status = match e {
-            BlobError::BadName(_) | BlobError::Mismatch { .. } => StatusCode::BAD_REQUEST,
+            BlobError::Mismatch { .. } => StatusCode::BAD_REQUEST,
             BlobError::Missing(_) => StatusCode::NOT_FOUND,
             BlobError::Write { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         };
@@ -152,6 +190,7 @@ impl From<SessionsError> for ApiError {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             SessionsError::Unknown(_) => StatusCode::NOT_FOUND,
+            SessionsError::Expired { .. } => StatusCode::GONE,
             SessionsError::Prepare { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             SessionsError::Thread { .. } => StatusCode::SERVICE_UNAVAILABLE,
         };
@@ -192,7 +231,7 @@ pub fn router(state: Arc<AppState>) -> Router {
 /// thread (a few chunks in flight), so a blob of any size costs the agent no memory.
 /// An upload cut short is dropped, never stored.
 async fn put_blob(State(s): Shared, UrlPath(name): UrlPath<String>, mut body: Body) -> Result<Response, ApiError> {
-    let writer = s.blobs.writer(Some(&name))?;
+    let writer = s.blobs.writer(Some(name.parse::<Sha256>()?))?;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(8);
     let write = tokio::task::spawn_blocking(move || -> Result<BlobWriter, BlobError> {
         let mut writer = writer;
@@ -235,7 +274,7 @@ async fn put_blob(State(s): Shared, UrlPath(name): UrlPath<String>, mut body: Bo
 /// `HEAD /v1/blobs/{sha256}`: 200 when stored, 404 when not (so a client uploads only
 /// what a node lacks).
 async fn has_blob(State(s): Shared, UrlPath(name): UrlPath<String>) -> Result<StatusCode, ApiError> {
-    s.blobs.path(&name)?;
+    s.blobs.path(&name.parse()?)?;
     Ok(StatusCode::OK)
 }
 
@@ -355,16 +394,34 @@ pub async fn serve(
     socket: &Path,
     state_dir: &Path,
     channels: SocketAddr,
+    retention: Retention,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let hub = Arc::new(Hub::start(channels).await);
-    let state = AppState::new(state_dir, Options::default(), Some(hub))
+    let state = AppState::new(state_dir, Options::default(), Some(hub), retention)
         .map_err(|source| ServeError::State { path: state_dir.to_path_buf(), source })?;
+    let state = Arc::new(state);
     let listener = bind(socket)?;
     tracing::info!(socket = %socket.display(), state = %state_dir.display(), "listening");
-    let result = axum::serve(listener, router(Arc::new(state))).with_graceful_shutdown(shutdown).await;
+    let sweeper = tokio::spawn(sweep_every(retention.sweep_period(), Arc::clone(&state)));
+    let result = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await;
+    sweeper.abort();
     let _ = std::fs::remove_file(socket);
     result.map_err(|source| ServeError::Serve { path: socket.to_path_buf(), source })
+}
+
+/// Sweeps `state` every `period`, each sweep on a blocking thread (it lists and
+/// removes files), until the task is aborted.
+async fn sweep_every(period: std::time::Duration, state: Arc<AppState>) {
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let state = Arc::clone(&state);
+        if let Err(e) = tokio::task::spawn_blocking(move || state.sweep()).await {
+            tracing::error!("sweeping the state directory failed: {e}");
+        }
+    }
 }
 
 #[cfg(test)]

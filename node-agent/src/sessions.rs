@@ -21,6 +21,12 @@
 //! is remembered under the entry's lock and applied as soon as it does; one
 //! that arrives while the session fetches a URL or waits for its channels
 //! ends the wait.
+//!
+//! A finished session is kept for the TTL ([`Sessions::with_ttl`]), then
+//! [`Sessions::expire`] removes it and its directory; its id is remembered, so
+//! a request for it is told it expired ([`SessionsError::Expired`]) rather
+//! than that it never existed. Directories left by an earlier run of the agent
+//! expire the same way, counted from when they were last written.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::DirBuilderExt;
@@ -39,8 +45,13 @@ use zerolab_sandbox::session::{self, Guest, KillHandle, Options};
 use crate::api;
 use crate::blobs::{BlobError, Blobs};
 use crate::channels::{ChannelsError, Hub, Pending, WaitError};
-use crate::devices::{self, Checked, Context, DevicesError, Extracted, PrepareError};
+use crate::devices::{self, Checked, Context, DevicesError, Extracted, PrepareError, Prepared};
 use crate::fetch::Fetcher;
+
+mod expiry;
+
+use expiry::Expired;
+pub use expiry::SessionCounts;
 
 /// Why a session could not be started or found.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +62,16 @@ pub enum SessionsError {
     /// No such session.
     #[error("no session {0}; list sessions with GET /v1/sessions")]
     Unknown(String),
+    /// The session finished more than the TTL ago and was removed.
+    #[error(
+        "session {id} expired: finished sessions are kept {ttl_secs} s (the agent's --session-ttl), then removed with their outputs; collect outputs sooner or raise it"
+    )]
+    Expired {
+        /// Session id.
+        id: String,
+        /// The TTL, in seconds.
+        ttl_secs: u64,
+    },
     /// `memory` or `timeout` out of range.
     #[error("{0}")]
     BadRequest(String),
@@ -146,6 +167,8 @@ struct Progress {
     waiting: bool,
     /// The aliases of the channels not yet connected.
     waiting_for: Vec<String>,
+    /// When the report was recorded.
+    ended: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -194,7 +217,7 @@ struct Launch {
     env: Vec<(String, String)>,
 }
 
-/// All sessions since the agent started.
+/// Every session since the agent started that has not expired.
 #[derive(Debug)]
 pub struct Sessions {
     dir: PathBuf,
@@ -202,6 +225,8 @@ pub struct Sessions {
     hub: Option<Arc<Hub>>,
     next: AtomicU64,
     table: Mutex<BTreeMap<String, Arc<Entry>>>,
+    ttl: Duration,
+    expired: Mutex<Expired>,
 }
 
 impl Sessions {
@@ -214,9 +239,18 @@ impl Sessions {
         opts: Options,
     ) -> std::io::Result<Sessions> {
         let dir = dir.into();
-        crate::server::create_private_dir(&dir)?;
+        crate::state::create_private_dir(&dir)?;
+        let orphans = expiry::orphans(&dir)?;
         let shared = Arc::new(Shared { blobs, fetcher, extracted: Extracted::default(), opts });
-        Ok(Sessions { dir, shared, hub: None, next: AtomicU64::new(1), table: Mutex::new(BTreeMap::new()) })
+        Ok(Sessions {
+            dir,
+            shared,
+            hub: None,
+            next: AtomicU64::new(1),
+            table: Mutex::new(BTreeMap::new()),
+            ttl: crate::state::DEFAULT_SESSION_TTL,
+            expired: Mutex::new(Expired { orphans, ..Expired::default() }),
+        })
     }
 
     /// The same sessions, able to have channels through `hub`.
@@ -228,8 +262,19 @@ impl Sessions {
         self.table.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn expired(&self) -> MutexGuard<'_, Expired> {
+        self.expired.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn get(&self, id: &str) -> Result<Arc<Entry>, SessionsError> {
-        self.table().get(id).cloned().ok_or_else(|| SessionsError::Unknown(id.chars().take(80).collect()))
+        if let Some(entry) = self.table().get(id) {
+            return Ok(Arc::clone(entry));
+        }
+        let id: String = id.chars().take(80).collect();
+        match self.expired().ids.contains(&id) {
+            true => Err(SessionsError::Expired { id, ttl_secs: self.ttl.as_secs() }),
+            false => Err(SessionsError::Unknown(id)),
+        }
     }
 
     /// A fresh id: start time in seconds and a counter, both hex, so ids sort
@@ -360,6 +405,7 @@ fn run(entry: &Entry, launch: Launch, shared: &Shared) {
     p.kill = None;
     p.waiting = false;
     p.report = Some(to_api(&report));
+    p.ended = Some(Instant::now());
 }
 
 /// The report of a session whose devices could not be made ready.
@@ -386,7 +432,9 @@ fn supervise(entry: &Entry, launch: Launch, shared: &Shared) -> Report {
         timeout_secs: timeout.as_secs(),
         cancel: &entry.cancel,
     };
-    let (program, mut channels) = match checked.prepare(&cx) {
+    // `_pins` (fetched and extracted blobs) and `checked` (the request's blobs) keep
+    // their blobs from collection until the guest has ended.
+    let Prepared { program, mut channels, pins: _pins } = match checked.prepare(&cx) {
         Ok(prepared) => prepared,
         Err(e) => {
             tracing::warn!(session = %entry.id, "devices not ready: {e}");
@@ -464,14 +512,14 @@ mod tests {
     #[test]
     fn refuses_unknown_program_blob() {
         let (_d, s) = sessions();
-        let err = s.start(&api::SessionRequest::new("a".repeat(64))).unwrap_err();
+        let err = s.start(&api::SessionRequest::new(api::Sha256::of_bytes(b"never stored"))).unwrap_err();
         assert!(matches!(err, SessionsError::Devices(DevicesError::Blob(BlobError::Missing(_)))), "{err}");
     }
 
     #[test]
     fn refuses_zero_timeout() {
         let (_d, s) = sessions();
-        let name = crate::blobs::sha256_hex(b"x");
+        let name = api::Sha256::of_bytes(b"x");
         s.shared.blobs.put(&name, b"x").unwrap();
         let req = api::SessionRequest { timeout: 0, ..api::SessionRequest::new(name) };
         assert!(matches!(s.start(&req), Err(SessionsError::BadRequest(_))));
@@ -482,7 +530,7 @@ mod tests {
     #[test]
     fn refuses_memory_and_timeout_the_runtime_cannot_represent() {
         let (_d, s) = sessions();
-        let name = crate::blobs::sha256_hex(b"x");
+        let name = api::Sha256::of_bytes(b"x");
         s.shared.blobs.put(&name, b"x").unwrap();
         let base = api::SessionRequest::new(name);
         for (req, needle) in [
@@ -503,7 +551,7 @@ mod tests {
     #[test]
     fn refuses_channels_without_a_hub() {
         let (_d, s) = sessions();
-        let name = crate::blobs::sha256_hex(b"x");
+        let name = api::Sha256::of_bytes(b"x");
         s.shared.blobs.put(&name, b"x").unwrap();
         let channel = api::ChannelSpec {
             alias: "/dev/in/a".into(),
@@ -529,7 +577,7 @@ mod tests {
     #[test]
     fn bad_executable_ends_in_a_failed_report_not_a_crash() {
         let (_d, s) = sessions();
-        let name = crate::blobs::sha256_hex(b"not an elf");
+        let name = api::Sha256::of_bytes(b"not an elf");
         s.shared.blobs.put(&name, b"not an elf").unwrap();
         let id = s.start(&api::SessionRequest::new(name)).unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(10);

@@ -15,7 +15,8 @@
 //! Design: one short-lived HTTP connection per request, on its own SSH channel. Channels
 //! are cheap on the open SSH connection, and a fresh one per request means a dead or
 //! restarted agent never leaves a half-used HTTP connection behind. The agent's API
-//! types come from `zerolab_agent::api`, so both sides agree on them by construction.
+//! types (blob names as [`Sha256`](api::Sha256) included) come from the
+//! `zerolab-agent-api` crate, so both sides agree on them by construction.
 //! Answers of the API are small and read whole; a session's outputs can be as large as
 //! the guest made them, so [`save_session_output`] streams them to a file piece by
 //! piece (memory stays flat whatever their size), and an error answer is read only up
@@ -31,7 +32,7 @@ use hyper::body::Frame;
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::de::DeserializeOwned;
-use zerolab_agent::api;
+use zerolab_agent_api as api;
 
 use hyper::body::Incoming;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -143,9 +144,15 @@ impl Link<'_> {
 
 /// `GET /v1/health`; `Ok` only when the agent says `ok`.
 pub async fn health(link: impl Into<Link<'_>>, timeout: Duration) -> Result<(), AgentError> {
+    health_report(link, timeout).await.map(drop)
+}
+
+/// `GET /v1/health` with what the agent reports (its store's size among it); `Ok`
+/// only when the agent says `ok`.
+pub async fn health_report(link: impl Into<Link<'_>>, timeout: Duration) -> Result<api::Health, AgentError> {
     let health: api::Health = get(link, "/v1/health", timeout).await?;
     if health.status == "ok" {
-        Ok(())
+        Ok(health)
     } else {
         Err(AgentError::Unhealthy { status: health.status })
     }
@@ -156,10 +163,10 @@ pub async fn version(link: impl Into<Link<'_>>, timeout: Duration) -> Result<api
     get(link, "/v1/version", timeout).await
 }
 
-/// `PUT /v1/blobs/{sha256}`: stores `bytes` (whose SHA-256, hex, is `sha256`) on the node.
+/// `PUT /v1/blobs/{sha256}`: stores `bytes` (whose SHA-256 is `sha256`) on the node.
 pub async fn put_blob(
     link: impl Into<Link<'_>>,
-    sha256: &str,
+    sha256: &api::Sha256,
     bytes: Bytes,
     timeout: Duration,
 ) -> Result<api::BlobStored, AgentError> {
@@ -171,7 +178,7 @@ pub async fn put_blob(
 /// be larger than this machine would like to hold; the agent streams it to disk too).
 pub async fn put_blob_file(
     link: impl Into<Link<'_>>,
-    sha256: &str,
+    sha256: &api::Sha256,
     file: tokio::fs::File,
     timeout: Duration,
 ) -> Result<api::BlobStored, AgentError> {
@@ -260,7 +267,11 @@ pub async fn follow_session_output<W: AsyncWrite + Unpin>(
 }
 
 /// `HEAD /v1/blobs/{sha256}`: whether the node already stores that blob.
-pub async fn blob_stored(link: impl Into<Link<'_>>, sha256: &str, timeout: Duration) -> Result<bool, AgentError> {
+pub async fn blob_stored(
+    link: impl Into<Link<'_>>,
+    sha256: &api::Sha256,
+    timeout: Duration,
+) -> Result<bool, AgentError> {
     match request(link, Method::HEAD, &format!("/v1/blobs/{sha256}"), Bytes::new(), timeout).await {
         Ok(_) => Ok(true),
         Err(AgentError::Status { status: StatusCode::NOT_FOUND, .. }) => Ok(false),

@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use hyper::StatusCode;
-use zerolab_agent::api::Report;
+use zerolab_agent_api::Report;
 
 use crate::agent_client::AgentError;
 use crate::cluster::Cluster;

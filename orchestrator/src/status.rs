@@ -1,7 +1,7 @@
 //! `zerolab status`: every node as it is now, checked live.
 //!
 //! Each node is reached over SSH where its provider says it is (in parallel, as in `up`)
-//! and asked for its agent's version (`GET /v1/version`). The state shown is what was
+//! and asked for its agent's version (`GET /v1/version`) and store (`GET /v1/health`). The state shown is what was
 //! observed: `ready` when the agent answers, `unreachable` when SSH cannot reach the
 //! node, `failed` with the cause otherwise, and `declared` for every node of a lab that
 //! is not up. Nothing on the nodes or in the lab is changed (`up` records and repairs).
@@ -59,6 +59,8 @@ pub struct NodeStatus {
     pub state: NodeState,
     /// The agent's version, when it answered.
     pub agent_version: Option<String>,
+    /// What its agent keeps (blobs, sessions), when it answered and reports it.
+    pub store: Option<zerolab_agent_api::StoreStats>,
     /// Why it is not ready, as one line (also for `unreachable`).
     pub cause: Option<String>,
 }
@@ -81,6 +83,7 @@ async fn nodes(lab: &crate::lab::LabHandle<'_>, cluster: &Cluster) -> Result<Vec
         address: node.address.to_string(),
         state,
         agent_version,
+        store: None,
         cause,
     };
     if !lab.is_up() {
@@ -94,8 +97,9 @@ async fn nodes(lab: &crate::lab::LabHandle<'_>, cluster: &Cluster) -> Result<Vec
         async move {
             let session = Session::connect(&target, &host_keys, &options).await?;
             let version = agent_client::version(&session, Duration::from_secs(5)).await;
+            let health = agent_client::health_report(&session, Duration::from_secs(5)).await;
             let _ = session.close().await;
-            Ok(version)
+            Ok(version.map(|version| (version, health.ok().and_then(|h| h.store))))
         }
     })
     .await;
@@ -104,7 +108,9 @@ async fn nodes(lab: &crate::lab::LabHandle<'_>, cluster: &Cluster) -> Result<Vec
         .iter()
         .zip(results)
         .map(|(node, (_, result))| match result {
-            Ok(Ok(version)) => row(node, NodeState::Ready, Some(version.version), None),
+            Ok(Ok((version, store))) => {
+                NodeStatus { store, ..row(node, NodeState::Ready, Some(version.version), None) }
+            }
             Ok(Err(e)) => row(node, NodeState::Failed { cause: error_chain(&e) }, None, Some(error_chain(&e))),
             Err(e @ (ssh::Error::Unreachable { .. } | ssh::Error::HandshakeTimeout { .. })) => {
                 row(node, NodeState::Unreachable, None, Some(error_chain(&e)))

@@ -247,9 +247,10 @@ pub fn up_summary(lab: &str, reports: &[NodeReport], elapsed: Duration) -> Strin
     line
 }
 
-/// The `status` table: node, provider, address, state, agent version, cause.
+/// The `status` table: node, provider, address, state, agent version, the size of its
+/// blob store, cause.
 pub fn status_table(rows: &[NodeStatus]) -> String {
-    let mut cells = vec![["NODE", "PROVIDER", "ADDRESS", "STATE", "AGENT", "CAUSE"].map(String::from)];
+    let mut cells = vec![["NODE", "PROVIDER", "ADDRESS", "STATE", "AGENT", "STORE", "CAUSE"].map(String::from)];
     for row in rows {
         cells.push([
             row.node.clone(),
@@ -257,6 +258,7 @@ pub fn status_table(rows: &[NodeStatus]) -> String {
             row.address.clone(),
             state_name(&row.state).to_owned(),
             row.agent_version.clone().unwrap_or_else(|| "-".to_owned()),
+            row.store.as_ref().map_or_else(|| "-".to_owned(), |store| size(store.blob_bytes)),
             row.cause.as_deref().map_or_else(|| "-".to_owned(), |cause| about(&row.node, cause).to_owned()),
         ]);
     }
@@ -281,6 +283,21 @@ pub fn services_table(services: &[ServiceStatus]) -> String {
         ]);
     }
     table(&cells)
+}
+
+/// A size in bytes as people read it, one word per cell: `0B`, `512B`, `3.0KiB`, `1.5GiB`.
+fn size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    match unit {
+        0 => format!("{bytes}B"),
+        _ => format!("{value:.1}{}", UNITS[unit]),
+    }
 }
 
 /// One node's `exec` output: each stdout line as `node-1: LINE` (first), each stderr
@@ -341,6 +358,11 @@ mod tests {
     use super::*;
 
     #[test]
+    fn sizes_read_as_people_read_them() {
+        assert_eq!([size(0), size(1023), size(1536), size(5 << 30)], ["0B", "1023B", "1.5KiB", "5.0GiB"]);
+    }
+
+    #[test]
     fn status_table_aligns_columns_and_dashes_missing_values() {
         let rows = [
             NodeStatus {
@@ -349,6 +371,16 @@ mod tests {
                 address: "10.77.0.2".into(),
                 state: NodeState::Ready,
                 agent_version: Some("0.1.0".into()),
+                store: Some(zerolab_agent_api::StoreStats {
+                    blobs: 3,
+                    blob_bytes: 3 << 20,
+                    blob_limit_bytes: 4 << 30,
+                    blobs_collected: 0,
+                    sessions_live: 0,
+                    sessions_finished: 2,
+                    sessions_expired: 0,
+                    session_ttl_secs: 3600,
+                }),
                 cause: None,
             },
             NodeStatus {
@@ -357,21 +389,22 @@ mod tests {
                 address: "10.77.0.11".into(),
                 state: NodeState::Failed { cause: "agent down".into() },
                 agent_version: None,
+                store: None,
                 cause: Some("agent down".into()),
             },
         ];
         assert_eq!(
             status_table(&rows),
-            "NODE     PROVIDER  ADDRESS     STATE   AGENT  CAUSE\n\
-             node-1   netns     10.77.0.2   ready   0.1.0  -\n\
-             node-10  netns     10.77.0.11  failed  -      agent down\n"
+            "NODE     PROVIDER  ADDRESS     STATE   AGENT  STORE   CAUSE\n\
+             node-1   netns     10.77.0.2   ready   0.1.0  3.0MiB  -\n\
+             node-10  netns     10.77.0.11  failed  -      -       agent down\n"
         );
     }
 
     #[test]
     fn job_summary_notes_the_attempts_of_an_instance_placed_again() {
         use zerolab::run::Attempt;
-        use zerolab_agent::api::Report;
+        use zerolab_agent_api::Report;
         let report = |user_code| Report {
             text: "0\n0\n/dev/self\nok\n0.00 0.01 0 0 0 0 0 0 0 0\n0\n".into(),
             validator: 0,

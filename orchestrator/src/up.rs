@@ -125,7 +125,7 @@ pub async fn up(
     let targets = targets(&lab, cluster, provider)?;
     let agent_error = |source| UpError::AgentRead { path: options.agent.clone(), source };
     // Hashed once here, not once per node.
-    let sum = ssh::sha256_file(&options.agent).await.map_err(agent_error)?;
+    let sum = ssh::sha256_file(&options.agent).await.map_err(agent_error)?.to_string();
     let agent = Arc::new((options.agent.clone(), sum));
     let progress = Arc::new(progress);
     // Nodes an earlier run left ready, failed or unreachable have long booted (hosts

@@ -45,8 +45,7 @@ fn serve(address: &str, body: Vec<u8>) -> (u16, Arc<AtomicUsize>) {
 }
 
 fn sha256(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    zerolab_agent_api::Sha256::of_bytes(bytes).to_string()
 }
 
 /// The node column of `instance`'s row in `run`'s summary.

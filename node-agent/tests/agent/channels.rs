@@ -41,16 +41,16 @@ pub fn ends(job: &str, key: &str, writer: ChannelPeer, reader: ChannelPeer) -> (
 
 /// The guests, uploaded to every agent given.
 pub struct Guests {
-    pub produce: String,
-    pub consume: String,
+    pub produce: api::Sha256,
+    pub consume: api::Sha256,
 }
 
 impl Guests {
     pub async fn upload(agents: &[&Agent]) -> Guests {
         let (p, c) = (guest("node-agent/tests/guests/produce.c"), guest("node-agent/tests/guests/consume.c"));
-        let mut names = (String::new(), String::new());
+        let names = (api::Sha256::of_bytes(&p), api::Sha256::of_bytes(&c));
         for a in agents {
-            names = (a.upload(p.clone()).await, a.upload(c.clone()).await);
+            assert_eq!(names, (a.upload(p.clone()).await, a.upload(c.clone()).await));
         }
         Guests { produce: names.0, consume: names.1 }
     }
@@ -61,7 +61,7 @@ impl Guests {
             args: vec!["produce".into(), bytes.to_string()],
             channels: vec![end],
             channel_wait_secs: wait_secs,
-            ..api::SessionRequest::new(self.produce.clone())
+            ..api::SessionRequest::new(self.produce)
         }
     }
 
@@ -73,7 +73,7 @@ impl Guests {
             args,
             channels: vec![end],
             channel_wait_secs: wait_secs,
-            ..api::SessionRequest::new(self.consume.clone())
+            ..api::SessionRequest::new(self.consume)
         }
     }
 }

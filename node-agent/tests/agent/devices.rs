@@ -13,7 +13,7 @@ use hyper::{Method, StatusCode};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use zerolab_agent::api::{self, DeviceName, DeviceSource, DeviceSpec};
-use zerolab_agent::blobs::sha256_hex;
+use zerolab_agent::api::{ProgramRef, Sha256};
 
 use crate::harness::{guest, Agent};
 
@@ -23,19 +23,21 @@ fn device(name: DeviceName, source: DeviceSource) -> DeviceSpec {
     DeviceSpec { name, source }
 }
 
-fn blob(sha256: &str) -> DeviceSource {
-    DeviceSource::Blob { sha256: sha256.to_owned() }
+fn blob(sha256: &Sha256) -> DeviceSource {
+    DeviceSource::Blob { sha256: *sha256 }
 }
 
-fn node(path: &Path, sha256: Option<String>) -> DeviceSource {
+fn node(path: &Path, sha256: Option<Sha256>) -> DeviceSource {
     DeviceSource::Node { path: path.display().to_string(), sha256 }
 }
 
-fn url(url: String, sha256: Option<String>) -> DeviceSource {
+fn url(url: String, sha256: Option<Sha256>) -> DeviceSource {
     DeviceSource::Url { url, sha256 }
 }
 
-fn request(program: &str, devices: Vec<DeviceSpec>) -> api::SessionRequest {
+/// A request for `program` (a blob, or `image:PATH`) with `devices`.
+fn request(program: &(impl ToString + ?Sized), devices: Vec<DeviceSpec>) -> api::SessionRequest {
+    let program: ProgramRef = program.to_string().parse().unwrap();
     api::SessionRequest { devices, timeout: 20, ..api::SessionRequest::new(program) }
 }
 
@@ -150,12 +152,12 @@ async fn node_files_are_read_checked_and_written() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.txt");
     std::fs::write(&input, "on the node\n").unwrap();
-    let sha = sha256_hex(b"on the node\n");
+    let sha = Sha256::of_bytes(b"on the node\n");
     let out = dir.path().join("out.txt");
     std::fs::write(&out, "old contents that are longer\n").unwrap();
 
     let devices =
-        vec![device(DeviceName::Stdin, node(&input, Some(sha.clone()))), device(DeviceName::Stdout, node(&out, None))];
+        vec![device(DeviceName::Stdin, node(&input, Some(sha))), device(DeviceName::Stdout, node(&out, None))];
     let id = agent.start_session(&request(&program, devices)).await;
     let report = agent.wait(&id).await;
     assert_eq!(report.exit_state, "ok", "{report:?}");
@@ -181,10 +183,10 @@ async fn urls_are_fetched_once_per_checksum_and_checked() {
     let agent = Agent::start().await;
     let program = agent.upload(guest(GUEST)).await;
     let body = b"fetched over http\n".repeat(100_000);
-    let sha = sha256_hex(&body);
+    let sha = Sha256::of_bytes(&body);
     let server = Server::start(body.clone()).await;
 
-    let with_sum = request(&program, vec![device(DeviceName::Stdin, url(server.url("/data"), Some(sha.clone())))]);
+    let with_sum = request(&program, vec![device(DeviceName::Stdin, url(server.url("/data"), Some(sha)))]);
     for _ in 0..3 {
         let id = agent.start_session(&with_sum).await;
         assert_eq!(agent.wait(&id).await.exit_state, "ok", "{}", agent.log());
@@ -195,8 +197,8 @@ async fn urls_are_fetched_once_per_checksum_and_checked() {
     assert_eq!(agent.wait(&agent.start_session(&without).await).await.exit_state, "ok");
     assert_eq!(server.data_requests(), 2, "without a checksum, every session fetches");
 
-    let wrong = "0".repeat(64);
-    let bad_sum = request(&program, vec![device(DeviceName::Stdin, url(server.url("/data"), Some(wrong.clone())))]);
+    let wrong: Sha256 = "0".repeat(64).parse().unwrap();
+    let bad_sum = request(&program, vec![device(DeviceName::Stdin, url(server.url("/data"), Some(wrong)))]);
     let report = agent.wait(&agent.start_session(&bad_sum).await).await;
     assert_eq!(report.return_code, 32, "{report:?}");
     assert!(report.exit_state.contains(&format!("has sha256 {sha}, not the expected {wrong}")), "{report:?}");
@@ -293,7 +295,7 @@ async fn a_kill_ends_a_fetch_that_never_answers() {
 async fn bad_devices_are_refused_in_one_line_and_leave_nothing() {
     let agent = Agent::start().await;
     let program = agent.upload(guest(GUEST)).await;
-    let sha = program.clone();
+    let sha = program;
     let cases = [
         (json!([{"name": "stdout", "source": {"blob": {"sha256": sha}}}]), "device stdout cannot go to a blob"),
         (
@@ -305,7 +307,7 @@ async fn bad_devices_are_refused_in_one_line_and_leave_nothing() {
         (json!([{"name": "input", "source": {"node": {"path": "etc/passwd"}}}]), "is not absolute"),
         (json!([{"name": "input", "source": {"url": {"url": "ftp://h/x"}}}]), "is not an http:// or https:// URL"),
         (json!([{"name": "input", "source": {"url": {"url": "http:///x"}}}]), "is not an http:// or https:// URL"),
-        (json!([{"name": "input", "source": {"node": {"path": "/x", "sha256": "ABC"}}}]), "is not 64 lowercase hex"),
+        (json!([{"name": "input", "source": {"node": {"path": "/x", "sha256": "ABC"}}}]), "\"ABC\" is not a sha256"),
         (
             json!([{"name": "stdout", "source": "session"}, {"name": "stdout", "source": "session"}]),
             "device stdout is given twice",
@@ -351,7 +353,7 @@ async fn uploads_and_outputs_stream_and_an_upload_cut_short_is_not_stored() {
     let grew = agent.peak_rss().saturating_sub(peak);
     assert!(grew < 32 << 20, "reading 128 MiB of stdout raised the agent's peak memory by {} MiB", grew >> 20);
 
-    let cut = sha256_hex(b"never sent in full");
+    let cut = Sha256::of_bytes(b"never sent in full");
     let mut stream = tokio::net::UnixStream::connect(&agent.socket).await.unwrap();
     let head = format!("PUT /v1/blobs/{cut} HTTP/1.1\r\nhost: a\r\ncontent-length: 1000000\r\n\r\n");
     stream.write_all(head.as_bytes()).await.unwrap();
@@ -365,7 +367,7 @@ async fn uploads_and_outputs_stream_and_an_upload_cut_short_is_not_stored() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     blobs.sort();
-    let mut stored = [program, name];
+    let mut stored = [program.to_string(), name.to_string()];
     stored.sort();
     assert_eq!(blobs, stored, "no temporary file is left behind");
 }

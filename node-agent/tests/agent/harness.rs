@@ -34,6 +34,11 @@ impl Agent {
     /// Starts the binary (channels on 127.0.0.1, a port of its choosing) and
     /// waits until it answers a health check.
     pub async fn start() -> Agent {
+        Agent::start_with(&[]).await
+    }
+
+    /// [`Agent::start`] with more flags (`--session-ttl 1`, say).
+    pub async fn start_with(flags: &[&str]) -> Agent {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("run/agent.sock");
         let child = Command::new(env!("CARGO_BIN_EXE_zerolab-agent"))
@@ -42,6 +47,7 @@ impl Agent {
             .arg("--state-dir")
             .arg(dir.path().join("state"))
             .args(["--channel-address", "127.0.0.1", "--channel-port", "0"])
+            .args(flags)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.path().join("agent.log")).unwrap())
@@ -111,8 +117,8 @@ impl Agent {
     }
 
     /// Uploads `bytes`; returns their sha256.
-    pub async fn upload(&self, bytes: Vec<u8>) -> String {
-        let name = zerolab_agent::blobs::sha256_hex(&bytes);
+    pub async fn upload(&self, bytes: Vec<u8>) -> api::Sha256 {
+        let name = api::Sha256::of_bytes(&bytes);
         let (status, body) = self.call(Method::PUT, &format!("/v1/blobs/{name}"), bytes).await;
         assert_eq!(status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&body));
         name
@@ -127,6 +133,13 @@ impl Agent {
         let (status, v) = self.post_session(req).await;
         assert_eq!(status, StatusCode::CREATED, "{v}");
         serde_json::from_value::<api::SessionCreated>(v).unwrap().id
+    }
+
+    /// `GET /v1/health`.
+    pub async fn health(&self) -> api::Health {
+        let (status, v) = self.json(Method::GET, "/v1/health", None).await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        serde_json::from_value(v).unwrap()
     }
 
     pub async fn status(&self, id: &str) -> api::SessionStatus {

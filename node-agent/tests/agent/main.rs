@@ -7,6 +7,7 @@
 
 mod attacks;
 mod channels;
+mod cleanup;
 mod devices;
 mod follow;
 mod harness;

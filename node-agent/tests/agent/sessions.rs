@@ -19,11 +19,12 @@ async fn answers_health_version_and_facts_on_a_private_socket() {
     assert_eq!(mode(agent.socket.parent().unwrap()), 0o700);
 
     let (_, v) = agent.json(Method::GET, "/v1/health", None).await;
-    assert_eq!(v, json!({"status": "ok", "refused_channel_connections": 0}));
+    assert_eq!((&v["status"], &v["refused_channel_connections"]), (&json!("ok"), &json!(0)));
+    assert_eq!((&v["store"]["blobs"], &v["store"]["sessions_live"]), (&json!(0), &json!(0)), "{v}");
     let (_, v) = agent.json(Method::GET, "/v1/version", None).await;
     let version: api::Version = serde_json::from_value(v).unwrap();
     let exe = std::fs::read(env!("CARGO_BIN_EXE_zerolab-agent")).unwrap();
-    assert_eq!(version.build, zerolab_agent::blobs::sha256_hex(&exe));
+    assert_eq!(version.build, zerolab_agent::api::Sha256::of_bytes(&exe).to_string());
     assert_eq!(version.version, env!("CARGO_PKG_VERSION"));
     let (_, v) = agent.json(Method::GET, "/v1/facts", None).await;
     let facts: api::Facts = serde_json::from_value(v).unwrap();
@@ -52,7 +53,7 @@ async fn runs_hello_and_reports_ok() {
 #[tokio::test]
 async fn uploads_are_checked_and_idempotent() {
     let agent = Agent::start().await;
-    let missing = zerolab_agent::blobs::sha256_hex(b"some bytes");
+    let missing = zerolab_agent::api::Sha256::of_bytes(b"some bytes");
     let (status, _) = agent.call(Method::HEAD, &format!("/v1/blobs/{missing}"), Vec::new()).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "HEAD says what the node lacks");
     let name = agent.upload(b"some bytes".to_vec()).await;
@@ -129,7 +130,6 @@ async fn ten_concurrent_sessions_all_succeed() {
     let program = agent.upload(guest("sandbox/guest/examples/hello.c")).await;
     let runs = (0..10).map(|_| {
         let agent = std::sync::Arc::clone(&agent);
-        let program = program.clone();
         tokio::spawn(async move {
             let id = agent.start_session(&api::SessionRequest::new(program)).await;
             (agent.wait(&id).await, agent.stdout(&id).await)
@@ -168,11 +168,10 @@ async fn garbage_abandoned_and_idle_connections_amid_concurrent_sessions_leave_i
     for _ in 0..20 {
         idle.push(tokio::net::UnixStream::connect(&agent.socket).await.unwrap());
     }
-    let lost = zerolab_agent::blobs::sha256_hex(b"never sent in full");
+    let lost = zerolab_agent::api::Sha256::of_bytes(b"never sent in full");
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..6 {
         let agent = std::sync::Arc::clone(&agent);
-        let (program, lost) = (program.clone(), lost.clone());
         tasks.spawn(async move {
             // Not HTTP at all: 400, and the connection closed.
             let answer = raw(&agent.socket, b"\x00\xff not http\r\n\r\n", false).await;

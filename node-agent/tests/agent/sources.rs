@@ -20,13 +20,13 @@ fn node(name: DeviceName, path: &Path) -> DeviceSpec {
     DeviceSpec { name, source: DeviceSource::Node { path: path.display().to_string(), sha256: None } }
 }
 
-fn request(program: &str, devices: Vec<DeviceSpec>) -> api::SessionRequest {
+fn request(program: api::Sha256, devices: Vec<DeviceSpec>) -> api::SessionRequest {
     api::SessionRequest { devices, timeout: 20, ..api::SessionRequest::new(program) }
 }
 
 /// Runs the devices guest (stdin to stdout) with `devices`; the report.
-async fn run(agent: &Agent, program: &str, devices: Vec<DeviceSpec>) -> (String, api::Report) {
-    let id = agent.start_session(&request(program, devices)).await;
+async fn run(agent: &Agent, program: &api::Sha256, devices: Vec<DeviceSpec>) -> (String, api::Report) {
+    let id = agent.start_session(&request(*program, devices)).await;
     (id.clone(), agent.wait(&id).await)
 }
 

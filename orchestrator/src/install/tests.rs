@@ -257,10 +257,7 @@ fn without_systemd_a_supervisor_keeps_the_agent_running_until_removed() {
 fn with_an_expected_sum_a_different_binary_asks_for_the_upload_and_starts_nothing() {
     let node = Node::new();
     let agent = fs::read(node.paths().agent).unwrap();
-    let sum: String = {
-        use sha2::{Digest, Sha256};
-        Sha256::digest(&agent).iter().map(|b| format!("{b:02x}")).collect()
-    };
+    let sum = zerolab_agent_api::Sha256::of_bytes(&agent).to_string();
     let other = "0".repeat(64);
     assert_eq!(node.run(&start_script(&node.paths(), false, Some(&other)).unwrap()), "upload");
     assert!(!node.path("run/supervisor.pid").exists(), "nothing started");

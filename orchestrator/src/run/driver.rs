@@ -27,7 +27,7 @@ use std::time::Instant;
 
 use tokio::sync::watch;
 use tokio::task::{Id, JoinSet};
-use zerolab_agent::api::{Report, SessionState};
+use zerolab_agent_api::{Report, SessionState};
 
 use super::follow::{FollowError, Follower, Hook};
 use super::life::{count, Life, State};

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
+use zerolab_agent_api::Sha256;
 
 use super::plan::{Blob, PlanError};
 use crate::ssh;
@@ -47,7 +48,7 @@ impl Stamp {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Known {
     stamp: Stamp,
-    sha256: String,
+    sha256: Sha256,
 }
 
 /// Every file of `paths` as a blob: from `lab_dir`'s cache when unchanged, else read
@@ -63,8 +64,7 @@ pub async fn hash_all(paths: &BTreeSet<PathBuf>, lab_dir: &Path) -> Result<BTree
         let stamp = Stamp::of(&tokio::fs::metadata(path).await.map_err(read)?);
         match cache.get(path).filter(|known| known.stamp == stamp) {
             Some(known) => {
-                hashed
-                    .insert(path.clone(), Blob { sha256: known.sha256.clone(), path: path.clone(), size: stamp.size });
+                hashed.insert(path.clone(), Blob { sha256: known.sha256, path: path.clone(), size: stamp.size });
             }
             None => to_read.push((path.clone(), stamp)),
         }
@@ -83,7 +83,7 @@ pub async fn hash_all(paths: &BTreeSet<PathBuf>, lab_dir: &Path) -> Result<BTree
         let Some(done) = reading.join_next().await else { break };
         let Ok((path, stamp, sha256)) = done else { continue };
         let sha256 = sha256.map_err(|source| PlanError::Read { path: path.clone(), source })?;
-        hashed.insert(path.clone(), Blob { sha256: sha256.clone(), path: path.clone(), size: stamp.size });
+        hashed.insert(path.clone(), Blob { sha256, path: path.clone(), size: stamp.size });
         cache.insert(path, Known { stamp, sha256 });
     }
     if let Some(missing) = paths.iter().find(|p| !hashed.contains_key(*p)) {
@@ -105,9 +105,8 @@ pub async fn hash_all(paths: &BTreeSet<PathBuf>, lab_dir: &Path) -> Result<BTree
 mod tests {
     use super::*;
 
-    fn sha(bytes: &[u8]) -> String {
-        use sha2::Digest;
-        sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    fn sha(bytes: &[u8]) -> Sha256 {
+        Sha256::of_bytes(bytes)
     }
 
     #[tokio::test]
@@ -125,10 +124,10 @@ mod tests {
         // entry with the right stamp shows it was not read again.
         let mut cache: BTreeMap<PathBuf, Known> =
             serde_json::from_slice(&std::fs::read(dir.path().join(FILE)).unwrap()).unwrap();
-        cache.get_mut(&dir.path().join("f1")).unwrap().sha256 = "cached".into();
+        cache.get_mut(&dir.path().join("f1")).unwrap().sha256 = sha(b"cached");
         std::fs::write(dir.path().join(FILE), serde_json::to_vec(&cache).unwrap()).unwrap();
         let again = hash_all(&files, dir.path()).await.unwrap();
-        assert_eq!(again[&dir.path().join("f1")].sha256, "cached");
+        assert_eq!(again[&dir.path().join("f1")].sha256, sha(b"cached"));
 
         // A change of contents (same size) changes the stamp, so the file is read again.
         std::fs::write(dir.path().join("f1"), "FILE 1").unwrap();

@@ -192,7 +192,7 @@ pub fn count(lives: &[Life], retried: usize) -> Counts {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use zerolab_agent::api::Report;
+    use zerolab_agent_api::Report;
 
     fn result(user_code: Option<i64>) -> Box<InstanceResult> {
         let report = user_code.map(|user_code| Report {

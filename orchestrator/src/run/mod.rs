@@ -41,7 +41,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use zerolab_agent::api::Report;
+use zerolab_agent_api::Report;
 
 use self::driver::{Driver, Setup};
 use self::follow::Hook;

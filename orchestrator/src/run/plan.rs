@@ -21,15 +21,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use ring::rand::{SecureRandom, SystemRandom};
-use zerolab_agent::api::{ChannelDirection, ChannelPeer, ChannelSpec, DeviceSource, DeviceSpec, SessionRequest};
+use zerolab_agent_api::{
+    ChannelDirection, ChannelPeer, ChannelSpec, DeviceSource, DeviceSpec, ProgramRef, SessionRequest, Sha256,
+};
 
 use crate::job::{DeviceName, Direction, FileRef, Job, Placement, Program};
 
 /// A local file to store on nodes as a blob.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Blob {
-    /// Its SHA-256, hex: the blob's name on the node.
-    pub sha256: String,
+    /// Its SHA-256: the blob's name on the node.
+    pub sha256: Sha256,
     /// The file.
     pub path: PathBuf,
     /// Its size in bytes.
@@ -80,6 +82,14 @@ pub enum PlanError {
     /// A local input that does not hash to its `sha256`.
     #[error("instance {instance}: device {device}: {} has sha256 {actual}, not the expected {expected}; the file changed or the job's sha256 is wrong", path.display())]
     Checksum { instance: String, device: &'static str, path: PathBuf, expected: String, actual: String },
+    /// A job checksum that is not a SHA-256 (the job's checker admits none).
+    #[error("instance {instance}: device {device}: {source}")]
+    BadChecksum {
+        instance: String,
+        device: &'static str,
+        #[source]
+        source: zerolab_agent_api::ParseSha256Error,
+    },
     /// A node that must accept channel connections has no channel port.
     #[error("instance {instance}: node {node} accepts no channel connections (its agent has no channel port); run `zerolab up` to update the agent")]
     NoChannelPort { instance: String, node: String },
@@ -154,9 +164,9 @@ pub async fn plan(
         let (program, argv0) = match &group.program {
             Program::Local(path) => {
                 files.push(path.clone());
-                (hashed[path].sha256.clone(), file_name(&path.display().to_string()))
+                (ProgramRef::Blob(hashed[path].sha256), file_name(&path.display().to_string()))
             }
-            Program::Image(path) => (format!("image:{path}"), file_name(path)),
+            Program::Image(path) => (ProgramRef::Image(path.clone()), file_name(path)),
         };
         // Kept by the agent: stdout and stderr unless sent elsewhere, and local outputs.
         let collect: Vec<Collected> = [DeviceName::Stdout, DeviceName::Stderr, DeviceName::Output]
@@ -169,26 +179,27 @@ pub async fn plan(
             .collect();
         let mut devices = Vec::new();
         for device in &instance.devices {
+            let checksum = device.sha256.as_deref().map(str::parse::<Sha256>).transpose().map_err(|source| {
+                PlanError::BadChecksum { instance: instance.name.clone(), device: device.name.name(), source }
+            })?;
             let source = match &device.file {
                 FileRef::Local(path) if device.name.is_input() => {
                     files.push(path.clone());
                     let blob = hashed[path].clone();
-                    if let Some(expected) = device.sha256.as_ref().filter(|e| **e != blob.sha256) {
+                    if let Some(expected) = checksum.filter(|e| *e != blob.sha256) {
                         return Err(PlanError::Checksum {
                             instance: instance.name.clone(),
                             device: device.name.name(),
                             path: path.clone(),
-                            expected: expected.clone(),
-                            actual: blob.sha256,
+                            expected: expected.to_string(),
+                            actual: blob.sha256.to_string(),
                         });
                     }
                     DeviceSource::Blob { sha256: blob.sha256 }
                 }
                 FileRef::Local(_) => DeviceSource::Session,
-                FileRef::Node(path) => {
-                    DeviceSource::Node { path: path.display().to_string(), sha256: device.sha256.clone() }
-                }
-                FileRef::Url(url) => DeviceSource::Url { url: url.clone(), sha256: device.sha256.clone() },
+                FileRef::Node(path) => DeviceSource::Node { path: path.display().to_string(), sha256: checksum },
+                FileRef::Url(url) => DeviceSource::Url { url: url.clone(), sha256: checksum },
             };
             devices.push(DeviceSpec { name: device.name, source });
         }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch::Receiver;
 use tokio::task::JoinSet;
-use zerolab_agent::api::{Report, SessionRequest};
+use zerolab_agent_api::{Report, SessionRequest};
 
 use super::plan::{Blob, Collected, PlanError, PlannedInstance};
 use super::{RunError, LIST_TIMEOUT, REQUEST_TIMEOUT, UPLOAD_TIMEOUT};
@@ -34,17 +34,14 @@ pub async fn channel_addresses(
         let (mux, targets) = (mux.clone(), targets.clone());
         asks.spawn(async move {
             let target = &targets[&node];
-            let facts = agent_client::get::<zerolab_agent::api::Facts>(
-                Link::Keeper(&mux, target),
-                "/v1/facts",
-                REQUEST_TIMEOUT,
-            )
-            .await
-            .map_err(|e| RunError::Start {
-                instance: format!("(channels to {node})"),
-                node: node.clone(),
-                cause: cause(&e),
-            })?;
+            let facts =
+                agent_client::get::<zerolab_agent_api::Facts>(Link::Keeper(&mux, target), "/v1/facts", REQUEST_TIMEOUT)
+                    .await
+                    .map_err(|e| RunError::Start {
+                        instance: format!("(channels to {node})"),
+                        node: node.clone(),
+                        cause: cause(&e),
+                    })?;
             let address = facts.channel_port.map(|port| match target.address.parse::<std::net::Ipv6Addr>() {
                 Ok(_) => format!("[{}]:{port}", target.address),
                 Err(_) => format!("{}:{port}", target.address),

@@ -13,8 +13,8 @@ use std::time::Duration;
 use russh::client::{self, Handle, Msg};
 use russh::keys::{load_secret_key, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
 use russh::{ChannelMsg, ChannelStream, Disconnect};
-use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use zerolab_agent_api::{Hasher, Sha256};
 
 use super::tcp::connect_tcp;
 use super::{Error, HostKeys, Target};
@@ -328,7 +328,7 @@ impl Session {
     pub async fn upload(&self, local: &Path, remote: &str, mode: u32, timeout: Duration) -> Result<Upload, Error> {
         let local_error = |source| Error::LocalFile { node: self.node.clone(), path: local.to_path_buf(), source };
         let sum = sha256_file(local).await.map_err(local_error)?;
-        self.upload_with_sum(local, &sum, remote, mode, timeout).await
+        self.upload_with_sum(local, &sum.to_string(), remote, mode, timeout).await
     }
 
     /// [`upload`](Self::upload) with the file's sha256 (hex, see [`sha256_file`]) already
@@ -431,10 +431,10 @@ impl Session {
     }
 }
 
-/// The sha256 (hex) of a file, read in chunks (never whole in memory).
-pub async fn sha256_file(path: &Path) -> std::io::Result<String> {
+/// The sha256 of a file, read in chunks (never whole in memory).
+pub async fn sha256_file(path: &Path) -> std::io::Result<Sha256> {
     let mut file = tokio::fs::File::open(path).await?;
-    let mut hasher = Sha256::new();
+    let mut hasher = Hasher::default();
     let mut buffer = vec![0; 256 * 1024];
     loop {
         let n = file.read(&mut buffer).await?;
@@ -443,7 +443,7 @@ pub async fn sha256_file(path: &Path) -> std::io::Result<String> {
         }
         hasher.update(&buffer[..n]);
     }
-    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hasher.finish())
 }
 
 /// The command line that runs the POSIX shell `script` as root: `sh -c SCRIPT`, behind
@@ -524,7 +524,7 @@ mod tests {
         let path = dir.path().join("f");
         std::fs::write(&path, b"abc").unwrap();
         assert_eq!(
-            sha256_file(&path).await.unwrap(),
+            sha256_file(&path).await.unwrap().to_string(),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
     }

@@ -56,7 +56,7 @@ pub enum Program {
 
 /// The six devices a job can attach, as ZeroVM names them: the agent's own type, so
 /// both sides name them alike by construction.
-pub use zerolab_agent::api::DeviceName;
+pub use zerolab_agent_api::DeviceName;
 
 /// A device: where its data comes from or goes.
 #[derive(Clone, Debug, PartialEq, Eq)]

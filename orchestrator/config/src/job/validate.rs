@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use zerolab_agent::api::{DEFAULT_MEMORY, DEFAULT_TIMEOUT_SECS};
+use zerolab_agent_api::{DEFAULT_MEMORY, DEFAULT_TIMEOUT_SECS};
 
 use crate::cluster::names::{self, MAX_NODE_NAME};
 use crate::document::Checker;

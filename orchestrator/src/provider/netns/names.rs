@@ -7,7 +7,7 @@
 //! prefix (`zl<h6>-<node>`), so destroy finds everything of a lab by prefix alone, even
 //! with no state file.
 
-use sha2::{Digest, Sha256};
+use zerolab_agent_api::Sha256;
 
 /// The longest interface name Linux accepts (`IFNAMSIZ` - 1).
 pub const MAX_IFNAME: usize = 15;
@@ -21,8 +21,8 @@ pub struct Names {
 impl Names {
     /// The names for the lab `lab`.
     pub fn new(lab: &str) -> Names {
-        let hash = Sha256::digest(lab.as_bytes());
-        let hex: String = hash[..3].iter().map(|b| format!("{b:02x}")).collect();
+        // The first 3 bytes of the hash, as 6 hex digits.
+        let hex = &Sha256::of_bytes(lab.as_bytes()).to_string()[..6];
         Names { prefix: format!("zl{hex}") }
     }
 

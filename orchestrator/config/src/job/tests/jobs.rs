@@ -43,7 +43,7 @@ fn expands_groups_into_instances_and_channels() {
     assert_eq!(map.args, ["--chunk", "512"]);
     assert_eq!(map.env.get("DEPTH").map(String::as_str), Some("2"));
     let reduce = job.group("reduce").unwrap();
-    assert_eq!((reduce.memory, reduce.timeout), (1 << 20, zerolab_agent::api::DEFAULT_TIMEOUT_SECS));
+    assert_eq!((reduce.memory, reduce.timeout), (1 << 20, zerolab_agent_api::DEFAULT_TIMEOUT_SECS));
     assert_eq!(job.group("map").unwrap().memory, 64 << 20);
     assert_eq!(reduce.devices[0].sha256.as_deref(), Some("ab".repeat(32).as_str()));
     assert_eq!(reduce.placement, PlacementRule { nodes: None, strategy: Strategy::Spread });

@@ -1,8 +1,20 @@
-//! The agent's API v1: request and response bodies, shared with the orchestrator.
+//! `zerolab-agent-api`: the agent's API v1, the vocabulary the agent and the
+//! orchestrator share: request and response bodies, [`Sha256`] (a blob's name, an
+//! input's checksum) and [`ProgramRef`] (which program a session runs).
 //!
-//! Always compiled and free of server dependencies (serde only), so the
-//! orchestrator depends on `zerolab-agent` with `default-features = false`
-//! and gets exactly these types. Every error response is an [`ErrorBody`].
+//! The daemon is the `zerolab-agent` crate; this one is types and hashing only
+//! (serde, sha2, thiserror), so the orchestrator depends on it and builds nothing of
+//! the daemon. Both sides parse and print digests and programs through the same code,
+//! so they agree on the wire by construction. Every error response is an [`ErrorBody`].
+//!
+//! ```
+//! use zerolab_agent_api::{SessionRequest, Sha256};
+//! let program = Sha256::of_bytes(b"a static guest");
+//! let request = SessionRequest { args: vec!["wc".into()], ..SessionRequest::new(program) };
+//! let json = serde_json::to_string(&request).unwrap();
+//! assert!(json.starts_with(&format!(r#"{{"program":"{program}","args":["wc"]"#)));
+//! assert_eq!(serde_json::from_str::<SessionRequest>(&json).unwrap(), request);
+//! ```
 //!
 //! | Method and path                | Request           | Response                  |
 //! |--------------------------------|-------------------|---------------------------|
@@ -18,6 +30,9 @@
 //! | `GET /v1/sessions/{id}/stderr` |                   | raw bytes written so far  |
 //! | `GET /v1/sessions/{id}/output` |                   | raw bytes written so far  |
 //! | `DELETE /v1/sessions/{id}`     |                   | [`SessionStatus`]         |
+//!
+//! A finished session is kept for the agent's `--session-ttl`; after that its outputs
+//! and directory are removed and every route of it answers 410 Gone, saying so.
 //!
 //! Channels between guests ([`ChannelSpec`]): a session may ask for channels
 //! whose other end is another session of the same job, on this node
@@ -36,6 +51,12 @@
 //! naming the device and the cause.
 
 use serde::{Deserialize, Serialize};
+
+mod program;
+mod sha256;
+
+pub use program::{ParseProgramError, ProgramRef, IMAGE_PREFIX};
+pub use sha256::{Hasher, ParseSha256Error, Sha256};
 
 /// The path prefix of this API version.
 pub const PREFIX: &str = "/v1";
@@ -70,6 +91,32 @@ pub struct Health {
     /// way, this counts every one. 0 from an agent without the field.
     #[serde(default)]
     pub refused_channel_connections: u64,
+    /// What the agent keeps on its node; `None` from an agent without the field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<StoreStats>,
+}
+
+/// What an agent keeps on its node, and the limits it keeps it within (part of
+/// [`Health`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreStats {
+    /// Blobs stored.
+    pub blobs: u64,
+    /// Their total size in bytes.
+    pub blob_bytes: u64,
+    /// The size past which unreferenced blobs are collected, least recently used
+    /// first (`--blob-store-limit`).
+    pub blob_limit_bytes: u64,
+    /// Blobs collected since the agent started.
+    pub blobs_collected: u64,
+    /// Sessions preparing, waiting or running.
+    pub sessions_live: u64,
+    /// Finished sessions still kept (their reports and outputs).
+    pub sessions_finished: u64,
+    /// Finished sessions removed since the agent started.
+    pub sessions_expired: u64,
+    /// How long a finished session is kept, in seconds (`--session-ttl`).
+    pub session_ttl_secs: u64,
 }
 
 /// `GET /v1/version`.
@@ -104,8 +151,8 @@ pub struct Facts {
 /// `PUT /v1/blobs/{sha256}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlobStored {
-    /// The blob's SHA-256 (hex).
-    pub sha256: String,
+    /// The blob's SHA-256.
+    pub sha256: Sha256,
     /// Its size in bytes.
     pub size: u64,
 }
@@ -114,10 +161,9 @@ pub struct BlobStored {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SessionRequest {
-    /// The static guest program: the SHA-256 of an uploaded blob, or
-    /// `image:PATH`, a file inside the session's `image` device (a tar; `PATH`
-    /// as stored in it, with or without a leading `./`).
-    pub program: String,
+    /// The static guest program: an uploaded blob, or a file inside the
+    /// session's `image` device (see [`ProgramRef`]).
+    pub program: ProgramRef,
     /// argv; empty means the program's name alone.
     #[serde(default)]
     pub args: Vec<String>,
@@ -233,7 +279,7 @@ pub enum DeviceSource {
     /// Inputs only: an uploaded blob.
     Blob {
         /// The blob's SHA-256.
-        sha256: String,
+        sha256: Sha256,
     },
     /// A file on the node, an absolute path: an input is read from it (and
     /// checked against `sha256` when given); an output is created or truncated
@@ -243,7 +289,7 @@ pub enum DeviceSource {
         path: String,
         /// An input's expected SHA-256; must be absent on an output.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        sha256: Option<String>,
+        sha256: Option<Sha256>,
     },
     /// Inputs only: an `http://` or `https://` URL the agent fetches into its
     /// blob store. With `sha256` the download is checked, and a blob already
@@ -254,7 +300,7 @@ pub enum DeviceSource {
         url: String,
         /// The expected SHA-256 of the body.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        sha256: Option<String>,
+        sha256: Option<Sha256>,
     },
 }
 
@@ -341,7 +387,7 @@ fn default_channel_wait() -> u64 {
 
 impl SessionRequest {
     /// A request for `program` with every other field at its default.
-    pub fn new(program: impl Into<String>) -> Self {
+    pub fn new(program: impl Into<ProgramRef>) -> Self {
         SessionRequest {
             program: program.into(),
             args: Vec::new(),
@@ -390,7 +436,7 @@ pub struct SessionSummary {
 /// `GET /v1/sessions`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionList {
-    /// All sessions since the agent started, oldest first.
+    /// Every session since the agent started that has not expired, oldest first.
     pub sessions: Vec<SessionSummary>,
 }
 
@@ -432,31 +478,27 @@ pub struct Report {
     pub net: [u64; 4],
 }
 
-/// Whether `s` is a SHA-256 as this API spells it: 64 lowercase hex digits.
-pub fn is_sha256(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn session_request_fills_defaults() {
-        let r: SessionRequest = serde_json::from_str(r#"{"program":"ab"}"#).unwrap();
-        assert_eq!(r, SessionRequest::new("ab"));
+        let sha = "ab".repeat(32);
+        let r: SessionRequest = serde_json::from_str(&format!(r#"{{"program":"{sha}"}}"#)).unwrap();
+        assert_eq!(r, SessionRequest::new(sha.parse::<Sha256>().unwrap()));
     }
 
     #[test]
     fn session_request_rejects_unknown_fields() {
-        assert!(serde_json::from_str::<SessionRequest>(r#"{"program":"ab","memroy":1}"#).is_err());
+        assert!(serde_json::from_str::<SessionRequest>(r#"{"program":"image:a","memroy":1}"#).is_err());
     }
 
     #[test]
     fn channel_specs_read_all_three_peers() {
         let key = "ab".repeat(32);
         let text = format!(
-            r#"{{"program":"p","channel_wait_secs":2,"channels":[
+            r#"{{"program":"image:p","channel_wait_secs":2,"channels":[
               {{"alias":"/dev/out/b","direction":"out","job":"j","channel":"a>b","key":"{key}",
                 "peer":{{"connect":{{"address":"10.0.0.2:7700"}}}}}},
               {{"alias":"/dev/in/c","direction":"in","job":"j","channel":"c>a","key":"{key}","peer":"listen"}},
@@ -488,7 +530,7 @@ mod tests {
         assert_eq!(names, [DeviceName::Stdin, DeviceName::Input, DeviceName::Image, DeviceName::Output]);
         assert_eq!(r.devices[2].source, DeviceSource::Node { path: "/srv/i.tar".into(), sha256: None });
         assert_eq!(serde_json::to_value(&r.devices[3].source).unwrap(), serde_json::json!("session"));
-        let typo = r#"{"program":"p","devices":[{"name":"stdin","source":{"blob":{"sha":"x"}}}]}"#;
+        let typo = r#"{"program":"image:p","devices":[{"name":"stdin","source":{"blob":{"sha":"x"}}}]}"#;
         assert!(serde_json::from_str::<SessionRequest>(typo).is_err());
     }
 
@@ -504,10 +546,26 @@ mod tests {
     }
 
     #[test]
-    fn sha256_must_be_64_lowercase_hex() {
-        assert!(is_sha256(&"a".repeat(64)));
-        assert!(!is_sha256(&"A".repeat(64)));
-        assert!(!is_sha256(&"a".repeat(63)));
-        assert!(!is_sha256("../etc/passwd"));
+    fn malformed_digests_and_programs_are_refused_with_the_request() {
+        let sha = "ab".repeat(32);
+        let blob = |s: &str| {
+            format!(r#"{{"program":"{sha}","devices":[{{"name":"stdin","source":{{"blob":{{"sha256":"{s}"}}}}}}]}}"#)
+        };
+        assert!(serde_json::from_str::<SessionRequest>(&blob(&sha)).is_ok());
+        let err = serde_json::from_str::<SessionRequest>(&blob("../etc/passwd")).unwrap_err().to_string();
+        assert!(err.contains("\"../etc/passwd\" is not a sha256"), "{err}");
+        let err = serde_json::from_str::<SessionRequest>(r#"{"program":"wc"}"#).unwrap_err().to_string();
+        assert!(err.contains("neither a blob's sha256"), "{err}");
+        let upper = format!(
+            r#"{{"program":"image:p","devices":[{{"name":"input","source":{{"url":{{"url":"http://h/","sha256":"{}"}}}}}}]}}"#,
+            sha.to_uppercase()
+        );
+        assert!(serde_json::from_str::<SessionRequest>(&upper).is_err());
+    }
+
+    #[test]
+    fn health_without_store_stats_still_reads() {
+        let h: Health = serde_json::from_str(r#"{"status":"ok"}"#).unwrap();
+        assert_eq!((h.refused_channel_connections, h.store), (0, None));
     }
 }

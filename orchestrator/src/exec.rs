@@ -19,7 +19,8 @@ use zerolab_sandbox::session::error_chain;
 
 use crate::cluster::{Cluster, NodeSelector, SelectorError};
 use crate::keeper::KeeperError;
-use crate::lab::{Lab, OpenError};
+use crate::lab::Lab;
+use crate::lab_handle::OpenError;
 use crate::ssh::{run_parallel, Output};
 
 /// Commands in flight at once by default (each is one channel on a kept connection).

@@ -13,7 +13,8 @@ use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
 use crate::cluster::{Cluster, Node};
-use crate::lab::{write_private, Lab, LabError, OpenError};
+use crate::lab::{write_private, Lab, LabError};
+use crate::lab_handle::OpenError;
 use crate::provider::{Provider, ProviderError};
 use crate::ssh::{self, HostKeys};
 

@@ -39,6 +39,7 @@ pub mod inventory;
 pub use zerolab_config::job;
 pub mod keeper;
 pub mod lab;
+pub mod lab_handle;
 pub mod login;
 pub mod provider;
 pub mod run;

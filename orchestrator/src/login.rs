@@ -17,7 +17,8 @@ use std::process::Command;
 
 use crate::cluster::{Cluster, SelectorError};
 use crate::inventory::{self, InventoryError};
-use crate::lab::{Lab, OpenError};
+use crate::lab::Lab;
+use crate::lab_handle::OpenError;
 
 /// Why the login cannot start.
 #[derive(Debug, thiserror::Error)]

@@ -26,7 +26,8 @@ use zerolab_agent_api::Report;
 use crate::agent_client::AgentError;
 use crate::cluster::Cluster;
 use crate::keeper::KeeperError;
-use crate::lab::{Lab, OpenError};
+use crate::lab::Lab;
+use crate::lab_handle::OpenError;
 use crate::run::{self, plan, RunOptions};
 
 pub use crate::run::follow::Stream;

@@ -20,7 +20,8 @@ use zerolab_sandbox::session::error_chain;
 use crate::agent_client;
 use crate::cluster::Cluster;
 use crate::keeper::{Keeper, KeeperError, ServiceStatus};
-use crate::lab::{Lab, NodeState, OpenError};
+use crate::lab::{Lab, NodeState};
+use crate::lab_handle::OpenError;
 use crate::ssh::{self, run_parallel, ConnectOptions, HostKeys, Session};
 
 /// What can stop `status` as a whole (a node's own failure is in its row).
@@ -76,7 +77,7 @@ pub async fn status(root: &Path, cluster: &Cluster) -> Result<LabStatus, StatusE
     Ok(LabStatus { nodes: nodes(&lab, cluster).await?, services })
 }
 
-async fn nodes(lab: &crate::lab::LabHandle<'_>, cluster: &Cluster) -> Result<Vec<NodeStatus>, StatusError> {
+async fn nodes(lab: &crate::lab_handle::LabHandle<'_>, cluster: &Cluster) -> Result<Vec<NodeStatus>, StatusError> {
     let row = |node: &crate::cluster::Node, state, agent_version, cause| NodeStatus {
         node: node.name.clone(),
         provider: cluster.provider().to_string(),

@@ -16,7 +16,7 @@
 //!   services/<name>.log     the log of each service the keeper runs for the lab
 //! ```
 //!
-//! [`Lab`] is the directory; [`Lab::open`] ([`handle`]) is a lab that is up, as a
+//! [`Lab`] is the directory; [`Lab::open`] ([`crate::lab_handle`]) is a lab that is up, as a
 //! command on its nodes sees it; [`LabLock`] ([`lock`]) keeps two commands that change
 //! the lab from interleaving.
 //!
@@ -25,7 +25,6 @@
 //! when the root directory is. The key pair comes from OpenSSH's `ssh-keygen`: the lab
 //! logs in with the real OpenSSH client and server, so their own tool makes the keys.
 
-pub mod handle;
 pub mod lock;
 pub mod state;
 
@@ -35,7 +34,6 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-pub use self::handle::{LabHandle, OpenError};
 pub use self::lock::{Holder, LabLock, LockError, LockWait, Waiting};
 pub use self::state::{LabState, NodeRecord, NodeState};
 use crate::cluster::names::check_lab_name;

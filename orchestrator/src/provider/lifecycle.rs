@@ -16,9 +16,9 @@ use std::future::Future;
 use std::pin::Pin;
 
 use super::{netns, registry, CreateProgress, ProviderKind};
-use crate::cluster::{Cluster, Node};
 use crate::lab::{Lab, LabError};
 use crate::ssh::Target;
+use zerolab_config::cluster::{Cluster, Node};
 
 /// A future that can be held by a trait object and sent between threads.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

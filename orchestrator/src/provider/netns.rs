@@ -26,8 +26,8 @@ use super::{
     BoxFuture, CreateProgress, Created, Definition, NodeSettings, Provider, ProviderConfig, ProviderError,
     ProviderKind, ProviderSettings, ProviderSpec, BASE,
 };
-use crate::cluster::Cluster;
 use crate::lab::{io_error, Lab};
+use zerolab_config::cluster::Cluster;
 
 /// The lab subnet when `network.subnet` is not given: the base's.
 pub const DEFAULT_SUBNET: Subnet = zerolab_config::cluster::provider::BASE_SUBNET;

@@ -22,10 +22,10 @@ use super::{
     Addressing, BoxFuture, CreateProgress, Created, Definition, NodeSettings, Provider, ProviderConfig, ProviderError,
     ProviderKind, ProviderSettings, ProviderSpec,
 };
-use crate::cluster::{Cluster, Node};
 use crate::install;
 use crate::lab::Lab;
 use crate::ssh::{run_parallel, ConnectOptions, HostKeys, Session, Target};
+use zerolab_config::cluster::{Cluster, Node};
 use zerolab_sandbox::session::error_chain;
 
 /// The SSH port when `port` is not given.

@@ -53,7 +53,8 @@ use crate::agent_client::AgentError;
 use crate::cluster::Cluster;
 use crate::job::Job;
 use crate::keeper::{Keeper, KeeperError};
-use crate::lab::{Lab, OpenError};
+use crate::lab::Lab;
+use crate::lab_handle::OpenError;
 use crate::ssh::Target;
 use crate::up::UpError;
 

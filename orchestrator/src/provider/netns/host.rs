@@ -42,9 +42,9 @@ use serde::{Deserialize, Serialize};
 
 use super::names::Names;
 use crate::backoff::Backoff;
-use crate::cluster::{Cluster, Node, NodeAddress, Subnet};
 use crate::lab::{Lab, LabError, LabState, NodeRecord, NodeState};
 use crate::provider::{CreateStep, ProviderKind};
+use zerolab_config::cluster::{Cluster, Node, NodeAddress, Subnet};
 
 /// The sshd every node runs (OpenSSH re-executes itself, so the path is absolute).
 pub const SSHD: &str = "/usr/sbin/sshd";

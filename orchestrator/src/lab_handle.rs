@@ -24,16 +24,15 @@
 //! reports a lab that is not up instead of refusing it), then [`LabHandle::ready`] for
 //! one node or [`LabHandle::ready_targets`] for many, [`LabHandle::keeper`] for the
 //! lab's connection keeper, and [`LabHandle::lock`] around anything that changes the lab
-//! (see [`super::lock`]). [`LabHandle::lab`], [`cluster`](LabHandle::cluster),
+//! (see [`crate::lab::lock`]). [`LabHandle::lab`], [`cluster`](LabHandle::cluster),
 //! [`provider`](LabHandle::provider), [`state`](LabHandle::state) and
 //! [`targets`](LabHandle::targets) give the parts.
 
 use std::path::Path;
 
-use super::lock::{LabLock, LockError, LockWait};
-use super::{Lab, LabError, LabState, NodeState};
 use crate::cluster::Cluster;
 use crate::keeper::{Keeper, KeeperError};
+use crate::lab::{Lab, LabError, LabLock, LabState, LockError, LockWait, NodeState};
 use crate::provider::{self, Provider, ProviderError};
 use crate::ssh::Target;
 
@@ -167,7 +166,7 @@ impl<'c> LabHandle<'c> {
         Keeper::open(self.lab.dir(), program).await
     }
 
-    /// Takes the lab's lock for `command` (see [`super::lock`]): held until dropped.
+    /// Takes the lab's lock for `command` (see [`crate::lab::lock`]): held until dropped.
     pub async fn lock(&self, command: &str, wait: &LockWait) -> Result<LabLock, LockError> {
         LabLock::acquire(&self.lab, command, wait).await
     }

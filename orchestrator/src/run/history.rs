@@ -15,10 +15,8 @@ use super::record::{JobRecord, CANCELLED, FILE};
 use super::RunError;
 use crate::agent_client::{self, AgentError, Link};
 use crate::cluster::Cluster;
-use crate::keeper::Keeper;
 use crate::lab::Lab;
-use crate::provider;
-use crate::up::{targets, UpError};
+use crate::up::UpError;
 use zerolab_sandbox::session::error_chain as cause;
 
 /// Limit for each agent request.
@@ -105,14 +103,9 @@ pub async fn output(
         return std::fs::read(&saved).map_err(|source| RunError::Results { path: saved, source }.into());
     }
     let Some(session) = &entry.session else { return Ok(Vec::new()) };
-    let provider = provider::of(cluster).map_err(UpError::from).map_err(RunError::from)?;
-    let target = targets(&lab, cluster, provider)
-        .map_err(UpError::from)
-        .map_err(RunError::from)?
-        .into_iter()
-        .find(|t| t.node == entry.node);
-    let Some(target) = target else { return Ok(Vec::new()) };
-    let mux = Keeper::open(lab.dir(), program).await.map_err(RunError::from)?;
+    let handle = Lab::open_any(root, cluster).map_err(RunError::from)?;
+    let Some(target) = handle.targets().iter().find(|t| t.node == entry.node).cloned() else { return Ok(Vec::new()) };
+    let mux = handle.keeper(program).await.map_err(RunError::from)?;
     match agent_client::session_output(Link::Keeper(&mux, &target), session, stream, REQUEST_TIMEOUT).await {
         Ok(bytes) => Ok(bytes.to_vec()),
         // Not kept (yet): the session is still preparing, or the job sent it to a node file.
@@ -138,9 +131,9 @@ pub async fn cancel(
     let marked = |source| RunError::Results { path: dir.clone(), source };
     std::fs::write(dir.join(CANCELLED), b"").map_err(marked)?;
     let record = JobRecord::load(&dir)?;
-    let provider = provider::of(cluster).map_err(UpError::from).map_err(RunError::from)?;
-    let targets = targets(&lab, cluster, provider).map_err(UpError::from).map_err(RunError::from)?;
-    let mux = Keeper::open(lab.dir(), program).await.map_err(RunError::from)?;
+    let handle = Lab::open_any(root, cluster).map_err(RunError::from)?;
+    let targets = handle.targets();
+    let mux = handle.keeper(program).await.map_err(RunError::from)?;
     let mut stopped = Vec::new();
     for instance in &record.instances {
         let (Some(session), false) = (&instance.session, dir.join(&instance.name).join("report").is_file()) else {

@@ -82,14 +82,6 @@ pub enum PlanError {
     /// A local input that does not hash to its `sha256`.
     #[error("instance {instance}: device {device}: {} has sha256 {actual}, not the expected {expected}; the file changed or the job's sha256 is wrong", path.display())]
     Checksum { instance: String, device: &'static str, path: PathBuf, expected: String, actual: String },
-    /// A job checksum that is not a SHA-256 (the job's checker admits none).
-    #[error("instance {instance}: device {device}: {source}")]
-    BadChecksum {
-        instance: String,
-        device: &'static str,
-        #[source]
-        source: zerolab_agent_api::ParseSha256Error,
-    },
     /// A node that must accept channel connections has no channel port.
     #[error("instance {instance}: node {node} accepts no channel connections (its agent has no channel port); run `zerolab up` to update the agent")]
     NoChannelPort { instance: String, node: String },
@@ -179,9 +171,7 @@ pub async fn plan(
             .collect();
         let mut devices = Vec::new();
         for device in &instance.devices {
-            let checksum = device.sha256.as_deref().map(str::parse::<Sha256>).transpose().map_err(|source| {
-                PlanError::BadChecksum { instance: instance.name.clone(), device: device.name.name(), source }
-            })?;
+            let checksum = device.sha256;
             let source = match &device.file {
                 FileRef::Local(path) if device.name.is_input() => {
                     files.push(path.clone());

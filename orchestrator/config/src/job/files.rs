@@ -170,11 +170,6 @@ pub(crate) fn expand_wildcard(pattern: &Path) -> Result<Vec<PathBuf>, WildcardEr
     Ok(matches)
 }
 
-/// Whether `text` is a SHA-256 in hex (either case).
-pub(crate) fn is_sha256(text: &str) -> bool {
-    text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,12 +227,5 @@ mod tests {
         assert_eq!(names("none-*"), Err(WildcardError::NoMatch(dir.path().to_owned())));
         assert_eq!(names("*/x"), Err(WildcardError::InDirectory));
         assert_eq!(names("missing/part-*"), Err(WildcardError::NoMatch(dir.path().join("missing"))));
-    }
-
-    #[test]
-    fn knows_a_sha256() {
-        assert!(is_sha256(&"ab".repeat(32)));
-        assert!(!is_sha256(&"ab".repeat(31)));
-        assert!(!is_sha256(&"zz".repeat(32)));
     }
 }

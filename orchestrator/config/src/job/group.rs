@@ -8,6 +8,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use serde::Deserialize;
+use zerolab_agent_api::Sha256;
 
 use crate::cluster::NodeSelector;
 use crate::document::Location;
@@ -66,7 +67,7 @@ pub struct Device {
     /// The file.
     pub file: FileRef,
     /// The input's expected SHA-256 (lowercase hex), to be checked where it is read.
-    pub sha256: Option<String>,
+    pub sha256: Option<Sha256>,
 }
 
 /// A file a device reads or writes.

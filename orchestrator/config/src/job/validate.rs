@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use zerolab_agent_api::{DEFAULT_MEMORY, DEFAULT_TIMEOUT_SECS};
+use zerolab_agent_api::{Sha256, DEFAULT_MEMORY, DEFAULT_TIMEOUT_SECS};
 
 use crate::cluster::names::{self, MAX_NODE_NAME};
 use crate::document::Checker;
@@ -314,18 +314,20 @@ fn report_wildcard(err: WildcardError, draft: &DeviceDraft, check: &mut Checker<
     check.report(&draft.path.path, problem);
 }
 
-/// The device's checksum in lowercase; an error on an output or when malformed.
-fn check_sha256(draft: &DeviceDraft, check: &mut Checker<'_, Problem>) -> Option<String> {
+/// The device's checksum (either case as written); an error on an output or when malformed.
+fn check_sha256(draft: &DeviceDraft, check: &mut Checker<'_, Problem>) -> Option<Sha256> {
     let sha256 = draft.sha256.as_ref()?;
     if !draft.name.is_input() {
         check.report_key(&sha256.path, Problem::ChecksumOnOutput { device: draft.name.name() });
         return None;
     }
-    if !files::is_sha256(&sha256.value) {
-        check.report(&sha256.path, Problem::Checksum { value: sha256.value.clone() });
-        return None;
+    match sha256.value.to_ascii_lowercase().parse() {
+        Ok(sha256) => Some(sha256),
+        Err(_) => {
+            check.report(&sha256.path, Problem::Checksum { value: sha256.value.clone() });
+            None
+        }
     }
-    Some(sha256.value.to_ascii_lowercase())
 }
 
 /// Outputs of a group of several instances need a `*` for the instance's name.

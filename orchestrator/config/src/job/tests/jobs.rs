@@ -45,7 +45,7 @@ fn expands_groups_into_instances_and_channels() {
     let reduce = job.group("reduce").unwrap();
     assert_eq!((reduce.memory, reduce.timeout), (1 << 20, zerolab_agent_api::DEFAULT_TIMEOUT_SECS));
     assert_eq!(job.group("map").unwrap().memory, 64 << 20);
-    assert_eq!(reduce.devices[0].sha256.as_deref(), Some("ab".repeat(32).as_str()));
+    assert_eq!(reduce.devices[0].sha256.map(|s| s.to_string()), Some("ab".repeat(32)));
     assert_eq!(reduce.placement, PlacementRule { nodes: None, strategy: Strategy::Spread });
 
     let names: Vec<&str> = job.instances().iter().map(|i| i.name.as_str()).collect();

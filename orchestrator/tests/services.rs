@@ -85,6 +85,20 @@ async fn eventually(keeper: &Keeper, name: &str, what: &str, check: impl Fn(&Ser
     }
 }
 
+/// The log once it holds every one of `lines` (a service writes it on its own time:
+/// returning from `start_service` says it runs, not that it has printed yet).
+fn log_with(log: &std::path::Path, lines: &[&str]) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = fs::read_to_string(log).unwrap_or_default();
+        if lines.iter().all(|line| text.contains(line)) {
+            return text;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {lines:?} in {}:\n{text}", log.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn wait_dead(pid: u32) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while alive(pid) {
@@ -102,7 +116,7 @@ async fn a_service_is_restarted_health_checked_listed_logged_and_stopped_by_down
     let first = ticker.pid.unwrap();
     let log = lab.lab_dir().join("services/ticker.log");
     assert_eq!(ticker.log, log);
-    assert!(fs::read_to_string(&log).unwrap().contains(&format!("up {first}\n")));
+    log_with(&log, &[&format!("up {first}\n")]);
     // Started again with the same spec: kept, not restarted.
     let again = keeper.start_service(&spec("ticker", "echo up $$; exec sleep 600", Health::Running)).await.unwrap();
     assert_eq!(again.pid, Some(first));
@@ -113,9 +127,7 @@ async fn a_service_is_restarted_health_checked_listed_logged_and_stopped_by_down
         eventually(&keeper, "ticker", "restarted", |s| s.state == ServiceState::Running && s.pid != Some(first)).await;
     assert_eq!(restarted.restarts, 1);
     let second = restarted.pid.unwrap();
-    let text = fs::read_to_string(&log).unwrap();
-    assert!(text.contains("zerolab keeper: killed by signal 9; restarting in 100ms\n"), "{text}");
-    assert!(text.contains(&format!("up {second}\n")), "{text}");
+    log_with(&log, &["zerolab keeper: killed by signal 9; restarting in 100ms\n", &format!("up {second}\n")]);
 
     // Health: a service whose check fails is unhealthy, and healthy again when it passes.
     let ready = lab.file("ready");

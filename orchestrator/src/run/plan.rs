@@ -228,7 +228,7 @@ pub async fn one(name: &str, node: &str, program: &Path, args: Vec<String>, lab_
     let program = std::path::absolute(program).map_err(|source| PlanError::Read { path: program.into(), source })?;
     let hashed = super::hashes::hash_all(&BTreeSet::from([program.clone()]), lab_dir).await?;
     let blob = hashed[&program].clone();
-    let request = SessionRequest { args, ..SessionRequest::new(blob.sha256.clone()) };
+    let request = SessionRequest { args, ..SessionRequest::new(blob.sha256) };
     let collect = [DeviceName::Stdout, DeviceName::Stderr].map(|d| Collected { stream: d.name(), copy_to: None });
     let instance = PlannedInstance { name: name.to_owned(), node: node.to_owned(), request, collect: collect.into() };
     Ok(Plan {

@@ -179,7 +179,7 @@ fn main() {
     let agent_mb = fs::metadata(&agent).unwrap().len() as f64 / 1e6;
     println!("agent: {} ({agent_mb:.1} MB)", agent.display());
 
-    let big = Lab::new(dir.path(), "bench100", 100, 82);
+    let big = Lab::new(dir.path(), "bench100", 100, BIG_OCTET);
     let small = Lab::new(dir.path(), "bench50", 50, 81);
 
     println!("\n1. a 100-node netns lab");
@@ -303,6 +303,9 @@ fn zvm_gcc(source: &Path, out: &Path) {
     run(Command::new(zvm_gcc).arg("-O2").arg(source).arg("-o").arg(out));
 }
 
+/// The 100-node lab's subnet: 10.BIG_OCTET.0.0/24.
+const BIG_OCTET: u8 = 82;
+
 /// Section 4: jobs on the 100-node lab `lab`.
 fn jobs(dir: &Path, lab: &Lab, runs: usize) {
     let guests = concat!(env!("CARGO_MANIFEST_DIR"), "/../node-agent/tests/guests");
@@ -348,7 +351,7 @@ fn jobs(dir: &Path, lab: &Lab, runs: usize) {
     let theirs_gbit = iperf.as_ref().map(|iperf| {
         let (json, _) = run(Command::new("ip").args(["netns", "exec", &client_ns]).arg(iperf).args([
             "-c",
-            &format!("10.{}.0.3", lab.octet),
+            &format!("10.{BIG_OCTET}.0.3"),
             "-p",
             "5999",
             "-n",

@@ -75,7 +75,10 @@ mod tests {
     #[test]
     fn finds_a_program_on_path_or_says_none() {
         let dir = tempfile::tempdir().unwrap();
-        let path = std::env::join_paths([dir.path(), Path::new("/usr/bin"), Path::new("/bin")]).unwrap();
+        // The temp dir before this test's own PATH (where the system's `sh` is).
+        let system = std::env::var_os("PATH").unwrap_or_default();
+        let path =
+            std::env::join_paths(std::iter::once(dir.path().to_owned()).chain(std::env::split_paths(&system))).unwrap();
         assert_eq!(find_program("sh", Some(path.clone())).unwrap().file_name().unwrap(), "sh");
         assert_eq!(find_program("zerolab-no-such-program", Some(path)), None);
         assert_eq!(find_program("sh", None), None);

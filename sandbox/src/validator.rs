@@ -549,10 +549,15 @@ mod tests {
     /// of gcc's `cc1` (tens of MB of real compiler output), skipping past each
     /// (rare) violation, in a release build:
     /// `cargo test --release --lib -- --ignored throughput --nocapture`.
+    /// `ZEROLAB_BENCH_ELF` names another binary to sweep; by default gcc says where its
+    /// `cc1` is.
     #[test]
     #[ignore = "benchmark: run in release with --ignored"]
     fn throughput() {
-        let path = std::env::var("ZEROLAB_BENCH_ELF").unwrap_or("/usr/lib/gcc/x86_64-linux-gnu/12/cc1".into());
+        let path = std::env::var("ZEROLAB_BENCH_ELF").unwrap_or_else(|_| {
+            let out = std::process::Command::new("gcc").arg("-print-prog-name=cc1").output().expect("run gcc");
+            String::from_utf8(out.stdout).expect("utf-8 path").trim().to_owned()
+        });
         let file = std::fs::read(&path).expect("read the benchmark binary");
         let elf = goblin::elf::Elf::parse(&file).unwrap();
         let text = elf.section_headers.iter().find(|s| elf.shdr_strtab.get_at(s.sh_name) == Some(".text")).unwrap();

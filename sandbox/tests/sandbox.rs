@@ -4,8 +4,8 @@
 //!
 //! One binary; the harness (`sandbox/harness.rs`) builds each guest once per
 //! run and gives every test its own temp dir and a `zvsh` command builder.
-//! Each module covers one contract from `docs/manifest.md` and
-//! `/work/shared/zerovm-reference.md`; tests are named for the behaviour.
+//! Each module covers one contract from `docs/manifest.md` (ZeroVM's manifest, channels,
+//! report and return codes); tests are named for the behaviour.
 //! Tests that need root print `SKIPPED ...` on stderr when run without it.
 
 #[path = "sandbox/calls.rs"]

@@ -2,9 +2,6 @@
 //! knobs from the environment, a netns lab made with `zerolab up`, and the runner's
 //! `elapsed=` timings read back from its tracing lines.
 
-// Each benchmark is its own crate and uses only part of this module.
-#![allow(dead_code)]
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -59,19 +56,18 @@ pub struct Lab {
     pub file: PathBuf,
     pub root: PathBuf,
     pub nodes: usize,
-    /// The lab subnet is 10.OCTET.0.0/24: node n-I is 10.OCTET.0.(I+1).
-    pub octet: u8,
 }
 
 impl Lab {
-    pub fn new(dir: &Path, name: &str, nodes: usize, third_octet: u8) -> Lab {
+    /// Lab `name` of `nodes` nodes on subnet 10.OCTET.0.0/24 (node n-I is 10.OCTET.0.(I+1)).
+    pub fn new(dir: &Path, name: &str, nodes: usize, octet: u8) -> Lab {
         let file = dir.join(format!("{name}.yaml"));
         let text = format!(
             "apiVersion: zerolab/v1\nkind: Cluster\nname: {name}\nprovider: netns\n\
-             network: {{subnet: 10.{third_octet}.0.0/24}}\nnodes:\n  - {{name: n, count: {nodes}}}\n"
+             network: {{subnet: 10.{octet}.0.0/24}}\nnodes:\n  - {{name: n, count: {nodes}}}\n"
         );
         fs::write(&file, text).unwrap();
-        Lab { name: name.to_owned(), file, root: dir.join("labs"), nodes, octet: third_octet }
+        Lab { name: name.to_owned(), file, root: dir.join("labs"), nodes }
     }
 
     pub fn zerolab(&self, command: &str) -> Command {

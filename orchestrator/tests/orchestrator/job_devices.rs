@@ -13,11 +13,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-mod common;
-
-use common::{zvm_gcc, LabHarness};
-
-const X: u8 = 135;
+use crate::harness::{prerequisites, zvm_gcc, LabHarness, Subnet};
 
 /// Serves `body` at any path on `address` (a port of its choosing) until the test ends,
 /// a second late for a path under `/slow/`; counts requests.
@@ -56,10 +52,10 @@ fn node_of(stdout: &str, instance: &str) -> String {
 
 #[test]
 fn run_with_url_node_local_and_image_devices() {
-    let Some(agent) = common::prerequisites("zerolab run with devices") else {
+    let Some(agent) = prerequisites("zerolab run with devices") else {
         return;
     };
-    let lab = LabHarness::new("dv", X, agent);
+    let lab = LabHarness::new(Subnet::Devices, agent);
     let source = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../node-agent/tests/guests/devices.c"));
     zvm_gcc(source, &lab.path("devices"));
     fs::create_dir_all(lab.path("image/bin")).unwrap();
@@ -78,8 +74,8 @@ fn run_with_url_node_local_and_image_devices() {
     let whoami = lab.zerolab(&["exec"], &["--", "sh", "-c", "hostname > /var/lib/zerolab/whoami"]);
     assert_eq!(whoami.code, 0, "{whoami:#?}");
     let data = b"served by the host\n".repeat(5000);
-    let (port, hits) = serve(&format!("10.77.{X}.1"), data.clone());
-    let url = format!("http://10.77.{X}.1:{port}/data.txt");
+    let (port, hits) = serve(&Subnet::Devices.address(1), data.clone());
+    let url = format!("http://{}:{port}/data.txt", Subnet::Devices.address(1));
     let job = |name: &str, stdin_sha: &str| {
         let text = format!(
             "apiVersion: zerolab/v1\nkind: Job\nname: {name}\ngroups:\n\
@@ -124,7 +120,8 @@ fn run_with_url_node_local_and_image_devices() {
         &slow,
         format!(
             "apiVersion: zerolab/v1\nkind: Job\nname: slow\ngroups:\n\
-             \x20 - {{name: a, program: devices, devices: {{stdin: 'http://10.77.{X}.1:{port}/slow/data.txt'}}}}\n"
+             \x20 - {{name: a, program: devices, devices: {{stdin: 'http://{host}:{port}/slow/data.txt'}}}}\n",
+            host = Subnet::Devices.address(1)
         ),
     )
     .unwrap();

@@ -3,7 +3,7 @@
 //! ones, a connection that dies is made again, a killed keeper is replaced by the next
 //! command, a connection whose node went silent (link down) is given up within
 //! seconds instead of hanging, garbage on its socket does not stop it, nobody but its
-//! user can reach it, and `down` stops it. Needs root and a built `zerolab-agent` (as tests/up.rs).
+//! user can reach it, and `down` stops it. Needs root and a built `zerolab-agent` (as `up`).
 
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -12,9 +12,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-mod common;
-
-use common::LabHarness;
+use crate::harness::{prerequisites, LabHarness, Subnet};
 use zerolab::provider::netns::Names;
 
 /// Established TCP connections from this machine to port 22 of the lab's subnet, as
@@ -86,11 +84,11 @@ fn connect_as_nobody(socket: &Path) -> i32 {
 
 #[test]
 fn keeper_holds_one_connection_per_node_and_goes_with_the_lab() {
-    let Some(agent) = common::prerequisites("the connection keeper") else {
+    let Some(agent) = prerequisites("the connection keeper") else {
         return;
     };
-    let lab = LabHarness::new("kp", 132, agent);
-    let subnet = "10.77.132.";
+    let lab = LabHarness::new(Subnet::Keeper, agent);
+    let subnet = &format!("10.77.{}.", Subnet::Keeper.x());
     let run = lab.zerolab(&["up"], &[]);
     assert_eq!(run.code, 0, "{run:#?}");
     let lab_dir = lab.lab().dir().to_path_buf();

@@ -9,18 +9,16 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-mod common;
-
-use common::{pid, status_rows, wait_dead, LabHarness};
+use crate::harness::{pid, prerequisites, status_rows, wait_dead, LabHarness, Subnet};
 use zerolab::lab::{LabState, NodeState};
 use zerolab::provider::netns::Names;
 
 #[test]
 fn up_status_repair_and_down_on_three_nodes() {
-    let Some(agent) = common::prerequisites("zerolab up") else {
+    let Some(agent) = prerequisites("zerolab up") else {
         return;
     };
-    let lab = LabHarness::new("up", 120, agent.clone());
+    let lab = LabHarness::new(Subnet::Up, agent.clone());
     let version = env!("CARGO_PKG_VERSION");
 
     // Cold: namespaces made, agent uploaded and started on every node.
@@ -32,7 +30,10 @@ fn up_status_repair_and_down_on_three_nodes() {
         let line = format!("{node}: ready (agent uploaded, started, healthy)");
         assert!(run.stdout.lines().any(|l| l == line), "{run:#?}");
     }
-    assert!(run.stdout.lines().last().unwrap().starts_with("lab up120: 3 of 3 nodes ready in "), "{run:#?}");
+    assert!(
+        run.stdout.lines().last().unwrap().starts_with(&format!("lab {}: 3 of 3 nodes ready in ", Subnet::Up.name())),
+        "{run:#?}"
+    );
     let state: LabState = lab.lab().load_state().unwrap();
     assert!(state.nodes.values().all(|r| r.state == NodeState::Ready), "{state:?}");
 
@@ -86,11 +87,15 @@ fn up_status_repair_and_down_on_three_nodes() {
         .flat_map(|node| [pid(&lab, node, "supervisor.pid"), pid(&lab, node, "agent.pid")])
         .collect();
     let run = lab.zerolab(&["down"], &[]);
-    assert_eq!((run.code, run.stdout.as_str(), run.stderr.as_str()), (0, "lab up120: down\n", ""), "{run:#?}");
+    assert_eq!(
+        (run.code, run.stdout.as_str(), run.stderr.as_str()),
+        (0, format!("lab {}: down\n", Subnet::Up.name()).as_str(), ""),
+        "{run:#?}"
+    );
     for pid in pids {
         wait_dead(pid);
     }
-    let names = Names::new("up120");
+    let names = Names::new(&Subnet::Up.name());
     let netns = String::from_utf8(Command::new("ip").args(["netns", "list"]).output().unwrap().stdout).unwrap();
     assert!(!netns.lines().any(|l| names.is_namespace(l.split_whitespace().next().unwrap_or(""))), "{netns}");
     assert!(!Path::new("/sys/class/net").join(names.bridge()).exists());

@@ -3,9 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-mod common;
-
-use common::Run;
+use crate::harness::{zerolab_in, Run};
 
 /// A temp dir to write cluster files into and run `zerolab` in (so diagnostics name
 /// files as written: `bad.yaml:3:7: ...`).
@@ -25,7 +23,7 @@ impl Harness {
     }
 
     fn zerolab(&self, args: &[&str]) -> Run {
-        common::zerolab_in(self.dir.path(), args)
+        zerolab_in(self.dir.path(), args)
     }
 }
 

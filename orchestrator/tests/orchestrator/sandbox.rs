@@ -1,22 +1,20 @@
 //! `zerolab sandbox run` for real on a 3-node `netns` lab: a guest built with
 //! `zvm-gcc` uploaded to node-2's agent, run there, its output streamed back and its
 //! exit code (or ZeroVM's return code) returned. Needs root, gcc and a built
-//! `zerolab-agent` (as tests/up.rs); without them the test says it was skipped.
+//! `zerolab-agent` (as `up`); without them the test says it was skipped.
 
 use std::fs;
 use std::path::Path;
 use std::time::Instant;
 
-mod common;
-
-use common::{zvm_gcc, LabHarness};
+use crate::harness::{prerequisites, zvm_gcc, LabHarness, Subnet};
 
 #[test]
 fn sandbox_run_streams_a_guest_from_node_2_and_returns_its_code() {
-    let Some(agent) = common::prerequisites("zerolab sandbox run") else {
+    let Some(agent) = prerequisites("zerolab sandbox run") else {
         return;
     };
-    let lab = LabHarness::new("sb", 131, agent.clone());
+    let lab = LabHarness::new(Subnet::Sandbox, agent.clone());
     let hello = lab.path("hello");
     zvm_gcc(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../sandbox/guest/examples/hello.c")), &hello);
     let args = lab.path("args.c");
@@ -53,8 +51,9 @@ fn sandbox_run_streams_a_guest_from_node_2_and_returns_its_code() {
     assert_eq!(run.stderr.lines().count(), 7, "bye and the six-line report: {run:#?}");
     assert_eq!(run.stderr.lines().nth(3), Some("3"), "user return code: {run:#?}");
 
-    // Not a guest: ZeroVM's return code for an invalid program, with the report.
-    let run = lab.zerolab(&["sandbox", "run"], &["node-2", "/bin/sh"]);
+    // Not a guest (the agent's own binary, a native program): ZeroVM's return code for an
+    // invalid program, with the report.
+    let run = lab.zerolab(&["sandbox", "run"], &["node-2", agent.to_str().unwrap()]);
     assert_eq!(run.code, 8, "{run:#?}");
     assert_eq!(run.stderr.lines().count(), 6, "{run:#?}");
 

@@ -3,7 +3,7 @@
 //! runs a guest. Each must end in a clear error naming node-2 and the fix, with the
 //! other nodes left ready and untouched, the exit code saying so, and nothing lost:
 //! the lab recovers once the fault is undone. Needs root, gcc and a built
-//! `zerolab-agent` (as tests/up.rs); without them each test says it was skipped.
+//! `zerolab-agent` (as `up`); without them each test says it was skipped.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -14,9 +14,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-mod common;
-
-use common::{alive, pid, status_rows, wait_dead, zvm_gcc, LabHarness, Run};
+use crate::harness::{alive, pid, prerequisites, status_rows, wait_dead, zvm_gcc, LabHarness, Run, Subnet};
 use zerolab::lab::{LabState, NodeState};
 use zerolab::provider::netns::Names;
 
@@ -92,10 +90,10 @@ fn lines(text: &str) -> BTreeSet<&str> {
 
 #[test]
 fn a_changed_host_key_or_a_rejected_key_fails_only_that_node() {
-    let Some(agent) = common::prerequisites("faults: host key and login key") else {
+    let Some(agent) = prerequisites("faults: host key and login key") else {
         return;
     };
-    let lab = LabHarness::new("ft", 50, agent);
+    let lab = LabHarness::new(Subnet::FaultsKeys, agent);
     let run = lab.zerolab(&["up"], &[]);
     assert_eq!(run.code, 0, "{run:#?}");
     let pids = agent_pids(&lab);
@@ -120,7 +118,13 @@ fn a_changed_host_key_or_a_rejected_key_fails_only_that_node() {
     assert_only_node_2_failed(&lab, &run, &pids);
     let line = up_line(&run, "node-2");
     let file = known_hosts.display().to_string();
-    assert!(line.starts_with("node-2: failed: host key changed: 10.77.50.3 now presents SHA256:"), "{line}");
+    assert!(
+        line.starts_with(&format!(
+            "node-2: failed: host key changed: {} now presents SHA256:",
+            Subnet::FaultsKeys.address(3)
+        )),
+        "{line}"
+    );
     for piece in [&file, "remove its line", "zerolab up"] {
         assert!(line.contains(piece), "`{piece}` not in: {line}");
     }
@@ -173,10 +177,10 @@ fn ip_link(veth: &str, up_or_down: &str) {
 
 #[test]
 fn an_unreachable_node_is_reported_quickly_and_the_others_stay_ready() {
-    let Some(agent) = common::prerequisites("faults: unreachable node") else {
+    let Some(agent) = prerequisites("faults: unreachable node") else {
         return;
     };
-    let lab = LabHarness::new("ft", 51, agent);
+    let lab = LabHarness::new(Subnet::FaultsUnreachable, agent);
     let run = lab.zerolab(&["up"], &[]);
     assert_eq!(run.code, 0, "{run:#?}");
     let pids = agent_pids(&lab);
@@ -188,7 +192,13 @@ fn an_unreachable_node_is_reported_quickly_and_the_others_stay_ready() {
     eprintln!("up with node-2's link down: {took:?}\n{}", run.stdout);
     assert_only_node_2_failed(&lab, &run, &pids);
     let line = up_line(&run, "node-2");
-    assert!(line.starts_with("node-2: unreachable: unreachable at 10.77.51.3:22 after 2 attempts"), "{line}");
+    assert!(
+        line.starts_with(&format!(
+            "node-2: unreachable: unreachable at {}:22 after 2 attempts",
+            Subnet::FaultsUnreachable.address(3)
+        )),
+        "{line}"
+    );
     assert_eq!(state(&lab).nodes["node-2"].state, NodeState::Unreachable);
     let (_, status_took) = timed(&lab, &["status"]);
     let row = assert_status_of_node_2(&lab, "unreachable", &["unreachable at"]);
@@ -253,10 +263,10 @@ fn guests_on(lab: &LabHarness, node: &str) -> Vec<i32> {
 
 #[test]
 fn an_agent_killed_during_a_guest_ends_the_run_with_a_clear_error() {
-    let Some(agent) = common::prerequisites("faults: agent killed mid-request") else {
+    let Some(agent) = prerequisites("faults: agent killed mid-request") else {
         return;
     };
-    let lab = LabHarness::new("ft", 52, agent);
+    let lab = LabHarness::new(Subnet::FaultsAgentKilled, agent);
     let spin = lab.path("spin");
     zvm_gcc(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../sandbox/tests/guests/loop.c")), &spin);
     let hello = lab.path("hello");

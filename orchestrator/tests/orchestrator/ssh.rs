@@ -1,5 +1,6 @@
 //! The SSH module against a real OpenSSH sshd on 127.0.0.1 (one per test, temp config).
-//! Needs root and /usr/sbin/sshd; skips with a message otherwise.
+//! Needs root and OpenSSH's sshd (found on `PATH` or in an sbin directory); skips with a
+//! message otherwise.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -8,17 +9,17 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use zerolab::ssh::{run_parallel, ConnectOptions, Error, HostKeys, Session, Target, Upload};
 
-const SSHD: &str = "/usr/sbin/sshd";
+use crate::harness::{is_root, program};
+
 const STEP: Duration = Duration::from_secs(30);
 
-fn can_run() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    if !root || !Path::new(SSHD).exists() {
-        eprintln!("skipped: needs root and {SSHD} (apt-get install -y openssh-server)");
-        return false;
+/// The sshd program when the tests can run here; otherwise says why they are skipped.
+fn sshd() -> Option<PathBuf> {
+    if !is_root() {
+        eprintln!("skipped: the ssh tests need root (CI runs them as root)");
+        return None;
     }
-    true
+    program("the ssh tests", "sshd", "openssh-server")
 }
 
 fn keygen(path: &Path) {
@@ -32,18 +33,19 @@ fn free_port() -> u16 {
 
 /// One sshd in a temp dir, killed on drop.
 struct Sshd {
+    program: PathBuf,
     dir: tempfile::TempDir,
     port: u16,
     child: Option<Child>,
 }
 
 impl Sshd {
-    fn start() -> Sshd {
+    fn start(program: PathBuf) -> Sshd {
         let dir = tempfile::tempdir().unwrap();
         keygen(&dir.path().join("client"));
         std::fs::copy(dir.path().join("client.pub"), dir.path().join("authorized_keys")).unwrap();
         std::fs::create_dir_all(dir.path().join("home")).unwrap();
-        let mut sshd = Sshd { dir, port: free_port(), child: None };
+        let mut sshd = Sshd { program, dir, port: free_port(), child: None };
         sshd.restart_with_new_host_key();
         sshd
     }
@@ -68,7 +70,7 @@ impl Sshd {
         std::fs::create_dir_all("/run/sshd").unwrap();
         // A private mount namespace with an empty home over /root, so root's .bashrc
         // (which costs ~140 ms per command on these machines) is not measured.
-        let script = format!("mount --bind {d}/home /root && exec {SSHD} -D -e -f {d}/sshd_config");
+        let script = format!("mount --bind {d}/home /root && exec {} -D -e -f {d}/sshd_config", self.program.display());
         let child = Command::new("unshare")
             .args(["-m", "sh", "-c", &script])
             .stdin(Stdio::null())
@@ -123,10 +125,10 @@ impl Drop for Sshd {
 
 #[tokio::test]
 async fn exec_returns_output_and_status() {
-    if !can_run() {
+    let Some(program) = sshd() else {
         return;
-    }
-    let sshd = Sshd::start();
+    };
+    let sshd = Sshd::start(program);
     let session = sshd.connect().await;
     let out = session.exec("echo out; echo err >&2; exit 7", None, STEP).await.unwrap();
     assert_eq!((out.status, &out.stdout[..], &out.stderr[..]), (Some(7), &b"out\n"[..], &b"err\n"[..]));
@@ -159,10 +161,10 @@ async fn exec_returns_output_and_status() {
 
 #[tokio::test]
 async fn upload_streams_verifies_and_skips_the_same_file() {
-    if !can_run() {
+    let Some(program) = sshd() else {
         return;
-    }
-    let sshd = Sshd::start();
+    };
+    let sshd = Sshd::start(program);
     let session = sshd.connect().await;
     let local = sshd.path("agent");
     let content: Vec<u8> = (0..20_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
@@ -182,10 +184,10 @@ async fn upload_streams_verifies_and_skips_the_same_file() {
 
 #[tokio::test]
 async fn changed_host_key_is_a_hard_error_with_the_fix() {
-    if !can_run() {
+    let Some(program) = sshd() else {
         return;
-    }
-    let mut sshd = Sshd::start();
+    };
+    let mut sshd = Sshd::start(program);
     sshd.connect().await.close().await.unwrap();
     let pinned = sshd.host_keys().pinned("n1").unwrap();
     sshd.restart_with_new_host_key();
@@ -199,10 +201,10 @@ async fn changed_host_key_is_a_hard_error_with_the_fix() {
 
 #[tokio::test]
 async fn wrong_client_key_is_an_auth_error() {
-    if !can_run() {
+    let Some(program) = sshd() else {
         return;
-    }
-    let sshd = Sshd::start();
+    };
+    let sshd = Sshd::start(program);
     keygen(&sshd.path("stranger"));
     let mut target = sshd.target("n1");
     target.key = sshd.path("stranger");
@@ -213,7 +215,7 @@ async fn wrong_client_key_is_an_auth_error() {
 
 #[tokio::test]
 async fn closed_port_retries_then_is_unreachable() {
-    if !can_run() {
+    if sshd().is_none() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -238,10 +240,10 @@ async fn closed_port_retries_then_is_unreachable() {
 
 #[tokio::test]
 async fn streamlocal_reaches_a_unix_socket_on_the_node() {
-    if !can_run() {
+    let Some(program) = sshd() else {
         return;
-    }
-    let sshd = Sshd::start();
+    };
+    let sshd = Sshd::start(program);
     let socket = sshd.path("echo.sock");
     let listener = tokio::net::UnixListener::bind(&socket).unwrap();
     tokio::spawn(async move {
@@ -267,10 +269,10 @@ async fn streamlocal_reaches_a_unix_socket_on_the_node() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parallel_execs_report_per_node() {
-    if !can_run() {
+    let Some(program) = sshd() else {
         return;
-    }
-    let sshd = Sshd::start();
+    };
+    let sshd = Sshd::start(program);
     let mut targets: Vec<Target> = (0..20).map(|i| sshd.target(&format!("n{i}"))).collect();
     targets[3].key = sshd.path("missing-key");
     let host_keys = sshd.host_keys();

@@ -5,9 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-mod common;
-
-use common::Run;
+use crate::harness::{zerolab_in, Run};
 
 /// A temp dir holding the examples' job files and inputs, dummy programs, and whatever
 /// a test writes; `zerolab` runs in it, so diagnostics name files as written.
@@ -46,7 +44,7 @@ impl Harness {
     }
 
     fn zerolab(&self, args: &[&str]) -> Run {
-        common::zerolab_in(self.dir.path(), args)
+        zerolab_in(self.dir.path(), args)
     }
 }
 

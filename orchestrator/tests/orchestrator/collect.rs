@@ -2,15 +2,13 @@
 //! stdout into the run's directory and where the job copies it, while its own peak RSS
 //! (and the lab keeper's, which carries the bytes from the node) stays far below the
 //! output's size. Before, the orchestrator read each collected body whole into memory.
-//! Needs root, gcc and a built `zerolab-agent` (as tests/run.rs).
+//! Needs root, gcc and a built `zerolab-agent` (as `run`).
 
 use std::fs;
 use std::io::Read;
 use std::process::{Command, Stdio};
 
-mod common;
-
-use common::{guest, job, LabHarness};
+use crate::harness::{guest, job, prerequisites, LabHarness, Subnet};
 
 /// The output's size: 256 MiB.
 const BIG: u64 = 256 << 20;
@@ -35,10 +33,10 @@ fn keeper_pid(lab_dir: &str) -> Option<u32> {
 
 #[test]
 fn a_256_mib_output_is_collected_with_flat_memory() {
-    let Some(agent) = common::prerequisites("collecting a large output") else {
+    let Some(agent) = prerequisites("collecting a large output") else {
         return;
     };
-    let lab = LabHarness::new("co", 135, agent);
+    let lab = LabHarness::new(Subnet::Collect, agent);
     guest(
         &lab,
         "big",

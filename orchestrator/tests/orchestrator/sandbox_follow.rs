@@ -11,9 +11,7 @@ use std::fs;
 use std::process::Command;
 use std::time::Instant;
 
-mod common;
-
-use common::{pid, zvm_gcc, LabHarness};
+use crate::harness::{pid, prerequisites, zvm_gcc, LabHarness, Subnet};
 
 /// What the guest writes: byte `i` is `i % 251`, 64 MiB of it.
 const SIZE: usize = 64 << 20;
@@ -44,10 +42,10 @@ fn io_of(pid: i32) -> (u64, u64) {
 
 #[test]
 fn sandbox_run_follows_64_mib_of_stdout_reading_each_byte_once() {
-    let Some(agent) = common::prerequisites("zerolab sandbox run, 64 MiB followed") else {
+    let Some(agent) = prerequisites("zerolab sandbox run, 64 MiB followed") else {
         return;
     };
-    let lab = LabHarness::new("sf", 137, agent);
+    let lab = LabHarness::new(Subnet::SandboxFollow, agent);
     let source = lab.path("big.c");
     fs::write(&source, GUEST).unwrap();
     let big = lab.path("big");

@@ -1,12 +1,10 @@
-//! A real `netns` lab for the orchestrator's end-to-end tests: a temp dir
-//! holding a copy of examples/netns-3.yaml (own lab name and subnet, so test
-//! binaries can run in parallel) and the lab root, a `zerolab` command builder
-//! (also for other cluster files: [`zerolab`]), and a drop guard that takes the
-//! lab down even when a test fails; what the tests read of a node from the
-//! host: its pid files, its processes, `status` rows; and for the job tests, guests and
-//! job files written beside the lab, runs in the background, summary rows.
-
-#![allow(dead_code)] // each test binary uses its own part of the harness
+//! What the suite's modules share: a real `netns` lab in a temp dir (a copy of
+//! examples/netns-3.yaml under its own name and subnet from [`Subnet`], so labs of tests
+//! running in parallel never meet) and its lab root, a `zerolab` command builder (also for
+//! other cluster files: [`zerolab`]), and a drop guard that takes the lab down even when a
+//! test fails; what the tests read of a node from the host: its pid files, its processes,
+//! `status` rows; for the job tests, guests and job files written beside the lab, runs in
+//! the background, summary rows; and the machine's programs, found on `PATH` ([`program`]).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -39,6 +37,118 @@ pub fn prerequisites(test: &str) -> Option<PathBuf> {
         eprintln!("skipped: no zerolab-agent beside the test binaries; run `cargo build --release -p zerolab-agent`");
     }
     agent
+}
+
+/// Declares [`Subnet`]: one variant per netns lab, its discriminant the `x` of its subnet.
+macro_rules! subnets {
+    ($($(#[$doc:meta])* $variant:ident = $x:literal, $prefix:literal;)*) => {
+        /// Every netns lab the suite makes, with its subnet `10.77.<x>.0/24` (the
+        /// discriminant, so the compiler rejects two labs on one subnet) and its name
+        /// `<prefix><x>` (unique with it). Tests run in parallel in one binary: a lab of
+        /// its own is what keeps one test's namespaces, links and addresses out of
+        /// another's. A new lab test adds its row here.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        #[repr(u8)]
+        pub enum Subnet {
+            $($(#[$doc])* $variant = $x,)*
+        }
+
+        impl Subnet {
+            /// Every row of the table.
+            pub const ALL: &[Subnet] = &[$(Subnet::$variant),*];
+
+            fn prefix(self) -> &'static str {
+                match self {
+                    $(Subnet::$variant => $prefix,)*
+                }
+            }
+        }
+    };
+}
+
+subnets! {
+    /// `ssh_provider`: the netns hosts under an `ssh` lab (that lab is `sp40-ssh`).
+    SshProviderUp = 40, "sp";
+    /// `ssh_provider`: one of its nodes unreachable.
+    SshProviderPartial = 41, "sp";
+    /// `login`: `zerolab ssh`.
+    Login = 42, "zs";
+    /// `faults`: a changed host key and a rejected login key.
+    FaultsKeys = 50, "ft";
+    /// `faults`: an unreachable node.
+    FaultsUnreachable = 51, "ft";
+    /// `faults`: an agent killed mid-request.
+    FaultsAgentKilled = 52, "ft";
+    /// `netns`: three nodes made and destroyed through the provider.
+    NetnsThree = 101, "nt";
+    /// `netns`: a create refused (its subnet taken) or failing.
+    NetnsRefused = 102, "nt";
+    /// `netns`: a create failing on a node that cannot start.
+    NetnsFailing = 103, "nt";
+    /// `netns`: the ignored many-node timing.
+    NetnsMany = 104, "nt";
+    /// `netns`: refused without root (nothing is made).
+    NetnsNotRoot = 105, "nt";
+    /// `up`: up, status and down.
+    Up = 120, "up";
+    /// `exec`: exec and inventory.
+    Exec = 130, "ex";
+    /// `sandbox`: sandbox run.
+    Sandbox = 131, "sb";
+    /// `keeper`: the connection keeper.
+    Keeper = 132, "kp";
+    /// `run`: run, jobs, logs and cancel.
+    Run = 133, "rn";
+    /// `examples`: the README's wordcount and 1 GiB pipeline.
+    Examples = 134, "xm";
+    /// `collect`: a 256 MiB output collected.
+    Collect = 135, "co";
+    /// `job_devices`: every kind of device (its HTTP server listens on the bridge).
+    Devices = 136, "dv";
+    /// `sandbox_follow`: 64 MiB followed.
+    SandboxFollow = 137, "sf";
+    /// `retry`: retries.
+    Retry = 140, "rt";
+}
+
+impl Subnet {
+    /// The `x` of `10.77.<x>.0/24`.
+    pub fn x(self) -> u8 {
+        self as u8
+    }
+
+    /// The lab's name.
+    pub fn name(self) -> String {
+        format!("{}{}", self.prefix(), self.x())
+    }
+
+    /// Address `host` in the subnet: 1 is the host's side of the bridge, nodes start at 2.
+    pub fn address(self, host: u8) -> String {
+        format!("10.77.{}.{host}", self.x())
+    }
+
+    /// examples/netns-3.yaml as this lab: its name and subnet replaced.
+    pub fn example(self) -> String {
+        let text = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/netns-3.yaml")).unwrap();
+        assert!(text.contains("name: netns-3\n") && text.contains("10.77.0.0/24"));
+        text.replace("name: netns-3\n", &format!("name: {}\n", self.name()))
+            .replace("10.77.0.0/24", &format!("10.77.{}.0/24", self.x()))
+    }
+}
+
+/// `program` on `PATH` or in an sbin directory (which a non-login root shell may lack on
+/// `PATH`), when it is there; otherwise says that `test` is skipped and what to install.
+pub fn program(test: &str, program: &str, package: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let sbin = ["/usr/local/sbin", "/usr/sbin", "/sbin"].map(PathBuf::from);
+    let found = std::env::split_paths(&path).chain(sbin).map(|dir| dir.join(program)).find(|file| {
+        use std::os::unix::fs::PermissionsExt;
+        fs::metadata(file).is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+    });
+    if found.is_none() {
+        eprintln!("skipped: {test} needs {program} (apt-get install -y {package})");
+    }
+    found
 }
 
 /// Builds a guest with the SDK's zvm-gcc.
@@ -82,13 +192,9 @@ pub struct LabHarness {
 }
 
 impl LabHarness {
-    /// examples/netns-3.yaml as lab `<prefix><x>` on subnet 10.77.<x>.0/24.
-    pub fn new(prefix: &str, x: u8, agent: PathBuf) -> LabHarness {
-        let text = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/netns-3.yaml")).unwrap();
-        assert!(text.contains("name: netns-3\n") && text.contains("10.77.0.0/24"));
-        let text = text
-            .replace("name: netns-3\n", &format!("name: {prefix}{x}\n"))
-            .replace("10.77.0.0/24", &format!("10.77.{x}.0/24"));
+    /// examples/netns-3.yaml as lab `subnet` (not made yet: `zerolab up` makes it).
+    pub fn new(subnet: Subnet, agent: PathBuf) -> LabHarness {
+        let text = subnet.example();
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("lab.yaml");
         fs::write(&file, &text).unwrap();
@@ -217,4 +323,15 @@ pub fn status_rows(run: &Run) -> Vec<(String, String, String)> {
             (cells[0].to_owned(), cells[3].to_owned(), cells[4].to_owned())
         })
         .collect()
+}
+
+#[test]
+fn every_lab_has_its_own_name_and_links() {
+    let count = Subnet::ALL.len();
+    let names: std::collections::BTreeSet<String> = Subnet::ALL.iter().map(|s| s.name()).collect();
+    assert_eq!(names.len(), count, "{names:?}");
+    // Links are named after a 24-bit hash of the lab name: no two labs may share one.
+    let bridges: std::collections::BTreeSet<String> =
+        names.iter().map(|name| zerolab::provider::netns::Names::new(name).bridge()).collect();
+    assert_eq!(bridges.len(), count, "{bridges:?}");
 }

@@ -1,16 +1,14 @@
 //! `zerolab ssh` for real on a 3-node `netns` lab: the system's OpenSSH client logs in
 //! with the lab's config, runs a command and exits with its status, or runs the shell;
-//! each reason it cannot is one line. Needs root, a built `zerolab-agent` (as
-//! tests/up.rs) and the OpenSSH client; without them the test says it was skipped.
+//! each reason it cannot is one line. Needs root, a built `zerolab-agent` (as `up`)
+//! and the OpenSSH client; without them the test says it was skipped.
 
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 
-mod common;
-
-use common::{LabHarness, Run};
+use crate::harness::{prerequisites, LabHarness, Run, Subnet};
 use zerolab::lab::NodeState;
 
 /// `zerolab ssh FILE --lab-root ROOT ARGS...` with `stdin` and `PATH` as given.
@@ -32,14 +30,14 @@ fn ssh(lab: &LabHarness, args: &[&str], stdin: &str, path: Option<&str>) -> Run 
 
 #[test]
 fn zerolab_ssh_logs_in_with_the_labs_config_or_says_why_not() {
-    let Some(agent) = common::prerequisites("zerolab ssh") else {
+    let Some(agent) = prerequisites("zerolab ssh") else {
         return;
     };
-    let lab = LabHarness::new("zs", 42, agent);
+    let lab = LabHarness::new(Subnet::Login, agent);
 
     let run = ssh(&lab, &["node-2", "--", "hostname"], "", None);
     assert_eq!((run.code, run.stdout.as_str()), (2, ""), "{run:#?}");
-    assert_eq!(run.stderr, "zerolab: lab zs42 is not up; run `zerolab up` first\n");
+    assert_eq!(run.stderr, format!("zerolab: lab {} is not up; run `zerolab up` first\n", Subnet::Login.name()));
     let run = lab.zerolab(&["up"], &[]);
     assert_eq!(run.code, 0, "{run:#?}");
 
@@ -59,7 +57,9 @@ fn zerolab_ssh_logs_in_with_the_labs_config_or_says_why_not() {
     // The config it wrote: private, in the lab, checking host keys strictly.
     let config = lab.lab().dir().join("ssh_config");
     assert_eq!(fs::metadata(&config).unwrap().permissions().mode() & 0o777, 0o600);
-    assert!(fs::read_to_string(&config).unwrap().contains("Host node-2\n  HostName 10.77.42.3\n"));
+    assert!(fs::read_to_string(&config)
+        .unwrap()
+        .contains(&format!("Host node-2\n  HostName {}\n", Subnet::Login.address(3))));
     assert!(fs::read_to_string(&config).unwrap().contains("  StrictHostKeyChecking yes\n"));
 
     // Each reason it cannot log in, in one line.

@@ -2,22 +2,20 @@
 //! built with `zvm-gcc`, placed over the nodes, their programs and inputs uploaded once
 //! per node, outputs collected; a failing guest stops the others at once; a node whose
 //! agent dies is reported with its node; bad jobs are refused before anything runs.
-//! Needs root, gcc and a built `zerolab-agent` (as tests/up.rs).
+//! Needs root, gcc and a built `zerolab-agent` (as `up`).
 
 use std::fs;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-mod common;
-
-use common::{guest, job, row, run_in_background, zvm_gcc, LabHarness};
+use crate::harness::{guest, job, prerequisites, row, run_in_background, zvm_gcc, LabHarness, Subnet};
 
 #[test]
 fn run_places_uploads_collects_fails_fast_and_reports_lost_nodes() {
-    let Some(agent) = common::prerequisites("zerolab run") else {
+    let Some(agent) = prerequisites("zerolab run") else {
         return;
     };
-    let lab = LabHarness::new("rn", 133, agent);
+    let lab = LabHarness::new(Subnet::Run, agent);
     let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../sandbox/guest/examples");
     zvm_gcc(&Path::new(examples).join("hello.c"), &lab.path("hello"));
     zvm_gcc(&Path::new(examples).join("cat.c"), &lab.path("cat"));
@@ -36,7 +34,10 @@ fn run_places_uploads_collects_fails_fast_and_reports_lost_nodes() {
 
     // Not up: one line, nothing made.
     let run = lab.zerolab(&["run"], &[&smoke]);
-    assert_eq!((run.code, run.stderr.as_str()), (2, "zerolab: lab rn133 is not up; run `zerolab up` first\n"));
+    assert_eq!(
+        (run.code, run.stderr.as_str()),
+        (2, format!("zerolab: lab {} is not up; run `zerolab up` first\n", Subnet::Run.name()).as_str())
+    );
     assert_eq!(lab.zerolab(&["up"], &[]).code, 0);
 
     // Spread over the three nodes, outputs collected, stdout copied where the job says.
@@ -157,7 +158,10 @@ fn run_places_uploads_collects_fails_fast_and_reports_lost_nodes() {
     );
     let run = lab.zerolab(&["run"], &[&nowhere]);
     assert_eq!(run.code, 2, "{run:#?}");
-    assert!(run.stderr.starts_with("zerolab: the job cannot be placed on lab rn133:"), "{run:#?}");
+    assert!(
+        run.stderr.starts_with(&format!("zerolab: the job cannot be placed on lab {}:", Subnet::Run.name())),
+        "{run:#?}"
+    );
     let broken =
         job(&lab, "broken", "apiVersion: zerolab/v1\nkind: Job\nname: broken\ngroups:\n  - {name: a, programm: x}\n");
     let run = lab.zerolab(&["run"], &[&broken]);

@@ -1,15 +1,13 @@
 //! `zerolab exec` for real on a 3-node `netns` lab: per-node prefixed output, stderr
 //! marked, exit codes summed up, `--nodes`, `exec -- true` timed, and the `inventory`
 //! ssh-config used by the real `ssh -F`. Needs root and a
-//! built `zerolab-agent` (as tests/up.rs); without either the test says it was skipped.
+//! built `zerolab-agent` (as `up`); without either the test says it was skipped.
 
 use std::fs;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-mod common;
-
-use common::LabHarness;
+use crate::harness::{prerequisites, LabHarness, Subnet};
 
 fn sorted_lines(text: &str) -> Vec<&str> {
     let mut lines: Vec<&str> = text.lines().collect();
@@ -19,17 +17,17 @@ fn sorted_lines(text: &str) -> Vec<&str> {
 
 #[test]
 fn exec_fans_out_prefixes_output_and_sums_up_exit_codes() {
-    let Some(agent) = common::prerequisites("zerolab exec") else {
+    let Some(agent) = prerequisites("zerolab exec") else {
         return;
     };
-    let lab = LabHarness::new("ex", 130, agent.clone());
+    let lab = LabHarness::new(Subnet::Exec, agent.clone());
 
     // Before `up`: nothing to run on, said in one line.
     for command in ["exec", "inventory"] {
         let args: &[&str] = if command == "exec" { &["--", "true"] } else { &["--format", "ansible"] };
         let run = lab.zerolab(&[command], args);
         assert_eq!((run.code, run.stdout.as_str()), (2, ""), "{run:#?}");
-        assert_eq!(run.stderr, "zerolab: lab ex130 is not up; run `zerolab up` first\n");
+        assert_eq!(run.stderr, format!("zerolab: lab {} is not up; run `zerolab up` first\n", Subnet::Exec.name()));
     }
 
     let run = lab.zerolab(&["up"], &[]);
@@ -44,12 +42,12 @@ fn exec_fans_out_prefixes_output_and_sums_up_exit_codes() {
     assert_eq!(
         out,
         [
-            "node-1: 10.77.130.2",
-            "node-1: out",
-            "node-2: 10.77.130.3",
-            "node-2: out",
-            "node-3: 10.77.130.4",
-            "node-3: out"
+            format!("node-1: {}", Subnet::Exec.address(2)),
+            "node-1: out".into(),
+            format!("node-2: {}", Subnet::Exec.address(3)),
+            "node-2: out".into(),
+            format!("node-3: {}", Subnet::Exec.address(4)),
+            "node-3: out".into()
         ],
         "{run:#?}"
     );
@@ -83,7 +81,7 @@ fn exec_fans_out_prefixes_output_and_sums_up_exit_codes() {
         .output()
         .unwrap();
     assert!(ssh.status.success(), "{}\n{}", String::from_utf8_lossy(&ssh.stderr), run.stdout);
-    assert_eq!(String::from_utf8_lossy(&ssh.stdout).trim(), "10.77.130.3");
+    assert_eq!(String::from_utf8_lossy(&ssh.stdout).trim(), Subnet::Exec.address(3));
     let run = lab.zerolab(&["inventory"], &["--format", "ansible"]);
     assert_eq!(run.code, 0, "{run:#?}");
     assert!(run.stdout.contains("\n[pool_workers]\nnode-1\nnode-2\nnode-3\n"), "{run:#?}");

@@ -2,8 +2,8 @@
 //! own OpenSSH sshd, reached with the real OpenSSH client. Needs root; without root the
 //! tests say they were skipped.
 //!
-//! Each test uses its own lab name and subnet (10.77.<x>.0/24), so they run in parallel
-//! with each other and with other labs on the machine.
+//! Each test uses its own lab name and subnet (a row of the harness's [`Subnet`] table),
+//! so they run in parallel with each other and with the suite's other labs.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -16,10 +16,7 @@ use zerolab::lab::{Lab, NodeState};
 use zerolab::provider::netns::{self, Names};
 use zerolab::provider::CreateStep;
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
-}
+use crate::harness::{is_root, Subnet};
 
 macro_rules! require_root {
     () => {
@@ -30,21 +27,16 @@ macro_rules! require_root {
     };
 }
 
-/// examples/netns-3.yaml, with its own lab name and subnet `10.77.<x>.0/24`.
-fn example_cluster(x: u8, count: usize) -> Cluster {
-    example_cluster_with(x, &format!("count: {count}"))
+/// examples/netns-3.yaml as lab `subnet`, with `count` nodes.
+fn example_cluster(subnet: Subnet, count: usize) -> Cluster {
+    example_cluster_with(subnet, &format!("count: {count}"))
 }
 
 /// The same, with its node entry's `count: 3` replaced by `entry`.
-fn example_cluster_with(x: u8, entry: &str) -> Cluster {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/netns-3.yaml");
-    let text = fs::read_to_string(path).unwrap();
-    assert!(text.contains("name: netns-3\n") && text.contains("10.77.0.0/24") && text.contains("count: 3"));
-    let text = text
-        .replace("name: netns-3\n", &format!("name: nt{x}\n"))
-        .replace("10.77.0.0/24", &format!("10.77.{x}.0/24"))
-        .replace("count: 3", entry);
-    zerolab::cluster::from_str(&text, "netns-3.yaml").unwrap()
+fn example_cluster_with(subnet: Subnet, entry: &str) -> Cluster {
+    let text = subnet.example();
+    assert!(text.contains("count: 3"));
+    zerolab::cluster::from_str(&text.replace("count: 3", entry), "netns-3.yaml").unwrap()
 }
 
 fn ssh(lab: &Lab, address: &str, command: &str) -> std::process::Output {
@@ -113,7 +105,7 @@ fn assert_nothing_left(lab: &Lab) {
 #[test]
 fn three_node_lab_is_reachable_isolated_and_leaves_nothing_behind() {
     require_root!();
-    let cluster = example_cluster(101, 3);
+    let cluster = example_cluster(Subnet::NetnsThree, 3);
     let root = tempfile::tempdir().unwrap();
     let lab = Lab::open_or_create(root.path(), cluster.name()).unwrap();
     let host_had_var_lib_zerolab = Path::new("/var/lib/zerolab").exists();
@@ -141,7 +133,8 @@ fn three_node_lab_is_reachable_isolated_and_leaves_nothing_behind() {
     assert!(matches!(netns::create(&lab, &cluster, &|_: &str, _| {}), Err(netns::NetnsError::AlreadyUp { .. })));
 
     // The real OpenSSH client, host keys pinned on first contact.
-    assert_eq!(ssh_ok(&lab, "10.77.101.2", "hostname"), "node-1\n");
+    let node_1 = Subnet::NetnsThree.address(2);
+    assert_eq!(ssh_ok(&lab, &node_1, "hostname"), "node-1\n");
     let mut host_names = BTreeSet::new();
     for node in cluster.nodes() {
         host_names.insert(ssh_ok(&lab, &node.address.to_string(), "hostname; echo $HOME; ls -A ~").trim().to_owned());
@@ -152,18 +145,18 @@ fn three_node_lab_is_reachable_isolated_and_leaves_nothing_behind() {
     assert_eq!(keys.len(), 3, "{known_hosts}");
 
     // curve25519 key exchange (3x faster cold logins than OpenSSH 9.2's default here).
-    let verbose = ssh_with(&lab, &["-v"], "10.77.101.4", "true");
+    let verbose = ssh_with(&lab, &["-v"], &Subnet::NetnsThree.address(4), "true");
     assert!(String::from_utf8_lossy(&verbose.stderr).contains("kex: algorithm: curve25519-sha256\r"));
     // Private directories: what node-1 writes, node-2 and the host do not see.
-    ssh_ok(&lab, "10.77.101.2", "echo one > /var/lib/zerolab/probe && echo one > /run/zerolab/probe");
-    assert_eq!(ssh_ok(&lab, "10.77.101.2", "cat /var/lib/zerolab/probe"), "one\n");
+    ssh_ok(&lab, &node_1, "echo one > /var/lib/zerolab/probe && echo one > /run/zerolab/probe");
+    assert_eq!(ssh_ok(&lab, &node_1, "cat /var/lib/zerolab/probe"), "one\n");
     assert_eq!(
-        ssh_ok(&lab, "10.77.101.3", "ls -A /var/lib/zerolab /run/zerolab"),
+        ssh_ok(&lab, &Subnet::NetnsThree.address(3), "ls -A /var/lib/zerolab /run/zerolab"),
         "/run/zerolab:\n\n/var/lib/zerolab:\n"
     );
     assert_eq!(Path::new("/var/lib/zerolab").exists(), host_had_var_lib_zerolab);
     // Traffic stays on the bridge: nodes have no route out.
-    assert_eq!(ssh_ok(&lab, "10.77.101.2", "ip -4 route show default"), "");
+    assert_eq!(ssh_ok(&lab, &node_1, "ip -4 route show default"), "");
 
     let started = Instant::now();
     netns::destroy(&lab).unwrap();
@@ -180,20 +173,23 @@ fn three_node_lab_is_reachable_isolated_and_leaves_nothing_behind() {
 fn failed_create_leaves_nothing_behind() {
     require_root!();
     // Two labs on one subnet: the second is refused before anything is made.
-    let cluster = example_cluster(102, 1);
+    let cluster = example_cluster(Subnet::NetnsRefused, 1);
     let root = tempfile::tempdir().unwrap();
     let lab = Lab::open_or_create(root.path(), cluster.name()).unwrap();
     let _up = Up(&lab);
     netns::create(&lab, &cluster, &|_: &str, _| {}).unwrap();
-    let other = Lab::open_or_create(root.path(), "other-102").unwrap();
+    let other = Lab::open_or_create(root.path(), "other").unwrap();
     let err = netns::create(&other, &cluster, &|_: &str, _| {}).unwrap_err();
-    assert!(err.to_string().starts_with("subnet 10.77.102.0/24 is already used by"), "{err}");
+    assert!(
+        err.to_string().starts_with(&format!("subnet 10.77.{}.0/24 is already used by", Subnet::NetnsRefused.x())),
+        "{err}"
+    );
     netns::destroy(&lab).unwrap();
     assert_nothing_left(&lab);
 
     // A node that cannot start (its user's home, /nonexistent, cannot be mounted over):
     // create fails naming the node and the cause, and removes what it made.
-    let cluster = example_cluster_with(103, "count: 2\n    user: nobody");
+    let cluster = example_cluster_with(Subnet::NetnsFailing, "count: 2\n    user: nobody");
     let lab = Lab::open_or_create(root.path(), cluster.name()).unwrap();
     let _up2 = Up(&lab);
     let started = Instant::now();
@@ -209,7 +205,7 @@ fn refuses_without_root_naming_the_fix() {
         eprintln!("skipped: runs only without root (the other tests cover root)");
         return;
     }
-    let cluster = example_cluster(105, 1);
+    let cluster = example_cluster(Subnet::NetnsNotRoot, 1);
     let root = tempfile::tempdir().unwrap();
     let lab = Lab::open_or_create(root.path(), cluster.name()).unwrap();
     let err = netns::create(&lab, &cluster, &|_: &str, _| {}).unwrap_err();
@@ -218,13 +214,13 @@ fn refuses_without_root_naming_the_fix() {
 }
 
 /// Timing for many nodes (`ZEROLAB_NETNS_NODES`, default 50, at most 253):
-/// `cargo test -p zerolab --test netns -- --ignored --nocapture`.
+/// `cargo test --release -p zerolab --test orchestrator -- netns::many_node_lab_times --ignored --nocapture`.
 #[test]
 #[ignore = "slow: creates 50 namespace hosts"]
 fn many_node_lab_times() {
     require_root!();
     let count: usize = std::env::var("ZEROLAB_NETNS_NODES").ok().and_then(|n| n.parse().ok()).unwrap_or(50);
-    let cluster = example_cluster(104, count);
+    let cluster = example_cluster(Subnet::NetnsMany, count);
     let root = tempfile::tempdir().unwrap();
     let lab = Lab::open_or_create(root.path(), cluster.name()).unwrap();
     let _up = Up(&lab);

@@ -4,15 +4,13 @@
 //! program and input it lacks) and the run succeeds with that attempt's outputs;
 //! `retries: 0` fails at once as before; a failure elsewhere and `cancel` stop instances
 //! that could have been retried without retrying them, and leave no session running.
-//! Needs root, gcc and a built `zerolab-agent` (as tests/up.rs).
+//! Needs root, gcc and a built `zerolab-agent` (as `up`).
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-mod common;
-
-use common::{guest, job, row, run_in_background, zvm_gcc, LabHarness, Run};
+use crate::harness::{guest, job, prerequisites, row, run_in_background, zvm_gcc, LabHarness, Run, Subnet};
 use zerolab::run::{history, JobRecord};
 
 /// `spin MILLIONS CODE`: spins MILLIONS million rounds, copies stdin to stdout, exits CODE.
@@ -106,10 +104,10 @@ fn read(path: &Path) -> String {
 
 #[test]
 fn retries_place_failed_instances_again_on_other_nodes() {
-    let Some(agent_binary) = common::prerequisites("zerolab run with retries") else {
+    let Some(agent_binary) = prerequisites("zerolab run with retries") else {
         return;
     };
-    let lab = LabHarness::new("rt", 140, agent_binary);
+    let lab = LabHarness::new(Subnet::Retry, agent_binary);
     guest(&lab, "fail", "#include <zvm.h>\nint main(void) { zvm_puts(2, \"no luck\\n\"); return 3; }\n");
     guest(&lab, "spin", SPIN);
     zvm_gcc(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../sandbox/tests/guests/loop.c")), &lab.path("loop"));

@@ -1,15 +1,13 @@
 //! The `ssh` provider for real: a `netns` lab's hosts stand in for machines that already
 //! exist, and an `ssh` cluster file points at them (their addresses, user root, the netns
 //! lab's key). `up`, `status`, `exec` and `down` run through the binary on that file,
-//! in a lab root of its own. Needs root and a built `zerolab-agent` (as tests/up.rs);
+//! in a lab root of its own. Needs root and a built `zerolab-agent` (as `up`);
 //! without either the test says it was skipped.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-mod common;
-
-use common::{LabHarness, Run};
+use crate::harness::{prerequisites, zerolab, LabHarness, Run, Subnet};
 
 /// An `ssh` cluster file (lab `<netns lab>-ssh`) naming hosts of `nodes`, and its lab root.
 struct SshLab<'a> {
@@ -50,7 +48,7 @@ impl<'a> SshLab<'a> {
     }
 
     fn zerolab(&self, command: &[&str], args: &[&str]) -> Run {
-        common::zerolab(command, &self.file, &self.root, &self.agent, args)
+        zerolab(command, &self.file, &self.root, &self.agent, args)
     }
 
     fn lab_dir(&self) -> PathBuf {
@@ -91,10 +89,10 @@ fn status_rows(run: &Run) -> Vec<[String; 4]> {
 
 #[test]
 fn ssh_lab_installs_the_agent_changes_nothing_twice_and_removes_only_zerolab() {
-    let Some(agent) = common::prerequisites("the ssh provider") else {
+    let Some(agent) = prerequisites("the ssh provider") else {
         return;
     };
-    let nodes = LabHarness::new("sp", 40, agent.clone());
+    let nodes = LabHarness::new(Subnet::SshProviderUp, agent.clone());
     nodes.create_nodes();
     let ssh = SshLab::new(&nodes, &agent);
     ssh.write(&[("web-1", "node-1", 22), ("web-2", "node-2", 22), ("web-3", "node-3", 22)]);
@@ -106,7 +104,10 @@ fn ssh_lab_installs_the_agent_changes_nothing_twice_and_removes_only_zerolab() {
         let line = format!("{node}: ready (agent uploaded, started, healthy)");
         assert!(run.stdout.lines().any(|l| l == line), "{run:#?}");
     }
-    assert!(run.stdout.contains("lab sp40-ssh: 3 of 3 nodes ready in "), "{run:#?}");
+    assert!(
+        run.stdout.contains(&format!("lab {}-ssh: 3 of 3 nodes ready in ", Subnet::SshProviderUp.name())),
+        "{run:#?}"
+    );
     let version = env!("CARGO_PKG_VERSION");
     let ready = |node: &str| [node, "ssh", "ready", version].map(str::to_owned);
     let run = ssh.zerolab(&["status"], &[]);
@@ -136,7 +137,11 @@ fn ssh_lab_installs_the_agent_changes_nothing_twice_and_removes_only_zerolab() {
         .flat_map(|node| [pid(&nodes, node, "supervisor.pid").unwrap(), pid(&nodes, node, "agent.pid").unwrap()])
         .collect();
     let run = ssh.zerolab(&["down"], &[]);
-    assert_eq!((run.code, run.stdout.as_str(), run.stderr.as_str()), (0, "lab sp40-ssh: down\n", ""), "{run:#?}");
+    assert_eq!(
+        (run.code, run.stdout.as_str(), run.stderr.as_str()),
+        (0, format!("lab {}-ssh: down\n", Subnet::SshProviderUp.name()).as_str(), ""),
+        "{run:#?}"
+    );
     for pid in pids {
         wait_dead(pid);
     }
@@ -160,10 +165,10 @@ fn ssh_lab_installs_the_agent_changes_nothing_twice_and_removes_only_zerolab() {
 
 #[test]
 fn unreachable_ssh_nodes_are_reported_per_node_and_keep_down_from_forgetting_them() {
-    let Some(agent) = common::prerequisites("the ssh provider") else {
+    let Some(agent) = prerequisites("the ssh provider") else {
         return;
     };
-    let nodes = LabHarness::new("sp", 41, agent.clone());
+    let nodes = LabHarness::new(Subnet::SshProviderPartial, agent.clone());
     nodes.create_nodes();
     let ssh = SshLab::new(&nodes, &agent);
     let b = nodes.cluster.node("node-2").unwrap().address.to_string();
@@ -175,7 +180,11 @@ fn unreachable_ssh_nodes_are_reported_per_node_and_keep_down_from_forgetting_the
     assert!(run.stdout.contains("a: ready (agent uploaded, started, healthy)\n"), "{run:#?}");
     let unreachable = format!("b: unreachable: unreachable at {b}:2 after 6 attempts (");
     assert!(run.stdout.lines().any(|l| l.starts_with(&unreachable)), "{run:#?}");
-    assert!(run.stdout.contains("lab sp41-ssh: 1 of 2 nodes ready, 1 not ready in "), "{run:#?}");
+    assert!(
+        run.stdout
+            .contains(&format!("lab {}-ssh: 1 of 2 nodes ready, 1 not ready in ", Subnet::SshProviderPartial.name())),
+        "{run:#?}"
+    );
     let run = ssh.zerolab(&["status"], &[]);
     assert_eq!(run.code, 1, "{run:#?}");
     let states: Vec<String> =

@@ -2,26 +2,24 @@
 //! (three maps and a reduce, channels across the nodes) equals `tr -s ' ' '\n' | sort |
 //! uniq -c` on the same input, and `examples/pipeline` streams 1 GiB through producer,
 //! filter and sink, each on its own node, to the checksum the stream defines. Needs
-//! root, gcc and a built `zerolab-agent` (as tests/up.rs).
+//! root, gcc and a built `zerolab-agent` (as `up`).
 
 use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-mod common;
-
-use common::LabHarness;
+use crate::harness::{prerequisites, LabHarness, Subnet};
 
 const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples");
 
 #[test]
 fn wordcount_and_pipeline_run_across_the_nodes_of_a_lab() {
-    let Some(agent) = common::prerequisites("the examples") else {
+    let Some(agent) = prerequisites("the examples") else {
         return;
     };
     let built = Command::new(Path::new(EXAMPLES).join("build-guests")).output().unwrap();
     assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
-    let lab = LabHarness::new("xm", 134, agent);
+    let lab = LabHarness::new(Subnet::Examples, agent);
     assert_eq!(lab.zerolab(&["up"], &[]).code, 0);
 
     let wordcount = format!("{EXAMPLES}/wordcount/job.yaml");

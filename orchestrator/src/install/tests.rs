@@ -224,14 +224,21 @@ fn with_systemd_the_unit_is_installed_once_and_the_service_started_or_restarted(
 fn without_systemd_a_supervisor_keeps_the_agent_running_until_removed() {
     let node = Node::new();
     assert_eq!(node.start(false), "started");
-    // The supervisor writes its pid, then the agent's, once it runs.
+    // The supervisor writes its pid, then the agent's, once it runs (the pid file may
+    // be there a moment before the process it names is).
     let deadline = Instant::now() + Duration::from_secs(5);
-    while !node.path("run/agent.pid").exists() {
-        assert!(Instant::now() < deadline, "the supervisor did not start the agent");
+    let (supervisor, agent) = loop {
+        let pids = ["supervisor.pid", "agent.pid"].map(|file| {
+            fs::read_to_string(node.path("run").join(file)).ok().and_then(|text| text.trim().parse::<i32>().ok())
+        });
+        if let [Some(supervisor), Some(agent)] = pids {
+            if running(supervisor) && running(agent) {
+                break (supervisor, agent);
+            }
+        }
+        assert!(Instant::now() < deadline, "the supervisor did not start the agent: {pids:?}");
         std::thread::sleep(Duration::from_millis(10));
-    }
-    let (supervisor, agent) = (node.pid("supervisor.pid"), node.pid("agent.pid"));
-    assert!(running(supervisor) && running(agent));
+    };
     assert_eq!(node.start(false), "running");
     assert_eq!(node.pid("supervisor.pid"), supervisor);
 

@@ -56,6 +56,8 @@ pub struct Setup<'a> {
     pub policy: &'a dyn RetryPolicy,
     /// Where followed output goes, when the caller follows it.
     pub follow: Option<Hook<'a>>,
+    /// When the run began: the step timings (`ZEROLAB_LOG=zerolab::run=debug`) count from it.
+    pub begun: Instant,
 }
 
 /// A run under way (see the module doc).
@@ -67,6 +69,7 @@ pub struct Driver<'a> {
     record: JobRecord,
     policy: &'a dyn RetryPolicy,
     follower: Option<Follower<'a>>,
+    begun: Instant,
     lives: Vec<Life>,
     /// Nodes lost, or whose agent restarted, during the run.
     lost: BTreeSet<String>,
@@ -94,6 +97,7 @@ impl<'a> Driver<'a> {
             record: setup.record,
             policy: setup.policy,
             follower: setup.follow.map(Follower::new),
+            begun: setup.begun,
             lives,
             lost: BTreeSet::new(),
             silent_since: BTreeMap::new(),
@@ -132,6 +136,7 @@ impl<'a> Driver<'a> {
     /// sessions. A start refused stops those started and ends the run.
     async fn launch(&mut self) -> Result<(), RunError> {
         steps::upload(&self.mux, &self.targets, &self.plan.blobs).await?;
+        tracing::debug!(elapsed = ?self.begun.elapsed(), "uploaded");
         for (life, instance) in self.lives.iter_mut().zip(&self.plan.instances) {
             life.advance(State::Uploaded { node: instance.node.clone() });
         }
@@ -153,7 +158,10 @@ impl<'a> Driver<'a> {
             }
         }
         self.record.save(&self.dir)?;
-        let Some((index, cause)) = refused else { return Ok(()) };
+        let Some((index, cause)) = refused else {
+            tracing::debug!(elapsed = ?self.begun.elapsed(), "all sessions started");
+            return Ok(());
+        };
         steps::kill_all(&self.mux, &self.targets, self.live_sessions()).await;
         let instance = &self.plan.instances[index];
         Err(RunError::Start { instance: instance.name.clone(), node: instance.node.clone(), cause })

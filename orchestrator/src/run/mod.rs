@@ -225,7 +225,7 @@ pub async fn run(
         tracing::debug!(elapsed = ?begun.elapsed(), done = counts.done, failed = counts.failed, "progress");
         progress(counts);
     };
-    let setup = Setup { mux, targets, plan, dir: dir.clone(), record, policy: &policy, follow: None };
+    let setup = Setup { mux, targets, plan, dir: dir.clone(), record, policy: &policy, follow: None, begun };
     let instances = Driver::new(setup).drive(progress).await?;
     tracing::debug!(elapsed = ?begun.elapsed(), "all instances ended, outputs collected");
     Ok(JobRun { id, dir, instances })
@@ -249,7 +249,16 @@ pub async fn run_followed(
     let id = format!("{name}-{}", SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis());
     let dir = lab_dir.join("jobs").join(&id);
     let record = JobRecord::new(&id, name, file, &plan);
-    let setup = Setup { mux, targets, plan, dir: dir.clone(), record, policy: &NoRetries, follow: Some(follow) };
+    let setup = Setup {
+        mux,
+        targets,
+        plan,
+        dir: dir.clone(),
+        record,
+        policy: &NoRetries,
+        follow: Some(follow),
+        begun: Instant::now(),
+    };
     let instances = Driver::new(setup).drive(|_| {}).await?;
     Ok(JobRun { id, dir, instances })
 }

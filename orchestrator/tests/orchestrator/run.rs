@@ -52,10 +52,19 @@ fn run_places_uploads_collects_fails_fast_and_reports_lost_nodes() {
     assert!(fs::read_to_string(Path::new(results).join("cat/report")).unwrap().lines().count() == 6);
     assert!(run.stdout.ends_with("all 4 instances exited 0\n"), "{run:#?}");
 
-    // Again: the programs are on the nodes already.
+    // Again: the programs are on the nodes already. `ZEROLAB_LOG` shows each step's
+    // timing (what `scripts/bench lab` reads).
     let started = Instant::now();
-    let run = lab.zerolab(&["run"], &[&smoke]);
-    assert_eq!(run.code, 0, "{run:#?}");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_zerolab"))
+        .args(["run".as_ref(), lab.file.as_os_str(), "--lab-root".as_ref(), lab.root().as_os_str(), smoke.as_ref()])
+        .env("ZEROLAB_LOG", "zerolab::run=debug")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:#?}");
+    let log = String::from_utf8_lossy(&output.stderr);
+    for step in ["planned", "uploaded", "all sessions started", "all instances ended, outputs collected"] {
+        assert!(log.lines().any(|line| line.contains(step) && line.contains("elapsed=")), "no `{step}` in:\n{log}");
+    }
     eprintln!("a cached 4-instance run took {:?}", started.elapsed());
 
     // `jobs` lists both runs, `logs` prefixes each instance's lines.

@@ -136,7 +136,7 @@ impl<'a> Driver<'a> {
     /// sessions. A start refused stops those started and ends the run.
     async fn launch(&mut self) -> Result<(), RunError> {
         steps::upload(&self.mux, &self.targets, &self.plan.blobs).await?;
-        tracing::debug!(elapsed = ?self.begun.elapsed(), "uploaded");
+        tracing::debug!(target: "zerolab::run", elapsed = ?self.begun.elapsed(), "uploaded");
         for (life, instance) in self.lives.iter_mut().zip(&self.plan.instances) {
             life.advance(State::Uploaded { node: instance.node.clone() });
         }
@@ -159,7 +159,7 @@ impl<'a> Driver<'a> {
         }
         self.record.save(&self.dir)?;
         let Some((index, cause)) = refused else {
-            tracing::debug!(elapsed = ?self.begun.elapsed(), "all sessions started");
+            tracing::debug!(target: "zerolab::run", elapsed = ?self.begun.elapsed(), "all sessions started");
             return Ok(());
         };
         steps::kill_all(&self.mux, &self.targets, self.live_sessions()).await;

@@ -63,7 +63,8 @@ fn run_places_uploads_collects_fails_fast_and_reports_lost_nodes() {
     assert!(output.status.success(), "{output:#?}");
     let log = String::from_utf8_lossy(&output.stderr);
     for step in ["planned", "uploaded", "all sessions started", "all instances ended, outputs collected"] {
-        assert!(log.lines().any(|line| line.contains(step) && line.contains("elapsed=")), "no `{step}` in:\n{log}");
+        let marked = format!("zerolab::run: {step} elapsed=");
+        assert!(log.lines().any(|line| line.contains(&marked)), "no `{marked}` in:\n{log}");
     }
     eprintln!("a cached 4-instance run took {:?}", started.elapsed());
 

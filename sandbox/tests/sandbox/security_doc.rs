@@ -19,18 +19,23 @@ fn section(heading: &str) -> &'static str {
     &rest[..rest.find("\n## ").unwrap_or(rest.len())]
 }
 
-#[test]
-fn the_documented_channel_devices_are_the_accepted_ones() {
-    let layer = section("## Layer 1");
-    let table = layer.split("\n\n").find(|b| b.trim_start().starts_with("| device")).expect("the devices table");
-    let documented: BTreeSet<(String, String)> = table
+/// The first two cells of each row of the table in `section` whose header starts with
+/// `header`.
+fn table(section: &str, header: &str) -> Vec<(String, String)> {
+    let table = section.split("\n\n").find(|b| b.trim_start().starts_with(header)).expect("the table");
+    table
         .lines()
         .skip(2)
         .map(|l| {
             let cells: Vec<&str> = l.split('|').map(str::trim).collect();
             (cells[1].to_string(), cells[2].to_string())
         })
-        .collect();
+        .collect()
+}
+
+#[test]
+fn the_documented_channel_devices_are_the_accepted_ones() {
+    let documented: BTreeSet<(String, String)> = table(section("## Layer 1"), "| device").into_iter().collect();
     let accepted: BTreeSet<(String, String)> =
         DEVICES.iter().map(|(major, minor, name)| (name.to_string(), format!("{major}:{minor}"))).collect();
     assert_eq!(documented, accepted);
@@ -66,16 +71,7 @@ fn every_attack_test_the_doc_cites_exists() {
 
 #[test]
 fn the_documented_jail_steps_are_the_codes_in_order() {
-    let layer = section("## Layer 2");
-    let table = layer.split("\n\n").find(|b| b.trim_start().starts_with("| # | step")).expect("the steps table");
-    let rows: Vec<(String, String)> = table
-        .lines()
-        .skip(2)
-        .map(|l| {
-            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
-            (cells[1].to_string(), cells[2].to_string())
-        })
-        .collect();
+    let rows = table(section("## Layer 2"), "| # | step");
     assert_eq!(
         rows.len(),
         Step::ALL.len(),

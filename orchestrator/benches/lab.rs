@@ -181,6 +181,7 @@ fn main() {
 
     let big = Lab::new(dir.path(), "bench100", 100, BIG_OCTET);
     let small = Lab::new(dir.path(), "bench50", 50, 81);
+    let (_big_down, _small_down) = (big.down_on_drop(), small.down_on_drop());
 
     println!("\n1. a 100-node netns lab");
     let made = big.up(&agent);

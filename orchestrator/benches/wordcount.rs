@@ -72,7 +72,7 @@ fn main() {
 
     let dir = tempfile::tempdir().unwrap();
     let lab = Lab::new(dir.path(), "benchwc", NODES, 78);
-    let _down = Down(&lab);
+    let _down = lab.down_on_drop();
     lab.up(&agent);
     let job = write_job(&scratch, &map, &reduce, parts, reducers);
     let native_out = scratch.join("native.txt");
@@ -129,18 +129,6 @@ fn main() {
     }
 
     rounds.report(&input, parts, reducers, cores);
-}
-
-/// Takes the lab down when the benchmark ends, also when a check fails.
-struct Down<'a>(&'a Lab);
-
-impl Drop for Down<'_> {
-    fn drop(&mut self) {
-        let status = self.0.zerolab("down").stdout(Stdio::null()).status();
-        if !status.is_ok_and(|s| s.success()) {
-            eprintln!("wordcount benchmark: `zerolab down` failed; take the lab {} down by hand", self.0.name);
-        }
-    }
 }
 
 /// Panics with the first differing line unless `ours` is `expected`.

@@ -87,6 +87,24 @@ impl Lab {
     pub fn exec(&self, shell: &str) -> Duration {
         run(self.zerolab("exec").arg("--").arg(shell)).1
     }
+
+    /// A guard that takes the lab down when dropped: when the benchmark ends, and when a
+    /// check panics (a lab is left behind otherwise: its namespaces, sshd and agents).
+    pub fn down_on_drop(&self) -> Down<'_> {
+        Down(self)
+    }
+}
+
+/// See [`Lab::down_on_drop`].
+pub struct Down<'a>(&'a Lab);
+
+impl Drop for Down<'_> {
+    fn drop(&mut self) {
+        let status = self.0.zerolab("down").stdout(std::process::Stdio::null()).status();
+        if !status.is_ok_and(|s| s.success()) {
+            eprintln!("benchmark: `zerolab down` failed; take the lab {} down by hand", self.0.name);
+        }
+    }
 }
 
 /// The `elapsed=…` of a tracing line (`elapsed=83.8885ms`, `elapsed=1.2s`).

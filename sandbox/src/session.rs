@@ -29,6 +29,7 @@ use crate::manifest::{self, Manifest, ManifestError};
 use crate::report::{Report, ValidatorState};
 use crate::verdict_cache::VerdictCache;
 
+mod describe;
 mod supervise;
 
 use supervise::AtStart;

@@ -2,6 +2,7 @@
 
 use super::fixtures::*;
 use super::*;
+use crate::codes::ReturnCode;
 
 const R: u32 = ph::PF_R;
 const RX: u32 = ph::PF_R | ph::PF_X;

@@ -116,7 +116,12 @@ pub async fn up(
     }
     let lab = Lab::at(root, cluster.name())?;
     let _lock = LabLock::acquire(&lab, "zerolab up", &options.lock).await?;
-    let lab = Lab::open_or_create(root, cluster.name())?;
+    // Making a lab runs `ssh-keygen` for its key pair: blocking work, off the runtime.
+    let (dir, name) = (root.to_path_buf(), cluster.name().to_owned());
+    let lab = match tokio::task::spawn_blocking(move || Lab::open_or_create(dir, &name)).await {
+        Ok(lab) => lab?,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    };
     if provider.create(&lab, cluster, options.create_progress.clone()).await? == Created::Made {
         // New hosts: a keeper of the old ones holds dead connections.
         keeper::stop(lab.dir()).await;

@@ -78,6 +78,11 @@ struct State {
     used: HashMap<Sha256, SystemTime>,
     /// Blobs removed since the agent started.
     collected: u64,
+    /// Blobs in the store and their bytes: counted once when the store opens, then kept
+    /// as blobs are stored and removed (the agent is the directory's only writer), so
+    /// health and the check after each upload do not list the directory.
+    blobs: u64,
+    bytes: u64,
 }
 
 /// What the store holds now.
@@ -105,7 +110,13 @@ impl Blobs {
         let dir = dir.into();
         crate::state::create_private_dir(&dir)?;
         let shared = Arc::new(Shared { limit, min_age, state: Mutex::new(State::default()) });
-        Ok(Blobs { dir, shared })
+        let blobs = Blobs { dir, shared };
+        {
+            let mut state = blobs.state();
+            let listing = blobs.listing(&state);
+            state.count(&listing);
+        }
+        Ok(blobs)
     }
 
     /// The store's directory.
@@ -180,13 +191,7 @@ impl Blobs {
     /// What the store holds.
     pub fn usage(&self) -> StoreUsage {
         let state = self.state();
-        let listing = self.listing(&state);
-        StoreUsage {
-            blobs: listing.len() as u64,
-            bytes: listing.iter().map(|(_, size, _)| size).sum(),
-            limit: self.shared.limit,
-            collected: state.collected,
-        }
+        StoreUsage { blobs: state.blobs, bytes: state.bytes, limit: self.shared.limit, collected: state.collected }
     }
 
     /// When the store holds more than its limit, removes unpinned blobs not used
@@ -194,22 +199,25 @@ impl Blobs {
     /// (or nothing more may go); returns how many were removed.
     pub fn collect(&self) -> u64 {
         let mut state = self.state();
-        let mut listing = self.listing(&state);
-        let mut bytes: u64 = listing.iter().map(|(_, size, _)| size).sum();
-        if bytes <= self.shared.limit {
+        let limit = self.shared.limit;
+        if state.bytes <= limit {
             return 0;
         }
+        // Over the limit: list the directory (which also corrects the counts).
+        let mut listing = self.listing(&state);
+        state.count(&listing);
         let fresh = SystemTime::now().checked_sub(self.shared.min_age).unwrap_or(SystemTime::UNIX_EPOCH);
         listing.retain(|(name, _, used)| !state.pins.contains_key(name) && *used <= fresh);
         listing.sort_by_key(|(_, _, used)| *used);
         let (mut removed, mut freed) = (0, 0);
         for (name, size, _) in listing {
-            if bytes <= self.shared.limit {
+            if state.bytes <= limit {
                 break;
             }
             match std::fs::remove_file(self.dir.join(name.to_string())) {
                 Ok(()) => {
-                    bytes -= size;
+                    state.blobs -= 1;
+                    state.bytes -= size;
                     freed += size;
                     removed += 1;
                     state.used.remove(&name);
@@ -219,17 +227,22 @@ impl Blobs {
             }
         }
         state.collected += removed;
+        let left = state.bytes;
         if removed > 0 {
-            tracing::info!(blobs = removed, bytes = freed, left = bytes, limit = self.shared.limit, "blobs collected");
+            tracing::info!(blobs = removed, bytes = freed, left, limit, "blobs collected");
         }
-        if bytes > self.shared.limit {
-            tracing::debug!(
-                bytes,
-                limit = self.shared.limit,
-                "blob store over its limit: the rest is in use or recent"
-            );
+        if left > limit {
+            tracing::debug!(bytes = left, limit, "blob store over its limit: the rest is in use or recent");
         }
         removed
+    }
+}
+
+impl State {
+    /// Sets the counts from a listing of the directory.
+    fn count(&mut self, listing: &[(Sha256, u64, SystemTime)]) {
+        self.blobs = listing.len() as u64;
+        self.bytes = listing.iter().map(|(_, size, _)| size).sum();
     }
 }
 
@@ -318,6 +331,8 @@ impl BlobWriter {
                     dir: blobs.dir.clone(),
                     source: e.error,
                 })?;
+                state.blobs += 1;
+                state.bytes += stored.size;
             }
             state.used.insert(actual, SystemTime::now());
         }

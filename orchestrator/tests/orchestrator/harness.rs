@@ -300,12 +300,12 @@ pub fn pid(lab: &LabHarness, node: &str, file: &str) -> i32 {
 }
 
 /// Running, not a zombie (a zombie holds no namespace; its parent reaps it later).
-pub fn alive(pid: i32) -> bool {
+pub fn alive(pid: impl std::fmt::Display) -> bool {
     fs::read_to_string(format!("/proc/{pid}/stat"))
         .is_ok_and(|stat| stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')))
 }
 
-pub fn wait_dead(pid: i32) {
+pub fn wait_dead(pid: impl std::fmt::Display + Copy) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while alive(pid) {
         assert!(Instant::now() < deadline, "process {pid} still running");

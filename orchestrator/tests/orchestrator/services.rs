@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use zerolab::keeper::{Health, Keeper, ServiceSpec, ServiceState, ServiceStatus};
 
+use crate::harness::wait_dead;
+
 /// A lab directory under a temp root, with the `ssh` cluster file naming it.
 struct Lab {
     dir: tempfile::TempDir,
@@ -57,11 +59,6 @@ fn spec(name: &str, script: &str, health: Health) -> ServiceSpec {
     ServiceSpec { name: name.into(), command: vec!["sh".into(), "-c".into(), script.into()], health }
 }
 
-fn alive(pid: u32) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/stat"))
-        .is_ok_and(|stat| stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')))
-}
-
 fn parent(pid: u32) -> u32 {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     stat.rsplit_once(')').unwrap().1.split_whitespace().nth(1).unwrap().parse().unwrap()
@@ -95,14 +92,6 @@ fn log_with(path: &Path, line: &str) -> String {
             return text;
         }
         assert!(Instant::now() < deadline, "timed out waiting for {line:?} in {}: {text}", path.display());
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn wait_dead(pid: u32) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while alive(pid) {
-        assert!(Instant::now() < deadline, "process {pid} still running");
         std::thread::sleep(Duration::from_millis(10));
     }
 }

@@ -7,7 +7,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::harness::{prerequisites, zerolab, LabHarness, Run, Subnet};
+use crate::harness::{alive, prerequisites, wait_dead, zerolab, LabHarness, Run, Subnet};
 
 /// An `ssh` cluster file (lab `<netns lab>-ssh`) naming hosts of `nodes`, and its lab root.
 struct SshLab<'a> {
@@ -60,19 +60,6 @@ impl<'a> SshLab<'a> {
 fn pid(nodes: &LabHarness, node: &str, file: &str) -> Option<i32> {
     let path = nodes.lab().nodes_dir().join(node).join("run/zerolab").join(file);
     fs::read_to_string(path).ok()?.trim().parse().ok()
-}
-
-/// Running, and not a zombie (whose command line is empty).
-fn running(pid: i32) -> bool {
-    fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| !cmdline.is_empty())
-}
-
-fn wait_dead(pid: i32) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while running(pid) {
-        assert!(std::time::Instant::now() < deadline, "process {pid} still running");
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
 }
 
 /// The status table's rows as (node, provider, state, agent version).
@@ -214,7 +201,7 @@ fn unreachable_ssh_nodes_are_reported_per_node_and_keep_down_from_forgetting_the
         lab.display()
     );
     assert!(run.stderr.ends_with(&fix), "{run:#?}");
-    assert!(lab.exists() && running(agent_b));
+    assert!(lab.exists() && alive(agent_b));
     ssh.write(&[("a", "node-1", 22), ("b", "node-2", 22)]);
     let run = ssh.zerolab(&["down"], &[]);
     assert_eq!(run.code, 0, "{run:#?}");

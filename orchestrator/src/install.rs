@@ -25,6 +25,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use minijinja::context;
+use zerolab_agent_api::Sha256;
 
 use crate::agent_client::{self, AgentError};
 use crate::backoff::Backoff;
@@ -157,16 +158,11 @@ pub fn unit_file(paths: &Paths<'_>) -> Result<String, TemplateError> {
 /// the binary was just replaced, so a running agent is restarted). It prints `started`,
 /// `restarted` or `running`; with `expect_sum`, it first checks that the binary has that
 /// sha256 and prints `upload` (starting nothing) when it does not.
-pub fn start_script(paths: &Paths<'_>, restart: bool, expect_sum: Option<&str>) -> Result<String, TemplateError> {
-    if let Some(sum) = expect_sum.filter(|sum| sum.len() != 64 || !sum.bytes().all(|b| b.is_ascii_hexdigit())) {
-        let detail = format!("`{sum}` is not a sha256 in hex");
-        let source = minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, detail);
-        return Err(TemplateError { name: START_AGENT.to_owned(), source });
-    }
+pub fn start_script(paths: &Paths<'_>, restart: bool, expect_sum: Option<&Sha256>) -> Result<String, TemplateError> {
     let unit = unit_file(paths)?;
     let context = context! {
         restart => u8::from(restart),
-        expect_sum => expect_sum,
+        expect_sum => expect_sum.map(Sha256::to_string),
         unit => unit,
         ..paths.context(START_AGENT)?
     };
@@ -180,7 +176,7 @@ pub fn remove_script(paths: &Paths<'_>) -> Result<String, TemplateError> {
 
 /// Installs the local agent binary `agent` (whose sha256 is `sum`) on the session's
 /// node, starts it unless it runs, and waits until it is healthy.
-pub async fn install(session: &Session, agent: &Path, sum: &str) -> Result<Installed, InstallError> {
+pub async fn install(session: &Session, agent: &Path, sum: &Sha256) -> Result<Installed, InstallError> {
     session.check_sudo(STEP_TIMEOUT).await?;
     let mut upload = Upload::Skipped;
     let mut output = session.exec_as_root(&start_script(&Paths::NODE, false, Some(sum))?, STEP_TIMEOUT).await?;

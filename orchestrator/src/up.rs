@@ -36,6 +36,7 @@ use crate::keeper::{self, Keeper};
 use crate::lab::{Lab, LabError, LabLock, LockError, LockWait, NodeRecord, NodeState};
 use crate::provider::{self, CreateProgress, Created, Provider, ProviderError};
 use crate::ssh::{self, run_parallel, ConnectOptions, HostKeys, Session, Target, Upload};
+use zerolab_agent_api::Sha256;
 use zerolab_sandbox::session::error_chain;
 
 /// What can stop `up`, `down` or `status` as a whole (a node's own failure does not:
@@ -130,7 +131,7 @@ pub async fn up(
     let targets = targets(&lab, cluster, provider)?;
     let agent_error = |source| UpError::AgentRead { path: options.agent.clone(), source };
     // Hashed once here, not once per node.
-    let sum = ssh::sha256_file(&options.agent).await.map_err(agent_error)?.to_string();
+    let sum = ssh::sha256_file(&options.agent).await.map_err(agent_error)?;
     let agent = Arc::new((options.agent.clone(), sum));
     let progress = Arc::new(progress);
     // Nodes an earlier run left ready, failed or unreachable have long booted (hosts
@@ -225,7 +226,7 @@ async fn provision(
     connect: &ConnectOptions,
     host_keys: &HostKeys,
     agent: &Path,
-    sum: &str,
+    sum: &Sha256,
 ) -> Result<Installed, InstallError> {
     let session = Session::connect(target, host_keys, connect).await?;
     let result = install::install(&session, agent, sum).await;

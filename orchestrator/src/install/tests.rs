@@ -264,8 +264,8 @@ fn without_systemd_a_supervisor_keeps_the_agent_running_until_removed() {
 fn with_an_expected_sum_a_different_binary_asks_for_the_upload_and_starts_nothing() {
     let node = Node::new();
     let agent = fs::read(node.paths().agent).unwrap();
-    let sum = zerolab_agent_api::Sha256::of_bytes(&agent).to_string();
-    let other = "0".repeat(64);
+    let sum = Sha256::of_bytes(&agent);
+    let other: Sha256 = "0".repeat(64).parse().unwrap();
     assert_eq!(node.run(&start_script(&node.paths(), false, Some(&other)).unwrap()), "upload");
     assert!(!node.path("run/supervisor.pid").exists(), "nothing started");
     assert_eq!(node.run(&start_script(&node.paths(), false, Some(&sum)).unwrap()), "started");
@@ -276,5 +276,6 @@ fn with_an_expected_sum_a_different_binary_asks_for_the_upload_and_starts_nothin
     }
     assert!(running(node.pid("supervisor.pid")));
     assert_eq!(node.run(&remove_script(&node.paths()).unwrap()), "removed");
-    assert!(start_script(&node.paths(), false, Some("not-a-sum")).is_err());
+    // What is not a sha256 never reaches the script: it is not a `Sha256`.
+    assert!("not-a-sum".parse::<Sha256>().is_err());
 }

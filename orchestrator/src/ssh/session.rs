@@ -328,22 +328,24 @@ impl Session {
     pub async fn upload(&self, local: &Path, remote: &str, mode: u32, timeout: Duration) -> Result<Upload, Error> {
         let local_error = |source| Error::LocalFile { node: self.node.clone(), path: local.to_path_buf(), source };
         let sum = sha256_file(local).await.map_err(local_error)?;
-        self.upload_with_sum(local, &sum.to_string(), remote, mode, timeout).await
+        self.upload_with_sum(local, &sum, remote, mode, timeout).await
     }
 
-    /// [`upload`](Self::upload) with the file's sha256 (hex, see [`sha256_file`]) already
+    /// [`upload`](Self::upload) with the file's sha256 (see [`sha256_file`]) already
     /// known: when one file goes to many nodes, it is hashed once, not once per node.
     pub async fn upload_with_sum(
         &self,
         local: &Path,
-        sum: &str,
+        sum: &Sha256,
         remote: &str,
         mode: u32,
         timeout: Duration,
     ) -> Result<Upload, Error> {
         let quoted = shell_quote(remote);
         let check = self.exec(&format!("sha256sum {quoted} 2>/dev/null"), None, timeout).await?;
-        if check.success() && String::from_utf8_lossy(&check.stdout).split_whitespace().next() == Some(sum) {
+        if check.success()
+            && String::from_utf8_lossy(&check.stdout).split_whitespace().next() == Some(sum.to_string().as_str())
+        {
             return Ok(Upload::Skipped);
         }
         self.copy(local, sum, remote, mode, "", timeout, false).await?;
@@ -358,7 +360,7 @@ impl Session {
     pub async fn copy_as_root_then(
         &self,
         local: &Path,
-        sum: &str,
+        sum: &Sha256,
         remote: &str,
         mode: u32,
         then: &str,
@@ -371,7 +373,7 @@ impl Session {
     async fn copy(
         &self,
         local: &Path,
-        sum: &str,
+        sum: &Sha256,
         remote: &str,
         mode: u32,
         then: &str,

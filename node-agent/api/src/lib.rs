@@ -189,6 +189,14 @@ pub struct SessionRequest {
     /// the session fails with a report naming the channel and both its ends.
     #[serde(default = "default_channel_wait")]
     pub channel_wait_secs: u64,
+    /// The session's lease, in seconds: when given, the agent stops the guest (exit
+    /// state `lease expired`) once this long has passed since the session started or
+    /// its lease was last renewed (`POST /v1/leases`). An orchestrator that runs a job
+    /// renews its sessions' leases while it cares about them, so guests whose
+    /// orchestrator died, was interrupted or lost the node stop by themselves. Without
+    /// one, the session runs until it ends or its `timeout`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_secs: Option<u64>,
 }
 
 /// One device of a session: which, and where its data comes from or goes.
@@ -397,8 +405,28 @@ impl SessionRequest {
             devices: Vec::new(),
             channels: Vec::new(),
             channel_wait_secs: DEFAULT_CHANNEL_WAIT_SECS,
+            lease_secs: None,
         }
     }
+}
+
+/// `POST /v1/leases`: renew the leases of these sessions (see
+/// [`SessionRequest::lease_secs`]), each for its own lease's length from now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeaseRenewal {
+    /// Session ids.
+    pub sessions: Vec<String>,
+}
+
+/// `POST /v1/leases` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeasesRenewed {
+    /// The sessions whose lease was renewed (known, with a lease, not yet done).
+    pub renewed: Vec<String>,
+    /// The sessions not renewed: unknown or expired ids, sessions without a lease, and
+    /// sessions already done (their guests are not running; read their reports).
+    pub not_renewed: Vec<String>,
 }
 
 /// `POST /v1/sessions` answer.

@@ -54,7 +54,11 @@ fn a_redirected_stdout_keeps_what_came_before_and_the_report_follows_the_guest()
     let lab = Lab::new();
     for (stdout_type, stderr_type) in [(0, 0), (2, 2)] {
         let m = positional(&lab, stdout_type, stderr_type);
-        shell(&lab, "(echo before; echo before >&2; \"$0\" --manifest \"$1\"; echo after; echo after >&2) >out 2>err", &m);
+        shell(
+            &lab,
+            "(echo before; echo before >&2; \"$0\" --manifest \"$1\"; echo after; echo after >&2) >out 2>err",
+            &m,
+        );
         let out = lab.read_string("out");
         let (guest_out, report, after) = split_report(&out, 1);
         assert_eq!(guest_out, "before\nabchellohello", "type {stdout_type}: the guest's bytes in order:\n{out}");

@@ -232,3 +232,21 @@ fn zvsh_grows_its_stdout_pipe_to_a_mebibyte() {
     let size = fcntl(&stdout, FcntlArg::F_GETPIPE_SZ).expect("F_GETPIPE_SZ");
     assert_eq!(size, zerolab_sandbox::channel::PIPE_SIZE, "zvsh left its stdout pipe at {size} bytes");
 }
+
+#[test]
+fn a_forbidden_instruction_in_a_zvm_gcc_build_is_explained_for_what_it_is() {
+    let lab = Lab::new();
+    // esc_syscall is built with zvm-gcc and has a `syscall` in inline assembly.
+    let out = lab.zvsh().arg(guest("esc_syscall")).run().expect_code(8);
+    let stderr = out.stderr();
+    let line = stderr.lines().find(|l| l.contains("validation failed")).unwrap_or_else(|| panic!("{out}"));
+    let addr = line.split(" at ").nth(1).and_then(|rest| rest.split(' ').next()).unwrap_or_else(|| panic!("{line}"));
+    assert!(addr.starts_with("0x4"), "the address of the instruction: {line}");
+    assert!(line.contains("forbidden instruction `syscall`"), "{line}");
+    assert!(line.contains("in a program built with sandbox/guest/zvm-gcc it comes from inline assembly"), "{line}");
+    assert!(line.contains(&format!("`objdump -d --start-address={addr} PROGRAM` shows it")), "{line}");
+    assert!(!line.contains("build them with"), "not told to build with zvm-gcc as if it had not been: {line}");
+
+    let out = lab.zvsh().arg(guest("esc_rdtsc")).run().expect_code(8);
+    assert!(out.stderr().contains("may not read the clock"), "{out}");
+}

@@ -4,7 +4,7 @@
 //! `zerolab_sandbox::zvsh` or `session`, print, and exit with the documented
 //! code.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use clap::Parser;
@@ -33,7 +33,8 @@ struct Cli {
     /// Keep the generated manifest and the report in DIR.
     #[arg(long = "zvm-save-dir", value_name = "DIR")]
     save_dir: Option<PathBuf>,
-    /// Print the manifest and the report to stderr, and log the runtime's steps.
+    /// Print the manifest and the report to stderr, and log the runtime's steps (in
+    /// colour on a terminal unless NO_COLOR is set).
     #[arg(long = "zvm-debug")]
     debug: bool,
     /// Exit with the ZeroVM return code instead of the guest's exit code.
@@ -50,6 +51,7 @@ fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("ZVSH_LOG").unwrap_or_else(|_| level.into()))
         .with_writer(std::io::stderr)
+        .with_ansi(colour(std::io::stderr().is_terminal(), std::env::var_os("NO_COLOR")))
         .init();
     let opts = zvsh::default_options();
     if let Some(path) = &cli.manifest {
@@ -92,6 +94,12 @@ fn main() {
     std::process::exit(code);
 }
 
+/// Whether logs are coloured: only on a terminal, and not when `NO_COLOR` is set to
+/// anything but the empty string (<https://no-color.org>).
+fn colour(terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
 fn run_manifest(path: &PathBuf, opts: &session::Options) -> i32 {
     let text = match std::fs::read(path) {
         Ok(t) => t,
@@ -110,4 +118,17 @@ fn run_manifest(path: &PathBuf, opts: &session::Options) -> i32 {
     };
     print!("{report}");
     report.return_code.code()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::colour;
+
+    #[test]
+    fn logs_are_coloured_only_on_a_terminal_without_no_color() {
+        assert!(colour(true, None));
+        assert!(colour(true, Some("".into())), "an empty NO_COLOR is unset");
+        assert!(!colour(true, Some("1".into())));
+        assert!(!colour(false, None), "a pipe or file gets no escape codes");
+    }
 }

@@ -250,3 +250,12 @@ fn a_forbidden_instruction_in_a_zvm_gcc_build_is_explained_for_what_it_is() {
     let out = lab.zvsh().arg(guest("esc_rdtsc")).run().expect_code(8);
     assert!(out.stderr().contains("may not read the clock"), "{out}");
 }
+
+#[test]
+fn zvm_debug_writes_no_colour_codes_into_a_pipe() {
+    let lab = Lab::new();
+    let out = lab.zvsh().args(["--zvm-debug"]).arg(guest("hello")).run().expect_code(0);
+    let stderr = out.stderr();
+    assert!(stderr.contains("DEBUG") && stderr.contains("Program = "), "the debug log and the manifest: {stderr}");
+    assert!(!stderr.contains('\x1b'), "escape codes in a pipe:\n{stderr}");
+}

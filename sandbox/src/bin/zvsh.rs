@@ -10,7 +10,22 @@ use std::path::PathBuf;
 use clap::Parser;
 use zerolab_sandbox::{manifest, session, zvsh};
 
-const EXIT_CODES: &str = "\
+const AFTER_HELP: &str = "\
+Arguments after PROGRAM that start with @:
+  @FILE        attach the host file FILE as a channel named /dev/N.BASENAME (N counts
+               the images and files attached, from 1) and pass that name to the guest
+               in place of the argument. An existing FILE is a read-only random-access
+               channel (type 3): the guest reads any part of it, in any order, with
+               zvm_pread(channel, buf, size, offset), and sees its size in its manifest.
+               A FILE that does not exist is created as a write-only sequential output
+               (type 0). Either way the guest finds the channel by the name it was
+               given: zvm_channel(argv[i]).
+  @NAME=VALUE  set the guest's environment variable NAME (not passed as an argument).
+  Example:
+    zvsh ./lookup @table.bin @found.txt 42
+  runs ./lookup with argv \"./lookup /dev/1.table.bin /dev/2.found.txt 42\": it reads
+  table.bin at any offset and writes found.txt.
+
 Exit status:
   with --manifest: the ZeroVM return code (0 ok, 2 program missing, 4 killed
   by a signal, a forbidden call or Timeout, 5 program not a regular file,
@@ -22,7 +37,7 @@ Exit status:
 
 /// Run a ZeroVM guest: a static program confined to six calls on its channels.
 #[derive(Parser, Debug)]
-#[command(name = "zvsh", version, after_help = EXIT_CODES)]
+#[command(name = "zvsh", version, after_help = AFTER_HELP)]
 struct Cli {
     /// Run this manifest (the classic `zerovm FILE`) and print the report on stdout.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["command", "images", "save_dir"])]
@@ -40,7 +55,8 @@ struct Cli {
     /// Exit with the ZeroVM return code instead of the guest's exit code.
     #[arg(long = "zvm-getrc")]
     getrc: bool,
-    /// The guest program and its arguments (`@FILE` attaches a file, `@NAME=VALUE` sets the environment).
+    /// The guest program and its arguments (`@FILE` attaches a file as a channel, `@NAME=VALUE` sets
+    /// the environment: see below).
     #[arg(value_name = "PROGRAM [ARGS]", trailing_var_arg = true, allow_hyphen_values = true)]
     command: Vec<String>,
 }

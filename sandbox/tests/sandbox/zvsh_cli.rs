@@ -259,3 +259,21 @@ fn zvm_debug_writes_no_colour_codes_into_a_pipe() {
     assert!(stderr.contains("DEBUG") && stderr.contains("Program = "), "the debug log and the manifest: {stderr}");
     assert!(!stderr.contains('\x1b'), "escape codes in a pipe:\n{stderr}");
 }
+
+#[test]
+fn help_explains_at_file_channels_with_an_example() {
+    let lab = Lab::new();
+    let out = lab.zvsh().arg("--help").run().expect_code(0);
+    let help = out.stdout();
+    for said in [
+        "@FILE        attach the host file FILE as a channel named /dev/N.BASENAME",
+        "An existing FILE is a read-only random-access\n               channel (type 3)",
+        "zvm_pread(channel, buf, size, offset)",
+        "does not exist is created as a write-only sequential output",
+        "@NAME=VALUE  set the guest's environment variable NAME",
+        "zvsh ./lookup @table.bin @found.txt 42",
+        "argv \"./lookup /dev/1.table.bin /dev/2.found.txt 42\"",
+    ] {
+        assert!(help.contains(said), "--help does not say {said:?}:\n{help}");
+    }
+}

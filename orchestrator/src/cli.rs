@@ -224,7 +224,9 @@ pub enum InventoryFormat {
 pub enum SandboxCommand {
     /// Upload a guest program (built with sandbox/guest/zvm-gcc) to NODE's agent, run it
     /// there and stream its stdout and stderr back; on failure the six-line ZeroVM report
-    /// follows on stderr
+    /// follows on stderr. The guest's stdin is this command's stdin, read to its end and
+    /// uploaded before the guest starts (`echo hi | zerolab sandbox run FILE NODE cat`),
+    /// or empty when stdin is a terminal
     #[command(after_help = "Exit status: the guest's exit code, or ZeroVM's return code when the session \
                             failed (4 killed or timed out, 8 invalid program, ...; see zvsh); 1 invalid \
                             cluster file; 2 usage error, unreadable file or program, a node that is not ready \

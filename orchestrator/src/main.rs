@@ -213,13 +213,16 @@ fn sandbox_run(
     let name = program.file_name().map_or_else(|| program.to_string_lossy(), |n| n.to_string_lossy()).into_owned();
     let argv = std::iter::once(name).chain(args).collect();
     let options = zerolab::run::RunOptions { program: current_exe()? };
-    let report = runtime()?.block_on(run(lab_root, cluster, node, program, argv, &options, |stream, bytes| {
-        // Flushed at once: output shows as the guest writes it.
-        let _ = match stream {
-            Stream::Stdout => io::stdout().lock().write_all(bytes).and_then(|()| io::stdout().flush()),
-            Stream::Stderr => io::stderr().lock().write_all(bytes),
-        };
-    }))?;
+    // The guest reads our stdin, unless it is a terminal (nobody would know to type).
+    let stdin = (!io::stdin().is_terminal()).then(|| Box::new(io::stdin()) as Box<dyn io::Read + Send>);
+    let report =
+        runtime()?.block_on(run(lab_root, cluster, node, program, argv, stdin, &options, |stream, bytes| {
+            // Flushed at once: output shows as the guest writes it.
+            let _ = match stream {
+                Stream::Stdout => io::stdout().lock().write_all(bytes).and_then(|()| io::stdout().flush()),
+                Stream::Stderr => io::stderr().lock().write_all(bytes),
+            };
+        }))?;
     let code = exit_code(&report);
     if code != 0 {
         print_line(&mut io::stderr().lock(), report.text.trim_end_matches('\n'));

@@ -11,6 +11,11 @@
 //! (`LAB/jobs/sandbox-<ms>/`) keeps the outputs and the report, where `zerolab jobs` and
 //! `logs` find them.
 //!
+//! The guest's stdin is what the caller gives [`run()`] (the command's own stdin when it
+//! is not a terminal): spooled to a file in the lab's directory while it is hashed, then
+//! uploaded as the session's `stdin` blob like the program, so it is whole before the
+//! guest starts and a retry can send it again. Empty, it is not sent at all.
+//!
 //! An agent that dies while its guest runs takes the guest with it (the guest's
 //! parent-death signal); the next read of its output finds that out (nothing listens
 //! on the socket, a dropped connection, or a restarted agent that does not know the
@@ -18,10 +23,11 @@
 //! waiting.
 
 use std::collections::HashMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use hyper::StatusCode;
-use zerolab_agent_api::Report;
+use zerolab_agent_api::{DeviceName, DeviceSource, DeviceSpec, Hasher, Report};
 
 use crate::agent_client::AgentError;
 use crate::cluster::Cluster;
@@ -97,6 +103,15 @@ pub enum RunError {
         /// The agent's answer.
         cause: String,
     },
+    /// The guest's stdin could not be read or spooled.
+    #[error("cannot pass stdin to the guest (spooling it to {}); check the lab directory's free space, or run with stdin from a file", path.display())]
+    Stdin {
+        /// The spool file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The run: the lab's keeper, the upload, the results directory.
     #[error(transparent)]
     Run(Box<run::RunError>),
@@ -110,13 +125,16 @@ impl From<KeeperError> for RunError {
 
 /// Runs the local guest `program` with `args` on `node` of `cluster` (lab under `root`;
 /// `options.program` starts its keeper when none runs); `output` gets each new piece of
-/// the guest's stdout and stderr as it arrives. Returns the session's report.
+/// the guest's stdout and stderr as it arrives; the guest reads `stdin` to its end as
+/// its `/dev/stdin` (empty without one). Returns the session's report.
+#[allow(clippy::too_many_arguments)] // the command's own arguments, each used once
 pub async fn run(
     root: &Path,
     cluster: &Cluster,
     node: &str,
     program: &Path,
     args: Vec<String>,
+    stdin: Option<Box<dyn Read + Send>>,
     options: &RunOptions,
     mut output: impl FnMut(Stream, &[u8]),
 ) -> Result<Report, RunError> {
@@ -128,10 +146,15 @@ pub async fn run(
     let target = handle.ready(node)?.clone();
     let lab = handle.lab();
     let name = program.file_name().map_or_else(|| "guest".into(), |n| n.to_string_lossy().into_owned());
-    let plan = plan::one(&name, node, program, args, lab.dir()).await.map_err(|e| match e {
+    let mut plan = plan::one(&name, node, program, args, lab.dir()).await.map_err(|e| match e {
         plan::PlanError::Read { source, .. } => RunError::Program { path: program.into(), source },
         other => RunError::Run(Box::new(other.into())),
     })?;
+    // Kept until the run ends: the upload reads the spool.
+    let _spool = match stdin {
+        Some(reader) => Some(give_stdin(&mut plan, reader, lab.dir()).await?),
+        None => None,
+    };
     let mux = handle.keeper(&options.program).await?;
     let targets = HashMap::from([(node.to_owned(), target)]);
     let follow = Box::new(|_: usize, stream: Stream, bytes: &[u8]| output(stream, bytes));
@@ -148,6 +171,63 @@ pub async fn run(
         (Some(report), None) => Ok(report),
         (_, cause) => Err(RunError::Lost { node: node.to_owned(), cause: cause.unwrap_or_else(|| "no report".into()) }),
     }
+}
+
+/// The guest's stdin, spooled: the file is removed when this is dropped.
+struct Spool(PathBuf);
+
+impl Drop for Spool {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Spools `reader` into `lab_dir` while hashing it and, unless it is empty, gives it to
+/// the plan's one instance as its `stdin` blob.
+async fn give_stdin(plan: &mut plan::Plan, reader: Box<dyn Read + Send>, lab_dir: &Path) -> Result<Spool, RunError> {
+    let spool = Spool(lab_dir.join(format!("stdin-{}.spool", std::process::id())));
+    let path = spool.0.clone();
+    let spooled = tokio::task::spawn_blocking(move || spool_to(reader, &path))
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))
+        .and_then(|spooled| spooled);
+    let (sha256, size) = spooled.map_err(|source| RunError::Stdin { path: spool.0.clone(), source })?;
+    if size > 0 {
+        let blob = plan::Blob { sha256, path: spool.0.clone(), size };
+        for instance in &mut plan.instances {
+            instance
+                .request
+                .devices
+                .push(DeviceSpec { name: DeviceName::Stdin, source: DeviceSource::Blob { sha256 } });
+            plan.blobs.entry(instance.node.clone()).or_default().push(blob.clone());
+        }
+        for blobs in &mut plan.instance_blobs {
+            blobs.push(blob.clone());
+        }
+    }
+    Ok(spool)
+}
+
+/// Copies `reader` to a new private file at `path`; its SHA-256 and size.
+fn spool_to(mut reader: Box<dyn Read + Send>, path: &Path) -> std::io::Result<(zerolab_agent_api::Sha256, u64)> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    let mut hasher = Hasher::default();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buf[..n]);
+        file.write_all(&buf[..n])?;
+        size += n as u64;
+    }
+    Ok((hasher.finish(), size))
 }
 
 /// A request about running session `id` failed: the agent went away when nothing

@@ -109,6 +109,8 @@ subnets! {
     SandboxFollow = 137, "sf";
     /// `retry`: retries.
     Retry = 140, "rt";
+    /// `sandbox`: sandbox run's stdin.
+    SandboxStdin = 180, "ls";
 }
 
 impl Subnet {

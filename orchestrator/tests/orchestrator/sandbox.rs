@@ -62,3 +62,57 @@ fn sandbox_run_streams_a_guest_from_node_2_and_returns_its_code() {
     assert_eq!(run.code, 2, "{run:#?}");
     assert_eq!(run.stderr, "zerolab: no node named `node-9`; expected one of: node-1, node-2, node-3\n");
 }
+
+#[test]
+fn sandbox_run_gives_the_guest_its_stdin() {
+    let Some(agent) = prerequisites("zerolab sandbox run with stdin") else {
+        return;
+    };
+    let lab = LabHarness::new(Subnet::SandboxStdin, agent);
+    let cat = lab.path("cat");
+    zvm_gcc(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../sandbox/guest/examples/cat.c")), &cat);
+    let run = lab.zerolab(&["up"], &[]);
+    assert_eq!(run.code, 0, "{run:#?}");
+
+    let piped = |input: &[u8]| {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_zerolab"))
+            .args(["sandbox", "run"])
+            .arg(&lab.file)
+            .arg("--lab-root")
+            .arg(lab.root())
+            .args(["node-1", cat.to_str().unwrap()])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let input = input.to_vec();
+        let writer = std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &input));
+        let out = child.wait_with_output().unwrap();
+        writer.join().unwrap().unwrap();
+        out
+    };
+    // `echo hi | zerolab sandbox run FILE node-1 cat`
+    let out = piped(b"hi\n");
+    assert_eq!(
+        (out.status.code(), out.stdout.as_slice(), String::from_utf8_lossy(&out.stderr).as_ref()),
+        (Some(0), b"hi\n".as_slice(), ""),
+        "{out:?}"
+    );
+    // A few MiB of binary arrive unchanged; nothing is left in the lab's directory.
+    let data: Vec<u8> = (0..3u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let out = piped(&data);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stdout == data, "cat changed the data: {} bytes in, {} out", data.len(), out.stdout.len());
+    let lab_dir = lab.root().join(lab.cluster.name());
+    let spools: Vec<_> = fs::read_dir(&lab_dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .filter(|n| n.ends_with(".spool"))
+        .collect();
+    assert!(spools.is_empty(), "spools left in {}: {spools:?}", lab_dir.display());
+    // An empty stdin (not a terminal) is an empty /dev/stdin.
+    let out = piped(b"");
+    assert_eq!((out.status.code(), out.stdout.as_slice()), (Some(0), b"".as_slice()), "{out:?}");
+}

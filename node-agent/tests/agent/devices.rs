@@ -292,6 +292,20 @@ async fn a_kill_ends_a_fetch_that_never_answers() {
 }
 
 #[tokio::test]
+async fn a_lease_not_renewed_ends_a_fetch_that_never_answers() {
+    let agent = Agent::start().await;
+    let program = agent.upload(guest(GUEST)).await;
+    let server = Server::start(Vec::new()).await;
+    let slow = request(&program, vec![device(DeviceName::Stdin, url(server.url("/slow"), None))]);
+    let started = Instant::now();
+    let id = agent.start_session(&api::SessionRequest { lease_secs: Some(1), ..slow }).await;
+    assert_eq!(agent.status(&id).await.state, api::SessionState::Waiting);
+    let report = agent.wait(&id).await;
+    assert_eq!((report.exit_state.as_str(), report.return_code), ("lease expired", 4), "{report:?}");
+    assert!(started.elapsed() < Duration::from_secs(2), "ended {:?} after the start", started.elapsed());
+}
+
+#[tokio::test]
 async fn bad_devices_are_refused_in_one_line_and_leave_nothing() {
     let agent = Agent::start().await;
     let program = agent.upload(guest(GUEST)).await;

@@ -130,28 +130,43 @@ impl JobProgress {
 }
 
 /// The end of `zerolab run`: one aligned line per instance (instance, node, exit state,
-/// ZeroVM return code, guest exit code, accounting or cause; for an instance placed
-/// again, its last attempt's, after a note on the earlier ones), then the results
-/// directory and a one-line verdict.
+/// ZeroVM return code, guest exit code, accounting; for an instance placed again, its
+/// last attempt's), then one line per instance that has more to say (its cause, a
+/// failure's full exit state, its earlier attempts), then the results directory and a
+/// one-line verdict. Causes are under the table, not in it, so a long one never pushes
+/// the columns of the other rows apart or wraps into them.
 pub fn job_summary(run: &JobRun) -> String {
-    let mut rows = vec![["INSTANCE", "NODE", "EXIT", "RC", "CODE", "ACCOUNTING / CAUSE"].map(String::from)];
+    let mut rows = vec![["INSTANCE", "NODE", "EXIT", "RC", "CODE", "ACCOUNTING"].map(String::from)];
+    let mut notes = String::new();
     for instance in &run.instances {
-        let (exit, rc, code, accounting) = match &instance.report {
-            Some(report) => (
-                report.exit_state.clone(),
-                report.return_code.to_string(),
-                report.user_code.to_string(),
-                report.text.lines().nth(4).unwrap_or_default().to_owned(),
-            ),
-            None => ("-".to_owned(), "-".to_owned(), "-".to_owned(), String::new()),
-        };
-        let mut last = instance.cause.clone().unwrap_or(accounting);
+        let mut note = Vec::new();
         if !instance.attempts.is_empty() {
-            last = format!("{}; {last}", attempts_note(instance));
+            note.push(attempts_note(instance));
         }
-        rows.push([instance.name.clone(), instance.node.clone(), exit, rc, code, last]);
+        let (exit, rc, code, accounting) = match &instance.report {
+            Some(report) => {
+                let exit = match is_short_state(&report.exit_state) {
+                    true => report.exit_state.clone(),
+                    false => {
+                        note.push(one_line(&report.exit_state));
+                        "failed".to_owned()
+                    }
+                };
+                let accounting = report.text.lines().nth(4).filter(|line| !line.is_empty()).unwrap_or("-");
+                (exit, report.return_code.to_string(), report.user_code.to_string(), accounting.to_owned())
+            }
+            None => ("-".to_owned(), "-".to_owned(), "-".to_owned(), "-".to_owned()),
+        };
+        if let Some(cause) = &instance.cause {
+            note.push(one_line(cause));
+        }
+        if !note.is_empty() {
+            notes.push_str(&format!("{}: {}\n", instance.name, note.join("; ")));
+        }
+        rows.push([instance.name.clone(), instance.node.clone(), exit, rc, code, accounting]);
     }
     let mut text = table(&rows);
+    text.push_str(&notes);
     let failed = run.instances.iter().filter(|i| !i.success()).count();
     let verdict = match failed {
         0 => format!("job {}: all {} instances exited 0", run.id, run.instances.len()),
@@ -159,6 +174,25 @@ pub fn job_summary(run: &JobRun) -> String {
     };
     text.push_str(&format!("results in {}\n{verdict}\n", run.dir.display()));
     text
+}
+
+/// Whether an exit state fits the EXIT column as it is (`ok`, `killed`, `session
+/// timeout`); a session's failure (`validation failed: ...`) is a sentence, shown as
+/// `failed` there and in full under the table.
+fn is_short_state(state: &str) -> bool {
+    const WIDEST: usize = 16;
+    state.chars().count() <= WIDEST && !state.contains(':') && !state.chars().any(char::is_control)
+}
+
+/// `text` on one line: its lines joined with ` / `, control characters dropped (a cause
+/// can quote a program's output).
+fn one_line(text: &str) -> String {
+    let lines: Vec<String> = text
+        .lines()
+        .map(|line| line.chars().filter(|c| !c.is_control()).collect::<String>().trim().to_owned())
+        .filter(|line| !line.is_empty())
+        .collect();
+    lines.join(" / ")
 }
 
 /// `ok after 2 attempts (node-2: exited 3)`: how an instance placed again ended, and how
@@ -446,13 +480,60 @@ mod tests {
         };
         assert_eq!(
             job_summary(&run),
-            "INSTANCE  NODE    EXIT  RC  CODE  ACCOUNTING / CAUSE\n\
+            "INSTANCE  NODE    EXIT  RC  CODE  ACCOUNTING\n\
              plain     node-3  ok    0   0     0.00 0.01 0 0 0 0 0 0 0 0\n\
-             flaky     node-3  ok    0   0     ok after 2 attempts (node-2: exited 3); 0.00 0.01 0 0 0 0 0 0 0 0\n\
-             bad       node-3  ok    0   3     failed after 3 attempts (node-1: exited 3, node-2: node node-2 lost: gone); \
-             0.00 0.01 0 0 0 0 0 0 0 0\n\
+             flaky     node-3  ok    0   0     0.00 0.01 0 0 0 0 0 0 0 0\n\
+             bad       node-3  ok    0   3     0.00 0.01 0 0 0 0 0 0 0 0\n\
+             flaky: ok after 2 attempts (node-2: exited 3)\n\
+             bad: failed after 3 attempts (node-1: exited 3, node-2: node node-2 lost: gone)\n\
              results in /r\njob j-1: 1 of 3 instances failed\n"
         );
+    }
+
+    #[test]
+    fn long_causes_and_failures_go_under_the_table_and_columns_stay_aligned() {
+        use zerolab_agent_api::Report;
+        let failure = format!("validation failed: {} (build it with zvm-gcc)", "forbidden instruction ".repeat(7));
+        let report = Report {
+            text: format!("2\n0\n/dev/self\n{failure}\n0.00 0.00 0 0 0 0 0 0 0 0\n0\n"),
+            validator: 1,
+            user_code: 0,
+            exit_state: failure.clone(),
+            return_code: 8,
+            sys_s: 0.0,
+            user_s: 0.0,
+            local: [0; 4],
+            net: [0; 4],
+        };
+        let cause = format!("stopped: {}", "x".repeat(170));
+        let instance = |name: &str, report: Option<Report>, cause: Option<String>| InstanceResult {
+            name: name.into(),
+            node: "node-1".into(),
+            report,
+            cause,
+            attempts: vec![],
+        };
+        let run = JobRun {
+            id: "j-2".into(),
+            dir: "/r".into(),
+            instances: vec![
+                instance("invalid", Some(report), None),
+                instance("stopped", None, Some(format!("{cause}\nsecond line"))),
+            ],
+        };
+        let text = job_summary(&run);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[..3],
+            [
+                "INSTANCE  NODE    EXIT    RC  CODE  ACCOUNTING",
+                "invalid   node-1  failed  8   0     0.00 0.00 0 0 0 0 0 0 0 0",
+                "stopped   node-1  -       -   -     -",
+            ]
+        );
+        assert_eq!(lines[3], format!("invalid: {failure}"));
+        assert_eq!(lines[4], format!("stopped: {cause} / second line"));
+        assert!(lines[..3].iter().all(|line| line.chars().count() < 80), "{text}");
     }
 
     #[test]

@@ -42,6 +42,12 @@ pub fn html(drawing: &Drawing) -> String {
     let _ = writeln!(out, "<h1>{}</h1>", escape(&title));
     let _ = writeln!(out, "<p>Network: {}</p>", escape(&drawing.network));
     out.push_str(&svg(drawing));
+    if drawing.job.is_some() {
+        out.push_str(
+            "<p>Arrows are channels, from writer to reader: solid, a pipe between two instances on one node; \
+             dashed, TCP between the nodes' agents.</p>\n",
+        );
+    }
     out.push_str(&tables(drawing));
     out.push_str("</body>\n</html>\n");
     out

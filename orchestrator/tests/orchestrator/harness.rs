@@ -109,6 +109,8 @@ subnets! {
     SandboxFollow = 137, "sf";
     /// `retry`: retries.
     Retry = 140, "rt";
+    /// `scripting`: `--output json`, the run table and `graph` on a lab that is up.
+    Scripting = 190, "gr";
 }
 
 impl Subnet {

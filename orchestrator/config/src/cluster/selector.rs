@@ -56,23 +56,24 @@ pub enum SelectorError {
         /// The closest node name, when one is close.
         suggestion: Option<String>,
         /// The lab's node names, quoted and comma-separated (the first few, then how
-        /// many more).
-        known: String,
+        /// many more). Boxed, as the lists below: errors stay small to move around.
+        known: Box<str>,
     },
     /// A well-formed selector that matches no node: what it could have matched is
     /// listed, so a wrong label or pattern is fixed without opening the cluster file.
     #[error(
         "node selector `{selector}` matches no node; expected names or patterns over the lab's nodes ({nodes}) \
          or label=value with one of its labels ({})",
-        if labels.is_empty() { "it has none" } else { labels }
+        if labels.is_empty() { "it has none" } else { &**labels }
     )]
     NoMatch {
         /// The selector as written.
         selector: NodeSelector,
-        /// The lab's node names, comma-separated (the first few, then how many more).
-        nodes: String,
-        /// The lab's labels as `key=value`, sorted, comma-separated (likewise).
-        labels: String,
+        /// The lab's node names, quoted and comma-separated (the first few, then how
+        /// many more).
+        nodes: Box<str>,
+        /// The lab's labels as `key=value`, sorted, quoted and comma-separated (likewise).
+        labels: Box<str>,
     },
 }
 
@@ -147,12 +148,12 @@ pub(crate) fn unknown_node(name: &str, nodes: &[Node]) -> SelectorError {
 const LISTED: usize = 12;
 
 /// `` `a`, `b`, `c` ``, or `` `a`, `b`, ... and 30 more `` past [`LISTED`] items.
-fn listed(items: impl ExactSizeIterator<Item = String>) -> String {
+fn listed(items: impl ExactSizeIterator<Item = String>) -> Box<str> {
     let total = items.len();
     let shown: Vec<String> = items.take(LISTED).map(|item| format!("`{item}`")).collect();
     match total - shown.len() {
-        0 => shown.join(", "),
-        more => format!("{}, ... and {more} more", shown.join(", ")),
+        0 => shown.join(", ").into(),
+        more => format!("{}, ... and {more} more", shown.join(", ")).into(),
     }
 }
 

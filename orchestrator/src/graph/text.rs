@@ -17,8 +17,9 @@ pub fn mermaid(drawing: &Drawing) -> String {
         |text: &str| text.replace('&', "#amp;").replace('"', "#quot;").replace('<', "#lt;").replace('>', "#gt;");
     let lines = |lines: Vec<String>| lines.iter().map(|line| quote(line)).collect::<Vec<_>>().join("<br/>");
     let mut out = String::new();
-    let _ = writeln!(out, "%% zerolab graph: {}", drawing.title());
+    // The comment after the diagram's type: Mermaid reads the type from the first line.
     out.push_str("flowchart TB\n");
+    let _ = writeln!(out, "%% zerolab graph: {}", drawing.title());
     let _ = writeln!(out, "  net{{{{\"{}\"}}}}", quote(&drawing.network));
     for (n, node) in drawing.nodes.iter().enumerate() {
         let label = lines(node_lines(node));
@@ -98,8 +99,8 @@ mod tests {
     fn mermaid_groups_instances_by_node_and_styles_channels_by_kind() {
         assert_eq!(
             mermaid(&drawing(true)),
-            "%% zerolab graph: lab demo, job wc\n\
-             flowchart TB\n  \
+            "flowchart TB\n\
+             %% zerolab graph: lab demo, job wc\n  \
              net{{\"netns bridge zlabcdefb, 10.77.0.0/24, host 10.77.0.1\"}}\n  \
              subgraph s0 [\"node-1\"]\n    \
              n0[\"node-1<br/>10.77.0.2<br/>zone=a<br/>state: ready\"]\n    \

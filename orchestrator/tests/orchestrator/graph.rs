@@ -34,8 +34,8 @@ fn bridge() -> String {
 fn mermaid_is_the_default_and_draws_placement_and_channels() {
     let (_dir, run) = graph(&["job.yaml"]);
     let want = format!(
-        "%% zerolab graph: lab demo, job wc\n\
-         flowchart TB\n  \
+        "flowchart TB\n\
+         %% zerolab graph: lab demo, job wc\n  \
          net{{{{\"netns bridge {}, 10.77.198.0/24, host 10.77.198.1\"}}}}\n  \
          subgraph s0 [\"node-1\"]\n    \
          n0[\"node-1<br/>10.77.198.2<br/>zone=a\"]\n    \
@@ -63,8 +63,8 @@ fn mermaid_is_the_default_and_draws_placement_and_channels() {
     assert_eq!(
         lab_only.stdout,
         format!(
-            "%% zerolab graph: lab demo\n\
-             flowchart TB\n  \
+            "flowchart TB\n\
+             %% zerolab graph: lab demo\n  \
              net{{{{\"netns bridge {}, 10.77.198.0/24, host 10.77.198.1\"}}}}\n  \
              n0[\"node-1<br/>10.77.198.2<br/>zone=a\"]\n  \
              n1[\"node-2<br/>10.77.198.3<br/>zone=a\"]\n  \

@@ -256,3 +256,14 @@ fn run_jobs_status_and_graph_on_a_lab_that_is_up() {
     assert_eq!(run.code, 0, "{run:#?}");
     assert_eq!(run.stdout.matches("<br/>state: ready\"]").count(), 3, "{run:#?}");
 }
+
+#[test]
+fn run_help_explains_the_accounting_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let help = zerolab_in(dir.path(), &["run", "--help"]);
+    assert_eq!(help.code, 0, "{help:#?}");
+    for column in ["SYS USER", "L-GETS L-GET-BYTES L-PUTS L-PUT-BYTES", "N-GETS N-GET-BYTES N-PUTS N-PUT-BYTES"] {
+        assert!(help.stdout.contains(column), "{column}: {}", help.stdout);
+    }
+    assert!(help.stdout.contains("their calls count as local"), "TCP channels' calls: {}", help.stdout);
+}

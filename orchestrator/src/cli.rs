@@ -38,6 +38,10 @@ pub enum Command {
         /// With a job file: also place its instances on this cluster file's nodes
         #[arg(long, value_name = "CLUSTER")]
         cluster: Option<PathBuf>,
+        /// `json`: one JSON document on stdout, the problems included (fields in docs/cluster.md
+        /// and docs/job.md)
+        #[arg(long, short = 'o', value_name = "FORMAT", default_value = "text")]
+        output: OutputFormat,
     },
     /// Bring the lab up: make its nodes (netns; ssh nodes exist already), install and
     /// start the agent on each (a systemd service where systemd runs, else a supervised
@@ -79,6 +83,9 @@ pub enum Command {
         /// Directory holding the labs
         #[arg(long, value_name = "DIR", default_value = DEFAULT_ROOT)]
         lab_root: PathBuf,
+        /// `json`: one JSON document on stdout (fields in docs/cluster.md)
+        #[arg(long, short = 'o', value_name = "FORMAT", default_value = "text")]
+        output: OutputFormat,
     },
     /// Run a shell command on every ready node (or those --nodes selects), all at once over
     /// the connections the lab's keeper holds; each output line is printed as `NODE: LINE`
@@ -105,10 +112,8 @@ pub enum Command {
     /// Run a job on the lab: place its instances, upload programs and inputs once per
     /// node, start every guest through its node's agent, collect reports and outputs
     /// into LAB/jobs/ID/, and print one line per instance: node, exit state, return
-    /// code, guest exit code, accounting
-    #[command(after_help = "Exit status: 0 every guest exited 0, 1 a guest failed, was stopped or lost with its \
-                            node, or the cluster or job file is invalid, 2 usage error, unreadable file, a lab \
-                            that is not up, a node that is not ready, or a job that cannot be placed or started.")]
+    /// code, guest exit code, accounting; then a line for each instance with a cause
+    #[command(after_help = RUN_AFTER_HELP)]
     Run {
         /// The cluster file
         #[arg(value_name = "FILE")]
@@ -119,6 +124,10 @@ pub enum Command {
         /// Directory holding the labs
         #[arg(long, value_name = "DIR", default_value = DEFAULT_ROOT)]
         lab_root: PathBuf,
+        /// `json`: no progress, and one JSON document on stdout when the run ends, every
+        /// instance in it (fields in docs/job.md)
+        #[arg(long, short = 'o', value_name = "FORMAT", default_value = "text")]
+        output: OutputFormat,
     },
     /// List the lab's job runs: id, job, when, instances finished
     #[command(after_help = "Exit status: 0 listed, 1 invalid cluster file, 2 usage error or unreadable file.")]
@@ -129,6 +138,9 @@ pub enum Command {
         /// Directory holding the labs
         #[arg(long, value_name = "DIR", default_value = DEFAULT_ROOT)]
         lab_root: PathBuf,
+        /// `json`: one JSON document on stdout (fields in docs/job.md)
+        #[arg(long, short = 'o', value_name = "FORMAT", default_value = "text")]
+        output: OutputFormat,
     },
     /// Print a run's output: every instance's stdout as `INSTANCE: LINE`, or one
     /// instance's stdout as it is (its stderr on stderr); live from its node while it runs
@@ -209,7 +221,75 @@ pub enum Command {
         #[arg(long, value_name = "FORMAT")]
         format: InventoryFormat,
     },
+    /// Draw the lab from its cluster file: its network and nodes (address, labels, and
+    /// each node's state when the lab is up); with a job file, also where the job's
+    /// instances go and the channels between them. Nothing is contacted: the lab need
+    /// not be up
+    #[command(after_help = "Formats: mermaid (paste into Markdown on GitHub or GitLab, or mermaid.live), dot \
+                            (Graphviz: zerolab graph lab.yaml --format dot | dot -Tsvg > lab.svg), html (one \
+                            self-contained page with the drawing as inline SVG: no script, no network).\n\
+                            Exit status: 0 drawn, 1 invalid cluster or job file, or a job that cannot be placed \
+                            on the lab, 2 usage error or unreadable file.")]
+    Graph {
+        /// The cluster file
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// A job file to draw on the lab: its instances on their nodes, its channels
+        #[arg(value_name = "JOB")]
+        job: Option<PathBuf>,
+        /// What to print
+        #[arg(long, value_name = "FORMAT", default_value = "mermaid")]
+        format: GraphFormat,
+        /// Directory holding the labs
+        #[arg(long, value_name = "DIR", default_value = DEFAULT_ROOT)]
+        lab_root: PathBuf,
+    },
+    /// Print a shell completion script for zerolab's commands and options
+    #[command(after_help = "Install: bash: zerolab completions bash > /etc/bash_completion.d/zerolab (or source it \
+                            from ~/.bashrc); zsh: zerolab completions zsh > \"${fpath[1]}/_zerolab\"; fish: \
+                            zerolab completions fish > ~/.config/fish/completions/zerolab.fish.\n\
+                            Exit status: 0 printed, 2 usage error.")]
+    Completions {
+        /// The shell
+        #[arg(value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
 }
+
+/// `--output`: how a command prints its result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// Lines and tables for people
+    Text,
+    /// One JSON document on stdout, for scripts
+    Json,
+}
+
+/// `graph --format`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum GraphFormat {
+    /// A Mermaid flowchart
+    Mermaid,
+    /// A Graphviz digraph
+    Dot,
+    /// A self-contained HTML page with the drawing as inline SVG
+    Html,
+}
+
+/// `run --help`'s epilogue: the exit status, and what the accounting columns count.
+const RUN_AFTER_HELP: &str = "\
+The ACCOUNTING column is ZeroVM's accounting line for the session, ten numbers:
+  SYS USER                                 CPU seconds, system and user
+  L-GETS L-GET-BYTES L-PUTS L-PUT-BYTES    local channels: read calls, bytes read, write calls, bytes written
+  N-GETS N-GET-BYTES N-PUTS N-PUT-BYTES    network channels: likewise
+Local: the guest's devices (stdin, stdout, files) and channels to an instance on the same node (pipes). \
+Network: channels to an instance on another node (TCP between agents). Their bytes count as network, but \
+their calls count as local (the kernel counts a guest's direct calls, not each channel's), so N-GETS and N-PUTS \
+stay 0 unless a channel has limits (its calls are then made, and counted, by the sandbox).
+
+Exit status: 0 every guest exited 0, 1 a guest failed, was stopped or lost with its node, or the cluster or \
+job file is invalid, 2 usage error, unreadable file, a lab that is not up, a node that is not ready, or a job \
+that cannot be placed or started.";
 
 /// `inventory --format`.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]

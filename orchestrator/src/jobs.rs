@@ -4,33 +4,57 @@ use std::io::{self, Write};
 
 use zerolab::cluster::Cluster;
 
-use crate::{current_exe, print_line, runtime, ui, EXIT_INVALID, EXIT_OK};
+use crate::cli::OutputFormat;
+use crate::{current_exe, json, print_line, runtime, ui, EXIT_INVALID, EXIT_OK};
 
-pub fn run(cluster: &Cluster, lab_root: &std::path::Path, job: &std::path::Path) -> anyhow::Result<u8> {
+pub fn run(
+    cluster: &Cluster,
+    lab_root: &std::path::Path,
+    job: &std::path::Path,
+    output: OutputFormat,
+) -> anyhow::Result<u8> {
     let job = match zerolab::job::Job::from_path(job) {
         Ok(job) => job,
         Err(zerolab::cluster::LoadError::Invalid(diagnostics)) => {
-            print_line(&mut io::stderr().lock(), &diagnostics.to_string());
+            match output {
+                OutputFormat::Json => json::print(&json::Invalid::new(&diagnostics)),
+                OutputFormat::Text => print_line(&mut io::stderr().lock(), &diagnostics.to_string()),
+            }
             return Ok(EXIT_INVALID);
         }
         Err(err) => return Err(err.into()),
     };
     let options = zerolab::run::RunOptions { program: current_exe()? };
-    let progress = ui::JobProgress::new(job.instances().len(), job.name());
+    // JSON: stdout holds the one document, so no progress at all.
+    let progress = (output == OutputFormat::Text).then(|| ui::JobProgress::new(job.instances().len(), job.name()));
     let shown = progress.clone();
     let run = runtime()?.block_on(zerolab::run::run(lab_root, cluster, &job, &options, move |counts| {
-        shown.update(counts);
+        if let Some(shown) = &shown {
+            shown.update(counts);
+        }
     }));
-    progress.finish();
+    if let Some(progress) = &progress {
+        progress.finish();
+    }
     let run = run?;
-    let _ = write!(io::stdout().lock(), "{}", ui::job_summary(&run));
+    match output {
+        OutputFormat::Json => json::print(&json::Run::new(job.name(), &run)),
+        OutputFormat::Text => {
+            let _ = write!(io::stdout().lock(), "{}", ui::job_summary(&run));
+        }
+    }
     Ok(if run.success() { EXIT_OK } else { EXIT_INVALID })
 }
 
-pub fn list(cluster: &Cluster, lab_root: &std::path::Path) -> anyhow::Result<u8> {
+pub fn list(cluster: &Cluster, lab_root: &std::path::Path, output: OutputFormat) -> anyhow::Result<u8> {
     let lab = zerolab::lab::Lab::at(lab_root, cluster.name())?;
     let runs = zerolab::run::history::runs(&lab)?;
-    let _ = write!(io::stdout().lock(), "{}", ui::runs_table(&runs));
+    match output {
+        OutputFormat::Json => json::print(&json::Runs::new(cluster.name(), &runs)),
+        OutputFormat::Text => {
+            let _ = write!(io::stdout().lock(), "{}", ui::runs_table(&runs));
+        }
+    }
     Ok(EXIT_OK)
 }
 

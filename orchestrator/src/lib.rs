@@ -11,7 +11,8 @@
 //! services; [`backoff`] is the one retry pace; [`install`] is what zerolab puts on them (the agent and
 //! its service, from the scripts in [`templates`]); [`agent_client`] talks to their
 //! agents; [`up`], [`status`], [`exec`], [`sandbox_run`], [`inventory`] and [`login`] are
-//! the `up`/`down`, `status`, `exec`, `sandbox run`, `inventory` and `ssh` commands.
+//! the `up`/`down`, `status`, `exec`, `sandbox run`, `inventory` and `ssh` commands;
+//! [`graph`] draws a lab and a job placed on it (`zerolab graph`).
 //!
 //! ```
 //! use zerolab::cluster::NodeSelector;
@@ -34,6 +35,7 @@ pub mod agent_client;
 pub mod backoff;
 pub mod cluster;
 pub mod exec;
+pub mod graph;
 pub mod install;
 pub mod inventory;
 pub use zerolab_config::job;

@@ -93,7 +93,10 @@ mod tests {
         let cluster = crate::cluster::from_str(text, "demo.yaml").unwrap();
         let root = tempfile::tempdir().unwrap();
         let err = command(root.path(), &cluster, "node-4", &[]).unwrap_err();
-        assert_eq!(err.to_string(), "no node named `node-4`; expected a node name such as `node-1`");
+        assert_eq!(
+            err.to_string(),
+            "no node named `node-4`; expected one of `node-1`, `node-2`, `node-3` (did you mean `node-1`?)"
+        );
         let err = command(root.path(), &cluster, "node-2", &[]).unwrap_err();
         assert_eq!(err.to_string(), "lab demo is not up; run `zerolab up` first");
     }

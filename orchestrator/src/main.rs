@@ -14,9 +14,10 @@ use zerolab::up::UpOptions;
 
 mod cli;
 mod jobs;
+mod json;
 mod ui;
 
-use cli::{Cli, Command, InventoryFormat, SandboxCommand};
+use cli::{Cli, Command, GraphFormat, InventoryFormat, OutputFormat, SandboxCommand};
 
 /// The file is valid / the command did what was asked.
 pub(crate) const EXIT_OK: u8 = 0;
@@ -38,13 +39,15 @@ fn main() -> ExitCode {
         .with_ansi(io::stderr().is_terminal())
         .init();
     match cli.command {
-        Command::Validate { file, cluster } => match zerolab::job::is_job_file(&file) {
-            true => validate_job(&file, cluster.as_deref()),
-            false => validate(&file, cluster.is_some()),
+        Command::Validate { file, cluster, output } => match zerolab::job::is_job_file(&file) {
+            true => validate_job(&file, cluster.as_deref(), output),
+            false => validate(&file, cluster.is_some(), output),
         },
         Command::Up { file, lab_root, agent } => with_cluster(&file, |cluster| up(cluster, &lab_root, agent)),
         Command::Down { file, lab_root } => with_cluster(&file, |cluster| down(cluster, &lab_root)),
-        Command::Status { file, lab_root } => with_cluster(&file, |cluster| status(cluster, &lab_root)),
+        Command::Status { file, lab_root, output } => {
+            with_cluster_as(&file, output, |cluster| status(cluster, &lab_root, output))
+        }
         Command::Exec { file, lab_root, nodes, command } => {
             with_cluster(&file, |cluster| exec(cluster, &lab_root, nodes.as_ref(), &command.join(" ")))
         }
@@ -58,8 +61,12 @@ fn main() -> ExitCode {
             Ok(EXIT_OK)
         }),
         Command::Keeper { lab_dir } => keeper(&lab_dir),
-        Command::Run { file, job, lab_root } => with_cluster(&file, |cluster| jobs::run(cluster, &lab_root, &job)),
-        Command::Jobs { file, lab_root } => with_cluster(&file, |cluster| jobs::list(cluster, &lab_root)),
+        Command::Run { file, job, lab_root, output } => {
+            with_cluster_as(&file, output, |cluster| jobs::run(cluster, &lab_root, &job, output))
+        }
+        Command::Jobs { file, lab_root, output } => {
+            with_cluster_as(&file, output, |cluster| jobs::list(cluster, &lab_root, output))
+        }
         Command::Logs { file, job, instance, lab_root } => {
             with_cluster(&file, |cluster| jobs::logs(cluster, &lab_root, &job, instance.as_deref()))
         }
@@ -72,15 +79,31 @@ fn main() -> ExitCode {
         Command::Ssh { file, node, lab_root, command } => {
             with_cluster(&file, |cluster| login(cluster, &lab_root, &node, &command))
         }
+        Command::Graph { file, job, format, lab_root } => graph(&file, job.as_deref(), format, &lab_root),
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "zerolab", &mut io::stdout().lock());
+            ExitCode::from(EXIT_OK)
+        }
     }
 }
 
 /// Loads the cluster file and runs `command` on it; an invalid or unreadable file is
 /// reported as `validate` reports it.
 fn with_cluster(file: &std::path::Path, command: impl FnOnce(&Cluster) -> anyhow::Result<u8>) -> ExitCode {
+    with_cluster_as(file, OutputFormat::Text, command)
+}
+
+/// [`with_cluster`] for a command printing `output`: with `json`, an invalid cluster
+/// file's problems are the document on stdout.
+fn with_cluster_as(
+    file: &std::path::Path,
+    output: OutputFormat,
+    command: impl FnOnce(&Cluster) -> anyhow::Result<u8>,
+) -> ExitCode {
     let cluster = match zerolab::cluster::from_path(file) {
         Ok(cluster) => cluster,
-        Err(err) => return load_error(err),
+        Err(err) => return load_error_as(err, output),
     };
     match command(&cluster) {
         Ok(code) => ExitCode::from(code),
@@ -165,15 +188,19 @@ fn down(cluster: &Cluster, lab_root: &std::path::Path) -> anyhow::Result<u8> {
     Ok(EXIT_OK)
 }
 
-fn status(cluster: &Cluster, lab_root: &std::path::Path) -> anyhow::Result<u8> {
+fn status(cluster: &Cluster, lab_root: &std::path::Path, output: OutputFormat) -> anyhow::Result<u8> {
     let status = runtime()?.block_on(zerolab::status::status(lab_root, cluster))?;
+    let all_ready = status.nodes.iter().all(|r| r.state == NodeState::Ready);
+    if output == OutputFormat::Json {
+        json::print(&json::Status::new(cluster.name(), &status.nodes, &status.services));
+        return Ok(if all_ready { EXIT_OK } else { EXIT_INVALID });
+    }
     let mut text = ui::status_table(&status.nodes);
     if !status.services.is_empty() {
         text.push('\n');
         text.push_str(&ui::services_table(&status.services));
     }
     let _ = write!(io::stdout().lock(), "{text}");
-    let all_ready = status.nodes.iter().all(|r| r.state == NodeState::Ready);
     Ok(if all_ready { EXIT_OK } else { EXIT_INVALID })
 }
 
@@ -239,13 +266,56 @@ fn login(cluster: &Cluster, lab_root: &std::path::Path, node: &str, command: &[S
     Err(anyhow::Error::new(error).context(format!("cannot run {}", ssh.get_program().to_string_lossy())))
 }
 
-fn validate(file: &std::path::Path, with_cluster: bool) -> ExitCode {
+/// `zerolab graph`: the lab, and the job placed on it, drawn from the files; each node's
+/// state is what the lab records when it is up (nothing is contacted).
+fn graph(
+    file: &std::path::Path,
+    job: Option<&std::path::Path>,
+    format: GraphFormat,
+    lab_root: &std::path::Path,
+) -> ExitCode {
+    let text = OutputFormat::Text;
+    let cluster = match zerolab::cluster::from_path(file) {
+        Ok(cluster) => cluster,
+        Err(err) => return load_error_as(err, text),
+    };
+    let job = match job.map(zerolab::job::Job::from_path).transpose() {
+        Ok(job) => job,
+        Err(err) => return load_error_as(err, text),
+    };
+    let placement = match job.as_ref().map(|job| job.check_placement(&cluster)).transpose() {
+        Ok(placement) => placement,
+        Err(diagnostics) => return invalid(&diagnostics, text),
+    };
+    // A lab that is not up, or whose files cannot be read, is drawn without states.
+    let states = zerolab::lab::Lab::open_any(lab_root, &cluster)
+        .ok()
+        .filter(|lab| lab.is_up())
+        .map(|lab| lab.state().clone())
+        .unwrap_or_default();
+    let drawing = zerolab::graph::Drawing::new(&cluster, job.as_ref().zip(placement.as_ref()), |node| {
+        states.nodes.get(node).map(|record| ui::state_name(&record.state).to_owned())
+    });
+    let page = match format {
+        GraphFormat::Mermaid => zerolab::graph::mermaid(&drawing),
+        GraphFormat::Dot => zerolab::graph::dot(&drawing),
+        GraphFormat::Html => zerolab::graph::html(&drawing),
+    };
+    let _ = io::stdout().lock().write_all(page.as_bytes());
+    ExitCode::from(EXIT_OK)
+}
+
+fn validate(file: &std::path::Path, with_cluster: bool, output: OutputFormat) -> ExitCode {
     if with_cluster {
         let line = format!("zerolab: --cluster goes with a job file, and {} is not one", file.display());
         print_line(&mut io::stderr().lock(), &line);
         return ExitCode::from(EXIT_USAGE);
     }
     match zerolab::cluster::from_path(file) {
+        Ok(cluster) if output == OutputFormat::Json => {
+            json::print(&json::ValidCluster::new(file, &cluster));
+            ExitCode::from(EXIT_OK)
+        }
         Ok(cluster) => {
             let names: Vec<&str> = cluster.nodes().iter().map(|node| node.name.as_str()).collect();
             let line = format!(
@@ -260,49 +330,57 @@ fn validate(file: &std::path::Path, with_cluster: bool) -> ExitCode {
             print_line(&mut io::stdout().lock(), &line);
             ExitCode::from(EXIT_OK)
         }
-        Err(err) => load_error(err),
+        Err(err) => load_error_as(err, output),
     }
 }
 
 /// Checks a job file, and with `cluster` places it on that lab: one summary line, or
 /// every problem.
-fn validate_job(file: &std::path::Path, cluster: Option<&std::path::Path>) -> ExitCode {
+fn validate_job(file: &std::path::Path, cluster: Option<&std::path::Path>, output: OutputFormat) -> ExitCode {
     let job = match zerolab::job::Job::from_path(file) {
         Ok(job) => job,
-        Err(err) => return load_error(err),
+        Err(err) => return load_error_as(err, output),
     };
     let mut line = format!("{}: valid: {}", file.display(), job.summary());
+    let mut placed = None;
     if let Some(cluster) = cluster {
         let cluster = match zerolab::cluster::from_path(cluster) {
             Ok(cluster) => cluster,
-            Err(err) => return load_error(err),
+            Err(err) => return load_error_as(err, output),
         };
         let placement = match job.check_placement(&cluster) {
             Ok(placement) => placement,
-            Err(diagnostics) => {
-                print_line(&mut io::stderr().lock(), &diagnostics.to_string());
-                return ExitCode::from(EXIT_INVALID);
-            }
+            Err(diagnostics) => return invalid(&diagnostics, output),
         };
         let nodes: Vec<String> =
             placement.nodes().iter().map(|node| format!("{node} ({})", placement.instances_on(node).len())).collect();
         line.push_str(&format!(", placed on lab {}: {}", cluster.name(), nodes.join(", ")));
+        placed = Some(placement);
     }
-    print_line(&mut io::stdout().lock(), &line);
+    match output {
+        OutputFormat::Json => json::print(&json::ValidJob::new(file, &job, placed.as_ref())),
+        OutputFormat::Text => print_line(&mut io::stdout().lock(), &line),
+    }
     ExitCode::from(EXIT_OK)
 }
 
-/// Reports a cluster or job file that could not be loaded: every problem, or why it is
-/// unreadable.
-fn load_error<P>(err: LoadError<P>) -> ExitCode
+/// Reports every problem of an invalid file: on stderr, or as the JSON document.
+fn invalid<P: std::fmt::Display>(diagnostics: &zerolab::cluster::Diagnostics<P>, output: OutputFormat) -> ExitCode {
+    match output {
+        OutputFormat::Json => json::print(&json::Invalid::new(diagnostics)),
+        OutputFormat::Text => print_line(&mut io::stderr().lock(), &diagnostics.to_string()),
+    }
+    ExitCode::from(EXIT_INVALID)
+}
+
+/// Reports a cluster or job file that could not be loaded: every problem (on stderr, or
+/// with `json` as the document on stdout), or why it is unreadable (one line on stderr).
+pub(crate) fn load_error_as<P>(err: LoadError<P>, output: OutputFormat) -> ExitCode
 where
     P: std::fmt::Debug + std::fmt::Display + Send + Sync + 'static,
 {
     match err {
-        LoadError::Invalid(diagnostics) => {
-            print_line(&mut io::stderr().lock(), &diagnostics.to_string());
-            ExitCode::from(EXIT_INVALID)
-        }
+        LoadError::Invalid(diagnostics) => invalid(&diagnostics, output),
         err @ LoadError::Read { .. } => {
             let error = anyhow::Error::from(err);
             print_line(&mut io::stderr().lock(), &format!("zerolab: {error:#}"));

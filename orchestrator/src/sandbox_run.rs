@@ -30,7 +30,7 @@ use hyper::StatusCode;
 use zerolab_agent_api::{DeviceName, DeviceSource, DeviceSpec, Hasher, Report};
 
 use crate::agent_client::AgentError;
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, SelectorError};
 use crate::keeper::KeeperError;
 use crate::lab::Lab;
 use crate::lab_handle::OpenError;
@@ -44,14 +44,9 @@ pub const JOB: &str = "sandbox";
 /// Why the guest could not be run.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    /// The node is not in the cluster file.
-    #[error("no node named `{node}`; expected one of: {known}")]
-    UnknownNode {
-        /// The name as given.
-        node: String,
-        /// The lab's node names, comma-separated.
-        known: String,
-    },
+    /// The node is not in the cluster file (with the closest name, when one is close).
+    #[error(transparent)]
+    UnknownNode(#[from] SelectorError),
     /// The lab is not up, or does not record the node as ready.
     #[error(transparent)]
     Open(#[from] OpenError),
@@ -138,10 +133,7 @@ pub async fn run(
     options: &RunOptions,
     mut output: impl FnMut(Stream, &[u8]),
 ) -> Result<Report, RunError> {
-    if cluster.node(node).is_none() {
-        let known: Vec<&str> = cluster.nodes().iter().map(|n| n.name.as_str()).collect();
-        return Err(RunError::UnknownNode { node: node.to_owned(), known: known.join(", ") });
-    }
+    cluster.find_node(node)?;
     let handle = Lab::open(root, cluster)?;
     let target = handle.ready(node)?.clone();
     let lab = handle.lab();

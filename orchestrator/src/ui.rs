@@ -1,6 +1,7 @@
 //! What `zerolab` shows the user: progress lines, summaries and tables. Plain lines,
 //! one per event, so the output reads the same on a terminal, in a pipe and in CI logs;
 //! on a terminal, long work ([`Progress`]) also shows a live bar under those lines.
+//! The table that ends `zerolab run` is in `run_table` ([`job_summary`]).
 
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
@@ -12,9 +13,13 @@ use zerolab::keeper::{ServiceState, ServiceStatus};
 use zerolab::lab::{Holder, NodeState};
 use zerolab::provider::CreateStep;
 use zerolab::run::history::RunSummary;
-use zerolab::run::{Counts, InstanceResult, JobRun};
+use zerolab::run::Counts;
 use zerolab::status::NodeStatus;
 use zerolab::up::NodeReport;
+
+mod run_table;
+
+pub use self::run_table::job_summary;
 
 /// Progress of work done node by node: each finished node's line is printed at once;
 /// on a terminal a bar below them counts nodes done and time spent. Cheap to clone.
@@ -127,46 +132,6 @@ impl JobProgress {
             bar.finish_and_clear();
         }
     }
-}
-
-/// The end of `zerolab run`: one aligned line per instance (instance, node, exit state,
-/// ZeroVM return code, guest exit code, accounting or cause; for an instance placed
-/// again, its last attempt's, after a note on the earlier ones), then the results
-/// directory and a one-line verdict.
-pub fn job_summary(run: &JobRun) -> String {
-    let mut rows = vec![["INSTANCE", "NODE", "EXIT", "RC", "CODE", "ACCOUNTING / CAUSE"].map(String::from)];
-    for instance in &run.instances {
-        let (exit, rc, code, accounting) = match &instance.report {
-            Some(report) => (
-                report.exit_state.clone(),
-                report.return_code.to_string(),
-                report.user_code.to_string(),
-                report.text.lines().nth(4).unwrap_or_default().to_owned(),
-            ),
-            None => ("-".to_owned(), "-".to_owned(), "-".to_owned(), String::new()),
-        };
-        let mut last = instance.cause.clone().unwrap_or(accounting);
-        if !instance.attempts.is_empty() {
-            last = format!("{}; {last}", attempts_note(instance));
-        }
-        rows.push([instance.name.clone(), instance.node.clone(), exit, rc, code, last]);
-    }
-    let mut text = table(&rows);
-    let failed = run.instances.iter().filter(|i| !i.success()).count();
-    let verdict = match failed {
-        0 => format!("job {}: all {} instances exited 0", run.id, run.instances.len()),
-        n => format!("job {}: {n} of {} instances failed", run.id, run.instances.len()),
-    };
-    text.push_str(&format!("results in {}\n{verdict}\n", run.dir.display()));
-    text
-}
-
-/// `ok after 2 attempts (node-2: exited 3)`: how an instance placed again ended, and how
-/// each earlier attempt did.
-fn attempts_note(instance: &InstanceResult) -> String {
-    let earlier: Vec<String> = instance.attempts.iter().map(|a| format!("{}: {}", a.node, a.how())).collect();
-    let verdict = if instance.success() { "ok" } else { "failed" };
-    format!("{verdict} after {} attempts ({})", instance.attempts.len() + 1, earlier.join(", "))
 }
 
 /// `zerolab jobs`: one line per run, oldest first.
@@ -398,60 +363,6 @@ mod tests {
             "NODE     PROVIDER  ADDRESS     STATE   AGENT  STORE   CAUSE\n\
              node-1   netns     10.77.0.2   ready   0.1.0  3.0MiB  -\n\
              node-10  netns     10.77.0.11  failed  -      -       agent down\n"
-        );
-    }
-
-    #[test]
-    fn job_summary_notes_the_attempts_of_an_instance_placed_again() {
-        use zerolab::run::Attempt;
-        use zerolab_agent_api::Report;
-        let report = |user_code| Report {
-            text: "0\n0\n/dev/self\nok\n0.00 0.01 0 0 0 0 0 0 0 0\n0\n".into(),
-            validator: 0,
-            user_code,
-            exit_state: "ok".into(),
-            return_code: 0,
-            sys_s: 0.0,
-            user_s: 0.01,
-            local: [0; 4],
-            net: [0; 4],
-        };
-        let attempt = |node: &str, user_code, cause: Option<&str>| Attempt {
-            node: node.into(),
-            session: None,
-            exit_state: cause.is_none().then(|| "ok".into()),
-            return_code: cause.is_none().then_some(0),
-            user_code: cause.is_none().then_some(user_code),
-            cause: cause.map(String::from),
-        };
-        let instance = |name: &str, user_code, attempts| InstanceResult {
-            name: name.into(),
-            node: "node-3".into(),
-            report: Some(report(user_code)),
-            cause: None,
-            attempts,
-        };
-        let run = JobRun {
-            id: "j-1".into(),
-            dir: "/r".into(),
-            instances: vec![
-                instance("plain", 0, vec![]),
-                instance("flaky", 0, vec![attempt("node-2", 3, None)]),
-                instance(
-                    "bad",
-                    3,
-                    vec![attempt("node-1", 3, None), attempt("node-2", 0, Some("node node-2 lost: gone"))],
-                ),
-            ],
-        };
-        assert_eq!(
-            job_summary(&run),
-            "INSTANCE  NODE    EXIT  RC  CODE  ACCOUNTING / CAUSE\n\
-             plain     node-3  ok    0   0     0.00 0.01 0 0 0 0 0 0 0 0\n\
-             flaky     node-3  ok    0   0     ok after 2 attempts (node-2: exited 3); 0.00 0.01 0 0 0 0 0 0 0 0\n\
-             bad       node-3  ok    0   3     failed after 3 attempts (node-1: exited 3, node-2: node node-2 lost: gone); \
-             0.00 0.01 0 0 0 0 0 0 0 0\n\
-             results in /r\njob j-1: 1 of 3 instances failed\n"
         );
     }
 

@@ -111,6 +111,8 @@ subnets! {
     Retry = 140, "rt";
     /// `sandbox`: sandbox run's stdin.
     SandboxStdin = 180, "ls";
+    /// `scripting`: `--output json`, the run table and `graph` on a lab that is up.
+    Scripting = 190, "gr";
 }
 
 impl Subnet {

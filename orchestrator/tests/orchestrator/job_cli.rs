@@ -95,7 +95,7 @@ groups:
     harness.zerolab(&["validate", "wide.yaml", "--cluster", "netns-3.yaml"]).expect(
         1,
         "",
-        "wide.yaml:8:24: group `map`: no node named `edge`; expected one of the lab's node names\n",
+        "wide.yaml:8:24: group `map`: no node named `edge`; expected one of `node-1`, `node-2`, `node-3`\n",
     );
 }
 

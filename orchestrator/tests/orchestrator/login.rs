@@ -66,7 +66,7 @@ fn zerolab_ssh_logs_in_with_the_labs_config_or_says_why_not() {
     let run = ssh(&lab, &["nod-2", "--", "true"], "", None);
     assert_eq!(
         (run.code, run.stderr.as_str()),
-        (2, "zerolab: no node named `nod-2`; expected a node name such as `node-2`\n"),
+        (2, "zerolab: no node named `nod-2`; expected one of `node-1`, `node-2`, `node-3` (did you mean `node-2`?)\n"),
         "{run:#?}"
     );
     let mut state = lab.lab().load_state().unwrap();

@@ -140,9 +140,9 @@ fn run_places_uploads_collects_fails_fast_and_reports_lost_nodes() {
     assert_eq!(output.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("node-2"), "{stdout}");
     let lost = |l: &str| l.contains("the agent on node-2 restarted") || l.contains("node node-2 lost");
-    assert!(stdout.lines().any(|l| l.starts_with("spin-2 ") && lost(l)), "{stdout}");
+    assert!(stdout.lines().any(|l| l.starts_with("spin-2: ") && lost(l)), "{stdout}");
     let stopped = |l: &str| l.contains("stopped: spin-2 lost") || l.contains("stopped: node node-2 lost");
-    assert!(stdout.lines().any(|l| l.starts_with("spin-1 ") && stopped(l)), "{stdout}");
+    assert!(stdout.lines().any(|l| l.starts_with("spin-1: ") && stopped(l)), "{stdout}");
 
     // `cancel` stops a run that is still going.
     assert_eq!(lab.zerolab(&["up"], &[]).code, 0, "the agent is healthy again");

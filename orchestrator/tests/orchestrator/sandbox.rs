@@ -60,7 +60,10 @@ fn sandbox_run_streams_a_guest_from_node_2_and_returns_its_code() {
     // A node that does not exist names the ones that do.
     let run = lab.zerolab(&["sandbox", "run"], &["node-9", hello]);
     assert_eq!(run.code, 2, "{run:#?}");
-    assert_eq!(run.stderr, "zerolab: no node named `node-9`; expected one of: node-1, node-2, node-3\n");
+    assert_eq!(
+        run.stderr,
+        "zerolab: no node named `node-9`; expected one of `node-1`, `node-2`, `node-3` (did you mean `node-1`?)\n"
+    );
 }
 
 #[test]

@@ -68,7 +68,7 @@ pub use self::provider::{
 pub use self::schema::Labels;
 pub use self::selector::{NodeSelector, SelectorError};
 pub use self::validate::EntryView;
-use crate::document::{closest, read, Document};
+use crate::document::{read, Document};
 pub use crate::document::{DocumentKind, Location, ReadProblem, YamlPath};
 
 /// Every problem of one document: a cluster file's unless `P` says otherwise.
@@ -170,10 +170,7 @@ impl Cluster {
     /// The node named `name`, or an error naming the closest node name when one is close
     /// (a did-you-mean).
     pub fn find_node(&self, name: &str) -> Result<&Node, SelectorError> {
-        self.node(name).ok_or_else(|| {
-            let known: Vec<String> = self.nodes.iter().map(|node| node.name.clone()).collect();
-            SelectorError::UnknownNode { name: name.to_owned(), suggestion: closest(name, &known) }
-        })
+        self.node(name).ok_or_else(|| selector::unknown_node(name, &self.nodes))
     }
 
     /// The nodes `selector` selects, in file order.

@@ -46,18 +46,34 @@ pub enum SelectorError {
         term: String,
     },
     /// A name that is no node of the lab.
-    #[error("no node named `{name}`; expected {}", suggestion.as_ref().map_or_else(|| "one of the lab's node names".to_owned(), |s| format!("a node name such as `{s}`")))]
+    #[error(
+        "no node named `{name}`; expected one of {known}{}",
+        suggestion.as_ref().map_or_else(String::new, |s| format!(" (did you mean `{s}`?)"))
+    )]
     UnknownNode {
         /// The name as written.
         name: String,
         /// The closest node name, when one is close.
         suggestion: Option<String>,
+        /// The lab's node names, quoted and comma-separated (the first few, then how
+        /// many more). Boxed, as the lists below: errors stay small to move around.
+        known: Box<str>,
     },
-    /// A well-formed selector that matches no node.
-    #[error("node selector `{selector}` matches no node; expected at least one node to select")]
+    /// A well-formed selector that matches no node: what it could have matched is
+    /// listed, so a wrong label or pattern is fixed without opening the cluster file.
+    #[error(
+        "node selector `{selector}` matches no node; expected names or patterns over the lab's nodes ({nodes}) \
+         or label=value with one of its labels ({})",
+        if labels.is_empty() { "it has none" } else { &**labels }
+    )]
     NoMatch {
         /// The selector as written.
         selector: NodeSelector,
+        /// The lab's node names, quoted and comma-separated (the first few, then how
+        /// many more).
+        nodes: Box<str>,
+        /// The lab's labels as `key=value`, sorted, quoted and comma-separated (likewise).
+        labels: Box<str>,
     },
 }
 
@@ -103,16 +119,41 @@ impl NodeSelector {
         for term in &self.terms {
             let Term::Name(name) = term else { continue };
             if !nodes.iter().any(|node| &node.name == name) {
-                let known: Vec<String> = nodes.iter().map(|node| node.name.clone()).collect();
-                let suggestion = crate::document::closest(name, &known);
-                return Err(SelectorError::UnknownNode { name: name.clone(), suggestion });
+                return Err(unknown_node(name, nodes));
             }
         }
         let selected: Vec<&Node> = nodes.iter().filter(|node| self.matches(node)).collect();
         if selected.is_empty() {
-            return Err(SelectorError::NoMatch { selector: self.clone() });
+            let names = nodes.iter().map(|node| node.name.clone());
+            let labels: std::collections::BTreeSet<String> =
+                nodes.iter().flat_map(|node| node.labels.iter().map(|(key, value)| format!("{key}={value}"))).collect();
+            return Err(SelectorError::NoMatch {
+                selector: self.clone(),
+                nodes: listed(names),
+                labels: listed(labels.into_iter()),
+            });
         }
         Ok(selected)
+    }
+}
+
+/// [`SelectorError::UnknownNode`] for `name`, with the closest of `nodes`' names.
+pub(crate) fn unknown_node(name: &str, nodes: &[Node]) -> SelectorError {
+    let known: Vec<String> = nodes.iter().map(|node| node.name.clone()).collect();
+    let suggestion = crate::document::closest(name, &known);
+    SelectorError::UnknownNode { name: name.to_owned(), suggestion, known: listed(known.into_iter()) }
+}
+
+/// The most names an error lists of each kind.
+const LISTED: usize = 12;
+
+/// `` `a`, `b`, `c` ``, or `` `a`, `b`, ... and 30 more `` past [`LISTED`] items.
+fn listed(items: impl ExactSizeIterator<Item = String>) -> Box<str> {
+    let total = items.len();
+    let shown: Vec<String> = items.take(LISTED).map(|item| format!("`{item}`")).collect();
+    match total - shown.len() {
+        0 => shown.join(", ").into(),
+        more => format!("{}, ... and {more} more", shown.join(", ")).into(),
     }
 }
 
@@ -240,13 +281,34 @@ mod tests {
             ),
             ("=a", "invalid label term `=a`; expected label=value with a non-empty label"),
             ("zone=", "invalid label term `zone=`; expected label=value with a non-empty label"),
-            ("node-3", "no node named `node-3`; expected a node name such as `node-1`"),
-            ("db", "no node named `db`; expected one of the lab's node names"),
-            ("db-*,zone=c", "node selector `db-*,zone=c` matches no node; expected at least one node to select"),
+            (
+                "node-3",
+                "no node named `node-3`; expected one of `node-1`, `node-2`, `node-10`, `edge` (did you mean `node-1`?)",
+            ),
+            ("node-01", "no node named `node-01`; expected one of `node-1`, `node-2`, `node-10`, `edge` (did you mean `node-1`?)"),
+            ("db", "no node named `db`; expected one of `node-1`, `node-2`, `node-10`, `edge`"),
+            (
+                "db-*,zone=c",
+                "node selector `db-*,zone=c` matches no node; expected names or patterns over the lab's nodes \
+                 (`node-1`, `node-2`, `node-10`, `edge`) or label=value with one of its labels (`pool=workers`, \
+                 `zone=a`, `zone=b`, `zone=eu-west`)",
+            ),
         ];
         for (selector, want) in cases {
             assert_eq!(selected(selector).unwrap_err().to_string(), *want, "{selector}");
         }
+    }
+
+    #[test]
+    fn no_match_lists_a_few_nodes_and_says_when_there_are_no_labels() {
+        let nodes: Vec<Node> = (1..=14).map(|i| node(&format!("n-{i}"), &[])).collect();
+        let selector: NodeSelector = "zone=a".parse().unwrap();
+        assert_eq!(
+            selector.select(&nodes).unwrap_err().to_string(),
+            "node selector `zone=a` matches no node; expected names or patterns over the lab's nodes (`n-1`, `n-2`, \
+             `n-3`, `n-4`, `n-5`, `n-6`, `n-7`, `n-8`, `n-9`, `n-10`, `n-11`, `n-12`, ... and 2 more) or label=value \
+             with one of its labels (it has none)"
+        );
     }
 
     #[test]

@@ -300,7 +300,8 @@ fn reports_groups_that_cannot_be_placed() {
     assert_eq!(
         lines,
         [
-            "8:24: group `map`: node selector `zone=b` matches no node; expected at least one node to select",
+            "8:24: group `map`: node selector `zone=b` matches no node; expected names or patterns over the lab's \
+             nodes (`node-1`, `node-2`, `edge`) or label=value with one of its labels (`zone=a`)",
             "9:5: group `reduce` has 7 instances to place, but its nodes (node-1, edge) have room for 6 more; expected \
              at most 3 guests per node (select more nodes or lower the count)",
         ]

@@ -12,7 +12,8 @@
 //! #     -> Result<(), Box<dyn std::error::Error>> {
 //! use zerolab::lab::{Lab, LockWait};
 //!
-//! let lab = Lab::open(".zerolab".as_ref(), cluster)?;     // NotUp unless `up` ran
+//! let root = zerolab::lab::default_root();
+//! let lab = Lab::open(&root, cluster)?;                   // NotUp unless `up` ran
 //! let target = lab.ready("node-1")?;                      // NotReady with the why
 //! let keeper = lab.keeper(zerolab_exe).await?;            // started when none runs
 //! let _lock = lab.lock("zerolab run", &LockWait::default()).await?; // for changes

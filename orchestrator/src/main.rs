@@ -42,7 +42,9 @@ fn main() -> ExitCode {
             true => validate_job(&file, cluster.as_deref()),
             false => validate(&file, cluster.is_some()),
         },
-        Command::Up { file, lab_root, agent } => with_lab(&file, &lab_root, |cluster| up(cluster, &file, &lab_root, agent)),
+        Command::Up { file, lab_root, agent } => {
+            with_lab(&file, &lab_root, |cluster| up(cluster, &file, &lab_root, agent))
+        }
         Command::Down { file, lab_root } => with_lab(&file, &lab_root, |cluster| down(cluster, &lab_root)),
         Command::Status { file, lab_root } => with_lab(&file, &lab_root, |cluster| status(cluster, &lab_root)),
         Command::Exec { file, lab_root, nodes, command } => {
@@ -59,7 +61,9 @@ fn main() -> ExitCode {
         }),
         Command::Keeper { lab_dir } => keeper(&lab_dir),
         Command::Labs { lab_root } => labs(&lab_root),
-        Command::Run { file, job, lab_root } => with_lab(&file, &lab_root, |cluster| jobs::run(cluster, &lab_root, &job)),
+        Command::Run { file, job, lab_root } => {
+            with_lab(&file, &lab_root, |cluster| jobs::run(cluster, &lab_root, &job))
+        }
         Command::Jobs { file, lab_root } => with_lab(&file, &lab_root, |cluster| jobs::list(cluster, &lab_root)),
         Command::Logs { file, job, instance, lab_root } => {
             with_lab(&file, &lab_root, |cluster| jobs::logs(cluster, &lab_root, &job, instance.as_deref()))
@@ -133,7 +137,12 @@ fn keeper(lab_dir: &std::path::Path) -> ExitCode {
     }
 }
 
-fn up(cluster: &Cluster, file: &std::path::Path, lab_root: &std::path::Path, agent: Option<PathBuf>) -> anyhow::Result<u8> {
+fn up(
+    cluster: &Cluster,
+    file: &std::path::Path,
+    lab_root: &std::path::Path,
+    agent: Option<PathBuf>,
+) -> anyhow::Result<u8> {
     let agent = agent
         .or_else(zerolab::up::default_agent_path)
         .ok_or_else(|| anyhow::anyhow!("cannot find the zerolab executable's directory; pass --agent PATH"))?;

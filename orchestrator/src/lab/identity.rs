@@ -33,9 +33,8 @@ pub struct Identity {
 impl Identity {
     /// A new identity for lab `name` made now from `cluster_file` with `provider`.
     pub fn new(name: &str, cluster_file: Option<&Path>, provider: &str) -> Identity {
-        let created = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |elapsed| elapsed.as_secs());
+        let created =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs());
         Identity {
             name: name.to_owned(),
             cluster_file: cluster_file.map(Path::to_owned),

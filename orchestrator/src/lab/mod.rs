@@ -78,7 +78,8 @@ pub fn old_lab_hint(root: &Path, name: &str) -> Option<String> {
     let cwd = std::env::current_dir().ok()?;
     let old = cwd.join(OLD_ROOT);
     let root = if root.is_absolute() { root.to_owned() } else { cwd.join(root) };
-    let elsewhere = fs::canonicalize(&root).map_or(root.clone(), |r| r) != fs::canonicalize(&old).unwrap_or(old.clone());
+    let elsewhere =
+        fs::canonicalize(&root).map_or(root.clone(), |r| r) != fs::canonicalize(&old).unwrap_or(old.clone());
     (elsewhere && old.join(name).is_dir() && !root.join(name).exists()).then(|| {
         format!(
             "zerolab: note: lab {name} is in {} (where labs were kept before); labs now live in {}: \

@@ -159,14 +159,36 @@ fn lists_its_commands_and_no_others() {
         .unwrap_or_default();
     assert_eq!(
         commands,
-        ["validate", "up", "down", "status", "exec", "run", "jobs", "logs", "cancel", "sandbox", "ssh", "inventory"],
+        [
+            "validate",
+            "up",
+            "down",
+            "status",
+            "exec",
+            "run",
+            "jobs",
+            "logs",
+            "cancel",
+            "labs",
+            "sandbox",
+            "ssh",
+            "inventory"
+        ],
         "{}",
         help.stdout
     );
     assert!(help.stdout.contains("Exit status: 0"), "exit codes documented: {}", help.stdout);
-    for command in
-        [&["validate"][..], &["up"], &["down"], &["status"], &["exec"], &["sandbox", "run"], &["ssh"], &["inventory"]]
-    {
+    for command in [
+        &["validate"][..],
+        &["up"],
+        &["down"],
+        &["status"],
+        &["exec"],
+        &["sandbox", "run"],
+        &["ssh"],
+        &["inventory"],
+        &["labs"],
+    ] {
         let help = harness.zerolab(&[command, &["--help"]].concat());
         assert!(help.stdout.contains("Exit status: "), "{command:?}: exit codes documented: {}", help.stdout);
     }

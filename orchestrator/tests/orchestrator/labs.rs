@@ -44,7 +44,8 @@ fn the_default_lab_root_is_one_per_user_not_the_working_directory() {
     run.expect(0, &format!("no labs under {}/.local/state/zerolab/labs\n", home.display()), "");
     let run = zerolab_with(tmp.path(), &[("HOME", &home), ("XDG_STATE_HOME", &state)], &["labs"]);
     run.expect(0, &format!("no labs under {}/zerolab/labs\n", state.display()), "");
-    let run = zerolab_with(tmp.path(), &[("HOME", &home), ("XDG_STATE_HOME", &state), ("ZEROLAB_HOME", &labs)], &["labs"]);
+    let run =
+        zerolab_with(tmp.path(), &[("HOME", &home), ("XDG_STATE_HOME", &state), ("ZEROLAB_HOME", &labs)], &["labs"]);
     run.expect(0, &format!("no labs under {}\n", labs.display()), "");
     let other = tmp.path().join("other");
     let run = zerolab_with(tmp.path(), &[("ZEROLAB_HOME", &labs)], &["labs", "--lab-root", other.to_str().unwrap()]);
@@ -125,7 +126,9 @@ fn one_lab_from_any_directory_and_no_other_lab_root_touches_it() {
     run.expect(
         2,
         "",
-        &format!("zerolab: lab {name} is up from {file}; run `zerolab down {file}` first, or give this lab another name\n"),
+        &format!(
+            "zerolab: lab {name} is up from {file}; run `zerolab down {file}` first, or give this lab another name\n"
+        ),
     );
 
     // `down` with a second lab root never touches the lab's hosts, and names their owner.
@@ -134,10 +137,7 @@ fn one_lab_from_any_directory_and_no_other_lab_root_touches_it() {
     assert_eq!(run.code, 2, "{run:#?}");
     let owner = lab.lab().dir().display().to_string();
     assert!(run.stderr.contains(&format!("belongs to lab {name} in {owner}, not to ")), "{run:#?}");
-    assert!(
-        run.stderr.contains(&format!("run `zerolab down {file} --lab-root {}`", home.display())),
-        "{run:#?}"
-    );
+    assert!(run.stderr.contains(&format!("run `zerolab down {file} --lab-root {}`", home.display())), "{run:#?}");
     // `up` there too.
     let agent = lab.agent().to_str().unwrap();
     let run = zerolab_with(&second, &env, &["up", file, "--lab-root", other_root.to_str().unwrap(), "--agent", agent]);
@@ -196,7 +196,8 @@ fn up_follows_a_cluster_file_that_gained_and_lost_a_node() {
 
     // A node's address changed (another subnet): refused before anything changes.
     let (was, now) = (format!("10.77.{}.", Subnet::LabsReconcile.x()), "10.77.159.");
-    fs::write(&lab.file, text.replace("count: 3", "count: 2").replace(&format!("{was}0/24"), &format!("{now}0/24"))).unwrap();
+    fs::write(&lab.file, text.replace("count: 3", "count: 2").replace(&format!("{was}0/24"), &format!("{now}0/24")))
+        .unwrap();
     let run = lab.zerolab(&["up"], &[]);
     assert_eq!(run.code, 2, "{run:#?}");
     assert!(

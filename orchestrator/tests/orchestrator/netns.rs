@@ -87,7 +87,8 @@ fn assert_nothing_left(lab: &Lab) {
     assert!(!netns.lines().any(|l| names.is_namespace(l.split_whitespace().next().unwrap_or(""))), "{netns}");
     let links = text_of(Command::new("ip").args(["-o", "link"]));
     let alias = names.bridge_alias();
-    let ours = |line: &str| line.contains(&names.bridge()) || line.ends_with(&alias) || line.contains(&format!("{alias} "));
+    let ours =
+        |line: &str| line.contains(&names.bridge()) || line.ends_with(&alias) || line.contains(&format!("{alias} "));
     assert!(!links.lines().any(ours), "links left: {links}");
     let prefix = &names.namespace("");
     let dir = lab.dir().to_string_lossy().into_owned();

@@ -66,8 +66,7 @@ pub fn reconcile(
             .map(str::to_owned),
     );
     let removed: Vec<String> = removed.into_iter().collect();
-    let changes =
-        Changes { added: added.iter().map(|node| node.name.clone()).collect(), removed: removed.clone() };
+    let changes = Changes { added: added.iter().map(|node| node.name.clone()).collect(), removed: removed.clone() };
     if added.is_empty() && removed.is_empty() {
         return Ok(changes);
     }
@@ -108,4 +107,3 @@ fn forget_pins(lab: &Lab, nodes: &[String]) -> Result<(), NetnsError> {
         .collect();
     Ok(crate::lab::write_private(&path, kept.as_bytes())?)
 }
-

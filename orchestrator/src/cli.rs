@@ -48,7 +48,7 @@ pub enum Command {
         /// The cluster file
         #[arg(value_name = "FILE")]
         file: PathBuf,
-        /// Directory holding the labs (default: $ZEROLAB_HOME, else $XDG_STATE_HOME/zerolab/labs, else
+        /// Directory holding the labs (when not given: $ZEROLAB_HOME, else $XDG_STATE_HOME/zerolab/labs, else
         /// ~/.local/state/zerolab/labs)
         #[arg(long, value_name = "DIR", default_value_os_t = default_root())]
         lab_root: PathBuf,
@@ -66,7 +66,7 @@ pub enum Command {
         /// The cluster file
         #[arg(value_name = "FILE")]
         file: PathBuf,
-        /// Directory holding the labs (default: $ZEROLAB_HOME, else $XDG_STATE_HOME/zerolab/labs, else
+        /// Directory holding the labs (when not given: $ZEROLAB_HOME, else $XDG_STATE_HOME/zerolab/labs, else
         /// ~/.local/state/zerolab/labs)
         #[arg(long, value_name = "DIR", default_value_os_t = default_root())]
         lab_root: PathBuf,
@@ -78,7 +78,7 @@ pub enum Command {
         /// The cluster file
         #[arg(value_name = "FILE")]
         file: PathBuf,
-        /// Directory holding the labs (default: $ZEROLAB_HOME, else $XDG_STATE_HOME/zerolab/labs, else
+        /// Directory holding the labs (when not given: $ZEROLAB_HOME, else $XDG_STATE_HOME/zerolab/labs, else
         /// ~/.local/state/zerolab/labs)
         #[arg(long, value_name = "DIR", default_value_os_t = default_root())]
         lab_root: PathBuf,
@@ -95,7 +95,7 @@ pub enum Command {
         /// The cluster file
         #[arg(value_name = "FILE")]
         file: PathBuf,
-        /// Directory holding the labs (default: $ZEROLAB_HOME, else $XDG_STATE_HOME/zerolab/labs, else
+        /// Directory holding the labs (when not given: $ZEROLAB_HOME, else $XDG_STATE_HOME/zerolab/labs, else
         /// ~/.local/state/zerolab/labs)
         #[arg(long, value_name = "DIR", default_value_os_t = default_root())]
         lab_root: PathBuf,
@@ -120,7 +120,7 @@ pub enum Command {
         /// The job file (YAML `kind: Job`, or a ZeroCloud JSON job description)
         #[arg(value_name = "JOB")]
         job: PathBuf,
-        /// Directory holding the labs (default: $ZEROLAB_HOME, else $XDG_STATE_HOME/zerolab/labs, else
+        /// Directory holding the labs (when not given: $ZEROLAB_HOME, else $XDG_STATE_HOME/zerolab/labs, else
         /// ~/.local/state/zerolab/labs)
         #[arg(long, value_name = "DIR", default_value_os_t = default_root())]
         lab_root: PathBuf,
@@ -131,7 +131,7 @@ pub enum Command {
         /// The cluster file
         #[arg(value_name = "FILE")]
         file: PathBuf,
-        /// Directory holding the labs (default: $ZEROLAB_HOME, else $XDG_STATE_HOME/zerolab/labs, else
+        /// Directory holding the labs (when not given: $ZEROLAB_HOME, else $XDG_STATE_HOME/zerolab/labs, else
         /// ~/.local/state/zerolab/labs)
         #[arg(long, value_name = "DIR", default_value_os_t = default_root())]
         lab_root: PathBuf,
@@ -150,7 +150,7 @@ pub enum Command {
         /// Only this instance
         #[arg(value_name = "INSTANCE")]
         instance: Option<String>,
-        /// Directory holding the labs (default: $ZEROLAB_HOME, else $XDG_STATE_HOME/zerolab/labs, else
+        /// Directory holding the labs (when not given: $ZEROLAB_HOME, else $XDG_STATE_HOME/zerolab/labs, else
         /// ~/.local/state/zerolab/labs)
         #[arg(long, value_name = "DIR", default_value_os_t = default_root())]
         lab_root: PathBuf,
@@ -165,7 +165,7 @@ pub enum Command {
         /// The run: its id, or a job's name for its latest run
         #[arg(value_name = "JOB")]
         job: String,
-        /// Directory holding the labs (default: $ZEROLAB_HOME, else $XDG_STATE_HOME/zerolab/labs, else
+        /// Directory holding the labs (when not given: $ZEROLAB_HOME, else $XDG_STATE_HOME/zerolab/labs, else
         /// ~/.local/state/zerolab/labs)
         #[arg(long, value_name = "DIR", default_value_os_t = default_root())]
         lab_root: PathBuf,
@@ -176,7 +176,7 @@ pub enum Command {
     #[command(after_help = "Exit status: 0 listed (also when there is no lab), 2 usage error or a lab root \
                             that cannot be read.")]
     Labs {
-        /// Directory holding the labs (default: $ZEROLAB_HOME, else $XDG_STATE_HOME/zerolab/labs, else
+        /// Directory holding the labs (when not given: $ZEROLAB_HOME, else $XDG_STATE_HOME/zerolab/labs, else
         /// ~/.local/state/zerolab/labs)
         #[arg(long, value_name = "DIR", default_value_os_t = default_root())]
         lab_root: PathBuf,
@@ -205,7 +205,7 @@ pub enum Command {
         /// The node to log in to
         #[arg(value_name = "NODE")]
         node: String,
-        /// Directory holding the labs (default: $ZEROLAB_HOME, else $XDG_STATE_HOME/zerolab/labs, else
+        /// Directory holding the labs (when not given: $ZEROLAB_HOME, else $XDG_STATE_HOME/zerolab/labs, else
         /// ~/.local/state/zerolab/labs)
         #[arg(long, value_name = "DIR", default_value_os_t = default_root())]
         lab_root: PathBuf,
@@ -222,7 +222,7 @@ pub enum Command {
         /// The cluster file
         #[arg(value_name = "FILE")]
         file: PathBuf,
-        /// Directory holding the labs (default: $ZEROLAB_HOME, else $XDG_STATE_HOME/zerolab/labs, else
+        /// Directory holding the labs (when not given: $ZEROLAB_HOME, else $XDG_STATE_HOME/zerolab/labs, else
         /// ~/.local/state/zerolab/labs)
         #[arg(long, value_name = "DIR", default_value_os_t = default_root())]
         lab_root: PathBuf,
@@ -264,7 +264,7 @@ pub enum SandboxCommand {
         /// The guest's arguments
         #[arg(value_name = "ARGS", trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
-        /// Directory holding the labs (default: $ZEROLAB_HOME, else $XDG_STATE_HOME/zerolab/labs, else
+        /// Directory holding the labs (when not given: $ZEROLAB_HOME, else $XDG_STATE_HOME/zerolab/labs, else
         /// ~/.local/state/zerolab/labs)
         #[arg(long, value_name = "DIR", default_value_os_t = default_root())]
         lab_root: PathBuf,

@@ -178,6 +178,10 @@ fn up_follows_a_cluster_file_that_gained_and_lost_a_node() {
     assert!(took.as_secs() < 10, "{took:?}");
     let rows = status_rows(&lab.zerolab(&["status"], &[]));
     assert_eq!(rows.iter().filter(|(_, state, _)| state == "ready").count(), 3, "{rows:?}");
+    // The lab's keeper (running since the first up) reaches the new node too.
+    let run = lab.zerolab(&["exec"], &["--", "hostname"]);
+    assert_eq!(run.code, 0, "{run:#?}");
+    assert!(run.stdout.contains("node-3: node-3"), "{run:#?}");
 
     // A node removed: its namespace, link, records and files go; the others stay.
     let names = Names::new(&name);

@@ -372,6 +372,29 @@ mod tests {
     }
 
     #[test]
+    fn what_up_changes_is_said_per_provider() {
+        let mut state = LabState::default();
+        for node in ["n1", "n2"] {
+            state.nodes.insert(node.into(), NodeRecord::new("10.77.0.2", NodeState::Ready));
+        }
+        let netns = "apiVersion: zerolab/v1\nkind: Cluster\nname: demo\nnodes:\n  - {name: n1}\n  - {name: n4}\n";
+        let cluster = crate::cluster::from_str(netns, "demo.yaml").unwrap();
+        let provider = provider::of(&cluster).unwrap();
+        assert_eq!(changes(&state, &cluster, provider).unwrap(), "lab demo: adding n4; removing n2");
+        assert_eq!(changes(&LabState::default(), &cluster, provider), None, "a lab made now changes nothing");
+        let ssh =
+            "apiVersion: zerolab/v1\nkind: Cluster\nname: far\nprovider: ssh\ndefaults: {key: /k, user: u}\nnodes:\n  \
+                   - {name: n1, address: 192.0.2.1}\n  - {name: n2, address: 192.0.2.2}\n";
+        let cluster = crate::cluster::from_str(ssh, "far.yaml").unwrap();
+        assert_eq!(changes(&state, &cluster, provider::of(&cluster).unwrap()), None);
+        state.nodes.insert("n3".into(), NodeRecord::new("192.0.2.3", NodeState::Ready));
+        assert_eq!(
+            changes(&state, &cluster, provider::of(&cluster).unwrap()).unwrap(),
+            "lab far: forgetting n3 (no longer in the cluster file; what zerolab installed there stays)"
+        );
+    }
+
+    #[test]
     fn providers_without_bring_up_are_refused_with_a_clear_line() {
         let text = "apiVersion: zerolab/v1\nkind: Cluster\nname: demo\nprovider: vagrant\nnodes:\n  - {name: a}\n";
         let cluster = crate::cluster::from_str(text, "demo.yaml").unwrap();

@@ -96,7 +96,9 @@ impl Lab {
     pub fn open_any<'c>(root: &Path, cluster: &'c Cluster) -> Result<LabHandle<'c>, OpenError> {
         let provider = provider::of(cluster)?;
         let lab = Lab::at(root, cluster.name())?;
-        let up = lab.exists() && provider.is_up(&lab)?;
+        // Asked first, also with no lab directory: hosts of this lab's names that another
+        // lab directory made are refused, naming it, not taken for a lab that is down.
+        let up = provider.is_up(&lab)? && lab.exists();
         let state = if up { lab.load_state()? } else { LabState::default() };
         let targets = cluster.nodes().iter().map(|node| provider.address(&lab, node)).collect::<Result<_, _>>()?;
         Ok(LabHandle { cluster, lab, provider, up, state, targets })

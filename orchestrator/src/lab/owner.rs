@@ -66,7 +66,8 @@ fn what_to_run(owner: &Owner) -> String {
         .and_then(|identity| identity.cluster_file);
     match file {
         Some(file) => format!(
-            "to take that lab down run `zerolab down {} --lab-root {root}`, or give this lab another name",
+            "work on that lab with `--lab-root {root}` (take it down with `zerolab down {} --lab-root {root}`), \
+             or give this lab another name",
             file.display()
         ),
         None => format!("work on that lab with `--lab-root {root}`, or give this lab another name"),

@@ -137,13 +137,18 @@ fn one_lab_from_any_directory_and_no_other_lab_root_touches_it() {
     assert_eq!(run.code, 2, "{run:#?}");
     let owner = lab.lab().dir().display().to_string();
     assert!(run.stderr.contains(&format!("belongs to lab {name} in {owner}, not to ")), "{run:#?}");
-    assert!(run.stderr.contains(&format!("run `zerolab down {file} --lab-root {}`", home.display())), "{run:#?}");
+    let take_down = format!("(take it down with `zerolab down {file} --lab-root {}`)", home.display());
+    assert!(run.stderr.contains(&take_down), "{run:#?}");
     // `up` there too.
     let agent = lab.agent().to_str().unwrap();
     let run = zerolab_with(&second, &env, &["up", file, "--lab-root", other_root.to_str().unwrap(), "--agent", agent]);
     assert_eq!(run.code, 2, "{run:#?}");
     assert!(run.stderr.contains(&format!("belongs to lab {name} in {owner}")), "{run:#?}");
     assert!(!other_root.join(&name).exists(), "nothing made for the refused up");
+    // `status` there says whose the hosts are, instead of a lab that is down.
+    let run = zerolab_with(&second, &env, &["status", file, "--lab-root", other_root.to_str().unwrap()]);
+    assert_eq!(run.code, 2, "{run:#?}");
+    assert!(run.stderr.contains(&format!("belongs to lab {name} in {owner}")), "{run:#?}");
     let rows = status_rows(&zerolab_with(&first, &env, &["status", file]));
     assert_eq!(rows.iter().filter(|(_, state, _)| state == "ready").count(), 3, "{rows:?}");
 

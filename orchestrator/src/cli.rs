@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use zerolab::cluster::NodeSelector;
-use zerolab::lab::DEFAULT_ROOT;
+use zerolab::lab::default_root;
 
 /// Labs of many machines that run untrusted code in millisecond sandboxes.
 #[derive(Debug, Parser)]
@@ -52,8 +52,9 @@ pub enum Command {
         /// The cluster file
         #[arg(value_name = "FILE")]
         file: PathBuf,
-        /// Directory holding the labs
-        #[arg(long, value_name = "DIR", default_value = DEFAULT_ROOT)]
+        /// Directory holding the labs (when not given: $ZEROLAB_HOME, else $XDG_STATE_HOME/zerolab/labs, else
+        /// ~/.local/state/zerolab/labs)
+        #[arg(long, value_name = "DIR", default_value_os_t = default_root())]
         lab_root: PathBuf,
         /// The agent binary to install [default: zerolab-agent beside zerolab]
         #[arg(long, value_name = "PATH")]
@@ -69,8 +70,9 @@ pub enum Command {
         /// The cluster file
         #[arg(value_name = "FILE")]
         file: PathBuf,
-        /// Directory holding the labs
-        #[arg(long, value_name = "DIR", default_value = DEFAULT_ROOT)]
+        /// Directory holding the labs (when not given: $ZEROLAB_HOME, else $XDG_STATE_HOME/zerolab/labs, else
+        /// ~/.local/state/zerolab/labs)
+        #[arg(long, value_name = "DIR", default_value_os_t = default_root())]
         lab_root: PathBuf,
     },
     /// Show every node: provider, address, state, agent version, cause of failure
@@ -80,8 +82,9 @@ pub enum Command {
         /// The cluster file
         #[arg(value_name = "FILE")]
         file: PathBuf,
-        /// Directory holding the labs
-        #[arg(long, value_name = "DIR", default_value = DEFAULT_ROOT)]
+        /// Directory holding the labs (when not given: $ZEROLAB_HOME, else $XDG_STATE_HOME/zerolab/labs, else
+        /// ~/.local/state/zerolab/labs)
+        #[arg(long, value_name = "DIR", default_value_os_t = default_root())]
         lab_root: PathBuf,
         /// `json`: one JSON document on stdout (fields in docs/cluster.md)
         #[arg(long, short = 'o', value_name = "FORMAT", default_value = "text")]
@@ -99,8 +102,9 @@ pub enum Command {
         /// The cluster file
         #[arg(value_name = "FILE")]
         file: PathBuf,
-        /// Directory holding the labs
-        #[arg(long, value_name = "DIR", default_value = DEFAULT_ROOT)]
+        /// Directory holding the labs (when not given: $ZEROLAB_HOME, else $XDG_STATE_HOME/zerolab/labs, else
+        /// ~/.local/state/zerolab/labs)
+        #[arg(long, value_name = "DIR", default_value_os_t = default_root())]
         lab_root: PathBuf,
         /// Only these nodes: names, globs (node-*) or label=value, comma-separated
         #[arg(long, value_name = "SELECTOR")]
@@ -121,8 +125,9 @@ pub enum Command {
         /// The job file (YAML `kind: Job`, or a ZeroCloud JSON job description)
         #[arg(value_name = "JOB")]
         job: PathBuf,
-        /// Directory holding the labs
-        #[arg(long, value_name = "DIR", default_value = DEFAULT_ROOT)]
+        /// Directory holding the labs (when not given: $ZEROLAB_HOME, else $XDG_STATE_HOME/zerolab/labs, else
+        /// ~/.local/state/zerolab/labs)
+        #[arg(long, value_name = "DIR", default_value_os_t = default_root())]
         lab_root: PathBuf,
         /// `json`: no progress, and one JSON document on stdout when the run ends, every
         /// instance in it (fields in docs/job.md)
@@ -135,8 +140,9 @@ pub enum Command {
         /// The cluster file
         #[arg(value_name = "FILE")]
         file: PathBuf,
-        /// Directory holding the labs
-        #[arg(long, value_name = "DIR", default_value = DEFAULT_ROOT)]
+        /// Directory holding the labs (when not given: $ZEROLAB_HOME, else $XDG_STATE_HOME/zerolab/labs, else
+        /// ~/.local/state/zerolab/labs)
+        #[arg(long, value_name = "DIR", default_value_os_t = default_root())]
         lab_root: PathBuf,
         /// `json`: one JSON document on stdout (fields in docs/job.md)
         #[arg(long, short = 'o', value_name = "FORMAT", default_value = "text")]
@@ -156,8 +162,9 @@ pub enum Command {
         /// Only this instance
         #[arg(value_name = "INSTANCE")]
         instance: Option<String>,
-        /// Directory holding the labs
-        #[arg(long, value_name = "DIR", default_value = DEFAULT_ROOT)]
+        /// Directory holding the labs (when not given: $ZEROLAB_HOME, else $XDG_STATE_HOME/zerolab/labs, else
+        /// ~/.local/state/zerolab/labs)
+        #[arg(long, value_name = "DIR", default_value_os_t = default_root())]
         lab_root: PathBuf,
     },
     /// Stop every instance of a run that is still running
@@ -170,8 +177,20 @@ pub enum Command {
         /// The run: its id, or a job's name for its latest run
         #[arg(value_name = "JOB")]
         job: String,
-        /// Directory holding the labs
-        #[arg(long, value_name = "DIR", default_value = DEFAULT_ROOT)]
+        /// Directory holding the labs (when not given: $ZEROLAB_HOME, else $XDG_STATE_HOME/zerolab/labs, else
+        /// ~/.local/state/zerolab/labs)
+        #[arg(long, value_name = "DIR", default_value_os_t = default_root())]
+        lab_root: PathBuf,
+    },
+    /// List every lab under the lab root: name, provider, nodes ready of recorded, state (up,
+    /// partly up, down, stale: its hosts are gone, say after a reboot), whether its keeper
+    /// runs, the runs it keeps, and the cluster file it was brought up from
+    #[command(after_help = "Exit status: 0 listed (also when there is no lab), 2 usage error or a lab root \
+                            that cannot be read.")]
+    Labs {
+        /// Directory holding the labs (when not given: $ZEROLAB_HOME, else $XDG_STATE_HOME/zerolab/labs, else
+        /// ~/.local/state/zerolab/labs)
+        #[arg(long, value_name = "DIR", default_value_os_t = default_root())]
         lab_root: PathBuf,
     },
     /// Run guests in a node's sandbox
@@ -198,8 +217,9 @@ pub enum Command {
         /// The node to log in to
         #[arg(value_name = "NODE")]
         node: String,
-        /// Directory holding the labs
-        #[arg(long, value_name = "DIR", default_value = DEFAULT_ROOT)]
+        /// Directory holding the labs (when not given: $ZEROLAB_HOME, else $XDG_STATE_HOME/zerolab/labs, else
+        /// ~/.local/state/zerolab/labs)
+        #[arg(long, value_name = "DIR", default_value_os_t = default_root())]
         lab_root: PathBuf,
         /// A command to run instead of an interactive shell (words joined with spaces, as ssh does)
         #[arg(value_name = "CMD", last = true)]
@@ -214,8 +234,9 @@ pub enum Command {
         /// The cluster file
         #[arg(value_name = "FILE")]
         file: PathBuf,
-        /// Directory holding the labs
-        #[arg(long, value_name = "DIR", default_value = DEFAULT_ROOT)]
+        /// Directory holding the labs (when not given: $ZEROLAB_HOME, else $XDG_STATE_HOME/zerolab/labs, else
+        /// ~/.local/state/zerolab/labs)
+        #[arg(long, value_name = "DIR", default_value_os_t = default_root())]
         lab_root: PathBuf,
         /// What to print
         #[arg(long, value_name = "FORMAT")]
@@ -241,7 +262,7 @@ pub enum Command {
         #[arg(long, value_name = "FORMAT", default_value = "mermaid")]
         format: GraphFormat,
         /// Directory holding the labs
-        #[arg(long, value_name = "DIR", default_value = DEFAULT_ROOT)]
+        #[arg(long, value_name = "DIR", default_value_os_t = default_root())]
         lab_root: PathBuf,
     },
     /// Print a shell completion script for zerolab's commands and options
@@ -325,8 +346,9 @@ pub enum SandboxCommand {
         /// The guest's arguments
         #[arg(value_name = "ARGS", trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
-        /// Directory holding the labs
-        #[arg(long, value_name = "DIR", default_value = DEFAULT_ROOT)]
+        /// Directory holding the labs (when not given: $ZEROLAB_HOME, else $XDG_STATE_HOME/zerolab/labs, else
+        /// ~/.local/state/zerolab/labs)
+        #[arg(long, value_name = "DIR", default_value_os_t = default_root())]
         lab_root: PathBuf,
     },
 }

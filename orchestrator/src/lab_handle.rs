@@ -12,7 +12,8 @@
 //! #     -> Result<(), Box<dyn std::error::Error>> {
 //! use zerolab::lab::{Lab, LockWait};
 //!
-//! let lab = Lab::open(".zerolab".as_ref(), cluster)?;     // NotUp unless `up` ran
+//! let root = zerolab::lab::default_root();
+//! let lab = Lab::open(&root, cluster)?;                   // NotUp unless `up` ran
 //! let target = lab.ready("node-1")?;                      // NotReady with the why
 //! let keeper = lab.keeper(zerolab_exe).await?;            // started when none runs
 //! let _lock = lab.lock("zerolab run", &LockWait::default()).await?; // for changes
@@ -95,7 +96,9 @@ impl Lab {
     pub fn open_any<'c>(root: &Path, cluster: &'c Cluster) -> Result<LabHandle<'c>, OpenError> {
         let provider = provider::of(cluster)?;
         let lab = Lab::at(root, cluster.name())?;
-        let up = lab.exists() && provider.is_up(&lab)?;
+        // Asked first, also with no lab directory: hosts of this lab's names that another
+        // lab directory made are refused, naming it, not taken for a lab that is down.
+        let up = provider.is_up(&lab)? && lab.exists();
         let state = if up { lab.load_state()? } else { LabState::default() };
         let targets = cluster.nodes().iter().map(|node| provider.address(&lab, node)).collect::<Result<_, _>>()?;
         Ok(LabHandle { cluster, lab, provider, up, state, targets })

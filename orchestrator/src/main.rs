@@ -43,15 +43,17 @@ fn main() -> ExitCode {
             true => validate_job(&file, cluster.as_deref(), output),
             false => validate(&file, cluster.is_some(), output),
         },
-        Command::Up { file, lab_root, agent } => with_cluster(&file, |cluster| up(cluster, &lab_root, agent)),
-        Command::Down { file, lab_root } => with_cluster(&file, |cluster| down(cluster, &lab_root)),
+        Command::Up { file, lab_root, agent } => {
+            with_lab(&file, &lab_root, |cluster| up(cluster, &file, &lab_root, agent))
+        }
+        Command::Down { file, lab_root } => with_lab(&file, &lab_root, |cluster| down(cluster, &lab_root)),
         Command::Status { file, lab_root, output } => {
-            with_cluster_as(&file, output, |cluster| status(cluster, &lab_root, output))
+            with_lab_as(&file, &lab_root, output, |cluster| status(cluster, &lab_root, output))
         }
         Command::Exec { file, lab_root, nodes, command } => {
-            with_cluster(&file, |cluster| exec(cluster, &lab_root, nodes.as_ref(), &command.join(" ")))
+            with_lab(&file, &lab_root, |cluster| exec(cluster, &lab_root, nodes.as_ref(), &command.join(" ")))
         }
-        Command::Inventory { file, lab_root, format } => with_cluster(&file, |cluster| {
+        Command::Inventory { file, lab_root, format } => with_lab(&file, &lab_root, |cluster| {
             let format = match format {
                 InventoryFormat::Ansible => zerolab::inventory::Format::Ansible,
                 InventoryFormat::SshConfig => zerolab::inventory::Format::SshConfig,
@@ -61,23 +63,24 @@ fn main() -> ExitCode {
             Ok(EXIT_OK)
         }),
         Command::Keeper { lab_dir } => keeper(&lab_dir),
+        Command::Labs { lab_root } => labs(&lab_root),
         Command::Run { file, job, lab_root, output } => {
-            with_cluster_as(&file, output, |cluster| jobs::run(cluster, &lab_root, &job, output))
+            with_lab_as(&file, &lab_root, output, |cluster| jobs::run(cluster, &lab_root, &job, output))
         }
         Command::Jobs { file, lab_root, output } => {
-            with_cluster_as(&file, output, |cluster| jobs::list(cluster, &lab_root, output))
+            with_lab_as(&file, &lab_root, output, |cluster| jobs::list(cluster, &lab_root, output))
         }
         Command::Logs { file, job, instance, lab_root } => {
-            with_cluster(&file, |cluster| jobs::logs(cluster, &lab_root, &job, instance.as_deref()))
+            with_lab(&file, &lab_root, |cluster| jobs::logs(cluster, &lab_root, &job, instance.as_deref()))
         }
         Command::Cancel { file, job, lab_root } => {
-            with_cluster(&file, |cluster| jobs::cancel(cluster, &lab_root, &job))
+            with_lab(&file, &lab_root, |cluster| jobs::cancel(cluster, &lab_root, &job))
         }
         Command::Sandbox(SandboxCommand::Run { file, node, program, args, lab_root }) => {
-            with_cluster(&file, |cluster| sandbox_run(cluster, &lab_root, &node, &program, args))
+            with_lab(&file, &lab_root, |cluster| sandbox_run(cluster, &lab_root, &node, &program, args))
         }
         Command::Ssh { file, node, lab_root, command } => {
-            with_cluster(&file, |cluster| login(cluster, &lab_root, &node, &command))
+            with_lab(&file, &lab_root, |cluster| login(cluster, &lab_root, &node, &command))
         }
         Command::Graph { file, job, format, lab_root } => graph(&file, job.as_deref(), format, &lab_root),
         Command::Completions { shell } => {
@@ -88,14 +91,34 @@ fn main() -> ExitCode {
     }
 }
 
-/// Loads the cluster file and runs `command` on it; an invalid or unreadable file is
-/// reported as `validate` reports it.
-fn with_cluster(file: &std::path::Path, command: impl FnOnce(&Cluster) -> anyhow::Result<u8>) -> ExitCode {
-    with_cluster_as(file, OutputFormat::Text, command)
+/// [`with_cluster`] for a command on the lab under `lab_root`: when that lab is not
+/// there but an older build's `.zerolab` in the working directory holds it, says so first.
+fn with_lab(
+    file: &std::path::Path,
+    lab_root: &std::path::Path,
+    command: impl FnOnce(&Cluster) -> anyhow::Result<u8>,
+) -> ExitCode {
+    with_lab_as(file, lab_root, OutputFormat::Text, command)
 }
 
-/// [`with_cluster`] for a command printing `output`: with `json`, an invalid cluster
-/// file's problems are the document on stdout.
+/// [`with_lab`] for a command printing `output` (see [`with_cluster_as`]).
+fn with_lab_as(
+    file: &std::path::Path,
+    lab_root: &std::path::Path,
+    output: OutputFormat,
+    command: impl FnOnce(&Cluster) -> anyhow::Result<u8>,
+) -> ExitCode {
+    with_cluster_as(file, output, |cluster| {
+        if let Some(hint) = zerolab::lab::old_lab_hint(lab_root, cluster.name()) {
+            print_line(&mut io::stderr().lock(), &hint);
+        }
+        command(cluster)
+    })
+}
+
+/// Loads the cluster file and runs `command` on it; an invalid or unreadable file is
+/// reported as `validate` reports it (with `json` output, its problems are the document
+/// on stdout).
 fn with_cluster_as(
     file: &std::path::Path,
     output: OutputFormat,
@@ -140,7 +163,12 @@ fn keeper(lab_dir: &std::path::Path) -> ExitCode {
     }
 }
 
-fn up(cluster: &Cluster, lab_root: &std::path::Path, agent: Option<PathBuf>) -> anyhow::Result<u8> {
+fn up(
+    cluster: &Cluster,
+    file: &std::path::Path,
+    lab_root: &std::path::Path,
+    agent: Option<PathBuf>,
+) -> anyhow::Result<u8> {
     let agent = agent
         .or_else(zerolab::up::default_agent_path)
         .ok_or_else(|| anyhow::anyhow!("cannot find the zerolab executable's directory; pass --agent PATH"))?;
@@ -152,6 +180,8 @@ fn up(cluster: &Cluster, lab_root: &std::path::Path, agent: Option<PathBuf>) -> 
         keeper: Some(current_exe()?),
         create_progress: std::sync::Arc::new(move |node: &str, step| steps.node_step(node, &step)),
         lock: lock_wait()?,
+        cluster_file: Some(std::path::absolute(file)?),
+        notice: std::sync::Arc::new(|line: &str| print_line(&mut io::stdout().lock(), line)),
     };
     let started = std::time::Instant::now();
     let shown = progress.clone();
@@ -186,6 +216,25 @@ fn down(cluster: &Cluster, lab_root: &std::path::Path) -> anyhow::Result<u8> {
     runtime()?.block_on(zerolab::up::down(lab_root, cluster, &lock_wait()?))?;
     print_line(&mut io::stdout().lock(), &format!("lab {}: down", cluster.name()));
     Ok(EXIT_OK)
+}
+
+fn labs(lab_root: &std::path::Path) -> ExitCode {
+    let listed = runtime().and_then(|runtime| Ok(runtime.block_on(zerolab::lab::index::list(lab_root))?));
+    match listed {
+        Ok(labs) if labs.is_empty() => {
+            print_line(&mut io::stdout().lock(), &format!("no labs under {}", lab_root.display()));
+            ExitCode::from(EXIT_OK)
+        }
+        Ok(labs) => {
+            let _ = write!(io::stdout().lock(), "{}", ui::labs_table(&labs));
+            ExitCode::from(EXIT_OK)
+        }
+        Err(error) => {
+            let line = format!("zerolab: {}", zerolab_sandbox::session::error_chain(error.as_ref()));
+            print_line(&mut io::stderr().lock(), &line);
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
 }
 
 fn status(cluster: &Cluster, lab_root: &std::path::Path, output: OutputFormat) -> anyhow::Result<u8> {

@@ -10,6 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use zerolab::exec::{NodeRun, Outcome};
 use zerolab::keeper::{ServiceState, ServiceStatus};
+use zerolab::lab::index::LabSummary;
 use zerolab::lab::{Holder, NodeState};
 use zerolab::provider::CreateStep;
 use zerolab::run::history::RunSummary;
@@ -145,6 +146,23 @@ pub fn runs_table(runs: &[RunSummary]) -> String {
             run.record.job.clone(),
             format!("{ago}s ago"),
             format!("{}/{}", run.finished, run.record.instances.len()),
+        ]);
+    }
+    table(&rows)
+}
+
+/// `zerolab labs`: one line per lab, by name.
+pub fn labs_table(labs: &[LabSummary]) -> String {
+    let mut rows = vec![["LAB", "PROVIDER", "NODES", "STATE", "KEEPER", "RUNS", "CLUSTER FILE"].map(String::from)];
+    for lab in labs {
+        rows.push([
+            lab.name.clone(),
+            lab.provider.clone().unwrap_or_else(|| "-".to_owned()),
+            format!("{}/{}", lab.ready, lab.total),
+            lab.condition.as_str().to_owned(),
+            if lab.keeper { "running" } else { "-" }.to_owned(),
+            lab.runs.to_string(),
+            lab.cluster_file.as_ref().map_or_else(|| "-".to_owned(), |file| file.display().to_string()),
         ]);
     }
     table(&rows)

@@ -14,6 +14,13 @@
 //! `GET /v1/health`). Each node's outcome is recorded in `state.json` and handed to a
 //! progress callback as it finishes, so the caller can print it at once.
 //!
+//! `up` records the lab's identity (`LAB/lab.json`, with the cluster file it came from)
+//! and refuses another cluster file with the same lab name while the lab is up. On a lab
+//! that is up, it follows the cluster file: what changed is said first through
+//! [`UpOptions::notice`] (`lab demo: adding n4; removing n2`), then the provider makes
+//! the added nodes and removes the removed ones (netns; ssh forgets them), and their
+//! records follow.
+//!
 //! Running `up` again on a ready lab changes nothing: creation finds the nodes, the
 //! upload is skipped by hash, the agent is found running and healthy. Nodes an earlier
 //! run recorded (ready, failed, unreachable) are connected to without waiting for a boot
@@ -33,7 +40,7 @@ use std::sync::Arc;
 use crate::cluster::Cluster;
 use crate::install::{self, InstallError, Installed, Start};
 use crate::keeper::{self, Keeper};
-use crate::lab::{Lab, LabError, LabLock, LockError, LockWait, NodeRecord, NodeState};
+use crate::lab::{Identity, Lab, LabError, LabLock, LabState, LockError, LockWait, NodeRecord, NodeState};
 use crate::provider::{self, CreateProgress, Created, Provider, ProviderError};
 use crate::ssh::{self, run_parallel, ConnectOptions, HostKeys, Session, Target, Upload};
 use zerolab_agent_api::Sha256;
@@ -95,7 +102,15 @@ pub struct UpOptions {
     pub create_progress: CreateProgress,
     /// How long to wait for another command on the lab.
     pub lock: LockWait,
+    /// The cluster file, absolute: recorded in the lab's identity (`LAB/lab.json`), and
+    /// `up` from another file with the same lab name is refused (`None`: neither).
+    pub cluster_file: Option<PathBuf>,
+    /// Where `up` says what it changes before it does (`lab demo: adding n4; removing n2`).
+    pub notice: Notice,
 }
+
+/// A sink for lines `up` says before it acts.
+pub type Notice = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// The `zerolab-agent` beside the running executable (how releases and `cargo build`
 /// lay them out).
@@ -116,13 +131,22 @@ pub async fn up(
         return Err(UpError::AgentMissing { path: options.agent.clone() });
     }
     let lab = Lab::at(root, cluster.name())?;
+    // Refused before anything is made: another cluster file's lab of this name, or
+    // hosts of this lab's names that another lab directory made.
+    check_identity(&lab, options.cluster_file.as_deref())?;
+    provider.is_up(&lab)?;
     let _lock = LabLock::acquire(&lab, "zerolab up", &options.lock).await?;
+    check_identity(&lab, options.cluster_file.as_deref())?;
     // Making a lab runs `ssh-keygen` for its key pair: blocking work, off the runtime.
     let (dir, name) = (root.to_path_buf(), cluster.name().to_owned());
     let lab = match tokio::task::spawn_blocking(move || Lab::open_or_create(dir, &name)).await {
         Ok(lab) => lab?,
         Err(e) => std::panic::resume_unwind(e.into_panic()),
     };
+    save_identity(&lab, cluster, options.cluster_file.as_deref())?;
+    if let Some(line) = changes(&lab.load_state()?, cluster, provider) {
+        (options.notice)(&line);
+    }
     if provider.create(&lab, cluster, options.create_progress.clone()).await? == Created::Made {
         // New hosts: a keeper of the old ones holds dead connections.
         keeper::stop(lab.dir()).await;
@@ -169,6 +193,8 @@ pub async fn up(
         .collect();
 
     let mut state = lab.load_state()?;
+    // Nodes no longer in the file are forgotten (netns removed their hosts already).
+    state.nodes.retain(|node, _| cluster.node(node).is_some());
     for (node, report) in cluster.nodes().iter().zip(&reports) {
         let record = state
             .nodes
@@ -190,6 +216,57 @@ pub async fn up(
         }
     }
     Ok(reports)
+}
+
+/// Refuses `up` from `file` when the lab is up from another cluster file.
+fn check_identity(lab: &Lab, file: Option<&Path>) -> Result<(), LabError> {
+    let (Some(file), true) = (file, lab.state_path().exists()) else { return Ok(()) };
+    match lab.identity()? {
+        Some(identity) => identity.check_file(lab, file),
+        None => Ok(()),
+    }
+}
+
+/// Writes the lab's identity: a new one for a lab made now (no node state yet), the
+/// file brought up from now for one whose file moved.
+fn save_identity(lab: &Lab, cluster: &Cluster, file: Option<&Path>) -> Result<(), LabError> {
+    let provider = cluster.provider().to_string();
+    let identity = match lab.identity()? {
+        Some(mut identity) if lab.state_path().exists() => {
+            if file.is_none() || identity.cluster_file.as_deref() == file {
+                return Ok(());
+            }
+            identity.cluster_file = file.map(Path::to_owned);
+            identity
+        }
+        _ => Identity::new(cluster.name(), file, &provider),
+    };
+    lab.save_identity(&identity)
+}
+
+/// What `up` changes in a lab that has node records: `lab demo: adding n4; removing n2`
+/// (`None` when nothing, or the lab is made now).
+fn changes(state: &LabState, cluster: &Cluster, provider: &dyn Provider) -> Option<String> {
+    if state.nodes.is_empty() {
+        return None;
+    }
+    let added: Vec<&str> =
+        cluster.nodes().iter().map(|n| n.name.as_str()).filter(|n| !state.nodes.contains_key(*n)).collect();
+    let removed: Vec<&str> = state.nodes.keys().map(String::as_str).filter(|n| cluster.node(n).is_none()).collect();
+    let mut parts = Vec::new();
+    if !added.is_empty() {
+        parts.push(format!("adding {}", added.join(", ")));
+    }
+    if !removed.is_empty() {
+        parts.push(match provider.kind() == crate::provider::netns::KIND {
+            true => format!("removing {}", removed.join(", ")),
+            false => format!(
+                "forgetting {} (no longer in the cluster file; what zerolab installed there stays)",
+                removed.join(", ")
+            ),
+        });
+    }
+    (!parts.is_empty()).then(|| format!("lab {}: {}", cluster.name(), parts.join("; ")))
 }
 
 async fn warm_keeper(lab: &Lab, program: &Path, ready: &[Target]) -> Result<(), keeper::KeeperError> {
@@ -292,6 +369,29 @@ mod tests {
     fn a_ready_node_says_what_was_done() {
         let ready = report("n1", Ok(Installed { upload: Upload::Copied, start: Start::Restarted }));
         assert_eq!((ready.state, ready.detail.as_str()), (NodeState::Ready, "agent uploaded, restarted, healthy"));
+    }
+
+    #[test]
+    fn what_up_changes_is_said_per_provider() {
+        let mut state = LabState::default();
+        for node in ["n1", "n2"] {
+            state.nodes.insert(node.into(), NodeRecord::new("10.77.0.2", NodeState::Ready));
+        }
+        let netns = "apiVersion: zerolab/v1\nkind: Cluster\nname: demo\nnodes:\n  - {name: n1}\n  - {name: n4}\n";
+        let cluster = crate::cluster::from_str(netns, "demo.yaml").unwrap();
+        let provider = provider::of(&cluster).unwrap();
+        assert_eq!(changes(&state, &cluster, provider).unwrap(), "lab demo: adding n4; removing n2");
+        assert_eq!(changes(&LabState::default(), &cluster, provider), None, "a lab made now changes nothing");
+        let ssh =
+            "apiVersion: zerolab/v1\nkind: Cluster\nname: far\nprovider: ssh\ndefaults: {key: /k, user: u}\nnodes:\n  \
+                   - {name: n1, address: 192.0.2.1}\n  - {name: n2, address: 192.0.2.2}\n";
+        let cluster = crate::cluster::from_str(ssh, "far.yaml").unwrap();
+        assert_eq!(changes(&state, &cluster, provider::of(&cluster).unwrap()), None);
+        state.nodes.insert("n3".into(), NodeRecord::new("192.0.2.3", NodeState::Ready));
+        assert_eq!(
+            changes(&state, &cluster, provider::of(&cluster).unwrap()).unwrap(),
+            "lab far: forgetting n3 (no longer in the cluster file; what zerolab installed there stays)"
+        );
     }
 
     #[test]

@@ -1,8 +1,15 @@
 //! The lab directory: everything one lab keeps on this machine, in one place (like
-//! containerlab's lab dir), at `<root>/<name>/` (root [`DEFAULT_ROOT`]).
+//! containerlab's lab dir), at `<root>/<name>/`.
+//!
+//! The root is one state directory per user, whatever the working directory
+//! ([`default_root`]: `$ZEROLAB_HOME`, else `$XDG_STATE_HOME/zerolab/labs`, else
+//! `~/.local/state/zerolab/labs`), so the same cluster file used from anywhere is one lab;
+//! `--lab-root DIR` chooses another. Labs an older build made under `.zerolab` in a
+//! working directory are pointed out by [`old_lab_hint`].
 //!
 //! ```text
 //! <root>/<name>/            0700
+//!   lab.json                the lab's identity: name, cluster file, provider, id ([`identity`])
 //!   id_ed25519, .pub        the lab's SSH key pair, generated once (private key 0600)
 //!   known_hosts             pinned host keys, written by the SSH code (0600)
 //!   ssh_known_hosts         the pins in OpenSSH's format, for OpenSSH (`inventory`, `ssh`)
@@ -18,14 +25,18 @@
 //!
 //! [`Lab`] is the directory; [`Lab::open`] ([`crate::lab_handle`]) is a lab that is up, as a
 //! command on its nodes sees it; [`LabLock`] ([`lock`]) keeps two commands that change
-//! the lab from interleaving.
+//! the lab from interleaving; [`owner`] records which lab directory made each host, so
+//! no lab touches another's; [`index`] lists the labs under a root (`zerolab labs`).
 //!
 //! The directory is created mode 0700 and every file in it without access for group or
 //! others (the public key excepted), so nothing secret is readable by other users even
 //! when the root directory is. The key pair comes from OpenSSH's `ssh-keygen`: the lab
 //! logs in with the real OpenSSH client and server, so their own tool makes the keys.
 
+pub mod identity;
+pub mod index;
 pub mod lock;
+pub mod owner;
 pub mod state;
 
 use std::fs::{self, DirBuilder, OpenOptions};
@@ -34,12 +45,50 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+pub use self::identity::Identity;
 pub use self::lock::{Holder, LabLock, LockError, LockWait, Waiting};
+pub use self::owner::{Foreign, Owner, Owners};
 pub use self::state::{LabState, NodeRecord, NodeState};
 use crate::cluster::names::check_lab_name;
 
-/// Where labs live when no root is given: `.zerolab` in the working directory.
-pub const DEFAULT_ROOT: &str = ".zerolab";
+/// Where labs lived by default before [`default_root`]: `.zerolab` in the working directory.
+pub const OLD_ROOT: &str = ".zerolab";
+
+/// Where labs live when no root is given: `$ZEROLAB_HOME` if set, else
+/// `$XDG_STATE_HOME/zerolab/labs` (an absolute `XDG_STATE_HOME`), else
+/// `$HOME/.local/state/zerolab/labs` (the home from the password database when `HOME` is
+/// unset; root's is `/root`).
+pub fn default_root() -> PathBuf {
+    let var = |name| std::env::var_os(name).filter(|value| !value.is_empty()).map(PathBuf::from);
+    if let Some(home) = var("ZEROLAB_HOME") {
+        return home;
+    }
+    if let Some(state) = var("XDG_STATE_HOME").filter(|dir| dir.is_absolute()) {
+        return state.join("zerolab/labs");
+    }
+    let home = var("HOME")
+        .or_else(|| nix::unistd::User::from_uid(nix::unistd::getuid()).ok().flatten().map(|user| user.dir))
+        .unwrap_or_else(|| PathBuf::from("/"));
+    home.join(".local/state/zerolab/labs")
+}
+
+/// A line pointing at lab `name` under `.zerolab` in the working directory, where an older
+/// build put it, when `root` is elsewhere and holds no lab of that name (`None` otherwise).
+pub fn old_lab_hint(root: &Path, name: &str) -> Option<String> {
+    let cwd = std::env::current_dir().ok()?;
+    let old = cwd.join(OLD_ROOT);
+    let root = if root.is_absolute() { root.to_owned() } else { cwd.join(root) };
+    let elsewhere =
+        fs::canonicalize(&root).map_or(root.clone(), |r| r) != fs::canonicalize(&old).unwrap_or(old.clone());
+    (elsewhere && old.join(name).is_dir() && !root.join(name).exists()).then(|| {
+        format!(
+            "zerolab: note: lab {name} is in {} (where labs were kept before); labs now live in {}: \
+             pass `--lab-root {OLD_ROOT}` to work on it there",
+            old.join(name).display(),
+            root.display()
+        )
+    })
+}
 
 /// What can go wrong with a lab directory.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +106,15 @@ pub enum LabError {
     /// `ssh-keygen` could not be run or failed.
     #[error("ssh-keygen failed for {}: {detail}; install openssh-client", path.display())]
     Keygen { path: PathBuf, detail: String },
+    /// `up` from a cluster file other than the one the lab was made from.
+    #[error(
+        "lab {lab} is up from {}; run `zerolab down {}` first, or give this lab another name",
+        file.display(), file.display()
+    )]
+    OtherFile { lab: String, file: PathBuf },
+    /// A host of this lab's names was made by another lab directory.
+    #[error(transparent)]
+    Foreign(Box<Foreign>),
     /// `state.json` is not a lab state.
     #[error("lab state {} is corrupt", path.display())]
     State {

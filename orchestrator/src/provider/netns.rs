@@ -7,17 +7,24 @@
 //!
 //! Acting on the machine (root only): [`create`] makes each node a network namespace on
 //! a lab bridge with its own mount and UTS namespace, private directories and OpenSSH
-//! sshd; [`destroy`] removes all of it. The details and the order are in `host.rs`;
-//! kernel object names in [`names`]. [`Netns`] is the lifecycle on top: a lab is up
-//! while its bridge exists, and creating it again when it is up keeps it.
+//! sshd; [`destroy`] removes all of it (`teardown.rs`), and no more: every object is
+//! recorded as its lab directory's ([`crate::lab::owner`]), and one another lab made is
+//! never touched. The details and the order are in `host.rs`; kernel object names
+//! (they carry the lab's name) in [`names`]. [`Netns`] is the lifecycle on top: a lab is
+//! up while its bridge exists, and creating it again when it is up [`reconcile`]s it with
+//! its cluster file (nodes added are made, nodes removed go).
 
 mod host;
 pub mod names;
+mod reconcile;
+mod teardown;
 
 use std::path::Path;
 
-pub use self::host::{create, destroy, sshd_config, NetnsError, Sshd, SSHD};
-pub use self::names::Names;
+pub use self::host::{create, sshd_config, NetnsError, Sshd, SSHD};
+pub use self::names::{Legacy, Names};
+pub use self::reconcile::{reconcile, Changes};
+pub use self::teardown::destroy;
 
 use zerolab_config::cluster::net::Subnet;
 use zerolab_config::cluster::{Checker, EntryView};
@@ -26,7 +33,7 @@ use super::{
     BoxFuture, CreateProgress, Created, Definition, NodeSettings, Provider, ProviderConfig, ProviderError,
     ProviderKind, ProviderSettings, ProviderSpec, BASE,
 };
-use crate::lab::{io_error, Lab};
+use crate::lab::{io_error, Lab, Owners};
 use zerolab_config::cluster::Cluster;
 
 /// The lab subnet when `network.subnet` is not given: the base's.
@@ -69,9 +76,21 @@ impl Provider for Netns {
         KIND
     }
 
-    /// Up while the lab's bridge exists (it is the first thing made, the last removed).
+    /// Up while the lab's bridge exists (it is the first thing made, the last removed);
+    /// a bridge another lab directory made is refused, naming that lab.
+    /// A lab the previous build made (its bridge has the old name) is refused, saying
+    /// how to take it down.
     fn is_up(&self, lab: &Lab) -> Result<bool, ProviderError> {
-        Ok(Path::new("/sys/class/net").join(Names::new(lab.name()).bridge()).exists())
+        let bridge = Names::new(lab.name()).bridge();
+        Owners::machine().check("link", &bridge, lab.dir())?;
+        if Path::new("/sys/class/net").join(&bridge).exists() {
+            return Ok(true);
+        }
+        let old = Legacy::new(lab.name()).bridge();
+        if Path::new("/sys/class/net").join(&old).exists() {
+            return Err(NetnsError::OldBuild { lab: lab.name().to_owned(), bridge: old }.into());
+        }
+        Ok(false)
     }
 
     fn create<'a>(
@@ -81,8 +100,11 @@ impl Provider for Netns {
         progress: CreateProgress,
     ) -> BoxFuture<'a, Result<Created, ProviderError>> {
         Box::pin(async move {
-            // A lab that is up is verified by provisioning, not rebuilt.
+            // A lab that is up follows its cluster file (nodes added or removed); the
+            // rest is verified by provisioning, not rebuilt.
             if self.is_up(lab)? {
+                let (lab, cluster) = (lab.clone(), cluster.clone());
+                blocking(move || reconcile::reconcile(&lab, &cluster, &*progress)).await?;
                 return Ok(Created::Existing);
             }
             // New hosts get new host keys (say the machine rebooted): the pins of the
@@ -97,9 +119,9 @@ impl Provider for Netns {
         })
     }
 
-    fn destroy<'a>(&'a self, lab: &'a Lab, _cluster: &'a Cluster) -> BoxFuture<'a, Result<(), ProviderError>> {
-        let lab = lab.clone();
-        Box::pin(async move { Ok(blocking(move || host::destroy(&lab)).await?) })
+    fn destroy<'a>(&'a self, lab: &'a Lab, cluster: &'a Cluster) -> BoxFuture<'a, Result<(), ProviderError>> {
+        let (lab, cluster) = (lab.clone(), cluster.clone());
+        Box::pin(async move { Ok(blocking(move || teardown::destroy(&lab, Some(&cluster))).await?) })
     }
 }
 

@@ -169,6 +169,7 @@ fn lists_its_commands_and_no_others() {
             "jobs",
             "logs",
             "cancel",
+            "labs",
             "sandbox",
             "ssh",
             "inventory",
@@ -191,6 +192,7 @@ fn lists_its_commands_and_no_others() {
         &["graph"],
         &["completions"],
         &["run"],
+        &["labs"],
     ] {
         let help = harness.zerolab(&[command, &["--help"]].concat());
         assert!(help.stdout.contains("Exit status: "), "{command:?}: exit codes documented: {}", help.stdout);

@@ -186,7 +186,7 @@ fn an_unreachable_node_is_reported_quickly_and_the_others_stay_ready() {
     let pids = agent_pids(&lab);
 
     // node-2's link cut: its packets go nowhere.
-    let veth = Names::new(lab.cluster.name()).veth(1);
+    let veth = Names::new(lab.cluster.name()).veth("node-2");
     ip_link(&veth, "down");
     let (run, took) = timed(&lab, &["up"]);
     eprintln!("up with node-2's link down: {took:?}\n{}", run.stdout);

@@ -113,6 +113,12 @@ subnets! {
     SandboxStdin = 180, "ls";
     /// `scripting`: `--output json`, the run table and `graph` on a lab that is up.
     Scripting = 190, "gr";
+    /// `labs`: one lab used from two working directories and a second lab root.
+    LabsAnywhere = 150, "li";
+    /// `labs`: reconciling with a cluster file that gained and lost a node.
+    LabsReconcile = 151, "li";
+    /// `labs`: a lab with the previous build's names.
+    LabsLegacy = 152, "li";
 }
 
 impl Subnet {
@@ -204,6 +210,16 @@ impl LabHarness {
         fs::write(&file, &text).unwrap();
         let cluster = zerolab::cluster::from_str(&text, "lab.yaml").unwrap();
         LabHarness { dir, file, cluster, agent }
+    }
+
+    /// The temp dir holding the cluster file.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The agent binary `up` installs.
+    pub fn agent(&self) -> &Path {
+        &self.agent
     }
 
     pub fn root(&self) -> PathBuf {
@@ -334,7 +350,7 @@ fn every_lab_has_its_own_name_and_links() {
     let count = Subnet::ALL.len();
     let names: std::collections::BTreeSet<String> = Subnet::ALL.iter().map(|s| s.name()).collect();
     assert_eq!(names.len(), count, "{names:?}");
-    // Links are named after a 24-bit hash of the lab name: no two labs may share one.
+    // Bridges carry 7 bytes of the lab name and a 16-bit hash of it: no two labs may share one.
     let bridges: std::collections::BTreeSet<String> =
         names.iter().map(|name| zerolab::provider::netns::Names::new(name).bridge()).collect();
     assert_eq!(bridges.len(), count, "{bridges:?}");

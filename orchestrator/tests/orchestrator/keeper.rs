@@ -129,7 +129,7 @@ fn keeper_holds_one_connection_per_node_and_goes_with_the_lab() {
 
     // node-2's link cut under a kept connection: the command fails within seconds,
     // naming node-2, instead of waiting on a connection that carries nothing.
-    let veth = Names::new(lab.cluster.name()).veth(1);
+    let veth = Names::new(lab.cluster.name()).veth("node-2");
     let link =
         |state: &str| assert!(Command::new("ip").args(["link", "set", &veth, state]).status().unwrap().success());
     link("down");

@@ -25,6 +25,7 @@ mod job_cli;
 mod job_devices;
 mod keeper;
 mod lab_lock;
+mod labs;
 mod login;
 mod netns;
 mod retry;

@@ -74,7 +74,7 @@ struct Up<'a>(&'a Lab);
 
 impl Drop for Up<'_> {
     fn drop(&mut self) {
-        if let Err(e) = netns::destroy(self.0) {
+        if let Err(e) = netns::destroy(self.0, None) {
             eprintln!("cleanup: {e}");
         }
     }
@@ -86,8 +86,11 @@ fn assert_nothing_left(lab: &Lab) {
     let netns = text_of(Command::new("ip").args(["netns", "list"]));
     assert!(!netns.lines().any(|l| names.is_namespace(l.split_whitespace().next().unwrap_or(""))), "{netns}");
     let links = text_of(Command::new("ip").args(["-o", "link"]));
-    let prefix = &names.bridge()[..8];
-    assert!(!links.contains(prefix), "links left: {links}");
+    let alias = names.bridge_alias();
+    let ours =
+        |line: &str| line.contains(&names.bridge()) || line.ends_with(&alias) || line.contains(&format!("{alias} "));
+    assert!(!links.lines().any(ours), "links left: {links}");
+    let prefix = &names.namespace("");
     let dir = lab.dir().to_string_lossy().into_owned();
     for entry in fs::read_dir("/proc").unwrap().flatten() {
         let name = entry.file_name().into_string().unwrap();
@@ -159,10 +162,10 @@ fn three_node_lab_is_reachable_isolated_and_leaves_nothing_behind() {
     assert_eq!(ssh_ok(&lab, &node_1, "ip -4 route show default"), "");
 
     let started = Instant::now();
-    netns::destroy(&lab).unwrap();
+    netns::destroy(&lab, None).unwrap();
     eprintln!("destroyed 3 nodes in {:?}", started.elapsed());
     assert_nothing_left(&lab);
-    netns::destroy(&lab).unwrap();
+    netns::destroy(&lab, None).unwrap();
     drop(up);
     let dir = lab.dir().to_owned();
     lab.remove().unwrap();
@@ -184,7 +187,7 @@ fn failed_create_leaves_nothing_behind() {
         err.to_string().starts_with(&format!("subnet 10.77.{}.0/24 is already used by", Subnet::NetnsRefused.x())),
         "{err}"
     );
-    netns::destroy(&lab).unwrap();
+    netns::destroy(&lab, None).unwrap();
     assert_nothing_left(&lab);
 
     // A node that cannot start (its user's home, /nonexistent, cannot be mounted over):
@@ -210,7 +213,7 @@ fn refuses_without_root_naming_the_fix() {
     let lab = Lab::open_or_create(root.path(), cluster.name()).unwrap();
     let err = netns::create(&lab, &cluster, &|_: &str, _| {}).unwrap_err();
     assert_eq!(err.to_string(), "the netns provider needs root: run zerolab as root (sudo)");
-    assert!(matches!(netns::destroy(&lab), Err(netns::NetnsError::NotRoot)));
+    assert!(matches!(netns::destroy(&lab, None), Err(netns::NetnsError::NotRoot)));
 }
 
 /// Timing for many nodes (`ZEROLAB_NETNS_NODES`, default 50, at most 253):
@@ -230,7 +233,7 @@ fn many_node_lab_times() {
     let last = cluster.nodes().last().unwrap();
     assert_eq!(ssh_ok(&lab, &last.address.to_string(), "hostname"), format!("{}\n", last.name));
     let started = Instant::now();
-    netns::destroy(&lab).unwrap();
+    netns::destroy(&lab, None).unwrap();
     eprintln!("destroyed {count} nodes in {:?}", started.elapsed());
     assert_nothing_left(&lab);
 }

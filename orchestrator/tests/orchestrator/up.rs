@@ -76,7 +76,7 @@ fn up_status_repair_and_down_on_three_nodes() {
 
     // The hosts gone but the lab directory kept (a reboot): up makes new hosts, whose
     // new host keys replace the old pins instead of being refused.
-    zerolab::provider::netns::destroy(&lab.lab()).unwrap();
+    zerolab::provider::netns::destroy(&lab.lab(), None).unwrap();
     let run = lab.zerolab(&["up"], &[]);
     assert_eq!(run.code, 0, "{run:#?}");
     assert_eq!(run.stdout.matches("ready (agent uploaded, started, healthy)").count(), 3, "{run:#?}");

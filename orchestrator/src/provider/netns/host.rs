@@ -6,8 +6,9 @@
 //!    user's home: empty, so bash reads no `.bashrc`), `etc-ssh/` (its `/etc/ssh`:
 //!    `sshd_config`, its own ed25519 host key, `authorized_keys` = a copy of the lab's
 //!    public key, since the lab directory itself may be hidden under the node's home);
-//! 2. a network namespace `zl<h6>-<node>` with `eth0` on the lab bridge at its address,
-//!    and `lo`; no route, so traffic stays on the bridge;
+//! 2. owner records of its namespace and veth ([`Owners`]), then a network namespace
+//!    `zl-<lab>-<node>` with `eth0` on the lab bridge at its address, and `lo`; no
+//!    route, so traffic stays on the bridge;
 //! 3. its sshd: `setsid -f ip netns exec NS unshare --mount --uts sh -c SCRIPT`, the
 //!    script bind-mounting the private directories (through a descriptor opened first,
 //!    so the sources stay reachable whatever the mounts hide), setting the hostname and
@@ -19,10 +20,9 @@
 //! an overlay so the host's `/var/lib` stays visible but nothing is created on the host.
 //! The mounts live in the node's mount namespace and vanish with its last process.
 //!
-//! [`destroy`] finds everything by name (no state needed): it kills every process in
-//! the lab's namespaces, deletes them, the veths and the bridge, and removes the
-//! runtime files. [`create`] destroys whatever it made when a step fails, and tells its
-//! progress sink each node's steps (making, booting: sshd started, made: it listens).
+//! Removing is in `teardown.rs` (by owner record, never by a name's prefix alone);
+//! [`create`] removes whatever it made when a step fails, and tells its progress sink
+//! each node's steps (making, booting: sshd started, made: it listens).
 //!
 //! Everything here blocks (it runs `ip`, `ssh-keygen` and `setsid`, and polls for
 //! sshd): the lifecycle ([`super::Netns`]) calls it on tokio's blocking pool, never on
@@ -31,7 +31,7 @@
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::net::Ipv4Addr;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -40,16 +40,16 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::names::Names;
+use super::names::{Legacy, Names};
 use crate::backoff::Backoff;
-use crate::lab::{Lab, LabError, LabState, NodeRecord, NodeState};
+use crate::lab::{Lab, LabError, LabState, NodeRecord, NodeState, Owner, Owners};
 use crate::provider::{CreateStep, ProviderKind};
 use zerolab_config::cluster::{Cluster, Node, NodeAddress, Subnet};
 
 /// The sshd every node runs (OpenSSH re-executes itself, so the path is absolute).
 pub const SSHD: &str = "/usr/sbin/sshd";
 /// Where network namespaces are bound by `ip netns`.
-const NETNS_DIR: &str = "/run/netns";
+pub(super) const NETNS_DIR: &str = "/run/netns";
 /// Nodes made at once.
 const WORKERS: usize = 8;
 
@@ -77,6 +77,18 @@ pub enum NetnsError {
     /// A node could not be made.
     #[error("node {node}: {detail}")]
     Node { node: String, detail: String },
+    /// The lab was made by an older zerolab, whose names this one does not use.
+    #[error(
+        "lab `{lab}` was made by an older zerolab (bridge {bridge}); take it down from where it was brought \
+         up: `zerolab down FILE --lab-root .zerolab` in that directory, then run `up` again"
+    )]
+    OldBuild { lab: String, bridge: String },
+    /// A node of a lab that is up changed in the cluster file in a way it cannot follow.
+    #[error(
+        "node {node}: its address is {now} in the cluster file but {was} in the lab; a node's address cannot \
+         change while the lab is up: run `zerolab down` and `zerolab up` to remake the lab, or restore {was}"
+    )]
+    Changed { node: String, was: String, now: String },
     /// Something of the lab is still there after destroy.
     #[error("lab `{lab}` not fully removed: {left}")]
     Leftover { lab: String, left: String },
@@ -85,7 +97,7 @@ pub enum NetnsError {
     Lab(#[from] LabError),
 }
 
-fn io_err(path: &Path) -> impl FnOnce(io::Error) -> NetnsError + '_ {
+pub(super) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> NetnsError + '_ {
     move |source| NetnsError::Lab(LabError::Io { path: path.to_owned(), source })
 }
 
@@ -97,9 +109,10 @@ pub struct Sshd {
 }
 
 /// Makes every node of `cluster` in `lab`: namespaces on a lab bridge, each with its own
-/// sshd. Returns (and saves) the node states, each node `provisioning` with its [`Sshd`]
-/// record: reachable over SSH, ready for provisioning. On failure nothing is left behind.
-/// `progress` gets each node's steps (from several threads).
+/// sshd, each recorded as this lab directory's ([`Owners`]). Returns (and saves) the node
+/// states, each node `provisioning` with its [`Sshd`] record: reachable over SSH, ready
+/// for provisioning. On failure nothing is left behind. `progress` gets each node's
+/// steps (from several threads).
 pub fn create(
     lab: &Lab,
     cluster: &Cluster,
@@ -107,20 +120,29 @@ pub fn create(
 ) -> Result<LabState, NetnsError> {
     preflight(lab, cluster)?;
     let names = Names::new(lab.name());
+    let owners = Owners::machine();
+    owners.check("link", &names.bridge(), lab.dir())?;
+    for node in cluster.nodes() {
+        owners.check("netns", &names.namespace(&node.name), lab.dir())?;
+    }
     if Path::new("/sys/class/net").join(names.bridge()).exists() {
         return Err(NetnsError::AlreadyUp { lab: lab.name().to_owned(), bridge: names.bridge() });
+    }
+    let legacy = Legacy::new(lab.name()).bridge();
+    if Path::new("/sys/class/net").join(&legacy).exists() {
+        return Err(NetnsError::OldBuild { lab: lab.name().to_owned(), bridge: legacy });
     }
     let subnet = cluster.subnet().expect("a netns cluster has a lab subnet");
     check_subnet_free(subnet)?;
     let made = make(lab, cluster, &names, subnet, progress);
     if made.is_err() {
         // Fail closed: no half-made lab. The first error is the one worth reporting.
-        let _ = destroy(lab);
+        let _ = super::teardown::destroy(lab, Some(cluster));
     }
     made
 }
 
-fn preflight(lab: &Lab, cluster: &Cluster) -> Result<(), NetnsError> {
+pub(super) fn preflight(lab: &Lab, cluster: &Cluster) -> Result<(), NetnsError> {
     if cluster.provider() != super::KIND {
         return Err(NetnsError::Provider { lab: lab.name().to_owned(), provider: cluster.provider() });
     }
@@ -133,12 +155,18 @@ fn preflight(lab: &Lab, cluster: &Cluster) -> Result<(), NetnsError> {
     Ok(())
 }
 
-fn require_root() -> Result<(), NetnsError> {
+pub(super) fn require_root() -> Result<(), NetnsError> {
     if nix::unistd::geteuid().is_root() {
         Ok(())
     } else {
         Err(NetnsError::NotRoot)
     }
+}
+
+/// Who this lab is, for the owner records of what it makes.
+pub(super) fn owner_of(lab: &Lab) -> Owner {
+    let id = lab.identity().ok().flatten().map(|identity| identity.id).unwrap_or_default();
+    Owner { lab: lab.name().to_owned(), dir: lab.dir().to_owned(), id }
 }
 
 fn make(
@@ -148,27 +176,45 @@ fn make(
     subnet: Subnet,
     progress: &(dyn Fn(&str, CreateStep) + Send + Sync),
 ) -> Result<LabState, NetnsError> {
-    let nodes = cluster.nodes();
     let host = subnet.host_address();
-    let prefix = subnet.prefix();
     let bridge = names.bridge();
+    Owners::machine().set("link", &bridge, &owner_of(lab))?;
     // The bridge carries the host side; no route or forwarding is added anywhere.
     ip_batch(&[
         format!("link add {bridge} type bridge"),
-        format!("addr add {host}/{prefix} dev {bridge}"),
+        format!("link set dev {bridge} alias \"{}\"", names.bridge_alias()),
+        format!("addr add {host}/{} dev {bridge}", subnet.prefix()),
         format!("link set {bridge} up"),
     ])?;
     crate::lab::private_dir(&lab.nodes_dir())?;
-    let public_key = fs::read(lab.public_key()).map_err(io_err(&lab.public_key()))?;
+    let nodes: Vec<&Node> = cluster.nodes().iter().collect();
+    let mut state = LabState::default();
+    make_nodes(lab, names, &nodes, subnet.prefix(), progress, &mut state)?;
+    lab.save_state(&state)?;
+    Ok(state)
+}
 
+/// Makes `nodes` on the lab's bridge (several at once) and waits for their sshd; each
+/// one's record (`provisioning`, its [`Sshd`]) goes into `state`. On failure the nodes
+/// made so far are left to the caller to remove.
+pub(super) fn make_nodes(
+    lab: &Lab,
+    names: &Names,
+    nodes: &[&Node],
+    prefix: u8,
+    progress: &(dyn Fn(&str, CreateStep) + Send + Sync),
+    state: &mut LabState,
+) -> Result<(), NetnsError> {
+    let public_key = fs::read(lab.public_key()).map_err(io_err(&lab.public_key()))?;
+    let owner = owner_of(lab);
     // The first `ip netns add` on a machine sets up /run/netns as a shared mount; doing
     // it once before the parallel part keeps concurrent first calls from stacking mounts.
     let next = AtomicUsize::new(0);
     let first_error = Mutex::new(None);
     let work = |i: usize| {
-        let node = &nodes[i];
+        let node = nodes[i];
         progress(&node.name, CreateStep::Making);
-        match make_node(lab, names, i, node, prefix, &public_key) {
+        match make_node(lab, names, &owner, node, prefix, &public_key) {
             Ok(()) => progress(&node.name, CreateStep::Booting),
             Err(e) => {
                 first_error.lock().unwrap().get_or_insert(e);
@@ -196,7 +242,6 @@ fn make(
 
     let within = Duration::from_secs(10) + Duration::from_millis(50 * nodes.len() as u64);
     let mut backoff = Backoff::steady(Duration::from_millis(10), within);
-    let mut state = LabState::default();
     for node in nodes {
         let pid = wait_for_sshd(lab, names, node, &mut backoff)?;
         progress(&node.name, CreateStep::Made);
@@ -204,16 +249,15 @@ fn make(
         record.set_provider_record(&Sshd { pid });
         state.nodes.insert(node.name.clone(), record);
     }
-    lab.save_state(&state)?;
-    Ok(state)
+    Ok(())
 }
 
 /// The node's private directory.
-fn node_dir(lab: &Lab, node: &str) -> PathBuf {
+pub(super) fn node_dir(lab: &Lab, node: &str) -> PathBuf {
     lab.nodes_dir().join(node)
 }
 
-fn make_node(lab: &Lab, names: &Names, index: usize, node: &Node, prefix: u8, key: &[u8]) -> Result<(), NetnsError> {
+fn make_node(lab: &Lab, names: &Names, owner: &Owner, node: &Node, prefix: u8, key: &[u8]) -> Result<(), NetnsError> {
     let address = match node.address {
         NodeAddress::Ip(std::net::IpAddr::V4(address)) => address,
         ref other => {
@@ -223,11 +267,17 @@ fn make_node(lab: &Lab, names: &Names, index: usize, node: &Node, prefix: u8, ke
     let dir = node_dir(lab, &node.name);
     write_node_files(&dir, &node.name, address, key)?;
     let ns = names.namespace(&node.name);
-    let veth = names.veth(index);
+    let veth = names.veth(&node.name);
+    // Recorded before they are made: a crash in between leaves a record of nothing
+    // (harmless), never an object without its owner.
+    let owners = Owners::machine();
+    owners.set("netns", &ns, owner)?;
+    owners.set("link", &veth, owner)?;
     run(Command::new("ip").args(["netns", "add", &ns]))?;
-    run(Command::new("ip")
-        .args(["link", "add", &veth, "master", &names.bridge(), "up", "type", "veth"])
-        .args(["peer", "name", "eth0", "netns", &ns]))?;
+    ip_batch(&[
+        format!("link add {veth} master {} up type veth peer name eth0 netns {ns}", names.bridge()),
+        format!("link set dev {veth} alias \"{}\"", names.veth_alias(&node.name)),
+    ])?;
     ip_batch_in(
         &ns,
         &[format!("addr add {address}/{prefix} dev eth0"), "link set eth0 up".into(), "link set lo up".into()],
@@ -379,7 +429,7 @@ fn wait_for_sshd(lab: &Lab, names: &Names, node: &Node, backoff: &mut Backoff) -
         // sshd writes its pid file once it listens. Something logged and nothing left
         // running in the namespace means the node script or sshd failed: stop waiting.
         let logged = fs::metadata(&log).is_ok_and(|meta| meta.len() > 0);
-        let gone = logged && processes_in(&namespace).is_empty() && !pid_file.exists();
+        let gone = logged && super::teardown::processes_in(&namespace).is_empty() && !pid_file.exists();
         if gone || !backoff.wait_blocking() {
             // The last message, not a continuation line (mount adds an indented hint).
             let last = fs::read_to_string(&log).ok().and_then(|s| {
@@ -391,105 +441,6 @@ fn wait_for_sshd(lab: &Lab, names: &Names, node: &Node, backoff: &mut Backoff) -
             };
             return Err(NetnsError::Node { node: node.name.clone(), detail });
         }
-    }
-}
-
-/// Removes everything of `lab` from this machine: its processes, namespaces (and with
-/// them their mounts), veths, bridge and runtime files, then its state. Idempotent;
-/// keeps the lab directory's keys (see [`Lab::remove`]).
-pub fn destroy(lab: &Lab) -> Result<(), NetnsError> {
-    require_root()?;
-    let names = Names::new(lab.name());
-    let namespaces = lab_namespaces(&names);
-
-    // Processes first: a namespace is only gone when nothing runs in it, and the node's
-    // mounts go with its last process.
-    let pids = processes_in(&namespaces);
-    for &pid in &pids {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
-    }
-    wait_until(|| pids.iter().all(|&pid| !alive(pid)));
-
-    let mut commands: Vec<String> = namespaces.iter().map(|ns| format!("netns del {ns}")).collect();
-    commands.extend(lab_links(&names).into_iter().map(|link| format!("link del {link}")));
-    if !commands.is_empty() {
-        // -force: go on past an object that vanished meanwhile; what is left is checked below.
-        let _ = ip_batch_forced(&commands);
-    }
-    // A deleted namespace takes its veth pairs with it asynchronously.
-    wait_until(|| lab_links(&names).is_empty() && lab_namespaces(&names).is_empty());
-
-    let nodes_dir = lab.nodes_dir();
-    if nodes_dir.exists() {
-        fs::remove_dir_all(&nodes_dir).map_err(io_err(&nodes_dir))?;
-    }
-    let state = lab.state_path();
-    if state.exists() {
-        fs::remove_file(&state).map_err(io_err(&state))?;
-    }
-
-    let mut left: Vec<String> = lab_namespaces(&names).into_iter().map(|ns| format!("namespace {ns}")).collect();
-    left.extend(lab_links(&names).into_iter().map(|link| format!("link {link}")));
-    left.extend(pids.iter().filter(|&&pid| alive(pid)).map(|pid| format!("process {pid}")));
-    if left.is_empty() {
-        Ok(())
-    } else {
-        Err(NetnsError::Leftover { lab: lab.name().to_owned(), left: left.join(", ") })
-    }
-}
-
-fn wait_until(mut done: impl FnMut() -> bool) {
-    let mut backoff = Backoff::steady(Duration::from_millis(10), Duration::from_secs(10));
-    while !done() && backoff.wait_blocking() {}
-}
-
-/// The lab's namespaces, by name.
-fn lab_namespaces(names: &Names) -> Vec<String> {
-    let Ok(entries) = fs::read_dir(NETNS_DIR) else { return Vec::new() };
-    let mut found: Vec<String> = entries
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|name| names.is_namespace(name))
-        .collect();
-    found.sort();
-    found
-}
-
-/// The lab's links on the host: its veth host ends, then its bridge.
-fn lab_links(names: &Names) -> Vec<String> {
-    let Ok(entries) = fs::read_dir("/sys/class/net") else { return Vec::new() };
-    let mut found: Vec<String> =
-        entries.filter_map(|e| e.ok()?.file_name().into_string().ok()).filter(|link| names.is_veth(link)).collect();
-    found.sort();
-    if Path::new("/sys/class/net").join(names.bridge()).exists() {
-        found.push(names.bridge());
-    }
-    found
-}
-
-/// Every process whose network namespace is one of `namespaces`.
-fn processes_in(namespaces: &[String]) -> Vec<i32> {
-    let inodes: Vec<(u64, u64)> = namespaces
-        .iter()
-        .filter_map(|ns| fs::metadata(Path::new(NETNS_DIR).join(ns)).ok())
-        .map(|meta| (meta.dev(), meta.ino()))
-        .collect();
-    if inodes.is_empty() {
-        return Vec::new();
-    }
-    let Ok(entries) = fs::read_dir("/proc") else { return Vec::new() };
-    entries
-        .filter_map(|e| e.ok()?.file_name().into_string().ok()?.parse::<i32>().ok())
-        .filter(|pid| {
-            fs::metadata(format!("/proc/{pid}/ns/net")).is_ok_and(|meta| inodes.contains(&(meta.dev(), meta.ino())))
-        })
-        .collect()
-}
-
-/// Whether `pid` runs (a zombie does not: it holds no namespace or mount).
-fn alive(pid: i32) -> bool {
-    match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
-        Err(_) => false,
     }
 }
 
@@ -511,7 +462,7 @@ fn check_subnet_free(subnet: Subnet) -> Result<(), NetnsError> {
     Ok(())
 }
 
-fn run(command: &mut Command) -> Result<String, NetnsError> {
+pub(super) fn run(command: &mut Command) -> Result<String, NetnsError> {
     let describe = |command: &Command| {
         std::iter::once(command.get_program())
             .chain(command.get_args())
@@ -562,6 +513,6 @@ fn ip_batch_in(ns: &str, commands: &[String]) -> Result<(), NetnsError> {
     ip_batch_with(&["-n", ns], commands)
 }
 
-fn ip_batch_forced(commands: &[String]) -> Result<(), NetnsError> {
+pub(super) fn ip_batch_forced(commands: &[String]) -> Result<(), NetnsError> {
     ip_batch_with(&["-force"], commands)
 }

@@ -10,8 +10,8 @@
 //! [`keeper`] keeps one connection per node for the lab's commands and runs the lab's
 //! services; [`backoff`] is the one retry pace; [`install`] is what zerolab puts on them (the agent and
 //! its service, from the scripts in [`templates`]); [`agent_client`] talks to their
-//! agents; [`up`], [`status`], [`exec`], [`sandbox_run`], [`inventory`] and [`login`] are
-//! the `up`/`down`, `status`, `exec`, `sandbox run`, `inventory` and `ssh` commands.
+//! agents; [`up`], [`down`], [`status`], [`exec`], [`sandbox_run`], [`inventory`] and [`login`] are
+//! the `up`, `down`, `status`, `exec`, `sandbox run`, `inventory` and `ssh` commands.
 //!
 //! ```
 //! use zerolab::cluster::NodeSelector;
@@ -33,6 +33,7 @@
 pub mod agent_client;
 pub mod backoff;
 pub mod cluster;
+pub mod down;
 pub mod exec;
 pub mod install;
 pub mod inventory;

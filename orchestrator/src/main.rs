@@ -43,7 +43,9 @@ fn main() -> ExitCode {
             false => validate(&file, cluster.is_some()),
         },
         Command::Up { file, lab_root, agent } => with_cluster(&file, |cluster| up(cluster, &lab_root, agent)),
-        Command::Down { file, lab_root } => with_cluster(&file, |cluster| down(cluster, &lab_root)),
+        Command::Down { file, lab_root, force, purge, strict } => {
+            with_cluster(&file, |cluster| down(cluster, &lab_root, DownFlags { force, purge, strict }))
+        }
         Command::Status { file, lab_root } => with_cluster(&file, |cluster| status(cluster, &lab_root)),
         Command::Exec { file, lab_root, nodes, command } => {
             with_cluster(&file, |cluster| exec(cluster, &lab_root, nodes.as_ref(), &command.join(" ")))
@@ -159,10 +161,21 @@ fn lock_wait() -> anyhow::Result<LockWait> {
     Ok(LockWait { within, waiting: Some(waiting) })
 }
 
-fn down(cluster: &Cluster, lab_root: &std::path::Path) -> anyhow::Result<u8> {
-    runtime()?.block_on(zerolab::up::down(lab_root, cluster, &lock_wait()?))?;
-    print_line(&mut io::stdout().lock(), &format!("lab {}: down", cluster.name()));
-    Ok(EXIT_OK)
+/// `down`'s flags.
+struct DownFlags {
+    force: bool,
+    purge: bool,
+    strict: bool,
+}
+
+fn down(cluster: &Cluster, lab_root: &std::path::Path, flags: DownFlags) -> anyhow::Result<u8> {
+    let options = zerolab::down::DownOptions { force: flags.force, purge: flags.purge, lock: lock_wait()? };
+    let report = runtime()?.block_on(zerolab::down::down(lab_root, cluster, &options))?;
+    for left in &report.left {
+        print_line(&mut io::stderr().lock(), &format!("warning: {left}"));
+    }
+    print_line(&mut io::stdout().lock(), &ui::down_summary(cluster.name(), &report));
+    Ok(if flags.strict && report.has_failures() { EXIT_INVALID } else { EXIT_OK })
 }
 
 fn status(cluster: &Cluster, lab_root: &std::path::Path) -> anyhow::Result<u8> {

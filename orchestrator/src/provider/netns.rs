@@ -24,7 +24,7 @@ use zerolab_config::cluster::{Checker, EntryView};
 
 use super::{
     BoxFuture, CreateProgress, Created, Definition, NodeSettings, Provider, ProviderConfig, ProviderError,
-    ProviderKind, ProviderSettings, ProviderSpec, BASE,
+    ProviderKind, ProviderSettings, ProviderSpec, Teardown, BASE,
 };
 use crate::lab::{io_error, Lab};
 use zerolab_config::cluster::Cluster;
@@ -97,9 +97,12 @@ impl Provider for Netns {
         })
     }
 
-    fn destroy<'a>(&'a self, lab: &'a Lab, _cluster: &'a Cluster) -> BoxFuture<'a, Result<(), ProviderError>> {
+    fn destroy<'a>(&'a self, lab: &'a Lab, _cluster: &'a Cluster) -> BoxFuture<'a, Result<Teardown, ProviderError>> {
         let lab = lab.clone();
-        Box::pin(async move { Ok(blocking(move || host::destroy(&lab)).await?) })
+        Box::pin(async move {
+            blocking(move || host::destroy(&lab)).await?;
+            Ok(Teardown::default())
+        })
     }
 }
 

@@ -130,7 +130,7 @@ pub async fn up(
     let sum = ssh::sha256_file(&options.agent).await.map_err(agent_error)?;
     let agent = Arc::new((options.agent.clone(), sum));
     // Each node's agent is this lab's: another lab's is left alone (install::owner).
-    let owner = Arc::new(Owner::of(&lab));
+    let owner = Arc::new(Owner::of(lab.name(), lab.dir()));
     let progress = Arc::new(progress);
     // Nodes an earlier run left ready, failed or unreachable have long booted (hosts
     // made now are recorded `provisioning`): waiting for them as for a booting node

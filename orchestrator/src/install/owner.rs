@@ -19,8 +19,7 @@
 //! pinned), which is what upgrading finds.
 
 use std::fmt;
-
-use crate::lab::Lab;
+use std::path::Path;
 
 /// The owner file's name in the agent's state directory.
 pub const FILE: &str = "owner";
@@ -37,14 +36,14 @@ pub struct Owner {
 }
 
 impl Owner {
-    /// `lab`, on this machine.
-    pub fn of(lab: &Lab) -> Owner {
+    /// The lab `name` whose directory is `dir`, on this machine.
+    pub fn of(name: &str, dir: &Path) -> Owner {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|name| name.trim().to_owned())
             .ok()
             .filter(|name| !name.is_empty())
             .unwrap_or_else(|| "an unnamed host".to_owned());
-        Owner { lab: lab.name().to_owned(), dir: lab.dir().display().to_string(), host }
+        Owner { lab: name.to_owned(), dir: dir.display().to_string(), host }
     }
 
     /// The file's text: one `key=value` line each, control characters (a newline in a
@@ -98,8 +97,7 @@ mod tests {
 
     #[test]
     fn the_owner_of_a_lab_is_its_directory_on_this_machine() {
-        let lab = Lab::at("/labs", "demo").unwrap();
-        let owner = Owner::of(&lab);
+        let owner = Owner::of("demo", Path::new("/labs/demo"));
         assert_eq!((owner.lab.as_str(), owner.dir.as_str()), ("demo", "/labs/demo"));
         assert!(!owner.host.is_empty());
     }

@@ -157,7 +157,7 @@ impl Provider for Ssh {
             }
             // The nodes answered before: one that does not answer at once is reported,
             // as `up` reports it, and the others are cleaned all the same.
-            let owner = Arc::new(Owner::of(lab));
+            let owner = Arc::new(Owner::of(lab.name(), lab.dir()));
             let results = run_parallel(&targets, crate::ssh::PARALLEL, move |target| {
                 let (host_keys, owner) = (host_keys.clone(), owner.clone());
                 async move {

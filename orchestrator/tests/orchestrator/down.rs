@@ -267,7 +267,7 @@ fn collected_results_outlive_the_lab_until_purged() {
         return;
     };
     let lab = LabHarness::new(Subnet::DownRuns, agent);
-    zvm_gcc(&Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../sandbox/guest/examples/hello.c")), &lab.path("hello"));
+    zvm_gcc(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../sandbox/guest/examples/hello.c")), &lab.path("hello"));
     let hello =
         job(&lab, "hello", "apiVersion: zerolab/v1\nkind: Job\nname: hello\ngroups:\n  - {name: hi, program: hello}\n");
     assert_eq!(lab.zerolab(&["up"], &[]).code, 0);

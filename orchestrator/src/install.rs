@@ -304,6 +304,14 @@ pub async fn remove(session: &Session, owner: &Owner) -> Result<Removed, Install
     })
 }
 
+/// The owner file of the session's node (`None`: there is none, or the login user cannot
+/// read it): whose agent answers there.
+pub async fn agent_owner(session: &Session) -> Option<Owner> {
+    let command = format!("cat {}/{}", Paths::NODE.state_dir, owner::FILE);
+    let output = session.exec(&command, None, STEP_TIMEOUT).await.ok()?;
+    output.success().then(|| Owner::parse(&String::from_utf8_lossy(&output.stdout)))
+}
+
 /// Asks for health until the agent answers or [`HEALTH_WAIT`] has passed (a fresh agent
 /// needs a moment to bind its socket; a killed one is restarted a second later).
 async fn wait_healthy(session: &Session) -> Result<(), InstallError> {

@@ -94,6 +94,10 @@ fn an_ssh_lab_over_another_labs_hosts_is_refused_and_its_down_leaves_them_alone(
         assert_eq!(line(&run, web), refused, "{run:#?}");
     }
     assert_eq!(agents(), before, "the ssh lab's up changed the netns lab's agents");
+    // Its status says so too, though an agent answers there.
+    let run = ssh.zerolab(&["status"], &[]);
+    assert_eq!((run.code, run.stdout.matches(" failed ").count()), (1, 2), "{run:#?}");
+    assert_eq!(run.stdout.matches(&format!("is provisioned by {owner}")).count(), 2, "{run:#?}");
 
     // Its down names whose agents they are, and touches none.
     let run = ssh.zerolab(&["down"], &[]);

@@ -67,6 +67,9 @@ pub struct DownOptions {
 /// What [`down`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DownReport {
+    /// The runs that were live when `--force` went ahead (their guests stopped with the
+    /// lab; their drivers see their nodes go).
+    pub live: Vec<LiveRun>,
     /// Each node not cleaned, and why (in the cluster file's order).
     pub left: Vec<LeftNode>,
     /// How many runs were kept in [`DownReport::jobs`] (0: the lab directory is gone).
@@ -93,16 +96,14 @@ pub async fn down(root: &Path, cluster: &Cluster, options: &DownOptions) -> Resu
         false => None,
     };
     let jobs = lab.dir().join(JOBS);
-    if !options.force {
-        let runs = live_runs(&jobs);
-        if !runs.is_empty() {
-            return Err(DownError::RunsLive { runs });
-        }
+    let live = live_runs(&jobs);
+    if !live.is_empty() && !options.force {
+        return Err(DownError::RunsLive { runs: live });
     }
     keeper::stop(lab.dir()).await;
     let teardown = provider.destroy(&lab, cluster).await?;
     let runs_kept = remove_lab_dir(lab, options.purge)?;
-    Ok(DownReport { left: teardown.left, runs_kept, jobs })
+    Ok(DownReport { live, left: teardown.left, runs_kept, jobs })
 }
 
 /// Removes the lab directory but for its runs in `jobs/` (unless `purge`); returns how

@@ -171,6 +171,9 @@ struct DownFlags {
 fn down(cluster: &Cluster, lab_root: &std::path::Path, flags: DownFlags) -> anyhow::Result<u8> {
     let options = zerolab::down::DownOptions { force: flags.force, purge: flags.purge, lock: lock_wait()? };
     let report = runtime()?.block_on(zerolab::down::down(lab_root, cluster, &options))?;
+    for run in &report.live {
+        print_line(&mut io::stderr().lock(), &format!("warning: {run}; its guests stop with the lab (--force)"));
+    }
     for left in &report.left {
         print_line(&mut io::stderr().lock(), &format!("warning: {left}"));
     }

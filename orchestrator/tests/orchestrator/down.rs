@@ -252,7 +252,11 @@ fn down_during_a_live_run_asks_for_force() {
     // Forced: down, the run's record kept (and listed by `jobs`).
     let jobs = lab.dir().join("jobs");
     let kept = format!("lab dn-live: down (1 run kept in {}; `zerolab down --purge` removes them)\n", jobs.display());
-    down(&["--force"]).expect(0, &kept, "");
+    let forced = format!(
+        "warning: run hello-1 of job hello is running (pid {}); its guests stop with the lab (--force)\n",
+        driver.id()
+    );
+    down(&["--force"]).expect(0, &kept, &forced);
     let left: Vec<_> = fs::read_dir(lab.dir()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(left, ["jobs"]);
     let run = zerolab(&["jobs"], &file, &root, Path::new("unused"), &[]);

@@ -60,12 +60,15 @@ pub enum Command {
         #[arg(long, value_name = "PATH")]
         agent: Option<PathBuf>,
     },
-    /// Remove the lab and its directory (idempotent): netns removes its nodes; ssh stops
-    /// and removes what zerolab installed on each node it reached (the agent, its service,
-    /// /var/lib/zerolab, /run/zerolab) and nothing else, keeping the lab when a node fails
-    #[command(after_help = "Exit status: 0 removed (or nothing to remove), 1 invalid cluster file, \
-                            2 usage error, unreadable file, or the lab could not be removed (ssh: a node \
-                            zerolab could not be removed from, named with the cause; run down again).")]
+    /// Take the lab down (idempotent): netns removes its nodes; ssh stops and removes what
+    /// zerolab installed on each node it logged into (the agent, its service,
+    /// /var/lib/zerolab, /run/zerolab) and nothing else, leaving alone a node whose agent
+    /// belongs to another lab. Always finishes: a node that cannot be cleaned (unreachable,
+    /// key rejected) is listed on stderr with what to remove there by hand, and the lab
+    /// directory goes all the same, but for the runs' collected results in LAB/jobs
+    #[command(after_help = "Exit status: 0 down (nodes not cleaned are listed as warnings), 1 invalid cluster \
+                            file, or --strict and a node not cleaned, 2 usage error, unreadable file, a run \
+                            still running (without --force), or the lab could not be taken down.")]
     Down {
         /// The cluster file
         #[arg(value_name = "FILE")]
@@ -74,6 +77,15 @@ pub enum Command {
         /// ~/.local/state/zerolab/labs)
         #[arg(long, value_name = "DIR", default_value_os_t = default_root())]
         lab_root: PathBuf,
+        /// Go ahead while a run is running (its guests stop with the agents)
+        #[arg(long)]
+        force: bool,
+        /// Also remove the runs' collected results and records (LAB/jobs)
+        #[arg(long)]
+        purge: bool,
+        /// Exit 1 when a node could not be cleaned
+        #[arg(long)]
+        strict: bool,
     },
     /// Show every node: provider, address, state, agent version, cause of failure
     #[command(after_help = "Exit status: 0 every node ready, 1 a node not ready or invalid cluster file, \

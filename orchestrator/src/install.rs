@@ -17,9 +17,15 @@
 //! second after it exits. A new upload restarts the agent either way, so the new build
 //! serves. Steps run as root: directly when logging in as `root`, else through `sudo -n`.
 //!
+//! Each agent belongs to one lab ([`owner`]): both scripts first read the owner file in
+//! the agent's state directory, and leave another lab's agent alone ([`InstallError::Owned`],
+//! [`Removed::LeftAlone`]).
+//!
 //! Design: the scripts are templates, not Rust strings, so each reads as the shell it is;
 //! the paths are passed in ([`Paths`]), so a test can run a script against a temporary
 //! directory instead of the node's real paths.
+
+pub mod owner;
 
 use std::path::Path;
 use std::time::Duration;
@@ -31,6 +37,8 @@ use crate::agent_client::{self, AgentError};
 use crate::backoff::Backoff;
 use crate::ssh::{self, Session, Upload};
 use crate::templates::{self, TemplateError, AGENT_UNIT, REMOVE_AGENT, START_AGENT};
+
+pub use self::owner::Owner;
 
 /// Where the agent binary goes on every node.
 pub const AGENT_PATH: &str = "/var/lib/zerolab/bin/zerolab-agent";
@@ -82,6 +90,7 @@ impl Paths<'_> {
         }
         let unit_name = self.unit_path.rsplit('/').next().unwrap_or(self.unit_path);
         Ok(context! {
+            owner_path => format!("{}/{}", self.state_dir, owner::FILE),
             agent => self.agent,
             socket => self.socket,
             state_dir => self.state_dir,
@@ -127,6 +136,54 @@ pub enum InstallError {
     /// The remove script failed; its last line of stderr.
     #[error("removing zerolab failed: {0}")]
     Remove(String),
+    /// The node's agent belongs to another lab; nothing was changed there.
+    #[error("node {node} is provisioned by {owner}; take that lab down first, or use it")]
+    Owned {
+        /// The node.
+        node: String,
+        /// The lab its agent belongs to.
+        owner: Owner,
+    },
+    /// The node has an agent without an owner file (an older zerolab's), and this lab
+    /// never logged in there before; nothing was changed there.
+    #[error(
+        "node {node} has a zerolab agent that no lab claims (installed by an older zerolab); take down the lab \
+         that installed it, or remove it by hand ({}) and run `zerolab up` again",
+        by_hand(&Paths::NODE)
+    )]
+    Unowned {
+        /// The node.
+        node: String,
+    },
+}
+
+/// What [`remove`] did on a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Removed {
+    /// Everything zerolab installed there is gone.
+    Removed,
+    /// The agent belongs to another lab and was left alone.
+    LeftAlone(Owner),
+}
+
+/// What to run as root on a node to remove zerolab by hand, when `zerolab down` could not.
+pub fn by_hand(paths: &Paths<'_>) -> String {
+    let unit = paths.unit_path.rsplit('/').next().unwrap_or(paths.unit_path);
+    format!(
+        "as root on the node: `systemctl disable --now {unit}` (without systemd: `kill -TERM -$(cat {}/supervisor.pid)`), \
+         then `rm -rf {} {} {}`",
+        paths.run_dir, paths.state_dir, paths.run_dir, paths.unit_path
+    )
+}
+
+/// Whose agent [`install`] may start on a node.
+#[derive(Debug, Clone, Copy)]
+pub struct Claim<'a> {
+    /// The lab installing it.
+    pub owner: &'a Owner,
+    /// Whether an agent without an owner file is taken as the lab's own: true when the
+    /// lab logged into the node before (an agent of an older zerolab, installed by it).
+    pub adopt: bool,
 }
 
 /// What the start script found or did.
@@ -154,13 +211,22 @@ pub fn unit_file(paths: &Paths<'_>) -> Result<String, TemplateError> {
     templates::render(AGENT_UNIT, paths.context(AGENT_UNIT)?)
 }
 
-/// The node-side script that starts the agent at `paths` unless it runs (`restart`:
-/// the binary was just replaced, so a running agent is restarted). It prints `started`,
-/// `restarted` or `running`; with `expect_sum`, it first checks that the binary has that
-/// sha256 and prints `upload` (starting nothing) when it does not.
-pub fn start_script(paths: &Paths<'_>, restart: bool, expect_sum: Option<&Sha256>) -> Result<String, TemplateError> {
+/// The node-side script that starts the agent at `paths` for `claim` unless it runs
+/// (`restart`: the binary was just replaced, so a running agent is restarted). It prints
+/// `started`, `restarted` or `running`; with `expect_sum`, it first checks that the binary
+/// has that sha256 and prints `upload` (starting nothing) when it does not. An agent of
+/// another lab prints `owned` and its owner file, one without an owner file that `claim`
+/// does not adopt `unowned`; both change nothing.
+pub fn start_script(
+    paths: &Paths<'_>,
+    claim: &Claim<'_>,
+    restart: bool,
+    expect_sum: Option<&Sha256>,
+) -> Result<String, TemplateError> {
     let unit = unit_file(paths)?;
     let context = context! {
+        owner => claim.owner.to_file(),
+        adopt => u8::from(claim.adopt),
         restart => u8::from(restart),
         expect_sum => expect_sum.map(Sha256::to_string),
         unit => unit,
@@ -169,28 +235,49 @@ pub fn start_script(paths: &Paths<'_>, restart: bool, expect_sum: Option<&Sha256
     templates::render(START_AGENT, context)
 }
 
-/// The node-side script that removes everything at `paths`; it prints `removed`.
-pub fn remove_script(paths: &Paths<'_>) -> Result<String, TemplateError> {
-    templates::render(REMOVE_AGENT, paths.context(REMOVE_AGENT)?)
+/// The node-side script that removes everything at `paths` unless its owner file names
+/// another lab than `owner`; it prints `removed`, or `owned` and the owner file.
+pub fn remove_script(paths: &Paths<'_>, owner: &Owner) -> Result<String, TemplateError> {
+    let context = context! { owner => owner.to_file(), ..paths.context(REMOVE_AGENT)? };
+    templates::render(REMOVE_AGENT, context)
+}
+
+/// What a script printed: its first line, and the owner file after an `owned`.
+fn answer(stdout: &[u8]) -> (String, Option<Owner>) {
+    let text = String::from_utf8_lossy(stdout);
+    let mut lines = text.trim().splitn(2, '\n');
+    let first = lines.next().unwrap_or_default().trim().to_owned();
+    let owner = (first == "owned").then(|| Owner::parse(lines.next().unwrap_or_default()));
+    (first, owner)
 }
 
 /// Installs the local agent binary `agent` (whose sha256 is `sum`) on the session's
-/// node, starts it unless it runs, and waits until it is healthy.
-pub async fn install(session: &Session, agent: &Path, sum: &Sha256) -> Result<Installed, InstallError> {
+/// node for `claim`, starts it unless it runs, and waits until it is healthy. A node
+/// whose agent belongs to another lab is left as it is ([`InstallError::Owned`]).
+pub async fn install(
+    session: &Session,
+    agent: &Path,
+    sum: &Sha256,
+    claim: &Claim<'_>,
+) -> Result<Installed, InstallError> {
     session.check_sudo(STEP_TIMEOUT).await?;
     let mut upload = Upload::Skipped;
-    let mut output = session.exec_as_root(&start_script(&Paths::NODE, false, Some(sum))?, STEP_TIMEOUT).await?;
-    if output.success() && String::from_utf8_lossy(&output.stdout).trim() == "upload" {
-        let start = start_script(&Paths::NODE, true, None)?;
+    let mut output = session.exec_as_root(&start_script(&Paths::NODE, claim, false, Some(sum))?, STEP_TIMEOUT).await?;
+    if output.success() && answer(&output.stdout).0 == "upload" {
+        // The script just found the node ours (or free): what the upload brings is ours.
+        let start = start_script(&Paths::NODE, &Claim { adopt: true, ..*claim }, true, None)?;
         output = session.copy_as_root_then(agent, sum, AGENT_PATH, 0o755, &start, STEP_TIMEOUT).await?;
         upload = Upload::Copied;
     }
     if !output.success() {
         return Err(InstallError::Start(ssh::last_line(&String::from_utf8_lossy(&output.stderr), output.status)));
     }
-    let start = match String::from_utf8_lossy(&output.stdout).trim() {
-        "running" => Start::Running,
-        "restarted" => Start::Restarted,
+    let node = session.node().to_owned();
+    let start = match answer(&output.stdout) {
+        (_, Some(owner)) => return Err(InstallError::Owned { node, owner }),
+        (first, None) if first == "unowned" => return Err(InstallError::Unowned { node }),
+        (first, None) if first == "running" => Start::Running,
+        (first, None) if first == "restarted" => Start::Restarted,
         _ => Start::Started,
     };
     match wait_healthy(session).await {
@@ -203,15 +290,26 @@ pub async fn install(session: &Session, agent: &Path, sum: &Sha256) -> Result<In
     }
 }
 
-/// Stops the agent on the session's node and removes everything zerolab installed there.
-pub async fn remove(session: &Session) -> Result<(), InstallError> {
+/// Stops the agent on the session's node and removes everything zerolab installed
+/// there, unless the agent belongs to another lab than `owner`.
+pub async fn remove(session: &Session, owner: &Owner) -> Result<Removed, InstallError> {
     session.check_sudo(STEP_TIMEOUT).await?;
-    let output = session.exec_as_root(&remove_script(&Paths::NODE)?, STEP_TIMEOUT).await?;
-    if output.success() {
-        Ok(())
-    } else {
-        Err(InstallError::Remove(ssh::last_line(&String::from_utf8_lossy(&output.stderr), output.status)))
+    let output = session.exec_as_root(&remove_script(&Paths::NODE, owner)?, STEP_TIMEOUT).await?;
+    if !output.success() {
+        return Err(InstallError::Remove(ssh::last_line(&String::from_utf8_lossy(&output.stderr), output.status)));
     }
+    Ok(match answer(&output.stdout) {
+        (_, Some(other)) => Removed::LeftAlone(other),
+        _ => Removed::Removed,
+    })
+}
+
+/// The owner file of the session's node (`None`: there is none, or the login user cannot
+/// read it): whose agent answers there.
+pub async fn agent_owner(session: &Session) -> Option<Owner> {
+    let command = format!("cat {}/{}", Paths::NODE.state_dir, owner::FILE);
+    let output = session.exec(&command, None, STEP_TIMEOUT).await.ok()?;
+    output.success().then(|| Owner::parse(&String::from_utf8_lossy(&output.stdout)))
 }
 
 /// Asks for health until the agent answers or [`HEALTH_WAIT`] has passed (a fresh agent

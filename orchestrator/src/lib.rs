@@ -10,8 +10,8 @@
 //! [`keeper`] keeps one connection per node for the lab's commands and runs the lab's
 //! services; [`backoff`] is the one retry pace; [`install`] is what zerolab puts on them (the agent and
 //! its service, from the scripts in [`templates`]); [`agent_client`] talks to their
-//! agents; [`up`], [`status`], [`exec`], [`sandbox_run`], [`inventory`] and [`login`] are
-//! the `up`/`down`, `status`, `exec`, `sandbox run`, `inventory` and `ssh` commands;
+//! agents; [`up`], [`down`], [`status`], [`exec`], [`sandbox_run`], [`inventory`] and [`login`] are
+//! the `up`, `down`, `status`, `exec`, `sandbox run`, `inventory` and `ssh` commands;
 //! [`graph`] draws a lab and a job placed on it (`zerolab graph`).
 //!
 //! ```
@@ -34,6 +34,7 @@
 pub mod agent_client;
 pub mod backoff;
 pub mod cluster;
+pub mod down;
 pub mod exec;
 pub mod graph;
 pub mod install;

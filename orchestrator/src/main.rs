@@ -46,7 +46,9 @@ fn main() -> ExitCode {
         Command::Up { file, lab_root, agent } => {
             with_lab(&file, &lab_root, |cluster| up(cluster, &file, &lab_root, agent))
         }
-        Command::Down { file, lab_root } => with_lab(&file, &lab_root, |cluster| down(cluster, &lab_root)),
+        Command::Down { file, lab_root, force, purge, strict } => {
+            with_lab(&file, &lab_root, |cluster| down(cluster, &file, &lab_root, DownFlags { force, purge, strict }))
+        }
         Command::Status { file, lab_root, output } => {
             with_lab_as(&file, &lab_root, output, |cluster| status(cluster, &lab_root, output))
         }
@@ -212,10 +214,29 @@ fn lock_wait() -> anyhow::Result<LockWait> {
     Ok(LockWait { within, waiting: Some(waiting) })
 }
 
-fn down(cluster: &Cluster, lab_root: &std::path::Path) -> anyhow::Result<u8> {
-    runtime()?.block_on(zerolab::up::down(lab_root, cluster, &lock_wait()?))?;
-    print_line(&mut io::stdout().lock(), &format!("lab {}: down", cluster.name()));
-    Ok(EXIT_OK)
+/// `down`'s flags.
+struct DownFlags {
+    force: bool,
+    purge: bool,
+    strict: bool,
+}
+
+fn down(cluster: &Cluster, file: &std::path::Path, lab_root: &std::path::Path, flags: DownFlags) -> anyhow::Result<u8> {
+    let options = zerolab::down::DownOptions {
+        force: flags.force,
+        purge: flags.purge,
+        lock: lock_wait()?,
+        cluster_file: Some(std::path::absolute(file)?),
+    };
+    let report = runtime()?.block_on(zerolab::down::down(lab_root, cluster, &options))?;
+    for run in &report.live {
+        print_line(&mut io::stderr().lock(), &format!("warning: {run}; its guests stop with the lab (--force)"));
+    }
+    for left in &report.left {
+        print_line(&mut io::stderr().lock(), &format!("warning: {left}"));
+    }
+    print_line(&mut io::stdout().lock(), &ui::down_summary(cluster.name(), &report));
+    Ok(if flags.strict && report.has_failures() { EXIT_INVALID } else { EXIT_OK })
 }
 
 fn labs(lab_root: &std::path::Path) -> ExitCode {

@@ -2,7 +2,8 @@
 //!
 //! Each node is reached over SSH where its provider says it is (in parallel, as in `up`)
 //! and asked for its agent's version (`GET /v1/version`) and store (`GET /v1/health`). The state shown is what was
-//! observed: `ready` when the agent answers, `unreachable` when SSH cannot reach the
+//! observed: `ready` when the agent answers (and is this lab's: an agent whose owner
+//! file names another lab is `failed`, naming it), `unreachable` when SSH cannot reach the
 //! node, `failed` with the cause otherwise, and `declared` for every node of a lab that
 //! is not up. Nothing on the nodes or in the lab is changed (`up` records and repairs).
 //!
@@ -19,6 +20,7 @@ use zerolab_sandbox::session::error_chain;
 
 use crate::agent_client;
 use crate::cluster::Cluster;
+use crate::install::{self, InstallError, Owner};
 use crate::keeper::{Keeper, KeeperError, ServiceStatus};
 use crate::lab::{Lab, NodeState};
 use crate::lab_handle::OpenError;
@@ -97,22 +99,29 @@ async fn nodes(lab: &crate::lab_handle::LabHandle<'_>, cluster: &Cluster) -> Res
         let (host_keys, options) = (host_keys.clone(), options.clone());
         async move {
             let session = Session::connect(&target, &host_keys, &options).await?;
+            let owner = install::agent_owner(&session).await;
             let version = agent_client::version(&session, Duration::from_secs(5)).await;
             let health = agent_client::health_report(&session, Duration::from_secs(5)).await;
             let _ = session.close().await;
-            Ok(version.map(|version| (version, health.ok().and_then(|h| h.store))))
+            Ok((owner, version.map(|version| (version, health.ok().and_then(|h| h.store)))))
         }
     })
     .await;
+    let ours = Owner::of(lab.lab().name(), lab.lab().dir());
     Ok(cluster
         .nodes()
         .iter()
         .zip(results)
         .map(|(node, (_, result))| match result {
-            Ok(Ok((version, store))) => {
+            // Another lab's agent answers there: not this lab's node to use.
+            Ok((Some(owner), _)) if owner != ours => {
+                let cause = InstallError::Owned { node: node.name.clone(), owner }.to_string();
+                row(node, NodeState::Failed { cause: cause.clone() }, None, Some(cause))
+            }
+            Ok((_, Ok((version, store)))) => {
                 NodeStatus { store, ..row(node, NodeState::Ready, Some(version.version), None) }
             }
-            Ok(Err(e)) => row(node, NodeState::Failed { cause: error_chain(&e) }, None, Some(error_chain(&e))),
+            Ok((_, Err(e))) => row(node, NodeState::Failed { cause: error_chain(&e) }, None, Some(error_chain(&e))),
             Err(e @ (ssh::Error::Unreachable { .. } | ssh::Error::HandshakeTimeout { .. })) => {
                 row(node, NodeState::Unreachable, None, Some(error_chain(&e)))
             }

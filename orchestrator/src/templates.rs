@@ -3,10 +3,11 @@
 //! self-contained and a template is read, and reviewed, as the file it produces.
 //!
 //! ```
-//! use zerolab::install::{start_script, Paths};
+//! use zerolab::install::{start_script, Claim, Owner, Paths};
 //! // templates/start-agent.sh.j2, rendered for a node where nothing was uploaded.
-//! let script = start_script(&Paths::NODE, false, None)?;
-//! assert!(script.starts_with("set -e\nrestart=0\n"));
+//! let owner = Owner { lab: "demo".into(), dir: "/labs/demo".into(), host: "box".into() };
+//! let script = start_script(&Paths::NODE, &Claim { owner: &owner, adopt: false }, false, None)?;
+//! assert!(script.starts_with("set -e\nrestart=0\nowner=/var/lib/zerolab/owner\n"));
 //! # Ok::<(), zerolab::templates::TemplateError>(())
 //! ```
 //!

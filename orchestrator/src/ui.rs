@@ -230,6 +230,18 @@ pub fn up_summary(lab: &str, reports: &[NodeReport], elapsed: Duration) -> Strin
     line
 }
 
+/// The last line of `down`: `lab demo: down`, and the runs it kept, if any.
+pub fn down_summary(lab: &str, report: &zerolab::down::DownReport) -> String {
+    match report.runs_kept {
+        0 => format!("lab {lab}: down"),
+        n => format!(
+            "lab {lab}: down ({n} run{} kept in {}; `zerolab down --purge` removes them)",
+            if n == 1 { "" } else { "s" },
+            report.jobs.display()
+        ),
+    }
+}
+
 /// The `status` table: node, provider, address, state, agent version, the size of its
 /// blob store, cause.
 pub fn status_table(rows: &[NodeStatus]) -> String {

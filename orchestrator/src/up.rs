@@ -1,6 +1,6 @@
-//! Bringing a lab up and down: `zerolab up` and `zerolab down`.
+//! Bringing a lab up: `zerolab up` (taking it down is [`crate::down`]).
 //!
-//! Both hold the lab's lock ([`LabLock`]) from start to end, so two commands never
+//! It holds the lab's lock ([`LabLock`]) from start to end, so two commands never
 //! change one lab at once.
 //!
 //! [`up`] has the cluster's provider make its nodes ([`Provider::create`]: `netns` makes
@@ -28,17 +28,13 @@
 //! hosts just made get the retries a booting node needs. At the end, the lab's
 //! connection keeper ([`crate::keeper`]) is started and connects to the ready nodes, so the
 //! next command finds their connections open.
-//!
-//! [`down`] stops the keeper and the lab's services with it, has the provider destroy
-//! what `up` made or installed ([`Provider::destroy`]: `netns` removes its hosts, `ssh`
-//! removes the agent from its machines), then removes the lab directory.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::cluster::Cluster;
-use crate::install::{self, InstallError, Installed, Start};
+use crate::install::{self, Claim, InstallError, Installed, Owner, Start};
 use crate::keeper::{self, Keeper};
 use crate::lab::{Identity, Lab, LabError, LabLock, LabState, LockError, LockWait, NodeRecord, NodeState};
 use crate::provider::{self, CreateProgress, Created, Provider, ProviderError};
@@ -46,7 +42,7 @@ use crate::ssh::{self, run_parallel, ConnectOptions, HostKeys, Session, Target, 
 use zerolab_agent_api::Sha256;
 use zerolab_sandbox::session::error_chain;
 
-/// What can stop `up`, `down` or `status` as a whole (a node's own failure does not:
+/// What can stop `up` or `status` as a whole (a node's own failure does not:
 /// it is in that node's [`NodeReport`]).
 #[derive(Debug, thiserror::Error)]
 pub enum UpError {
@@ -157,6 +153,8 @@ pub async fn up(
     // Hashed once here, not once per node.
     let sum = ssh::sha256_file(&options.agent).await.map_err(agent_error)?;
     let agent = Arc::new((options.agent.clone(), sum));
+    // Each node's agent is this lab's: another lab's is left alone (install::owner).
+    let owner = Arc::new(Owner::of(lab.name(), lab.dir()));
     let progress = Arc::new(progress);
     // Nodes an earlier run left ready, failed or unreachable have long booted (hosts
     // made now are recorded `provisioning`): waiting for them as for a booting node
@@ -171,11 +169,14 @@ pub async fn up(
     );
     let results = run_parallel(&targets, options.parallel, move |target| {
         let (host_keys, agent, progress, booted) = (host_keys.clone(), agent.clone(), progress.clone(), booted.clone());
+        let owner = owner.clone();
         async move {
             let (path, sum) = &*agent;
             let connect =
                 if booted.contains(&target.node) { ConnectOptions::known_up() } else { ConnectOptions::default() };
-            let report = report(&target.node, provision(&target, &connect, &host_keys, path, sum).await);
+            // Logged into before: an agent without an owner file is this lab's (an older zerolab's).
+            let claim = Claim { owner: &owner, adopt: host_keys.pinned(&target.node).is_some() };
+            let report = report(&target.node, provision(&target, &connect, &host_keys, path, sum, &claim).await);
             progress(&report);
             Ok(report)
         }
@@ -276,23 +277,6 @@ async fn warm_keeper(lab: &Lab, program: &Path, ready: &[Target]) -> Result<(), 
     Keeper::open(lab.dir(), program).await?.warm(ready).await
 }
 
-/// Takes the lab under `root` down: its keeper and services stop, the provider removes
-/// what `up` made or installed, then the lab directory goes. Idempotent. Holds the lab's
-/// lock (waiting as `wait` says) when the lab directory exists; with none, there is no
-/// lab to interleave with (what a provider finds by name alone is still removed).
-pub async fn down(root: &Path, cluster: &Cluster, wait: &LockWait) -> Result<(), UpError> {
-    let provider = provider::of(cluster)?;
-    let lab = Lab::at(root, cluster.name())?;
-    let _lock = match lab.exists() {
-        true => Some(LabLock::acquire(&lab, "zerolab down", wait).await?),
-        false => None,
-    };
-    keeper::stop(lab.dir()).await;
-    provider.destroy(&lab, cluster).await?;
-    lab.remove()?;
-    Ok(())
-}
-
 /// One SSH target per node, in file order, where `provider` says it is reached.
 pub(crate) fn targets(lab: &Lab, cluster: &Cluster, provider: &dyn Provider) -> Result<Vec<Target>, ProviderError> {
     cluster.nodes().iter().map(|node| provider.address(lab, node)).collect()
@@ -304,9 +288,10 @@ async fn provision(
     host_keys: &HostKeys,
     agent: &Path,
     sum: &Sha256,
+    claim: &Claim<'_>,
 ) -> Result<Installed, InstallError> {
     let session = Session::connect(target, host_keys, connect).await?;
-    let result = install::install(&session, agent, sum).await;
+    let result = install::install(&session, agent, sum, claim).await;
     // The node is done with either way; a failed goodbye changes nothing.
     let _ = session.close().await;
     result

@@ -59,9 +59,13 @@ fn unit_passes_systemd_analyze_verify() {
 
 #[test]
 fn scripts_are_posix_shell() {
-    for script in
-        [start_script(&Paths::NODE, false, None), start_script(&Paths::NODE, true, None), remove_script(&Paths::NODE)]
-    {
+    let owner = owner();
+    let claim = Claim { owner: &owner, adopt: false };
+    for script in [
+        start_script(&Paths::NODE, &claim, false, None),
+        start_script(&Paths::NODE, &claim, true, None),
+        remove_script(&Paths::NODE, &owner),
+    ] {
         let script = script.unwrap();
         let output = Command::new("sh").arg("-n").arg("-c").arg(&script).output().unwrap();
         assert!(output.status.success(), "{}\n{script}", String::from_utf8_lossy(&output.stderr));
@@ -70,9 +74,11 @@ fn scripts_are_posix_shell() {
 
 #[test]
 fn refuses_paths_the_scripts_cannot_use_unquoted() {
-    let err = start_script(&Paths { state_dir: "/var/lib/my state", ..Paths::NODE }, false, None).unwrap_err();
+    let owner = owner();
+    let claim = Claim { owner: &owner, adopt: false };
+    let err = start_script(&Paths { state_dir: "/var/lib/my state", ..Paths::NODE }, &claim, false, None).unwrap_err();
     assert!(err.source.to_string().contains("path `/var/lib/my state` is not absolute"), "{}", err.source);
-    let err = remove_script(&Paths { run_dir: "run/zerolab", ..Paths::NODE }).unwrap_err();
+    let err = remove_script(&Paths { run_dir: "run/zerolab", ..Paths::NODE }, &owner).unwrap_err();
     assert_eq!(err.name, "remove-agent.sh.j2");
 }
 
@@ -135,7 +141,12 @@ impl Node {
     }
 
     fn start(&self, restart: bool) -> String {
-        self.run(&start_script(&self.paths(), restart, None).unwrap())
+        let owner = owner();
+        self.run(&start_script(&self.paths(), &Claim { owner: &owner, adopt: true }, restart, None).unwrap())
+    }
+
+    fn remove(&self) -> String {
+        self.run(&remove_script(&self.paths(), &owner()).unwrap())
     }
 
     /// The `systemctl` calls since the last look.
@@ -161,6 +172,11 @@ impl Drop for Node {
             unsafe { libc::kill(-pid, libc::SIGKILL) };
         }
     }
+}
+
+/// The lab these tests install for.
+fn owner() -> Owner {
+    Owner { lab: "demo".into(), dir: "/labs/demo".into(), host: "box".into() }
 }
 
 fn executable(path: &Path, text: &str) {
@@ -213,7 +229,7 @@ fn with_systemd_the_unit_is_installed_once_and_the_service_started_or_restarted(
     assert_eq!(node.systemctl(), reload);
 
     // Removed: disabled and stopped, the unit and the agent's directories gone.
-    assert_eq!(node.run(&remove_script(&node.paths()).unwrap()), "removed");
+    assert_eq!(node.remove(), "removed");
     assert_eq!(node.systemctl(), [format!("disable --now --quiet {service}"), "daemon-reload".into()]);
     for gone in [unit, node.paths().state_dir, node.paths().run_dir] {
         assert!(!Path::new(gone).exists(), "{gone}");
@@ -252,12 +268,12 @@ fn without_systemd_a_supervisor_keeps_the_agent_running_until_removed() {
     }
     let agent = node.pid("agent.pid");
 
-    assert_eq!(node.run(&remove_script(&node.paths()).unwrap()), "removed");
+    assert_eq!(node.remove(), "removed");
     assert!(!running(supervisor) && !running(agent));
     assert!(!node.path("state").exists() && !node.path("run").exists());
     // systemd was never asked, and removing again is fine.
     assert!(node.systemctl().is_empty());
-    assert_eq!(node.run(&remove_script(&node.paths()).unwrap()), "removed");
+    assert_eq!(node.remove(), "removed");
 }
 
 #[test]
@@ -266,16 +282,80 @@ fn with_an_expected_sum_a_different_binary_asks_for_the_upload_and_starts_nothin
     let agent = fs::read(node.paths().agent).unwrap();
     let sum = Sha256::of_bytes(&agent);
     let other: Sha256 = "0".repeat(64).parse().unwrap();
-    assert_eq!(node.run(&start_script(&node.paths(), false, Some(&other)).unwrap()), "upload");
+    let owner = owner();
+    let claim = Claim { owner: &owner, adopt: true };
+    assert_eq!(node.run(&start_script(&node.paths(), &claim, false, Some(&other)).unwrap()), "upload");
     assert!(!node.path("run/supervisor.pid").exists(), "nothing started");
-    assert_eq!(node.run(&start_script(&node.paths(), false, Some(&sum)).unwrap()), "started");
+    assert_eq!(node.run(&start_script(&node.paths(), &claim, false, Some(&sum)).unwrap()), "started");
     let deadline = Instant::now() + Duration::from_secs(5);
     while !node.path("run/agent.pid").exists() {
         assert!(Instant::now() < deadline, "the supervisor did not start the agent");
         std::thread::sleep(Duration::from_millis(10));
     }
     assert!(running(node.pid("supervisor.pid")));
-    assert_eq!(node.run(&remove_script(&node.paths()).unwrap()), "removed");
+    assert_eq!(node.remove(), "removed");
     // What is not a sha256 never reaches the script: it is not a `Sha256`.
     assert!("not-a-sum".parse::<Sha256>().is_err());
+}
+
+#[test]
+fn another_labs_agent_is_neither_started_nor_removed() {
+    let node = Node::new();
+    let other = Owner { lab: "other".into(), dir: "/elsewhere/other".into(), host: "box".into() };
+    let claim = Claim { owner: &other, adopt: false };
+    // The state directory holds an agent binary already: `other` claims it only with the file.
+    assert_eq!(node.run(&start_script(&node.paths(), &claim, false, None).unwrap()), "unowned");
+    assert!(!node.path("state/owner").exists() && !node.path("run/supervisor.pid").exists());
+    assert_eq!(node.start(false), "started");
+    assert_eq!(fs::read_to_string(node.path("state/owner")).unwrap(), owner().to_file());
+    // The detached supervisor writes its pid a moment after the script ends.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let supervisor = loop {
+        let pid = fs::read_to_string(node.path("run/supervisor.pid")).ok().and_then(|p| p.trim().parse::<i32>().ok());
+        if let Some(pid) = pid {
+            break pid;
+        }
+        assert!(Instant::now() < deadline, "the supervisor did not start");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+
+    // Another lab: told whose it is, and nothing changes, also when it asks to restart.
+    let (first, found) = answer(node.run(&start_script(&node.paths(), &claim, true, None).unwrap()).as_bytes());
+    assert_eq!((first.as_str(), found), ("owned", Some(owner())));
+    let (first, found) = answer(node.run(&remove_script(&node.paths(), &other).unwrap()).as_bytes());
+    assert_eq!((first.as_str(), found), ("owned", Some(owner())));
+    assert!(running(supervisor));
+    assert_eq!(fs::read_to_string(node.path("state/owner")).unwrap(), owner().to_file());
+
+    // Its own lab removes it.
+    assert_eq!(node.remove(), "removed");
+    assert!(!running(supervisor) && !node.path("state").exists());
+}
+
+#[test]
+fn an_agent_without_owner_file_is_adopted_only_when_asked() {
+    let node = Node::new();
+    let owner = owner();
+    let adopt = |adopt| start_script(&node.paths(), &Claim { owner: &owner, adopt }, false, None).unwrap();
+    assert_eq!(node.run(&adopt(false)), "unowned");
+    assert_eq!(node.run(&adopt(true)), "started");
+    assert_eq!(fs::read_to_string(node.path("state/owner")).unwrap(), owner.to_file());
+    // Now it is the lab's: found running, whatever `adopt` says.
+    assert_eq!(node.run(&adopt(false)), "running");
+    assert_eq!(node.remove(), "removed");
+}
+
+#[test]
+fn the_hints_name_the_node_its_owner_and_the_paths_to_remove() {
+    let err = InstallError::Owned { node: "n1".into(), owner: owner() };
+    assert_eq!(
+        err.to_string(),
+        "node n1 is provisioned by lab demo (/labs/demo on box); take that lab down first, or use it"
+    );
+    assert_eq!(
+        by_hand(&Paths::NODE),
+        "as root on the node: `systemctl disable --now zerolab-agent.service` (without systemd: \
+         `kill -TERM -$(cat /run/zerolab/supervisor.pid)`), then \
+         `rm -rf /var/lib/zerolab /run/zerolab /etc/systemd/system/zerolab-agent.service`"
+    );
 }

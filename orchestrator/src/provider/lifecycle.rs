@@ -15,7 +15,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use super::{netns, registry, CreateProgress, ProviderKind};
+use super::{netns, registry, CreateProgress, ProviderKind, Teardown};
 use crate::lab::{Lab, LabError};
 use crate::ssh::Target;
 use zerolab_config::cluster::{Cluster, Node};
@@ -64,29 +64,12 @@ pub enum ProviderError {
     /// Making or removing namespace hosts failed.
     #[error(transparent)]
     Netns(#[from] netns::NetnsError),
-    /// zerolab could not be removed from some nodes; the lab is kept for another try.
-    #[error(
-        "zerolab could not be removed from {}: {}; the lab is kept: make the node{} reachable and \
-         run `zerolab down` again, or remove {} to forget {}",
-        plural(failures.len(), "node"), failures.join("; "), if failures.len() == 1 { "" } else { "s" },
-        lab.display(), if failures.len() == 1 { "it" } else { "them" }
-    )]
-    Remove {
-        /// Each node that failed, as `node: cause`.
-        failures: Vec<String>,
-        /// The lab directory.
-        lab: std::path::PathBuf,
-    },
     /// A lab file.
     #[error(transparent)]
     Lab(#[from] LabError),
     /// The pinned host keys could not be read.
     #[error(transparent)]
     HostKeys(#[from] crate::ssh::Error),
-}
-
-fn plural(n: usize, word: &str) -> String {
-    format!("{n} {word}{}", if n == 1 { "" } else { "s" })
 }
 
 /// How a provider's nodes come to exist, are reached, and go away.
@@ -124,8 +107,9 @@ pub trait Provider: Send + Sync {
     }
 
     /// Undoes [`create`](Self::create) and everything zerolab did on the nodes, leaving
-    /// the lab directory to the caller. Idempotent.
-    fn destroy<'a>(&'a self, lab: &'a Lab, cluster: &'a Cluster) -> BoxFuture<'a, Result<(), ProviderError>>;
+    /// the lab directory to the caller. Idempotent. A node it could not clean, or left
+    /// alone (another lab's), is in the [`Teardown`], not an error: `down` finishes.
+    fn destroy<'a>(&'a self, lab: &'a Lab, cluster: &'a Cluster) -> BoxFuture<'a, Result<Teardown, ProviderError>>;
 
     /// Switches `node` off, keeping it. Not supported unless the provider says so.
     fn power_off<'a>(&'a self, _lab: &'a Lab, _node: &'a Node) -> BoxFuture<'a, Result<(), ProviderError>> {
@@ -184,7 +168,7 @@ impl Provider for NotImplemented {
         Err(ProviderError::NotImplemented { provider: self.0 })
     }
 
-    fn destroy<'a>(&'a self, _lab: &'a Lab, _cluster: &'a Cluster) -> BoxFuture<'a, Result<(), ProviderError>> {
+    fn destroy<'a>(&'a self, _lab: &'a Lab, _cluster: &'a Cluster) -> BoxFuture<'a, Result<Teardown, ProviderError>> {
         Box::pin(async move { Err(ProviderError::NotImplemented { provider: self.0 }) })
     }
 

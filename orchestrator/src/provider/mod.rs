@@ -20,11 +20,13 @@ pub mod progress;
 pub mod pxe;
 pub mod registry;
 pub mod ssh;
+pub mod teardown;
 pub mod vagrant;
 
 pub use self::lifecycle::{of, BoxFuture, Created, Provider, ProviderError};
 pub use self::progress::{no_progress, CreateProgress, CreateStep};
 pub use self::registry::{Definition, PROVIDERS, REGISTRY};
+pub use self::teardown::{Left, LeftNode, Teardown};
 pub use zerolab_config::cluster::provider::{
     Addressing, NodeSettings, ProviderConfig, ProviderKind, ProviderSettings, ProviderSpec, Registry, BASE,
 };

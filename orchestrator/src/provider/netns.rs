@@ -31,7 +31,7 @@ use zerolab_config::cluster::{Checker, EntryView};
 
 use super::{
     BoxFuture, CreateProgress, Created, Definition, NodeSettings, Provider, ProviderConfig, ProviderError,
-    ProviderKind, ProviderSettings, ProviderSpec, BASE,
+    ProviderKind, ProviderSettings, ProviderSpec, Teardown, BASE,
 };
 use crate::lab::{io_error, Lab, Owners};
 use zerolab_config::cluster::Cluster;
@@ -119,9 +119,12 @@ impl Provider for Netns {
         })
     }
 
-    fn destroy<'a>(&'a self, lab: &'a Lab, cluster: &'a Cluster) -> BoxFuture<'a, Result<(), ProviderError>> {
+    fn destroy<'a>(&'a self, lab: &'a Lab, cluster: &'a Cluster) -> BoxFuture<'a, Result<Teardown, ProviderError>> {
         let (lab, cluster) = (lab.clone(), cluster.clone());
-        Box::pin(async move { Ok(blocking(move || teardown::destroy(&lab, Some(&cluster))).await?) })
+        Box::pin(async move {
+            blocking(move || teardown::destroy(&lab, Some(&cluster))).await?;
+            Ok(Teardown::default())
+        })
     }
 }
 

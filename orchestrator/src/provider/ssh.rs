@@ -9,20 +9,23 @@
 //! exists. A node is reached at its address and port with its own `key` (`~/` expands to
 //! `$HOME`; a relative path is relative to the working directory). Destroying the lab
 //! stops and removes what zerolab installed on each node it ever logged into (the nodes
-//! with a pinned host key; see [`install::remove`]) and nothing else; a node that cannot
-//! be reached then fails `zerolab down`, which keeps the lab so it can be run again.
+//! with a pinned host key; see [`install::remove`]) and nothing else, all at once and
+//! bounded as `up` is (a node that does not answer costs about 4 s). A node that cannot
+//! be cleaned, or whose agent belongs to another lab, is listed in the [`Teardown`]:
+//! `zerolab down` says what is left there and finishes.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use zerolab_config::cluster::schema::NodeField;
 use zerolab_config::cluster::{Checker, EntryView, Problem};
 
 use super::{
-    Addressing, BoxFuture, CreateProgress, Created, Definition, NodeSettings, Provider, ProviderConfig, ProviderError,
-    ProviderKind, ProviderSettings, ProviderSpec,
+    Addressing, BoxFuture, CreateProgress, Created, Definition, Left, LeftNode, NodeSettings, Provider, ProviderConfig,
+    ProviderError, ProviderKind, ProviderSettings, ProviderSpec, Teardown,
 };
-use crate::install;
+use crate::install::{self, InstallError, Owner, Paths, Removed};
 use crate::lab::Lab;
 use crate::ssh::{run_parallel, ConnectOptions, HostKeys, Session, Target};
 use zerolab_config::cluster::{Cluster, Node};
@@ -89,9 +92,10 @@ impl Provider for Ssh {
         KIND
     }
 
-    /// Up while the lab directory exists: `up` made it, `down` removes it last.
+    /// Up while the lab's key pair exists: `up` makes it, `down` removes it (a lab
+    /// directory that holds only the collected results of its runs is down).
     fn is_up(&self, lab: &Lab) -> Result<bool, ProviderError> {
-        Ok(lab.exists())
+        Ok(lab.private_key().exists())
     }
 
     fn create<'a>(
@@ -124,51 +128,72 @@ impl Provider for Ssh {
         })
     }
 
-    fn destroy<'a>(&'a self, lab: &'a Lab, cluster: &'a Cluster) -> BoxFuture<'a, Result<(), ProviderError>> {
+    fn destroy<'a>(&'a self, lab: &'a Lab, cluster: &'a Cluster) -> BoxFuture<'a, Result<Teardown, ProviderError>> {
         Box::pin(async move {
-            if !lab.exists() {
-                return Ok(());
-            }
-            let host_keys = HostKeys::open(lab.known_hosts())?;
+            let failed = |node: &str, cause: &str| LeftNode {
+                node: node.to_owned(),
+                why: Left::Failed {
+                    cause: without_node(node, cause).to_owned(),
+                    by_hand: install::by_hand(&Paths::NODE),
+                },
+            };
+            let host_keys = match HostKeys::open(lab.known_hosts()) {
+                Ok(keys) => keys,
+                // Which nodes zerolab logged into is not known: any of them may hold it.
+                Err(e) => {
+                    let cause = error_chain(&e);
+                    return Ok(Teardown { left: cluster.nodes().iter().map(|n| failed(&n.name, &cause)).collect() });
+                }
+            };
             // Only a node zerolab logged into can hold anything it installed; one never
             // reached (no pinned host key) is left alone, and need not even exist.
-            let targets = cluster
-                .nodes()
-                .iter()
-                .filter(|node| host_keys.pinned(&node.name).is_some())
-                .map(|node| self.address(lab, node))
-                .collect::<Result<Vec<_>, _>>()?;
-            // The nodes answered before: one that does not answer soon is reported.
-            let options = ConnectOptions { timeout: Duration::from_secs(5), retries: 2, ..ConnectOptions::default() };
+            let mut left = Vec::new();
+            let mut targets = Vec::new();
+            for node in cluster.nodes().iter().filter(|node| host_keys.pinned(&node.name).is_some()) {
+                match self.address(lab, node) {
+                    Ok(target) => targets.push(target),
+                    Err(e) => left.push(failed(&node.name, &error_chain(&e))),
+                }
+            }
+            // The nodes answered before: one that does not answer at once is reported,
+            // as `up` reports it, and the others are cleaned all the same.
+            let owner = Arc::new(Owner::of(lab.name(), lab.dir()));
             let results = run_parallel(&targets, crate::ssh::PARALLEL, move |target| {
-                let (host_keys, options) = (host_keys.clone(), options.clone());
+                let (host_keys, owner) = (host_keys.clone(), owner.clone());
                 async move {
-                    let session = Session::connect(&target, &host_keys, &options).await?;
-                    let removed = install::remove(&session).await;
-                    let _ = session.close().await;
-                    Ok(removed)
+                    let work = async {
+                        let session = Session::connect(&target, &host_keys, &ConnectOptions::known_up()).await?;
+                        let removed = install::remove(&session, &owner).await;
+                        let _ = session.close().await;
+                        Ok(removed)
+                    };
+                    let late = || Ok(Err(InstallError::Remove(format!("no answer within {REMOVE_WAIT:?}"))));
+                    tokio::time::timeout(REMOVE_WAIT, work).await.unwrap_or_else(|_| late())
                 }
             })
             .await;
-            let failures: Vec<String> = results
-                .into_iter()
-                .filter_map(|(node, result)| {
-                    let cause = match result {
-                        Ok(Ok(())) => return None,
-                        Ok(Err(e)) => error_chain(&e),
-                        Err(e) => error_chain(&e),
-                    };
-                    let prefix = format!("node {node}: ");
-                    Some(if cause.starts_with(&prefix) { cause } else { format!("{prefix}{cause}") })
-                })
-                .collect();
-            if failures.is_empty() {
-                Ok(())
-            } else {
-                Err(ProviderError::Remove { failures, lab: lab.dir().to_owned() })
+            for (node, result) in results {
+                match result {
+                    Ok(Ok(Removed::Removed)) => {}
+                    Ok(Ok(Removed::LeftAlone(owner))) => left.push(LeftNode { node, why: Left::Owned(owner) }),
+                    Ok(Err(e)) => left.push(failed(&node, &error_chain(&e))),
+                    Err(e) => left.push(failed(&node, &error_chain(&e))),
+                }
             }
+            let order = |name: &str| cluster.nodes().iter().position(|n| n.name == name);
+            left.sort_by_key(|l| order(&l.node));
+            Ok(Teardown { left })
         })
     }
+}
+
+/// How long `down` gives one node to be cleaned (connect, remove, close): a node that
+/// answers takes well under a second; one that does not is reported, not waited for.
+const REMOVE_WAIT: Duration = Duration::from_secs(20);
+
+/// `cause` without a leading `node NODE: ` (the line names the node already).
+fn without_node<'a>(node: &str, cause: &'a str) -> &'a str {
+    cause.strip_prefix("node ").and_then(|c| c.strip_prefix(node)).and_then(|c| c.strip_prefix(": ")).unwrap_or(cause)
 }
 
 /// `key` with a leading `~` or `~/` replaced by `home`; other paths as they are.

@@ -23,8 +23,8 @@ pub enum Error {
     /// `SHA256:...`, the form `ssh-keygen -l` prints).
     #[error(
         "node {node}: host key changed: {address} now presents {presented}, but {file} pins {pinned}; \
-         if {node} was rebuilt, remove its line from {file} and run `zerolab up` again (or `zerolab down` \
-         to start the lab over)",
+         if {node} was rebuilt, remove its line from {file} and run `zerolab up` again (or `zerolab down`, \
+         then `zerolab up`, to start the lab over)",
         file = file.display()
     )]
     HostKeyChanged { node: String, address: String, file: PathBuf, pinned: String, presented: String },

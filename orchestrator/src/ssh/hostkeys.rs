@@ -143,7 +143,8 @@ mod tests {
             format!(
                 "node n1: host key changed: 10.0.0.2 now presents SHA256:oL+0U+7vRRZw1Q8+GdLIhS5pISLIj32oSt1qW5Ybs4s, \
                  but {file} pins SHA256:AAOMcvJ//Yv0eOj4OmV4k4HNUHVfkaHQie2knPpKon4; if n1 was rebuilt, remove its \
-                 line from {file} and run `zerolab up` again (or `zerolab down` to start the lab over)"
+                 line from {file} and run `zerolab up` again (or `zerolab down`, then `zerolab up`, to start the lab \
+                 over)"
             )
         );
     }

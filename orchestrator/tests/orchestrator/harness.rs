@@ -119,6 +119,14 @@ subnets! {
     LabsReconcile = 151, "li";
     /// `labs`: a lab with the previous build's names.
     LabsLegacy = 152, "li";
+    /// `down`: an ssh lab over this lab's hosts.
+    DownShared = 160, "dn";
+    /// `down`: nodes down cannot clean (never let in, unreachable).
+    DownUnclean = 161, "dn";
+    /// `down`: the changed-host-key hint followed.
+    DownHostKey = 162, "dn";
+    /// `down`: collected results kept.
+    DownRuns = 163, "dn";
 }
 
 impl Subnet {
@@ -297,12 +305,18 @@ pub fn zerolab(command: &[&str], file: &Path, root: &Path, agent: &Path, args: &
     }
 }
 
-/// `zerolab::up::down`, from outside a runtime; the error as one line.
+/// `zerolab::down::down`, from outside a runtime, forced and purged (a test's lab leaves
+/// nothing behind); the error, or the first node not cleaned, as one line.
 pub fn down(root: &Path, cluster: &Cluster) -> Result<(), String> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    runtime
-        .block_on(zerolab::up::down(root, cluster, &zerolab::lab::LockWait::default()))
-        .map_err(|e| zerolab_sandbox::session::error_chain(&e))
+    let options = zerolab::down::DownOptions { force: true, purge: true, ..Default::default() };
+    let report = runtime
+        .block_on(zerolab::down::down(root, cluster, &options))
+        .map_err(|e| zerolab_sandbox::session::error_chain(&e))?;
+    match report.left.first() {
+        Some(left) => Err(left.to_string()),
+        None => Ok(()),
+    }
 }
 
 impl Drop for LabHarness {

@@ -16,6 +16,7 @@
 
 mod cli;
 mod collect;
+mod down;
 mod examples;
 mod exec;
 mod faults;

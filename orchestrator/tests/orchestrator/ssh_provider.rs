@@ -1,7 +1,8 @@
 //! The `ssh` provider for real: a `netns` lab's hosts stand in for machines that already
 //! exist, and an `ssh` cluster file points at them (their addresses, user root, the netns
 //! lab's key). `up`, `status`, `exec` and `down` run through the binary on that file,
-//! in a lab root of its own. Needs root and a built `zerolab-agent` (as `up`);
+//! in a lab root of its own (the agents are then the ssh lab's: the netns lab's own `up`
+//! is refused there). Needs root and a built `zerolab-agent` (as `up`);
 //! without either the test says it was skipped.
 
 use std::fs;
@@ -113,10 +114,13 @@ fn ssh_lab_installs_the_agent_changes_nothing_twice_and_removes_only_zerolab() {
     lines.sort_unstable();
     assert_eq!(lines, ["web-1: node-1", "web-2: node-2", "web-3: node-3"], "{run:#?}");
 
-    // The netns lab's own up finds the same agent on its hosts: one install per machine.
+    // The agents are the ssh lab's: the netns lab's own up is refused on its hosts, and
+    // changes nothing there.
     let run = nodes.zerolab(&["up"], &[]);
-    assert_eq!(run.code, 0, "{run:#?}");
-    assert_eq!(run.stdout.matches("ready (agent unchanged, already running, healthy)").count(), 3, "{run:#?}");
+    assert_eq!(run.code, 1, "{run:#?}");
+    let owner = format!("is provisioned by lab {}-ssh ({} on ", Subnet::SshProviderUp.name(), ssh.lab_dir().display());
+    assert_eq!(run.stdout.matches(&owner).count(), 3, "{run:#?}");
+    assert_eq!(pid(&nodes, "node-1", "supervisor.pid"), Some(supervisor));
 
     // down removes zerolab from the machines, and the ssh lab; the machines stay up.
     let pids: Vec<i32> = ["node-1", "node-2", "node-3"]
@@ -133,17 +137,16 @@ fn ssh_lab_installs_the_agent_changes_nothing_twice_and_removes_only_zerolab() {
         wait_dead(pid);
     }
     assert!(!ssh.lab_dir().exists());
-    let script = "for p in /var/lib/zerolab /run/zerolab /etc/systemd/system/zerolab-agent.service; do \
-                  if [ -e $p ]; then echo left $p; fi; done; hostname";
-    let run = nodes.zerolab(&["exec"], &["--", script]);
+    // Nothing of zerolab is left on the machines (read from the host through each node's
+    // private directories: /var/lib's overlay layer, where a removal leaves at most a
+    // whiteout, and /run), and they are free: the netns lab's own up now installs there.
+    for node in ["node-1", "node-2", "node-3"] {
+        let private = nodes.lab().nodes_dir().join(node);
+        assert!(!private.join("var-lib/zerolab").is_dir() && !private.join("run/zerolab").exists(), "{node}");
+    }
+    let run = nodes.zerolab(&["up"], &[]);
     assert_eq!(run.code, 0, "{run:#?}");
-    let mut lines: Vec<&str> = run.stdout.lines().filter(|l| !l.starts_with("exit ")).collect();
-    lines.sort_unstable();
-    assert_eq!(lines, ["node-1: node-1", "node-2: node-2", "node-3: node-3"], "{run:#?}");
-    // So the netns lab's status sees hosts that answer, without an agent.
-    let run = nodes.zerolab(&["status"], &[]);
-    assert_eq!(run.code, 1, "{run:#?}");
-    assert_eq!(run.stdout.matches("agent socket /run/zerolab/agent.sock not reachable").count(), 3, "{run:#?}");
+    assert_eq!(run.stdout.matches("ready (agent uploaded, started, healthy)").count(), 3, "{run:#?}");
 
     // Idempotent.
     let run = ssh.zerolab(&["down"], &[]);
@@ -151,7 +154,7 @@ fn ssh_lab_installs_the_agent_changes_nothing_twice_and_removes_only_zerolab() {
 }
 
 #[test]
-fn unreachable_ssh_nodes_are_reported_per_node_and_keep_down_from_forgetting_them() {
+fn unreachable_ssh_nodes_are_reported_per_node_and_listed_by_a_down_that_finishes() {
     let Some(agent) = prerequisites("the ssh provider") else {
         return;
     };
@@ -185,26 +188,25 @@ fn unreachable_ssh_nodes_are_reported_per_node_and_keep_down_from_forgetting_the
     wait_dead(agent_a);
     assert!(!ssh.lab_dir().exists());
 
-    // Installed on both, then b unreachable at down: down says so, and keeps the lab.
+    // Installed on both, then b unreachable at down: down lists it, with what to remove
+    // there by hand, and finishes.
     ssh.write(&[("a", "node-1", 22), ("b", "node-2", 22)]);
     assert_eq!(ssh.zerolab(&["up"], &[]).code, 0);
     let agent_b = pid(&nodes, "node-2", "agent.pid").unwrap();
     ssh.write(&[("a", "node-1", 22), ("b", "node-2", 2)]);
     let run = ssh.zerolab(&["down"], &[]);
-    assert_eq!((run.code, run.stdout.as_str()), (2, ""), "{run:#?}");
+    let down = format!("lab {}-ssh: down\n", Subnet::SshProviderPartial.name());
+    assert_eq!((run.code, run.stdout.as_str(), run.stderr.lines().count()), (0, down.as_str(), 1), "{run:#?}");
+    let expected = format!("warning: not cleaned: b: unreachable at {b}:2 after 2 attempts (");
+    assert!(run.stderr.starts_with(&expected) && run.stderr.contains("; to clean it by hand, as root"), "{run:#?}");
     let lab = ssh.lab_dir();
-    let expected =
-        format!("zerolab: zerolab could not be removed from 1 node: node b: unreachable at {b}:2 after 3 attempts (");
-    assert!(run.stderr.starts_with(&expected), "{run:#?}");
-    let fix = format!(
-        "; the lab is kept: make the node reachable and run `zerolab down` again, or remove {} to forget it\n",
-        lab.display()
-    );
-    assert!(run.stderr.ends_with(&fix), "{run:#?}");
-    assert!(lab.exists() && alive(agent_b));
+    assert!(!lab.exists() && alive(agent_b));
+    // b back: up finds its agent this lab's (its owner file), and down removes it.
     ssh.write(&[("a", "node-1", 22), ("b", "node-2", 22)]);
-    let run = ssh.zerolab(&["down"], &[]);
+    let run = ssh.zerolab(&["up"], &[]);
     assert_eq!(run.code, 0, "{run:#?}");
+    assert!(run.stdout.contains("b: ready (agent unchanged, already running, healthy)\n"), "{run:#?}");
+    ssh.zerolab(&["down"], &[]).expect(0, &down, "");
     wait_dead(agent_b);
     assert!(!lab.exists());
 }

@@ -58,10 +58,13 @@ fn main() -> ExitCode {
             Ok(EXIT_OK)
         }),
         Command::Keeper { lab_dir } => keeper(&lab_dir),
-        Command::Run { file, job, lab_root } => with_cluster(&file, |cluster| jobs::run(cluster, &lab_root, &job)),
+        Command::Run { file, job, lab_root, detach } => {
+            with_cluster(&file, |cluster| jobs::run(cluster, &lab_root, &job, detach))
+        }
+        Command::Wait { file, run, lab_root } => with_cluster(&file, |cluster| jobs::wait(cluster, &lab_root, &run)),
         Command::Jobs { file, lab_root } => with_cluster(&file, |cluster| jobs::list(cluster, &lab_root)),
-        Command::Logs { file, job, instance, lab_root } => {
-            with_cluster(&file, |cluster| jobs::logs(cluster, &lab_root, &job, instance.as_deref()))
+        Command::Logs { file, job, instance, follow, lab_root } => {
+            with_cluster(&file, |cluster| jobs::logs(cluster, &lab_root, &job, instance.as_deref(), follow))
         }
         Command::Cancel { file, job, lab_root } => {
             with_cluster(&file, |cluster| jobs::cancel(cluster, &lab_root, &job))
@@ -212,7 +215,7 @@ fn sandbox_run(
     // The guest's argv[0] is the program's name, as zvsh gives it.
     let name = program.file_name().map_or_else(|| program.to_string_lossy(), |n| n.to_string_lossy()).into_owned();
     let argv = std::iter::once(name).chain(args).collect();
-    let options = zerolab::run::RunOptions { program: current_exe()? };
+    let options = zerolab::run::RunOptions::new(current_exe()?);
     let report = runtime()?.block_on(run(lab_root, cluster, node, program, argv, &options, |stream, bytes| {
         // Flushed at once: output shows as the guest writes it.
         let _ = match stream {

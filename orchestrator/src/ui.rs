@@ -12,7 +12,7 @@ use zerolab::keeper::{ServiceState, ServiceStatus};
 use zerolab::lab::{Holder, NodeState};
 use zerolab::provider::CreateStep;
 use zerolab::run::history::RunSummary;
-use zerolab::run::{Counts, InstanceResult, JobRun};
+use zerolab::run::{Counts, InstanceResult, JobRun, RunState};
 use zerolab::status::NodeStatus;
 use zerolab::up::NodeReport;
 
@@ -153,9 +153,13 @@ pub fn job_summary(run: &JobRun) -> String {
     }
     let mut text = table(&rows);
     let failed = run.instances.iter().filter(|i| !i.success()).count();
-    let verdict = match failed {
-        0 => format!("job {}: all {} instances exited 0", run.id, run.instances.len()),
-        n => format!("job {}: {n} of {} instances failed", run.id, run.instances.len()),
+    let total = run.instances.len();
+    let verdict = match (run.state, failed) {
+        (RunState::Cancelled | RunState::Interrupted, _) => {
+            format!("job {}: {}, {} of {total} instances exited 0", run.id, run.state.name(), total - failed)
+        }
+        (_, 0) => format!("job {}: all {total} instances exited 0", run.id),
+        (_, n) => format!("job {}: {n} of {total} instances failed", run.id),
     };
     text.push_str(&format!("results in {}\n{verdict}\n", run.dir.display()));
     text
@@ -171,7 +175,7 @@ fn attempts_note(instance: &InstanceResult) -> String {
 
 /// `zerolab jobs`: one line per run, oldest first.
 pub fn runs_table(runs: &[RunSummary]) -> String {
-    let mut rows = vec![["RUN", "JOB", "STARTED", "FINISHED"].map(String::from)];
+    let mut rows = vec![["RUN", "JOB", "STARTED", "STATE", "ENDED"].map(String::from)];
     for run in runs {
         let started = std::time::UNIX_EPOCH + Duration::from_secs(run.record.started);
         let ago = std::time::SystemTime::now().duration_since(started).unwrap_or_default().as_secs();
@@ -179,6 +183,7 @@ pub fn runs_table(runs: &[RunSummary]) -> String {
             run.record.id.clone(),
             run.record.job.clone(),
             format!("{ago}s ago"),
+            run.state.name().to_owned(),
             format!("{}/{}", run.finished, run.record.instances.len()),
         ]);
     }
@@ -434,6 +439,7 @@ mod tests {
         let run = JobRun {
             id: "j-1".into(),
             dir: "/r".into(),
+            state: RunState::Failed,
             instances: vec![
                 instance("plain", 0, vec![]),
                 instance("flaky", 0, vec![attempt("node-2", 3, None)]),

@@ -3,7 +3,8 @@
 //! [`serve`] starts the channel listener ([`Hub::start`]), binds the socket
 //! (parent directory 0700 when it creates it, socket 0600), builds
 //! [`AppState`], sweeps it every [`Retention::sweep_period`] (finished sessions
-//! expired, blobs collected) and runs [`router`] until the future given to it resolves. Handlers never unwrap: every failure becomes an
+//! expired, blobs collected), kills the sessions whose lease ran out every
+//! [`LEASE_CHECK_PERIOD`], and runs [`router`] until the future given to it resolves. Handlers never unwrap: every failure becomes an
 //! [`ApiError`] — a status and an [`api::ErrorBody`] with one actionable line.
 //! Request bodies are parsed by hand (not with axum's `Json` extractor) so a
 //! malformed body gets the same JSON error shape as everything else.
@@ -17,7 +18,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path as UrlPath, RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use http_body_util::BodyExt;
 use zerolab_sandbox::session::Options;
@@ -27,6 +28,7 @@ use crate::blobs::{BlobError, BlobWriter, Blobs};
 use crate::channels::{ChannelsError, Hub};
 use crate::devices::DevicesError;
 use crate::fetch::Fetcher;
+use crate::sessions::lease::LEASE_CHECK_PERIOD;
 use crate::sessions::{Output, Sessions, SessionsError};
 use crate::state::{create_private_dir, Retention, StateDir};
 
@@ -132,7 +134,12 @@ fn binary_hash() -> String {
 async fn health(State(s): Shared) -> Result<Json<api::Health>, ApiError> {
     let refused = s.hub.as_ref().map_or(0, |h| h.refused_connections());
     // The store's figures are counts kept in memory: no directory is listed here.
-    Ok(Json(api::Health { status: "ok".into(), refused_channel_connections: refused, store: Some(s.store_stats()) }))
+    Ok(Json(api::Health {
+        status: "ok".into(),
+        refused_channel_connections: refused,
+        leases_expired: s.sessions.leases_expired(),
+        store: Some(s.store_stats()),
+    }))
 }
 
 async fn version(State(s): Shared) -> Result<Json<api::Version>, ApiError> {
@@ -206,6 +213,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/blobs/{sha256}", put(put_blob).head(has_blob))
         .route("/v1/sessions", get(list_sessions).post(start_session))
         .route("/v1/sessions/{id}", get(session_status).delete(kill_session))
+        .route("/v1/leases", post(renew_leases))
         .route(
             "/v1/sessions/{id}/stdout",
             get(|s: Shared, id: UrlPath<String>, q: RawQuery| output(s, id, q, Output::Stdout)),
@@ -285,6 +293,17 @@ async fn start_session(State(s): Shared, body: Bytes) -> Result<Response, ApiErr
     let id = s.sessions.start(&req)?;
     tracing::info!(session = %id, program = %req.program, channels = req.channels.len(), "session started");
     Ok((StatusCode::CREATED, Json(api::SessionCreated { id })).into_response())
+}
+
+/// `POST /v1/leases`: renews the leases of the sessions named (one lock, no I/O).
+async fn renew_leases(State(s): Shared, body: Bytes) -> Result<Json<api::LeasesRenewed>, ApiError> {
+    let renewal: api::LeaseRenewal = serde_json::from_slice(&body).map_err(|e| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("bad lease renewal: {e}; send JSON like {{\"sessions\": [\"<id>\"]}}"),
+        )
+    })?;
+    Ok(Json(s.sessions.renew_leases(&renewal)))
 }
 
 async fn list_sessions(State(s): Shared) -> Json<api::SessionList> {
@@ -401,8 +420,10 @@ pub async fn serve(
     let listener = bind(socket)?;
     tracing::info!(socket = %socket.display(), state = %state_dir.display(), "listening");
     let sweeper = tokio::spawn(sweep_every(retention.sweep_period(), Arc::clone(&state)));
+    let leases = tokio::spawn(expire_leases_every(LEASE_CHECK_PERIOD, Arc::clone(&state)));
     let result = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await;
     sweeper.abort();
+    leases.abort();
     let _ = std::fs::remove_file(socket);
     result.map_err(|source| ServeError::Serve { path: socket.to_path_buf(), source })
 }
@@ -418,6 +439,17 @@ async fn sweep_every(period: std::time::Duration, state: Arc<AppState>) {
         if let Err(e) = tokio::task::spawn_blocking(move || state.sweep()).await {
             tracing::error!("sweeping the state directory failed: {e}");
         }
+    }
+}
+
+/// Kills the sessions whose lease ran out, every `period`, until the task is aborted.
+/// Inline on the runtime: it takes a lock and signals guests, and does no I/O.
+async fn expire_leases_every(period: std::time::Duration, state: Arc<AppState>) {
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        state.sessions.expire_leases(std::time::Instant::now());
     }
 }
 

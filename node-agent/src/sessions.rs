@@ -22,6 +22,9 @@
 //! that arrives while the session fetches a URL or waits for its channels
 //! ends the wait.
 //!
+//! A session may have a lease (see [`lease`]): unless renewed in time, it is
+//! killed like a `DELETE` would, its exit state `lease expired`.
+//!
 //! A finished session is kept for the TTL ([`Sessions::with_ttl`]), then
 //! [`Sessions::expire`] removes it and its directory; its id is remembered, so
 //! a request for it is told it expired ([`SessionsError::Expired`]) rather
@@ -49,9 +52,11 @@ use crate::devices::{self, Checked, Context, DevicesError, Extracted, PrepareErr
 use crate::fetch::Fetcher;
 
 mod expiry;
+pub mod lease;
 
 use expiry::Expired;
 pub use expiry::SessionCounts;
+use lease::Leases;
 
 /// Why a session could not be started or found.
 #[derive(Debug, thiserror::Error)]
@@ -118,7 +123,8 @@ pub enum SessionsError {
 pub const MAX_TIMEOUT_SECS: u64 = 86_400;
 
 /// The request's numbers within what the runtime can use: `timeout` 1 to
-/// [`MAX_TIMEOUT_SECS`] and `memory` 1 byte to 4 GiB (a manifest's `Memory`). The
+/// [`MAX_TIMEOUT_SECS`], `memory` 1 byte to 4 GiB (a manifest's `Memory`) and
+/// `lease_secs`, when given, 1 to [`lease::MAX_LEASE_SECS`]. The
 /// guest's deadline, memory reservation and limits are computed from them, so they are
 /// refused here, with the request, rather than overflow there.
 pub fn check_numbers(req: &api::SessionRequest) -> Result<(), SessionsError> {
@@ -134,7 +140,7 @@ pub fn check_numbers(req: &api::SessionRequest) -> Result<(), SessionsError> {
             req.memory
         )));
     }
-    Ok(())
+    lease::check(req.lease_secs)
 }
 
 /// Which output of a session.
@@ -161,7 +167,8 @@ impl Output {
 #[derive(Debug, Default)]
 struct Progress {
     kill: Option<KillHandle>,
-    kill_requested: bool,
+    /// Why the session was asked to stop (`killed`, `lease expired`): the first wins.
+    kill_requested: Option<&'static str>,
     report: Option<api::Report>,
     /// Waiting for channels: the guest does not exist yet.
     waiting: bool,
@@ -186,6 +193,27 @@ impl Entry {
         self.progress.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Kills the guest, or the session before its guest exists, for `why` (its report's
+    /// exit state; a reason given earlier wins).
+    fn kill(&self, why: &'static str) {
+        {
+            let mut p = self.lock();
+            let why = *p.kill_requested.get_or_insert(why);
+            if let Some(k) = &p.kill {
+                k.kill_because(why);
+            }
+        }
+        // A session still preparing or waiting for channels stops (a stored permit
+        // if it has not begun to wait yet; harmless once the guest runs).
+        self.cancel.notify_one();
+    }
+
+    /// The report of a session stopped before its guest existed.
+    fn stopped(&self) -> Option<Report> {
+        let why = self.lock().kill_requested?;
+        Some(Report::failed(ReturnCode::Killed, ValidatorState::NotRun, why))
+    }
+
     fn status(&self) -> api::SessionStatus {
         let p = self.lock();
         let state = match (&p.report, p.waiting) {
@@ -205,6 +233,14 @@ struct Shared {
     fetcher: Option<Fetcher>,
     extracted: Extracted,
     opts: Options,
+    /// The leases of live sessions, apart from the table so renewals take one lock.
+    leases: Mutex<Leases>,
+}
+
+impl Shared {
+    fn leases(&self) -> MutexGuard<'_, Leases> {
+        self.leases.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// What one session's thread runs.
@@ -241,7 +277,8 @@ impl Sessions {
         let dir = dir.into();
         crate::state::create_private_dir(&dir)?;
         let orphans = expiry::orphans(&dir)?;
-        let shared = Arc::new(Shared { blobs, fetcher, extracted: Extracted::default(), opts });
+        let shared =
+            Arc::new(Shared { blobs, fetcher, extracted: Extracted::default(), opts, leases: Mutex::default() });
         Ok(Sessions {
             dir,
             shared,
@@ -338,12 +375,19 @@ impl Sessions {
             args: req.args.clone(),
             env: req.env.clone(),
         };
+        // Granted before the thread starts, which ends it when the guest has ended.
+        if let Some(secs) = req.lease_secs {
+            self.shared.leases().grant(&id, Duration::from_secs(secs), Instant::now());
+        }
         let shared = Arc::clone(&self.shared);
         let runner = Arc::clone(&entry);
         std::thread::Builder::new()
             .name(format!("session-{id}"))
             .spawn(move || run(&runner, launch, &shared))
-            .map_err(|source| SessionsError::Thread { id: id.clone(), source })?;
+            .map_err(|source| {
+                self.shared.leases().end(&id);
+                SessionsError::Thread { id: id.clone(), source }
+            })?;
         self.table().insert(id.clone(), entry);
         Ok(id)
     }
@@ -369,16 +413,7 @@ impl Sessions {
     /// Kills a session's guest (no-op once it has ended).
     pub fn kill(&self, id: &str) -> Result<api::SessionStatus, SessionsError> {
         let entry = self.get(id)?;
-        {
-            let mut p = entry.lock();
-            p.kill_requested = true;
-            if let Some(k) = &p.kill {
-                k.kill();
-            }
-        }
-        // A session still waiting for channels stops waiting (a stored permit
-        // if it has not begun to wait yet; harmless once the guest runs).
-        entry.cancel.notify_one();
+        entry.kill("killed");
         Ok(entry.status())
     }
 
@@ -401,6 +436,8 @@ fn run(entry: &Entry, launch: Launch, shared: &Shared) {
         Report::failed(ReturnCode::Killed, ValidatorState::NotRun, "agent error: session supervisor panicked")
     });
     tracing::info!(session = %entry.id, exit_state = %report.exit_state, code = report.return_code.code(), "session done");
+    // Before the report: once a session is done, renewing its lease says not renewed.
+    shared.leases().end(&entry.id);
     let mut p = entry.lock();
     p.kill = None;
     p.waiting = false;
@@ -437,15 +474,18 @@ fn supervise(entry: &Entry, launch: Launch, shared: &Shared) -> Report {
     let Prepared { program, mut channels, pins: _pins } = match checked.prepare(&cx) {
         Ok(prepared) => prepared,
         Err(e) => {
+            if let (PrepareError::Killed, Some(stopped)) = (&e, entry.stopped()) {
+                return stopped;
+            }
             tracing::warn!(session = %entry.id, "devices not ready: {e}");
             return unprepared(&e);
         }
     };
+    if let Some(stopped) = entry.stopped() {
+        return stopped;
+    }
     {
         let mut p = entry.lock();
-        if p.kill_requested {
-            return Report::failed(ReturnCode::Killed, ValidatorState::NotRun, "killed");
-        }
         p.waiting_for = pending.as_ref().map(Pending::unconnected).unwrap_or_default();
         p.waiting = pending.is_some();
     }
@@ -453,7 +493,11 @@ fn supervise(entry: &Entry, launch: Launch, shared: &Shared) -> Report {
         let waited = pending.wait(&entry.cancel, |left| entry.lock().waiting_for = left);
         match waited {
             Ok(more) => channels.extend(more),
-            Err(WaitError::Killed) => return Report::failed(ReturnCode::Killed, ValidatorState::NotRun, "killed"),
+            Err(WaitError::Killed) => {
+                return entry
+                    .stopped()
+                    .unwrap_or_else(|| Report::failed(ReturnCode::Killed, ValidatorState::NotRun, "killed"))
+            }
             Err(e) => {
                 let why = zerolab_sandbox::session::error_chain(&e);
                 tracing::warn!(session = %entry.id, "channels not connected: {why}");
@@ -472,8 +516,8 @@ fn supervise(entry: &Entry, launch: Launch, shared: &Shared) -> Report {
     match session.kill_handle() {
         Ok(k) => {
             let mut p = entry.lock();
-            if p.kill_requested {
-                k.kill();
+            if let Some(why) = p.kill_requested {
+                k.kill_because(why);
             }
             p.kill = Some(k);
         }

@@ -19,7 +19,12 @@
 //! other devices, and symbolic links another user planted in a sticky
 //! world-writable directory are refused with code 93 (`source.rs`, `walk.rs`).
 //! `/dev/stdin`, `/dev/stdout` and `/dev/stderr` name the supervisor's own
-//! descriptors 0, 1, 2, checked the same way by [`inherit`].
+//! descriptors 0, 1, 2, checked the same way by [`inherit`] and used as they are:
+//! the same open file, so the guest writes where the descriptor points (after what
+//! the shell wrote before, at the end under `>>`), never truncating it, and what the
+//! supervisor prints next (the report) comes after the guest's output. Such a
+//! channel is a stream: puts on it are sequential whatever its type (a random-put
+//! type would write at offsets from the file's start, over what was there).
 
 use std::fs::File;
 use std::io::{self, Seek};
@@ -126,6 +131,16 @@ fn standard_descriptor(path: &Path) -> Option<RawFd> {
     ["/dev/stdin", "/dev/stdout", "/dev/stderr"].iter().position(|p| path == Path::new(p)).map(|fd| fd as RawFd)
 }
 
+/// The access type of a channel on one of the supervisor's own descriptors: puts
+/// sequential (where the descriptor points), gets as asked.
+fn stream_access(asked: AccessType) -> AccessType {
+    match asked {
+        AccessType::SeqGetRandPut => AccessType::SeqGetSeqPut,
+        AccessType::RandGetRandPut => AccessType::RandGetSeqPut,
+        other => other,
+    }
+}
+
 impl Channel {
     /// Wraps a descriptor the caller already opened (pipe, socket, file...).
     /// It is not checked: the caller vouches for it (see [`open_path`] for
@@ -166,7 +181,8 @@ impl Channel {
         let shown = path.display().to_string();
         let (readable, writable) = (spec.limits.readable(), spec.limits.writable());
         let access = Access { read: readable, write: writable };
-        let opened = match standard_descriptor(&path) {
+        let standard = standard_descriptor(&path);
+        let opened = match standard {
             Some(fd) => inherit(fd, &shown, access),
             None => open_path(&path, access, deadline),
         };
@@ -176,14 +192,18 @@ impl Channel {
             source: SourceError::Open { path: shown.clone(), source },
         };
         let regular = kind == Kind::Regular;
-        if readable && writable && spec.access == AccessType::RandGetSeqPut && regular {
+        let access = match standard {
+            Some(_) => stream_access(spec.access),
+            None => spec.access,
+        };
+        if readable && writable && access == AccessType::RandGetSeqPut && regular && standard.is_none() {
             // Type 1: sequential puts append after the existing data.
             (&file).seek(io::SeekFrom::End(0)).map_err(open_err)?;
         }
-        let size = if regular && spec.access.random_get() { file.metadata().map_err(open_err)?.len() } else { 0 };
+        let size = if regular && access.random_get() { file.metadata().map_err(open_err)?.len() } else { 0 };
         Ok(Channel {
             alias,
-            access: spec.access,
+            access,
             limits: spec.limits,
             etag: spec.etag,
             fd: file.into(),

@@ -21,9 +21,32 @@ use crate::jail::memfd::sealed_memfd_from;
 use crate::validator::{self, Violation};
 use crate::verdict_cache::{hash_image, ImageHash, VerdictCache};
 
-/// Said when a program calls the kernel itself: usually a program built with
-/// a libc (`gcc -static`) instead of the guest SDK.
-const HINT: &str = "; guests reach the world only through zvm.h's six calls: build them with sandbox/guest/zvm-gcc";
+/// What to do about a forbidden instruction, by its reason: where it likely came from
+/// and how to find it. A program built with a libc that got this far had no TLS (the
+/// ELF check stops those first), so the likelier author is inline assembly or a
+/// library linked into a zvm-gcc build, and the advice says that first.
+fn advice(v: &Violation) -> String {
+    let find = format!("`objdump -d --start-address={:#x} PROGRAM` shows it", v.addr);
+    match v.reason.as_str() {
+        validator::SYSTEM_CALL | validator::INTERRUPT => format!(
+            "a guest reaches the world only through zvm.h's six calls, never the kernel itself: in a program built with \
+             sandbox/guest/zvm-gcc it comes from inline assembly or a library linked in ({find}), which must go; a \
+             program built with a libc (gcc -static) must be rebuilt with zvm-gcc"
+        ),
+        validator::NON_DETERMINISTIC => format!(
+            "a guest runs the same on every node, so it may not read the clock, the CPU's identity or random numbers \
+             itself (give it them on a channel): it comes from inline assembly, a library linked in or a compiler \
+             flag such as -march=native ({find})"
+        ),
+        validator::UNDECODABLE => {
+            format!("the executable segment holds bytes that are no instruction (data placed among the code?): {find}")
+        }
+        _ => format!(
+            "guests may not use it: it comes from inline assembly, a library linked in or a compiler flag such as \
+             -march=native ({find}); remove it"
+        ),
+    }
+}
 
 impl From<Violation> for ImageError {
     fn from(v: Violation) -> Self {
@@ -85,7 +108,7 @@ pub enum ImageError {
     Elf(#[from] ElfError),
     /// The validator rejected it (the violation is part of the message, not
     /// a source, so the hint can follow it).
-    #[error("validation failed: {0}{hint}", hint = if .0.reason == "system call" || .0.reason == "interrupt" { HINT } else { "" })]
+    #[error("validation failed: {0}; {advice}", advice = advice(.0))]
     Invalid(Violation),
 }
 

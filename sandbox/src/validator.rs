@@ -51,9 +51,9 @@ pub struct Violation {
 }
 
 /// `syscall`, `sysenter` and their returns: the guest's only way out is the trampoline.
-const SYSTEM_CALL: &str = "system call";
+pub(crate) const SYSTEM_CALL: &str = "system call";
 /// Software interrupts and interrupt returns.
-const INTERRUPT: &str = "interrupt";
+pub(crate) const INTERRUPT: &str = "interrupt";
 /// Ring-0 instructions and reads of machine state a guest must not see or change.
 const PRIVILEGED: &str = "privileged";
 /// Port I/O.
@@ -63,9 +63,9 @@ const FAR_TRANSFER: &str = "far transfer";
 /// Loads of `ds`, `es`, `fs`, `gs`, `ss`.
 const SEGMENT_LOAD: &str = "segment register load";
 /// Results that differ between runs or hosts.
-const NON_DETERMINISTIC: &str = "non-deterministic";
+pub(crate) const NON_DETERMINISTIC: &str = "non-deterministic";
 /// Bytes that are no instruction (or are cut off by the end of the code).
-const UNDECODABLE: &str = "undecodable bytes";
+pub(crate) const UNDECODABLE: &str = "undecodable bytes";
 
 /// Check `code`, to be mapped at guest address `addr`, in one linear sweep.
 ///

@@ -46,6 +46,8 @@ mod security_doc;
 mod sources;
 #[path = "sandbox/static_zvsh.rs"]
 mod static_zvsh;
+#[path = "sandbox/stdio_redirects.rs"]
+mod stdio_redirects;
 #[path = "sandbox/traps.rs"]
 mod traps;
 #[path = "sandbox/unprivileged.rs"]

@@ -30,6 +30,7 @@
 //! | `GET /v1/sessions/{id}/stderr` |                   | raw bytes written so far  |
 //! | `GET /v1/sessions/{id}/output` |                   | raw bytes written so far  |
 //! | `DELETE /v1/sessions/{id}`     |                   | [`SessionStatus`]         |
+//! | `POST /v1/leases`              | [`LeaseRenewal`]  | [`LeasesRenewed`]         |
 //!
 //! A finished session is kept for the agent's `--session-ttl`; after that its outputs
 //! and directory are removed and every route of it answers 410 Gone, saying so.
@@ -91,6 +92,11 @@ pub struct Health {
     /// way, this counts every one. 0 from an agent without the field.
     #[serde(default)]
     pub refused_channel_connections: u64,
+    /// Sessions killed because their lease was not renewed in time (see
+    /// [`SessionRequest::lease_secs`]) since the agent started. 0 from an agent
+    /// without the field.
+    #[serde(default)]
+    pub leases_expired: u64,
     /// What the agent keeps on its node; `None` from an agent without the field.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store: Option<StoreStats>,

@@ -11,6 +11,7 @@ mod cleanup;
 mod devices;
 mod follow;
 mod harness;
+mod leases;
 mod sessions;
 mod sources;
 mod throughput;

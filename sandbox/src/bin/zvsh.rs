@@ -4,13 +4,28 @@
 //! `zerolab_sandbox::zvsh` or `session`, print, and exit with the documented
 //! code.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use clap::Parser;
 use zerolab_sandbox::{manifest, session, zvsh};
 
-const EXIT_CODES: &str = "\
+const AFTER_HELP: &str = "\
+Arguments after PROGRAM that start with @:
+  @FILE        attach the host file FILE as a channel named /dev/N.BASENAME (N counts
+               the images and files attached, from 1) and pass that name to the guest
+               in place of the argument. An existing FILE is a read-only random-access
+               channel (type 3): the guest reads any part of it, in any order, with
+               zvm_pread(channel, buf, size, offset), and sees its size in its manifest.
+               A FILE that does not exist is created as a write-only sequential output
+               (type 0). Either way the guest finds the channel by the name it was
+               given: zvm_channel(argv[i]).
+  @NAME=VALUE  set the guest's environment variable NAME (not passed as an argument).
+  Example:
+    zvsh ./lookup @table.bin @found.txt 42
+  runs ./lookup with argv \"./lookup /dev/1.table.bin /dev/2.found.txt 42\": it reads
+  table.bin at any offset and writes found.txt.
+
 Exit status:
   with --manifest: the ZeroVM return code (0 ok, 2 program missing, 4 killed
   by a signal, a forbidden call or Timeout, 5 program not a regular file,
@@ -22,7 +37,7 @@ Exit status:
 
 /// Run a ZeroVM guest: a static program confined to six calls on its channels.
 #[derive(Parser, Debug)]
-#[command(name = "zvsh", version, after_help = EXIT_CODES)]
+#[command(name = "zvsh", version, after_help = AFTER_HELP)]
 struct Cli {
     /// Run this manifest (the classic `zerovm FILE`) and print the report on stdout.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["command", "images", "save_dir"])]
@@ -33,13 +48,15 @@ struct Cli {
     /// Keep the generated manifest and the report in DIR.
     #[arg(long = "zvm-save-dir", value_name = "DIR")]
     save_dir: Option<PathBuf>,
-    /// Print the manifest and the report to stderr, and log the runtime's steps.
+    /// Print the manifest and the report to stderr, and log the runtime's steps (in
+    /// colour on a terminal unless NO_COLOR is set).
     #[arg(long = "zvm-debug")]
     debug: bool,
     /// Exit with the ZeroVM return code instead of the guest's exit code.
     #[arg(long = "zvm-getrc")]
     getrc: bool,
-    /// The guest program and its arguments (`@FILE` attaches a file, `@NAME=VALUE` sets the environment).
+    /// The guest program and its arguments (`@FILE` attaches a file as a channel, `@NAME=VALUE` sets
+    /// the environment: see below).
     #[arg(value_name = "PROGRAM [ARGS]", trailing_var_arg = true, allow_hyphen_values = true)]
     command: Vec<String>,
 }
@@ -50,6 +67,7 @@ fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("ZVSH_LOG").unwrap_or_else(|_| level.into()))
         .with_writer(std::io::stderr)
+        .with_ansi(colour(std::io::stderr().is_terminal(), std::env::var_os("NO_COLOR")))
         .init();
     let opts = zvsh::default_options();
     if let Some(path) = &cli.manifest {
@@ -92,6 +110,12 @@ fn main() {
     std::process::exit(code);
 }
 
+/// Whether logs are coloured: only on a terminal, and not when `NO_COLOR` is set to
+/// anything but the empty string (<https://no-color.org>).
+fn colour(terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
 fn run_manifest(path: &PathBuf, opts: &session::Options) -> i32 {
     let text = match std::fs::read(path) {
         Ok(t) => t,
@@ -110,4 +134,17 @@ fn run_manifest(path: &PathBuf, opts: &session::Options) -> i32 {
     };
     print!("{report}");
     report.return_code.code()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::colour;
+
+    #[test]
+    fn logs_are_coloured_only_on_a_terminal_without_no_color() {
+        assert!(colour(true, None));
+        assert!(colour(true, Some("".into())), "an empty NO_COLOR is unset");
+        assert!(!colour(true, Some("1".into())));
+        assert!(!colour(false, None), "a pipe or file gets no escape codes");
+    }
 }

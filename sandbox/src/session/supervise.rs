@@ -14,8 +14,7 @@
 //! write never takes a file past its size at start plus `put_size`.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use nix::poll::{PollFd, PollFlags, PollTimeout};
@@ -83,23 +82,30 @@ pub struct Session {
     buf: Vec<u8>,
     killed: Option<(String, ReturnCode)>,
     listening: bool,
-    /// Set by a [`KillHandle`] before it signals the guest.
-    killed_elsewhere: Arc<AtomicBool>,
+    /// Why a [`KillHandle`] killed the guest, set before it signals it.
+    killed_elsewhere: Arc<OnceLock<String>>,
     /// What the guest passed to `zvm_exit`, and its counters at that moment.
     exit: Option<(i64, Option<IoCounters>)>,
 }
 
-/// Kills a session's guest from another thread; its report then says `killed`.
+/// Kills a session's guest from another thread; its report then says `killed`, or
+/// the reason given to [`KillHandle::kill_because`].
 #[derive(Debug, Clone)]
 pub struct KillHandle {
     pidfd: Arc<OwnedFd>,
-    flag: Arc<AtomicBool>,
+    why: Arc<OnceLock<String>>,
 }
 
 impl KillHandle {
     /// Kills the guest now (a no-op once it has ended).
     pub fn kill(&self) {
-        self.flag.store(true, Ordering::SeqCst);
+        self.kill_because("killed");
+    }
+
+    /// Kills the guest now, its report's exit state `why` (`lease expired`, say); the
+    /// first reason given wins.
+    pub fn kill_because(&self, why: &str) {
+        let _ = self.why.set(why.to_owned());
         kill_pidfd(&self.pidfd);
     }
 }
@@ -147,7 +153,7 @@ impl Session {
             buf: Vec::new(),
             killed: None,
             listening: true,
-            killed_elsewhere: Arc::new(AtomicBool::new(false)),
+            killed_elsewhere: Arc::new(OnceLock::new()),
             exit: None,
         }
     }
@@ -159,7 +165,7 @@ impl Session {
 
     /// A handle another thread can use to kill the guest.
     pub fn kill_handle(&self) -> std::io::Result<KillHandle> {
-        Ok(KillHandle { pidfd: Arc::new(self.child.pidfd.try_clone()?), flag: Arc::clone(&self.killed_elsewhere) })
+        Ok(KillHandle { pidfd: Arc::new(self.child.pidfd.try_clone()?), why: Arc::clone(&self.killed_elsewhere) })
     }
 
     /// Supervises the guest until it ends, then reports.
@@ -556,9 +562,8 @@ impl Session {
             .filter_map(|(u, c)| u.etag.as_ref().map(|h| format!("{} {}", c.alias, h.finalize().to_hex())))
             .collect();
         let accounting = Accounting { sys_s: secs(end.rusage.ru_stime), user_s: secs(end.rusage.ru_utime), local, net };
-        let killed = self.killed.clone().or_else(|| {
-            self.killed_elsewhere.load(Ordering::SeqCst).then(|| ("killed".to_string(), ReturnCode::Killed))
-        });
+        let killed =
+            self.killed.clone().or_else(|| self.killed_elsewhere.get().map(|why| (why.clone(), ReturnCode::Killed)));
         let (exit_state, return_code, user_code) = match (&killed, end.status) {
             (Some((why, code)), st) if !libc::WIFEXITED(st) => (why.clone(), *code, 0),
             (None, st) if libc::WIFSIGNALED(st) => {

@@ -232,3 +232,48 @@ fn zvsh_grows_its_stdout_pipe_to_a_mebibyte() {
     let size = fcntl(&stdout, FcntlArg::F_GETPIPE_SZ).expect("F_GETPIPE_SZ");
     assert_eq!(size, zerolab_sandbox::channel::PIPE_SIZE, "zvsh left its stdout pipe at {size} bytes");
 }
+
+#[test]
+fn a_forbidden_instruction_in_a_zvm_gcc_build_is_explained_for_what_it_is() {
+    let lab = Lab::new();
+    // esc_syscall is built with zvm-gcc and has a `syscall` in inline assembly.
+    let out = lab.zvsh().arg(guest("esc_syscall")).run().expect_code(8);
+    let stderr = out.stderr();
+    let line = stderr.lines().find(|l| l.contains("validation failed")).unwrap_or_else(|| panic!("{out}"));
+    let addr = line.split(" at ").nth(1).and_then(|rest| rest.split(' ').next()).unwrap_or_else(|| panic!("{line}"));
+    assert!(addr.starts_with("0x4"), "the address of the instruction: {line}");
+    assert!(line.contains("forbidden instruction `syscall`"), "{line}");
+    assert!(line.contains("in a program built with sandbox/guest/zvm-gcc it comes from inline assembly"), "{line}");
+    assert!(line.contains(&format!("`objdump -d --start-address={addr} PROGRAM` shows it")), "{line}");
+    assert!(!line.contains("build them with"), "not told to build with zvm-gcc as if it had not been: {line}");
+
+    let out = lab.zvsh().arg(guest("esc_rdtsc")).run().expect_code(8);
+    assert!(out.stderr().contains("may not read the clock"), "{out}");
+}
+
+#[test]
+fn zvm_debug_writes_no_colour_codes_into_a_pipe() {
+    let lab = Lab::new();
+    let out = lab.zvsh().args(["--zvm-debug"]).arg(guest("hello")).run().expect_code(0);
+    let stderr = out.stderr();
+    assert!(stderr.contains("DEBUG") && stderr.contains("Program = "), "the debug log and the manifest: {stderr}");
+    assert!(!stderr.contains('\x1b'), "escape codes in a pipe:\n{stderr}");
+}
+
+#[test]
+fn help_explains_at_file_channels_with_an_example() {
+    let lab = Lab::new();
+    let out = lab.zvsh().arg("--help").run().expect_code(0);
+    let help = out.stdout();
+    for said in [
+        "@FILE        attach the host file FILE as a channel named /dev/N.BASENAME",
+        "An existing FILE is a read-only random-access\n               channel (type 3)",
+        "zvm_pread(channel, buf, size, offset)",
+        "does not exist is created as a write-only sequential output",
+        "@NAME=VALUE  set the guest's environment variable NAME",
+        "zvsh ./lookup @table.bin @found.txt 42",
+        "argv \"./lookup /dev/1.table.bin /dev/2.found.txt 42\"",
+    ] {
+        assert!(help.contains(said), "--help does not say {said:?}:\n{help}");
+    }
+}

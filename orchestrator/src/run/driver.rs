@@ -13,11 +13,11 @@
 //!    agent no longer knows, or a node silent for [`NODE_LOSS`], ends its instances
 //!    the same way (and the node is never chosen again);
 //! 3. followed instances' new output is read ([`Follower`]);
-//! 4. the first failure for good stops the others (fail fast): nothing more is placed,
-//!    live sessions are killed, and those that have not ended after [`STOP_WAIT`] end
-//!    as stopped. `zerolab cancel` (its marker in the run's directory) and an
-//!    interrupt (Ctrl-C, SIGTERM) stop the run the same way, recorded as `cancelled`
-//!    or `interrupted` rather than as a failure.
+//! 4. the first failure for good stops the others (fail fast, in `ending.rs` with the
+//!    end of the run): nothing more is placed, live sessions are killed, and those that
+//!    have not ended after `STOP_WAIT` end as stopped. `zerolab cancel` (its marker
+//!    in the run's directory) and an interrupt (Ctrl-C, SIGTERM) stop the run the
+//!    same way, recorded as `cancelled` or `interrupted` rather than as a failure.
 //!
 //! A node's silence counts from the first listing it did not answer, and a listing
 //! waits no longer than the node has left, so a node is lost [`NODE_LOSS`] after it
@@ -41,6 +41,8 @@ use tokio::sync::watch;
 use tokio::task::{Id, JoinSet};
 use zerolab_agent_api::{Report, SessionState};
 
+mod ending;
+
 use super::follow::{FollowError, Follower, Hook};
 use super::life::{count, Life, State};
 use super::plan::Plan;
@@ -48,7 +50,7 @@ use super::policy::{Choice, RetryPolicy};
 use super::lease::Leases;
 use super::record::{Attempt, JobRecord, Outcome, RunState, CANCELLED};
 use super::steps::{self, Placed, Targets};
-use super::{Counts, InstanceResult, RunError, LEASE_EXPIRED, LIST_TIMEOUT, NODE_LOSS, POLL, STOP_WAIT};
+use super::{Counts, InstanceResult, RunError, LIST_TIMEOUT, NODE_LOSS, POLL};
 use crate::agent_client::{self, AgentError, Link};
 use crate::keeper::{Keeper, KeeperError};
 use zerolab_sandbox::session::error_chain as cause;
@@ -220,32 +222,6 @@ impl<'a> Driver<'a> {
             tokio::time::sleep(POLL).await;
         }
         Ok(())
-    }
-
-    /// A `cancel` marker, or an interrupt, stops the run (unless it stops already) as
-    /// cancelled or interrupted: the reason replaces any failure seen this round, since
-    /// `cancel` marks the run before it kills its sessions.
-    fn cancelled_or_interrupted(&mut self, failure: &mut Option<String>) {
-        if self.stopping.is_some() {
-            return;
-        }
-        let interrupted = self.interrupt.as_ref().is_some_and(|i| *i.borrow());
-        let ending = match (self.cancelled(), interrupted) {
-            (true, _) => RunState::Cancelled,
-            (false, true) => RunState::Interrupted,
-            (false, false) => return,
-        };
-        self.ending = Some(ending);
-        *failure = Some(ending.name().to_owned());
-    }
-
-    /// Why an instance killed by the stop ended: the cancel or interrupt itself, or
-    /// `stopped:` and the failure that stopped the run.
-    fn stop_note(&self, why: &str) -> String {
-        match self.ending {
-            Some(_) => why.to_owned(),
-            None => format!("stopped: {why}"),
-        }
     }
 
     /// Instance `index` ended for good as `result`: its outcome goes into the record
@@ -597,80 +573,6 @@ impl<'a> Driver<'a> {
             }
         }
         Ok(failure)
-    }
-
-    /// Fail fast: on the first failure for good nothing more is placed and the live
-    /// sessions are killed; those still live after [`STOP_WAIT`] end as stopped.
-    async fn fail_fast(&mut self, failure: Option<String>) {
-        if let (Some(why), None) = (failure, &self.stopping) {
-            self.stop.send_replace(true);
-            steps::kill_all(&self.mux, &self.targets, self.live_sessions()).await;
-            self.stopping = Some((why, Instant::now()));
-        }
-        let Some((why, since)) = self.stopping.clone() else { return };
-        if since.elapsed() < STOP_WAIT {
-            return;
-        }
-        // Instances stopped because another failed carry that reason, not their own.
-        for index in 0..self.lives.len() {
-            if self.lives[index].live_session().is_some() {
-                let result = self.ended(index, None, Some(format!("{}; it did not end", self.stop_note(&why))));
-                self.end_life(index, result);
-            }
-        }
-    }
-
-    /// The end: placements still under way are waited for (what they started is
-    /// killed), the instances killed by the stop say why, each result gets its earlier
-    /// attempts, and the record is saved with every outcome and the run's state.
-    async fn finish(mut self) -> Result<Driven, RunError> {
-        self.stop.send_replace(true);
-        while let Some(joined) = self.placing.join_next().await {
-            if let Ok((index, Placed::Started(session))) = joined {
-                if let State::Retrying { to, .. } = self.lives[index].state().clone() {
-                    steps::kill_all(&self.mux, &self.targets, vec![(to, session)]).await;
-                }
-            }
-        }
-        let why = self.stopping.take().map(|(why, _)| why);
-        let mut results = Vec::with_capacity(self.lives.len());
-        for index in 0..self.lives.len() {
-            let mut result = match self.lives[index].result() {
-                Some(result) => result.clone(),
-                None => self.ended(index, None, None),
-            };
-            if let (Some(why), Some(report)) = (&why, &result.report) {
-                if report.exit_state == "killed" && result.cause.is_none() {
-                    result.cause = Some(self.stop_note(why));
-                }
-            }
-            results.push(result);
-        }
-        for (index, result) in results.iter_mut().enumerate() {
-            let life = &mut self.lives[index];
-            let entry = &mut self.record.instances[index];
-            if !life.attempts.is_empty() {
-                result.attempts = std::mem::take(&mut life.attempts);
-                entry.node = result.node.clone();
-                entry.session = life.session.clone();
-                entry.attempts = result.attempts.clone();
-                entry.attempts.push(Attempt::of(result, life.session.as_deref()));
-            }
-            entry.outcome = Some(Outcome::of(result));
-        }
-        let expired = results.iter().any(|r| r.report.as_ref().is_some_and(|r| r.exit_state == LEASE_EXPIRED));
-        let (state, cause) = match self.ending {
-            Some(ending) => (ending, why),
-            None if expired => (
-                RunState::Interrupted,
-                Some("its guests were stopped: nobody renewed their leases (their zerolab run was gone)".into()),
-            ),
-            None if results.iter().all(InstanceResult::success) => (RunState::Ok, None),
-            None => (RunState::Failed, why),
-        };
-        self.record.end(state, cause);
-        self.record.save(&self.dir)?;
-        Ok((results, state))
     }
 
     /// Instance `index`'s result on its current node.

@@ -205,7 +205,8 @@ pub async fn follow(
             }
             let kept: Vec<Stream> =
                 Stream::BOTH.into_iter().filter(|s| entry.collect.iter().any(|c| c.stream == s.name())).collect();
-            let collected = entry.outcome.is_some() || dir.join(name).join("report").is_file();
+            // Its outcome is recorded once its outputs are whole in the results directory.
+            let collected = entry.outcome.is_some() || (over && dir.join(name).join("report").is_file());
             if collected || entry.session.is_none() {
                 // Collected (or never started): what is left is in the results directory.
                 for stream in &kept {
@@ -252,5 +253,52 @@ pub async fn follow(
             return Ok(());
         }
         tokio::time::sleep(POLL * 4).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::run_dir::RunDir;
+    use super::*;
+
+    fn record(id: &str, state: RunState) -> JobRecord {
+        JobRecord {
+            id: id.into(),
+            job: "j".into(),
+            file: "j.yaml".into(),
+            started: 1,
+            state,
+            cause: None,
+            ended: None,
+            instances: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_running_record_nobody_drives_reads_interrupted_or_cancelled() {
+        let lab = tempfile::tempdir().unwrap();
+        let run = RunDir::create(lab.path(), "j").unwrap();
+        let dir = run.path.clone();
+        let running = record(&run.id, RunState::Running);
+        assert_eq!(state_of(&running, &dir), RunState::Running);
+        drop(run);
+        assert_eq!(state_of(&running, &dir), RunState::Interrupted);
+        assert_eq!(state_of(&record("x", RunState::Detached), &dir), RunState::Detached);
+        assert_eq!(state_of(&record("x", RunState::Ok), &dir), RunState::Ok);
+        std::fs::write(dir.join(CANCELLED), b"").unwrap();
+        assert_eq!(state_of(&running, &dir), RunState::Cancelled);
+        assert_eq!(state_of(&record("x", RunState::Detached), &dir), RunState::Cancelled);
+        assert_eq!(state_of(&record("x", RunState::Failed), &dir), RunState::Failed);
+    }
+
+    #[test]
+    fn a_record_of_an_older_zerolab_reads_as_running_and_states_round_trip() {
+        let old = r#"{"id":"j-1","job":"j","file":"j.yaml","started":1,"instances":[]}"#;
+        assert_eq!(serde_json::from_str::<JobRecord>(old).unwrap(), record("j-1", RunState::Running));
+        let mut ended = record("j-1", RunState::Running);
+        ended.end(RunState::Cancelled, Some("cancelled".into()));
+        let json = serde_json::to_string(&ended).unwrap();
+        assert!(json.contains(r#""state":"cancelled","cause":"cancelled","ended":"#), "{json}");
+        assert_eq!(serde_json::from_str::<JobRecord>(&json).unwrap(), ended);
     }
 }

@@ -109,6 +109,14 @@ subnets! {
     SandboxFollow = 137, "sf";
     /// `retry`: retries.
     Retry = 140, "rt";
+    /// `runs`: concurrent runs, `jobs` states, cancel, `logs -f`, output directories.
+    RunsRecords = 170, "rl";
+    /// `runs`: Ctrl-C, a killed `zerolab run`, `--detach`, `wait`.
+    RunsInterrupted = 171, "rl";
+    /// `runs`: the keeper killed mid-run.
+    RunsKeeper = 172, "rl";
+    /// `runs`: a node whose agent stops answering.
+    RunsNodeLoss = 173, "rl";
 }
 
 impl Subnet {

@@ -28,6 +28,7 @@ mod login;
 mod netns;
 mod retry;
 mod run;
+mod runs;
 mod sandbox;
 mod sandbox_follow;
 mod services;

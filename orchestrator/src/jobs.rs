@@ -156,8 +156,13 @@ fn follow_logs(
     use zerolab::run::follow::Stream;
     let mut partial: std::collections::HashMap<String, Vec<u8>> = Default::default();
     let prefixed = instance.is_none();
-    runtime.block_on(zerolab::run::history::follow(lab_root, cluster, program, job, instance, |name, stream, bytes| {
-        match (prefixed, stream) {
+    runtime.block_on(zerolab::run::history::follow(
+        lab_root,
+        cluster,
+        program,
+        job,
+        instance,
+        |name, stream, bytes| match (prefixed, stream) {
             (false, Stream::Stdout) => {
                 let _ = io::stdout().lock().write_all(bytes).and_then(|()| io::stdout().flush());
             }
@@ -174,8 +179,8 @@ fn follow_logs(
                 }
             }
             (true, Stream::Stderr) => {}
-        }
-    }))?;
+        },
+    ))?;
     for (name, rest) in partial.into_iter().filter(|(_, rest)| !rest.is_empty()) {
         print_line(&mut io::stdout().lock(), &format!("{name}: {}", String::from_utf8_lossy(&rest)));
     }

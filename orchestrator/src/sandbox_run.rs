@@ -138,11 +138,12 @@ pub async fn run(
     let targets = HashMap::from([(node.to_owned(), target)]);
     let follow = Box::new(|_: usize, stream: Stream, bytes: &[u8]| output(stream, bytes));
     let file = program.display().to_string();
-    let ran = run::run_followed(lab.dir(), mux, targets, plan, (JOB, &file), options, follow).await.map_err(|e| match e {
-        run::RunError::Follow { node, session, source } => during_session(&node, &session, *source),
-        run::RunError::Start { node, cause, .. } => RunError::Start { node, cause },
-        other => RunError::Run(Box::new(other)),
-    })?;
+    let ran =
+        run::run_followed(lab.dir(), mux, targets, plan, (JOB, &file), options, follow).await.map_err(|e| match e {
+            run::RunError::Follow { node, session, source } => during_session(&node, &session, *source),
+            run::RunError::Start { node, cause, .. } => RunError::Start { node, cause },
+            other => RunError::Run(Box::new(other)),
+        })?;
     let Some(result) = ran.instances.into_iter().next() else {
         return Err(RunError::Lost { node: node.to_owned(), cause: "the run has no instance".into() });
     };

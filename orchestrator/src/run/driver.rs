@@ -44,10 +44,10 @@ use zerolab_agent_api::{Report, SessionState};
 mod ending;
 
 use super::follow::{FollowError, Follower, Hook};
+use super::lease::Leases;
 use super::life::{count, Life, State};
 use super::plan::Plan;
 use super::policy::{Choice, RetryPolicy};
-use super::lease::Leases;
 use super::record::{Attempt, JobRecord, Outcome, RunState, CANCELLED};
 use super::steps::{self, Placed, Targets};
 use super::{Counts, InstanceResult, RunError, LIST_TIMEOUT, NODE_LOSS, POLL};

@@ -219,8 +219,7 @@ pub async fn follow(
                 read[slot].1 = collected || over;
                 continue;
             }
-            let (Some(session), Some(target)) = (&entry.session, targets.iter().find(|t| t.node == entry.node))
-            else {
+            let (Some(session), Some(target)) = (&entry.session, targets.iter().find(|t| t.node == entry.node)) else {
                 read[slot].1 = true;
                 continue;
             };
@@ -229,8 +228,15 @@ pub async fn follow(
                 let offset = read[slot].0[*stream as usize];
                 let mut bytes = Vec::new();
                 let link = Link::Keeper(&mux, target);
-                match agent_client::follow_session_output(link, session, stream.name(), offset, &mut bytes, REQUEST_TIMEOUT)
-                    .await
+                match agent_client::follow_session_output(
+                    link,
+                    session,
+                    stream.name(),
+                    offset,
+                    &mut bytes,
+                    REQUEST_TIMEOUT,
+                )
+                .await
                 {
                     Ok(followed) => {
                         out(name, *stream, &bytes);
@@ -238,9 +244,9 @@ pub async fn follow(
                         ended &= followed.ended;
                     }
                     // Not kept (yet) or gone from the agent: the results directory has it once collected.
-                    Err(agent_client::SaveError::Agent(AgentError::Status { status: StatusCode::NOT_FOUND, .. })) => {
-                        ended = false
-                    }
+                    Err(agent_client::SaveError::Agent(AgentError::Status {
+                        status: StatusCode::NOT_FOUND, ..
+                    })) => ended = false,
                     Err(e) => {
                         let (instance, node) = (name.clone(), entry.node.clone());
                         return Err(HistoryError::Agent { instance, node, cause: cause(&e) });

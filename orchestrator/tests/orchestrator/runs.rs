@@ -38,9 +38,10 @@ fn jobs(lab: &LabHarness) -> Vec<(String, String, String, String)> {
     let run = lab.zerolab(&["jobs"], &[]);
     assert_eq!(run.code, 0, "{run:#?}");
     let mut lines = run.stdout.lines();
-    assert_eq!(lines.next().map(|l| l.split_whitespace().collect::<Vec<_>>()), Some(vec![
-        "RUN", "JOB", "STARTED", "STATE", "ENDED"
-    ]));
+    assert_eq!(
+        lines.next().map(|l| l.split_whitespace().collect::<Vec<_>>()),
+        Some(vec!["RUN", "JOB", "STARTED", "STATE", "ENDED"])
+    );
     lines
         .map(|line| {
             let cells: Vec<&str> = line.split_whitespace().collect();
@@ -251,7 +252,8 @@ fn keeper_pid(lab: &LabHarness) -> Option<i32> {
         let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
         let cmdline = fs::read(entry.path().join("cmdline")).ok()?;
         let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-        let is_keeper = args.get(1) == Some(&&b"keeper"[..]) && args.get(2) == Some(&dir.as_os_str().as_encoded_bytes());
+        let is_keeper =
+            args.get(1) == Some(&&b"keeper"[..]) && args.get(2) == Some(&dir.as_os_str().as_encoded_bytes());
         (is_keeper && crate::harness::alive(pid)).then_some(pid)
     })
 }

@@ -281,8 +281,11 @@ fn check_devices(
                     // A `*` (the instance's name) in the directory is checked per instance, at run time.
                     let dir = resolved.parent().filter(|dir| !dir.as_os_str().is_empty());
                     if let Some(dir) = dir.filter(|dir| !dir.to_string_lossy().contains('*') && !dir.is_dir()) {
-                        let problem =
-                            Problem::OutputDirMissing { device: name.name(), value: path.value.clone(), dir: dir.into() };
+                        let problem = Problem::OutputDirMissing {
+                            device: name.name(),
+                            value: path.value.clone(),
+                            dir: dir.into(),
+                        };
                         check.report(&path.path, problem);
                     }
                 }

@@ -112,6 +112,8 @@ impl JobProgress {
         }
         match &self.bar {
             Some(bar) => {
+                // `wait` learns the total from the first counts.
+                bar.set_length((counts.pending + counts.running + counts.done + counts.failed) as u64);
                 bar.set_position((counts.done + counts.failed) as u64);
                 bar.set_message(line);
             }

@@ -4,7 +4,7 @@
 //! killed: its record says `detached` or `running` while nobody holds its lock
 //! ([`super::run_dir`]). [`wait`] takes the lock, rebuilds the run from its record (each
 //! instance's node, session, outputs to collect and, once ended, its outcome) and drives
-//! it on with the same loop as `zerolab run` ([`super::driver::Driver::resume`]): the
+//! it on with the same loop as `zerolab run` (the driver's `Driver::resume`): the
 //! sessions still running are followed and renewed, those that ended are collected, and
 //! the record is finished with the run's state. Guests the agents stopped because
 //! nobody renewed their leases end as `lease expired`, and the run as `interrupted`. A

@@ -303,6 +303,18 @@ pub async fn kill_session(
     json(&path, Method::DELETE, request(link, Method::DELETE, &path, Bytes::new(), timeout).await?)
 }
 
+/// `POST /v1/leases`: renews the leases of `sessions` (each for its own lease's length
+/// from now); which were renewed and which not (unknown, done, or without a lease).
+pub async fn renew_leases(
+    link: impl Into<Link<'_>>,
+    sessions: Vec<String>,
+    timeout: Duration,
+) -> Result<api::LeasesRenewed, AgentError> {
+    let body = Bytes::from(serde_json::to_vec(&api::LeaseRenewal { sessions }).expect("a renewal serializes"));
+    let path = "/v1/leases";
+    json(path, Method::POST, request(link, Method::POST, path, body, timeout).await?)
+}
+
 /// `GET path` on the agent, decoded as `T`, within `timeout`.
 pub async fn get<T: DeserializeOwned>(
     link: impl Into<Link<'_>>,

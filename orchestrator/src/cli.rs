@@ -128,7 +128,10 @@ pub enum Command {
     /// Run a job on the lab: place its instances, upload programs and inputs once per
     /// node, start every guest through its node's agent, collect reports and outputs
     /// into LAB/jobs/ID/, and print one line per instance: node, exit state, return
-    /// code, guest exit code, accounting; then a line for each instance with a cause
+    /// code, guest exit code, accounting; then a line for each instance with a cause.
+    /// Ctrl-C (or SIGTERM) stops every guest, collects their reports and records the run
+    /// `interrupted`; a second one quits at once (the guests then stop by themselves
+    /// within 10 s, when nobody renews their leases)
     #[command(after_help = RUN_AFTER_HELP)]
     Run {
         /// The cluster file
@@ -145,8 +148,31 @@ pub enum Command {
         /// instance in it (fields in docs/job.md)
         #[arg(long, short = 'o', value_name = "FORMAT", default_value = "text")]
         output: OutputFormat,
+        /// Start every guest, print the run's id and return, leaving the guests running
+        /// (without leases: they run to their end or timeout); `zerolab wait` collects them
+        #[arg(long)]
+        detach: bool,
     },
-    /// List the lab's job runs: id, job, when, instances finished
+    /// Follow a run left behind (started with --detach, or whose `zerolab run` was
+    /// killed) to its end: collect every instance's report and outputs, finish its
+    /// record and print its summary, as `run` does; a run already over is summarised
+    #[command(after_help = "Exit status: as `run`'s: 0 every guest exited 0, 1 a guest failed or the run was \
+                            cancelled, 2 usage error, unreadable file, unknown run, or a run another zerolab \
+                            follows, 130 interrupted (Ctrl-C, SIGTERM, or guests stopped because their leases \
+                            expired).")]
+    Wait {
+        /// The cluster file
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// The run: its id, or a job's name for its latest run
+        #[arg(value_name = "RUN")]
+        run: String,
+        /// Directory holding the labs
+        #[arg(long, value_name = "DIR", default_value_os_t = default_root())]
+        lab_root: PathBuf,
+    },
+    /// List the lab's job runs: id, job, when, state (running, detached, ok, failed,
+    /// cancelled, interrupted), instances ended of all
     #[command(after_help = "Exit status: 0 listed, 1 invalid cluster file, 2 usage error or unreadable file.")]
     Jobs {
         /// The cluster file
@@ -174,12 +200,15 @@ pub enum Command {
         /// Only this instance
         #[arg(value_name = "INSTANCE")]
         instance: Option<String>,
+        /// Follow the output as the instances write it, until they end
+        #[arg(short, long)]
+        follow: bool,
         /// Directory holding the labs (when not given: $ZEROLAB_HOME, else $XDG_STATE_HOME/zerolab/labs, else
         /// ~/.local/state/zerolab/labs)
         #[arg(long, value_name = "DIR", default_value_os_t = default_root())]
         lab_root: PathBuf,
     },
-    /// Stop every instance of a run that is still running
+    /// Stop every instance of a run that is still running; the run is recorded `cancelled`
     #[command(after_help = "Exit status: 0 stopped (or nothing left to stop), 1 a node did not answer or invalid \
                             cluster file, 2 usage error, unreadable file or unknown run.")]
     Cancel {
@@ -320,9 +349,10 @@ Network: channels to an instance on another node (TCP between agents). Their byt
 their calls count as local (the kernel counts a guest's direct calls, not each channel's), so N-GETS and N-PUTS \
 stay 0 unless a channel has limits (its calls are then made, and counted, by the sandbox).
 
-Exit status: 0 every guest exited 0, 1 a guest failed, was stopped or lost with its node, or the cluster or \
-job file is invalid, 2 usage error, unreadable file, a lab that is not up, a node that is not ready, or a job \
-that cannot be placed or started.";
+Exit status: 0 every guest exited 0 (with --detach: every guest started), 1 a guest failed, was stopped or \
+lost with its node, the run was cancelled, or the cluster or job file is invalid, 2 usage error, unreadable \
+file, a lab that is not up, a node that is not ready, or a job that cannot be placed or started, \
+130 interrupted (Ctrl-C, SIGTERM).";
 
 /// `inventory --format`.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]

@@ -66,14 +66,17 @@ fn main() -> ExitCode {
         }),
         Command::Keeper { lab_dir } => keeper(&lab_dir),
         Command::Labs { lab_root } => labs(&lab_root),
-        Command::Run { file, job, lab_root, output } => {
-            with_lab_as(&file, &lab_root, output, |cluster| jobs::run(cluster, &lab_root, &job, output))
+        Command::Run { file, job, lab_root, output, detach } => {
+            with_lab_as(&file, &lab_root, output, |cluster| jobs::run(cluster, &lab_root, &job, output, detach))
+        }
+        Command::Wait { file, run, lab_root } => {
+            with_lab(&file, &lab_root, |cluster| jobs::wait(cluster, &lab_root, &run))
         }
         Command::Jobs { file, lab_root, output } => {
             with_lab_as(&file, &lab_root, output, |cluster| jobs::list(cluster, &lab_root, output))
         }
-        Command::Logs { file, job, instance, lab_root } => {
-            with_lab(&file, &lab_root, |cluster| jobs::logs(cluster, &lab_root, &job, instance.as_deref()))
+        Command::Logs { file, job, instance, follow, lab_root } => {
+            with_lab(&file, &lab_root, |cluster| jobs::logs(cluster, &lab_root, &job, instance.as_deref(), follow))
         }
         Command::Cancel { file, job, lab_root } => {
             with_lab(&file, &lab_root, |cluster| jobs::cancel(cluster, &lab_root, &job))
@@ -309,7 +312,7 @@ fn sandbox_run(
     // The guest's argv[0] is the program's name, as zvsh gives it.
     let name = program.file_name().map_or_else(|| program.to_string_lossy(), |n| n.to_string_lossy()).into_owned();
     let argv = std::iter::once(name).chain(args).collect();
-    let options = zerolab::run::RunOptions { program: current_exe()? };
+    let options = zerolab::run::RunOptions::new(current_exe()?);
     // The guest reads our stdin, unless it is a terminal (nobody would know to type).
     let stdin = (!io::stdin().is_terminal()).then(|| Box::new(io::stdin()) as Box<dyn io::Read + Send>);
     let report =

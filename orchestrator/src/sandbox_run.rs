@@ -8,8 +8,10 @@
 //! runs and handed to a callback piece by piece, then its report collected. Following
 //! reads each byte once (`?offset=N` on the agent's output routes), so a guest's output
 //! costs its size on the wire whatever that size; the run's results directory
-//! (`LAB/jobs/sandbox-<ms>/`) keeps the outputs and the report, where `zerolab jobs` and
-//! `logs` find them.
+//! (`LAB/jobs/sandbox-<UTC time>-<random>/`, unique, see [`crate::run::run_dir`]) keeps
+//! the outputs and the report, where `zerolab jobs` and `logs` find them. The session
+//! carries a lease the run renews, so a guest whose `zerolab sandbox run` was killed
+//! stops by itself.
 //!
 //! The guest's stdin is what the caller gives [`run()`] (the command's own stdin when it
 //! is not a terminal): spooled to a file in the lab's directory while it is hashed, then
@@ -151,11 +153,12 @@ pub async fn run(
     let targets = HashMap::from([(node.to_owned(), target)]);
     let follow = Box::new(|_: usize, stream: Stream, bytes: &[u8]| output(stream, bytes));
     let file = program.display().to_string();
-    let ran = run::run_followed(lab.dir(), mux, targets, plan, JOB, &file, follow).await.map_err(|e| match e {
-        run::RunError::Follow { node, session, source } => during_session(&node, &session, *source),
-        run::RunError::Start { node, cause, .. } => RunError::Start { node, cause },
-        other => RunError::Run(Box::new(other)),
-    })?;
+    let ran =
+        run::run_followed(lab.dir(), mux, targets, plan, (JOB, &file), options, follow).await.map_err(|e| match e {
+            run::RunError::Follow { node, session, source } => during_session(&node, &session, *source),
+            run::RunError::Start { node, cause, .. } => RunError::Start { node, cause },
+            other => RunError::Run(Box::new(other)),
+        })?;
     let Some(result) = ran.instances.into_iter().next() else {
         return Err(RunError::Lost { node: node.to_owned(), cause: "the run has no instance".into() });
     };

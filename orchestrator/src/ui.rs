@@ -118,6 +118,8 @@ impl JobProgress {
         }
         match &self.bar {
             Some(bar) => {
+                // `wait` learns the total from the first counts.
+                bar.set_length((counts.pending + counts.running + counts.done + counts.failed) as u64);
                 bar.set_position((counts.done + counts.failed) as u64);
                 bar.set_message(line);
             }
@@ -137,7 +139,7 @@ impl JobProgress {
 
 /// `zerolab jobs`: one line per run, oldest first.
 pub fn runs_table(runs: &[RunSummary]) -> String {
-    let mut rows = vec![["RUN", "JOB", "STARTED", "FINISHED"].map(String::from)];
+    let mut rows = vec![["RUN", "JOB", "STARTED", "STATE", "ENDED"].map(String::from)];
     for run in runs {
         let started = std::time::UNIX_EPOCH + Duration::from_secs(run.record.started);
         let ago = std::time::SystemTime::now().duration_since(started).unwrap_or_default().as_secs();
@@ -145,6 +147,7 @@ pub fn runs_table(runs: &[RunSummary]) -> String {
             run.record.id.clone(),
             run.record.job.clone(),
             format!("{ago}s ago"),
+            run.state.name().to_owned(),
             format!("{}/{}", run.finished, run.record.instances.len()),
         ]);
     }

@@ -13,8 +13,7 @@ use std::path::Path;
 
 use nix::fcntl::{Flock, FlockArg};
 
-/// The lock file's name in a run's directory.
-pub const DRIVER_LOCK: &str = "driver.lock";
+use crate::run::run_dir::LOCK as DRIVER_LOCK;
 
 /// A run whose driver holds its lock.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -13,31 +13,46 @@
 //!    agent no longer knows, or a node silent for [`NODE_LOSS`], ends its instances
 //!    the same way (and the node is never chosen again);
 //! 3. followed instances' new output is read ([`Follower`]);
-//! 4. the first failure for good stops the others (fail fast): nothing more is placed,
-//!    live sessions are killed, and those that have not ended after [`STOP_WAIT`] end
-//!    as stopped.
+//! 4. the first failure for good stops the others (fail fast, in `ending.rs` with the
+//!    end of the run): nothing more is placed, live sessions are killed, and those that
+//!    have not ended after `STOP_WAIT` end as stopped. `zerolab cancel` (its marker
+//!    in the run's directory) and an interrupt (Ctrl-C, SIGTERM) stop the run the
+//!    same way, recorded as `cancelled` or `interrupted` rather than as a failure.
 //!
-//! The run's record is saved when the sessions started and whenever an instance
-//! starts again, before the `cancel` marker is looked at, so `zerolab cancel` always
-//! reaches the newest session.
+//! A node's silence counts from the first listing it did not answer, and a listing
+//! waits no longer than the node has left, so a node is lost [`NODE_LOSS`] after it
+//! stopped answering. A listing that fails because the lab's keeper is gone (killed, or
+//! crashed) is not the node's silence: the keeper is started again (`Keeper::open`)
+//! and the same sessions are followed on; their guests kept running, their leases
+//! ([`super::lease`]) outlasting the restart.
+//!
+//! The run's record is saved when the sessions started, whenever an instance starts
+//! again (before the `cancel` marker is looked at, so `zerolab cancel` always reaches
+//! the newest session), at the end of each round in which an instance ended, and at the
+//! end with the run's state; a step that fails records the run as failed with the
+//! cause, its live sessions killed. A run left behind is taken up again by
+//! [`Driver::resume`] (`zerolab wait`): its sessions are followed from where they are.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use tokio::task::{Id, JoinSet};
 use zerolab_agent_api::{Report, SessionState};
 
+mod ending;
+
 use super::follow::{FollowError, Follower, Hook};
+use super::lease::Leases;
 use super::life::{count, Life, State};
 use super::plan::Plan;
 use super::policy::{Choice, RetryPolicy};
-use super::record::{Attempt, JobRecord, CANCELLED};
+use super::record::{Attempt, JobRecord, Outcome, RunState, CANCELLED};
 use super::steps::{self, Placed, Targets};
-use super::{Counts, InstanceResult, RunError, LIST_TIMEOUT, NODE_LOSS, POLL, STOP_WAIT};
-use crate::agent_client::{self, Link};
-use crate::keeper::Keeper;
+use super::{Counts, InstanceResult, RunError, LIST_TIMEOUT, NODE_LOSS, POLL};
+use crate::agent_client::{self, AgentError, Link};
+use crate::keeper::{Keeper, KeeperError};
 use zerolab_sandbox::session::error_chain as cause;
 
 /// What a run is given to drive.
@@ -58,6 +73,14 @@ pub struct Setup<'a> {
     pub follow: Option<Hook<'a>>,
     /// When the run began: the step timings (`ZEROLAB_LOG=zerolab::run=debug`) count from it.
     pub begun: Instant,
+    /// The lab's directory and the `zerolab` executable: what starts the keeper again.
+    pub keeper_start: (PathBuf, PathBuf),
+    /// Becomes true on an interrupt (Ctrl-C, SIGTERM): the run stops as `interrupted`.
+    pub interrupt: Option<watch::Receiver<bool>>,
+    /// Whether the run's sessions carry leases the driver renews.
+    pub leases: bool,
+    /// Start the guests and return, leaving them running (`zerolab run --detach`).
+    pub detach: bool,
 }
 
 /// A run under way (see the module doc).
@@ -83,12 +106,26 @@ pub struct Driver<'a> {
     stopping: Option<(String, Instant)>,
     /// How many times instances were placed again.
     retried: usize,
+    keeper_start: (PathBuf, PathBuf),
+    interrupt: Option<watch::Receiver<bool>>,
+    leases: Option<Leases>,
+    detach: bool,
+    /// Taken up from a run left behind: its sessions were started by another process.
+    resumed: bool,
+    /// The run stops as cancelled or interrupted, not as failed.
+    ending: Option<RunState>,
+    /// An instance ended since the record was last saved.
+    dirty: bool,
 }
+
+/// How a drive ended: every instance's result in the plan's order, and the run's state.
+pub type Driven = (Vec<InstanceResult>, RunState);
 
 impl<'a> Driver<'a> {
     /// A run of `setup`, nothing sent yet.
     pub fn new(setup: Setup<'a>) -> Driver<'a> {
         let lives = setup.plan.instances.iter().map(|i| Life::placed(&i.node)).collect();
+        let leases = setup.leases.then(|| Leases::start(setup.mux.clone(), setup.targets.clone()));
         Driver {
             mux: setup.mux,
             targets: setup.targets,
@@ -106,15 +143,66 @@ impl<'a> Driver<'a> {
             stop: watch::channel(false).0,
             stopping: None,
             retried: 0,
+            keeper_start: setup.keeper_start,
+            interrupt: setup.interrupt,
+            leases,
+            detach: setup.detach,
+            resumed: false,
+            ending: None,
+            dirty: false,
         }
     }
 
-    /// Runs every instance until all have ended; `progress` gets the counts whenever
-    /// they change. Every instance's result, in the plan's order.
-    pub async fn drive(mut self, progress: impl Fn(&Counts)) -> Result<Vec<InstanceResult>, RunError> {
-        self.launch().await?;
+    /// A run left behind, taken up where its record says it is: each instance started
+    /// in the session the record names, or ended as its outcome says (`results`, by
+    /// index); one never started ends as such.
+    pub fn resume(setup: Setup<'a>, results: Vec<Option<InstanceResult>>) -> Driver<'a> {
+        let mut driver = Driver::new(setup);
+        driver.resumed = true;
+        for (index, result) in results.into_iter().enumerate() {
+            let node = driver.plan.instances[index].node.clone();
+            let session = driver.record.instances[index].session.clone();
+            let result = match (result, &session) {
+                (Some(result), _) => Some(result),
+                (None, Some(_)) => None,
+                (None, None) => Some(driver.ended(index, None, Some("never started".into()))),
+            };
+            driver.lives[index] = Life::resumed(&node, session, result);
+        }
+        driver
+    }
+
+    /// Runs every instance until all have ended (with `detach`, until all started);
+    /// `progress` gets the counts whenever they change. A step that fails kills the
+    /// live sessions and records the run as failed with its cause.
+    pub async fn drive(mut self, progress: impl Fn(&Counts)) -> Result<Driven, RunError> {
+        if let Err(error) = self.rounds(progress).await {
+            steps::kill_all(&self.mux, &self.targets, self.live_sessions()).await;
+            self.record.end(RunState::Failed, Some(cause(&error)));
+            // The run's error is the one to report; a record that cannot be written adds nothing.
+            let _ = self.record.save(&self.dir);
+            return Err(error);
+        }
+        if self.detach {
+            return Ok((Vec::new(), RunState::Detached));
+        }
+        self.finish().await
+    }
+
+    /// The launch (unless resumed), then rounds until every instance ended.
+    async fn rounds(&mut self, progress: impl Fn(&Counts)) -> Result<(), RunError> {
+        if !self.resumed {
+            self.launch().await?;
+        }
+        if self.detach {
+            self.record.state = RunState::Detached;
+            return self.record.save(&self.dir);
+        }
         let mut shown = None;
         loop {
+            if let Some(leases) = &self.leases {
+                leases.set(self.live_sessions());
+            }
             let mut failure = self.take_placements().await?;
             let counts = count(&self.lives, self.retried);
             if shown != Some(counts) {
@@ -126,10 +214,22 @@ impl<'a> Driver<'a> {
             }
             self.watch(&mut failure).await?;
             self.follow(&mut failure).await?;
+            self.cancelled_or_interrupted(&mut failure);
             self.fail_fast(failure).await;
+            if std::mem::take(&mut self.dirty) {
+                self.record.save(&self.dir)?;
+            }
             tokio::time::sleep(POLL).await;
         }
-        self.finish().await
+        Ok(())
+    }
+
+    /// Instance `index` ended for good as `result`: its outcome goes into the record
+    /// (saved at the end of the round).
+    fn end_life(&mut self, index: usize, result: InstanceResult) {
+        self.record.instances[index].outcome = Some(Outcome::of(&result));
+        self.dirty = true;
+        self.lives[index].advance(State::Ended(Box::new(result)));
     }
 
     /// `Placed` → `Uploaded` → `Started`, every instance; the record saved with the
@@ -152,7 +252,7 @@ impl<'a> Driver<'a> {
                 }
                 Err(why) => {
                     let result = self.ended(index, None, Some(why.clone()));
-                    self.lives[index].advance(State::Ended(Box::new(result)));
+                    self.end_life(index, result);
                     refused.get_or_insert((index, why));
                 }
             }
@@ -182,21 +282,30 @@ impl<'a> Driver<'a> {
             }
         }
         let mut listings = JoinSet::new();
+        let asked = Instant::now();
         for node in live_on.keys().cloned() {
             let (mux, targets) = (self.mux.clone(), self.targets.clone());
+            // A silent node is given only what it has left before it counts as lost.
+            let silent = self.silent_since.get(&node).map_or(Duration::ZERO, |since| since.elapsed());
+            let timeout = LIST_TIMEOUT.min(NODE_LOSS.saturating_sub(silent)).max(POLL);
             listings.spawn(async move {
-                let listed = agent_client::sessions(Link::Keeper(&mux, &targets[&node]), LIST_TIMEOUT).await;
+                let listed = agent_client::sessions(Link::Keeper(&mux, &targets[&node]), timeout).await;
                 (node, listed)
             });
         }
+        let mut keeper_gone = false;
         while let Some(Ok((node, listed))) = listings.join_next().await {
             let list = match listed {
                 Ok(list) => {
                     self.silent_since.remove(&node);
                     list
                 }
+                Err(AgentError::Keeper(KeeperError::Io { .. })) => {
+                    keeper_gone = true;
+                    continue;
+                }
                 Err(e) => {
-                    let since = *self.silent_since.entry(node.clone()).or_insert_with(Instant::now);
+                    let since = *self.silent_since.entry(node.clone()).or_insert(asked);
                     if since.elapsed() >= NODE_LOSS {
                         let lost = format!("node {node} lost: {}", cause(&e));
                         for &index in &live_on[&node] {
@@ -224,7 +333,8 @@ impl<'a> Driver<'a> {
                             failure.get_or_insert(why);
                         }
                     }
-                    // The agent restarted (it died, and its guests with it).
+                    // The agent restarted (it died, and its guests with it), or nobody
+                    // renewed the session's lease and its record expired.
                     None => {
                         let gone = format!("the agent on {node} restarted and its guest is gone");
                         let result = self.ended(index, None, Some(gone.clone()));
@@ -236,6 +346,19 @@ impl<'a> Driver<'a> {
                 }
             }
         }
+        if keeper_gone {
+            self.revive_keeper().await?;
+        }
+        Ok(())
+    }
+
+    /// The lab's keeper is gone: starts it again. What failed through the dead keeper
+    /// in the rounds before said nothing about the nodes, so their silence starts over.
+    async fn revive_keeper(&mut self) -> Result<(), RunError> {
+        let (lab_dir, program) = &self.keeper_start;
+        tracing::warn!("the lab's connection keeper is gone; starting it again");
+        self.mux = Keeper::open(lab_dir, program).await?;
+        self.silent_since.clear();
         Ok(())
     }
 
@@ -315,7 +438,7 @@ impl<'a> Driver<'a> {
         };
         let (report, why) = steps::collect(link, &instance, &session, &out, &followed).await?;
         let result = self.ended(index, report, why);
-        self.lives[index].advance(State::Ended(Box::new(result)));
+        self.end_life(index, result);
         Ok(self.failed_for_good(index))
     }
 
@@ -372,7 +495,7 @@ impl<'a> Driver<'a> {
             self.lost.insert(failed.node.clone());
         }
         let Some(to) = self.next_node(index, &failed) else {
-            self.lives[index].advance(State::Ended(Box::new(failed)));
+            self.end_life(index, failed);
             return false;
         };
         let session = self.lives[index].session.take();
@@ -436,7 +559,7 @@ impl<'a> Driver<'a> {
                     let out = self.dir.join(&instance.name);
                     let saved = out.join(format!("attempt-{}", self.lives[index].attempts.len() + 1));
                     steps::restore(instance, &out, &saved).await?;
-                    self.lives[index].advance(State::Ended(failed));
+                    self.end_life(index, *failed);
                 }
                 Placed::Failed(why) => {
                     self.plan.instances[index].node = to.clone();
@@ -450,72 +573,6 @@ impl<'a> Driver<'a> {
             }
         }
         Ok(failure)
-    }
-
-    /// Fail fast: on the first failure for good nothing more is placed and the live
-    /// sessions are killed; those still live after [`STOP_WAIT`] end as stopped.
-    async fn fail_fast(&mut self, failure: Option<String>) {
-        if let (Some(why), None) = (failure, &self.stopping) {
-            self.stop.send_replace(true);
-            steps::kill_all(&self.mux, &self.targets, self.live_sessions()).await;
-            self.stopping = Some((why, Instant::now()));
-        }
-        let Some((why, since)) = self.stopping.clone() else { return };
-        if since.elapsed() < STOP_WAIT {
-            return;
-        }
-        // Instances stopped because another failed carry that reason, not their own.
-        for index in 0..self.lives.len() {
-            if self.lives[index].live_session().is_some() {
-                let result = self.ended(index, None, Some(format!("stopped: {why}; it did not end")));
-                self.lives[index].advance(State::Ended(Box::new(result)));
-            }
-        }
-    }
-
-    /// The end: placements still under way are waited for (what they started is
-    /// killed), the instances killed by the stop say why, each result gets its earlier
-    /// attempts, and the record is saved with every attempt when any was placed again.
-    async fn finish(mut self) -> Result<Vec<InstanceResult>, RunError> {
-        self.stop.send_replace(true);
-        while let Some(joined) = self.placing.join_next().await {
-            if let Ok((index, Placed::Started(session))) = joined {
-                if let State::Retrying { to, .. } = self.lives[index].state().clone() {
-                    steps::kill_all(&self.mux, &self.targets, vec![(to, session)]).await;
-                }
-            }
-        }
-        let why = self.stopping.take().map(|(why, _)| why);
-        let mut results = Vec::with_capacity(self.lives.len());
-        for index in 0..self.lives.len() {
-            let mut result = match self.lives[index].result() {
-                Some(result) => result.clone(),
-                None => self.ended(index, None, None),
-            };
-            if let (Some(why), Some(report)) = (&why, &result.report) {
-                if report.exit_state == "killed" && result.cause.is_none() {
-                    result.cause = Some(format!("stopped: {why}"));
-                }
-            }
-            results.push(result);
-        }
-        if self.retried == 0 {
-            return Ok(results);
-        }
-        for (index, result) in results.iter_mut().enumerate() {
-            let life = &mut self.lives[index];
-            if life.attempts.is_empty() {
-                continue;
-            }
-            result.attempts = std::mem::take(&mut life.attempts);
-            let entry = &mut self.record.instances[index];
-            entry.node = result.node.clone();
-            entry.session = life.session.clone();
-            entry.attempts = result.attempts.clone();
-            entry.attempts.push(Attempt::of(result, life.session.as_deref()));
-        }
-        self.record.save(&self.dir)?;
-        Ok(results)
     }
 
     /// Instance `index`'s result on its current node.

@@ -133,6 +133,16 @@ impl Life {
         Life { state: State::Placed { node: node.to_owned() }, session: None, attempts: Vec::new() }
     }
 
+    /// An instance of a run taken up by another process (`zerolab wait`): ended as
+    /// `result` when it has one, else started on `node` in `session`.
+    pub fn resumed(node: &str, session: Option<String>, result: Option<InstanceResult>) -> Life {
+        let state = match result {
+            Some(result) => State::Ended(Box::new(result)),
+            None => State::Started { node: node.to_owned() },
+        };
+        Life { state, session, attempts: Vec::new() }
+    }
+
     /// Where it is.
     pub fn state(&self) -> &State {
         &self.state

@@ -18,28 +18,35 @@
 //!
 //! The agent requests of each step are in `steps.rs`; following output as it is
 //! written (`zerolab sandbox run`, [`run_followed`]) in [`follow`]. Every request goes
-//! through the lab's connection keeper ([`Keeper`]), so no step pays an SSH handshake. The
-//! results directory is `LAB/jobs/<id>/`: `job.json` (the run: which instance on which
-//! node, in which session; written once the sessions started), then per instance
-//! `report` (ZeroVM's six lines) and the outputs its agent kept: `stdout` and `stderr`
-//! (unless the job sent them to node files) and `output` (when the job sends it to a
-//! local file); a failed attempt's in `attempt-N/` below them. [`history`] reads them
-//! back (`jobs`, `logs`, `cancel`).
+//! through the lab's connection keeper ([`Keeper`]), so no step pays an SSH handshake
+//! (a keeper that dies mid-run is started again and the run carries on). Every session
+//! carries a lease the run renews ([`lease`]): guests nobody follows any more stop by
+//! themselves. The results directory is `LAB/jobs/<id>/` (a unique id, the directory
+//! locked by the process driving the run: [`run_dir`]): `job.json` (the run's record:
+//! its state, which instance on which node, in which session, how each ended;
+//! [`JobRecord`]), then per instance `report` (ZeroVM's six lines) and the outputs its
+//! agent kept: `stdout` and `stderr` (unless the job sent them to node files) and
+//! `output` (when the job sends it to a local file); a failed attempt's in
+//! `attempt-N/` below them. [`history`] reads them back (`jobs`, `logs`, `cancel`);
+//! [`resume`] takes up a run left behind (`zerolab wait`).
 
 mod driver;
 pub mod follow;
 mod hashes;
 pub mod history;
+pub mod lease;
 mod life;
 pub mod plan;
 pub mod policy;
 mod record;
+pub mod resume;
+pub mod run_dir;
 mod steps;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use zerolab_agent_api::Report;
 
@@ -47,7 +54,8 @@ use self::driver::{Driver, Setup};
 use self::follow::Hook;
 use self::plan::{Plan, PlanError};
 use self::policy::{GroupRetries, NoRetries};
-pub use self::record::{Attempt, JobRecord, RecordedInstance};
+pub use self::record::{Attempt, JobRecord, Outcome, RecordedInstance, RecordedOutput, RunState};
+use self::run_dir::RunDir;
 use self::steps::{channel_addresses, Targets};
 use crate::agent_client::AgentError;
 use crate::cluster::Cluster;
@@ -70,6 +78,8 @@ const LIST_TIMEOUT: Duration = Duration::from_secs(2);
 const UPLOAD_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long stopped instances have to end after a failure.
 const STOP_WAIT: Duration = Duration::from_secs(10);
+/// The exit state the agent gives a guest it stopped because its lease expired.
+pub const LEASE_EXPIRED: &str = "lease expired";
 
 /// What can stop a run as a whole (an instance's own failure is in its result).
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +125,9 @@ pub enum RunError {
         #[source]
         source: std::io::Error,
     },
+    /// Another process drives the run (its `zerolab run` or a `zerolab wait`).
+    #[error("run {id} is being followed by another zerolab process; wait for it, or `zerolab cancel` the run")]
+    Driven { id: String },
 }
 
 impl From<UpError> for RunError {
@@ -134,6 +147,19 @@ impl From<KeeperError> for RunError {
 pub struct RunOptions {
     /// The `zerolab` executable, to start the lab's connection keeper when none runs.
     pub program: PathBuf,
+    /// Start the guests and return at once, leaving them running without leases, the
+    /// run recorded `detached` for `zerolab wait` to collect.
+    pub detach: bool,
+    /// Becomes true on an interrupt: every guest is stopped, reports collected, and the
+    /// run recorded `interrupted`.
+    pub interrupt: Option<tokio::sync::watch::Receiver<bool>>,
+}
+
+impl RunOptions {
+    /// A run that follows its guests to their end and is not interrupted.
+    pub fn new(program: PathBuf) -> RunOptions {
+        RunOptions { program, detach: false, interrupt: None }
+    }
 }
 
 /// How many instances are where, for progress.
@@ -176,15 +202,17 @@ impl InstanceResult {
     }
 }
 
-/// A finished run.
+/// A finished run (or, detached, a started one).
 #[derive(Debug, Clone)]
 pub struct JobRun {
-    /// The run's id (`wordcount-1763941234567`).
+    /// The run's id (`wordcount-20261205-021430-3fa9c1`).
     pub id: String,
     /// Its results directory.
     pub dir: PathBuf,
-    /// Every instance's result, in the job's order.
+    /// Every instance's result, in the job's order (none for a detached run).
     pub instances: Vec<InstanceResult>,
+    /// How it ended: `ok`, `failed`, `cancelled`, `interrupted`; or `detached`.
+    pub state: RunState,
 }
 
 impl JobRun {
@@ -215,40 +243,71 @@ pub async fn run(
     let targets: Targets = Arc::new(handle.targets().iter().map(|t| (t.node.clone(), t.clone())).collect());
     let mux = handle.keeper(&options.program).await?;
     let listen_at = channel_addresses(&mux, &targets, plan::listening_nodes(job, &placement)).await?;
-    let id = format!("{}-{}", job.name(), SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis());
-    let plan = plan::plan(job, &placement, &id, &listen_at, lab.dir()).await?;
-    let dir = lab.dir().join("jobs").join(&id);
+    let run_dir = RunDir::create(lab.dir(), job.name())?;
+    let (id, dir) = (run_dir.id.clone(), run_dir.path.clone());
+    let mut plan = match plan::plan(job, &placement, &id, &listen_at, lab.dir()).await {
+        Ok(plan) => plan,
+        Err(error) => {
+            // Refused before anything was sent: no run to keep.
+            drop(run_dir);
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(error.into());
+        }
+    };
+    let leases = !options.detach;
+    for instance in &mut plan.instances {
+        instance.request.lease_secs = leases.then_some(lease::LEASE.as_secs());
+    }
     let record = JobRecord::new(&id, job.name(), job.file_name(), &plan);
+    record.save(&dir)?;
     let policy = GroupRetries::new(job, cluster, state, |node| targets.contains_key(node));
     tracing::debug!(elapsed = ?begun.elapsed(), instances = plan.instances.len(), "planned");
     let progress = |counts: &Counts| {
         tracing::debug!(elapsed = ?begun.elapsed(), done = counts.done, failed = counts.failed, "progress");
         progress(counts);
     };
-    let setup = Setup { mux, targets, plan, dir: dir.clone(), record, policy: &policy, follow: None, begun };
-    let instances = Driver::new(setup).drive(progress).await?;
+    let setup = Setup {
+        mux,
+        targets,
+        plan,
+        dir: dir.clone(),
+        record,
+        policy: &policy,
+        follow: None,
+        begun,
+        keeper_start: (lab.dir().to_path_buf(), options.program.clone()),
+        interrupt: options.interrupt.clone(),
+        leases,
+        detach: options.detach,
+    };
+    let (instances, state) = Driver::new(setup).drive(progress).await?;
     tracing::debug!(elapsed = ?begun.elapsed(), "all instances ended, outputs collected");
-    Ok(JobRun { id, dir, instances })
+    drop(run_dir);
+    Ok(JobRun { id, dir, instances, state })
 }
 
 /// Runs `plan` (of job `name`, from `file`) on the lab in `lab_dir` through its keeper
 /// `mux`, to `targets`, as [`run`] does, without retries, handing every piece of each
 /// instance's stdout and stderr to `follow` as the guest writes it (`zerolab sandbox
 /// run`). The results directory and record are a job's: `zerolab jobs` and `logs` find
-/// the run.
+/// the run. `options.program` starts the keeper again should it die.
 pub async fn run_followed(
     lab_dir: &Path,
     mux: Keeper,
     targets: HashMap<String, Target>,
-    plan: Plan,
-    name: &str,
-    file: &str,
+    mut plan: Plan,
+    (name, file): (&str, &str),
+    options: &RunOptions,
     follow: Hook<'_>,
 ) -> Result<JobRun, RunError> {
     let targets = Arc::new(targets);
-    let id = format!("{name}-{}", SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis());
-    let dir = lab_dir.join("jobs").join(&id);
+    let run_dir = RunDir::create(lab_dir, name)?;
+    let (id, dir) = (run_dir.id.clone(), run_dir.path.clone());
+    for instance in &mut plan.instances {
+        instance.request.lease_secs = Some(lease::LEASE.as_secs());
+    }
     let record = JobRecord::new(&id, name, file, &plan);
+    record.save(&dir)?;
     let setup = Setup {
         mux,
         targets,
@@ -258,7 +317,12 @@ pub async fn run_followed(
         policy: &NoRetries,
         follow: Some(follow),
         begun: Instant::now(),
+        keeper_start: (lab_dir.to_path_buf(), options.program.clone()),
+        interrupt: options.interrupt.clone(),
+        leases: true,
+        detach: false,
     };
-    let instances = Driver::new(setup).drive(|_| {}).await?;
-    Ok(JobRun { id, dir, instances })
+    let (instances, state) = Driver::new(setup).drive(|_| {}).await?;
+    drop(run_dir);
+    Ok(JobRun { id, dir, instances, state })
 }

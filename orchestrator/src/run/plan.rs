@@ -85,6 +85,9 @@ pub enum PlanError {
     /// A node that must accept channel connections has no channel port.
     #[error("instance {instance}: node {node} accepts no channel connections (its agent has no channel port); run `zerolab up` to update the agent")]
     NoChannelPort { instance: String, node: String },
+    /// A local output whose directory does not exist (checked before anything starts).
+    #[error("instance {instance}: output directory {} does not exist; make it, or fix the job's output path", dir.display())]
+    OutputDir { instance: String, dir: PathBuf },
     /// No randomness for the channel keys.
     #[error("cannot make channel keys: the system's random source failed")]
     Random,
@@ -169,6 +172,11 @@ pub async fn plan(
                 _ => None,
             })
             .collect();
+        for path in collect.iter().filter_map(|c| c.copy_to.as_ref()) {
+            if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty() && !dir.is_dir()) {
+                return Err(PlanError::OutputDir { instance: instance.name.clone(), dir: dir.to_path_buf() });
+            }
+        }
         let mut devices = Vec::new();
         for device in &instance.devices {
             let checksum = device.sha256;

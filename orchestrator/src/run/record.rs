@@ -1,8 +1,11 @@
-//! `LAB/jobs/<id>/job.json`: what a run put where, written as soon as its sessions were
-//! started (with their ids), so `zerolab jobs`, `logs` and `cancel` find a run's
-//! instances while it runs, and after its `zerolab run` died. Written again whenever an
-//! instance is placed again (its node and session are then the new attempt's, and its
-//! `attempts` list the earlier ones), and at the end of a run that placed any again.
+//! `LAB/jobs/<id>/job.json`: a run as a record. Written (atomically: a temporary file
+//! renamed over it, so a reader never sees half of one) before anything is sent, as
+//! `running`; again once its sessions were started (with their ids), so `zerolab jobs`,
+//! `logs`, `cancel` and `wait` find a run's instances while it runs and after its
+//! `zerolab run` died; whenever an instance is placed again (its node and session are
+//! then the new attempt's, and its `attempts` list the earlier ones) or ends (its
+//! [`Outcome`]); and at the end with the run's [`RunState`] and cause. A failure at any
+//! step is recorded as the run's state with its cause: a run is never left half-written.
 
 use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
@@ -10,7 +13,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use super::plan::Plan;
+use zerolab_agent_api::Report;
+
+use super::plan::{Collected, Plan};
 use super::{InstanceResult, RunError};
 
 /// The file's name in a run's directory.
@@ -19,8 +24,52 @@ pub const FILE: &str = "job.json";
 /// sessions: the runner then places no instance again.
 pub const CANCELLED: &str = "cancelled";
 
+/// Where a run is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunState {
+    /// Its driver (`zerolab run` or `zerolab wait`) follows it; a record that says so
+    /// while no driver holds the run's lock was left behind: it reads `interrupted`.
+    Running,
+    /// Started with `--detach`: its guests run with nobody following them until
+    /// `zerolab wait` collects them.
+    Detached,
+    /// Every instance exited 0.
+    Ok,
+    /// An instance failed, was lost with its node, or a step of the run failed.
+    Failed,
+    /// `zerolab cancel` stopped it.
+    Cancelled,
+    /// Ctrl-C or SIGTERM stopped it, or its guests were stopped because nobody renewed
+    /// their leases (their `zerolab run` was killed).
+    Interrupted,
+}
+
+impl RunState {
+    /// Its name, as `zerolab jobs` shows it and the record stores it.
+    pub fn name(self) -> &'static str {
+        match self {
+            RunState::Running => "running",
+            RunState::Detached => "detached",
+            RunState::Ok => "ok",
+            RunState::Failed => "failed",
+            RunState::Cancelled => "cancelled",
+            RunState::Interrupted => "interrupted",
+        }
+    }
+
+    /// True once the run ended (its record is final).
+    pub fn is_final(self) -> bool {
+        !matches!(self, RunState::Running | RunState::Detached)
+    }
+}
+
+fn running() -> RunState {
+    RunState::Running
+}
+
 /// One run of a job.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobRecord {
     /// The run's id, also its directory's name.
     pub id: String,
@@ -30,12 +79,21 @@ pub struct JobRecord {
     pub file: String,
     /// When the run started, in seconds since the epoch.
     pub started: u64,
+    /// Where the run is.
+    #[serde(default = "running")]
+    pub state: RunState,
+    /// Why it failed, was cancelled or interrupted (`fail exited 3`, `node node-2 lost: ...`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
+    /// When it ended, in seconds since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended: Option<u64>,
     /// Every instance, in the job's order.
     pub instances: Vec<RecordedInstance>,
 }
 
 /// Where one instance runs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RecordedInstance {
     /// The instance.
     pub name: String,
@@ -47,6 +105,48 @@ pub struct RecordedInstance {
     /// outcome is written when the run ends); empty otherwise.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attempts: Vec<Attempt>,
+    /// The outputs its agent keeps, collected into the run's directory (and copied where
+    /// the job says) when it ends: what `zerolab wait` collects for a run left behind.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub collect: Vec<RecordedOutput>,
+    /// How it ended, once it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Outcome>,
+}
+
+/// An output an instance's agent keeps (see [`Collected`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedOutput {
+    /// `stdout`, `stderr` or `output`.
+    pub stream: String,
+    /// Where the job wants a copy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy_to: Option<std::path::PathBuf>,
+}
+
+impl RecordedOutput {
+    /// The output as the plan has it; `None` for a stream name no agent keeps.
+    pub fn collected(&self) -> Option<Collected> {
+        let stream = ["stdout", "stderr", "output"].into_iter().find(|s| *s == self.stream)?;
+        Some(Collected { stream, copy_to: self.copy_to.clone() })
+    }
+}
+
+/// How an instance ended: its report, when its session ended on a node that answered,
+/// and why it has none or was stopped.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// Its report.
+    pub report: Option<Report>,
+    /// Why it has no report or failed anyway.
+    pub cause: Option<String>,
+}
+
+impl Outcome {
+    /// The outcome of `result`.
+    pub fn of(result: &InstanceResult) -> Outcome {
+        Outcome { report: result.report.clone(), cause: result.cause.clone() }
+    }
 }
 
 /// One attempt of an instance that was placed again: where it ran and how it ended.
@@ -100,7 +200,10 @@ impl JobRecord {
             id: id.to_owned(),
             job: name.to_owned(),
             file: file.to_owned(),
-            started: SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs(),
+            started: now(),
+            state: RunState::Running,
+            cause: None,
+            ended: None,
             instances: plan
                 .instances
                 .iter()
@@ -109,9 +212,22 @@ impl JobRecord {
                     node: i.node.clone(),
                     session: None,
                     attempts: Vec::new(),
+                    collect: i
+                        .collect
+                        .iter()
+                        .map(|c| RecordedOutput { stream: c.stream.to_owned(), copy_to: c.copy_to.clone() })
+                        .collect(),
+                    outcome: None,
                 })
                 .collect(),
         }
+    }
+
+    /// Marks the run ended as `state`, for `cause`.
+    pub fn end(&mut self, state: RunState, cause: Option<String>) {
+        self.state = state;
+        self.cause = cause;
+        self.ended = Some(now());
     }
 
     /// Writes the record into `dir` (made 0700 when missing), replacing it atomically.
@@ -131,6 +247,11 @@ impl JobRecord {
         let text = std::fs::read(&path).map_err(failed)?;
         serde_json::from_slice(&text).map_err(|e| failed(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
     }
+}
+
+/// Now, in seconds since the epoch.
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
 }
 
 #[cfg(test)]
@@ -153,7 +274,14 @@ mod tests {
         assert_eq!(attempt(None, None, Some("node node-1 lost: gone")).how(), "node node-1 lost: gone");
         assert_eq!(attempt(None, None, None).how(), "failed");
 
-        let entry = RecordedInstance { name: "a".into(), node: "node-1".into(), session: None, attempts: Vec::new() };
+        let entry = RecordedInstance {
+            name: "a".into(),
+            node: "node-1".into(),
+            session: None,
+            attempts: Vec::new(),
+            collect: Vec::new(),
+            outcome: None,
+        };
         let json = serde_json::to_string(&entry).unwrap();
         assert_eq!(json, r#"{"name":"a","node":"node-1","session":null}"#);
         assert_eq!(serde_json::from_str::<RecordedInstance>(&json).unwrap(), entry);

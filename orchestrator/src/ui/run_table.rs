@@ -1,6 +1,6 @@
 //! The table that ends `zerolab run`: a row per instance, its causes under the table.
 
-use zerolab::run::{InstanceResult, JobRun};
+use zerolab::run::{InstanceResult, JobRun, RunState};
 
 use super::table;
 
@@ -43,9 +43,13 @@ pub fn job_summary(run: &JobRun) -> String {
     let mut text = table(&rows);
     text.push_str(&notes);
     let failed = run.instances.iter().filter(|i| !i.success()).count();
-    let verdict = match failed {
-        0 => format!("job {}: all {} instances exited 0", run.id, run.instances.len()),
-        n => format!("job {}: {n} of {} instances failed", run.id, run.instances.len()),
+    let total = run.instances.len();
+    let verdict = match (run.state, failed) {
+        (RunState::Cancelled | RunState::Interrupted, _) => {
+            format!("job {}: {}, {} of {total} instances exited 0", run.id, run.state.name(), total - failed)
+        }
+        (_, 0) => format!("job {}: all {total} instances exited 0", run.id),
+        (_, n) => format!("job {}: {n} of {total} instances failed", run.id),
     };
     text.push_str(&format!("results in {}\n{verdict}\n", run.dir.display()));
     text
@@ -115,6 +119,7 @@ mod tests {
         let run = JobRun {
             id: "j-1".into(),
             dir: "/r".into(),
+            state: RunState::Failed,
             instances: vec![
                 instance("plain", 0, vec![]),
                 instance("flaky", 0, vec![attempt("node-2", 3, None)]),
@@ -163,6 +168,7 @@ mod tests {
         let run = JobRun {
             id: "j-2".into(),
             dir: "/r".into(),
+            state: RunState::Failed,
             instances: vec![
                 instance("invalid", Some(report), None),
                 instance("stopped", None, Some(format!("{cause}\nsecond line"))),

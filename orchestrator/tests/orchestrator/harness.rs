@@ -127,6 +127,14 @@ subnets! {
     DownHostKey = 162, "dn";
     /// `down`: collected results kept.
     DownRuns = 163, "dn";
+    /// `runs`: concurrent runs, `jobs` states, cancel, `logs -f`, output directories.
+    RunsRecords = 170, "rl";
+    /// `runs`: Ctrl-C, a killed `zerolab run`, `--detach`, `wait`.
+    RunsInterrupted = 171, "rl";
+    /// `runs`: the keeper killed mid-run.
+    RunsKeeper = 172, "rl";
+    /// `runs`: a node whose agent stops answering.
+    RunsNodeLoss = 173, "rl";
 }
 
 impl Subnet {

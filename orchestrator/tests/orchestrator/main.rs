@@ -31,6 +31,7 @@ mod login;
 mod netns;
 mod retry;
 mod run;
+mod runs;
 mod sandbox;
 mod sandbox_follow;
 mod scripting;

@@ -100,6 +100,13 @@ pub enum Problem {
         resolved.display()
     )]
     InputNotFound { device: &'static str, value: String, resolved: PathBuf },
+    /// A local output whose directory does not exist.
+    #[error(
+        "{device} output `{value}`: directory {} does not exist; expected an existing directory (make it, or fix \
+         the path; paths are relative to the job file's directory)",
+        dir.display()
+    )]
+    OutputDirMissing { device: &'static str, value: String, dir: PathBuf },
     /// An output at a URL.
     #[error(
         "{device} is an output and cannot go to a URL (`{value}`); expected a local path or node:/ABS/PATH \

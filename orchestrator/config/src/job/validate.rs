@@ -273,8 +273,23 @@ fn check_devices(
         };
         let sha256 = check_sha256(draft, check);
         if !name.is_input() {
-            if let FileRef::Url(_) = file {
-                check.report(&path.path, Problem::OutputToUrl { device: name.name(), value: path.value.clone() });
+            match &file {
+                FileRef::Url(_) => {
+                    check.report(&path.path, Problem::OutputToUrl { device: name.name(), value: path.value.clone() })
+                }
+                FileRef::Local(resolved) => {
+                    // A `*` (the instance's name) in the directory is checked per instance, at run time.
+                    let dir = resolved.parent().filter(|dir| !dir.as_os_str().is_empty());
+                    if let Some(dir) = dir.filter(|dir| !dir.to_string_lossy().contains('*') && !dir.is_dir()) {
+                        let problem = Problem::OutputDirMissing {
+                            device: name.name(),
+                            value: path.value.clone(),
+                            dir: dir.into(),
+                        };
+                        check.report(&path.path, problem);
+                    }
+                }
+                FileRef::Node(_) => {}
             }
             devices.push(Device { name, file, sha256: None });
             continue;

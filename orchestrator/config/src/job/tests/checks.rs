@@ -218,6 +218,15 @@ fn checks_devices_by_direction() {
             ),
         ),
         (
+            "output in a missing directory",
+            one("    devices: {stdout: nodir/out.txt}\n"),
+            format!(
+                "7:23: stdout output `nodir/out.txt`: directory {} does not exist; expected an existing directory \
+                 (make it, or fix the path; paths are relative to the job file's directory)",
+                fx.shown("nodir")
+            ),
+        ),
+        (
             "output to a URL",
             one("    devices: {stdout: \"https://example.org/out\"}\n"),
             "7:23: stdout is an output and cannot go to a URL (`https://example.org/out`); expected a local path or \

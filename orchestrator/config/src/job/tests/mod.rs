@@ -3,7 +3,7 @@
 //! channels, ZeroCloud's JSON, placement, and the examples).
 //!
 //! Every case runs in a temp dir holding dummy programs (`map`, `reduce`) and inputs
-//! (`data/part-1..3`, `in.txt`), so the checks that look at the file system have
+//! (`data/part-1..3`, `in.txt`) and an output directory (`out`), so the checks that look at the file system have
 //! something to find; nothing is built.
 
 mod checks;
@@ -27,6 +27,7 @@ impl Fixture {
             std::fs::write(path, "x").unwrap();
         }
         std::fs::create_dir(dir.path().join("bin")).unwrap();
+        std::fs::create_dir(dir.path().join("out")).unwrap();
         Fixture { dir }
     }
 

@@ -266,20 +266,10 @@ impl<'a> Runs<'a> {
                 started: run.record.started,
                 done: run.finished,
                 total: run.record.instances.len(),
-                state: run_state(run),
+                state: run.state.name(),
             })
             .collect();
         Runs { lab, runs }
-    }
-}
-
-/// A run's state as far as its record tells: `ended` once every instance's report is
-/// in its directory, `running` before. (Where a run's record keeps its own state, that
-/// is what this returns.)
-fn run_state(run: &RunSummary) -> &'static str {
-    match run.finished == run.record.instances.len() {
-        true => "ended",
-        false => "running",
     }
 }
 

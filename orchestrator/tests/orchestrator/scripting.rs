@@ -249,7 +249,7 @@ fn run_jobs_status_and_graph_on_a_lab_that_is_up() {
         })
         .collect();
     assert_eq!(runs.len(), 3, "{run:#?}");
-    assert_eq!(runs[0], ("hi".to_owned(), 2, 2, "ended".to_owned()), "{run:#?}");
+    assert_eq!(runs[0], ("hi".to_owned(), 2, 2, "ok".to_owned()), "{run:#?}");
 
     // `graph` of a lab that is up shows each node's state.
     let run = lab.zerolab(&["graph"], &[&hello]);

@@ -72,7 +72,7 @@ pub fn runs(lab: &Lab) -> Result<Vec<RunSummary>, HistoryError> {
         let state = state_of(&record, &path);
         runs.push(RunSummary { record, state, finished });
     }
-    runs.sort_by(|a, b| (a.record.started, &a.record.id).cmp(&(b.record.started, &b.record.id)));
+    runs.sort_by_key(|run| (run.record.started_ms.max(run.record.started * 1000), run.record.id.clone()));
     Ok(runs)
 }
 
@@ -273,6 +273,7 @@ mod tests {
             job: "j".into(),
             file: "j.yaml".into(),
             started: 1,
+            started_ms: 1000,
             state,
             cause: None,
             ended: None,

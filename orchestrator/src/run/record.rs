@@ -79,6 +79,10 @@ pub struct JobRecord {
     pub file: String,
     /// When the run started, in seconds since the epoch.
     pub started: u64,
+    /// The same in milliseconds, which orders runs started within one second (0 in
+    /// records of earlier builds).
+    #[serde(default)]
+    pub started_ms: u64,
     /// Where the run is.
     #[serde(default = "running")]
     pub state: RunState,
@@ -196,11 +200,13 @@ impl JobRecord {
     /// The record of a run of job `name` (from `file`) as `plan` places it, no session
     /// started yet.
     pub fn new(id: &str, name: &str, file: &str, plan: &Plan) -> JobRecord {
+        let started_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
         JobRecord {
             id: id.to_owned(),
             job: name.to_owned(),
             file: file.to_owned(),
-            started: now(),
+            started: started_ms / 1000,
+            started_ms,
             state: RunState::Running,
             cause: None,
             ended: None,

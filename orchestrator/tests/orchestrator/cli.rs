@@ -166,6 +166,7 @@ fn lists_its_commands_and_no_others() {
             "status",
             "exec",
             "run",
+            "wait",
             "jobs",
             "logs",
             "cancel",

@@ -273,7 +273,7 @@ mod tests {
             job: "j".into(),
             file: "j.yaml".into(),
             started: 1,
-            started_ms: 1000,
+            started_ms: 0,
             state,
             cause: None,
             ended: None,

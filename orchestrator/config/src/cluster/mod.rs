@@ -66,8 +66,8 @@ pub use self::problem::{Problem, MAX_COUNT};
 pub use self::provider::{
     Addressing, NodeSettings, ProviderConfig, ProviderKind, ProviderSettings, ProviderSpec, Registry,
 };
-pub use self::schema::Labels;
 pub use self::provision::Step;
+pub use self::schema::Labels;
 pub use self::selector::{NodeSelector, SelectorError};
 pub use self::validate::EntryView;
 use crate::document::{read, Document};

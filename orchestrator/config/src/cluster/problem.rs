@@ -139,7 +139,9 @@ pub enum Problem {
     )]
     UnknownStep { name: String, suggestion: Option<String> },
     /// `after:` names this step or a later one: a cycle, as steps run in file order.
-    #[error("step `{name}` does not come before this step (that would be a cycle); expected the name of an earlier step")]
+    #[error(
+        "step `{name}` does not come before this step (that would be a cycle); expected the name of an earlier step"
+    )]
     StepNotEarlier { name: String },
     /// A step with nothing to do.
     #[error("step `{name}` has nothing to do; expected one of `script`, `script_file` or `files`")]

@@ -16,10 +16,10 @@ use std::path::{Path, PathBuf};
 
 use super::expand::{self, Entry};
 use super::names;
-use super::provision;
 use super::net::{NodeAddress, Subnet, SubnetError};
 use super::problem::{Problem, MAX_COUNT};
 use super::provider::{Addressing, ProviderKind, ProviderSpec, Registry};
+use super::provision;
 use super::schema::{ClusterFile, Labels, NodeDefaults, NodeField, NodeSpec};
 use super::{Checker, Cluster};
 use crate::document::{closest, ReadProblem, YamlPath};

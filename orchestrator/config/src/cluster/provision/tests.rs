@@ -44,7 +44,10 @@ fn naming_a_later_step_or_itself_is_a_cycle() {
         read("  - {name: a, after: [b], script: 'true'}\n  - {name: b, after: [b], script: 'true'}\n").unwrap_err();
     let lines: Vec<&str> = err.lines().collect();
     assert_eq!(lines.len(), 2);
-    assert!(lines[0].starts_with("demo.yaml:7:23: step `b` does not come before this step (that would be a cycle)"), "{err}");
+    assert!(
+        lines[0].starts_with("demo.yaml:7:23: step `b` does not come before this step (that would be a cycle)"),
+        "{err}"
+    );
     assert!(lines[1].starts_with("demo.yaml:8:23: step `b` does not come before"));
 }
 
@@ -70,7 +73,10 @@ fn script_files_and_uploads_are_read_next_to_the_cluster_file() {
     std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(cluster.provision()[0].action, Action::Script("echo hi\n".into()));
     let Action::Files(files) = &cluster.provision()[1].action else { panic!() };
-    assert_eq!((files[0].contents.as_slice(), files[0].mode, files[0].dest.as_str()), (&b"x=1\n"[..], 0o600, "/etc/app.conf"));
+    assert_eq!(
+        (files[0].contents.as_slice(), files[0].mode, files[0].dest.as_str()),
+        (&b"x=1\n"[..], 0o600, "/etc/app.conf")
+    );
 }
 
 #[test]
@@ -87,7 +93,10 @@ fn each_bad_field_is_reported_together() {
     )
     .unwrap_err();
     let lines: Vec<&str> = err.lines().collect();
-    assert_eq!(lines[0], "demo.yaml:7:12: step `a` has nothing to do; expected one of `script`, `script_file` or `files`");
+    assert_eq!(
+        lines[0],
+        "demo.yaml:7:12: step `a` has nothing to do; expected one of `script`, `script_file` or `files`"
+    );
     assert!(lines[1].starts_with("demo.yaml:8:5: step `b` has more than one of"), "{err}");
     assert_eq!(lines[2], "demo.yaml:9:12: duplicate step name `a`; expected unique step names");
     assert!(lines[3].starts_with("demo.yaml:9:26: timeout without ready"), "{err}");

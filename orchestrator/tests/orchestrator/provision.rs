@@ -182,3 +182,13 @@ fn a_failed_step_stops_up_and_ready_is_retried_to_its_deadline() {
     let log = fs::read_to_string(dir.join("node-1/slow.log")).unwrap();
     assert!(log.contains("ready check: exit status 1"), "retried: {log}");
 }
+
+#[test]
+fn the_galera_example_reads_with_its_files() {
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/galera/cluster.yaml");
+    let cluster = zerolab::cluster::from_path(file).unwrap();
+    let steps: Vec<(&str, usize)> = cluster.provision().iter().map(|s| (s.name.as_str(), s.nodes.len())).collect();
+    assert_eq!(steps, [("galera-config", 3), ("bootstrap", 1), ("join", 2), ("cluster-size", 1)]);
+    let zerolab::cluster::provision::Action::Script(script) = &cluster.provision()[1].action else { panic!() };
+    assert!(script.contains("galera_new_cluster"));
+}

@@ -127,8 +127,11 @@ pub enum Problem {
     #[error("invalid box `{value}`; expected a box name such as debian/bookworm64, without spaces")]
     BoxName { value: String },
     /// A provisioning step without a name.
-    #[error("step name is empty; expected a name for the step")]
-    StepName,
+    #[error(
+        "invalid step name `{name}`: {reason}; expected 1 to {MAX_LABEL} characters of letters, digits, `.`, `_` \
+         and `-`, starting and ending with a letter or digit"
+    )]
+    StepName { name: String, reason: NameError },
     /// Two steps with one name.
     #[error("duplicate step name `{name}`; expected unique step names")]
     DuplicateStep { name: String },

@@ -12,6 +12,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::names::{self, NameError};
 use super::schema::StepSpec;
 use super::selector::NodeSelector;
 use super::{Checker, Node, Problem};
@@ -76,8 +77,13 @@ pub(crate) fn check(specs: &[StepSpec], nodes: &[Node], base: &Path, check: &mut
     let mut steps = Vec::new();
     for (index, spec) in specs.iter().enumerate() {
         let path = root.index(index);
-        if spec.name.trim().is_empty() {
-            check.report(&path.key("name"), Problem::StepName);
+        // The name is a file name in the lab directory (`LAB/provision/<node>/<step>.json`).
+        let name_check = match spec.name.is_empty() {
+            true => Err(NameError::Empty),
+            false => names::check_label_value(&spec.name),
+        };
+        if let Err(reason) = name_check {
+            check.report(&path.key("name"), Problem::StepName { name: spec.name.clone(), reason });
         } else if earlier.contains(&spec.name) {
             check.report(&path.key("name"), Problem::DuplicateStep { name: spec.name.clone() });
         }

@@ -80,6 +80,12 @@ fn script_files_and_uploads_are_read_next_to_the_cluster_file() {
 }
 
 #[test]
+fn a_step_name_must_be_a_file_name() {
+    let err = read("  - {name: ../x, script: 'true'}\n").unwrap_err();
+    assert!(err.starts_with("demo.yaml:7:12: invalid step name `../x`: "), "{err}");
+}
+
+#[test]
 fn a_selector_matching_no_node_is_located() {
     let err = read("  - {name: s, nodes: web-*, script: 'true'}\n").unwrap_err();
     assert!(err.starts_with("demo.yaml:7:22: node selector `web-*` matches no node; expected"), "{err}");

@@ -284,7 +284,7 @@ fn status(cluster: &Cluster, lab_root: &std::path::Path, output: OutputFormat) -
     let status = runtime()?.block_on(zerolab::status::status(lab_root, cluster))?;
     let all_ready = status.nodes.iter().all(|r| r.state == NodeState::Ready);
     if output == OutputFormat::Json {
-        json::print(&json::Status::new(cluster.name(), &status.nodes, &status.services));
+        json::print(&json::Status::new(cluster.name(), &status));
         return Ok(if all_ready { EXIT_OK } else { EXIT_INVALID });
     }
     let mut text = ui::status_table(&status.nodes);

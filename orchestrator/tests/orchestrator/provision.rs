@@ -124,6 +124,9 @@ fn steps_run_in_order_once_and_again_when_changed() {
     };
     assert_eq!(row("bootstrap"), ["bootstrap", "1", "0", "0"], "{status:#?}");
     assert_eq!(row("join"), ["join", "2", "0", "0"], "{status:#?}");
+    let json = lab.zerolab(&["status"], &["-o", "json"]);
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(doc["steps"][2], serde_json::json!({"step": "join", "done": 2, "failed": 0, "pending": 0}), "{json:#?}");
 }
 
 #[test]

@@ -103,3 +103,37 @@ pub fn counts(lab_dir: &Path, cluster: &Cluster) -> Vec<StepCounts> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(script: &str, nodes: &[&str]) -> Step {
+        Step {
+            name: "s".into(),
+            action: Action::Script(script.into()),
+            nodes: nodes.iter().map(|n| (*n).to_owned()).collect(),
+            after: Vec::new(),
+            ready: None,
+            always: false,
+        }
+    }
+
+    #[test]
+    fn the_hash_follows_the_script_and_the_node_list_only() {
+        let base = content_hash(&step("echo a", &["n1", "n2"]));
+        assert_eq!(base, content_hash(&Step { after: vec!["x".into()], ..step("echo a", &["n1", "n2"]) }));
+        assert_ne!(base, content_hash(&step("echo b", &["n1", "n2"])));
+        assert_ne!(base, content_hash(&step("echo a", &["n1"])));
+    }
+
+    #[test]
+    fn a_record_and_its_log_are_saved_and_read_back() {
+        let dir = std::env::temp_dir().join(format!("zerolab-record-{}", std::process::id()));
+        let hash = content_hash(&step("echo a", &["n1"]));
+        save(&dir, "n1", "s", &StepRecord { hash: hash.clone(), ok: false }, b"a\n").unwrap();
+        let (record, log) = (load(&dir, "n1", "s"), std::fs::read(log_path(&dir, "n1", "s")).unwrap());
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!((record, log.as_slice()), (Some(StepRecord { hash, ok: false }), &b"a\n"[..]));
+    }
+}

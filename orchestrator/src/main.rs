@@ -206,7 +206,7 @@ fn up(
     let reports = match reports {
         Err(UpError::Provision(failed @ ProvisionError::Failed { .. })) => {
             let mut err = io::stderr().lock();
-            print_line(&mut err, &format!("error: {failed}"));
+            print_line(&mut err, &format!("zerolab: {failed}"));
             if let ProvisionError::Failed { tail, .. } = &failed {
                 tail.iter().for_each(|line| print_line(&mut err, &format!("  | {line}")));
             }

@@ -145,7 +145,7 @@ fn a_failed_step_stops_up_and_ready_is_retried_to_its_deadline() {
     assert_eq!(run.code, 1, "{run:#?}");
     assert!(run.stdout.contains("step broken on node-2: failed: exit status 3"), "{run:#?}");
     assert!(
-        run.stderr.contains("error: step `broken` failed on node-2: exit status 3; later steps did not run"),
+        run.stderr.contains("zerolab: step `broken` failed on node-2: exit status 3; later steps did not run"),
         "{run:#?}"
     );
     assert!(run.stderr.contains("  | starting\n  | the-last-words\n"), "{run:#?}");

@@ -45,9 +45,10 @@ pub enum Command {
     },
     /// Bring the lab up: make its nodes (netns; ssh nodes exist already), install and
     /// start the agent on each (a systemd service where systemd runs, else a supervised
-    /// process), wait until it is healthy; one line per node as it finishes, then a summary
-    #[command(after_help = "Exit status: 0 every node ready, 1 a node failed (one line each) or the cluster \
-                            file is invalid, 2 usage error, unreadable file, or the lab could not be made.")]
+    /// process), wait until it is healthy; one line per node as it finishes, then a summary;
+    /// then run the cluster file's provisioning steps that changed, one line per step and node
+    #[command(after_help = "Exit status: 0 every node ready, 1 a node or a provisioning step failed (one \
+                            line each) or the cluster file is invalid, 2 usage error, unreadable file, or the lab could not be made.")]
     Up {
         /// The cluster file
         #[arg(value_name = "FILE")]
@@ -59,6 +60,10 @@ pub enum Command {
         /// The agent binary to install [default: zerolab-agent beside zerolab]
         #[arg(long, value_name = "PATH")]
         agent: Option<PathBuf>,
+        /// Run the provisioning steps again even where their content did not change: all
+        /// of them, or only STEP
+        #[arg(long, value_name = "STEP", num_args = 0..=1, default_missing_value = "")]
+        reprovision: Option<String>,
     },
     /// Take the lab down (idempotent): netns removes its nodes; ssh stops and removes what
     /// zerolab installed on each node it logged into (the agent, its service,

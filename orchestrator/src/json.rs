@@ -13,10 +13,10 @@ use std::path::Path;
 use serde::Serialize;
 
 use zerolab::cluster::{Cluster, Diagnostics};
-use zerolab::keeper::{ServiceState, ServiceStatus};
+use zerolab::keeper::ServiceState;
 use zerolab::run::history::RunSummary;
 use zerolab::run::{InstanceResult, JobRun};
-use zerolab::status::NodeStatus;
+use zerolab::status::LabStatus;
 
 use crate::ui::state_name;
 
@@ -158,6 +158,17 @@ pub struct Status<'a> {
     pub ready: bool,
     pub nodes: Vec<StatusNode<'a>>,
     pub services: Vec<Service<'a>>,
+    /// Each provisioning step: on how many of its nodes it is done, failed, pending.
+    pub steps: Vec<Step<'a>>,
+}
+
+/// One provisioning step's counts.
+#[derive(Debug, Serialize)]
+pub struct Step<'a> {
+    pub step: &'a str,
+    pub done: usize,
+    pub failed: usize,
+    pub pending: usize,
 }
 
 /// One node as `status` saw it.
@@ -194,9 +205,15 @@ pub struct Service<'a> {
 }
 
 impl<'a> Status<'a> {
-    /// The document for lab `lab`'s `nodes` and `services`.
-    pub fn new(lab: &'a str, nodes: &'a [NodeStatus], services: &'a [ServiceStatus]) -> Status<'a> {
+    /// The document for lab `lab`'s status.
+    pub fn new(lab: &'a str, status: &'a LabStatus) -> Status<'a> {
+        let (nodes, services) = (&status.nodes, &status.services);
         Status {
+            steps: status
+                .steps
+                .iter()
+                .map(|s| Step { step: &s.step, done: s.done, failed: s.failed, pending: s.pending })
+                .collect(),
             lab,
             ready: nodes.iter().all(|node| node.state == zerolab::lab::NodeState::Ready),
             nodes: nodes

@@ -45,6 +45,7 @@ pub mod lab;
 pub mod lab_handle;
 pub mod login;
 pub mod provider;
+pub mod provision;
 pub mod run;
 pub mod sandbox_run;
 pub mod ssh;

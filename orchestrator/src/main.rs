@@ -9,8 +9,9 @@ use std::process::ExitCode;
 use clap::Parser;
 use zerolab::cluster::{Cluster, LoadError, NodeSelector};
 use zerolab::lab::{LockWait, NodeState};
+use zerolab::provision::{ProvisionError, Reprovision, StepReport};
 use zerolab::ssh::PARALLEL;
-use zerolab::up::UpOptions;
+use zerolab::up::{UpError, UpOptions};
 
 mod cli;
 mod jobs;
@@ -43,8 +44,8 @@ fn main() -> ExitCode {
             true => validate_job(&file, cluster.as_deref(), output),
             false => validate(&file, cluster.is_some(), output),
         },
-        Command::Up { file, lab_root, agent } => {
-            with_lab(&file, &lab_root, |cluster| up(cluster, &file, &lab_root, agent))
+        Command::Up { file, lab_root, agent, reprovision } => {
+            with_lab(&file, &lab_root, |cluster| up(cluster, &file, &lab_root, agent, reprovision))
         }
         Command::Down { file, lab_root, force, purge, strict } => {
             with_lab(&file, &lab_root, |cluster| down(cluster, &file, &lab_root, DownFlags { force, purge, strict }))
@@ -173,12 +174,18 @@ fn up(
     file: &std::path::Path,
     lab_root: &std::path::Path,
     agent: Option<PathBuf>,
+    reprovision: Option<String>,
 ) -> anyhow::Result<u8> {
+    let reprovision = match reprovision {
+        None => Reprovision::Changed,
+        Some(step) if step.is_empty() => Reprovision::All,
+        Some(step) => Reprovision::Step(step),
+    };
     let agent = agent
         .or_else(zerolab::up::default_agent_path)
         .ok_or_else(|| anyhow::anyhow!("cannot find the zerolab executable's directory; pass --agent PATH"))?;
     let progress = ui::Progress::new(cluster.nodes().len(), &format!("lab {}", cluster.name()));
-    let steps = progress.clone();
+    let (steps, lines) = (progress.clone(), progress.clone());
     let options = UpOptions {
         agent,
         parallel: PARALLEL,
@@ -187,6 +194,8 @@ fn up(
         lock: lock_wait()?,
         cluster_file: Some(std::path::absolute(file)?),
         notice: std::sync::Arc::new(|line: &str| print_line(&mut io::stdout().lock(), line)),
+        reprovision,
+        step_progress: std::sync::Arc::new(move |report: &StepReport| lines.line(&ui::step_line(report))),
     };
     let started = std::time::Instant::now();
     let shown = progress.clone();
@@ -194,7 +203,17 @@ fn up(
         shown.node_done(&ui::node_line(report));
     }));
     progress.finish();
-    let reports = reports?;
+    let reports = match reports {
+        Err(UpError::Provision(failed @ ProvisionError::Failed { .. })) => {
+            let mut err = io::stderr().lock();
+            print_line(&mut err, &format!("zerolab: {failed}"));
+            if let ProvisionError::Failed { tail, .. } = &failed {
+                tail.iter().for_each(|line| print_line(&mut err, &format!("  | {line}")));
+            }
+            return Ok(EXIT_INVALID);
+        }
+        reports => reports?,
+    };
     print_line(&mut io::stdout().lock(), &ui::up_summary(cluster.name(), &reports, started.elapsed()));
     let all_ready = reports.iter().all(|r| r.state == NodeState::Ready);
     Ok(if all_ready { EXIT_OK } else { EXIT_INVALID })
@@ -265,10 +284,14 @@ fn status(cluster: &Cluster, lab_root: &std::path::Path, output: OutputFormat) -
     let status = runtime()?.block_on(zerolab::status::status(lab_root, cluster))?;
     let all_ready = status.nodes.iter().all(|r| r.state == NodeState::Ready);
     if output == OutputFormat::Json {
-        json::print(&json::Status::new(cluster.name(), &status.nodes, &status.services));
+        json::print(&json::Status::new(cluster.name(), &status));
         return Ok(if all_ready { EXIT_OK } else { EXIT_INVALID });
     }
     let mut text = ui::status_table(&status.nodes);
+    if !status.steps.is_empty() {
+        text.push('\n');
+        text.push_str(&ui::steps_table(&status.steps));
+    }
     if !status.services.is_empty() {
         text.push('\n');
         text.push_str(&ui::services_table(&status.services));

@@ -11,7 +11,8 @@
 //! connection to every node, as `up` does, so it sees what a new login sees (a changed
 //! host key, an sshd that no longer listens) rather than what a connection made earlier
 //! still can. It does ask a running keeper (never starting one) what the lab's services
-//! are doing, and lists them after the nodes.
+//! are doing, and lists them after the nodes, with the provisioning steps' counts as the
+//! lab's records have them.
 
 use std::path::Path;
 use std::time::Duration;
@@ -24,6 +25,7 @@ use crate::install::{self, InstallError, Owner};
 use crate::keeper::{Keeper, KeeperError, ServiceStatus};
 use crate::lab::{Lab, NodeState};
 use crate::lab_handle::OpenError;
+use crate::provision::record::{self, StepCounts};
 use crate::ssh::{self, run_parallel, ConnectOptions, HostKeys, Session};
 
 /// What can stop `status` as a whole (a node's own failure is in its row).
@@ -47,6 +49,9 @@ pub struct LabStatus {
     pub nodes: Vec<NodeStatus>,
     /// The services the lab's keeper runs, by name (none when no keeper runs).
     pub services: Vec<ServiceStatus>,
+    /// Each provisioning step, with its done, failed and pending node counts (from the
+    /// lab's records: what `up` last did, not checked live).
+    pub steps: Vec<StepCounts>,
 }
 
 /// One row of `zerolab status`.
@@ -76,7 +81,8 @@ pub async fn status(root: &Path, cluster: &Cluster) -> Result<LabStatus, StatusE
         Some(keeper) => keeper.services().await?,
         None => Vec::new(),
     };
-    Ok(LabStatus { nodes: nodes(&lab, cluster).await?, services })
+    let steps = record::counts(lab.lab().dir(), cluster);
+    Ok(LabStatus { nodes: nodes(&lab, cluster).await?, services, steps })
 }
 
 async fn nodes(lab: &crate::lab_handle::LabHandle<'_>, cluster: &Cluster) -> Result<Vec<NodeStatus>, StatusError> {

@@ -13,6 +13,8 @@ use zerolab::keeper::{ServiceState, ServiceStatus};
 use zerolab::lab::index::LabSummary;
 use zerolab::lab::{Holder, NodeState};
 use zerolab::provider::CreateStep;
+use zerolab::provision::record::StepCounts;
+use zerolab::provision::{StepOutcome, StepReport};
 use zerolab::run::history::RunSummary;
 use zerolab::run::Counts;
 use zerolab::status::NodeStatus;
@@ -49,6 +51,16 @@ impl Progress {
                 bar.println(line);
                 bar.inc(1);
             }
+            None => {
+                let _ = writeln!(std::io::stdout().lock(), "{line}");
+            }
+        }
+    }
+
+    /// A line printed above the bar, counting nothing (a provisioning step's).
+    pub fn line(&self, line: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(line),
             None => {
                 let _ = writeln!(std::io::stdout().lock(), "{line}");
             }
@@ -219,6 +231,27 @@ pub fn node_line(report: &NodeReport) -> String {
         NodeState::Ready => format!("{}: ready ({})", report.node, report.detail),
         ref state => format!("{}: {}: {}", report.node, state_name(state), about(&report.node, &report.detail)),
     }
+}
+
+/// One provisioning step finished on one node: `step join on node-2: ran (1.20s)`,
+/// `... unchanged`, or `... failed: CAUSE`.
+pub fn step_line(report: &StepReport) -> String {
+    let what = format!("step {} on {}", report.step, report.node);
+    match &report.outcome {
+        StepOutcome::Ran => format!("{what}: ran ({:.2}s)", report.elapsed.as_secs_f64()),
+        StepOutcome::Unchanged => format!("{what}: unchanged"),
+        StepOutcome::Failed { cause, .. } => format!("{what}: failed: {cause}"),
+    }
+}
+
+/// The provisioning table of `status`: step, and on how many of its nodes it is done,
+/// failed and pending.
+pub fn steps_table(steps: &[StepCounts]) -> String {
+    let mut cells = vec![["STEP", "DONE", "FAILED", "PENDING"].map(String::from)];
+    for step in steps {
+        cells.push([step.step.clone(), step.done.to_string(), step.failed.to_string(), step.pending.to_string()]);
+    }
+    table(&cells)
 }
 
 /// The last line of `up`: how many nodes are ready, and in how long.

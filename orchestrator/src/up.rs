@@ -27,7 +27,9 @@
 //! ([`ConnectOptions::known_up`]), so one that went away is reported in seconds; only
 //! hosts just made get the retries a booting node needs. At the end, the lab's
 //! connection keeper ([`crate::keeper`]) is started and connects to the ready nodes, so the
-//! next command finds their connections open.
+//! next command finds their connections open. When every node is ready, the cluster
+//! file's provisioning steps run through that keeper ([`crate::provision`]): a failed
+//! step is `up`'s error ([`UpError::Provision`]), the nodes stay ready.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -38,6 +40,7 @@ use crate::install::{self, Claim, InstallError, Installed, Owner, Start};
 use crate::keeper::{self, Keeper};
 use crate::lab::{Identity, Lab, LabError, LabLock, LabState, LockError, LockWait, NodeRecord, NodeState};
 use crate::provider::{self, CreateProgress, Created, Provider, ProviderError};
+use crate::provision::{self, ProvisionError, Reprovision, StepReport};
 use crate::ssh::{self, run_parallel, ConnectOptions, HostKeys, Session, Target, Upload};
 use zerolab_agent_api::Sha256;
 use zerolab_sandbox::session::error_chain;
@@ -71,6 +74,9 @@ pub enum UpError {
     /// Another command is changing the lab.
     #[error(transparent)]
     Lock(#[from] LockError),
+    /// A provisioning step failed, or `--reprovision` names no step.
+    #[error(transparent)]
+    Provision(#[from] ProvisionError),
 }
 
 /// What `up` did on one node.
@@ -103,6 +109,10 @@ pub struct UpOptions {
     pub cluster_file: Option<PathBuf>,
     /// Where `up` says what it changes before it does (`lab demo: adding n4; removing n2`).
     pub notice: Notice,
+    /// Which provisioning steps run even though their content did not change.
+    pub reprovision: Reprovision,
+    /// Where each provisioning step's report goes, per node, as it finishes.
+    pub step_progress: Arc<dyn Fn(&StepReport) + Send + Sync>,
 }
 
 /// A sink for lines `up` says before it acts.
@@ -123,6 +133,7 @@ pub async fn up(
     progress: impl Fn(&NodeReport) + Send + Sync + 'static,
 ) -> Result<Vec<NodeReport>, UpError> {
     let provider = provider::of(cluster)?;
+    provision::check(cluster, &options.reprovision)?;
     if !options.agent.is_file() {
         return Err(UpError::AgentMissing { path: options.agent.clone() });
     }
@@ -214,6 +225,12 @@ pub async fn up(
         // `up` is done either way: without a keeper the next command starts one.
         if let Err(e) = warm_keeper(&lab, program, &ready).await {
             tracing::warn!("connection keeper: {}", error_chain(&e));
+        }
+        // Steps run once every node is ready, over the keeper's connections.
+        if !cluster.provision().is_empty() && ready.len() == targets.len() {
+            let keeper = Keeper::open(lab.dir(), program).await.map_err(ProvisionError::Keeper)?;
+            let progress = options.step_progress.clone();
+            provision::provision(lab.dir(), cluster, &targets, &keeper, &options.reprovision, progress).await?;
         }
     }
     Ok(reports)

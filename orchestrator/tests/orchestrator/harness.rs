@@ -135,6 +135,10 @@ subnets! {
     RunsKeeper = 172, "rl";
     /// `runs`: a node whose agent stops answering.
     RunsNodeLoss = 173, "rl";
+    /// `provision`: ordered steps, uploads, idempotence and `--reprovision`.
+    ProvisionOrder = 200, "pv";
+    /// `provision`: a failing step and readiness checks (retried, expired).
+    ProvisionFail = 201, "pv";
 }
 
 impl Subnet {

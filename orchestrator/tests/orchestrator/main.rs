@@ -29,6 +29,7 @@ mod lab_lock;
 mod labs;
 mod login;
 mod netns;
+mod provision;
 mod retry;
 mod run;
 mod runs;

@@ -6,6 +6,7 @@
 //! ([`Invalid`]): `nodes[0].count: count is 0; ...`.
 
 use std::fmt;
+use std::path::Path;
 
 use super::schema::{ClusterFile, NetworkSpec, NodeSpec};
 use super::{parse, read_file, validate, Checker, Cluster, Diagnostics, Problem, Registry};
@@ -109,7 +110,7 @@ impl ClusterBuilder {
     pub fn build(&self, registry: &Registry) -> Result<Cluster, BuildError> {
         let map = SourceMap::default();
         let mut check = Checker::new(&map);
-        validate::validate(self.file.clone(), registry, &mut check).ok_or_else(|| {
+        validate::validate(self.file.clone(), registry, Path::new("."), &mut check).ok_or_else(|| {
             let problems = check.into_placed().into_iter().map(|(path, problem)| Invalid { path, problem });
             BuildError(problems.collect())
         })

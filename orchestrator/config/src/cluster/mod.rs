@@ -52,6 +52,7 @@ pub mod names;
 pub mod net;
 mod problem;
 pub mod provider;
+pub mod provision;
 pub mod schema;
 pub mod selector;
 mod validate;
@@ -65,6 +66,7 @@ pub use self::problem::{Problem, MAX_COUNT};
 pub use self::provider::{
     Addressing, NodeSettings, ProviderConfig, ProviderKind, ProviderSettings, ProviderSpec, Registry,
 };
+pub use self::provision::Step;
 pub use self::schema::Labels;
 pub use self::selector::{NodeSelector, SelectorError};
 pub use self::validate::EntryView;
@@ -87,6 +89,7 @@ pub struct Cluster {
     provider: ProviderKind,
     subnet: Option<Subnet>,
     nodes: Vec<Node>,
+    provision: Vec<Step>,
 }
 
 /// One node of a lab, every default applied.
@@ -132,7 +135,10 @@ impl Cluster {
         let file = read_file(&document)
             .map_err(|(location, problem)| Diagnostics::one(file_name, location, Problem::Read(problem)))?;
         let mut check = Checker::new(document.map());
-        validate::validate(file, registry, &mut check).ok_or_else(|| {
+        // Script files and uploads are named relative to the cluster file.
+        let base = Path::new(file_name).parent().unwrap_or(Path::new(""));
+        let base = if base.as_os_str().is_empty() { Path::new(".") } else { base };
+        validate::validate(file, registry, base, &mut check).ok_or_else(|| {
             Diagnostics::new(file_name, check.into_problems()).expect("validation failed with at least one problem")
         })
     }
@@ -160,6 +166,11 @@ impl Cluster {
     /// The nodes, expanded, in file order.
     pub fn nodes(&self) -> &[Node] {
         &self.nodes
+    }
+
+    /// The provisioning steps, in file order.
+    pub fn provision(&self) -> &[Step] {
+        &self.provision
     }
 
     /// The node named `name`.

@@ -2,10 +2,13 @@
 //! and tests can match on the kind. Every variant's message has a `; expected` half,
 //! written where the check knows what would be accepted.
 
+use std::path::PathBuf;
+
 use super::names::{NameError, MAX_LABEL, MAX_LAB_NAME, MAX_NODE_NAME};
 use super::net::{MacAddr, MacError, NodeAddress, Subnet};
 use super::provider::ProviderKind;
 use super::schema::NodeField;
+use super::selector::SelectorError;
 use crate::document::ReadProblem;
 
 /// The most nodes one `nodes:` entry may stand for.
@@ -123,6 +126,53 @@ pub enum Problem {
     /// A Vagrant box name with characters Vagrant does not take.
     #[error("invalid box `{value}`; expected a box name such as debian/bookworm64, without spaces")]
     BoxName { value: String },
+    /// A provisioning step without a name.
+    #[error(
+        "invalid step name `{name}`: {reason}; expected 1 to {MAX_LABEL} characters of letters, digits, `.`, `_` \
+         and `-`, starting and ending with a letter or digit"
+    )]
+    StepName { name: String, reason: NameError },
+    /// Two steps with one name.
+    #[error("duplicate step name `{name}`; expected unique step names")]
+    DuplicateStep { name: String },
+    /// `after:` names no step.
+    #[error(
+        "unknown step `{name}`{}; expected the name of an earlier step",
+        suggestion.as_ref().map_or_else(String::new, |s| format!(" (did you mean `{s}`?)"))
+    )]
+    UnknownStep { name: String, suggestion: Option<String> },
+    /// `after:` names this step or a later one: a cycle, as steps run in file order.
+    #[error(
+        "step `{name}` does not come before this step (that would be a cycle); expected the name of an earlier step"
+    )]
+    StepNotEarlier { name: String },
+    /// A step with nothing to do.
+    #[error("step `{name}` has nothing to do; expected one of `script`, `script_file` or `files`")]
+    StepNoAction { name: String },
+    /// A step with two actions.
+    #[error("step `{name}` has more than one of `script`, `script_file` and `files`; expected exactly one")]
+    StepManyActions { name: String },
+    /// `files: []`.
+    #[error("no files; expected at least one {{src, dest, mode}} entry")]
+    NoFiles,
+    /// A script file or upload that cannot be read.
+    #[error("cannot read {} ({reason}); expected a readable file, relative to the cluster file's directory", path.display())]
+    Unreadable { path: PathBuf, reason: String },
+    /// An upload's `dest` that is not absolute.
+    #[error("dest `{dest}` is not absolute; expected an absolute path on the node such as /etc/app.conf")]
+    DestNotAbsolute { dest: String },
+    /// An upload's `mode` that is not octal permissions.
+    #[error("invalid mode `{value}`; expected octal permissions such as 0644 or 0755")]
+    FileMode { value: String },
+    /// A step's `nodes:` selector that does not parse or selects nothing.
+    #[error("{0}")]
+    StepSelector(SelectorError),
+    /// `timeout: 0`.
+    #[error("timeout is 0; expected the seconds `ready` is retried, at least 1")]
+    StepTimeoutZero,
+    /// `timeout` without `ready`.
+    #[error("timeout without ready; expected a `ready` command for the timeout to bound")]
+    TimeoutWithoutReady,
 }
 
 fn providers(kinds: &[ProviderKind]) -> String {

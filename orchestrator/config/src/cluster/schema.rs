@@ -52,6 +52,50 @@ pub struct ClusterFile {
     pub defaults: Option<NodeDefaults>,
     /// The nodes, each a name or a name pattern with `count`.
     pub nodes: Vec<NodeSpec>,
+    /// Provisioning steps, run by `up` in order once every node is ready.
+    #[serde(default)]
+    pub provision: Vec<StepSpec>,
+}
+
+/// One entry of `provision:`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a provisioning step (a mapping with a name and one of script, script_file or files)"
+)]
+pub struct StepSpec {
+    /// The step's unique name.
+    pub name: String,
+    /// An inline shell script.
+    pub script: Option<String>,
+    /// A shell script file, relative to the cluster file's directory.
+    pub script_file: Option<String>,
+    /// Files to upload.
+    pub files: Option<Vec<FileSpec>>,
+    /// A node selector as `exec --nodes` takes (all nodes when omitted).
+    pub nodes: Option<String>,
+    /// Earlier steps that must have finished on all their nodes first.
+    #[serde(default)]
+    pub after: Vec<String>,
+    /// A command retried on each node after the step until it exits 0.
+    pub ready: Option<String>,
+    /// Seconds `ready` is retried (60 when omitted).
+    pub timeout: Option<u64>,
+    /// Run on every `up`, changed or not.
+    #[serde(default)]
+    pub always: bool,
+}
+
+/// One upload of a step's `files:`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a file to upload (a mapping with src, dest and optionally mode)")]
+pub struct FileSpec {
+    /// The local file, relative to the cluster file's directory.
+    pub src: String,
+    /// The absolute path on the node.
+    pub dest: String,
+    /// Octal permissions (`0644` when omitted).
+    pub mode: Option<String>,
 }
 
 /// The `network:` section.

@@ -8,16 +8,18 @@
 //! (from the [`Registry`]), lab name, network, defaults, then each `nodes:` entry
 //! (common fields first, then its provider's own through
 //! [`ProviderKind::node_settings`]), then the checks across entries and the expansion
-//! into nodes ([`expand`]).
+//! into nodes ([`expand`]), then the `provision:` steps against those nodes
+//! ([`provision`]; their files are read from the cluster file's directory).
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::expand::{self, Entry};
 use super::names;
 use super::net::{NodeAddress, Subnet, SubnetError};
 use super::problem::{Problem, MAX_COUNT};
 use super::provider::{Addressing, ProviderKind, ProviderSpec, Registry};
+use super::provision;
 use super::schema::{ClusterFile, Labels, NodeDefaults, NodeField, NodeSpec};
 use super::{Checker, Cluster};
 use crate::document::{closest, ReadProblem, YamlPath};
@@ -76,7 +78,12 @@ impl<'a> EntryView<'a> {
 }
 
 /// Checks `file` and builds the cluster; `None` when a problem was reported to `check`.
-pub(crate) fn validate(file: ClusterFile, registry: &Registry, check: &mut Checker<'_>) -> Option<Cluster> {
+pub(crate) fn validate(
+    file: ClusterFile,
+    registry: &Registry,
+    base: &Path,
+    check: &mut Checker<'_>,
+) -> Option<Cluster> {
     let root = YamlPath::root();
     let provider = match file.provider.as_deref() {
         None => registry.default_provider(),
@@ -117,7 +124,8 @@ pub(crate) fn validate(file: ClusterFile, registry: &Registry, check: &mut Check
         .collect();
 
     let nodes = expand::expand(&entries, network.as_ref(), check);
-    check.is_clean().then_some(Cluster { name: file.name, provider, subnet, nodes })
+    let provision = provision::check(&file.provision, &nodes, base, check);
+    check.is_clean().then_some(Cluster { name: file.name, provider, subnet, nodes, provision })
 }
 
 /// The lab subnet, or `None` for a provider without one or when `network.subnet` is

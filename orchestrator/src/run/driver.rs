@@ -44,7 +44,7 @@ use zerolab_agent_api::{Report, SessionState};
 mod ending;
 
 use super::follow::{FollowError, Follower, Hook};
-use super::lease::Leases;
+use super::lease::{Leases, LEASE};
 use super::life::{count, Life, State};
 use super::plan::Plan;
 use super::policy::{Choice, RetryPolicy};
@@ -77,9 +77,8 @@ pub struct Setup<'a> {
     pub keeper_start: (PathBuf, PathBuf),
     /// Becomes true on an interrupt (Ctrl-C, SIGTERM): the run stops as `interrupted`.
     pub interrupt: Option<watch::Receiver<bool>>,
-    /// Whether the run's sessions carry leases the driver renews.
-    pub leases: bool,
-    /// Start the guests and return, leaving them running (`zerolab run --detach`).
+    /// Start the guests and return, leaving them running (`zerolab run --detach`): their
+    /// sessions carry no lease. Otherwise every session is leased and the driver renews.
     pub detach: bool,
 }
 
@@ -123,9 +122,13 @@ pub type Driven = (Vec<InstanceResult>, RunState);
 
 impl<'a> Driver<'a> {
     /// A run of `setup`, nothing sent yet.
-    pub fn new(setup: Setup<'a>) -> Driver<'a> {
+    pub fn new(mut setup: Setup<'a>) -> Driver<'a> {
         let lives = setup.plan.instances.iter().map(|i| Life::placed(&i.node)).collect();
-        let leases = setup.leases.then(|| Leases::start(setup.mux.clone(), setup.targets.clone()));
+        let lease_secs = (!setup.detach).then_some(LEASE.as_secs());
+        for instance in &mut setup.plan.instances {
+            instance.request.lease_secs = lease_secs;
+        }
+        let leases = (!setup.detach).then(|| Leases::start(setup.mux.clone(), setup.targets.clone()));
         Driver {
             mux: setup.mux,
             targets: setup.targets,

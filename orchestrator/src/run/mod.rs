@@ -245,7 +245,7 @@ pub async fn run(
     let listen_at = channel_addresses(&mux, &targets, plan::listening_nodes(job, &placement)).await?;
     let run_dir = RunDir::create(lab.dir(), job.name())?;
     let (id, dir) = (run_dir.id.clone(), run_dir.path.clone());
-    let mut plan = match plan::plan(job, &placement, &id, &listen_at, lab.dir()).await {
+    let plan = match plan::plan(job, &placement, &id, &listen_at, lab.dir()).await {
         Ok(plan) => plan,
         Err(error) => {
             // Refused before anything was sent: no run to keep.
@@ -254,10 +254,6 @@ pub async fn run(
             return Err(error.into());
         }
     };
-    let leases = !options.detach;
-    for instance in &mut plan.instances {
-        instance.request.lease_secs = leases.then_some(lease::LEASE.as_secs());
-    }
     let record = JobRecord::new(&id, job.name(), job.file_name(), &plan);
     record.save(&dir)?;
     let policy = GroupRetries::new(job, cluster, state, |node| targets.contains_key(node));
@@ -277,7 +273,6 @@ pub async fn run(
         begun,
         keeper_start: (lab.dir().to_path_buf(), options.program.clone()),
         interrupt: options.interrupt.clone(),
-        leases,
         detach: options.detach,
     };
     let (instances, state) = Driver::new(setup).drive(progress).await?;
@@ -295,7 +290,7 @@ pub async fn run_followed(
     lab_dir: &Path,
     mux: Keeper,
     targets: HashMap<String, Target>,
-    mut plan: Plan,
+    plan: Plan,
     (name, file): (&str, &str),
     options: &RunOptions,
     follow: Hook<'_>,
@@ -303,9 +298,6 @@ pub async fn run_followed(
     let targets = Arc::new(targets);
     let run_dir = RunDir::create(lab_dir, name)?;
     let (id, dir) = (run_dir.id.clone(), run_dir.path.clone());
-    for instance in &mut plan.instances {
-        instance.request.lease_secs = Some(lease::LEASE.as_secs());
-    }
     let record = JobRecord::new(&id, name, file, &plan);
     record.save(&dir)?;
     let setup = Setup {
@@ -319,7 +311,6 @@ pub async fn run_followed(
         begun: Instant::now(),
         keeper_start: (lab_dir.to_path_buf(), options.program.clone()),
         interrupt: options.interrupt.clone(),
-        leases: true,
         detach: false,
     };
     let (instances, state) = Driver::new(setup).drive(|_| {}).await?;

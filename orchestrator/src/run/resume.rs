@@ -79,7 +79,6 @@ pub async fn wait(
         begun: Instant::now(),
         keeper_start: (lab.dir().to_path_buf(), options.program.clone()),
         interrupt: options.interrupt.clone(),
-        leases: true,
         detach: false,
     };
     let (instances, state) = Driver::resume(setup, results).drive(progress).await?;

@@ -7,13 +7,10 @@
 //! its machine's power cut) lets go of it at once, so a dead run never blocks `down`.
 
 use std::fmt;
-use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use nix::fcntl::{Flock, FlockArg};
-
-use crate::run::run_dir::LOCK as DRIVER_LOCK;
+use crate::run::run_dir::{driven, LOCK as DRIVER_LOCK};
 
 /// A run whose driver holds its lock.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,10 +41,10 @@ pub fn live_runs(jobs: &Path) -> Vec<LiveRun> {
         .flatten()
         .filter_map(|entry| {
             let dir = entry.path();
-            let file = File::open(dir.join(DRIVER_LOCK)).ok()?;
-            let inode = file.metadata().ok()?.ino();
-            // Taken: nobody drives it (dropping the lock lets go at once). Refused: live.
-            let Err((_, _)) = Flock::lock(file, FlockArg::LockExclusiveNonblock) else { return None };
+            if !driven(&dir) {
+                return None;
+            }
+            let inode = std::fs::metadata(dir.join(DRIVER_LOCK)).ok()?.ino();
             let id = entry.file_name().to_string_lossy().into_owned();
             Some(LiveRun { job: job_name(&dir).unwrap_or_else(|| id.clone()), pid: holder(inode), id })
         })
@@ -88,8 +85,8 @@ mod tests {
         std::fs::write(jobs.path().join("old-2").join(DRIVER_LOCK), "").unwrap();
         assert!(live_runs(jobs.path()).is_empty());
 
-        let file = File::create(run.join(DRIVER_LOCK)).unwrap();
-        let held = Flock::lock(file, FlockArg::LockExclusiveNonblock).unwrap();
+        let file = std::fs::File::create(run.join(DRIVER_LOCK)).unwrap();
+        let held = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).unwrap();
         let live = live_runs(jobs.path());
         let expected = LiveRun { id: "wc-1".into(), job: "wc".into(), pid: Some(std::process::id()) };
         assert_eq!(live, [expected]);

@@ -55,9 +55,48 @@ pub fn command(root: &Path, cluster: &Cluster, node: &str, remote: &[String]) ->
     let ssh = find_program("ssh", std::env::var_os("PATH")).ok_or(LoginError::NoClient)?;
     let config = inventory::write_ssh_config(lab.lab(), cluster, lab.provider())?;
     let mut command = Command::new(ssh);
+    command.arg("-F").arg(config);
+    // Multiplexed: the first login opens a connection the next ones reuse for a minute,
+    // so a login costs milliseconds, not a handshake (about a second to a virtual
+    // machine under emulation). `down` closes it ([`close_shared`]). A socket path longer
+    // than a Unix socket can hold would fail the login: then each login connects anew.
+    let control = control_path(lab.lab().dir());
+    if control.as_os_str().len() + CONTROL_HASH_LEN < MAX_SOCKET_PATH {
+        command.arg("-o").arg("ControlMaster=auto").arg("-o").arg(format!("ControlPath={}", control.display()));
+        command.arg("-o").arg("ControlPersist=60");
+    }
     // `--` ends ssh's options: the node and the remote command are never read as options.
-    command.arg("-F").arg(config).arg("--").arg(&node.name).args(remote);
+    command.arg("--").arg(&node.name).args(remote);
     Ok(command)
+}
+
+/// The longest Unix socket path (`sun_path` less its terminating zero).
+const MAX_SOCKET_PATH: usize = 107;
+/// What ssh's `%C` (a SHA-1 in hex) adds to the control path.
+const CONTROL_HASH_LEN: usize = 40;
+
+/// The shared connections' socket path pattern in `lab_dir`, as ssh's `ControlPath`.
+fn control_path(lab_dir: &Path) -> PathBuf {
+    lab_dir.join("cm-%C")
+}
+
+/// Closes the shared connections `zerolab ssh` left open in `lab_dir` (`ssh -O exit`),
+/// so taking a lab down leaves no ssh process behind.
+pub fn close_shared(lab_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(lab_dir) else { return };
+    for entry in entries.flatten() {
+        if !entry.file_name().to_string_lossy().starts_with("cm-") {
+            continue;
+        }
+        let _ = Command::new("ssh")
+            .arg("-o")
+            .arg(format!("ControlPath={}", entry.path().display()))
+            .args(["-O", "exit", "zerolab-shared"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
 }
 
 /// The first executable file named `program` in the directories of `path` (`PATH`).

@@ -276,7 +276,7 @@ fn changes(state: &LabState, cluster: &Cluster, provider: &dyn Provider) -> Opti
         parts.push(format!("adding {}", added.join(", ")));
     }
     if !removed.is_empty() {
-        parts.push(match provider.kind() == crate::provider::netns::KIND {
+        parts.push(match provider.removes_nodes() {
             true => format!("removing {}", removed.join(", ")),
             false => format!(
                 "forgetting {} (no longer in the cluster file; what zerolab installed there stays)",

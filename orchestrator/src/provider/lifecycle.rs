@@ -36,7 +36,7 @@ pub enum Created {
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderError {
     /// The provider is in the cluster file's list, but zerolab cannot bring it up yet.
-    #[error("the {provider} provider's bring-up is not implemented yet (netns and ssh are)")]
+    #[error("the {provider} provider's bring-up is not implemented yet (netns, ssh and vagrant are)")]
     NotImplemented {
         /// The provider.
         provider: ProviderKind,

@@ -5,7 +5,8 @@
 //! 3. each node's domain is asked for (libvirt, not Vagrant): running ones are kept;
 //!    stopped ones are started by `vagrant up`; a missing one whose Vagrant state or
 //!    volume remains was removed behind Vagrant's back (`virsh undefine`): its remains go,
-//!    its pin is forgotten (a new machine has a new key), and it is made again;
+//!    its pin and its provisioning records are forgotten (a new machine has a new key
+//!    and none of the steps done), and it is made again;
 //! 4. nothing to start and the Vagrantfile unchanged: done, without running Vagrant;
 //! 5. the Vagrantfile and network are written, the network defined and started (a new
 //!    lab's subnet must be free), reservations added for nodes new to it;
@@ -66,6 +67,8 @@ pub async fn create(lab: &Lab, cluster: &Cluster, progress: CreateProgress) -> R
                     );
                 }
                 teardown::remove_machine(&names, &dir, &node.name).await?;
+                let steps = lab.dir().join("provision").join(&node.name);
+                crate::provision::record::forget(lab.dir(), &node.name).map_err(io(&steps))?;
                 start.push(node.name.clone());
                 remade.push(node.name.clone());
             }

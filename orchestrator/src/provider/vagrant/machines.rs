@@ -57,8 +57,10 @@ fn step(line: &str) -> Option<(&str, CreateStep)> {
 
 /// `vagrant up` of `nodes` (all at once: the libvirt provider brings machines up in
 /// parallel), output appended to `log`, each machine's steps to `progress`. Provisioners
-/// run on a machine's first up only: the Vagrantfile's one adds the lab's key.
+/// run on a machine's first up only: the Vagrantfile's one adds the lab's key. The log
+/// ends with how long it took (`# zerolab: vagrant up NODES took 95.2s`).
 pub async fn up(dir: &Path, nodes: &[String], log: &Path, progress: &CreateProgress) -> Result<(), VagrantError> {
+    let started = std::time::Instant::now();
     let mut child = vagrant(dir)
         .args(["up", "--provider=libvirt", "--no-color"])
         .args(nodes)
@@ -96,6 +98,8 @@ pub async fn up(dir: &Path, nodes: &[String], log: &Path, progress: &CreateProgr
     for line in &errors {
         file.write_all(format!("{line}\n").as_bytes()).await.map_err(io)?;
     }
+    let took = format!("# zerolab: vagrant up {} took {:.1}s\n", nodes.join(" "), started.elapsed().as_secs_f64());
+    file.write_all(took.as_bytes()).await.map_err(io)?;
     if status.success() {
         return Ok(());
     }

@@ -77,6 +77,8 @@ fn a_vagrant_lab_comes_up_runs_jobs_and_repairs_a_machine_removed_behind_its_bac
         let cells: Vec<&str> = row.split_whitespace().collect();
         assert_eq!((cells[1], cells[2], cells[4]), ("vagrant", "running", "ready"), "{status:#?}");
     }
+    let units = lab.zerolab(&["exec"], &["--", "systemctl", "is-active", "zerolab-agent.service"]);
+    assert!(units.stdout.contains("n1: active") && units.stdout.contains("n2: active"), "a systemd unit: {units:#?}");
     let names = lab.zerolab(&["exec"], &["--", "hostname"]);
     assert!(names.stdout.contains("n1: n1") && names.stdout.contains("n2: n2"), "{names:#?}");
     assert_eq!(lab.zerolab(&["ssh"], &["n1", "--", "true"]).code, 0);

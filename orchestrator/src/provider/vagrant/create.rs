@@ -23,6 +23,8 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use nix::fcntl::{Flock, FlockArg};
+
 use super::lifecycle::vagrant_dir;
 use super::{console, machines, render, teardown, virsh, Names, Settings, VagrantError};
 use crate::lab::{Lab, NodeRecord, NodeState};
@@ -201,7 +203,7 @@ fn vagrant_home() -> PathBuf {
 }
 
 /// The machine-wide box lock, held when some box's base volume is not in the pool yet.
-async fn box_lock(cluster: &Cluster) -> Result<Option<std::fs::File>, VagrantError> {
+async fn box_lock(cluster: &Cluster) -> Result<Option<Flock<std::fs::File>>, VagrantError> {
     let volumes = virsh::volumes().await?;
     let uploaded = |name: &str| {
         let prefix = format!("{}_vagrant_box_image_", name.replace('/', "-VAGRANTSLASH-"));
@@ -216,9 +218,10 @@ async fn box_lock(cluster: &Cluster) -> Result<Option<std::fs::File>, VagrantErr
         std::fs::create_dir_all(parent).map_err(io(parent))?;
     }
     let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(io(&path))?;
-    let locked = tokio::task::spawn_blocking(move || file.lock().map(|()| file)).await;
+    // Blocks until the lab uploading the box is done with it: off the runtime.
+    let locked = tokio::task::spawn_blocking(move || Flock::lock(file, FlockArg::LockExclusive)).await;
     match locked {
-        Ok(result) => result.map(Some).map_err(io(&path)),
+        Ok(result) => result.map(Some).map_err(|(_, errno)| io(&path)(errno.into())),
         Err(e) => std::panic::resume_unwind(e.into_panic()),
     }
 }

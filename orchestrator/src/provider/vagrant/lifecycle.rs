@@ -117,7 +117,7 @@ impl Provider for Vagrant {
         cluster: &'a Cluster,
         progress: CreateProgress,
     ) -> BoxFuture<'a, Result<Created, ProviderError>> {
-        Box::pin(async move { Ok(create::create(lab, cluster, progress).await?) })
+        Box::pin(create::create(lab, cluster, progress))
     }
 
     fn destroy<'a>(&'a self, lab: &'a Lab, cluster: &'a Cluster) -> BoxFuture<'a, Result<Teardown, ProviderError>> {

@@ -8,15 +8,15 @@
 //! downloaded on the lab machines: `vagrant/build-box`), hence a zerolab box name by default.
 //!
 //! Lifecycle ([`Vagrant`]), `up` in this order (`create.rs`): the lab's Vagrantfile and
-//! network are rendered from templates into `LAB/vagrant/` ([`render`]); the network is
+//! network are rendered from templates into `LAB/vagrant/` (`render.rs`); the network is
 //! defined by zerolab itself, isolated, with a DHCP reservation per machine's fixed MAC
 //! ([`names`]), so each machine's address is the cluster file's, known before it boots;
 //! `vagrant up` makes the machines that are missing or stopped, all at once, its output
-//! turned into per-node progress ([`machines`]); each machine's ed25519 host key is read
-//! from its serial console log and pinned before any SSH contact ([`console`]);
+//! turned into per-node progress (`machines.rs`); each machine's ed25519 host key is read
+//! from its serial console log and pinned before any SSH contact (`console.rs`);
 //! `vagrant ssh-config` is read once and checked against the cluster file. From then on
 //! zerolab reaches the machines with its own SSH and keeper, like any other provider, and
-//! asks libvirt (never Vagrant) what it needs to know ([`virsh`]): a second `up` on a
+//! asks libvirt (never Vagrant) what it needs to know (`virsh.rs`): a second `up` on a
 //! ready lab runs no `vagrant` at all, `status` shows each domain's state, `down`
 //! removes the lab's domains, volumes and network by the lab's prefix (`teardown.rs`).
 //! A machine undefined behind Vagrant's back is made again by the next `up`, which says so.

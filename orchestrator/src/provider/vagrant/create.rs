@@ -12,6 +12,8 @@
 //!    lab's subnet must be free), reservations added for nodes new to it;
 //! 6. `vagrant up` of the machines to start, under a machine-wide lock while the box's
 //!    base volume is not yet in the pool (two labs uploading it at once corrupt it);
+//!    once more when it failed on another lab's network vanishing meanwhile (Vagrant's
+//!    libvirt provider reads every network while it makes a domain);
 //!    a new lab that fails here is removed again, whole;
 //! 7. each started machine's host key, from its console, is pinned; `vagrant ssh-config`,
 //!    read once, must reach it at its address (Vagrant logs in as its own user with its
@@ -133,7 +135,17 @@ async fn bring_up(
     progress: &CreateProgress,
 ) -> Result<(), VagrantError> {
     let _lock = box_lock(cluster).await?;
-    machines::up(dir, start, &dir.join("up.log"), progress).await?;
+    let log = dir.join("up.log");
+    match machines::up(dir, start, &log, progress).await {
+        // The libvirt provider reads every network on the machine while it makes a
+        // domain; another lab's network removed at that moment fails the machine (and
+        // Vagrant removes it again). Nothing of this lab was wrong: once more.
+        Err(VagrantError::Vagrant { tail, .. }) if tail.contains("Network not found") => {
+            tracing::warn!("vagrant up failed on a network removed meanwhile (another lab going down?); once more");
+            machines::up(dir, start, &log, progress).await?;
+        }
+        other => other?,
+    }
     drop(_lock);
     let host_keys = HostKeys::open(lab.known_hosts())
         .map_err(|e| VagrantError::Io { path: lab.known_hosts(), source: std::io::Error::other(e.to_string()) })?;

@@ -96,7 +96,7 @@ pub async fn create(lab: &Lab, cluster: &Cluster, progress: CreateProgress) -> R
         // New machines, new host keys: pins of an earlier lab of this name are void.
         write(&lab.known_hosts(), "")?;
     }
-    forget_pins(&lab.known_hosts(), &remade)?;
+    HostKeys::open(lab.known_hosts()).and_then(|keys| keys.forget(&remade)).map_err(VagrantError::from)?;
     std::fs::create_dir_all(&consoles).map_err(io(&consoles))?;
     let network_path = dir.join("network.xml");
     write(&network_path, &network)?;
@@ -147,14 +147,11 @@ async fn bring_up(
         other => other?,
     }
     drop(_lock);
-    let host_keys = HostKeys::open(lab.known_hosts())
-        .map_err(|e| VagrantError::Io { path: lab.known_hosts(), source: std::io::Error::other(e.to_string()) })?;
+    let host_keys = HostKeys::open(lab.known_hosts())?;
     for node in start {
         let address = cluster.node(node).map(|n| n.address.to_string()).unwrap_or_default();
         let key = console::wait_host_key(node, &dir.join("console").join(format!("{node}.log")), HOST_KEY_WAIT).await?;
-        host_keys
-            .check(node, &address, &key)
-            .map_err(|e| VagrantError::Io { path: lab.known_hosts(), source: std::io::Error::other(e.to_string()) })?;
+        host_keys.check(node, &address, &key)?;
     }
     let configs = machines::ssh_config(dir, start).await?;
     for name in start {
@@ -236,24 +233,6 @@ async fn box_lock(cluster: &Cluster) -> Result<Option<Flock<std::fs::File>>, Vag
         Ok(result) => result.map(Some).map_err(|(_, errno)| io(&path)(errno.into())),
         Err(e) => std::panic::resume_unwind(e.into_panic()),
     }
-}
-
-/// Removes the pins of `nodes` (machines made again have new keys).
-fn forget_pins(path: &Path, nodes: &[String]) -> Result<(), VagrantError> {
-    if nodes.is_empty() {
-        return Ok(());
-    }
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(VagrantError::Io { path: path.to_owned(), source: e }),
-    };
-    let kept: String = text
-        .lines()
-        .filter(|line| !nodes.iter().any(|n| line.split_whitespace().next() == Some(n.as_str())))
-        .map(|line| format!("{line}\n"))
-        .collect();
-    write(path, &kept)
 }
 
 fn write(path: &Path, text: &str) -> Result<(), VagrantError> {

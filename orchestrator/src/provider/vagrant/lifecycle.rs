@@ -91,9 +91,19 @@ pub enum VagrantError {
         #[source]
         source: std::io::Error,
     },
+    /// The lab's pinned host keys could not be read or written, or a machine's key is
+    /// not the one pinned. Boxed: SSH errors are large and this one is rare.
+    #[error(transparent)]
+    HostKeys(Box<crate::ssh::Error>),
     /// A template (a zerolab bug).
     #[error(transparent)]
     Template(#[from] TemplateError),
+}
+
+impl From<crate::ssh::Error> for VagrantError {
+    fn from(error: crate::ssh::Error) -> VagrantError {
+        VagrantError::HostKeys(Box::new(error))
+    }
 }
 
 /// The lab's Vagrant directory: its Vagrantfile, network, console logs and Vagrant's state.

@@ -46,6 +46,7 @@ pub const SPEC: ProviderSpec = ProviderSpec {
     required: &[NodeField::Address, NodeField::User, NodeField::Key],
     default_user: None,
     addressing: Addressing::PerNode,
+    sections: &[],
 };
 
 /// An `ssh` node's settings.

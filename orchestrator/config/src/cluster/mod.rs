@@ -64,12 +64,12 @@ pub use self::build::{BuildError, ClusterBuilder, Invalid};
 pub use self::net::{MacAddr, NodeAddress, Subnet};
 pub use self::problem::{Problem, MAX_COUNT};
 pub use self::provider::{
-    Addressing, NodeSettings, ProviderConfig, ProviderKind, ProviderSettings, ProviderSpec, Registry,
+    Addressing, LabSettings, NodeSettings, ProviderConfig, ProviderKind, ProviderSettings, ProviderSpec, Registry,
 };
 pub use self::provision::Step;
 pub use self::schema::Labels;
 pub use self::selector::{NodeSelector, SelectorError};
-pub use self::validate::EntryView;
+pub use self::validate::{EntryView, LabView};
 use crate::document::{read, Document};
 pub use crate::document::{DocumentKind, Location, ReadProblem, YamlPath};
 
@@ -88,6 +88,7 @@ pub struct Cluster {
     name: String,
     provider: ProviderKind,
     subnet: Option<Subnet>,
+    lab: Option<LabSettings>,
     nodes: Vec<Node>,
     provision: Vec<Step>,
 }
@@ -161,6 +162,11 @@ impl Cluster {
     /// The host side of the lab subnet (its `.1`), for providers that have one.
     pub fn host_address(&self) -> Option<Ipv4Addr> {
         self.subnet.map(Subnet::host_address)
+    }
+
+    /// The lab's settings from its provider's own sections (`pxe:`), as type `S`.
+    pub fn lab_settings<S: provider::LabSettingsValue>(&self) -> Option<&S> {
+        self.lab.as_ref().and_then(LabSettings::get)
     }
 
     /// The nodes, expanded, in file order.

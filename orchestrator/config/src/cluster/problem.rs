@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use super::names::{NameError, MAX_LABEL, MAX_LAB_NAME, MAX_NODE_NAME};
 use super::net::{MacAddr, MacError, NodeAddress, Subnet};
 use super::provider::ProviderKind;
-use super::schema::NodeField;
+use super::schema::{NodeField, Section};
 use super::selector::SelectorError;
 use crate::document::ReadProblem;
 
@@ -53,6 +53,18 @@ pub enum Problem {
     /// A node field the provider does not read.
     #[error("field `{field}` does not apply to provider {provider}; expected it only with {}", providers(used_by))]
     FieldNotForProvider { field: NodeField, provider: ProviderKind, used_by: Vec<ProviderKind> },
+    /// A provider section (`pxe:`) the provider does not read.
+    #[error("section `{section}` does not apply to provider {provider}; expected it only with {}", providers(used_by))]
+    SectionNotForProvider { section: Section, provider: ProviderKind, used_by: Vec<ProviderKind> },
+    /// A section the provider needs is missing.
+    #[error("provider {provider} needs a `{section}` section; expected {expected}")]
+    MissingSection { section: Section, provider: ProviderKind, expected: &'static str },
+    /// A field of a provider section or node that is missing.
+    #[error("missing `{field}`; expected {expected}")]
+    MissingField { field: &'static str, expected: &'static str },
+    /// A value that is not one the field takes.
+    #[error("invalid {field} `{value}`; expected {expected}")]
+    Invalid { field: &'static str, value: String, expected: String },
     /// `network:` with a provider that has no lab network.
     #[error("provider {provider} has no lab network; expected an `address` on each node instead of `network`")]
     NetworkNotForProvider { provider: ProviderKind },

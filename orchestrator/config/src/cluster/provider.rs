@@ -18,8 +18,8 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use super::net::{MacAddr, Subnet};
-use super::schema::NodeField;
-use super::validate::EntryView;
+use super::schema::{NodeField, Section};
+use super::validate::{EntryView, LabView};
 use super::Checker;
 
 /// The SSH port of a node whose provider does not say otherwise.
@@ -53,6 +53,8 @@ pub struct ProviderSpec {
     pub default_user: Option<&'static str>,
     /// How nodes get addresses.
     pub addressing: Addressing,
+    /// The file sections it reads (`pxe:`); any other provider's section is an error.
+    pub sections: &'static [Section],
 }
 
 /// What providers share unless they say otherwise: nodes on a lab subnet the lab
@@ -62,6 +64,7 @@ pub const BASE: ProviderSpec = ProviderSpec {
     required: &[],
     default_user: Some("root"),
     addressing: Addressing::Subnet { default: BASE_SUBNET },
+    sections: &[],
 };
 
 /// A provider as the cluster file sees it.
@@ -75,6 +78,13 @@ pub trait ProviderConfig: Send + Sync + 'static {
     /// Checks its own fields of one `nodes:` entry and returns the node's settings;
     /// `None` when a field is wrong (the problem is reported to `check`).
     fn node_settings(&self, entry: &EntryView<'_>, check: &mut Checker<'_>) -> Option<NodeSettings>;
+
+    /// Checks its own sections of the file ([`ProviderSpec::sections`]) and returns the
+    /// lab's settings from them; `None` when it has none or a value is wrong (reported
+    /// to `check`).
+    fn lab_settings(&self, _lab: &LabView<'_>, _check: &mut Checker<'_>) -> Option<LabSettings> {
+        None
+    }
 }
 
 /// A provider, as a cluster and its problems hold it: a copyable handle on its
@@ -96,6 +106,11 @@ impl ProviderKind {
     /// What this provider reads from the cluster file.
     pub fn spec(self) -> &'static ProviderSpec {
         self.0.spec()
+    }
+
+    /// Its lab-settings reader (see [`ProviderConfig::lab_settings`]).
+    pub fn lab_settings(self, lab: &LabView<'_>, check: &mut Checker<'_>) -> Option<LabSettings> {
+        self.0.lab_settings(lab, check)
     }
 
     /// Its node-settings reader (see [`ProviderConfig::node_settings`]).
@@ -248,6 +263,45 @@ impl PartialEq for NodeSettings {
 impl Eq for NodeSettings {}
 
 impl fmt::Debug for NodeSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.value.fmt(f)
+    }
+}
+
+/// A lab's provider settings from the provider's own file sections: its own type,
+/// behind a typed accessor (as [`NodeSettings`] holds a node's).
+#[derive(Clone)]
+pub struct LabSettings {
+    value: Arc<dyn LabSettingsValue>,
+}
+
+/// What a lab-settings type is: comparable, printable, shareable (implemented for every
+/// such type, so a provider never writes it).
+pub trait LabSettingsValue: SettingsValue + fmt::Debug + Send + Sync {}
+
+impl<T: SettingsValue + fmt::Debug + Send + Sync> LabSettingsValue for T {}
+
+impl LabSettings {
+    /// `value`, a lab's settings.
+    pub fn new<S: LabSettingsValue>(value: S) -> LabSettings {
+        LabSettings { value: Arc::new(value) }
+    }
+
+    /// The settings as type `S`; `None` for another type.
+    pub fn get<S: LabSettingsValue>(&self) -> Option<&S> {
+        self.value.as_any().downcast_ref()
+    }
+}
+
+impl PartialEq for LabSettings {
+    fn eq(&self, other: &LabSettings) -> bool {
+        self.value.equals(other.value.as_any())
+    }
+}
+
+impl Eq for LabSettings {}
+
+impl fmt::Debug for LabSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.value.fmt(f)
     }

@@ -55,6 +55,81 @@ pub struct ClusterFile {
     /// Provisioning steps, run by `up` in order once every node is ready.
     #[serde(default)]
     pub provision: Vec<StepSpec>,
+    /// The `pxe` provider's boot services.
+    pub pxe: Option<PxeSpec>,
+}
+
+/// The `pxe:` section: the boot services a `pxe` lab runs on this host. Values stay
+/// text here; the provider checks them and says what it expected.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "pxe boot services (a mapping with at least interface)")]
+pub struct PxeSpec {
+    /// The host interface on the boot network.
+    pub interface: Option<String>,
+    /// This host's address on the boot network (default: the subnet's `.1`).
+    pub server: Option<String>,
+    /// `server` (fixed leases) or `proxy` (beside another DHCP server).
+    pub dhcp: Option<String>,
+    /// The port of zerolab's boot HTTP server.
+    pub http_port: Option<u16>,
+    /// The BIOS first stage: `ipxe` or `pxelinux`.
+    pub loader: Option<String>,
+    /// An uplink interface the boot network is masqueraded to.
+    pub nat: Option<String>,
+    /// Seconds a machine may stay at one boot step before status flags it.
+    pub deadline: Option<u64>,
+    /// The Debian mirror the preseed installer uses (default: the host's apt source).
+    pub mirror: Option<String>,
+    /// An HTTP proxy for the preseed installer (e.g. apt-cacher-ng on this host).
+    pub proxy: Option<String>,
+}
+
+/// A node's `power:`: exactly one way of switching the machine on and off.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, expecting = "power control (a mapping with one of qmp, ipmi, wol or command)")]
+pub struct PowerSpecFile {
+    /// A QEMU QMP socket.
+    pub qmp: Option<String>,
+    /// A BMC reached with ipmitool.
+    pub ipmi: Option<IpmiSpec>,
+    /// Wake-on-LAN (on only).
+    pub wol: Option<WolSpec>,
+    /// Host commands.
+    pub command: Option<PowerCommandSpec>,
+}
+
+/// `power.ipmi`.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, expecting = "an IPMI BMC (a mapping with host, user and password_file)")]
+pub struct IpmiSpec {
+    /// The BMC's address.
+    pub host: String,
+    /// Its RMCP+ port (623 when omitted).
+    pub port: Option<u16>,
+    /// The BMC user.
+    pub user: String,
+    /// A file holding the password (never the password itself in the cluster file).
+    pub password_file: String,
+}
+
+/// `power.wol`.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, expecting = "wake-on-LAN settings (a mapping, may be empty)")]
+pub struct WolSpec {
+    /// The interface the packet is sent from (default: `pxe.interface`).
+    pub interface: Option<String>,
+}
+
+/// `power.command`.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, expecting = "power commands (a mapping with on, off and optionally status)")]
+pub struct PowerCommandSpec {
+    /// Switches the machine on.
+    pub on: String,
+    /// Switches it off.
+    pub off: String,
+    /// Prints `on` or `off`.
+    pub status: Option<String>,
 }
 
 /// One entry of `provision:`.
@@ -126,6 +201,14 @@ pub struct NodeDefaults {
     pub memory_mb: Option<u32>,
     /// Vagrant virtual CPUs.
     pub cpus: Option<u32>,
+    /// PXE: how the machine boots.
+    pub boot: Option<String>,
+    /// PXE: how an installing machine is installed.
+    pub install: Option<String>,
+    /// PXE: the disk an installing machine is installed to.
+    pub disk: Option<String>,
+    /// PXE: how the machine is switched on and off.
+    pub power: Option<PowerSpecFile>,
 }
 
 /// One entry of `nodes:`.
@@ -156,6 +239,14 @@ pub struct NodeSpec {
     pub memory_mb: Option<u32>,
     /// Vagrant virtual CPUs.
     pub cpus: Option<u32>,
+    /// PXE: how the machine boots (`live`, `install` or `local`).
+    pub boot: Option<String>,
+    /// PXE: how an installing machine is installed (`image` or `preseed`).
+    pub install: Option<String>,
+    /// PXE: the disk an installing machine is installed to.
+    pub disk: Option<String>,
+    /// PXE: how the machine is switched on and off.
+    pub power: Option<PowerSpecFile>,
 }
 
 /// The node fields whose use depends on the provider (`name`, `count` and `labels`
@@ -178,11 +269,19 @@ pub enum NodeField {
     MemoryMb,
     /// `cpus`
     Cpus,
+    /// `boot`
+    Boot,
+    /// `install`
+    Install,
+    /// `disk`
+    Disk,
+    /// `power`
+    Power,
 }
 
 impl NodeField {
     /// Every provider-dependent field, in the order they are documented.
-    pub const ALL: [NodeField; 8] = [
+    pub const ALL: [NodeField; 12] = [
         NodeField::Address,
         NodeField::User,
         NodeField::Key,
@@ -191,6 +290,10 @@ impl NodeField {
         NodeField::Box,
         NodeField::MemoryMb,
         NodeField::Cpus,
+        NodeField::Boot,
+        NodeField::Install,
+        NodeField::Disk,
+        NodeField::Power,
     ];
 
     /// The field's key in the file.
@@ -204,6 +307,10 @@ impl NodeField {
             NodeField::Box => "box",
             NodeField::MemoryMb => "memory_mb",
             NodeField::Cpus => "cpus",
+            NodeField::Boot => "boot",
+            NodeField::Install => "install",
+            NodeField::Disk => "disk",
+            NodeField::Power => "power",
         }
     }
 
@@ -218,7 +325,43 @@ impl NodeField {
             NodeField::Box => "a Vagrant box name",
             NodeField::MemoryMb => "a memory size in MiB",
             NodeField::Cpus => "a number of virtual CPUs",
+            NodeField::Boot => "live, install or local",
+            NodeField::Install => "image or preseed",
+            NodeField::Disk => "a disk device such as /dev/sda",
+            NodeField::Power => "one of qmp, ipmi, wol or command",
         }
+    }
+}
+
+/// The sections of a cluster file that belong to one provider.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Section {
+    /// `pxe:`
+    Pxe,
+}
+
+impl Section {
+    /// Every provider section.
+    pub const ALL: [Section; 1] = [Section::Pxe];
+
+    /// The section's key in the file.
+    pub fn key(self) -> &'static str {
+        match self {
+            Section::Pxe => "pxe",
+        }
+    }
+
+    /// Whether `file` has this section.
+    pub fn is_in(self, file: &ClusterFile) -> bool {
+        match self {
+            Section::Pxe => file.pxe.is_some(),
+        }
+    }
+}
+
+impl fmt::Display for Section {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.key())
     }
 }
 
@@ -240,6 +383,10 @@ impl NodeSpec {
             NodeField::Box => self.box_name.is_some(),
             NodeField::MemoryMb => self.memory_mb.is_some(),
             NodeField::Cpus => self.cpus.is_some(),
+            NodeField::Boot => self.boot.is_some(),
+            NodeField::Install => self.install.is_some(),
+            NodeField::Disk => self.disk.is_some(),
+            NodeField::Power => self.power.is_some(),
         }
     }
 }
@@ -255,6 +402,10 @@ impl NodeDefaults {
             NodeField::Box => self.box_name.is_some(),
             NodeField::MemoryMb => self.memory_mb.is_some(),
             NodeField::Cpus => self.cpus.is_some(),
+            NodeField::Boot => self.boot.is_some(),
+            NodeField::Install => self.install.is_some(),
+            NodeField::Disk => self.disk.is_some(),
+            NodeField::Power => self.power.is_some(),
         }
     }
 }

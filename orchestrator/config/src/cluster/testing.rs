@@ -51,6 +51,7 @@ const REMOTE_SPEC: ProviderSpec = ProviderSpec {
     required: &[NodeField::Address, NodeField::User, NodeField::Key],
     default_user: None,
     addressing: Addressing::PerNode,
+    sections: &[],
 };
 
 impl ProviderConfig for Remote {

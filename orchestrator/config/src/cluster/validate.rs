@@ -20,7 +20,7 @@ use super::net::{NodeAddress, Subnet, SubnetError};
 use super::problem::{Problem, MAX_COUNT};
 use super::provider::{Addressing, ProviderKind, ProviderSpec, Registry};
 use super::provision;
-use super::schema::{ClusterFile, Labels, NodeDefaults, NodeField, NodeSpec};
+use super::schema::{ClusterFile, Labels, NodeDefaults, NodeField, NodeSpec, PowerSpecFile, PxeSpec, Section};
 use super::{Checker, Cluster};
 use crate::document::{closest, ReadProblem, YamlPath};
 
@@ -75,6 +75,50 @@ impl<'a> EntryView<'a> {
     pub fn cpus(&self) -> Option<(u32, YamlPath)> {
         self.pick(NodeField::Cpus, &self.node.cpus, &self.defaults.cpus).map(|(v, p)| (*v, p))
     }
+
+    /// `boot`, from the node or the defaults.
+    pub fn boot(&self) -> Option<(&'a str, YamlPath)> {
+        self.pick(NodeField::Boot, &self.node.boot, &self.defaults.boot).map(|(v, p)| (v.as_str(), p))
+    }
+
+    /// `install`, from the node or the defaults.
+    pub fn install(&self) -> Option<(&'a str, YamlPath)> {
+        self.pick(NodeField::Install, &self.node.install, &self.defaults.install).map(|(v, p)| (v.as_str(), p))
+    }
+
+    /// `disk`, from the node or the defaults.
+    pub fn disk(&self) -> Option<(&'a str, YamlPath)> {
+        self.pick(NodeField::Disk, &self.node.disk, &self.defaults.disk).map(|(v, p)| (v.as_str(), p))
+    }
+
+    /// `power`, from the node or the defaults.
+    pub fn power(&self) -> Option<(&'a PowerSpecFile, YamlPath)> {
+        self.pick(NodeField::Power, &self.node.power, &self.defaults.power)
+    }
+
+    /// The node's name as written (a pattern with `count`).
+    pub fn name(&self) -> &'a str {
+        &self.node.name
+    }
+}
+
+/// The file's provider sections (`pxe:`) as a provider sees them.
+pub struct LabView<'a> {
+    file: &'a ClusterFile,
+    subnet: Option<Subnet>,
+}
+
+impl<'a> LabView<'a> {
+    /// `pxe:`, with its path.
+    pub fn pxe(&self) -> Option<(&'a PxeSpec, YamlPath)> {
+        self.file.pxe.as_ref().map(|spec| (spec, YamlPath::root().key(Section::Pxe.key())))
+    }
+
+    /// The lab subnet, when it is valid (`None` for a provider without one, or when
+    /// `network.subnet` is wrong: that was reported).
+    pub fn subnet(&self) -> Option<Subnet> {
+        self.subnet
+    }
 }
 
 /// Checks `file` and builds the cluster; `None` when a problem was reported to `check`.
@@ -106,7 +150,9 @@ pub(crate) fn validate(
     }
     let network = check_network(&file, provider, check);
     let subnet = network.as_ref().map(|network| network.subnet);
-    let defaults = file.defaults.unwrap_or_default();
+    check_sections(&file, provider, registry, check);
+    let lab = provider.lab_settings(&LabView { file: &file, subnet }, check);
+    let defaults = file.defaults.clone().unwrap_or_default();
     check_defaults(&defaults, provider, registry, check);
 
     let nodes_path = root.key("nodes");
@@ -125,7 +171,18 @@ pub(crate) fn validate(
 
     let nodes = expand::expand(&entries, network.as_ref(), check);
     let provision = provision::check(&file.provision, &nodes, base, check);
-    check.is_clean().then_some(Cluster { name: file.name, provider, subnet, nodes, provision })
+    check.is_clean().then_some(Cluster { name: file.name, provider, subnet, lab, nodes, provision })
+}
+
+/// Provider sections (`pxe:`) in a file whose provider does not read them.
+fn check_sections(file: &ClusterFile, provider: ProviderKind, registry: &Registry, check: &mut Checker<'_>) {
+    for section in Section::ALL {
+        if section.is_in(file) && !provider.spec().sections.contains(&section) {
+            let used_by = registry.providers().iter().copied().filter(|k| k.spec().sections.contains(&section)).collect();
+            let path = YamlPath::root().key(section.key());
+            check.report_key(&path, Problem::SectionNotForProvider { section, provider, used_by });
+        }
+    }
 }
 
 /// The lab subnet, or `None` for a provider without one or when `network.subnet` is

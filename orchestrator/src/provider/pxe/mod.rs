@@ -15,6 +15,10 @@
 //! `artifacts.rs` builds the live system and the disk image (cached); `lifecycle.rs`
 //! (`up`, `down`, status) puts them together.
 
+mod error;
+mod host;
+mod keys;
+mod mirror;
 mod settings;
 
 pub use self::settings::{BootMode, DhcpMode, InstallRoute, Loader, PowerConfig, PxeLab, Settings};

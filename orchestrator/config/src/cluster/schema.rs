@@ -110,6 +110,8 @@ pub struct IpmiSpec {
     pub user: String,
     /// A file holding the password (never the password itself in the cluster file).
     pub password_file: String,
+    /// The RMCP+ cipher suite (`ipmitool -C`; ipmitool asks the BMC when omitted).
+    pub cipher_suite: Option<u8>,
 }
 
 /// `power.wol`.

@@ -19,6 +19,7 @@ mod error;
 mod host;
 mod keys;
 mod mirror;
+pub mod power;
 mod settings;
 
 pub use self::settings::{BootMode, DhcpMode, InstallRoute, Loader, PowerConfig, PxeLab, Settings};

@@ -104,6 +104,8 @@ pub enum PowerConfig {
         user: String,
         /// The file holding the password.
         password_file: PathBuf,
+        /// The RMCP+ cipher suite, when not asked of the BMC.
+        cipher_suite: Option<u8>,
     },
     /// Wake-on-LAN, sent out of `interface` (default: the boot interface).
     Wol {
@@ -360,6 +362,7 @@ fn power_config(spec: &PowerSpecFile, path: &YamlPath, check: &mut Checker<'_>) 
             port: ipmi.port.unwrap_or(623),
             user: ipmi.user.clone(),
             password_file: PathBuf::from(&ipmi.password_file),
+            cipher_suite: ipmi.cipher_suite,
         });
     }
     if let Some(wol) = &spec.wol {

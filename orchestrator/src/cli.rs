@@ -271,6 +271,57 @@ pub enum Command {
         #[arg(long)]
         uploaded: bool,
     },
+    /// Switch machines on or off, power-cycle them, or show whether they are on, through
+    /// each node's power control (pxe: its `power:` field); all nodes when none is named
+    #[command(after_help = "Exit status: 0 done on every node, 1 a node failed (one line each; also when the provider has no power \
+                            control) or invalid cluster file, 2 usage error, unreadable file or unknown node.")]
+    Power {
+        /// on, off, cycle or status
+        #[arg(value_name = "ACTION")]
+        action: PowerVerb,
+        /// The cluster file
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// The nodes (all when none is given)
+        #[arg(value_name = "NODE")]
+        nodes: Vec<String>,
+        /// Directory holding the labs
+        #[arg(long, value_name = "DIR", default_value_os_t = default_root())]
+        lab_root: PathBuf,
+    },
+    /// Install a machine again (pxe, `boot: install`): its next network boot runs the
+    /// installer once more, and it is power-cycled now; `up` then waits for it and
+    /// provisions it again
+    #[command(after_help = "Exit status: 0 switched back to installing and power-cycled, 1 invalid cluster \
+                            file, 2 usage error, unreadable file, unknown node, a node that does not install, \
+                            or a lab that is not up.")]
+    Reinstall {
+        /// The cluster file
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// The node
+        #[arg(value_name = "NODE")]
+        node: String,
+        /// Directory holding the labs
+        #[arg(long, value_name = "DIR", default_value_os_t = default_root())]
+        lab_root: PathBuf,
+    },
+    /// Write every file zerolab renders for the lab, starting nothing: pxe: dnsmasq's
+    /// configuration, each machine's iPXE script, pxelinux menu and preseed; vagrant: the
+    /// Vagrantfile and its network. One path per line
+    #[command(after_help = "Exit status: 0 written, 1 invalid cluster file, 2 usage error, unreadable file, a \
+                            provider that renders nothing, or a file that cannot be written.")]
+    Render {
+        /// The cluster file
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Where to write them [default: LAB/rendered in the lab directory]
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Directory holding the labs
+        #[arg(long, value_name = "DIR", default_value_os_t = default_root())]
+        lab_root: PathBuf,
+    },
     /// Log in to a ready node with the system's OpenSSH client, host key checked against
     /// zerolab's pin (the config is written to LAB/ssh_config); with -- CMD, run CMD there
     #[command(after_help = "Exit status: ssh's own: the remote command's, or 255 when ssh failed; 1 invalid \
@@ -344,6 +395,19 @@ pub enum Command {
 }
 
 /// `--output`: how a command prints its result.
+/// What `zerolab power` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PowerVerb {
+    /// Switch on (a machine that is on is left alone)
+    On,
+    /// Switch off
+    Off,
+    /// Reset and run
+    Cycle,
+    /// Show whether it is on
+    Status,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {
     /// Lines and tables for people

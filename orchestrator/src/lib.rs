@@ -44,6 +44,7 @@ pub mod keeper;
 pub mod lab;
 pub mod lab_handle;
 pub mod login;
+pub mod machines;
 pub mod provider;
 pub mod provision;
 pub mod run;

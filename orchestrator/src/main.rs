@@ -18,7 +18,7 @@ mod jobs;
 mod json;
 mod ui;
 
-use cli::{Cli, Command, GraphFormat, InventoryFormat, OutputFormat, SandboxCommand};
+use cli::{Cli, Command, GraphFormat, InventoryFormat, OutputFormat, PowerVerb, SandboxCommand};
 
 /// The file is valid / the command did what was asked.
 pub(crate) const EXIT_OK: u8 = 0;
@@ -91,6 +91,20 @@ fn main() -> ExitCode {
         Command::Ssh { file, node, lab_root, command } => {
             with_lab(&file, &lab_root, |cluster| login(cluster, &lab_root, &node, &command))
         }
+        Command::Power { action, file, nodes, lab_root } => {
+            with_lab(&file, &lab_root, |cluster| power(cluster, &lab_root, action, &nodes))
+        }
+        Command::Reinstall { file, node, lab_root } => with_lab(&file, &lab_root, |cluster| {
+            runtime()?.block_on(zerolab::machines::reinstall(&lab_root, cluster, &node))?;
+            print_line(&mut io::stdout().lock(), &format!("{node}: installs again on this boot (power-cycled); `zerolab up` waits for it"));
+            Ok(EXIT_OK)
+        }),
+        Command::Render { file, out, lab_root } => with_lab(&file, &lab_root, |cluster| {
+            for path in zerolab::machines::render(&lab_root, cluster, out.as_deref())? {
+                print_line(&mut io::stdout().lock(), &path.display().to_string());
+            }
+            Ok(EXIT_OK)
+        }),
         Command::Graph { file, job, format, lab_root } => graph(&file, job.as_deref(), format, &lab_root),
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
@@ -289,6 +303,28 @@ fn down(cluster: &Cluster, file: &std::path::Path, lab_root: &std::path::Path, f
     }
     print_line(&mut io::stdout().lock(), &ui::down_summary(cluster.name(), &report));
     Ok(if flags.strict && report.has_failures() { EXIT_INVALID } else { EXIT_OK })
+}
+
+fn power(cluster: &Cluster, lab_root: &std::path::Path, verb: PowerVerb, nodes: &[String]) -> anyhow::Result<u8> {
+    use zerolab::provider::pxe::power::PowerAction;
+    let action = match verb {
+        PowerVerb::On => Some(PowerAction::On),
+        PowerVerb::Off => Some(PowerAction::Off),
+        PowerVerb::Cycle => Some(PowerAction::Cycle),
+        PowerVerb::Status => None,
+    };
+    let outcomes = runtime()?.block_on(zerolab::machines::power(lab_root, cluster, action, nodes))?;
+    let mut failed = false;
+    for (node, outcome) in outcomes {
+        match outcome {
+            Ok(done) => print_line(&mut io::stdout().lock(), &format!("{node}: {done}")),
+            Err(error) => {
+                failed = true;
+                print_line(&mut io::stderr().lock(), &format!("{node}: {error}"));
+            }
+        }
+    }
+    Ok(if failed { EXIT_INVALID } else { EXIT_OK })
 }
 
 fn labs(lab_root: &std::path::Path) -> ExitCode {

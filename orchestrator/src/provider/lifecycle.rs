@@ -15,6 +15,9 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use std::path::{Path, PathBuf};
+
+use super::pxe::power::{PowerAction, PowerState};
 use super::{netns, registry, CreateProgress, ProviderKind, Teardown};
 use crate::lab::{Lab, LabError};
 use crate::ssh::Target;
@@ -36,7 +39,7 @@ pub enum Created {
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderError {
     /// The provider is in the cluster file's list, but zerolab cannot bring it up yet.
-    #[error("the {provider} provider's bring-up is not implemented yet (netns, ssh and vagrant are)")]
+    #[error("the {provider} provider's bring-up is not implemented yet")]
     NotImplemented {
         /// The provider.
         provider: ProviderKind,
@@ -46,7 +49,7 @@ pub enum ProviderError {
     NotSupported {
         /// The provider.
         provider: ProviderKind,
-        /// What was asked (`power off`, `power on`).
+        /// What was asked (`power off`, `reinstall`, `render`).
         operation: &'static str,
         /// Why it makes no sense there.
         reason: &'static str,
@@ -64,6 +67,12 @@ pub enum ProviderError {
     /// Making or removing namespace hosts failed.
     #[error(transparent)]
     Netns(#[from] netns::NetnsError),
+    /// Making, booting or removing PXE machines failed.
+    #[error(transparent)]
+    Pxe(#[from] super::pxe::PxeError),
+    /// Switching a machine on or off failed.
+    #[error(transparent)]
+    Power(#[from] super::pxe::power::PowerError),
     /// Making or removing virtual machines failed.
     #[error(transparent)]
     Vagrant(#[from] super::vagrant::VagrantError),
@@ -126,24 +135,66 @@ pub trait Provider: Send + Sync {
         Box::pin(async { None })
     }
 
-    /// Switches `node` off, keeping it. Not supported unless the provider says so.
-    fn power_off<'a>(&'a self, _lab: &'a Lab, _node: &'a Node) -> BoxFuture<'a, Result<(), ProviderError>> {
+    /// Switches `node`'s machine on, off, or resets it. Not supported unless the provider
+    /// says so.
+    fn power<'a>(
+        &'a self,
+        _lab: &'a Lab,
+        _cluster: &'a Cluster,
+        _node: &'a Node,
+        action: PowerAction,
+    ) -> BoxFuture<'a, Result<(), ProviderError>> {
         let error = ProviderError::NotSupported {
             provider: self.kind(),
-            operation: "power off",
+            operation: power_verb(action),
             reason: "it cannot switch its nodes off and on",
         };
         Box::pin(async move { Err(error) })
     }
 
-    /// Switches `node` back on. Not supported unless the provider says so.
-    fn power_on<'a>(&'a self, _lab: &'a Lab, _node: &'a Node) -> BoxFuture<'a, Result<(), ProviderError>> {
+    /// Whether `node`'s machine is on. Not supported unless the provider says so.
+    fn power_state<'a>(
+        &'a self,
+        _lab: &'a Lab,
+        _cluster: &'a Cluster,
+        _node: &'a Node,
+    ) -> BoxFuture<'a, Result<PowerState, ProviderError>> {
         let error = ProviderError::NotSupported {
             provider: self.kind(),
-            operation: "power on",
+            operation: "power status",
             reason: "it cannot switch its nodes off and on",
         };
         Box::pin(async move { Err(error) })
+    }
+
+    /// Installs `node` again from scratch on its next boot and power-cycles it. Not
+    /// supported unless the provider installs machines.
+    fn reinstall<'a>(&'a self, _lab: &'a Lab, _cluster: &'a Cluster, _node: &'a Node) -> BoxFuture<'a, Result<(), ProviderError>> {
+        let error = ProviderError::NotSupported {
+            provider: self.kind(),
+            operation: "reinstall",
+            reason: "it does not install machines",
+        };
+        Box::pin(async move { Err(error) })
+    }
+
+    /// Writes every file the provider renders for `cluster` into `out`, starting nothing;
+    /// returns the files written. Not supported by providers that render nothing.
+    fn render(&self, _lab: &Lab, _cluster: &Cluster, _out: &Path) -> Result<Vec<PathBuf>, ProviderError> {
+        Err(ProviderError::NotSupported {
+            provider: self.kind(),
+            operation: "render",
+            reason: "it renders no files (the vagrant and pxe providers do)",
+        })
+    }
+}
+
+/// `action` as the command says it (`power on`).
+fn power_verb(action: PowerAction) -> &'static str {
+    match action {
+        PowerAction::On => "power on",
+        PowerAction::Off => "power off",
+        PowerAction::Cycle => "power cycle",
     }
 }
 
@@ -184,14 +235,6 @@ impl Provider for NotImplemented {
     }
 
     fn destroy<'a>(&'a self, _lab: &'a Lab, _cluster: &'a Cluster) -> BoxFuture<'a, Result<Teardown, ProviderError>> {
-        Box::pin(async move { Err(ProviderError::NotImplemented { provider: self.0 }) })
-    }
-
-    fn power_off<'a>(&'a self, _lab: &'a Lab, _node: &'a Node) -> BoxFuture<'a, Result<(), ProviderError>> {
-        Box::pin(async move { Err(ProviderError::NotImplemented { provider: self.0 }) })
-    }
-
-    fn power_on<'a>(&'a self, _lab: &'a Lab, _node: &'a Node) -> BoxFuture<'a, Result<(), ProviderError>> {
         Box::pin(async move { Err(ProviderError::NotImplemented { provider: self.0 }) })
     }
 }

@@ -22,6 +22,7 @@ mod mirror;
 pub mod power;
 mod settings;
 
+pub use self::error::PxeError;
 pub use self::settings::{BootMode, DhcpMode, InstallRoute, Loader, PowerConfig, PxeLab, Settings};
 
 use std::net::Ipv4Addr;

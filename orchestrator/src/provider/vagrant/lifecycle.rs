@@ -1,9 +1,9 @@
 //! The `vagrant` provider's lifecycle ([`Provider`] for [`Vagrant`]) and what can go wrong
 //! in it ([`VagrantError`]). Making is `create.rs`, removing `teardown.rs`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use super::{create, teardown, virsh, Names, Vagrant, KIND};
+use super::{create, render, teardown, virsh, Names, Vagrant, KIND};
 use crate::lab::Lab;
 use crate::provider::{BoxFuture, CreateProgress, Created, Provider, ProviderError, ProviderKind, Teardown};
 use crate::templates::TemplateError;
@@ -136,6 +136,25 @@ impl Provider for Vagrant {
 
     fn removes_nodes(&self) -> bool {
         true
+    }
+
+    fn render(&self, lab: &Lab, cluster: &Cluster, out: &Path) -> Result<Vec<PathBuf>, ProviderError> {
+        let names = Names::new(lab.name());
+        let public_key = std::fs::read_to_string(lab.public_key())
+            .map_err(|source| VagrantError::Io { path: lab.public_key(), source })?;
+        let consoles = vagrant_dir(lab).join("console");
+        let files = [
+            ("Vagrantfile", render::vagrantfile(cluster, &names, &consoles, &public_key).map_err(VagrantError::from)?),
+            ("network.xml", render::network(cluster, &names).map_err(VagrantError::from)?),
+        ];
+        std::fs::create_dir_all(out).map_err(|source| VagrantError::Io { path: out.to_owned(), source })?;
+        let mut written = Vec::new();
+        for (name, text) in files {
+            let path = out.join(name);
+            std::fs::write(&path, text).map_err(|source| VagrantError::Io { path: path.clone(), source })?;
+            written.push(path);
+        }
+        Ok(written)
     }
 
     fn machine_states<'a>(&'a self, lab: &'a Lab, cluster: &'a Cluster) -> BoxFuture<'a, Option<Vec<String>>> {

@@ -16,6 +16,8 @@ use super::{Addressing, Definition, NodeSettings, ProviderConfig, ProviderKind, 
 use zerolab_config::cluster::net::{MacAddr, Subnet};
 use zerolab_config::cluster::schema::NodeField;
 
+pub mod boot;
+
 /// The `pxe` provider, for the registry.
 pub const DEFINITION: Definition = Definition { kind: KIND, lifecycle: &NotImplemented(KIND) };
 

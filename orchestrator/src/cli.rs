@@ -322,6 +322,15 @@ pub enum Command {
         #[arg(long, value_name = "DIR", default_value_os_t = default_root())]
         lab_root: PathBuf,
     },
+    /// A pxe lab's boot server (started by `up`, not by hand): dnsmasq for DHCP and TFTP,
+    /// HTTP for boot scripts, kernels, images and per-node metadata, as PLAN_JSON
+    /// (LAB/pxe/plan.json) says, until SIGTERM
+    #[command(hide = true)]
+    PxeServe {
+        /// The boot plan
+        #[arg(value_name = "PLAN_JSON")]
+        plan: PathBuf,
+    },
     /// Log in to a ready node with the system's OpenSSH client, host key checked against
     /// zerolab's pin (the config is written to LAB/ssh_config); with -- CMD, run CMD there
     #[command(after_help = "Exit status: ssh's own: the remote command's, or 255 when ssh failed; 1 invalid \

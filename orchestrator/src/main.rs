@@ -31,7 +31,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // Diagnostics on stderr, filtered by ZEROLAB_LOG (e.g. `ZEROLAB_LOG=zerolab=debug`);
     // warnings only by default, and the keeper's own start/stop lines in its log.
-    let default = if matches!(cli.command, Command::Keeper { .. }) { "info" } else { "warn" };
+    let default =
+        if matches!(cli.command, Command::Keeper { .. } | Command::PxeServe { .. }) { "info" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_env("ZEROLAB_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
@@ -66,6 +67,7 @@ fn main() -> ExitCode {
             Ok(EXIT_OK)
         }),
         Command::Keeper { lab_dir } => keeper(&lab_dir),
+        Command::PxeServe { plan } => pxe_serve(&plan),
         Command::AgentScript { file, lab_root, agent, uploaded } => {
             with_lab(&file, &lab_root, |cluster| agent_script(cluster, &lab_root, agent, uploaded))
         }
@@ -180,6 +182,21 @@ fn keeper(lab_dir: &std::path::Path) -> ExitCode {
             print_line(
                 &mut io::stderr().lock(),
                 &format!("zerolab keeper: {}", zerolab_sandbox::session::error_chain(error.as_ref())),
+            );
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+/// Runs a pxe lab's boot server until SIGTERM (see `zerolab::provider::pxe::boot::server`).
+fn pxe_serve(plan: &std::path::Path) -> ExitCode {
+    let result = runtime().and_then(|runtime| Ok(runtime.block_on(zerolab::provider::pxe::boot::server::run(plan))?));
+    match result {
+        Ok(()) => ExitCode::from(EXIT_OK),
+        Err(error) => {
+            print_line(
+                &mut io::stderr().lock(),
+                &format!("zerolab pxe-serve: {}", zerolab_sandbox::session::error_chain(error.as_ref())),
             );
             ExitCode::from(EXIT_USAGE)
         }

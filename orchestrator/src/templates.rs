@@ -31,13 +31,26 @@ pub const VAGRANTFILE: &str = "Vagrantfile.j2";
 /// The libvirt network of a `vagrant` lab.
 pub const VAGRANT_NETWORK: &str = "vagrant-network.xml.j2";
 
+/// dnsmasq on a `pxe` lab's boot network (DHCP and TFTP).
+pub const PXE_DNSMASQ: &str = "pxe-dnsmasq.conf.j2";
+/// A `pxe` node's iPXE script.
+pub const PXE_IPXE: &str = "pxe-boot.ipxe.j2";
+/// A `pxe` node's pxelinux menu.
+pub const PXE_PXELINUX: &str = "pxe-pxelinux.cfg.j2";
+/// A `pxe` node's Debian installer preseed.
+pub const PXE_PRESEED: &str = "pxe-preseed.cfg.j2";
+
 /// Every template: its name (its file in `templates/`) and its text.
-const TEMPLATES: [(&str, &str); 5] = [
+const TEMPLATES: [(&str, &str); 9] = [
     (AGENT_UNIT, include_str!("../../templates/zerolab-agent.service.j2")),
     (START_AGENT, include_str!("../../templates/start-agent.sh.j2")),
     (REMOVE_AGENT, include_str!("../../templates/remove-agent.sh.j2")),
     (VAGRANTFILE, include_str!("../../templates/Vagrantfile.j2")),
     (VAGRANT_NETWORK, include_str!("../../templates/vagrant-network.xml.j2")),
+    (PXE_DNSMASQ, include_str!("../../templates/pxe-dnsmasq.conf.j2")),
+    (PXE_IPXE, include_str!("../../templates/pxe-boot.ipxe.j2")),
+    (PXE_PXELINUX, include_str!("../../templates/pxe-pxelinux.cfg.j2")),
+    (PXE_PRESEED, include_str!("../../templates/pxe-preseed.cfg.j2")),
 ];
 
 /// A template that could not be rendered. The templates are part of the binary, so this

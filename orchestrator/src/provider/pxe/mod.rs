@@ -15,6 +15,7 @@
 //! `artifacts.rs` builds the live system and the disk image (cached); `lifecycle.rs`
 //! (`up`, `down`, status) puts them together.
 
+pub mod boot;
 mod error;
 mod host;
 mod keys;

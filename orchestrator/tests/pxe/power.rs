@@ -155,16 +155,21 @@ async fn qmp_switches_a_machine_off_on_and_through_cycles() {
     assert_eq!(state(&spec, "n1").await.unwrap(), PowerState::Off);
     assert_eq!(run_status(&machine).await, "prelaunch");
 
+    let started = Instant::now();
     apply(&spec, "n1", PowerAction::On).await.unwrap();
+    eprintln!("qmp power on: {:?}", started.elapsed());
     assert_eq!(state(&spec, "n1").await.unwrap(), PowerState::On);
     machine.wait_boots(1).await;
+    eprintln!("qmp power on to the boot sector: {:?}", started.elapsed());
 
     // On when on: nothing happens (no reset, so no second boot).
     apply(&spec, "n1", PowerAction::On).await.unwrap();
     tokio::time::sleep(Duration::from_millis(700)).await;
     assert_eq!(machine.boots(), 1);
 
+    let started = Instant::now();
     apply(&spec, "n1", PowerAction::Off).await.unwrap();
+    eprintln!("qmp power off: {:?}", started.elapsed());
     assert_eq!(state(&spec, "n1").await.unwrap(), PowerState::Off);
     assert_eq!(run_status(&machine).await, "prelaunch", "off leaves the machine reset, before its firmware");
     apply(&spec, "n1", PowerAction::Off).await.unwrap();
@@ -333,27 +338,65 @@ async fn ipmi_errors_name_the_node_and_the_fix() {
     assert!(err.to_string().contains("answers IPMI over LAN"), "{err}");
 }
 
-/// A namespace with one end of a veth pair; the other end stays on this host.
+#[tokio::test]
+async fn ipmi_reaches_a_bmc_in_a_namespace_across_a_veth() {
+    if !is_root() {
+        eprintln!("skipped: ipmi_reaches_a_bmc_in_a_namespace_across_a_veth needs root (a namespace)");
+        return;
+    }
+    if !bmc::programs_present("ipmi_reaches_a_bmc_in_a_namespace_across_a_veth") {
+        return;
+    }
+    let veth = Veth::new('b', 1);
+    let dir = tempfile::tempdir().unwrap();
+    let machine = Machine::new(dir.path(), "n8", false);
+    let config = BmcConfig { netns: Some(&veth.netns), addr: veth.ns_addr, port: 623, qemu: machine.args.clone() };
+    let bmc = Bmc::start(dir.path(), config);
+    let spec = bmc.spec();
+    assert_eq!(state(&spec, "n8").await.unwrap(), PowerState::Off);
+    apply(&spec, "n8", PowerAction::On).await.unwrap();
+    machine.wait_boots(1).await;
+    let pid = bmc.machine_pid().expect("power on started the machine's QEMU");
+    let netns_of = |pid: i32| std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap();
+    assert_ne!(netns_of(pid), netns_of(std::process::id() as i32), "the machine runs in the BMC's namespace");
+    apply(&spec, "n8", PowerAction::Off).await.unwrap();
+    assert!(!bmc::alive(pid), "power off ended the machine's QEMU");
+    drop(bmc);
+    drop(veth);
+}
+
+/// A namespace with one end of a veth pair; the other end stays on this host. Each
+/// test's pair has its own `tag` in its names and its own /28 of 10.99.12.0/24 (`slice`):
+/// this host's end is its first address, the namespace's end the second.
 struct Veth {
     netns: String,
     host_end: String,
+    host_addr: Ipv4Addr,
+    ns_addr: Ipv4Addr,
 }
 
 impl Veth {
-    fn new() -> Veth {
+    fn new(tag: char, slice: u8) -> Veth {
         let id = std::process::id();
-        let veth = Veth { netns: format!("p2wol{id}"), host_end: format!("p2w{id}h") };
-        let ns_end = format!("p2w{id}n");
+        let base = slice * 16;
+        let veth = Veth {
+            netns: format!("p2{tag}{id}"),
+            host_end: format!("p2{tag}{id}h"),
+            host_addr: Ipv4Addr::new(10, 99, 12, base + 1),
+            ns_addr: Ipv4Addr::new(10, 99, 12, base + 2),
+        };
+        let ns_end = format!("p2{tag}{id}n");
         let run = |args: &[&str]| {
             let out = Command::new("ip").args(args).output().expect("run ip");
             assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
         };
         run(&["netns", "add", &veth.netns]);
         run(&["link", "add", &veth.host_end, "type", "veth", "peer", "name", &ns_end, "netns", &veth.netns]);
-        run(&["addr", "add", "10.99.12.1/24", "dev", &veth.host_end]);
+        run(&["addr", "add", &format!("{}/28", veth.host_addr), "dev", &veth.host_end]);
         run(&["link", "set", &veth.host_end, "up"]);
-        run(&["-n", &veth.netns, "addr", "add", "10.99.12.2/24", "dev", &ns_end]);
+        run(&["-n", &veth.netns, "addr", "add", &format!("{}/28", veth.ns_addr), "dev", &ns_end]);
         run(&["-n", &veth.netns, "link", "set", &ns_end, "up"]);
+        run(&["-n", &veth.netns, "link", "set", "lo", "up"]);
         veth
     }
 }
@@ -377,7 +420,7 @@ async fn wol_broadcasts_the_magic_packet_out_of_the_interface() {
     if !present("wol_broadcasts_the_magic_packet_out_of_the_interface", "ip", "iproute2") {
         return;
     }
-    let veth = Veth::new();
+    let veth = Veth::new('w', 0);
     // The listener lives in the namespace: a thread of its own switches into it.
     let netns = veth.netns.clone();
     let (ready, listening) = std::sync::mpsc::channel();
@@ -402,7 +445,7 @@ async fn wol_broadcasts_the_magic_packet_out_of_the_interface() {
         want.extend(mac.0);
     }
     assert_eq!(packet, want, "the magic packet");
-    assert_eq!(from.ip(), std::net::IpAddr::V4(Ipv4Addr::new(10, 99, 12, 1)), "sent from the interface's address");
+    assert_eq!(from.ip(), std::net::IpAddr::V4(veth.host_addr), "sent from the interface's address");
 
     assert_eq!(state(&spec, "n6").await.unwrap(), PowerState::Unknown);
     for action in [PowerAction::Off, PowerAction::Cycle] {

@@ -128,4 +128,28 @@ mod tests {
         assert_eq!(parse_status("powered on"), PowerState::Unknown);
         assert_eq!(parse_status(""), PowerState::Unknown);
     }
+
+    #[tokio::test]
+    async fn kills_a_command_and_its_children_past_the_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("child.pid");
+        let command = format!("sleep 30 & echo $! > {}; wait", pidfile.display());
+        let commands = Commands { node: "n4", mac: None };
+        let err = commands.run("on", &command, Duration::from_millis(500)).await.unwrap_err();
+        assert!(matches!(err, PowerError::CommandTimeout { role: "on", .. }), "{err}");
+        assert!(err.to_string().starts_with("node n4: the power on command did not finish within 0 s"), "{err}");
+        let child = std::fs::read_to_string(&pidfile).unwrap();
+        let running = || {
+            let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.trim())).unwrap_or_default();
+            stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z'))
+        };
+        // SIGKILL lands within moments; a zombie (reaped late here) does not run.
+        for _ in 0..100 {
+            if !running() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the command's child {} still runs", child.trim());
+    }
 }

@@ -148,7 +148,11 @@ pub enum PowerError {
         source: io::Error,
     },
     /// The BMC password file is open to other users.
-    #[error("node {node}: the BMC password file {} is open to group or others (mode {mode:03o}): `chmod 600 {}`", path.display(), path.display())]
+    #[error(
+        "node {node}: the BMC password file {} is open to group or others (mode {mode:03o}): `chmod 600 {}`",
+        path.display(),
+        path.display()
+    )]
     PasswordFileOpen {
         /// The node.
         node: String,
@@ -187,7 +191,10 @@ pub enum PowerError {
         output: String,
     },
     /// The BMC accepted the command but the machine did not reach the state in time.
-    #[error("node {node}: the BMC accepted power {want} but still reports the machine {got} after {seconds} s; check the machine and its BMC")]
+    #[error(
+        "node {node}: the BMC accepted power {want} but still reports the machine {got} after {seconds} s; check \
+         the machine and its BMC"
+    )]
     NotReached {
         /// The node.
         node: String,

@@ -9,9 +9,9 @@
 //!   no ACPI request the guest could ignore) and the reset leaves QEMU in `prelaunch`,
 //!   so the next start runs the firmware from scratch. A machine already off (`prelaunch`,
 //!   or `shutdown` after the guest switched itself off) is left alone.
-//! - on = from off, `system_reset` then `cont`: a fresh boot (`cont` alone is refused in
-//!   the `shutdown` state and would resume a stale machine otherwise). A running machine
-//!   is left alone.
+//! - on = from any state but running (off, or paused by hand), `system_reset` then
+//!   `cont`: a fresh boot (`cont` alone is refused in the `shutdown` state and would
+//!   resume a stale machine otherwise). A running machine is left alone.
 //! - cycle = `system_reset`, then `cont` unless it was running: a fresh boot either way.
 //! - state = `query-status`: running is on; `prelaunch`, `shutdown`, `guest-panicked` and
 //!   `internal-error` are off (a start boots from scratch); anything else (paused by

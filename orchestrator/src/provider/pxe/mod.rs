@@ -24,7 +24,7 @@ pub mod power;
 mod settings;
 
 pub use self::error::PxeError;
-pub use self::settings::{BootMode, DhcpMode, InstallRoute, Loader, PowerConfig, PxeLab, Settings};
+pub use self::settings::{PowerConfig, PxeLab, Settings};
 
 use std::net::Ipv4Addr;
 

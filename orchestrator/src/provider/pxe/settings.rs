@@ -12,6 +12,7 @@ use zerolab_config::cluster::net::{MacAddr, Subnet};
 use zerolab_config::cluster::schema::{NodeField, PowerSpecFile, Section};
 use zerolab_config::cluster::{Checker, EntryView, LabView, Problem, ProviderSettings, YamlPath};
 
+pub use super::boot::plan::{Boot, DhcpMode, Loader, Route};
 use super::KIND;
 
 /// The boot HTTP server's port when `pxe.http_port` is not given.
@@ -21,24 +22,7 @@ pub const DEFAULT_DEADLINE_SECS: u64 = 300;
 /// The longest interface name Linux accepts (`IFNAMSIZ` - 1).
 const MAX_INTERFACE: usize = 15;
 
-/// How the lab answers DHCP on the boot network.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DhcpMode {
-    /// The lab is the boot network's DHCP server: a fixed lease per listed MAC.
-    Server,
-    /// Another DHCP server gives addresses; the lab only adds boot information
-    /// (proxyDHCP). Each node's `address` must be the one that server gives it.
-    Proxy,
-}
 
-/// The first stage a BIOS machine without iPXE is given over TFTP.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Loader {
-    /// iPXE (`undionly.kpxe`), which fetches its per-machine script over HTTP.
-    Ipxe,
-    /// pxelinux (`lpxelinux.0`) with a menu per machine, in the shape of the seed's.
-    Pxelinux,
-}
 
 /// The `pxe:` section, checked.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -65,25 +49,7 @@ pub struct PxeLab {
     pub proxy: Option<String>,
 }
 
-/// How a machine boots.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BootMode {
-    /// zerolab's live system, from the network, every boot (nothing is written to disk).
-    Live,
-    /// Installed to its disk once, then booted from the disk.
-    Install(InstallRoute),
-    /// Its own disk, as it is (zerolab only reaches it over SSH).
-    Local,
-}
 
-/// How a machine is installed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum InstallRoute {
-    /// The live system writes zerolab's Debian disk image to the disk.
-    Image,
-    /// Debian's netboot installer with a rendered preseed.
-    Preseed,
-}
 
 /// How a machine is switched on and off, as written (paths relative to the cluster
 /// file's directory are resolved when used).
@@ -129,7 +95,7 @@ pub struct Settings {
     /// The MAC address of the interface it boots from.
     pub mac: MacAddr,
     /// How it boots.
-    pub boot: BootMode,
+    pub boot: Boot,
     /// The disk it is installed to (`None`: the first disk the live system finds).
     pub disk: Option<String>,
     /// Its power control, if any.
@@ -279,27 +245,27 @@ pub(super) fn node_settings(entry: &EntryView<'_>, check: &mut Checker<'_>) -> O
         }
     };
     let route = match entry.install() {
-        None | Some(("image", _)) => InstallRoute::Image,
-        Some(("preseed", _)) => InstallRoute::Preseed,
+        None | Some(("image", _)) => Route::Image,
+        Some(("preseed", _)) => Route::Preseed,
         Some((other, path)) => {
             let expected = NodeField::Install.hint().to_owned();
             check.report(&path, Problem::Invalid { field: "install", value: other.to_owned(), expected });
             ok = false;
-            InstallRoute::Image
+            Route::Image
         }
     };
     let boot = match entry.boot() {
-        None | Some(("live", _)) => BootMode::Live,
-        Some(("install", _)) => BootMode::Install(route),
-        Some(("local", _)) => BootMode::Local,
+        None | Some(("live", _)) => Boot::Live,
+        Some(("install", _)) => Boot::Install { route },
+        Some(("local", _)) => Boot::Local,
         Some((other, path)) => {
             let expected = NodeField::Boot.hint().to_owned();
             check.report(&path, Problem::Invalid { field: "boot", value: other.to_owned(), expected });
             ok = false;
-            BootMode::Live
+            Boot::Live
         }
     };
-    if let (Some((value, path)), false) = (entry.install(), matches!(boot, BootMode::Install(_))) {
+    if let (Some((value, path)), false) = (entry.install(), matches!(boot, Boot::Install { .. })) {
         let expected = "no `install` on a node that does not have `boot: install`".to_owned();
         check.report(&path, Problem::Invalid { field: "install", value: value.to_owned(), expected });
         ok = false;

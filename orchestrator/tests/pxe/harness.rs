@@ -126,7 +126,8 @@ impl MachineRoom {
     /// A new room named `{prefix}{n}` (`prefix`: at most 8 letters or digits).
     pub fn new(prefix: &str) -> Result<MachineRoom, RoomError> {
         if prefix.is_empty() || prefix.len() > 8 || !prefix.chars().all(|c| c.is_ascii_alphanumeric()) {
-            return Err(RoomError::NoName(prefix.to_owned()));
+            let reason = "a room's prefix is 1 to 8 letters or digits".to_owned();
+            return Err(RoomError::Spec { name: prefix.to_owned(), reason });
         }
         let name = claim(prefix)?;
         let dir = tempfile::Builder::new()
@@ -180,7 +181,7 @@ impl MachineRoom {
     }
 
     /// A machine (not started: [`Machine::start`]).
-    pub fn machine(&self, spec: MachineSpec) -> Result<Machine<'_>, RoomError> {
+    pub fn machine(&self, spec: MachineSpec) -> Result<Machine, RoomError> {
         spec.check()?;
         let dir = self.dir().join(&spec.name);
         fs::create_dir(&dir).map_err(|source| RoomError::File { path: dir.clone(), source })?;
@@ -195,7 +196,7 @@ impl MachineRoom {
         let tap = self.port("t");
         let ns = self.netns();
         ip(&["-n", ns, "tuntap", "add", &tap, "mode", "tap"])?;
-        let machine = Machine { room: self, spec, tap, dir, child: None, started: None };
+        let machine = Machine { netns: ns.to_owned(), spec, tap, dir, child: None, started: None };
         ip(&["-n", ns, "link", "set", &machine.tap, "master", "br0"])?;
         ip(&["-n", ns, "link", "set", &machine.tap, "up"])?;
         Ok(machine)
@@ -343,9 +344,10 @@ impl MachineSpec {
     }
 }
 
-/// A QEMU machine in a room; killed (and its tap removed) on drop.
-pub struct Machine<'r> {
-    room: &'r MachineRoom,
+/// A QEMU machine in a room; killed (and its tap removed) on drop. (Its room's drop
+/// kills it too: a machine may be kept beside its room in one struct.)
+pub struct Machine {
+    netns: String,
     pub spec: MachineSpec,
     tap: String,
     dir: PathBuf,
@@ -353,14 +355,14 @@ pub struct Machine<'r> {
     started: Option<Instant>,
 }
 
-impl Machine<'_> {
+impl Machine {
     /// Starts QEMU; returns once its QMP socket is there.
     pub fn start(&mut self) -> Result<(), RoomError> {
         let log = self.dir.join("qemu.log");
         let out = fs::File::create(&log).map_err(|source| RoomError::File { path: log.clone(), source })?;
         let err = out.try_clone().map_err(|source| RoomError::File { path: log.clone(), source })?;
         let mut command = Command::new("ip");
-        command.args(["netns", "exec", self.room.netns(), "qemu-system-x86_64"]).args(self.arguments());
+        command.args(["netns", "exec", &self.netns, "qemu-system-x86_64"]).args(self.arguments());
         command.stdin(Stdio::null()).stdout(out).stderr(err);
         let child =
             command.spawn().map_err(|source| RoomError::Spawn { program: "qemu-system-x86_64".into(), source })?;
@@ -467,38 +469,7 @@ impl Machine<'_> {
 
     /// Runs QMP command `execute` (with `arguments`); its `return` value.
     pub fn qmp(&self, execute: &str, arguments: Option<Value>) -> Result<Value, RoomError> {
-        let path = self.qmp_path();
-        let fail = |detail: String| RoomError::Qmp { path: path.clone(), detail };
-        let stream = UnixStream::connect(&path).map_err(|e| fail(e.to_string()))?;
-        stream.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| fail(e.to_string()))?;
-        let mut writer = stream.try_clone().map_err(|e| fail(e.to_string()))?;
-        let mut reader = BufReader::new(stream);
-        // Greeting, then capabilities negotiation, then the command; events are skipped.
-        let mut answer = |request: Option<Value>| -> Result<Value, RoomError> {
-            if let Some(request) = request {
-                writeln!(writer, "{request}").map_err(|e| fail(e.to_string()))?;
-            }
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).map_err(|e| fail(e.to_string()))? == 0 {
-                    return Err(fail("closed the connection".into()));
-                }
-                let message: Value = serde_json::from_str(&line).map_err(|e| fail(format!("{e}: {line}")))?;
-                if let Some(error) = message.get("error") {
-                    return Err(fail(error.to_string()));
-                }
-                if let Some(value) = message.get("return").or_else(|| message.get("QMP")) {
-                    return Ok(value.clone());
-                }
-            }
-        };
-        answer(None)?;
-        answer(Some(json!({"execute": "qmp_capabilities"})))?;
-        let mut request = json!({ "execute": execute });
-        if let Some(arguments) = arguments {
-            request["arguments"] = arguments;
-        }
-        answer(Some(request))
+        qmp(&self.qmp_path(), execute, arguments)
     }
 
     /// `query-status`'s `status` (`running`, `prelaunch`, `paused`, `shutdown`, ...).
@@ -522,11 +493,46 @@ impl Machine<'_> {
     }
 }
 
-impl Drop for Machine<'_> {
+impl Drop for Machine {
     fn drop(&mut self) {
         self.kill();
-        let _ = Command::new("ip").args(["-n", self.room.netns(), "link", "del", &self.tap]).output();
+        let _ = Command::new("ip").args(["-n", &self.netns, "link", "del", &self.tap]).output();
     }
+}
+
+/// Runs QMP command `execute` (with `arguments`) on the socket at `path`: one connection,
+/// capabilities negotiated, events skipped; the command's `return` value.
+pub fn qmp(path: &Path, execute: &str, arguments: Option<Value>) -> Result<Value, RoomError> {
+    let fail = |detail: String| RoomError::Qmp { path: path.to_owned(), detail };
+    let stream = UnixStream::connect(path).map_err(|e| fail(e.to_string()))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| fail(e.to_string()))?;
+    let mut writer = stream.try_clone().map_err(|e| fail(e.to_string()))?;
+    let mut reader = BufReader::new(stream);
+    let mut answer = |request: Option<Value>| -> Result<Value, RoomError> {
+        if let Some(request) = request {
+            writeln!(writer, "{request}").map_err(|e| fail(e.to_string()))?;
+        }
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).map_err(|e| fail(e.to_string()))? == 0 {
+                return Err(fail("closed the connection".into()));
+            }
+            let message: Value = serde_json::from_str(&line).map_err(|e| fail(format!("{e}: {line}")))?;
+            if let Some(error) = message.get("error") {
+                return Err(fail(error.to_string()));
+            }
+            if let Some(value) = message.get("return").or_else(|| message.get("QMP")) {
+                return Ok(value.clone());
+            }
+        }
+    };
+    answer(None)?;
+    answer(Some(json!({"execute": "qmp_capabilities"})))?;
+    let mut request = json!({ "execute": execute });
+    if let Some(arguments) = arguments {
+        request["arguments"] = arguments;
+    }
+    answer(Some(request))
 }
 
 /// `ip ARGS`, failing with its stderr.

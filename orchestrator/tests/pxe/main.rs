@@ -152,7 +152,7 @@ fn a_room_is_gone_after_its_test_panics_with_a_machine_and_dnsmasq_running() {
 }
 
 #[test]
-fn peers_uplink_and_capture_work_beside_the_boot_network() {
+fn peers_uplink_capture_and_wake_on_lan_work_beside_the_boot_network() {
     let Some(_turn) = prerequisites("the services beside the boot network") else {
         return;
     };
@@ -183,8 +183,15 @@ fn peers_uplink_and_capture_work_beside_the_boot_network() {
     assert_eq!(uplink.sources(), vec![Ipv4Addr::new(10, 99, 14, 253)]);
     assert!(uplink.interface().starts_with(room.netns()));
 
-    // A wake-on-LAN packet sent out of the host end crosses the bridge.
+    // A wake-on-LAN packet sent out of the host end crosses the bridge, and powers on the
+    // machine (started off) that has wake-on-LAN armed.
     let mac = "52:54:00:99:14:0c";
+    let mut spec = MachineSpec::bios("sleeper", mac);
+    spec.paused = true;
+    let mut machine = room.machine(spec).unwrap();
+    machine.start().unwrap();
+    let wol = room.wake_on_lan(&machine).unwrap();
+    assert_eq!(machine.status().unwrap(), "prelaunch");
     let mut magic = vec![0xffu8; 6];
     for _ in 0..16 {
         magic.extend([0x52, 0x54, 0x00, 0x99, 0x14, 0x0c]);
@@ -198,6 +205,9 @@ fn peers_uplink_and_capture_work_beside_the_boot_network() {
     assert_eq!(&frame[..6], &[0xff; 6], "an Ethernet broadcast");
     assert!(!is_magic_packet(&frame, "52:54:00:99:14:0d"));
     assert!(capture.count() >= 1);
+    assert!(wol.wait(Duration::from_secs(5)), "woken by its magic packet");
+    assert_eq!(machine.status().unwrap(), "running");
+    machine.wait_for_console("iPXE", Duration::from_secs(60)).unwrap();
 }
 
 /// `program ARGS`'s stdout.
@@ -250,4 +260,28 @@ fn beside_a_plain_dhcp_server_a_proxy_dhcp_on_the_host_end_boots_a_machine() {
     let peer = room.peer("52:54:00:99:14:0e", Ipv4Addr::new(10, 99, 14, 112), 25, None).unwrap();
     let seen = peer.exec("ip", &["-br", "addr", "show", "eth0"]).unwrap();
     assert!(String::from_utf8_lossy(&seen.stdout).contains("10.99.14.112/25"), "{seen:?} in {}", peer.netns());
+}
+
+#[test]
+fn a_room_left_by_a_killed_test_run_is_torn_down_by_the_next_room_wanting_its_name() {
+    let Some(_turn) = prerequisites("a stale room's cleanup") else {
+        return;
+    };
+    // What a test run killed with SIGKILL leaves: a namespace, its host link, the owner
+    // file naming a process that is gone.
+    let mut gone = Command::new("true").spawn().unwrap();
+    let pid = gone.id();
+    gone.wait().unwrap();
+    let name = (0..50).map(|n| format!("p4s{n}")).find(|n| !Path::new("/run/netns").join(n).exists()).unwrap();
+    harness::ip(&["netns", "add", &name]).unwrap();
+    harness::ip(&["link", "add", &format!("{name}h"), "type", "veth", "peer", "name", "up0", "netns", &name]).unwrap();
+    std::fs::write(Path::new("/run/zerolab-machine-rooms").join(&name), pid.to_string()).unwrap();
+
+    let room = MachineRoom::new("p4s").unwrap();
+    assert_eq!(room.netns(), name, "the stale name was taken over");
+    let links = output("ip", &["-br", "link"]);
+    assert_eq!(links.lines().filter(|l| l.starts_with(&format!("{name}h"))).count(), 1, "{links}");
+    drop(room);
+    assert!(!Path::new("/run/netns").join(&name).exists());
+    assert!(!Path::new("/run/zerolab-machine-rooms").join(&name).exists());
 }

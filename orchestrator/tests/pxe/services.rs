@@ -3,7 +3,9 @@
 //! beside), [`Peer`] (a namespace host on the bridge, for requests from a given address
 //! without booting a machine), [`Uplink`] (a namespace behind a second veth from the host
 //! with a TCP listener that records who connected: the far side of `pxe.nat`), and
-//! [`Capture`] (every frame crossing the bridge, e.g. a wake-on-LAN packet).
+//! [`Capture`] (every frame crossing the bridge, e.g. a wake-on-LAN packet), and
+//! [`WakeOnLan`] (a machine that powers on when its magic packet crosses the bridge, as a
+//! NIC with wake-on-LAN armed does: QEMU has no such thing).
 //!
 //! Everything here lives in namespaces named after the room (`{room}u`, `{room}p{n}`) or
 //! in the room's own, so [`crate::harness::teardown`] finds it even when a test panics.
@@ -24,7 +26,7 @@ use nix::sys::socket::{recv, setsockopt, socket, sockopt, AddressFamily, MsgFlag
 use nix::sys::time::TimeVal;
 use regex::Regex;
 
-use crate::harness::{ip, last_lines, which, MachineRoom, RoomError};
+use crate::harness::{ip, last_lines, qmp, which, Machine, MachineRoom, RoomError};
 
 /// Lines something printed, each with when it arrived.
 type Lines = Arc<Mutex<Vec<(Instant, String)>>>;
@@ -162,15 +164,9 @@ impl MachineRoom {
 
     /// A namespace host on the boot network: MAC `mac`, `address/prefix` on its `eth0`,
     /// a default route via `gateway` when given. Removed on drop.
-    pub fn peer(
-        &self,
-        mac: &str,
-        address: Ipv4Addr,
-        prefix: u8,
-        gateway: Option<Ipv4Addr>,
-    ) -> Result<Peer<'_>, RoomError> {
+    pub fn peer(&self, mac: &str, address: Ipv4Addr, prefix: u8, gateway: Option<Ipv4Addr>) -> Result<Peer, RoomError> {
         let port = self.port("p");
-        let peer = Peer { _room: self, netns: format!("{}{port}", self.netns()) };
+        let peer = Peer { netns: format!("{}{port}", self.netns()) };
         ip(&["netns", "add", &peer.netns])?;
         let (ns, pns) = (self.netns(), peer.netns.as_str());
         ip(&["-n", ns, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", pns])?;
@@ -207,15 +203,68 @@ impl MachineRoom {
     pub fn capture(&self) -> Result<Capture, RoomError> {
         Capture::start(self.netns(), "br0")
     }
+
+    /// Arms wake-on-LAN for `machine` (best started paused, i.e. off): when a magic packet
+    /// for its MAC crosses the bridge, it is powered on through QMP (`system_reset` and
+    /// `cont` when it is not running). Disarmed on drop.
+    pub fn wake_on_lan(&self, machine: &Machine) -> Result<WakeOnLan, RoomError> {
+        let capture = self.capture()?;
+        let (mac, socket) = (machine.spec.mac.clone(), machine.qmp_path());
+        let woken: Arc<AtomicBool> = Arc::default();
+        let stop: Arc<AtomicBool> = Arc::default();
+        let (done, stopped) = (Arc::clone(&woken), Arc::clone(&stop));
+        let watcher = std::thread::spawn(move || {
+            while !stopped.load(Ordering::Relaxed) {
+                if capture.wait_for(|f| is_magic_packet(f, &mac), Duration::from_millis(100)).is_some() {
+                    let status = qmp(&socket, "query-status", None);
+                    let running = status.is_ok_and(|s| s["status"] == "running");
+                    let on =
+                        running || (qmp(&socket, "system_reset", None).is_ok() && qmp(&socket, "cont", None).is_ok());
+                    done.store(on, Ordering::Relaxed);
+                    return;
+                }
+            }
+        });
+        Ok(WakeOnLan { woken, stop, watcher: Some(watcher) })
+    }
 }
 
-/// A namespace host on the boot network.
-pub struct Peer<'r> {
-    _room: &'r MachineRoom,
+/// A machine's armed wake-on-LAN ([`MachineRoom::wake_on_lan`]).
+pub struct WakeOnLan {
+    woken: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    watcher: Option<JoinHandle<()>>,
+}
+
+impl WakeOnLan {
+    /// Waits until the machine was woken (its magic packet seen and it powered on).
+    pub fn wait(&self, deadline: Duration) -> bool {
+        let until = Instant::now() + deadline;
+        while Instant::now() < until {
+            if self.woken.load(Ordering::Relaxed) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+}
+
+impl Drop for WakeOnLan {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(watcher) = self.watcher.take() {
+            let _ = watcher.join();
+        }
+    }
+}
+
+/// A namespace host on the boot network; removed on drop (or with its room).
+pub struct Peer {
     netns: String,
 }
 
-impl Peer<'_> {
+impl Peer {
     /// Its namespace.
     pub fn netns(&self) -> &str {
         &self.netns
@@ -227,7 +276,7 @@ impl Peer<'_> {
     }
 }
 
-impl Drop for Peer<'_> {
+impl Drop for Peer {
     fn drop(&mut self) {
         let _ = Command::new("ip").args(["netns", "del", &self.netns]).output();
     }

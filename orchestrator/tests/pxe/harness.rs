@@ -37,6 +37,7 @@ use std::cell::Cell;
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::net::Ipv4Addr;
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -134,6 +135,10 @@ impl MachineRoom {
             .prefix(&format!("zerolab-room-{name}-"))
             .tempdir()
             .map_err(|source| RoomError::File { path: std::env::temp_dir(), source })?;
+        // dnsmasq serves TFTP as user nobody: it refuses a root below a directory it cannot enter.
+        let path = dir.path().to_owned();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755))
+            .map_err(|source| RoomError::File { path, source })?;
         // From here on Drop tears down whatever the setup made, also when it fails half-way.
         let room = MachineRoom { name, dir, ports: Cell::new(0) };
         let (ns, host) = (room.name.as_str(), room.interface());

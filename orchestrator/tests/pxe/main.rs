@@ -12,10 +12,12 @@
 mod harness;
 mod services;
 
+use std::fs::Permissions;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsFd;
-use std::path::Path;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -33,12 +35,7 @@ fn served_room() -> (MachineRoom, Dnsmasq) {
     let room = MachineRoom::new("p4t").unwrap();
     room.add_address(SERVER, 25).unwrap();
     room.add_ipv6("fd99:14::1/64").unwrap();
-    let tftp = room.dir().join("tftp");
-    std::fs::create_dir(&tftp).unwrap();
-    std::fs::write(tftp.join("boot.ipxe"), SCRIPT).unwrap();
-    for loader in ["undionly.kpxe", "ipxe.efi"] {
-        std::fs::copy(Path::new("/usr/lib/ipxe").join(loader), tftp.join(loader)).unwrap();
-    }
+    let tftp = tftp_root(&room);
     let args: Vec<String> = [
         "--dhcp-range=10.99.14.10,10.99.14.100,255.255.255.128,1h",
         "--no-ping",
@@ -58,6 +55,22 @@ fn served_room() -> (MachineRoom, Dnsmasq) {
     .collect();
     let dnsmasq = room.host_dnsmasq("boot", &args).unwrap();
     (room, dnsmasq)
+}
+
+/// `tftp/` in the room's directory with the script and iPXE's first stages, readable by
+/// dnsmasq's unprivileged user whatever the umask (it refuses a TFTP root it cannot read).
+fn tftp_root(room: &MachineRoom) -> PathBuf {
+    let tftp = room.dir().join("tftp");
+    std::fs::create_dir(&tftp).unwrap();
+    std::fs::write(tftp.join("boot.ipxe"), SCRIPT).unwrap();
+    for loader in ["undionly.kpxe", "ipxe.efi"] {
+        std::fs::copy(Path::new("/usr/lib/ipxe").join(loader), tftp.join(loader)).unwrap();
+    }
+    for entry in std::fs::read_dir(&tftp).unwrap() {
+        std::fs::set_permissions(entry.unwrap().path(), Permissions::from_mode(0o644)).unwrap();
+    }
+    std::fs::set_permissions(&tftp, Permissions::from_mode(0o755)).unwrap();
+    tftp
 }
 
 /// Seconds from `from` to `to`.
@@ -225,9 +238,7 @@ fn beside_a_plain_dhcp_server_a_proxy_dhcp_on_the_host_end_boots_a_machine() {
     room.add_ipv6("fd99:14::1/64").unwrap();
     let (from, to) = (Ipv4Addr::new(10, 99, 14, 50), Ipv4Addr::new(10, 99, 14, 60));
     let mut plain = room.dhcp_server(Ipv4Addr::new(10, 99, 14, 2), 25, from, to).unwrap();
-    let tftp = room.dir().join("tftp");
-    std::fs::create_dir(&tftp).unwrap();
-    std::fs::write(tftp.join("boot.ipxe"), SCRIPT).unwrap();
+    let tftp = tftp_root(&room);
     let args: Vec<String> = [
         "--dhcp-range=10.99.14.0,proxy,255.255.255.128",
         "--log-dhcp",

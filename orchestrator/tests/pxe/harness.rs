@@ -131,14 +131,13 @@ impl MachineRoom {
             return Err(RoomError::Spec { name: prefix.to_owned(), reason });
         }
         let name = claim(prefix)?;
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("zerolab-room-{name}-"))
-            .tempdir()
-            .map_err(|source| RoomError::File { path: std::env::temp_dir(), source })?;
-        // dnsmasq serves TFTP as user nobody: it refuses a root below a directory it cannot enter.
-        let path = dir.path().to_owned();
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o755))
-            .map_err(|source| RoomError::File { path, source })?;
+        let dir = match room_dir(&name) {
+            Ok(dir) => dir,
+            Err(e) => {
+                teardown(&name);
+                return Err(e);
+            }
+        };
         // From here on Drop tears down whatever the setup made, also when it fails half-way.
         let room = MachineRoom { name, dir, ports: Cell::new(0) };
         let (ns, host) = (room.name.as_str(), room.interface());
@@ -212,6 +211,18 @@ impl Drop for MachineRoom {
     fn drop(&mut self) {
         teardown(&self.name);
     }
+}
+
+/// The room's directory, `zerolab-room-{name}-XXXX` in the temp dir.
+fn room_dir(name: &str) -> Result<tempfile::TempDir, RoomError> {
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("zerolab-room-{name}-"))
+        .tempdir()
+        .map_err(|source| RoomError::File { path: std::env::temp_dir(), source })?;
+    // dnsmasq serves TFTP as user nobody: it refuses a root below a directory it cannot enter.
+    let path = dir.path().to_owned();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).map_err(|source| RoomError::File { path, source })?;
+    Ok(dir)
 }
 
 /// Claims the first free name `{prefix}{n}`, tearing down stale rooms on the way.

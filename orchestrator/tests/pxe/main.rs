@@ -247,8 +247,9 @@ fn beside_a_plain_dhcp_server_a_proxy_dhcp_on_the_host_end_boots_a_machine() {
         "--enable-tftp",
         &format!("--tftp-root={}", tftp.display()),
         "--dhcp-userclass=set:ipxe,iPXE",
+        // In proxy mode iPXE gets its script from a PXE service (a `dhcp-boot` alone is
+        // not sent: iPXE then says "Nothing to boot").
         "--pxe-service=tag:ipxe,x86PC,zerolab,tftp://10.99.14.1/boot.ipxe",
-        "--dhcp-boot=tag:ipxe,tftp://10.99.14.1/boot.ipxe",
     ]
     .iter()
     .map(|a| a.to_string())
@@ -260,6 +261,7 @@ fn beside_a_plain_dhcp_server_a_proxy_dhcp_on_the_host_end_boots_a_machine() {
     let wait = Duration::from_secs(120);
     let (_, lease) = plain.wait_for(r"DHCPACK\(br0\) 10\.99\.14\.5\d 52:54:00:99:14:04", wait).unwrap();
     let address = lease.split_whitespace().rev().nth(1).unwrap().to_owned();
+    proxy.wait_for(r"PXE\(\S+\) 52:54:00:99:14:04 proxy", wait).unwrap();
     let (_, sent) = proxy.wait_for(r"sent \S+/boot\.ipxe to ", wait).unwrap();
     assert!(sent.ends_with(&format!("to {address}")), "the proxy served the plain server's lease {address}: {sent}");
     machine.wait_for_console("zerolab-room-script", Duration::from_secs(30)).unwrap();

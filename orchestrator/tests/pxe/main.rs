@@ -1,5 +1,5 @@
 //! The PXE test hardware proven on its own, with no zerolab code: QEMU machines in a
-//! machine room (`harness.rs`) boot from the network against a dnsmasq started here on
+//! machine room (`harness.rs`, `machine.rs`) boot from the network against a dnsmasq started here on
 //! the host end, as zerolab's boot server will be; QMP powers them; the services beside
 //! the boot network (`services.rs`) work; and nothing is left behind, also after a panic.
 //!
@@ -10,6 +10,7 @@
 //! All of it: `cargo test --release -p zerolab --test pxe` (as root).
 
 mod harness;
+mod machine;
 mod services;
 
 use std::fs::Permissions;
@@ -21,7 +22,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use harness::{prerequisites, MachineRoom, MachineSpec};
+use harness::{prerequisites, MachineRoom};
+use machine::{DiskFormat, MachineSpec};
 use services::{is_magic_packet, Dnsmasq};
 
 const SERVER: Ipv4Addr = Ipv4Addr::new(10, 99, 14, 1);
@@ -118,7 +120,11 @@ fn a_uefi_machine_boots_like_real_uefi_hardware_dhcp_then_ipxe_efi_over_tftp_the
         return;
     };
     let (room, mut dnsmasq) = served_room();
-    let mut machine = room.machine(MachineSpec::uefi("uefi", "52:54:00:99:14:02")).unwrap();
+    let mut spec = MachineSpec::uefi("uefi", "52:54:00:99:14:02");
+    spec.disk_mb = Some(64);
+    spec.disk_format = DiskFormat::Raw;
+    let mut machine = room.machine(spec).unwrap();
+    assert_eq!(std::fs::metadata(machine.disk_path().unwrap()).unwrap().len(), 64 << 20);
     machine.start().unwrap();
     let on = machine.started().unwrap();
     let wait = Duration::from_secs(180);

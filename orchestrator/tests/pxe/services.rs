@@ -26,7 +26,8 @@ use nix::sys::socket::{recv, setsockopt, socket, sockopt, AddressFamily, MsgFlag
 use nix::sys::time::TimeVal;
 use regex::Regex;
 
-use crate::harness::{ip, last_lines, qmp, which, Machine, MachineRoom, RoomError};
+use crate::harness::{ip, last_lines, which, MachineRoom, RoomError};
+use crate::machine::{qmp, Machine};
 
 /// Lines something printed, each with when it arrived.
 type Lines = Arc<Mutex<Vec<(Instant, String)>>>;

@@ -249,7 +249,7 @@ fn server_mode_leases_scripts_metadata_and_a_clean_stop() {
     assert!(!alive(handle.pid) && dnsmasq.iter().all(|&pid| !alive(pid)), "no process left");
     assert!(!plan.dir.join(server::PID_FILE).exists());
     let v6 = net.bridge_v6();
-    assert!(!v6.contains(&format!("{}/64", plan.ra_address())), "the RA address is gone: {v6}");
+    assert!(!v6.contains(plan.ra_prefix().trim_end_matches(':')), "the RA addresses are gone: {v6}");
     serve::stop(&plan.dir);
 }
 
@@ -343,4 +343,15 @@ fn a_port_in_use_fails_start_with_the_reason() {
     assert!(!serve::running(&second.dir));
     serve::stop(&plan.dir);
     assert!(!alive(first.pid));
+}
+
+#[test]
+fn pxe_serve_without_a_plan_says_so_and_exits_2() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_zerolab"))
+        .args(["pxe-serve", "/nonexistent/pxe/plan.json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("zerolab pxe-serve: cannot access boot plan /nonexistent/pxe/plan.json"), "{said}");
 }

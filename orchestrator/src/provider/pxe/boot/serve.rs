@@ -117,7 +117,7 @@ pub fn start(plan_path: &Path, program: &Path) -> Result<ServerHandle, ServeErro
 }
 
 /// Stops the boot server of `dir` (`LAB/pxe`) if one runs: SIGTERM, then SIGKILL after
-/// [`STOP_WAIT`]. Idempotent; a pid file naming another process is only removed.
+/// 5 s. Idempotent; a pid file naming another process is only removed.
 pub fn stop(dir: &Path) {
     if let Some(pid) = server_pid(dir) {
         let target = Pid::from_raw(pid as i32);

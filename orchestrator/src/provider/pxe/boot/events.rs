@@ -1,6 +1,6 @@
 //! The boot progress log, `LAB/pxe/events.jsonl`: one JSON object per line,
 //! `{"ms":EPOCH_MS,"node":"n1","step":"offered"}` (and a `detail` when there is one),
-//! appended by the boot server as it sees each step ([`Step`]) and read back by `status`
+//! appended by the boot server as it sees each step ([`step`]) and read back by `status`
 //! through [`progress`]: the last step of each node and when it was reached.
 //!
 //! Each event is written with one `write(2)` on a file opened with `O_APPEND`, so lines of

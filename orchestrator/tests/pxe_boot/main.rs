@@ -1,5 +1,5 @@
 //! The pxe boot server for real: `zerolab pxe-serve` started through
-//! `boot::serve::start` in a network namespace, real dnsmasq answering real DHCP clients
+//! `boot::serve::start_with` in a network namespace, real dnsmasq answering real DHCP clients
 //! (busybox `udhcpc`, and a PXE client's two exchanges from [`probe`]) on veths, and
 //! curl fetching scripts, files and metadata from the nodes' own addresses.
 //!
@@ -167,7 +167,7 @@ fn server_mode_leases_scripts_metadata_and_a_clean_stop() {
     let mut net = Net::new("a");
     let plan = plan(tmp.path(), "a", DhcpMode::Server);
     let (c1, c2, stranger) = (net.client(N1, None), net.client(N2, None), net.client(STRANGER, None));
-    let handle = serve::start(&plan.dir.join("plan.json"), &net.server_program(tmp.path())).unwrap();
+    let handle = serve::start_with(&plan.dir.join("plan.json"), &net.server_program(tmp.path())).unwrap();
     let _served = Served(plan.dir.clone());
     assert!(serve::running(&plan.dir));
     let dnsmasq = children(handle.pid, "dnsmasq");
@@ -276,7 +276,7 @@ fn proxy_mode_answers_boot_only_beside_another_dhcp_server() {
         .collect();
     net.spawn(&plain, "/usr/sbin/dnsmasq", &args);
     let (c1, stranger) = (net.client(N1, None), net.client(STRANGER, None));
-    let handle = serve::start(&plan.dir.join("plan.json"), &net.server_program(tmp.path())).unwrap();
+    let handle = serve::start_with(&plan.dir.join("plan.json"), &net.server_program(tmp.path())).unwrap();
     let _served = Served(plan.dir.clone());
     let plain_ip: Ipv4Addr = "10.99.13.2".parse().unwrap();
     let server: Ipv4Addr = SERVER.parse().unwrap();
@@ -332,12 +332,12 @@ fn a_port_in_use_fails_start_with_the_reason() {
     let net = Net::new("c");
     let plan = plan(tmp.path(), "c", DhcpMode::Server);
     let program = net.server_program(tmp.path());
-    let first = serve::start(&plan.dir.join("plan.json"), &program).unwrap();
+    let first = serve::start_with(&plan.dir.join("plan.json"), &program).unwrap();
     let _served = Served(plan.dir.clone());
     // A second lab on the same address and port: its server cannot bind and says so.
     let other = tmp.path().join("other");
     let second = self::plan(&other, "c", DhcpMode::Server);
-    let err = serve::start(&second.dir.join("plan.json"), &program).unwrap_err();
+    let err = serve::start_with(&second.dir.join("plan.json"), &program).unwrap_err();
     let said = err.to_string();
     assert!(said.contains("cannot serve HTTP on 10.99.13.1:18013"), "{said}");
     assert!(!serve::running(&second.dir));

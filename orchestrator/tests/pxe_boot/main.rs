@@ -1,5 +1,5 @@
 //! The pxe boot server for real: `zerolab pxe-serve` started through
-//! `boot::serve::start` in a network namespace, real dnsmasq answering real DHCP clients
+//! `boot::serve::start_with` in a network namespace, real dnsmasq answering real DHCP clients
 //! (busybox `udhcpc`, and a PXE client's two exchanges from [`probe`]) on veths, and
 //! curl fetching scripts, files and metadata from the nodes' own addresses.
 //!
@@ -167,7 +167,7 @@ fn server_mode_leases_scripts_metadata_and_a_clean_stop() {
     let mut net = Net::new("a");
     let plan = plan(tmp.path(), "a", DhcpMode::Server);
     let (c1, c2, stranger) = (net.client(N1, None), net.client(N2, None), net.client(STRANGER, None));
-    let handle = serve::start(&plan.dir.join("plan.json"), &net.server_program(tmp.path())).unwrap();
+    let handle = serve::start_with(&plan.dir.join("plan.json"), &net.server_program(tmp.path())).unwrap();
     let _served = Served(plan.dir.clone());
     assert!(serve::running(&plan.dir));
     let dnsmasq = children(handle.pid, "dnsmasq");
@@ -249,7 +249,7 @@ fn server_mode_leases_scripts_metadata_and_a_clean_stop() {
     assert!(!alive(handle.pid) && dnsmasq.iter().all(|&pid| !alive(pid)), "no process left");
     assert!(!plan.dir.join(server::PID_FILE).exists());
     let v6 = net.bridge_v6();
-    assert!(!v6.contains(&format!("{}/64", plan.ra_address())), "the RA address is gone: {v6}");
+    assert!(!v6.contains(plan.ra_prefix().trim_end_matches(':')), "the RA addresses are gone: {v6}");
     serve::stop(&plan.dir);
 }
 
@@ -276,7 +276,7 @@ fn proxy_mode_answers_boot_only_beside_another_dhcp_server() {
         .collect();
     net.spawn(&plain, "/usr/sbin/dnsmasq", &args);
     let (c1, stranger) = (net.client(N1, None), net.client(STRANGER, None));
-    let handle = serve::start(&plan.dir.join("plan.json"), &net.server_program(tmp.path())).unwrap();
+    let handle = serve::start_with(&plan.dir.join("plan.json"), &net.server_program(tmp.path())).unwrap();
     let _served = Served(plan.dir.clone());
     let plain_ip: Ipv4Addr = "10.99.13.2".parse().unwrap();
     let server: Ipv4Addr = SERVER.parse().unwrap();
@@ -332,15 +332,26 @@ fn a_port_in_use_fails_start_with_the_reason() {
     let net = Net::new("c");
     let plan = plan(tmp.path(), "c", DhcpMode::Server);
     let program = net.server_program(tmp.path());
-    let first = serve::start(&plan.dir.join("plan.json"), &program).unwrap();
+    let first = serve::start_with(&plan.dir.join("plan.json"), &program).unwrap();
     let _served = Served(plan.dir.clone());
     // A second lab on the same address and port: its server cannot bind and says so.
     let other = tmp.path().join("other");
     let second = self::plan(&other, "c", DhcpMode::Server);
-    let err = serve::start(&second.dir.join("plan.json"), &program).unwrap_err();
+    let err = serve::start_with(&second.dir.join("plan.json"), &program).unwrap_err();
     let said = err.to_string();
     assert!(said.contains("cannot serve HTTP on 10.99.13.1:18013"), "{said}");
     assert!(!serve::running(&second.dir));
     serve::stop(&plan.dir);
     assert!(!alive(first.pid));
+}
+
+#[test]
+fn pxe_serve_without_a_plan_says_so_and_exits_2() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_zerolab"))
+        .args(["pxe-serve", "/nonexistent/pxe/plan.json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("zerolab pxe-serve: cannot access boot plan /nonexistent/pxe/plan.json"), "{said}");
 }

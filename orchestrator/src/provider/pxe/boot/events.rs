@@ -1,6 +1,6 @@
 //! The boot progress log, `LAB/pxe/events.jsonl`: one JSON object per line,
 //! `{"ms":EPOCH_MS,"node":"n1","step":"offered"}` (and a `detail` when there is one),
-//! appended by the boot server as it sees each step ([`Step`]) and read back by `status`
+//! appended by the boot server as it sees each step ([`step`]) and read back by `status`
 //! through [`progress`]: the last step of each node and when it was reached.
 //!
 //! Each event is written with one `write(2)` on a file opened with `O_APPEND`, so lines of
@@ -98,8 +98,8 @@ const SAME_BOOT: &[&str] =
     &[step::OFFERED, step::FIRST_STAGE, step::SCRIPT, step::KERNEL, step::INITRD, "init", "installing"];
 
 /// The last step of each of `nodes` and when it was reached, in `nodes`' order. An
-/// `offered` within the same boot (see [`SAME_BOOT`]) is not a step: it is in the log,
-/// but progress stays where it was.
+/// `offered` within the same boot (after a first stage, script, kernel, initrd, `init`
+/// or `installing`) is not a step: it is in the log, but progress stays where it was.
 pub fn progress(dir: &Path, nodes: &[&str]) -> std::io::Result<Vec<NodeProgress>> {
     let events = read(dir)?;
     Ok(nodes

@@ -69,10 +69,18 @@ pub enum ServeError {
     },
 }
 
-/// Starts `program pxe-serve PLAN` (`program`: the zerolab executable) for the plan at
-/// `plan_path`, whose directory is `LAB/pxe` (the plan file lives there), and waits until
-/// it serves. A server already running there is stopped first.
-pub fn start(plan_path: &Path, program: &Path) -> Result<ServerHandle, ServeError> {
+/// Starts this executable's `pxe-serve` (the `zerolab` binary calling) for the plan at
+/// `plan_path`; see [`start_with`].
+pub fn start(plan_path: &Path) -> Result<ServerHandle, ServeError> {
+    let program = std::env::current_exe().map_err(|source| ServeError::Io { path: "zerolab".into(), source })?;
+    start_with(plan_path, &program)
+}
+
+/// Starts `program pxe-serve PLAN` (`program`: the zerolab executable, or a wrapper that
+/// runs it, as the tests run it in a network namespace) for the plan at `plan_path`,
+/// whose directory is `LAB/pxe` (the plan file lives there, and its `dir` says so), and
+/// waits until it serves. A server already running there is stopped first.
+pub fn start_with(plan_path: &Path, program: &Path) -> Result<ServerHandle, ServeError> {
     let plan_path =
         &std::path::absolute(plan_path).map_err(|source| ServeError::Io { path: plan_path.to_owned(), source })?;
     let dir = plan_path.parent().ok_or_else(|| ServeError::NoDirectory { plan: plan_path.to_owned() })?;
@@ -117,7 +125,7 @@ pub fn start(plan_path: &Path, program: &Path) -> Result<ServerHandle, ServeErro
 }
 
 /// Stops the boot server of `dir` (`LAB/pxe`) if one runs: SIGTERM, then SIGKILL after
-/// [`STOP_WAIT`]. Idempotent; a pid file naming another process is only removed.
+/// 5 s. Idempotent; a pid file naming another process is only removed.
 pub fn stop(dir: &Path) {
     if let Some(pid) = server_pid(dir) {
         let target = Pid::from_raw(pid as i32);

@@ -189,11 +189,13 @@ async fn ensure_ra_address(plan: &BootPlan) -> bool {
     }
 }
 
+/// Removes the address [`ensure_ra_address`] added, and the address the interface may
+/// have made itself from the advertisements (SLAAC: every address in the prefix goes).
 async fn remove_ra_address(plan: &BootPlan, added: bool) {
     if added {
-        let address = format!("{}/64", plan.ra_address());
+        let prefix = format!("{}/64", plan.ra_prefix());
         let _ = tokio::process::Command::new("ip")
-            .args(["-6", "addr", "del", &address, "dev", &plan.interface])
+            .args(["-6", "addr", "flush", "dev", &plan.interface, "to", &prefix])
             .output()
             .await;
     }

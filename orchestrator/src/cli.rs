@@ -273,8 +273,10 @@ pub enum Command {
     },
     /// Switch machines on or off, power-cycle them, or show whether they are on, through
     /// each node's power control (pxe: its `power:` field); all nodes when none is named
-    #[command(after_help = "Exit status: 0 done on every node, 1 a node failed (one line each; also when the provider has no power \
-                            control) or invalid cluster file, 2 usage error, unreadable file or unknown node.")]
+    #[command(
+        after_help = "Exit status: 0 done on every node, 1 a node failed (one line each; also when the provider has no power \
+                            control) or invalid cluster file, 2 usage error, unreadable file or unknown node."
+    )]
     Power {
         /// on, off, cycle or status
         #[arg(value_name = "ACTION")]

@@ -98,7 +98,10 @@ fn main() -> ExitCode {
         }
         Command::Reinstall { file, node, lab_root } => with_lab(&file, &lab_root, |cluster| {
             runtime()?.block_on(zerolab::machines::reinstall(&lab_root, cluster, &node))?;
-            print_line(&mut io::stdout().lock(), &format!("{node}: installs again on this boot (power-cycled); `zerolab up` waits for it"));
+            print_line(
+                &mut io::stdout().lock(),
+                &format!("{node}: installs again on this boot (power-cycled); `zerolab up` waits for it"),
+            );
             Ok(EXIT_OK)
         }),
         Command::Render { file, out, lab_root } => with_lab(&file, &lab_root, |cluster| {

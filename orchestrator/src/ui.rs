@@ -88,6 +88,7 @@ pub fn create_step_line(node: &str, step: &CreateStep) -> String {
     let step = match step {
         CreateStep::Making => "making",
         CreateStep::Booting => "booting",
+        CreateStep::Step(step) => step,
         CreateStep::Made => "made",
     };
     format!("{node}: {step}")

@@ -372,10 +372,15 @@ fn applies_each_providers_defaults() {
     let want = vagrant::Settings { box_name: vagrant::DEFAULT_BOX.into(), memory_mb: 1024, cpus: 2 };
     assert_eq!(node.settings.get::<vagrant::Settings>(), Some(&want));
 
-    let pxe = super::from_str(&format!("{}nodes: [{{name: p, mac: 52:54:00:AA:00:01}}]\n", head("pxe")), "t").unwrap();
+    let text = format!("{}pxe: {{interface: eno2}}\nnodes: [{{name: p, mac: 52:54:00:AA:00:01}}]\n", head("pxe"));
+    let pxe = super::from_str(&text, "t").unwrap();
     let node = &pxe.nodes()[0];
     assert_eq!((node.user.as_str(), node.address.to_string()), ("root", "10.79.0.2".to_owned()));
-    assert_eq!(node.settings.get(), Some(&pxe::Settings { mac: "52:54:00:aa:00:01".parse().unwrap() }));
+    let want =
+        pxe::Settings { mac: "52:54:00:aa:00:01".parse().unwrap(), boot: pxe::Boot::Live, disk: None, power: None };
+    assert_eq!(node.settings.get(), Some(&want));
+    let lab = pxe.lab_settings::<pxe::PxeLab>().expect("the pxe section");
+    assert_eq!((lab.interface.as_str(), lab.server.to_string(), lab.http_port), ("eno2", "10.79.0.1".to_owned(), 8067));
     assert_eq!(node.settings.get::<vagrant::Settings>(), None, "another provider's settings");
 
     let text = format!(

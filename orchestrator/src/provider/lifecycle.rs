@@ -38,12 +38,6 @@ pub enum Created {
 /// What a provider could not do.
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderError {
-    /// The provider is in the cluster file's list, but zerolab cannot bring it up yet.
-    #[error("the {provider} provider's bring-up is not implemented yet")]
-    NotImplemented {
-        /// The provider.
-        provider: ProviderKind,
-    },
     /// The operation makes no sense for this provider.
     #[error("{operation} is not supported by the {provider} provider: {reason}")]
     NotSupported {
@@ -169,7 +163,12 @@ pub trait Provider: Send + Sync {
 
     /// Installs `node` again from scratch on its next boot and power-cycles it. Not
     /// supported unless the provider installs machines.
-    fn reinstall<'a>(&'a self, _lab: &'a Lab, _cluster: &'a Cluster, _node: &'a Node) -> BoxFuture<'a, Result<(), ProviderError>> {
+    fn reinstall<'a>(
+        &'a self,
+        _lab: &'a Lab,
+        _cluster: &'a Cluster,
+        _node: &'a Node,
+    ) -> BoxFuture<'a, Result<(), ProviderError>> {
         let error = ProviderError::NotSupported {
             provider: self.kind(),
             operation: "reinstall",
@@ -203,38 +202,4 @@ pub fn of(cluster: &Cluster) -> Result<&'static dyn Provider, ProviderError> {
     let provider = registry::definition(cluster.provider()).lifecycle;
     provider.check(cluster)?;
     Ok(provider)
-}
-
-/// What the providers that zerolab cannot bring up yet answer to everything.
-pub(super) struct NotImplemented(pub ProviderKind);
-
-impl Provider for NotImplemented {
-    fn kind(&self) -> ProviderKind {
-        self.0
-    }
-
-    fn check(&self, _cluster: &Cluster) -> Result<(), ProviderError> {
-        Err(ProviderError::NotImplemented { provider: self.0 })
-    }
-
-    fn is_up(&self, _lab: &Lab) -> Result<bool, ProviderError> {
-        Err(ProviderError::NotImplemented { provider: self.0 })
-    }
-
-    fn create<'a>(
-        &'a self,
-        _lab: &'a Lab,
-        _cluster: &'a Cluster,
-        _progress: CreateProgress,
-    ) -> BoxFuture<'a, Result<Created, ProviderError>> {
-        Box::pin(async move { Err(ProviderError::NotImplemented { provider: self.0 }) })
-    }
-
-    fn address(&self, _lab: &Lab, _node: &Node) -> Result<Target, ProviderError> {
-        Err(ProviderError::NotImplemented { provider: self.0 })
-    }
-
-    fn destroy<'a>(&'a self, _lab: &'a Lab, _cluster: &'a Cluster) -> BoxFuture<'a, Result<Teardown, ProviderError>> {
-        Box::pin(async move { Err(ProviderError::NotImplemented { provider: self.0 }) })
-    }
 }

@@ -14,6 +14,8 @@ pub enum CreateStep {
     Making,
     /// Made, now starting (netns: its sshd, until it listens).
     Booting,
+    /// A step of its own making the provider names (pxe: `kernel`, `installing`).
+    Step(String),
     /// Made and reachable: ready for provisioning.
     Made,
 }

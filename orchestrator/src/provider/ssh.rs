@@ -130,62 +130,69 @@ impl Provider for Ssh {
     }
 
     fn destroy<'a>(&'a self, lab: &'a Lab, cluster: &'a Cluster) -> BoxFuture<'a, Result<Teardown, ProviderError>> {
-        Box::pin(async move {
-            let failed = |node: &str, cause: &str| LeftNode {
-                node: node.to_owned(),
-                why: Left::Failed {
-                    cause: without_node(node, cause).to_owned(),
-                    by_hand: install::by_hand(&Paths::NODE),
-                },
-            };
-            let host_keys = match HostKeys::open(lab.known_hosts()) {
-                Ok(keys) => keys,
-                // Which nodes zerolab logged into is not known: any of them may hold it.
-                Err(e) => {
-                    let cause = error_chain(&e);
-                    return Ok(Teardown { left: cluster.nodes().iter().map(|n| failed(&n.name, &cause)).collect() });
-                }
-            };
-            // Only a node zerolab logged into can hold anything it installed; one never
-            // reached (no pinned host key) is left alone, and need not even exist.
-            let mut left = Vec::new();
-            let mut targets = Vec::new();
-            for node in cluster.nodes().iter().filter(|node| host_keys.pinned(&node.name).is_some()) {
-                match self.address(lab, node) {
-                    Ok(target) => targets.push(target),
-                    Err(e) => left.push(failed(&node.name, &error_chain(&e))),
-                }
-            }
-            // The nodes answered before: one that does not answer at once is reported,
-            // as `up` reports it, and the others are cleaned all the same.
-            let owner = Arc::new(Owner::of(lab.name(), lab.dir()));
-            let results = run_parallel(&targets, crate::ssh::PARALLEL, move |target| {
-                let (host_keys, owner) = (host_keys.clone(), owner.clone());
-                async move {
-                    let work = async {
-                        let session = Session::connect(&target, &host_keys, &ConnectOptions::known_up()).await?;
-                        let removed = install::remove(&session, &owner).await;
-                        let _ = session.close().await;
-                        Ok(removed)
-                    };
-                    let late = || Ok(Err(InstallError::Remove(format!("no answer within {REMOVE_WAIT:?}"))));
-                    tokio::time::timeout(REMOVE_WAIT, work).await.unwrap_or_else(|_| late())
-                }
-            })
-            .await;
-            for (node, result) in results {
-                match result {
-                    Ok(Ok(Removed::Removed)) => {}
-                    Ok(Ok(Removed::LeftAlone(owner))) => left.push(LeftNode { node, why: Left::Owned(owner) }),
-                    Ok(Err(e)) => left.push(failed(&node, &error_chain(&e))),
-                    Err(e) => left.push(failed(&node, &error_chain(&e))),
-                }
-            }
-            let order = |name: &str| cluster.nodes().iter().position(|n| n.name == name);
-            left.sort_by_key(|l| order(&l.node));
-            Ok(Teardown { left })
-        })
+        Box::pin(remove_agents(lab, cluster.nodes().iter().collect(), move |node| self.address(lab, node)))
     }
+}
+
+/// Removes what zerolab installed from each of `nodes` it logged into (a pinned host
+/// key), reached at `address`, all at once; what it could not clean, or left alone
+/// (another lab's agent), is in the [`Teardown`]. Used by every provider whose machines
+/// outlive the lab (ssh; pxe machines that boot from their disks).
+pub(crate) async fn remove_agents(
+    lab: &Lab,
+    nodes: Vec<&Node>,
+    address: impl Fn(&Node) -> Result<Target, ProviderError>,
+) -> Result<Teardown, ProviderError> {
+    let failed = |node: &str, cause: &str| LeftNode {
+        node: node.to_owned(),
+        why: Left::Failed { cause: without_node(node, cause).to_owned(), by_hand: install::by_hand(&Paths::NODE) },
+    };
+    let host_keys = match HostKeys::open(lab.known_hosts()) {
+        Ok(keys) => keys,
+        // Which nodes zerolab logged into is not known: any of them may hold it.
+        Err(e) => {
+            let cause = error_chain(&e);
+            return Ok(Teardown { left: nodes.iter().map(|n| failed(&n.name, &cause)).collect() });
+        }
+    };
+    // Only a node zerolab logged into can hold anything it installed; one never
+    // reached (no pinned host key) is left alone, and need not even exist.
+    let mut left = Vec::new();
+    let mut targets = Vec::new();
+    for node in nodes.iter().filter(|node| host_keys.pinned(&node.name).is_some()) {
+        match address(node) {
+            Ok(target) => targets.push(target),
+            Err(e) => left.push(failed(&node.name, &error_chain(&e))),
+        }
+    }
+    // The nodes answered before: one that does not answer at once is reported,
+    // as `up` reports it, and the others are cleaned all the same.
+    let owner = Arc::new(Owner::of(lab.name(), lab.dir()));
+    let results = run_parallel(&targets, crate::ssh::PARALLEL, move |target| {
+        let (host_keys, owner) = (host_keys.clone(), owner.clone());
+        async move {
+            let work = async {
+                let session = Session::connect(&target, &host_keys, &ConnectOptions::known_up()).await?;
+                let removed = install::remove(&session, &owner).await;
+                let _ = session.close().await;
+                Ok(removed)
+            };
+            let late = || Ok(Err(InstallError::Remove(format!("no answer within {REMOVE_WAIT:?}"))));
+            tokio::time::timeout(REMOVE_WAIT, work).await.unwrap_or_else(|_| late())
+        }
+    })
+    .await;
+    for (node, result) in results {
+        match result {
+            Ok(Ok(Removed::Removed)) => {}
+            Ok(Ok(Removed::LeftAlone(owner))) => left.push(LeftNode { node, why: Left::Owned(owner) }),
+            Ok(Err(e)) => left.push(failed(&node, &error_chain(&e))),
+            Err(e) => left.push(failed(&node, &error_chain(&e))),
+        }
+    }
+    let order = |name: &str| nodes.iter().position(|n| n.name == name);
+    left.sort_by_key(|l| order(&l.node));
+    Ok(Teardown { left })
 }
 
 /// How long `down` gives one node to be cleaned (connect, remove, close): a node that

@@ -178,7 +178,8 @@ pub(crate) fn validate(
 fn check_sections(file: &ClusterFile, provider: ProviderKind, registry: &Registry, check: &mut Checker<'_>) {
     for section in Section::ALL {
         if section.is_in(file) && !provider.spec().sections.contains(&section) {
-            let used_by = registry.providers().iter().copied().filter(|k| k.spec().sections.contains(&section)).collect();
+            let used_by =
+                registry.providers().iter().copied().filter(|k| k.spec().sections.contains(&section)).collect();
             let path = YamlPath::root().key(section.key());
             check.report_key(&path, Problem::SectionNotForProvider { section, provider, used_by });
         }

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum PxeError {
     /// A program the provider runs is not installed.
-    #[error("{program} not found: install the Debian package {package} (scripts/setup installs everything a pxe lab needs)")]
+    #[error(
+        "{program} not found: install the Debian package {package} (scripts/setup installs everything a pxe lab needs)"
+    )]
     Missing {
         /// The program.
         program: &'static str,

@@ -64,9 +64,9 @@ const FILE: &str = "host.json";
 pub fn load(dir: &Path) -> Result<Option<HostChanges>, PxeError> {
     let path = dir.join(FILE);
     match std::fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| PxeError::Plan(format!("{} is damaged ({e}); remove it and the lab's rules by hand", path.display()))),
+        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+            PxeError::Plan(format!("{} is damaged ({e}); remove it and the lab's rules by hand", path.display()))
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(io(&path)(e)),
     }
@@ -80,11 +80,18 @@ fn save(dir: &Path, changes: &HostChanges) -> Result<(), PxeError> {
 
 /// Puts the server's address on `interface` unless it has it, and the NAT rules in
 /// place unless they are; records what was changed in `dir` before changing it.
-pub async fn apply(dir: &Path, interface: &str, server: Ipv4Addr, prefix: u8, nat: Option<Nat>) -> Result<(), PxeError> {
+pub async fn apply(
+    dir: &Path,
+    interface: &str,
+    server: Ipv4Addr,
+    prefix: u8,
+    nat: Option<Nat>,
+) -> Result<(), PxeError> {
     if !Path::new("/sys/class/net").join(interface).exists() {
         return Err(PxeError::NoInterface { interface: interface.to_owned() });
     }
-    let mut changes = load(dir)?.unwrap_or_else(|| HostChanges { interface: interface.to_owned(), ..HostChanges::default() });
+    let mut changes =
+        load(dir)?.unwrap_or_else(|| HostChanges { interface: interface.to_owned(), ..HostChanges::default() });
     let cidr = format!("{server}/{prefix}");
     let shown = run("ip", &["-4", "-o", "addr", "show", "dev", interface]).await?;
     let has = shown.split_whitespace().any(|word| word == cidr);

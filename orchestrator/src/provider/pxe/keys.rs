@@ -36,7 +36,11 @@ pub async fn host_key(dir: &Path, node: &str) -> Result<String, PxeError> {
     let mut fields = text.split_whitespace();
     match (fields.next(), fields.next()) {
         (Some(kind @ "ssh-ed25519"), Some(base64)) => Ok(format!("{kind} {base64}")),
-        _ => Err(PxeError::Plan(format!("{} is not an ed25519 public key; remove {} and run `up` again", public.display(), keys.display()))),
+        _ => Err(PxeError::Plan(format!(
+            "{} is not an ed25519 public key; remove {} and run `up` again",
+            public.display(),
+            keys.display()
+        ))),
     }
 }
 
@@ -54,8 +58,13 @@ pub fn token(dir: &Path, node: &str) -> Result<String, PxeError> {
     let mut bytes = [0u8; 16];
     SystemRandom::new().fill(&mut bytes).map_err(|_| PxeError::Plan("the system's random source failed".into()))?;
     let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    let mut file =
-        std::fs::OpenOptions::new().create(true).write(true).truncate(true).mode(0o600).open(&path).map_err(io(&path))?;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(io(&path))?;
     file.write_all(token.as_bytes()).map_err(io(&path))?;
     Ok(token)
 }

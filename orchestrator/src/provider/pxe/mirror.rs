@@ -26,7 +26,10 @@ pub fn host_mirror() -> Option<String> {
 fn from_deb822(text: &str) -> Option<String> {
     text.split("\n\n").find_map(|stanza| {
         let field = |name: &str| {
-            stanza.lines().find_map(|line| line.strip_prefix(name).and_then(|rest| rest.strip_prefix(':'))).map(str::trim)
+            stanza
+                .lines()
+                .find_map(|line| line.strip_prefix(name).and_then(|rest| rest.strip_prefix(':')))
+                .map(str::trim)
         };
         let types = field("Types")?;
         let suites = field("Suites")?;
@@ -44,7 +47,9 @@ fn from_one_line(text: &str) -> Option<String> {
     text.lines().find_map(|line| {
         let words: Vec<&str> = line.split_whitespace().filter(|w| !w.starts_with('[')).collect();
         match words.as_slice() {
-            ["deb", uri, suite, components @ ..] if *suite == SUITE && components.contains(&"main") && uri.starts_with("http://") => {
+            ["deb", uri, suite, components @ ..]
+                if *suite == SUITE && components.contains(&"main") && uri.starts_with("http://") =>
+            {
                 Some(uri.trim_end_matches('/').to_owned())
             }
             _ => None,

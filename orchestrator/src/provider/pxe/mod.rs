@@ -15,28 +15,31 @@
 //! `artifacts.rs` builds the live system and the disk image (cached); `lifecycle.rs`
 //! (`up`, `down`, status) puts them together.
 
+mod artifacts;
 pub mod boot;
+mod create;
 mod error;
 mod host;
 mod keys;
+mod lifecycle;
 mod mirror;
+mod plan;
 pub mod power;
 mod settings;
 
 pub use self::error::PxeError;
-pub use self::settings::{PowerConfig, PxeLab, Settings};
+pub use self::settings::{Boot, DhcpMode, Loader, PowerConfig, PxeLab, Route, Settings};
 
 use std::net::Ipv4Addr;
 
 use zerolab_config::cluster::{Checker, EntryView, LabSettings, LabView};
 
-use super::lifecycle::NotImplemented;
 use super::{Addressing, Definition, NodeSettings, ProviderConfig, ProviderKind, ProviderSpec, BASE};
 use zerolab_config::cluster::net::Subnet;
 use zerolab_config::cluster::schema::{NodeField, Section};
 
 /// The `pxe` provider, for the registry.
-pub const DEFINITION: Definition = Definition { kind: KIND, lifecycle: &NotImplemented(KIND) };
+pub const DEFINITION: Definition = Definition { kind: KIND, lifecycle: &Pxe };
 
 /// Its handle.
 pub const KIND: ProviderKind = ProviderKind::new(&Pxe);

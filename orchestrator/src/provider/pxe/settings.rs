@@ -22,8 +22,6 @@ pub const DEFAULT_DEADLINE_SECS: u64 = 300;
 /// The longest interface name Linux accepts (`IFNAMSIZ` - 1).
 const MAX_INTERFACE: usize = 15;
 
-
-
 /// The `pxe:` section, checked.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PxeLab {
@@ -48,8 +46,6 @@ pub struct PxeLab {
     /// An HTTP proxy for the preseed installer.
     pub proxy: Option<String>,
 }
-
-
 
 /// How a machine is switched on and off, as written (paths relative to the cluster
 /// file's directory are resolved when used).
@@ -143,7 +139,9 @@ pub(super) fn lab_settings(lab: &LabView<'_>, check: &mut Checker<'_>) -> Option
             Ok(ip) if subnet.is_none_or(|s| usable(s, ip)) => ip,
             _ => {
                 let expected = match subnet {
-                    Some(subnet) => format!("an IPv4 address of this host inside {subnet}, not its network or broadcast address"),
+                    Some(subnet) => {
+                        format!("an IPv4 address of this host inside {subnet}, not its network or broadcast address")
+                    }
                     None => "an IPv4 address".to_owned(),
                 };
                 invalid(check, "server", text.to_owned(), &expected);
@@ -319,7 +317,8 @@ fn power_config(spec: &PowerSpecFile, path: &YamlPath, check: &mut Checker<'_>) 
         ok &= empty("ipmi", "ipmi.user", &ipmi.user, "the BMC user");
         ok &= empty("ipmi", "ipmi.password_file", &ipmi.password_file, "a file holding the BMC password");
         if ipmi.port == Some(0) {
-            let problem = Problem::Invalid { field: "ipmi.port", value: "0".into(), expected: "a port from 1 to 65535".into() };
+            let problem =
+                Problem::Invalid { field: "ipmi.port", value: "0".into(), expected: "a port from 1 to 65535".into() };
             check.report(&path.key("ipmi").key("port"), problem);
             ok = false;
         }
@@ -333,7 +332,11 @@ fn power_config(spec: &PowerSpecFile, path: &YamlPath, check: &mut Checker<'_>) 
     }
     if let Some(wol) = &spec.wol {
         if let Some(name) = wol.interface.as_deref().filter(|name| !is_interface_name(name)) {
-            let problem = Problem::Invalid { field: "wol.interface", value: name.to_owned(), expected: INTERFACE_EXPECTED.into() };
+            let problem = Problem::Invalid {
+                field: "wol.interface",
+                value: name.to_owned(),
+                expected: INTERFACE_EXPECTED.into(),
+            };
             check.report(&path.key("wol").key("interface"), problem);
             return None;
         }
@@ -342,5 +345,9 @@ fn power_config(spec: &PowerSpecFile, path: &YamlPath, check: &mut Checker<'_>) 
     let command = spec.command.as_ref().expect("one kind is given");
     let mut ok = empty("command", "command.on", &command.on, "a shell command that switches the machine on");
     ok &= empty("command", "command.off", &command.off, "a shell command that switches the machine off");
-    ok.then(|| PowerConfig::Command { on: command.on.clone(), off: command.off.clone(), status: command.status.clone() })
+    ok.then(|| PowerConfig::Command {
+        on: command.on.clone(),
+        off: command.off.clone(),
+        status: command.status.clone(),
+    })
 }

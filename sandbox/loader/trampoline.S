@@ -3,7 +3,8 @@
  *
  * The seccomp filter lets system calls through only when the instruction
  * pointer is inside this page, so everything here is deliberately small:
- * six gates at fixed offsets (zvm.h), each checking its arguments against the
+ * six gates at fixed offsets (zvm.h), a seventh that sets the thread
+ * pointer for a libc (zvm_set_fs), each checking its arguments against the
  * read-only manifest area before issuing one system call, and zl_enter, the
  * loader's last step. A guest can jump to any byte of this page; the filter,
  * not these checks, is the boundary: the checks only give honest guests
@@ -30,7 +31,9 @@
 #define SYS_pread64 17
 #define SYS_pwrite64 18
 #define SYS_sendmsg 46
+#define SYS_arch_prctl 158
 #define SYS_exit_group 231
+#define ARCH_SET_FS 0x1002
 
     .section .trampoline, "ax"
     .globl zl_trampoline
@@ -108,6 +111,16 @@ io_gate:
 2:  mov $-EFAULT, %rax
     ret
 3:  xor %eax, %eax
+    ret
+
+/* int64_t zvm_set_fs(void *base): arch_prctl(ARCH_SET_FS, base), the one
+ * call a libc's start-up needs to reach its thread-local storage. The filter
+ * allows arch_prctl only with ARCH_SET_FS as its first argument. */
+    .org 0x1E0
+    mov %rdi, %rsi
+    mov $ARCH_SET_FS, %edi
+    mov $SYS_arch_prctl, %eax
+    syscall
     ret
 
 /* zl_enter(struct msghdr *hello, int sock, void *entry, void *sp, int listener):

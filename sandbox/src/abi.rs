@@ -50,6 +50,10 @@ pub mod gate {
     pub const FORK: u64 = 0x80;
     /// `void zvm_exit(int64_t code)`
     pub const EXIT: u64 = 0xA0;
+    /// `int64_t zvm_set_fs(void *base)`: not one of ZeroVM's six calls but
+    /// the thread pointer a libc's start-up sets (`arch_prctl(ARCH_SET_FS)`,
+    /// as NaCl's `tls_init` did for ZeroVM's libc); docs/security.md says why.
+    pub const SET_FS: u64 = 0x1E0;
 }
 
 /// Bits of a gate-table entry's `flags` (the trampoline reads them).
@@ -90,6 +94,7 @@ mod tests {
             ("ZVM_GATE_UNJAIL", gate::UNJAIL),
             ("ZVM_GATE_FORK", gate::FORK),
             ("ZVM_GATE_EXIT", gate::EXIT),
+            ("ZVM_GATE_SET_FS", gate::SET_FS),
         ] {
             assert_eq!(define(h, name), off, "{name}");
         }
@@ -115,6 +120,7 @@ mod tests {
             .map(|v| u64::from_str_radix(v.trim(), 16).expect("hex"))
             .collect();
         assert_eq!(&orgs[..6], &[gate::PREAD, gate::PWRITE, gate::JAIL, gate::UNJAIL, gate::FORK, gate::EXIT]);
+        assert!(orgs.contains(&gate::SET_FS), "the set-fs gate is placed by .org");
     }
 
     #[test]

@@ -21,13 +21,13 @@ use crate::abi;
 use crate::channel::{Channel, ChannelError};
 use crate::codes::ReturnCode;
 use crate::image::{ImageCache, ImageError};
-use crate::jail::layout::{GuestChannel, Layout, LayoutError, MapSegment};
+use crate::jail::layout::{Auxv, GuestChannel, Layout, LayoutError, MapSegment};
 use crate::jail::seccomp::Policy;
 use crate::jail::spawn::Rlimit;
 use crate::jail::{self, loader, JailError};
 use crate::manifest::{self, Manifest, ManifestError};
 use crate::report::{Report, ValidatorState};
-use crate::verdict_cache::VerdictCache;
+use crate::verdict_cache::{ImageHash, VerdictCache};
 
 mod describe;
 mod supervise;
@@ -382,6 +382,12 @@ pub fn spawn(guest: Guest, opts: &Options) -> Result<Session, SessionError> {
         channels: &guest_channels,
         args: &args,
         env: &guest.env,
+        auxv: Auxv {
+            phdr: image.elf.phdr,
+            phnum: image.elf.phnum,
+            entry: image.elf.entry,
+            random: at_random(&image.hash),
+        },
         filter: &filter,
     }
     .write()?;
@@ -428,4 +434,14 @@ pub fn spawn(guest: Guest, opts: &Options) -> Result<Session, SessionError> {
         start.elapsed()
     );
     Ok(Session::new(launched, channels, at_start, fd_of, policy, (abi::HEAP_ADDR, heap_size), deadline))
+}
+
+/// The 16 bytes behind `AT_RANDOM` (a libc's stack-protector canary and the
+/// runtime's random seed): the first half of the program's hash, so a guest
+/// is as deterministic as ZeroVM's (the same program and inputs give the same
+/// run) while different programs get different canaries.
+fn at_random(hash: &ImageHash) -> [u8; 16] {
+    let mut out = [0; 16];
+    out.copy_from_slice(&hash[..16]);
+    out
 }

@@ -204,6 +204,18 @@ fn std_channel(alias: &str, fd: i32, limits: Limits) -> Result<(ChannelSpec, Cha
     Ok((ChannelSpec::new(ChannelSource::Path(alias.into()), alias.to_string(), AccessType::SeqGetSeqPut, l), ch))
 }
 
+/// `/dev/nvram`, ZRT's configuration channel: its `[fstab]` names each image's
+/// channel and mount point, and zvm-cc's runtime mounts them (classic zvm-gcc
+/// guests ignore it). Written to the scratch directory, read-only to the guest.
+fn nvram(fstab: &str, dir: &Path, limits: Limits, deadline: Instant) -> Result<(ChannelSpec, Channel), ZvshError> {
+    let path = dir.join("nvram");
+    fs::write(&path, format!("[fstab]\n{fstab}")).map_err(io_err("cannot write the nvram file"))?;
+    let limits = Limits { puts: 0, put_size: 0, ..limits };
+    let spec = ChannelSpec::new(ChannelSource::Path(path), "/dev/nvram".to_string(), AccessType::SeqGetSeqPut, limits);
+    let ch = Channel::open(&spec, deadline)?;
+    Ok((spec, ch))
+}
+
 /// Finds `name` inside the tar open as `tar` (the image's channel, already
 /// opened and checked) and extracts it to `dir`. The channel's file position
 /// is shared, so it is put back at the start afterwards.
@@ -271,10 +283,18 @@ impl Command {
             channels.push(ch);
             Ok(alias)
         };
+        let mut fstab = String::new();
         for spec in &self.images {
             let mut parts = spec.split(',');
             let tar = PathBuf::from(parts.next().unwrap_or_default());
-            let mode = parts.nth(1).unwrap_or("ro");
+            let mount = parts.next().filter(|m| !m.is_empty()).unwrap_or("/");
+            let mode = parts.next().unwrap_or("ro");
+            if !mount.starts_with('/') {
+                return Err(ZvshError::Image {
+                    spec: spec.clone(),
+                    message: format!("mount point {mount} is not an absolute path"),
+                });
+            }
             if !matches!(mode, "ro" | "rw") {
                 return Err(ZvshError::Image { spec: spec.clone(), message: format!("mode {mode} is not ro or rw") });
             }
@@ -284,7 +304,8 @@ impl Command {
             // Attached first, so a tar the channel rules refuse is refused
             // (code 93) before anything is read from it, and the program is
             // read from the descriptor that was checked.
-            attach(tar, true, &mut specs, &mut channels)?;
+            let alias = attach(tar, true, &mut specs, &mut channels)?;
+            fstab.push_str(&format!("channel={alias}, mountpoint={mount}, access={mode}\n"));
             if !program.exists() {
                 let image = channels.last().expect("the image was just attached");
                 if let Some(found) = extract_from_tar(image, &self.program, scratch.path())
@@ -293,6 +314,11 @@ impl Command {
                     program = found;
                 }
             }
+        }
+        if !fstab.is_empty() {
+            let (spec, ch) = nvram(&fstab, scratch.path(), settings.limits, deadline)?;
+            specs.push(spec);
+            channels.push(ch);
         }
         let mut args = vec![self.program.clone()];
         let mut env = settings.env.clone();

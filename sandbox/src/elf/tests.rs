@@ -283,7 +283,7 @@ fn rejects_hostile_variants_of_the_static_executable() {
         ),
         (
             "thread-local storage bigger in the file than in memory",
-            &[(Phdr32(3, P_TYPE), ph::PT_TLS as u64), (Phdr64(3, P_FILESZ), 16)],
+            &[(Phdr32(3, P_TYPE), ph::PT_TLS as u64), (Phdr64(3, P_FILESZ), 16), (Phdr64(3, P_MEMSZ), 8)],
             "bad thread-local storage header: its file size exceeds its memory size",
         ),
     ];

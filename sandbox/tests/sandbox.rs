@@ -36,6 +36,8 @@ mod limits;
 mod planted;
 #[path = "sandbox/positional.rs"]
 mod positional;
+#[path = "sandbox/posix.rs"]
+mod posix;
 #[path = "sandbox/reach.rs"]
 mod reach;
 #[path = "sandbox/return_codes.rs"]

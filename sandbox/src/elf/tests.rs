@@ -261,11 +261,7 @@ fn rejects_hostile_variants_of_the_static_executable() {
             "address arithmetic overflows in program header 2",
         ),
         ("no executable segment", &[(Phdr32(1, P_FLAGS), R as u64)], "no executable segment"),
-        (
-            "entry in data",
-            &[(Quad(E_ENTRY), 0x40_2000)],
-            "entry point 0x402000 is not inside an executable segment",
-        ),
+        ("entry in data", &[(Quad(E_ENTRY), 0x40_2000)], "entry point 0x402000 is not inside an executable segment"),
         (
             "entry past the text",
             &[(Quad(E_ENTRY), 0x40_1800)],

@@ -193,12 +193,8 @@ pub fn stack_image(
     let env: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let strings: usize = args.iter().chain(&env).map(|s| s.len() + 1).sum();
     let random_at = top - round_up(strings, 16) as u64 - 16;
-    let mut pairs = vec![
-        (at::PAGESZ, abi::PAGE_SIZE),
-        (at::ENTRY, auxv.entry),
-        (at::RANDOM, random_at),
-        (at::SECURE, 0),
-    ];
+    let mut pairs =
+        vec![(at::PAGESZ, abi::PAGE_SIZE), (at::ENTRY, auxv.entry), (at::RANDOM, random_at), (at::SECURE, 0)];
     if auxv.phdr != 0 {
         pairs.extend([(at::PHDR, auxv.phdr), (at::PHENT, 56), (at::PHNUM, u64::from(auxv.phnum))]);
     }
@@ -315,7 +311,8 @@ mod tests {
         assert_eq!(word(3), 0);
         assert_eq!(at(word(4)), "K=V");
         assert_eq!(word(5), 0);
-        let auxv: Vec<(u64, u64)> = (0..).map(|i| (word(6 + 2 * i), word(7 + 2 * i))).take_while(|p| p.0 != 0).collect();
+        let auxv: Vec<(u64, u64)> =
+            (0..).map(|i| (word(6 + 2 * i), word(7 + 2 * i))).take_while(|p| p.0 != 0).collect();
         let get = |k| auxv.iter().find(|p| p.0 == k).map(|p| p.1);
         assert_eq!(get(at::PHDR), Some(0x40_0040));
         assert_eq!(get(at::PHENT), Some(56));

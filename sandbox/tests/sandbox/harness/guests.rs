@@ -1,4 +1,5 @@
-//! Guests built from C once per run with `guest/zvm-gcc` (and one with plain `gcc`).
+//! Guests built from C once per run with `guest/zvm-gcc`, POSIX guests with
+//! `guest/zvm-cc` (and two with plain `gcc`).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -34,6 +35,22 @@ pub fn guest(name: &str) -> PathBuf {
             .find(|p| p.is_file())
             .unwrap_or_else(|| panic!("no guest source {name}.c"));
         compile(Command::new(sandbox_dir().join("guest/zvm-gcc")).arg("-O2").arg(&src), name)
+    })
+    .clone()
+}
+
+/// The POSIX guest built from `tests/guests/posix/NAME.c` with `guest/zvm-cc`
+/// (against the runtime's musl, which the first build makes and caches).
+pub fn posix_guest(name: &str) -> PathBuf {
+    static BUILT: Mutex<BTreeMap<String, Arc<OnceLock<PathBuf>>>> = Mutex::new(BTreeMap::new());
+    let cell = BUILT.lock().unwrap_or_else(PoisonError::into_inner).entry(name.to_string()).or_default().clone();
+    cell.get_or_init(|| {
+        let src = sandbox_dir().join("tests/guests/posix").join(format!("{name}.c"));
+        assert!(src.is_file(), "no POSIX guest source {}", src.display());
+        compile(
+            Command::new(sandbox_dir().join("guest/zvm-cc")).args(["-O2", "-Wall", "-Werror"]).arg(&src),
+            &format!("posix-{name}"),
+        )
     })
     .clone()
 }

@@ -55,6 +55,21 @@ pub fn posix_guest(name: &str) -> PathBuf {
     .clone()
 }
 
+/// The zvm.h guest `tests/guests/NAME.c` built with `guest/zvm-cc` instead of
+/// zvm-gcc (musl and the runtime linked in, the SDK's helpers from
+/// `guest/crt/zvmlib.c`): the escape cases must behave the same either way.
+pub fn zvm_cc_guest(name: &str) -> PathBuf {
+    static BUILT: Mutex<BTreeMap<String, Arc<OnceLock<PathBuf>>>> = Mutex::new(BTreeMap::new());
+    let cell = BUILT.lock().unwrap_or_else(PoisonError::into_inner).entry(name.to_string()).or_default().clone();
+    cell.get_or_init(|| {
+        let src = sandbox_dir().join("tests/guests").join(format!("{name}.c"));
+        let mut cmd = Command::new(sandbox_dir().join("guest/zvm-cc"));
+        cmd.arg("-O2").arg(&src).arg(sandbox_dir().join("guest/crt/zvmlib.c"));
+        compile(&mut cmd, &format!("cc-{name}"))
+    })
+    .clone()
+}
+
 /// A hello program built with the host's plain `gcc`: dynamically linked.
 pub fn dynamic_elf() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();

@@ -42,7 +42,9 @@ struct Cli {
     /// Run this manifest (the classic `zerovm FILE`) and print the report on stdout.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["command", "images", "save_dir"])]
     manifest: Option<PathBuf>,
-    /// Attach a tar as a read-only channel /dev/N.BASENAME; PROGRAM may be a file inside it.
+    /// Attach a tar as a read-only channel /dev/N.BASENAME, which zvm-cc guests see as a file
+    /// system at MOUNTPOINT (default /; listed in the /dev/nvram channel); PROGRAM may be a file
+    /// inside it.
     #[arg(long = "zvm-image", value_name = "PATH[,MOUNTPOINT[,ro|rw]]")]
     images: Vec<String>,
     /// Keep the generated manifest and the report in DIR.

@@ -511,15 +511,20 @@ static char window[65536];
 static int window_chan = -1;
 static int64_t window_off, window_len;
 
-/* `len` bytes of channel `c` at `off` (len <= sizeof window), or NULL. */
+/*
+ * `len` bytes of channel `c` at `off` (len <= sizeof window), or NULL. A miss
+ * reads 4 KiB (or len): the headers of a run of small members come together,
+ * little to waste when the next header lies past a large member's data.
+ */
 static const char *image_bytes(int c, int64_t off, size_t len)
 {
     if (c != window_chan || off < window_off || off + (int64_t)len > window_off + window_len) {
+        int64_t want = len > 4096 ? (int64_t)len : 4096;
         window_chan = c;
         window_off = off;
         window_len = 0;
-        while (window_len < (int64_t)sizeof window) {
-            int64_t r = zvm_pread(c, window + window_len, (int64_t)sizeof window - window_len, off + window_len);
+        while (window_len < want) {
+            int64_t r = zvm_pread(c, window + window_len, want - window_len, off + window_len);
             if (r <= 0)
                 break;
             window_len += r;

@@ -5,7 +5,7 @@
 
 use std::fs;
 
-use crate::harness::{posix_guest, Lab};
+use crate::harness::{posix_guest, python_tar, Lab};
 
 /// A tar at `lab/data.tar` holding `data/greeting.txt` and `data/other`.
 fn data_tar(lab: &Lab) -> Vec<u8> {
@@ -99,4 +99,34 @@ fn arch_prctl_other_than_set_fs_kills_the_guest() {
     let out = lab.zvsh().args(["--zvm-image", "data.tar"]).arg(posix_guest("escapes")).arg("gs").run().expect_code(4);
     assert_eq!(out.stdout(), "started=1\n");
     assert!(out.stderr().contains("forbidden call 158 (arch_prctl) at 0x101e"), "{}", out.stderr());
+}
+
+/// The seed's first command, in Python 3. Ignored by default: the first run
+/// builds CPython (several minutes); `cargo test -- --ignored python`.
+#[test]
+#[ignore = "builds CPython on its first run (minutes): cargo test --release -p zerolab-sandbox -- --ignored python"]
+fn python_hello_prints_hello() {
+    let lab = Lab::new();
+    lab.write("hello.py", "print(\"Hello\")\n");
+    let out = lab.zvsh().arg("--zvm-image").arg(python_tar()).args(["python", "@hello.py"]).run().expect_code(0);
+    assert_eq!(out.stdout(), "Hello\n");
+    assert_eq!(out.stderr(), "");
+}
+
+/// A selection of CPython's own regression tests, from the same source, in the
+/// jail. Their tests that start processes (json.tool through subprocess) are
+/// left out: a guest has no fork.
+#[test]
+#[ignore = "builds CPython on its first run (minutes): cargo test --release -p zerolab-sandbox -- --ignored python"]
+fn python_regression_test_selection_passes() {
+    let lab = Lab::new();
+    lab.write("regrtest.py", fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/guests/posix/regrtest.py")).unwrap());
+    let out = lab
+        .zvsh()
+        .arg("--zvm-image")
+        .arg(python_tar())
+        .args(["python", "@regrtest.py", "test_json", "test_string", "test_math", "test_list", "-i", "*test_tool*"])
+        .run();
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout(), out.stderr());
+    assert!(out.stdout().contains("Tests result: SUCCESS"), "{}", out.stdout());
 }

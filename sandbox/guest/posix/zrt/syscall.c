@@ -20,6 +20,7 @@
 #include <sys/utsname.h>
 #include <sys/resource.h>
 #include <sys/mman.h>
+#include <sys/sysinfo.h>
 #include "zrt.h"
 
 #define ARCH_SET_FS 0x1002
@@ -135,6 +136,20 @@ static long rlimit(int res, const struct rlimit *new, struct rlimit *old)
     return 0;
 }
 
+/* musl's getloadavg ignores sysinfo's result, so an answer it must have:
+ * the guest's own memory, its clock's uptime, no load. */
+static long sysinfo_(struct sysinfo *si)
+{
+    struct timespec ts;
+    zrt_clock_gettime(CLOCK_MONOTONIC, &ts);
+    memset(si, 0, sizeof *si);
+    si->uptime = ts.tv_sec;
+    si->totalram = si->freeram = MANIFEST->heap_size;
+    si->procs = 1;
+    si->mem_unit = 1;
+    return 0;
+}
+
 static long kill_self(int sig)
 {
     /* A signal the guest sends itself (abort, raise): it ends, as the
@@ -245,6 +260,7 @@ long __zrt_syscall(long n, long a, long b, long c, long d, long e, long f)
     case SYS_getgid:
     case SYS_getegid: return 0;
     case SYS_uname: return uname_((struct utsname *)a);
+    case SYS_sysinfo: return sysinfo_((struct sysinfo *)a);
     case SYS_getrlimit: return rlimit((int)a, NULL, (struct rlimit *)b);
     case SYS_prlimit64: return a && a != 1 ? -ESRCH : rlimit((int)b, (const struct rlimit *)c, (struct rlimit *)d);
     case SYS_sched_yield: return 0;

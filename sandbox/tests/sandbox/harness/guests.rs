@@ -70,6 +70,19 @@ pub fn zvm_cc_guest(name: &str) -> PathBuf {
     .clone()
 }
 
+/// `python.tar` from `guest/posix/build-python` (CPython from Debian's source,
+/// built with zvm-cc and cached; the first build takes several minutes).
+pub fn python_tar() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let out = Command::new(sandbox_dir().join("guest/posix/build-python")).output().expect("run build-python");
+            assert!(out.status.success(), "build-python failed:\n{}", String::from_utf8_lossy(&out.stderr));
+            PathBuf::from(String::from_utf8(out.stdout).expect("a path").trim()).join("python.tar")
+        })
+        .clone()
+}
+
 /// A hello program built with the host's plain `gcc`: dynamically linked.
 pub fn dynamic_elf() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();

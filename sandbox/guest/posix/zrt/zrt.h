@@ -9,8 +9,8 @@
  *
  * Parts: syscall.c (the handler table), mem.c (mmap/munmap/brk over the
  * preallocated heap), fs.c (the file tree: tar images read-only, an
- * in-memory overlay), fd.c (descriptors over channels and files), misc.c
- * (clock, randomness, identity).
+ * in-memory overlay), tar.c (an image's members into the tree), fd.c
+ * (descriptors over channels and files), misc.c (clock, randomness, nvram).
  *
  * Rules for this code: it never touches errno (it may run before the thread
  * pointer is set), never calls malloc (it serves malloc's own mmap), and
@@ -69,7 +69,12 @@ long zrt_chdir(const char *path);
 long zrt_getcwd(char *buf, size_t size);
 /* The absolute path of node i in buf: its length with the NUL, or -ERANGE. */
 long zrt_node_path(uint32_t i, char *buf, size_t size);
-/* Indexes the tar on channel c under mount (an absolute path). */
+/* Adds (or replaces) the entry at `path`, making its directories: the index or -errno. */
+long zrt_put(const char *path, size_t len, int kind, uint32_t mode);
+/* A copy of `name` (len bytes) kept for the guest's life, NUL-terminated. */
+const char *zrt_keep_name(const char *name, size_t len);
+
+/* tar.c: indexes the tar on channel c under mount (an absolute path, "" for /). */
 long zrt_mount_tar(int c, const char *mount);
 void zrt_stat_node(uint32_t i, struct stat *st);
 /* Reads/writes a file node's bytes; writes copy an image file into the overlay first. */

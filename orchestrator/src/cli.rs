@@ -251,6 +251,26 @@ pub enum Command {
         #[arg(value_name = "LAB_DIR")]
         lab_dir: PathBuf,
     },
+    /// Print the script `up` runs as root on a node to start this lab's agent, owner file
+    /// and systemd unit included, for a provisioner that installs the agent itself (as
+    /// vagrant/Vagrantfile does) so that `up` later adopts it: the script prints `upload`
+    /// when the node's binary differs from --agent; after copying it to
+    /// /var/lib/zerolab/bin/zerolab-agent, run the script printed with --uploaded
+    #[command(hide = true)]
+    AgentScript {
+        /// The cluster file
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Directory holding the labs (as for `up`)
+        #[arg(long, value_name = "DIR", default_value_os_t = default_root())]
+        lab_root: PathBuf,
+        /// The agent binary [default: zerolab-agent beside zerolab]
+        #[arg(long, value_name = "PATH")]
+        agent: Option<PathBuf>,
+        /// The script to run after the upload: it (re)starts the agent without comparing sums
+        #[arg(long)]
+        uploaded: bool,
+    },
     /// Log in to a ready node with the system's OpenSSH client, host key checked against
     /// zerolab's pin (the config is written to LAB/ssh_config); with -- CMD, run CMD there
     #[command(after_help = "Exit status: ssh's own: the remote command's, or 255 when ssh failed; 1 invalid \

@@ -109,6 +109,8 @@ pub async fn down(root: &Path, cluster: &Cluster, options: &DownOptions) -> Resu
         return Err(DownError::RunsLive { runs: live });
     }
     keeper::stop(lab.dir()).await;
+    let nodes: Vec<String> = cluster.nodes().iter().map(|node| node.name.clone()).collect();
+    crate::login::close_shared(lab.dir(), &nodes);
     let teardown = provider.destroy(&lab, cluster).await?;
     let runs_kept = remove_lab_dir(lab, options.purge)?;
     Ok(DownReport { live, left: teardown.left, runs_kept, jobs })

@@ -42,10 +42,13 @@ pub use self::owner::Owner;
 
 /// Where the agent binary goes on every node.
 pub const AGENT_PATH: &str = "/var/lib/zerolab/bin/zerolab-agent";
-/// How long a started agent has to answer its health check.
-const HEALTH_WAIT: Duration = Duration::from_secs(5);
-/// Limit for each command and the upload.
-const STEP_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a started agent has to answer its health check: it answers within a
+/// second on a namespace host, but a virtual machine under software emulation, busy
+/// with its first boot, has been seen to need over 5 s for systemd to start it.
+const HEALTH_WAIT: Duration = Duration::from_secs(30);
+/// Limit for each command and the upload: seconds on a namespace host, but minutes on a
+/// virtual machine under software emulation sharing two cores with others.
+const STEP_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// Where things go on a node. Every path is absolute and made of `A-Z a-z 0-9 / . _ -`
 /// only, so the scripts use them without quoting.

@@ -178,6 +178,7 @@ pub struct StatusNode<'a> {
     pub provider: &'a str,
     pub address: &'a str,
     pub state: &'static str,
+    pub machine: Option<&'a str>,
     pub agent_version: Option<&'a str>,
     pub store: Option<Store>,
     pub cause: Option<&'a str>,
@@ -223,6 +224,7 @@ impl<'a> Status<'a> {
                     provider: &node.provider,
                     address: &node.address,
                     state: state_name(&node.state),
+                    machine: node.machine.as_deref(),
                     agent_version: node.agent_version.as_deref(),
                     store: node.store.as_ref().map(|store| Store {
                         blobs: store.blobs,

@@ -55,9 +55,59 @@ pub fn command(root: &Path, cluster: &Cluster, node: &str, remote: &[String]) ->
     let ssh = find_program("ssh", std::env::var_os("PATH")).ok_or(LoginError::NoClient)?;
     let config = inventory::write_ssh_config(lab.lab(), cluster, lab.provider())?;
     let mut command = Command::new(ssh);
+    command.arg("-F").arg(config);
+    // Multiplexed: the first login opens a connection the next ones reuse for a minute,
+    // so a login costs milliseconds, not a handshake (about a second to a virtual
+    // machine under emulation). `down` closes it ([`close_shared`]). Without a private
+    // directory short enough for the socket's path, each login connects anew.
+    if let Some(control) = control_path() {
+        command.arg("-o").arg("ControlMaster=auto").arg("-o").arg(format!("ControlPath={}", control.display()));
+        command.arg("-o").arg("ControlPersist=60");
+    }
     // `--` ends ssh's options: the node and the remote command are never read as options.
-    command.arg("-F").arg(config).arg("--").arg(&node.name).args(remote);
+    command.arg("--").arg(&node.name).args(remote);
     Ok(command)
+}
+
+/// The longest Unix socket path (`sun_path` less its terminating zero).
+const MAX_SOCKET_PATH: usize = 107;
+/// What ssh adds to the directory: `/`, `%C` (a SHA-1 in hex), and while it makes the
+/// socket a `.` and 16 random characters.
+const CONTROL_NAME_LEN: usize = 1 + 40 + 17;
+
+/// The shared connections' socket path pattern (`DIR/%C`, ssh's `ControlPath`): `DIR` is
+/// the user's own `zerolab-ssh-UID` under `$XDG_RUNTIME_DIR` or `/tmp`, made 0700 and
+/// refused unless it is the user's and no one else's (another user's directory there
+/// could hijack the logins). Short, so the path fits a Unix socket whatever the lab root.
+fn control_path() -> Option<PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let base = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from).filter(|dir| dir.is_dir());
+    let uid = nix::unistd::geteuid().as_raw();
+    let dir = base.unwrap_or_else(|| PathBuf::from("/tmp")).join(format!("zerolab-ssh-{uid}"));
+    let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+    let meta = std::fs::symlink_metadata(&dir).ok()?;
+    let private = meta.is_dir() && meta.uid() == uid && meta.mode() & 0o077 == 0;
+    (private && dir.as_os_str().len() + CONTROL_NAME_LEN <= MAX_SOCKET_PATH).then(|| dir.join("%C"))
+}
+
+/// Closes the shared connections `zerolab ssh` left open to `nodes` of the lab in
+/// `lab_dir` (`ssh -O exit`, which finds each by the same `ControlPath`), so taking a lab
+/// down leaves no ssh process behind.
+pub fn close_shared(lab_dir: &Path, nodes: &[String]) {
+    let config = lab_dir.join(inventory::SSH_CONFIG);
+    let (Some(control), true) = (control_path(), config.exists()) else { return };
+    for node in nodes {
+        let _ = Command::new("ssh")
+            .arg("-F")
+            .arg(&config)
+            .arg("-o")
+            .arg(format!("ControlPath={}", control.display()))
+            .args(["-O", "exit", "--", node])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
 }
 
 /// The first executable file named `program` in the directories of `path` (`PATH`).

@@ -66,6 +66,9 @@ fn main() -> ExitCode {
             Ok(EXIT_OK)
         }),
         Command::Keeper { lab_dir } => keeper(&lab_dir),
+        Command::AgentScript { file, lab_root, agent, uploaded } => {
+            with_lab(&file, &lab_root, |cluster| agent_script(cluster, &lab_root, agent, uploaded))
+        }
         Command::Labs { lab_root } => labs(&lab_root),
         Command::Run { file, job, lab_root, output, detach } => {
             with_lab_as(&file, &lab_root, output, |cluster| jobs::run(cluster, &lab_root, &job, output, detach))
@@ -167,6 +170,33 @@ fn keeper(lab_dir: &std::path::Path) -> ExitCode {
             ExitCode::from(EXIT_USAGE)
         }
     }
+}
+
+/// Prints the start script `up` would run on a node of `cluster`'s lab (see
+/// `zerolab::install::start_script`): before the upload, it compares the node's binary with
+/// `agent`'s sha256; with `uploaded`, it restarts the agent to serve the copied binary.
+fn agent_script(
+    cluster: &Cluster,
+    lab_root: &std::path::Path,
+    agent: Option<PathBuf>,
+    uploaded: bool,
+) -> anyhow::Result<u8> {
+    use zerolab::install::{self, Claim, Owner, Paths};
+    let lab = zerolab::lab::Lab::at(lab_root, cluster.name())?;
+    let owner = Owner::of(lab.name(), lab.dir());
+    let script = if uploaded {
+        install::start_script(&Paths::NODE, &Claim { owner: &owner, adopt: true }, true, None)?
+    } else {
+        let agent = agent
+            .or_else(zerolab::up::default_agent_path)
+            .ok_or_else(|| anyhow::anyhow!("cannot find the zerolab executable's directory; pass --agent PATH"))?;
+        let sum = std::fs::File::open(&agent)
+            .and_then(|mut file| zerolab_agent_api::Sha256::of_reader(&mut file))
+            .map_err(|e| anyhow::anyhow!("cannot read agent binary {}: {e}; build it (cargo build --release -p zerolab-agent) or pass --agent PATH", agent.display()))?;
+        install::start_script(&Paths::NODE, &Claim { owner: &owner, adopt: false }, false, Some(&sum))?
+    };
+    let _ = io::stdout().lock().write_all(script.as_bytes());
+    Ok(EXIT_OK)
 }
 
 fn up(

@@ -6,6 +6,8 @@
 //! file names another lab is `failed`, naming it), `unreachable` when SSH cannot reach the
 //! node, `failed` with the cause otherwise, and `declared` for every node of a lab that
 //! is not up. Nothing on the nodes or in the lab is changed (`up` records and repairs).
+//! Where the provider runs the nodes' machines (`vagrant`), each row also has the
+//! machine's state as the hypervisor sees it, asked of libvirt, not of Vagrant.
 //!
 //! Unlike `exec`, status does not reach nodes through the lab's keeper: it makes a new
 //! connection to every node, as `up` does, so it sees what a new login sees (a changed
@@ -65,6 +67,9 @@ pub struct NodeStatus {
     pub address: String,
     /// What was observed.
     pub state: NodeState,
+    /// Its machine as the hypervisor sees it (`running`, `shut off`, `missing`), for
+    /// providers whose nodes are machines they run (`vagrant`); `None` for the others.
+    pub machine: Option<String>,
     /// The agent's version, when it answered.
     pub agent_version: Option<String>,
     /// What its agent keeps (blobs, sessions), when it answered and reports it.
@@ -82,7 +87,15 @@ pub async fn status(root: &Path, cluster: &Cluster) -> Result<LabStatus, StatusE
         None => Vec::new(),
     };
     let steps = record::counts(lab.lab().dir(), cluster);
-    Ok(LabStatus { nodes: nodes(&lab, cluster).await?, services, steps })
+    let mut nodes = nodes(&lab, cluster).await?;
+    if lab.is_up() {
+        if let Some(machines) = lab.provider().machine_states(lab.lab(), cluster).await {
+            for (node, machine) in nodes.iter_mut().zip(machines) {
+                node.machine = Some(machine);
+            }
+        }
+    }
+    Ok(LabStatus { nodes, services, steps })
 }
 
 async fn nodes(lab: &crate::lab_handle::LabHandle<'_>, cluster: &Cluster) -> Result<Vec<NodeStatus>, StatusError> {
@@ -91,6 +104,7 @@ async fn nodes(lab: &crate::lab_handle::LabHandle<'_>, cluster: &Cluster) -> Res
         provider: cluster.provider().to_string(),
         address: node.address.to_string(),
         state,
+        machine: None,
         agent_version,
         store: None,
         cause,

@@ -26,11 +26,18 @@ pub const START_AGENT: &str = "start-agent.sh.j2";
 /// The node-side script that removes what zerolab installed.
 pub const REMOVE_AGENT: &str = "remove-agent.sh.j2";
 
+/// The Vagrantfile of a `vagrant` lab.
+pub const VAGRANTFILE: &str = "Vagrantfile.j2";
+/// The libvirt network of a `vagrant` lab.
+pub const VAGRANT_NETWORK: &str = "vagrant-network.xml.j2";
+
 /// Every template: its name (its file in `templates/`) and its text.
-const TEMPLATES: [(&str, &str); 3] = [
+const TEMPLATES: [(&str, &str); 5] = [
     (AGENT_UNIT, include_str!("../../templates/zerolab-agent.service.j2")),
     (START_AGENT, include_str!("../../templates/start-agent.sh.j2")),
     (REMOVE_AGENT, include_str!("../../templates/remove-agent.sh.j2")),
+    (VAGRANTFILE, include_str!("../../templates/Vagrantfile.j2")),
+    (VAGRANT_NETWORK, include_str!("../../templates/vagrant-network.xml.j2")),
 ];
 
 /// A template that could not be rendered. The templates are part of the binary, so this

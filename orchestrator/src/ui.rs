@@ -183,19 +183,21 @@ pub fn labs_table(labs: &[LabSummary]) -> String {
     table(&rows)
 }
 
-/// Rows as left-aligned columns, two spaces apart, the last column unpadded.
-fn table<const N: usize>(rows: &[[String; N]]) -> String {
-    let mut widths = [0; N];
+/// Rows as left-aligned columns, two spaces apart, the last column unpadded (every row
+/// as long as the first).
+fn table<R: AsRef<[String]>>(rows: &[R]) -> String {
+    let columns = rows.first().map_or(0, |row| row.as_ref().len());
+    let mut widths = vec![0; columns];
     for row in rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
+        for (width, cell) in widths.iter_mut().zip(row.as_ref()) {
             *width = (*width).max(cell.chars().count());
         }
     }
     let mut text = String::new();
     for row in rows {
         let mut line = String::new();
-        for (i, cell) in row.iter().enumerate() {
-            if i + 1 == N {
+        for (i, cell) in row.as_ref().iter().enumerate() {
+            if i + 1 == columns {
                 line.push_str(cell);
             } else {
                 line.push_str(&format!("{cell:<width$}  ", width = widths[i]));
@@ -278,20 +280,29 @@ pub fn down_summary(lab: &str, report: &zerolab::down::DownReport) -> String {
     }
 }
 
-/// The `status` table: node, provider, address, state, agent version, the size of its
-/// blob store, cause.
+/// The `status` table: node, provider, (the machine's state, where the provider runs
+/// machines), address, state, agent version, the size of its blob store, cause.
 pub fn status_table(rows: &[NodeStatus]) -> String {
-    let mut cells = vec![["NODE", "PROVIDER", "ADDRESS", "STATE", "AGENT", "STORE", "CAUSE"].map(String::from)];
+    let machines = rows.iter().any(|row| row.machine.is_some());
+    let mut header = vec!["NODE", "PROVIDER"];
+    if machines {
+        header.push("MACHINE");
+    }
+    header.extend(["ADDRESS", "STATE", "AGENT", "STORE", "CAUSE"]);
+    let mut cells = vec![header.into_iter().map(String::from).collect::<Vec<_>>()];
     for row in rows {
-        cells.push([
-            row.node.clone(),
-            row.provider.clone(),
+        let mut cell = vec![row.node.clone(), row.provider.clone()];
+        if machines {
+            cell.push(row.machine.clone().unwrap_or_else(|| "-".to_owned()));
+        }
+        cell.extend([
             row.address.clone(),
             state_name(&row.state).to_owned(),
             row.agent_version.clone().unwrap_or_else(|| "-".to_owned()),
             row.store.as_ref().map_or_else(|| "-".to_owned(), |store| size(store.blob_bytes)),
             row.cause.as_deref().map_or_else(|| "-".to_owned(), |cause| about(&row.node, cause).to_owned()),
         ]);
+        cells.push(cell);
     }
     table(&cells)
 }
@@ -401,6 +412,7 @@ mod tests {
                 provider: "netns".into(),
                 address: "10.77.0.2".into(),
                 state: NodeState::Ready,
+                machine: None,
                 agent_version: Some("0.1.0".into()),
                 store: Some(zerolab_agent_api::StoreStats {
                     blobs: 3,
@@ -419,6 +431,7 @@ mod tests {
                 provider: "netns".into(),
                 address: "10.77.0.11".into(),
                 state: NodeState::Failed { cause: "agent down".into() },
+                machine: None,
                 agent_version: None,
                 store: None,
                 cause: Some("agent down".into()),

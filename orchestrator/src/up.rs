@@ -276,7 +276,7 @@ fn changes(state: &LabState, cluster: &Cluster, provider: &dyn Provider) -> Opti
         parts.push(format!("adding {}", added.join(", ")));
     }
     if !removed.is_empty() {
-        parts.push(match provider.kind() == crate::provider::netns::KIND {
+        parts.push(match provider.removes_nodes() {
             true => format!("removing {}", removed.join(", ")),
             false => format!(
                 "forgetting {} (no longer in the cluster file; what zerolab installed there stays)",
@@ -398,9 +398,9 @@ mod tests {
 
     #[test]
     fn providers_without_bring_up_are_refused_with_a_clear_line() {
-        let text = "apiVersion: zerolab/v1\nkind: Cluster\nname: demo\nprovider: vagrant\nnodes:\n  - {name: a}\n";
+        let text = "apiVersion: zerolab/v1\nkind: Cluster\nname: demo\nprovider: pxe\nnodes:\n  - {name: a, mac: 52:54:00:00:00:01}\n";
         let cluster = crate::cluster::from_str(text, "demo.yaml").unwrap();
         let err = provider::of(&cluster).err().unwrap();
-        assert_eq!(err.to_string(), "the vagrant provider's bring-up is not implemented yet (netns and ssh are)");
+        assert_eq!(err.to_string(), "the pxe provider's bring-up is not implemented yet (netns, ssh and vagrant are)");
     }
 }

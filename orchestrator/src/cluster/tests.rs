@@ -368,7 +368,7 @@ fn fills_a_small_subnet_exactly() {
 fn applies_each_providers_defaults() {
     let vagrant = super::from_str(&format!("{}nodes: [{{name: v, cpus: 2}}]\n", head("vagrant")), "t").unwrap();
     let node = &vagrant.nodes()[0];
-    assert_eq!((node.user.as_str(), node.address.to_string()), ("vagrant", "10.78.0.2".to_owned()));
+    assert_eq!((node.user.as_str(), node.address.to_string()), ("root", "10.78.0.2".to_owned()));
     let want = vagrant::Settings { box_name: vagrant::DEFAULT_BOX.into(), memory_mb: 1024, cpus: 2 };
     assert_eq!(node.settings.get::<vagrant::Settings>(), Some(&want));
 

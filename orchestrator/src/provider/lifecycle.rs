@@ -36,7 +36,7 @@ pub enum Created {
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderError {
     /// The provider is in the cluster file's list, but zerolab cannot bring it up yet.
-    #[error("the {provider} provider's bring-up is not implemented yet (netns and ssh are)")]
+    #[error("the {provider} provider's bring-up is not implemented yet (netns, ssh and vagrant are)")]
     NotImplemented {
         /// The provider.
         provider: ProviderKind,
@@ -64,6 +64,9 @@ pub enum ProviderError {
     /// Making or removing namespace hosts failed.
     #[error(transparent)]
     Netns(#[from] netns::NetnsError),
+    /// Making or removing virtual machines failed.
+    #[error(transparent)]
+    Vagrant(#[from] super::vagrant::VagrantError),
     /// A lab file.
     #[error(transparent)]
     Lab(#[from] LabError),
@@ -110,6 +113,18 @@ pub trait Provider: Send + Sync {
     /// the lab directory to the caller. Idempotent. A node it could not clean, or left
     /// alone (another lab's), is in the [`Teardown`], not an error: `down` finishes.
     fn destroy<'a>(&'a self, lab: &'a Lab, cluster: &'a Cluster) -> BoxFuture<'a, Result<Teardown, ProviderError>>;
+
+    /// Whether a node removed from the cluster file is removed from the lab (its host or
+    /// machine goes), rather than forgotten (what zerolab installed there stays).
+    fn removes_nodes(&self) -> bool {
+        false
+    }
+
+    /// Each node's machine as its hypervisor sees it (`running`, `shut off`, `missing`),
+    /// in file order, for providers whose nodes are machines they run; `None` otherwise.
+    fn machine_states<'a>(&'a self, _lab: &'a Lab, _cluster: &'a Cluster) -> BoxFuture<'a, Option<Vec<String>>> {
+        Box::pin(async { None })
+    }
 
     /// Switches `node` off, keeping it. Not supported unless the provider says so.
     fn power_off<'a>(&'a self, _lab: &'a Lab, _node: &'a Node) -> BoxFuture<'a, Result<(), ProviderError>> {

@@ -21,7 +21,7 @@ mod teardown;
 
 use std::path::Path;
 
-pub use self::host::{create, sshd_config, NetnsError, Sshd, SSHD};
+pub use self::host::{check_subnet_free, create, sshd_config, NetnsError, Sshd, SSHD};
 pub use self::names::{Legacy, Names};
 pub use self::reconcile::{reconcile, Changes};
 pub use self::teardown::destroy;
@@ -74,6 +74,10 @@ impl ProviderConfig for Netns {
 impl Provider for Netns {
     fn kind(&self) -> ProviderKind {
         KIND
+    }
+
+    fn removes_nodes(&self) -> bool {
+        true
     }
 
     /// Up while the lab's bridge exists (it is the first thing made, the last removed);

@@ -1,31 +1,53 @@
-//! `vagrant`: virtual machines made by Vagrant (libvirt provider), on a private network
-//! with the lab subnet.
+//! `vagrant`: virtual machines made by Vagrant (libvirt provider), on a network of the
+//! lab's own with the lab subnet.
 //!
-//! Cluster file: [`BASE`] with its own lab subnet ([`DEFAULT_SUBNET`]), the `vagrant`
-//! user, and the machine's `box`, `memory_mb` and `cpus` (defaults [`DEFAULT_BOX`],
+//! Cluster file: [`BASE`] with its own lab subnet ([`DEFAULT_SUBNET`]), logging in as
+//! `root` (with the lab's key, like every provider that makes its nodes: the agent's
+//! socket is root's), and the machine's `box`, `memory_mb` and `cpus` (defaults [`DEFAULT_BOX`],
 //! [`DEFAULT_MEMORY_MB`], [`DEFAULT_CPUS`]). The box is built locally (no box can be
-//! downloaded on the lab machines), hence a zerolab box name by default.
+//! downloaded on the lab machines: `vagrant/build-box`), hence a zerolab box name by default.
 //!
-//! Lifecycle: not implemented yet (a later issue); every step of [`Provider`](super::Provider)
-//! answers "not implemented yet" through the same interface the others implement.
+//! Lifecycle ([`Vagrant`]), `up` in this order (`create.rs`): the lab's Vagrantfile and
+//! network are rendered from templates into `LAB/vagrant/` (`render.rs`); the network is
+//! defined by zerolab itself, isolated, with a DHCP reservation per machine's fixed MAC
+//! ([`names`]), so each machine's address is the cluster file's, known before it boots;
+//! `vagrant up` makes the machines that are missing or stopped, all at once, its output
+//! turned into per-node progress (`machines.rs`); each machine's ed25519 host key is read
+//! from its serial console log and pinned before any SSH contact (`console.rs`);
+//! `vagrant ssh-config` is read once and checked against the cluster file. From then on
+//! zerolab reaches the machines with its own SSH and keeper, like any other provider, and
+//! asks libvirt (never Vagrant) what it needs to know (`virsh.rs`): a second `up` on a
+//! ready lab runs no `vagrant` at all, `status` shows each domain's state, `down`
+//! removes the lab's domains, volumes and network by the lab's prefix (`teardown.rs`).
+//! A machine undefined behind Vagrant's back is made again by the next `up`, which says so.
 
 use std::net::Ipv4Addr;
 
 use zerolab_config::cluster::{Checker, EntryView, Problem};
 
-use super::lifecycle::NotImplemented;
+mod console;
+mod create;
+mod lifecycle;
+mod machines;
+pub mod names;
+mod render;
+mod teardown;
+mod virsh;
+
+pub use self::lifecycle::VagrantError;
+pub use self::names::Names;
+
 use super::{Addressing, Definition, NodeSettings, ProviderConfig, ProviderKind, ProviderSettings, ProviderSpec, BASE};
 use zerolab_config::cluster::net::Subnet;
 use zerolab_config::cluster::schema::NodeField;
 
 /// The `vagrant` provider, for the registry.
-pub const DEFINITION: Definition = Definition { kind: KIND, lifecycle: &NotImplemented(KIND) };
+pub const DEFINITION: Definition = Definition { kind: KIND, lifecycle: &Vagrant };
 
 /// Its handle.
 pub const KIND: ProviderKind = ProviderKind::new(&Vagrant);
 
-/// The `vagrant` provider's cluster-file half (its lifecycle is not implemented yet:
-/// every step says so in one line).
+/// The `vagrant` provider: machines Vagrant makes, reached with zerolab's own SSH.
 pub struct Vagrant;
 
 impl ProviderConfig for Vagrant {
@@ -58,7 +80,7 @@ pub const MAX_CPUS: u32 = 64;
 /// What `vagrant` reads from the cluster file.
 pub const SPEC: ProviderSpec = ProviderSpec {
     fields: &[NodeField::Address, NodeField::User, NodeField::Box, NodeField::MemoryMb, NodeField::Cpus],
-    default_user: Some("vagrant"),
+    default_user: Some("root"),
     addressing: Addressing::Subnet { default: DEFAULT_SUBNET },
     ..BASE
 };

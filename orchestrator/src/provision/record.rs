@@ -64,6 +64,15 @@ pub fn log_path(lab_dir: &Path, node: &str, step: &str) -> PathBuf {
     lab_dir.join("provision").join(node).join(format!("{step}.log"))
 }
 
+/// Forgets every step done on `node` (a machine made anew has none of them): its
+/// records and logs go, so the next `up` runs its steps again.
+pub fn forget(lab_dir: &Path, node: &str) -> std::io::Result<()> {
+    match std::fs::remove_dir_all(lab_dir.join("provision").join(node)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
 /// The record of `step` on `node`, if one reads.
 pub fn load(lab_dir: &Path, node: &str, step: &str) -> Option<StepRecord> {
     let text = std::fs::read(record_path(lab_dir, node, step)).ok()?;

@@ -69,10 +69,10 @@ pub enum Error {
     #[error("node {node}: ssh {operation} got no answer within {timeout:?}; the connection is dead")]
     ChannelTimeout { node: String, operation: &'static str, timeout: Duration },
     /// A command did not finish within its step timeout.
-    #[error("node {node}: `{command}` timed out after {timeout:?}")]
+    #[error("node {node}: `{}` timed out after {timeout:?}", brief(command))]
     Timeout { node: String, command: String, timeout: Duration },
     /// The channel closed without an exit status or signal.
-    #[error("node {node}: `{command}` ended without an exit status")]
+    #[error("node {node}: `{}` ended without an exit status", brief(command))]
     NoExitStatus { node: String, command: String },
     /// A local file for an upload could not be read.
     #[error("node {node}: cannot read {}", path.display())]
@@ -127,4 +127,15 @@ impl Error {
             | Error::Panicked { node } => Some(node),
         }
     }
+}
+
+/// A command as an error shows it: its first line, at most 60 characters (zerolab's own
+/// steps are whole scripts; the line should name the step, not print it).
+fn brief(command: &str) -> String {
+    let first = command.lines().next().unwrap_or_default();
+    let mut short: String = first.chars().take(60).collect();
+    if short.len() < command.len() {
+        short.push_str("...");
+    }
+    short
 }

@@ -87,6 +87,20 @@ impl HostKeys {
         Ok(())
     }
 
+    /// Forgets the pins of `nodes` (hosts made anew have new keys: the next contact
+    /// pins theirs), rewriting the file without their lines.
+    pub fn forget(&self, nodes: &[String]) -> Result<(), Error> {
+        let mut pins = self.lock();
+        if !nodes.iter().any(|node| pins.contains_key(node)) {
+            return Ok(());
+        }
+        pins.retain(|node, _| !nodes.contains(node));
+        let mut kept: Vec<_> = pins.iter().map(|(node, pin)| format!("{node} {} {}\n", pin.address, pin.key)).collect();
+        kept.sort();
+        let io = |source| Error::HostKeysFile { path: self.path.clone(), source };
+        std::fs::write(&self.path, kept.concat()).map_err(io)
+    }
+
     /// Every pin as `(node, key)` (`key-type base64`), by node name.
     pub fn pins(&self) -> Vec<(String, String)> {
         let mut pins: Vec<_> = self.lock().iter().map(|(node, pin)| (node.clone(), pin.key.clone())).collect();
@@ -112,6 +126,21 @@ fn fingerprint(key: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn forgotten_nodes_are_pinned_anew_and_the_others_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("known_hosts");
+        let keys = HostKeys::open(&path).unwrap();
+        keys.check("n1", "10.0.0.2", "ssh-ed25519 AAAA1").unwrap();
+        keys.check("n2", "10.0.0.3", "ssh-ed25519 AAAA2").unwrap();
+        keys.forget(&["n2".to_owned()]).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "n1 10.0.0.2 ssh-ed25519 AAAA1\n");
+        let reopened = HostKeys::open(&path).unwrap();
+        assert_eq!(reopened.pinned("n2"), None);
+        reopened.check("n2", "10.0.0.3", "ssh-ed25519 AAAAnew").unwrap();
+        assert_eq!(reopened.pinned("n1").as_deref(), Some("ssh-ed25519 AAAA1"));
+    }
 
     #[test]
     fn pins_on_first_use_and_refuses_a_changed_key() {

@@ -219,3 +219,32 @@ fn prints_its_version() {
     let harness = Harness::new();
     harness.zerolab(&["--version"]).expect(0, &format!("zerolab {}\n", env!("CARGO_PKG_VERSION")), "");
 }
+
+#[test]
+fn agent_script_prints_the_start_script_up_runs_for_the_lab() {
+    let harness = Harness::new();
+    harness.write(
+        "lab.yaml",
+        "apiVersion: zerolab/v1\nkind: Cluster\nname: demo\nprovider: ssh\ndefaults: {user: root, key: k}\n\
+         nodes:\n  - {name: n1, address: 192.0.2.1}\n",
+    );
+    harness.write("agent", "an agent binary");
+    let sum = zerolab_agent_api::Sha256::of_bytes(b"an agent binary");
+    let dir = std::fs::canonicalize(harness.dir.path()).expect("temp dir").join("labs/demo");
+    let owner = format!("lab=demo\ndir={}\n", dir.display());
+
+    let before = harness.zerolab(&["agent-script", "lab.yaml", "--lab-root", "labs", "--agent", "agent"]);
+    assert_eq!(before.code, 0, "{before:#?}");
+    assert!(before.stdout.contains(&owner), "{}", before.stdout);
+    assert!(before.stdout.contains(&format!("!= {sum} ]")), "{}", before.stdout);
+    assert!(before.stdout.contains("restart=0\n"), "{}", before.stdout);
+
+    let after = harness.zerolab(&["agent-script", "lab.yaml", "--lab-root", "labs", "--uploaded"]);
+    assert_eq!(after.code, 0, "{after:#?}");
+    assert!(after.stdout.contains(&owner) && after.stdout.contains("restart=1\n"), "{}", after.stdout);
+    assert!(!after.stdout.contains("echo upload"), "{}", after.stdout);
+
+    let missing = harness.zerolab(&["agent-script", "lab.yaml", "--lab-root", "labs", "--agent", "none"]);
+    assert_eq!(missing.code, 2, "{missing:#?}");
+    assert!(missing.stderr.contains("cannot read agent binary none"), "{}", missing.stderr);
+}

@@ -102,7 +102,7 @@ fn status_and_jobs_print_json_for_a_lab_that_is_not_up() {
     assert_eq!(
         doc["nodes"][0],
         serde_json::json!({"node": "node-1", "provider": "netns", "address": "10.77.199.2", "state": "declared",
-                           "agent_version": null, "store": null, "cause": null})
+                           "machine": null, "agent_version": null, "store": null, "cause": null})
     );
     assert_eq!(doc["services"], serde_json::json!([]));
     let run = zerolab(&["jobs", "-o", "json", "lab.yaml", "--lab-root", "labs"]);

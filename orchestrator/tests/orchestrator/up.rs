@@ -111,9 +111,9 @@ fn up_status_repair_and_down_on_three_nodes() {
 #[test]
 fn up_refuses_providers_without_bring_up_in_one_line() {
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("vagrant.yaml");
-    fs::write(&file, "apiVersion: zerolab/v1\nkind: Cluster\nname: vms\nprovider: vagrant\nnodes:\n  - {name: vm}\n")
-        .unwrap();
+    let file = dir.path().join("pxe.yaml");
+    let text = "apiVersion: zerolab/v1\nkind: Cluster\nname: metal\nprovider: pxe\nnodes:\n  - {name: m, mac: 52:54:00:00:00:01}\n";
+    fs::write(&file, text).unwrap();
     for command in ["up", "down", "status"] {
         let output = Command::new(env!("CARGO_BIN_EXE_zerolab"))
             .arg(command)
@@ -125,7 +125,7 @@ fn up_refuses_providers_without_bring_up_in_one_line() {
         assert_eq!(output.status.code(), Some(2), "{command}");
         assert_eq!(
             String::from_utf8_lossy(&output.stderr),
-            "zerolab: the vagrant provider's bring-up is not implemented yet (netns and ssh are)\n",
+            "zerolab: the pxe provider's bring-up is not implemented yet (netns, ssh and vagrant are)\n",
             "{command}"
         );
     }

@@ -445,7 +445,7 @@ fn wait_for_sshd(lab: &Lab, names: &Names, node: &Node, backoff: &mut Backoff) -
 }
 
 /// Refuses a subnet that an address on this machine already lies in or covers.
-fn check_subnet_free(subnet: Subnet) -> Result<(), NetnsError> {
+pub fn check_subnet_free(subnet: Subnet) -> Result<(), NetnsError> {
     let out = run(Command::new("ip").args(["-o", "-4", "addr", "show"]))?;
     for line in out.lines() {
         let fields: Vec<&str> = line.split_whitespace().collect();

@@ -5,7 +5,9 @@
 //! An argument `@FILE` attaches a host file as a channel `/dev/N.<basename>`
 //! and passes that name instead (an existing file is a read-only random
 //! channel, a new one a write-only output); `@NAME=VALUE` sets an environment
-//! variable; `--zvm-image TAR` attaches a tar as a read-only channel, and if
+//! variable; a plain argument naming a regular file under the current
+//! directory is attached the same way (the seed's `python hello.py`);
+//! `--zvm-image TAR` attaches a tar as a read-only channel, and if
 //! PROGRAM is a file inside one of the images, that file is the program.
 //! Defaults (Timeout 50, Memory 4 GiB, limits 4294967296) can be changed in
 //! the first `zvsh.cfg` found in `.`, `~` (as `.zvsh.cfg`) or `/etc`.
@@ -333,6 +335,7 @@ impl Command {
                     let readable = path.exists();
                     args.push(attach(path, readable, &mut specs, &mut channels)?);
                 }
+                None if names_local_file(a) => args.push(attach(PathBuf::from(a), true, &mut specs, &mut channels)?),
                 _ => args.push(a.clone()),
             }
         }
@@ -360,6 +363,17 @@ impl Command {
         };
         Ok(Prepared { guest, manifest, _scratch: Some(scratch) })
     }
+}
+
+/// Whether a plain argument names a regular file under the current directory
+/// (a relative path without `..`): the seed's `python hello.py`. zvsh attaches
+/// it as `@FILE` would, since a guest can open nothing else on the host.
+fn names_local_file(arg: &str) -> bool {
+    let path = Path::new(arg);
+    !arg.starts_with('-')
+        && path.is_relative()
+        && path.components().all(|c| matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir))
+        && fs::metadata(path).is_ok_and(|m| m.is_file())
 }
 
 fn is_env_assignment(s: &str) -> bool {

@@ -21,6 +21,10 @@ Arguments after PROGRAM that start with @:
                (type 0). Either way the guest finds the channel by the name it was
                given: zvm_channel(argv[i]).
   @NAME=VALUE  set the guest's environment variable NAME (not passed as an argument).
+  FILE         a plain argument naming a regular file under the current directory (a
+               relative path without ..) is attached as @FILE is: the guest cannot open
+               host files, so `zvsh --zvm-image python.tar python hello.py` passes
+               /dev/2.hello.py to Python. Other arguments are passed as they are.
   Example:
     zvsh ./lookup @table.bin @found.txt 42
   runs ./lookup with argv \"./lookup /dev/1.table.bin /dev/2.found.txt 42\": it reads

@@ -228,21 +228,60 @@ fn extract_from_tar(tar: &Channel, name: &str, dir: &Path) -> std::io::Result<Op
     found
 }
 
+/// Looks for `name` (or `bin/name`) among the tar's members and writes its
+/// bytes to `dir`. A symbolic or hard link is followed inside the tar (at most
+/// [`MAX_LINKS`] of them), so a busybox image's `bin/sort -> busybox` runs busybox.
 fn find_in_tar(file: &mut fs::File, name: &str, dir: &Path) -> std::io::Result<Option<PathBuf>> {
-    let mut archive = tar::Archive::new(file);
-    for entry in archive.entries()? {
-        let mut entry = entry?;
-        let path = entry.path()?.into_owned();
-        let clean = path.strip_prefix("./").unwrap_or(&path);
-        if clean == Path::new(name) || clean == Path::new("bin").join(name) {
-            let out = dir.join(clean.file_name().unwrap_or_default());
+    let mut wanted = vec![PathBuf::from(name), Path::new("bin").join(name)];
+    for _ in 0..=MAX_LINKS {
+        file.rewind()?;
+        let mut archive = tar::Archive::new(&mut *file);
+        let mut next = None;
+        for entry in archive.entries()? {
+            let mut entry = entry?;
+            let path = entry.path()?.into_owned();
+            let clean = path.strip_prefix("./").unwrap_or(&path).to_path_buf();
+            if !wanted.contains(&clean) {
+                continue;
+            }
+            let kind = entry.header().entry_type();
+            if kind.is_symlink() || kind.is_hard_link() {
+                let target = entry.link_name()?.unwrap_or_default().into_owned();
+                let base = if kind.is_symlink() { clean.parent().unwrap_or(Path::new("")) } else { Path::new("") };
+                next = Some(normalize(&base.join(target)));
+                break;
+            }
+            let out = dir.join(Path::new(name).file_name().unwrap_or_default());
             let mut bytes = Vec::new();
             entry.read_to_end(&mut bytes)?;
             fs::write(&out, bytes)?;
             return Ok(Some(out));
         }
+        match next {
+            Some(target) => wanted = vec![target],
+            None => return Ok(None),
+        }
     }
     Ok(None)
+}
+
+/// How many links [`find_in_tar`] follows before giving up (the runtime's own limit).
+const MAX_LINKS: usize = 16;
+
+/// A path inside an image with `.` and `..` resolved and no leading `/`
+/// (`..` stops at the image's root).
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            std::path::Component::Normal(part) => out.push(part),
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 impl Command {

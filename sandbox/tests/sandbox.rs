@@ -50,6 +50,8 @@ mod sources;
 mod static_zvsh;
 #[path = "sandbox/stdio_redirects.rs"]
 mod stdio_redirects;
+#[path = "sandbox/tools.rs"]
+mod tools;
 #[path = "sandbox/traps.rs"]
 mod traps;
 #[path = "sandbox/unprivileged.rs"]

@@ -74,13 +74,28 @@ pub fn zvm_cc_guest(name: &str) -> PathBuf {
 /// built with zvm-cc and cached; the first build takes several minutes).
 pub fn python_tar() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let out = Command::new(sandbox_dir().join("guest/posix/build-python")).output().expect("run build-python");
-            assert!(out.status.success(), "build-python failed:\n{}", String::from_utf8_lossy(&out.stderr));
-            PathBuf::from(String::from_utf8(out.stdout).expect("a path").trim()).join("python.tar")
-        })
-        .clone()
+    BUILT.get_or_init(|| posix_image("build-python", "python.tar")).clone()
+}
+
+/// `lua.tar` from `guest/posix/build-lua` (Lua 5.4 from Debian's source, cached).
+pub fn lua_tar() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| posix_image("build-lua", "lua.tar")).clone()
+}
+
+/// `busybox.tar` from `guest/posix/build-busybox` (busybox from Debian's
+/// source with its text applets, cached).
+pub fn busybox_tar() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| posix_image("build-busybox", "busybox.tar")).clone()
+}
+
+/// Runs `guest/posix/SCRIPT` (which builds once and prints its cache
+/// directory) and returns the image `TAR` in that directory.
+fn posix_image(script: &str, tar: &str) -> PathBuf {
+    let out = Command::new(sandbox_dir().join("guest/posix").join(script)).output().expect("run the build script");
+    assert!(out.status.success(), "{script} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    PathBuf::from(String::from_utf8(out.stdout).expect("a path").trim()).join(tar)
 }
 
 /// A hello program built with the host's plain `gcc`: dynamically linked.

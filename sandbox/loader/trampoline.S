@@ -31,6 +31,7 @@
 #define SYS_pread64 17
 #define SYS_pwrite64 18
 #define SYS_sendmsg 46
+#define SYS_fork 57
 #define SYS_arch_prctl 158
 #define SYS_exit_group 231
 #define ARCH_SET_FS 0x1002
@@ -66,10 +67,9 @@ zl_trampoline:
     syscall
     ret
 
-/* int64_t zvm_fork(void): daemon mode is not implemented yet. */
+/* int64_t zvm_fork(void): daemon mode (fork_gate below). */
     .org 0x80
-    mov $-ENOSYS, %rax
-    ret
+    jmp fork_gate
 
 /* void zvm_exit(int64_t code) */
     .org 0xA0
@@ -176,5 +176,55 @@ zl_enter:
     /* Failure: die by a fault, not a system call. exit_group would be
      * handed to a supervisor that never received the listener. */
 9:  ud2
+
+/* zvm_fork's body. Saves what a copy needs to return from this call as the
+ * guest that made it (the callee-saved registers, MXCSR and the x87 control
+ * word, the thread pointer) on the guest's own stack, then asks with
+ * fork(rsp), a call the filter never allows: the supervisor of a daemon
+ * (`Job`) takes the guest's memory as the template of its copies and ends
+ * the daemon; any other supervisor answers -ENOSYS, and the call returns
+ * that. Frame at rsp: +0 MXCSR, +4 x87 control word, +8 FS base, +16 r15,
+ * r14, r13, r12, rbp, rbx, then the return address. */
+    .org 0x300
+fork_gate:
+    push %rbx
+    push %rbp
+    push %r12
+    push %r13
+    push %r14
+    push %r15
+    sub $16, %rsp
+    stmxcsr (%rsp)
+    fnstcw 4(%rsp)
+    rdfsbase %rax
+    mov %rax, 8(%rsp)
+    mov %rsp, %rdi
+    mov $SYS_fork, %eax
+    syscall
+    add $16, %rsp
+    jmp fork_return
+
+/* A copy starts here (the layout's entry, from zl_enter) on the stack
+ * fork_gate left, in the daemon's memory: restores the thread pointer and
+ * the saved state, and zvm_fork returns 0 in the copy. */
+    .org 0x380
+    .globl zl_fork_resume
+zl_fork_resume:
+    ldmxcsr (%rsp)
+    fldcw 4(%rsp)
+    mov 8(%rsp), %rsi
+    mov $ARCH_SET_FS, %edi
+    mov $SYS_arch_prctl, %eax
+    syscall
+    add $16, %rsp
+    xor %eax, %eax
+fork_return:
+    pop %r15
+    pop %r14
+    pop %r13
+    pop %r12
+    pop %rbp
+    pop %rbx
+    ret
 
     .org 0x1000

@@ -18,8 +18,10 @@ use super::memfd::sealed_memfd_from;
 pub const MAGIC: u64 = 0x3152_4544_414f_4c5a;
 /// `ZL_MAX_SEGMENTS`.
 pub const MAX_SEGMENTS: usize = 16;
+/// `ZL_MAX_REGIONS`: a daemon's writable segments, heap and stack.
+pub const MAX_REGIONS: usize = MAX_SEGMENTS + 2;
 /// `sizeof(struct zl_layout)`.
-pub const HEADER_SIZE: usize = 12 * 8 + 8 + MAX_SEGMENTS * 40;
+pub const HEADER_SIZE: usize = 12 * 8 + 8 + MAX_SEGMENTS * 40 + 16 + MAX_REGIONS * 24;
 /// `sizeof(struct zl_hello)`: the message the loader sends with the listener.
 pub const HELLO_SIZE: usize = 5 * 8;
 
@@ -85,6 +87,16 @@ mod at {
     pub const RANDOM: u64 = 25;
 }
 
+/// A daemon's copy: where its memory comes from and where it resumes
+/// (`loader/layout.h`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resume {
+    /// The stack pointer `zvm_fork`'s gate left (its saved state on top).
+    pub sp: u64,
+    /// `(address, length, offset in the daemon's memory file)`, page aligned.
+    pub regions: Vec<(u64, u64, u64)>,
+}
+
 /// Everything that goes into one layout file.
 #[derive(Debug, Clone)]
 pub struct Layout<'a> {
@@ -106,6 +118,8 @@ pub struct Layout<'a> {
     pub auxv: Auxv,
     /// The seccomp program.
     pub filter: &'a [libc::sock_filter],
+    /// For a daemon's copy: its memory and where it resumes.
+    pub resume: Option<&'a Resume>,
 }
 
 /// Why a layout could not be built.
@@ -130,6 +144,9 @@ pub enum LayoutError {
     /// Too many segments.
     #[error("program has {0} loadable segments, at most {MAX_SEGMENTS} are supported")]
     TooManySegments(usize),
+    /// A daemon's memory in more regions than the layout holds.
+    #[error("a daemon's memory is {0} regions, at most {MAX_REGIONS} are supported")]
+    TooManyRegions(usize),
     /// Writing the memfd failed.
     #[error("cannot write the layout file")]
     Io(#[from] std::io::Error),
@@ -266,6 +283,20 @@ impl Layout<'_> {
             buf.extend_from_slice(&s.prot.to_le_bytes());
             buf.extend_from_slice(&0u32.to_le_bytes());
         }
+        buf.resize(12 * 8 + 8 + MAX_SEGMENTS * 40, 0);
+        if let Some(r) = self.resume {
+            if r.regions.len() > MAX_REGIONS {
+                return Err(LayoutError::TooManyRegions(r.regions.len()));
+            }
+            buf.extend_from_slice(&r.sp.to_le_bytes());
+            buf.extend_from_slice(&(r.regions.len() as u64).to_le_bytes());
+            for &(addr, len, off) in &r.regions {
+                for v in [addr, len, off] {
+                    buf.extend_from_slice(&v.to_le_bytes());
+                }
+            }
+        }
+        buf.resize(HEADER_SIZE, 0);
         buf.resize(manifest_off, 0);
         buf.extend_from_slice(&manifest);
         buf.extend_from_slice(&stack);
@@ -287,7 +318,7 @@ mod tests {
 
     #[test]
     fn header_size_matches_the_c_struct() {
-        assert_eq!(HEADER_SIZE, 744);
+        assert_eq!(HEADER_SIZE, 1192);
     }
 
     const AUXV: Auxv = Auxv { phdr: 0x40_0040, phnum: 9, entry: 0x40_1000, random: [7; 16] };

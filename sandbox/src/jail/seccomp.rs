@@ -29,6 +29,7 @@
 //! | `arch_prctl` | the option (low 32 bits, as the kernel reads it) is `ARCH_SET_FS` | `zvm_set_fs`: a libc's thread pointer (the guest's own fs base; with FSGSBASE it could set it without the kernel anyway) |
 //! | `mprotect` | notified, never allowed | `zvm_jail`/`zvm_unjail`: the supervisor checks and validates, then lets it continue |
 //! | `exit_group` | notified | `zvm_exit`: the supervisor reads the guest's final I/O counters (readable only while it lives) and its full 64-bit code, then lets it continue |
+//! | `fork` | notified, never allowed | `zvm_fork`: a daemon's supervisor reads the guest's memory for its copies and ends it (`session::daemon`); any other answers `ENOSYS` |
 //!
 //! A positional call on a sequential channel is a violation: a sequential
 //! channel ignores offsets (ZeroVM's rule), and one `pwrite64` at a huge
@@ -62,6 +63,8 @@ pub mod nr {
     pub const PWRITE64: u32 = 18;
     /// `sendmsg(2)`
     pub const SENDMSG: u32 = 46;
+    /// `fork(2)`: never run; `zvm_fork`'s gate asks the supervisor with it
+    pub const FORK: u32 = 57;
     /// `arch_prctl(2)`
     pub const ARCH_PRCTL: u32 = 158;
     /// `exit_group(2)`
@@ -97,6 +100,9 @@ pub enum Verdict {
     Jail,
     /// `exit_group`: the supervisor records the final counters and code.
     Exit,
+    /// `fork` from `zvm_fork`'s gate: a daemon's supervisor takes the guest as
+    /// the template of its copies; any other answers `ENOSYS`.
+    Fork,
     /// Anything else: the guest is killed and the call reported.
     Violation,
 }
@@ -166,6 +172,7 @@ impl Policy {
             }
             nr::ARCH_PRCTL if fd == ARCH_SET_FS => Verdict::Allow,
             nr::MPROTECT => Verdict::Jail,
+            nr::FORK => Verdict::Fork,
             _ => Verdict::Violation,
         }
     }

@@ -464,15 +464,17 @@ fn launch(guest: Guest, opts: &Options, role: Role<'_>) -> Result<Session, Sessi
         start.elapsed()
     );
     // What a daemon's copies get of its memory: every page it can write.
-    let mut writable: Vec<(u64, u64)> = segments
+    // (An image segment's untouched pages are the image's bytes, not zeros:
+    // all of it is taken. The heap and stack are anonymous: only touched pages.)
+    let mut writable: Vec<(u64, u64, bool)> = segments
         .iter()
         .filter(|s| s.prot & libc::PROT_WRITE as u32 != 0)
         .map(|s| {
             let start = s.vaddr & !(abi::PAGE_SIZE - 1);
-            (start, (s.vaddr + s.memsz).div_ceil(abi::PAGE_SIZE) * abi::PAGE_SIZE - start)
+            (start, (s.vaddr + s.memsz).div_ceil(abi::PAGE_SIZE) * abi::PAGE_SIZE - start, false)
         })
         .collect();
-    writable.extend([(abi::HEAP_ADDR, heap_size), (abi::STACK_TOP - stack, stack)]);
+    writable.extend([(abi::HEAP_ADDR, heap_size, true), (abi::STACK_TOP - stack, stack, true)]);
     let memory = GuestMemory {
         heap: (abi::HEAP_ADDR, heap_size),
         writable,

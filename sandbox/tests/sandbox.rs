@@ -12,6 +12,8 @@
 mod calls;
 #[path = "sandbox/channels.rs"]
 mod channels;
+#[path = "sandbox/daemon.rs"]
+mod daemon;
 #[path = "sandbox/escapes.rs"]
 mod escapes;
 #[path = "sandbox/examples.rs"]

@@ -9,8 +9,8 @@
 //!    the guest's stack and asks the supervisor with `fork(rsp)`, a call the
 //!    filter never allows ([`Verdict::Fork`](crate::jail::seccomp::Verdict)).
 //! 2. The supervisor reads every page the guest can write (writable
-//!    segments, heap, stack: [`Template::take`]; pages never touched are
-//!    skipped, from `/proc/PID/pagemap`) into one sealed memfd, and ends the
+//!    segments, heap, stack: [`Template::take`]; heap and stack pages never
+//!    touched are skipped, from `/proc/PID/pagemap`) into one sealed memfd, and ends the
 //!    daemon's process. The daemon's memory is now data, nothing runs it.
 //! 3. Each job is a new guest launched exactly as a fresh one (its own
 //!    process, pid namespace, filter, channels, `Timeout`, limits), except
@@ -72,9 +72,10 @@ impl Template {
         let mut regions = Vec::with_capacity(memory.writable.len());
         let mut off = 0;
         let mut buf = vec![0u8; PIECE];
-        for &(addr, len) in &memory.writable {
+        for &(addr, len, anonymous) in &memory.writable {
             regions.push((addr, len, off));
-            for (start, run) in present_runs(pagemap.as_ref(), addr, len) {
+            let runs = if anonymous { present_runs(pagemap.as_ref(), addr, len) } else { vec![(addr, len)] };
+            for (start, run) in runs {
                 let mut at = 0;
                 while at < run {
                     let n = (run - at).min(PIECE as u64) as usize;
@@ -244,6 +245,9 @@ fn daemon_report(mut report: Report) -> Report {
 /// Runs a manifest in daemon mode (its `Job` socket) until its `Timeout`:
 /// starts the daemon, serves jobs, returns the daemon's report.
 pub fn run(m: &Manifest, socket: &Path, opts: &Options) -> Report {
+    // A daemon starts many guests: sharing the mount, ipc and uts namespaces
+    // among them (root only; each still gets its own pid namespace) pays.
+    let opts = &Options { share_namespaces: true, ..opts.clone() };
     let until = Instant::now() + Duration::from_secs(m.timeout);
     let guest = match Guest::from_manifest(m) {
         Ok(g) => g,

@@ -69,8 +69,9 @@ pub(super) struct AtStart {
 pub(super) struct GuestMemory {
     /// The heap: start and size.
     pub heap: (u64, u64),
-    /// Every page range the guest can write (writable segments, heap, stack).
-    pub writable: Vec<(u64, u64)>,
+    /// Every page range the guest can write (writable segments, heap, stack),
+    /// and whether it is anonymous (a page never touched is zeros).
+    pub writable: Vec<(u64, u64, bool)>,
     /// A daemon: `zvm_fork` makes it the template of its copies.
     pub daemon: bool,
     /// A daemon's copy (its report's daemon line says so).

@@ -523,3 +523,38 @@ void zrt_fs_init(void)
         }
     }
 }
+
+/* fork(): zvm_fork (zvm.h). In a daemon (`Job`) the call never returns;
+ * each job's copy of the guest returns 0 here with the daemon's memory and
+ * its own channels, so the tree is rewired by alias: a channel node or an
+ * image's file keeps its alias and gets the job's channel of that name (-1,
+ * so I/O fails, when the job has none), and every job channel gets its
+ * /dev node. Without `Job` the call answers -ENOSYS. */
+long zrt_fork(void)
+{
+    int64_t n = MANIFEST->channels_count;
+    size_t size = (size_t)n * sizeof(const char *);
+    const char **was = zrt_pages(size ? size : 1);
+    if (!was)
+        return -ENOMEM;
+    for (int64_t c = 0; c < n; c++) {
+        const char *alias = MANIFEST->channels[c].name;
+        was[c] = alias ? zrt_keep_name(alias, strlen(alias)) : "";
+    }
+    long r = zvm_fork();
+    if (r == 0) {
+        for (uint32_t i = 0; i < count; i++)
+            if ((nodes[i].kind == ZRT_CHAN || nodes[i].in_tar) && nodes[i].chan >= 0 && nodes[i].chan < n)
+                nodes[i].chan = zrt_channel(was[nodes[i].chan]);
+        for (int64_t c = 0; c < MANIFEST->channels_count; c++) {
+            const char *alias = MANIFEST->channels[c].name;
+            if (!alias || strncmp(alias, "/dev/", 5))
+                continue;
+            long i = zrt_put(alias, strlen(alias), ZRT_CHAN, 0600);
+            if (i >= 0)
+                nodes[i].chan = (int32_t)c;
+        }
+    }
+    zrt_pages_free(was, size ? size : 1);
+    return r;
+}

@@ -5,7 +5,8 @@
  * (files, memory, time, identity), answered with a harmless constant where a
  * single-process jail makes the answer certain (getpid is 1, signal masks
  * change nothing, no lock is ever contended), or refused with a clear errno:
- * ENOSYS for process creation and execution (no fork, clone, execve),
+ * ENOSYS for process creation and execution (no clone, execve; fork is
+ * zvm_fork, which only a daemon's copies return from),
  * EACCES for the network (no sockets), ENOSYS for everything not listed.
  * The runtime is initialised on the first call (musl's start-up sets its
  * thread pointer first): the tree, /dev/<alias> for the channels, the images
@@ -279,8 +280,9 @@ long __zrt_syscall(long n, long a, long b, long c, long d, long e, long f)
     case SYS_futex: return (b & 127) == 1 /* FUTEX_WAKE */ ? 0 : -EAGAIN;
     case SYS_wait4:
     case SYS_waitid: return -ECHILD;
+    /* fork is zvm_fork: 0 in each job's copy of a daemon, else ENOSYS */
+    case SYS_fork: return zrt_fork();
     /* refused: no new processes, no programs, no network */
-    case SYS_fork:
     case SYS_vfork:
     case SYS_clone:
     case SYS_clone3:

@@ -74,6 +74,9 @@ long zrt_put(const char *path, size_t len, int kind, uint32_t mode);
 /* A copy of `name` (len bytes) kept for the guest's life, NUL-terminated. */
 const char *zrt_keep_name(const char *name, size_t len);
 
+/* zvm_fork for fork(): 0 in a daemon's copy (the tree rewired to its channels), or -errno. */
+long zrt_fork(void);
+
 /* tar.c: indexes the tar on channel c under mount (an absolute path, "" for /). */
 long zrt_mount_tar(int c, const char *mount);
 void zrt_stat_node(uint32_t i, struct stat *st);

@@ -41,7 +41,7 @@ use std::time::{Duration, Instant};
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 
 use super::supervise::GuestMemory;
-use super::{launch, Guest, Options, Role, SessionError};
+use super::{launch, Guest, Options, Role, Session, SessionError};
 use crate::channel::Channel;
 use crate::codes::ReturnCode;
 use crate::jail::layout::Resume;
@@ -151,9 +151,14 @@ impl Daemon {
         Ok(Daemon { template, program, memory, args, env })
     }
 
-    /// Runs one job: a copy of the daemon on `channels`, until it ends or
-    /// `timeout` passes. The calling thread must outlive the copy.
-    pub fn run_job(&self, channels: Vec<Channel>, timeout: Duration, opts: &Options) -> Report {
+    /// Starts one job: a copy of the daemon on `channels`, for at most
+    /// `timeout`. The calling thread must outlive the copy.
+    pub fn spawn_job(
+        &self,
+        channels: Vec<Channel>,
+        timeout: Duration,
+        opts: &Options,
+    ) -> Result<Session, SessionError> {
         let guest = Guest {
             program: self.program.clone(),
             memory: self.memory,
@@ -162,7 +167,12 @@ impl Daemon {
             args: self.args.clone(),
             env: self.env.clone(),
         };
-        match launch(guest, opts, Role::Copy(&self.template)) {
+        launch(guest, opts, Role::Copy(&self.template))
+    }
+
+    /// Runs one job to its end (see [`Daemon::spawn_job`]).
+    pub fn run_job(&self, channels: Vec<Channel>, timeout: Duration, opts: &Options) -> Report {
+        match self.spawn_job(channels, timeout, opts) {
             Ok(session) => session.wait(),
             Err(e) => daemon_report(e.into_report()),
         }
@@ -170,11 +180,13 @@ impl Daemon {
 
     /// Runs one job manifest's text: its channels opened, then [`Daemon::run_job`].
     pub fn run_manifest_text(&self, text: &[u8], opts: &Options) -> Report {
-        let opened = manifest::parse(text).map_err(|e| Report::failed(e.code, ValidatorState::NotRun, e.to_string()));
-        let guest = opened.and_then(|m| Guest::from_manifest(&m).map_err(SessionError::into_report));
-        match guest {
+        let m = match manifest::parse(text) {
+            Ok(m) => m,
+            Err(e) => return daemon_report(Report::failed(e.code, ValidatorState::NotRun, e.to_string())),
+        };
+        match Guest::from_manifest(&m) {
             Ok(g) => self.run_job(g.channels, g.timeout, opts),
-            Err(report) => daemon_report(report),
+            Err(e) => daemon_report(SessionError::into_report(e)),
         }
     }
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use zerolab_sandbox::session::daemon::submit;
 
-use crate::harness::{guest, posix_guest, Lab, Limits, Manifest, Report};
+use crate::harness::{guest, posix_guest, python_tar, Lab, Limits, Manifest, Report};
 
 /// A daemon of `program` on `lab/daemon.sock`, serving for `secs` seconds
 /// (its `Timeout`), with extra channels from `more`.
@@ -138,5 +138,42 @@ fn a_posix_daemon_keeps_its_open_files_and_takes_each_jobs_channels() {
     let (report, code, out) = job(&lab, &socket, &program, "bare", "bare\n", |m| m);
     assert_eq!((code, report.exit_state.as_str()), (0, "ok"));
     assert_eq!(out, "pid=0 in=bare kept=none opened=none sum=499500\n");
+    assert_eq!(daemon_report(daemon).daemon, 1);
+}
+
+/// CPython as a daemon (ZeroVM's use of it): the script imports its modules
+/// once and calls `os.fork()` (`zvm_fork`); every job then runs the rest of
+/// the script in a copy, on its own stdin and stdout, with the image mounted.
+#[test]
+fn python_initialises_once_and_serves_jobs_from_os_fork() {
+    let lab = Lab::new();
+    let tar = python_tar();
+    let mut archive = tar::Archive::new(std::fs::File::open(&tar).unwrap());
+    let mut entry =
+        archive.entries().unwrap().map(Result::unwrap).find(|e| e.path().unwrap().as_os_str() == "bin/python");
+    let program = lab.path("python");
+    entry.as_mut().expect("bin/python in python.tar").unpack(&program).unwrap();
+    let script = lab.write(
+        "serve.py",
+        "import collections, json, os, re, sys\n\
+         words = re.compile(r'\\w+')\n\
+         pid = os.fork()\n\
+         counts = collections.Counter(words.findall(sys.stdin.read()))\n\
+         print(json.dumps({'pid': pid, 'top': counts.most_common(1)}))\n",
+    );
+    let nvram = lab.write("nvram", "[fstab]\nchannel=/dev/image, mountpoint=/, access=ro\n");
+    let image = |m: Manifest| m.channel(&tar, "/dev/image", 3, Limits::READ_ONLY).memory(256 << 20);
+    let (daemon, socket) = start_daemon(&lab, program.clone(), 30, |m| {
+        image(m)
+            .channel(&nvram, "/dev/nvram", 0, Limits::READ_ONLY)
+            .channel(&script, "/dev/script", 3, Limits::READ_ONLY)
+            .args(["python", "/dev/script"])
+    });
+    for (i, word) in ["ant", "bee", "cat"].iter().enumerate() {
+        let text = format!("{word} {word} other {word}\n");
+        let (report, code, out) = job(&lab, &socket, &program, &format!("py{i}"), &text, image);
+        assert_eq!((code, report.daemon), (0, 1), "{}: {}", report.exit_state, lab.read_string(&format!("py{i}.err")));
+        assert_eq!(out, format!("{{\"pid\": 0, \"top\": [[\"{word}\", 3]]}}\n"));
+    }
     assert_eq!(daemon_report(daemon).daemon, 1);
 }

@@ -9,7 +9,7 @@
 //!    the guest's stack and asks the supervisor with `fork(rsp)`, a call the
 //!    filter never allows ([`Verdict::Fork`](crate::jail::seccomp::Verdict)).
 //! 2. The supervisor reads every page the guest can write (writable
-//!    segments, heap, stack: [`Template::take`]; heap and stack pages never
+//!    segments, heap, stack: `Template::take`; heap and stack pages never
 //!    touched are skipped, from `/proc/PID/pagemap`) into one sealed memfd, and ends the
 //!    daemon's process. The daemon's memory is now data, nothing runs it.
 //! 3. Each job is a new guest launched exactly as a fresh one (its own

@@ -29,7 +29,7 @@
 //! | `arch_prctl` | the option (low 32 bits, as the kernel reads it) is `ARCH_SET_FS` | `zvm_set_fs`: a libc's thread pointer (the guest's own fs base; with FSGSBASE it could set it without the kernel anyway) |
 //! | `mprotect` | notified, never allowed | `zvm_jail`/`zvm_unjail`: the supervisor checks and validates, then lets it continue |
 //! | `exit_group` | notified | `zvm_exit`: the supervisor reads the guest's final I/O counters (readable only while it lives) and its full 64-bit code, then lets it continue |
-//! | `fork` | notified, never allowed | `zvm_fork`: a daemon's supervisor reads the guest's memory for its copies and ends it (`session::daemon`); any other answers `ENOSYS` |
+//! | `fork` | notified, never allowed; from `zvm_fork`'s body only (anywhere else it kills) | `zvm_fork`: a daemon's supervisor reads the guest's memory for its copies and ends it (`session::daemon`); any other answers `ENOSYS` |
 //!
 //! A positional call on a sequential channel is a violation: a sequential
 //! channel ignores offsets (ZeroVM's rule), and one `pwrite64` at a huge
@@ -172,9 +172,15 @@ impl Policy {
             }
             nr::ARCH_PRCTL if fd == ARCH_SET_FS => Verdict::Allow,
             nr::MPROTECT => Verdict::Jail,
-            nr::FORK => Verdict::Fork,
+            nr::FORK if self.is_fork_gate(call.ip) => Verdict::Fork,
             _ => Verdict::Violation,
         }
+    }
+
+    /// Whether `ip` lies in `zvm_fork`'s body in this policy's trampoline page.
+    fn is_fork_gate(&self, ip: u64) -> bool {
+        let body = &crate::abi::gate::FORK_BODY;
+        (self.trampoline.start + body.start..self.trampoline.start + body.end).contains(&ip)
     }
 
     /// The same rules as classic BPF for `seccomp(SECCOMP_SET_MODE_FILTER)`.

@@ -113,6 +113,15 @@ fn channel_classes_map_to_verdicts() {
 }
 
 #[test]
+fn fork_is_zvm_fork_only_from_its_gate() {
+    let p = policy();
+    let at = |ip| p.decide(&Call { nr: nr::FORK, arch: AUDIT_ARCH_X86_64, ip, args: [0; 6] });
+    assert_eq!(at(0x10300 + 0x30), Verdict::Fork, "zvm_fork's body");
+    assert_eq!(at(0x10010), Verdict::Violation, "a fork gadget elsewhere in the trampoline");
+    assert_eq!(at(0x10380), Verdict::Violation, "past the body");
+}
+
+#[test]
 fn arch_prctl_is_allowed_only_to_set_the_fs_base() {
     let p = policy();
     let at = |ip, option| {

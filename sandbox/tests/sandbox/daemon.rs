@@ -163,7 +163,7 @@ fn python_initialises_once_and_serves_jobs_from_os_fork() {
     );
     let nvram = lab.write("nvram", "[fstab]\nchannel=/dev/image, mountpoint=/, access=ro\n");
     let image = |m: Manifest| m.channel(&tar, "/dev/image", 3, Limits::READ_ONLY).memory(256 << 20);
-    let (daemon, socket) = start_daemon(&lab, program.clone(), 30, |m| {
+    let (daemon, socket) = start_daemon(&lab, program.clone(), 15, |m| {
         image(m)
             .channel(&nvram, "/dev/nvram", 0, Limits::READ_ONLY)
             .channel(&script, "/dev/script", 3, Limits::READ_ONLY)

@@ -190,8 +190,8 @@ impl Daemon {
         }
     }
 
-    /// Serves jobs on the Unix socket `path` (made here; a stale socket file
-    /// there is replaced) until `until`, each in its own thread; then removes
+    /// Serves jobs on the Unix socket `path` (made here, mode 0600; a stale
+    /// socket file there is replaced) until `until`, each in its own thread; then removes
     /// the socket, waits for the jobs still running and returns the daemon's
     /// report.
     pub fn serve(self, path: &Path, until: Instant, opts: &Options) -> Report {
@@ -205,6 +205,13 @@ impl Daemon {
                 return daemon_report(Report::failed(ReturnCode::Malformed, ValidatorState::Passed, why));
             }
         };
+        // A job's channels are host paths the daemon opens as its own user: only
+        // that user may send one (connecting needs write permission on the socket).
+        if let Err(e) = std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600)) {
+            let _ = std::fs::remove_file(path);
+            let why = format!("cannot make the Job socket {} private: {e}", path.display());
+            return daemon_report(Report::failed(ReturnCode::Malformed, ValidatorState::Passed, why));
+        }
         let daemon = Arc::new(self);
         let mut jobs = Vec::new();
         loop {

@@ -65,6 +65,8 @@ fn jobs_through_one_daemon_each_start_from_the_initialised_guest() {
     let lab = Lab::new();
     let program = guest("daemon");
     let (daemon, socket) = start_daemon(&lab, program.clone(), 6, |m| m);
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&socket).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600, "only the daemon's user may send jobs: they name host paths");
     let shown = "fork=0 starts=1 table=8386560 seen=0\n";
     std::thread::scope(|s| {
         let jobs: Vec<_> = (0..6)

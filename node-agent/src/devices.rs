@@ -11,7 +11,8 @@
 //! as the guest's channel, in the order stdin, stdout, stderr, input, output, image:
 //! it fetches URLs (through the [`Fetcher`]), checks node files against their
 //! checksums, and takes an `image:` program out of the tar into the blob store (once
-//! per image and path while the agent runs). Its errors end the session with a report
+//! per image and path while the agent runs). A session with an `image` device also
+//! gets `/dev/nvram`, whose fstab mounts the image at `/` for zvm-cc guests. Its errors end the session with a report
 //! naming the device.
 //!
 //! Node paths are opened as the agent's user. That is no new power: the API is
@@ -313,6 +314,9 @@ impl Checked {
             let alias = format!("/dev/{}", name.name());
             channels.push(Channel::from_fd(alias, access, limits, file.into()).map_err(|e| open_error(name, "it", e))?);
         }
+        if image.is_some() {
+            channels.push(nvram().map_err(|e| open_error(DeviceName::Image, "/dev/nvram", e))?);
+        }
         let program = match &self.program {
             ProgramSource::Blob(pin) => pin.path().to_path_buf(),
             ProgramSource::Image(path) => {
@@ -330,6 +334,17 @@ impl Checked {
         };
         Ok(Prepared { program, channels, pins })
     }
+}
+
+/// `/dev/nvram`, the runtime's configuration channel (as zvsh writes it): its
+/// `[fstab]` mounts the `image` device at `/`, so a zvm-cc guest (Python from
+/// `python.tar`, busybox...) sees the image as its file system. zvm-gcc guests
+/// never read it. An unnamed temporary file, read-only to the guest.
+fn nvram() -> std::io::Result<Channel> {
+    let mut file = tempfile::tempfile()?;
+    std::io::Write::write_all(&mut file, b"[fstab]\nchannel=/dev/image, mountpoint=/, access=ro\n")?;
+    file.rewind()?;
+    Channel::from_fd("/dev/nvram", AccessType::SeqGetSeqPut, READ_ONLY, file.into())
 }
 
 const READ_ONLY: Limits = Limits { puts: 0, put_size: 0, ..Limits::UNLIMITED };

@@ -11,7 +11,8 @@
 //!   [`devices`] (a session's stdin … image from blobs, node files or URLs,
 //!   which [`fetch`] downloads) and [`channels`] (channels between guests:
 //!   local pipes, and authenticated TCP connections between agents handed to
-//!   the guests as descriptors).
+//!   the guests as descriptors); [`warm`] keeps warm daemons for `warm: true`
+//!   sessions (ZeroVM's daemon mode).
 //!
 //! **How the orchestrator reaches it, and why that is secure.** The API is
 //! served only on a Unix socket (default `/run/zerolab/agent.sock`, mode
@@ -50,3 +51,4 @@ pub mod fetch;
 pub mod server;
 pub mod sessions;
 pub mod state;
+pub mod warm;

@@ -50,6 +50,7 @@ use crate::blobs::{BlobError, Blobs};
 use crate::channels::{ChannelsError, Hub, Pending, WaitError};
 use crate::devices::{self, Checked, Context, DevicesError, Extracted, PrepareError, Prepared};
 use crate::fetch::Fetcher;
+use crate::warm::Start;
 
 mod expiry;
 pub mod lease;
@@ -235,6 +236,8 @@ struct Shared {
     opts: Options,
     /// The leases of live sessions, apart from the table so renewals take one lock.
     leases: Mutex<Leases>,
+    /// Warm daemons for `warm: true` sessions.
+    warm: crate::warm::Warm,
 }
 
 impl Shared {
@@ -251,6 +254,16 @@ struct Launch {
     timeout: Duration,
     args: Vec<String>,
     env: Vec<(String, String)>,
+    /// For `warm: true`, its daemon's key (see [`crate::warm`]).
+    warm: Option<String>,
+}
+
+/// A warm request's daemon key: what the daemon is made of (program,
+/// arguments, environment, memory, and the image and input devices).
+fn warm_key(req: &api::SessionRequest) -> Option<String> {
+    let inputs: Vec<&api::DeviceSpec> =
+        req.devices.iter().filter(|d| matches!(d.name, api::DeviceName::Image | api::DeviceName::Input)).collect();
+    req.warm.then(|| serde_json::json!([req.program, req.args, req.env, req.memory, inputs]).to_string())
 }
 
 /// Every session since the agent started that has not expired.
@@ -277,8 +290,14 @@ impl Sessions {
         let dir = dir.into();
         crate::state::create_private_dir(&dir)?;
         let orphans = expiry::orphans(&dir)?;
-        let shared =
-            Arc::new(Shared { blobs, fetcher, extracted: Extracted::default(), opts, leases: Mutex::default() });
+        let shared = Arc::new(Shared {
+            blobs,
+            fetcher,
+            extracted: Extracted::default(),
+            opts,
+            leases: Mutex::default(),
+            warm: crate::warm::Warm::default(),
+        });
         Ok(Sessions {
             dir,
             shared,
@@ -374,6 +393,7 @@ impl Sessions {
             timeout: Duration::from_secs(req.timeout),
             args: req.args.clone(),
             env: req.env.clone(),
+            warm: warm_key(req),
         };
         // Granted before the thread starts, which ends it when the guest has ended.
         if let Some(secs) = req.lease_secs {
@@ -459,7 +479,7 @@ fn unprepared(e: &PrepareError) -> Report {
 }
 
 fn supervise(entry: &Entry, launch: Launch, shared: &Shared) -> Report {
-    let Launch { checked, pending, memory, timeout, args, env } = launch;
+    let Launch { checked, pending, memory, timeout, args, env, warm } = launch;
     let cx = Context {
         dir: &entry.dir,
         blobs: &shared.blobs,
@@ -508,8 +528,17 @@ fn supervise(entry: &Entry, launch: Launch, shared: &Shared) -> Report {
         p.waiting = false;
         p.waiting_for.clear();
     }
-    let guest = Guest { program, memory, timeout, channels, args, env };
-    let session = match session::spawn(guest, &shared.opts) {
+    let spawned = match warm {
+        None => session::spawn(Guest { program, memory, timeout, channels, args, env }, &shared.opts),
+        Some(key) => {
+            let start = Start { program: &program, memory, timeout, args: &args, env: &env, channels: &channels };
+            match shared.warm.daemon(&key, start, &shared.opts) {
+                Ok(daemon) => daemon.spawn_job(channels, timeout, &shared.opts),
+                Err(report) => return report,
+            }
+        }
+    };
+    let session = match spawned {
         Ok(s) => s,
         Err(e) => return e.into_report(),
     };

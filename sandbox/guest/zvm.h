@@ -26,6 +26,8 @@
 #define ZVM_GATE_UNJAIL 0x60
 #define ZVM_GATE_FORK 0x80
 #define ZVM_GATE_EXIT 0xA0
+/* Not one of the six: sets the thread pointer (the fs base) for a libc. */
+#define ZVM_GATE_SET_FS 0x1E0
 
 /* zvm_jail/zvm_unjail regions: 64 KiB aligned, a multiple of 64 KiB long. */
 #define ZVM_JAIL_ALIGN 0x10000UL
@@ -94,6 +96,13 @@ static inline __attribute__((noreturn)) void zvm_exit(int64_t code)
 {
     ((void (*)(int64_t))ZVM_GATE(ZVM_GATE_EXIT))(code);
     __builtin_trap(); /* ud2: if the gate ever returned, fault rather than run on */
+}
+
+/* Set the thread pointer (fs base) to `base`; 0 or a negated errno. Only a
+ * libc's start-up needs it (zvm-cc's runtime calls it); zvm-gcc guests have no TLS. */
+static inline int64_t zvm_set_fs(void *base)
+{
+    return ((int64_t (*)(void *))ZVM_GATE(ZVM_GATE_SET_FS))(base);
 }
 
 /* Freestanding helpers zvm-gcc links into every guest. */

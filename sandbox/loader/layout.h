@@ -11,6 +11,8 @@
 
 #define ZL_MAGIC 0x31524544414f4c5aULL /* "ZLOADER1" little endian */
 #define ZL_MAX_SEGMENTS 16
+#define ZL_MAX_REGIONS (ZL_MAX_SEGMENTS + 2) /* writable segments, heap, stack */
+#define ZL_FORK_RESUME (ZL_TRAMPOLINE + 0x380) /* a daemon's copy starts here */
 
 /* Fixed addresses (see src/abi.rs). */
 #define ZL_TRAMPOLINE 0x10000UL
@@ -38,6 +40,13 @@ struct zl_layout {
     int32_t channels; /* N: fds [0,N) are channels, N the socket, N+1 the image, N+2 this file,
                          N+4 /proc/self/io (N+3 was the loader, closed by exec) */
     struct zl_segment seg[ZL_MAX_SEGMENTS];
+    /* A daemon's copy (resume_sp != 0): each region is mapped privately
+     * (copy-on-write) from the daemon's memory file, fd N+4 (/proc/self/io
+     * is then N+5), over what the steps above mapped; the guest resumes at
+     * ZL_FORK_RESUME with rsp = resume_sp. */
+    uint64_t resume_sp;
+    uint64_t nregion;
+    struct zl_region { uint64_t addr, len, off; } region[ZL_MAX_REGIONS];
 };
 
 /* Sent with the listener fd over the socket: the guest's I/O counters just

@@ -15,6 +15,8 @@
  *   3. map the layout file and check its magic;
  *   4. map the guest image from the sealed image file, zero its bss, map the
  *      heap, the stack with a guard page below it, and the manifest area;
+ *      for a daemon's copy (layout.h), map the daemon's memory over the
+ *      writable parts, copy-on-write, and enter where zvm_fork returns;
  *   5. close the image and layout files;
  *   6. read the I/O counters so the report counts only the guest's own I/O,
  *      from /proc/self/io opened before exec (fd N+4: a root supervisor's
@@ -262,7 +264,7 @@ void zl_main(uint64_t *kernel_sp)
     long nchan = 0;
     while (*arg >= '0' && *arg <= '9') nchan = nchan * 10 + (*arg++ - '0');
     sock_fd = (int)nchan;
-    int image_fd = (int)nchan + 1, layout_fd = (int)nchan + 2, io_fd = (int)nchan + 4;
+    int image_fd = (int)nchan + 1, layout_fd = (int)nchan + 2, state_fd = (int)nchan + 4, io_fd = (int)nchan + 4;
 
     /* Step 1: signals were blocked by the supervisor across fork. */
     uint64_t empty = 0;
@@ -305,10 +307,24 @@ void zl_main(uint64_t *kernel_sp)
     zl_memcpy((void *)l->initial_sp, file + l->stack_image_off, l->stack_hi - l->initial_sp);
     r = map(ZL_MANIFEST_ADDR, l->manifest_len, PROT_READ, MAP_PRIVATE, layout_fd, l->manifest_off);
     if (r < 0) die("map manifest", r);
+    /* Step 4b: a daemon's copy gets the daemon's memory, copy-on-write. */
+    uint64_t entry = l->entry, sp = l->initial_sp;
+    if (l->resume_sp) {
+        if (l->nregion > ZL_MAX_REGIONS) die("bad layout", 0);
+        for (uint64_t i = 0; i < l->nregion; i++) {
+            const struct zl_region *g = &l->region[i];
+            r = sys6(SYS_mmap, (long)g->addr, (long)g->len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, state_fd,
+                     (long)g->off);
+            if (r != (long)g->addr) die("map daemon memory", r);
+        }
+        sys3(SYS_close, state_fd, 0, 0);
+        entry = ZL_FORK_RESUME;
+        sp = l->resume_sp;
+        io_fd = state_fd + 1;
+    }
 
     /* Step 5: the guest keeps only its channels and the socket. */
     struct sock_fprog prog = { (unsigned short)l->filter_len, (void *)(file + l->filter_off) };
-    uint64_t entry = l->entry, sp = l->initial_sp;
     static unsigned char filter_copy[65536] __attribute__((aligned(8)));
     if (l->filter_len * 8 > sizeof filter_copy) die("filter too large", 0);
     zl_memcpy(filter_copy, prog.filter, l->filter_len * 8);

@@ -3,7 +3,8 @@
  *
  * The seccomp filter lets system calls through only when the instruction
  * pointer is inside this page, so everything here is deliberately small:
- * six gates at fixed offsets (zvm.h), each checking its arguments against the
+ * six gates at fixed offsets (zvm.h), a seventh that sets the thread
+ * pointer for a libc (zvm_set_fs), each checking its arguments against the
  * read-only manifest area before issuing one system call, and zl_enter, the
  * loader's last step. A guest can jump to any byte of this page; the filter,
  * not these checks, is the boundary: the checks only give honest guests
@@ -30,7 +31,10 @@
 #define SYS_pread64 17
 #define SYS_pwrite64 18
 #define SYS_sendmsg 46
+#define SYS_fork 57
+#define SYS_arch_prctl 158
 #define SYS_exit_group 231
+#define ARCH_SET_FS 0x1002
 
     .section .trampoline, "ax"
     .globl zl_trampoline
@@ -63,10 +67,9 @@ zl_trampoline:
     syscall
     ret
 
-/* int64_t zvm_fork(void): daemon mode is not implemented yet. */
+/* int64_t zvm_fork(void): daemon mode (fork_gate below). */
     .org 0x80
-    mov $-ENOSYS, %rax
-    ret
+    jmp fork_gate
 
 /* void zvm_exit(int64_t code) */
     .org 0xA0
@@ -108,6 +111,16 @@ io_gate:
 2:  mov $-EFAULT, %rax
     ret
 3:  xor %eax, %eax
+    ret
+
+/* int64_t zvm_set_fs(void *base): arch_prctl(ARCH_SET_FS, base), the one
+ * call a libc's start-up needs to reach its thread-local storage. The filter
+ * allows arch_prctl only with ARCH_SET_FS as its first argument. */
+    .org 0x1E0
+    mov %rdi, %rsi
+    mov $ARCH_SET_FS, %edi
+    mov $SYS_arch_prctl, %eax
+    syscall
     ret
 
 /* zl_enter(struct msghdr *hello, int sock, void *entry, void *sp, int listener):
@@ -163,5 +176,55 @@ zl_enter:
     /* Failure: die by a fault, not a system call. exit_group would be
      * handed to a supervisor that never received the listener. */
 9:  ud2
+
+/* zvm_fork's body. Saves what a copy needs to return from this call as the
+ * guest that made it (the callee-saved registers, MXCSR and the x87 control
+ * word, the thread pointer) on the guest's own stack, then asks with
+ * fork(rsp), a call the filter never allows: the supervisor of a daemon
+ * (`Job`) takes the guest's memory as the template of its copies and ends
+ * the daemon; any other supervisor answers -ENOSYS, and the call returns
+ * that. Frame at rsp: +0 MXCSR, +4 x87 control word, +8 FS base, +16 r15,
+ * r14, r13, r12, rbp, rbx, then the return address. */
+    .org 0x300
+fork_gate:
+    push %rbx
+    push %rbp
+    push %r12
+    push %r13
+    push %r14
+    push %r15
+    sub $16, %rsp
+    stmxcsr (%rsp)
+    fnstcw 4(%rsp)
+    rdfsbase %rax
+    mov %rax, 8(%rsp)
+    mov %rsp, %rdi
+    mov $SYS_fork, %eax
+    syscall
+    add $16, %rsp
+    jmp fork_return
+
+/* A copy starts here (the layout's entry, from zl_enter) on the stack
+ * fork_gate left, in the daemon's memory: restores the thread pointer and
+ * the saved state, and zvm_fork returns 0 in the copy. */
+    .org 0x380
+    .globl zl_fork_resume
+zl_fork_resume:
+    ldmxcsr (%rsp)
+    fldcw 4(%rsp)
+    mov 8(%rsp), %rsi
+    mov $ARCH_SET_FS, %edi
+    mov $SYS_arch_prctl, %eax
+    syscall
+    add $16, %rsp
+    xor %eax, %eax
+fork_return:
+    pop %r15
+    pop %r14
+    pop %r13
+    pop %r12
+    pop %rbp
+    pop %rbx
+    ret
 
     .org 0x1000

@@ -50,6 +50,15 @@ pub mod gate {
     pub const FORK: u64 = 0x80;
     /// `void zvm_exit(int64_t code)`
     pub const EXIT: u64 = 0xA0;
+    /// `int64_t zvm_set_fs(void *base)`: not one of ZeroVM's six calls but
+    /// the thread pointer a libc's start-up sets (`arch_prctl(ARCH_SET_FS)`,
+    /// as NaCl's `tls_init` did for ZeroVM's libc); docs/security.md says why.
+    pub const SET_FS: u64 = 0x1E0;
+    /// `zvm_fork`'s body (`fork_gate` in `loader/trampoline.S`): the one place
+    /// whose `fork` the supervisor takes as `zvm_fork`; anywhere else it kills.
+    pub const FORK_BODY: std::ops::Range<u64> = 0x300..0x380;
+    /// Where a daemon's copy starts (`zl_fork_resume`).
+    pub const FORK_RESUME: u64 = 0x380;
 }
 
 /// Bits of a gate-table entry's `flags` (the trampoline reads them).
@@ -90,6 +99,7 @@ mod tests {
             ("ZVM_GATE_UNJAIL", gate::UNJAIL),
             ("ZVM_GATE_FORK", gate::FORK),
             ("ZVM_GATE_EXIT", gate::EXIT),
+            ("ZVM_GATE_SET_FS", gate::SET_FS),
         ] {
             assert_eq!(define(h, name), off, "{name}");
         }
@@ -115,6 +125,7 @@ mod tests {
             .map(|v| u64::from_str_radix(v.trim(), 16).expect("hex"))
             .collect();
         assert_eq!(&orgs[..6], &[gate::PREAD, gate::PWRITE, gate::JAIL, gate::UNJAIL, gate::FORK, gate::EXIT]);
+        assert!(orgs.contains(&gate::SET_FS), "the set-fs gate is placed by .org");
     }
 
     #[test]
@@ -131,5 +142,17 @@ mod tests {
         }
         let enter = elf.syms.iter().find(|s| elf.strtab.get_at(s.st_name) == Some("zl_enter")).expect("zl_enter");
         assert_eq!(enter.st_value, TRAMPOLINE_ADDR + 0x200, "loader.c calls zl_enter by this address");
+        let resume = elf.syms.iter().find(|s| elf.strtab.get_at(s.st_name) == Some("zl_fork_resume"));
+        let resume = resume.expect("zl_fork_resume");
+        assert_eq!(resume.st_value, TRAMPOLINE_ADDR + gate::FORK_RESUME, "a daemon's copy enters here (layout.h)");
+        assert!(orgs_of_trampoline().contains(&gate::FORK_BODY.start), "zvm_fork's body is placed by .org");
+    }
+
+    fn orgs_of_trampoline() -> Vec<u64> {
+        include_str!("../loader/trampoline.S")
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix(".org 0x"))
+            .map(|v| u64::from_str_radix(v.trim(), 16).expect("hex"))
+            .collect()
     }
 }

@@ -22,16 +22,16 @@ use crate::validator::{self, Violation};
 use crate::verdict_cache::{hash_image, ImageHash, VerdictCache};
 
 /// What to do about a forbidden instruction, by its reason: where it likely came from
-/// and how to find it. A program built with a libc that got this far had no TLS (the
-/// ELF check stops those first), so the likelier author is inline assembly or a
-/// library linked into a zvm-gcc build, and the advice says that first.
+/// and how to find it. zvm-gcc and zvm-cc builds contain no system-call instruction,
+/// so the likelier author is inline assembly or a library linked in, and the advice
+/// says that first; a program built with the host's libc is the other case.
 fn advice(v: &Violation) -> String {
     let find = format!("`objdump -d --start-address={:#x} PROGRAM` shows it", v.addr);
     match v.reason.as_str() {
         validator::SYSTEM_CALL | validator::INTERRUPT => format!(
             "a guest reaches the world only through zvm.h's six calls, never the kernel itself: in a program built with \
              sandbox/guest/zvm-gcc it comes from inline assembly or a library linked in ({find}), which must go; a \
-             program built with a libc (gcc -static) must be rebuilt with zvm-gcc"
+             program built with the host's libc (gcc -static) must be rebuilt with zvm-cc (POSIX programs) or zvm-gcc"
         ),
         validator::NON_DETERMINISTIC => format!(
             "a guest runs the same on every node, so it may not read the clock, the CPU's identity or random numbers \

@@ -21,18 +21,19 @@ use crate::abi;
 use crate::channel::{Channel, ChannelError};
 use crate::codes::ReturnCode;
 use crate::image::{ImageCache, ImageError};
-use crate::jail::layout::{GuestChannel, Layout, LayoutError, MapSegment};
+use crate::jail::layout::{Auxv, GuestChannel, Layout, LayoutError, MapSegment};
 use crate::jail::seccomp::Policy;
 use crate::jail::spawn::Rlimit;
 use crate::jail::{self, loader, JailError};
 use crate::manifest::{self, Manifest, ManifestError};
 use crate::report::{Report, ValidatorState};
-use crate::verdict_cache::VerdictCache;
+use crate::verdict_cache::{ImageHash, VerdictCache};
 
+pub mod daemon;
 mod describe;
 mod supervise;
 
-use supervise::AtStart;
+use supervise::{AtStart, GuestMemory};
 pub use supervise::{KillHandle, Session};
 
 /// How sessions are run (shared by many sessions).
@@ -194,8 +195,13 @@ fn check_numbers(guest: &Guest) -> Result<(), ManifestError> {
     Ok(())
 }
 
-/// Runs a manifest to completion; every failure becomes the report.
+/// Runs a manifest to completion; every failure becomes the report. A
+/// manifest with `Job` runs as a daemon serving jobs on that socket until its
+/// `Timeout` ([`daemon`]).
 pub fn run_manifest(m: &Manifest, opts: &Options) -> Report {
+    if let Some(socket) = &m.job {
+        return daemon::run(m, socket, opts);
+    }
     match Guest::from_manifest(m).and_then(|g| spawn(g, opts)) {
         Ok(session) => session.wait(),
         Err(e) => e.into_report(),
@@ -269,6 +275,21 @@ fn file_size_limit(channels: &[Channel], bounds: &[u64]) -> u64 {
 /// Checks and launches a guest. The calling thread must outlive the session
 /// (the kernel's parent-death signal follows the thread that forked).
 pub fn spawn(guest: Guest, opts: &Options) -> Result<Session, SessionError> {
+    launch(guest, opts, Role::Plain)
+}
+
+/// What a launched guest is to daemon mode.
+enum Role<'a> {
+    /// An ordinary guest: `zvm_fork` answers `ENOSYS`.
+    Plain,
+    /// A daemon (`Job`): its `zvm_fork` makes it the template of its copies.
+    Daemon,
+    /// A copy of a daemon: its memory, copy-on-write, resumed where the
+    /// daemon called `zvm_fork`.
+    Copy(&'a daemon::Template),
+}
+
+fn launch(guest: Guest, opts: &Options, role: Role<'_>) -> Result<Session, SessionError> {
     // The manifest's numeric rules hold for guests built in code too (the agent's):
     // the deadline, RLIMIT_AS and RLIMIT_CPU below are computed from these numbers.
     check_numbers(&guest)?;
@@ -374,6 +395,10 @@ pub fn spawn(guest: Guest, opts: &Options) -> Result<Session, SessionError> {
         })
         .collect();
     let filter = policy.filter();
+    let resume = match &role {
+        Role::Copy(t) => Some(t.resume()),
+        _ => None,
+    };
     let layout = Layout {
         entry: image.elf.entry,
         segments: &segments,
@@ -382,7 +407,14 @@ pub fn spawn(guest: Guest, opts: &Options) -> Result<Session, SessionError> {
         channels: &guest_channels,
         args: &args,
         env: &guest.env,
+        auxv: Auxv {
+            phdr: image.elf.phdr,
+            phnum: image.elf.phnum,
+            entry: image.elf.entry,
+            random: at_random(&image.hash),
+        },
         filter: &filter,
+        resume,
     }
     .write()?;
 
@@ -413,6 +445,10 @@ pub fn spawn(guest: Guest, opts: &Options) -> Result<Session, SessionError> {
             rlimits,
             namespaces: opts.namespaces,
             share_namespaces: opts.share_namespaces,
+            state: match &role {
+                Role::Copy(t) => Some(t.memory_fd()),
+                _ => None,
+            },
         },
         deadline,
     )?;
@@ -427,5 +463,33 @@ pub fn spawn(guest: Guest, opts: &Options) -> Result<Session, SessionError> {
         "guest started in {:?}",
         start.elapsed()
     );
-    Ok(Session::new(launched, channels, at_start, fd_of, policy, (abi::HEAP_ADDR, heap_size), deadline))
+    // What a daemon's copies get of its memory: every page it can write.
+    // (An image segment's untouched pages are the image's bytes, not zeros:
+    // all of it is taken. The heap and stack are anonymous: only touched pages.)
+    let mut writable: Vec<(u64, u64, bool)> = segments
+        .iter()
+        .filter(|s| s.prot & libc::PROT_WRITE as u32 != 0)
+        .map(|s| {
+            let start = s.vaddr & !(abi::PAGE_SIZE - 1);
+            (start, (s.vaddr + s.memsz).div_ceil(abi::PAGE_SIZE) * abi::PAGE_SIZE - start, false)
+        })
+        .collect();
+    writable.extend([(abi::HEAP_ADDR, heap_size, true), (abi::STACK_TOP - stack, stack, true)]);
+    let memory = GuestMemory {
+        heap: (abi::HEAP_ADDR, heap_size),
+        writable,
+        daemon: matches!(role, Role::Daemon),
+        copy: matches!(role, Role::Copy(_)),
+    };
+    Ok(Session::new(launched, channels, at_start, fd_of, policy, memory, deadline))
+}
+
+/// The 16 bytes behind `AT_RANDOM` (a libc's stack-protector canary and the
+/// runtime's random seed): the first half of the program's hash, so a guest
+/// is as deterministic as ZeroVM's (the same program and inputs give the same
+/// run) while different programs get different canaries.
+fn at_random(hash: &ImageHash) -> [u8; 16] {
+    let mut out = [0; 16];
+    out.copy_from_slice(&hash[..16]);
+    out
 }

@@ -5,7 +5,9 @@
 //! An argument `@FILE` attaches a host file as a channel `/dev/N.<basename>`
 //! and passes that name instead (an existing file is a read-only random
 //! channel, a new one a write-only output); `@NAME=VALUE` sets an environment
-//! variable; `--zvm-image TAR` attaches a tar as a read-only channel, and if
+//! variable; a plain argument naming a regular file under the current
+//! directory is attached the same way (the seed's `python hello.py`);
+//! `--zvm-image TAR` attaches a tar as a read-only channel, and if
 //! PROGRAM is a file inside one of the images, that file is the program.
 //! Defaults (Timeout 50, Memory 4 GiB, limits 4294967296) can be changed in
 //! the first `zvsh.cfg` found in `.`, `~` (as `.zvsh.cfg`) or `/etc`.
@@ -204,6 +206,18 @@ fn std_channel(alias: &str, fd: i32, limits: Limits) -> Result<(ChannelSpec, Cha
     Ok((ChannelSpec::new(ChannelSource::Path(alias.into()), alias.to_string(), AccessType::SeqGetSeqPut, l), ch))
 }
 
+/// `/dev/nvram`, ZRT's configuration channel: its `[fstab]` names each image's
+/// channel and mount point, and zvm-cc's runtime mounts them (classic zvm-gcc
+/// guests ignore it). Written to the scratch directory, read-only to the guest.
+fn nvram(fstab: &str, dir: &Path, limits: Limits, deadline: Instant) -> Result<(ChannelSpec, Channel), ZvshError> {
+    let path = dir.join("nvram");
+    fs::write(&path, format!("[fstab]\n{fstab}")).map_err(io_err("cannot write the nvram file"))?;
+    let limits = Limits { puts: 0, put_size: 0, ..limits };
+    let spec = ChannelSpec::new(ChannelSource::Path(path), "/dev/nvram".to_string(), AccessType::SeqGetSeqPut, limits);
+    let ch = Channel::open(&spec, deadline)?;
+    Ok((spec, ch))
+}
+
 /// Finds `name` inside the tar open as `tar` (the image's channel, already
 /// opened and checked) and extracts it to `dir`. The channel's file position
 /// is shared, so it is put back at the start afterwards.
@@ -214,21 +228,60 @@ fn extract_from_tar(tar: &Channel, name: &str, dir: &Path) -> std::io::Result<Op
     found
 }
 
+/// Looks for `name` (or `bin/name`) among the tar's members and writes its
+/// bytes to `dir`. A symbolic or hard link is followed inside the tar (at most
+/// [`MAX_LINKS`] of them), so a busybox image's `bin/sort -> busybox` runs busybox.
 fn find_in_tar(file: &mut fs::File, name: &str, dir: &Path) -> std::io::Result<Option<PathBuf>> {
-    let mut archive = tar::Archive::new(file);
-    for entry in archive.entries()? {
-        let mut entry = entry?;
-        let path = entry.path()?.into_owned();
-        let clean = path.strip_prefix("./").unwrap_or(&path);
-        if clean == Path::new(name) || clean == Path::new("bin").join(name) {
-            let out = dir.join(clean.file_name().unwrap_or_default());
+    let mut wanted = vec![PathBuf::from(name), Path::new("bin").join(name)];
+    for _ in 0..=MAX_LINKS {
+        file.rewind()?;
+        let mut archive = tar::Archive::new(&mut *file);
+        let mut next = None;
+        for entry in archive.entries()? {
+            let mut entry = entry?;
+            let path = entry.path()?.into_owned();
+            let clean = path.strip_prefix("./").unwrap_or(&path).to_path_buf();
+            if !wanted.contains(&clean) {
+                continue;
+            }
+            let kind = entry.header().entry_type();
+            if kind.is_symlink() || kind.is_hard_link() {
+                let target = entry.link_name()?.unwrap_or_default().into_owned();
+                let base = if kind.is_symlink() { clean.parent().unwrap_or(Path::new("")) } else { Path::new("") };
+                next = Some(normalize(&base.join(target)));
+                break;
+            }
+            let out = dir.join(Path::new(name).file_name().unwrap_or_default());
             let mut bytes = Vec::new();
             entry.read_to_end(&mut bytes)?;
             fs::write(&out, bytes)?;
             return Ok(Some(out));
         }
+        match next {
+            Some(target) => wanted = vec![target],
+            None => return Ok(None),
+        }
     }
     Ok(None)
+}
+
+/// How many links [`find_in_tar`] follows before giving up (the runtime's own limit).
+const MAX_LINKS: usize = 16;
+
+/// A path inside an image with `.` and `..` resolved and no leading `/`
+/// (`..` stops at the image's root).
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            std::path::Component::Normal(part) => out.push(part),
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 impl Command {
@@ -271,10 +324,18 @@ impl Command {
             channels.push(ch);
             Ok(alias)
         };
+        let mut fstab = String::new();
         for spec in &self.images {
             let mut parts = spec.split(',');
             let tar = PathBuf::from(parts.next().unwrap_or_default());
-            let mode = parts.nth(1).unwrap_or("ro");
+            let mount = parts.next().filter(|m| !m.is_empty()).unwrap_or("/");
+            let mode = parts.next().unwrap_or("ro");
+            if !mount.starts_with('/') {
+                return Err(ZvshError::Image {
+                    spec: spec.clone(),
+                    message: format!("mount point {mount} is not an absolute path"),
+                });
+            }
             if !matches!(mode, "ro" | "rw") {
                 return Err(ZvshError::Image { spec: spec.clone(), message: format!("mode {mode} is not ro or rw") });
             }
@@ -284,7 +345,8 @@ impl Command {
             // Attached first, so a tar the channel rules refuse is refused
             // (code 93) before anything is read from it, and the program is
             // read from the descriptor that was checked.
-            attach(tar, true, &mut specs, &mut channels)?;
+            let alias = attach(tar, true, &mut specs, &mut channels)?;
+            fstab.push_str(&format!("channel={alias}, mountpoint={mount}, access={mode}\n"));
             if !program.exists() {
                 let image = channels.last().expect("the image was just attached");
                 if let Some(found) = extract_from_tar(image, &self.program, scratch.path())
@@ -293,6 +355,11 @@ impl Command {
                     program = found;
                 }
             }
+        }
+        if !fstab.is_empty() {
+            let (spec, ch) = nvram(&fstab, scratch.path(), settings.limits, deadline)?;
+            specs.push(spec);
+            channels.push(ch);
         }
         let mut args = vec![self.program.clone()];
         let mut env = settings.env.clone();
@@ -307,6 +374,7 @@ impl Command {
                     let readable = path.exists();
                     args.push(attach(path, readable, &mut specs, &mut channels)?);
                 }
+                None if names_local_file(a) => args.push(attach(PathBuf::from(a), true, &mut specs, &mut channels)?),
                 _ => args.push(a.clone()),
             }
         }
@@ -334,6 +402,17 @@ impl Command {
         };
         Ok(Prepared { guest, manifest, _scratch: Some(scratch) })
     }
+}
+
+/// Whether a plain argument names a regular file under the current directory
+/// (a relative path without `..`): the seed's `python hello.py`. zvsh attaches
+/// it as `@FILE` would, since a guest can open nothing else on the host.
+fn names_local_file(arg: &str) -> bool {
+    let path = Path::new(arg);
+    !arg.starts_with('-')
+        && path.is_relative()
+        && path.components().all(|c| matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir))
+        && fs::metadata(path).is_ok_and(|m| m.is_file())
 }
 
 fn is_env_assignment(s: &str) -> bool {

@@ -12,6 +12,8 @@
 mod calls;
 #[path = "sandbox/channels.rs"]
 mod channels;
+#[path = "sandbox/daemon.rs"]
+mod daemon;
 #[path = "sandbox/escapes.rs"]
 mod escapes;
 #[path = "sandbox/examples.rs"]
@@ -36,6 +38,8 @@ mod limits;
 mod planted;
 #[path = "sandbox/positional.rs"]
 mod positional;
+#[path = "sandbox/posix.rs"]
+mod posix;
 #[path = "sandbox/reach.rs"]
 mod reach;
 #[path = "sandbox/return_codes.rs"]
@@ -48,6 +52,8 @@ mod sources;
 mod static_zvsh;
 #[path = "sandbox/stdio_redirects.rs"]
 mod stdio_redirects;
+#[path = "sandbox/tools.rs"]
+mod tools;
 #[path = "sandbox/traps.rs"]
 mod traps;
 #[path = "sandbox/unprivileged.rs"]

@@ -203,6 +203,15 @@ pub struct SessionRequest {
     /// one, the session runs until it ends or its `timeout`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease_secs: Option<u64>,
+    /// Run in a copy of a warm daemon (ZeroVM's daemon mode): the agent keeps one
+    /// daemon per program, arguments, environment, `memory` and `image` and `input`
+    /// devices, started by the first such request; the guest initialises there once
+    /// and calls `zvm_fork` (`os.fork()` in Python), and each request then runs
+    /// from that point in a fresh jailed copy on its own devices, skipping the
+    /// start-up. A guest that never calls `zvm_fork` runs its whole self in the
+    /// daemon, with no devices but those two: the session's report says so.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub warm: bool,
 }
 
 /// One device of a session: which, and where its data comes from or goes.
@@ -412,6 +421,7 @@ impl SessionRequest {
             channels: Vec::new(),
             channel_wait_secs: DEFAULT_CHANNEL_WAIT_SECS,
             lease_secs: None,
+            warm: false,
         }
     }
 }

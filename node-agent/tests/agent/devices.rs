@@ -145,6 +145,41 @@ async fn input_output_and_an_image_program_from_blobs() {
     assert!(report.exit_state.contains("image:bin/nothing: no such file in the image"), "{report:?}");
 }
 
+/// An interpreter built with zvm-cc (Lua, from `sandbox/guest/posix/build-lua`,
+/// cached) as `image:bin/lua`: the agent mounts the image through `/dev/nvram`,
+/// so the interpreter runs its script (the `input` device) on stdin.
+#[tokio::test]
+async fn an_image_program_with_a_posix_interpreter_sees_its_image() {
+    let built =
+        std::process::Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("../sandbox/guest/posix/build-lua"))
+            .output()
+            .unwrap();
+    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    let tar = Path::new(String::from_utf8(built.stdout).unwrap().trim()).join("lua.tar");
+    let agent = Agent::start().await;
+    let image = agent.upload(std::fs::read(tar).unwrap()).await;
+    let script = agent
+        .upload(
+            b"local n = 0\nfor _ in io.lines() do n = n + 1 end\n\
+        print(n, io.open(\"/bin/lua\") ~= nil)\n"
+                .to_vec(),
+        )
+        .await;
+    let stdin = agent.upload(b"one\ntwo\nthree\n".to_vec()).await;
+    let devices = vec![
+        device(DeviceName::Image, blob(&image)),
+        device(DeviceName::Input, blob(&script)),
+        device(DeviceName::Stdin, blob(&stdin)),
+    ];
+    let req =
+        api::SessionRequest { args: vec!["lua".into(), "/dev/input".into()], ..request("image:bin/lua", devices) };
+    let id = agent.start_session(&req).await;
+    let report = agent.wait(&id).await;
+    assert_eq!((report.exit_state.as_str(), report.user_code), ("ok", 0), "{report:?}");
+    let (_, stderr) = output(&agent, &id, "stderr").await;
+    assert_eq!(agent.stdout(&id).await, "3\ttrue\n", "three lines, and the image is the guest's /: {stderr}");
+}
+
 #[tokio::test]
 async fn node_files_are_read_checked_and_written() {
     let agent = Agent::start().await;

@@ -15,3 +15,4 @@ mod leases;
 mod sessions;
 mod sources;
 mod throughput;
+mod warm;

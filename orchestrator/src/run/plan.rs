@@ -209,6 +209,7 @@ pub async fn plan(
         request.args =
             std::iter::once(argv0.unwrap_or_else(|| instance.name.clone())).chain(group.args.iter().cloned()).collect();
         request.env = group.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        request.warm = group.warm;
         request.memory = group.memory;
         request.timeout = group.timeout;
         request.devices = devices;

@@ -1,6 +1,7 @@
 //! The README's examples as tests, on a real 3-node `netns` lab: `examples/wordcount`
 //! (three maps and a reduce, channels across the nodes) equals `tr -s ' ' '\n' | sort |
-//! uniq -c` on the same input, and `examples/pipeline` streams 1 GiB through producer,
+//! uniq -c` on the same input, `examples/wordcount-python` (the same job in CPython
+//! inside the jail) gives the same result, and `examples/pipeline` streams 1 GiB through producer,
 //! filter and sink, each on its own node, to the checksum the stream defines. Needs
 //! root, gcc and a built `zerolab-agent` (as `up`).
 
@@ -45,6 +46,16 @@ fn wordcount_and_pipeline_run_across_the_nodes_of_a_lab() {
         .unwrap();
     assert!(!expected.stdout.is_empty());
     assert_eq!(counts.stdout, String::from_utf8(expected.stdout).unwrap());
+
+    // The same job in Python (CPython from python.tar, an `image:` program whose
+    // image the agent mounts as the guest's /): the same result as the C wordcount.
+    let python = format!("{EXAMPLES}/wordcount-python/job.yaml");
+    let run = lab.zerolab(&["run"], &[&python]);
+    assert_eq!(run.code, 0, "{run:#?}");
+    let nodes: std::collections::BTreeSet<&str> =
+        run.stdout.lines().filter(|l| l.starts_with("map-")).filter_map(|l| l.split_whitespace().nth(1)).collect();
+    assert_eq!(nodes.len(), 3, "the Python maps are spread over the three nodes too: {run:#?}");
+    assert_eq!(lab.zerolab(&["logs"], &["wordcount-python", "reduce"]).stdout, counts.stdout);
 
     let pipeline = format!("{EXAMPLES}/pipeline/job.yaml");
     let run = lab.zerolab(&["run"], &[&pipeline]);

@@ -17,6 +17,7 @@
 
 mod bmc;
 mod harness;
+mod lab;
 mod machine;
 mod power;
 mod services;

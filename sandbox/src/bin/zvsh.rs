@@ -21,6 +21,10 @@ Arguments after PROGRAM that start with @:
                (type 0). Either way the guest finds the channel by the name it was
                given: zvm_channel(argv[i]).
   @NAME=VALUE  set the guest's environment variable NAME (not passed as an argument).
+  FILE         a plain argument naming a regular file under the current directory (a
+               relative path without ..) is attached as @FILE is: the guest cannot open
+               host files, so `zvsh --zvm-image python.tar python hello.py` passes
+               /dev/2.hello.py to Python. Other arguments are passed as they are.
   Example:
     zvsh ./lookup @table.bin @found.txt 42
   runs ./lookup with argv \"./lookup /dev/1.table.bin /dev/2.found.txt 42\": it reads
@@ -39,10 +43,18 @@ Exit status:
 #[derive(Parser, Debug)]
 #[command(name = "zvsh", version, after_help = AFTER_HELP)]
 struct Cli {
-    /// Run this manifest (the classic `zerovm FILE`) and print the report on stdout.
+    /// Run this manifest (the classic `zerovm FILE`) and print the report on stdout. A manifest
+    /// with `Job = SOCKET` starts a daemon: the guest initialises and calls zvm_fork, and each job
+    /// manifest sent to SOCKET (see --job) then runs in a copy of it, until its Timeout.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["command", "images", "save_dir"])]
     manifest: Option<PathBuf>,
-    /// Attach a tar as a read-only channel /dev/N.BASENAME; PROGRAM may be a file inside it.
+    /// With --manifest: send the manifest as a job to the daemon listening on SOCKET and print
+    /// the report it answers with (its channels are opened by the daemon).
+    #[arg(long = "job", value_name = "SOCKET", requires = "manifest")]
+    job: Option<PathBuf>,
+    /// Attach a tar as a read-only channel /dev/N.BASENAME, which zvm-cc guests see as a file
+    /// system at MOUNTPOINT (default /; listed in the /dev/nvram channel); PROGRAM may be a file
+    /// inside it.
     #[arg(long = "zvm-image", value_name = "PATH[,MOUNTPOINT[,ro|rw]]")]
     images: Vec<String>,
     /// Keep the generated manifest and the report in DIR.
@@ -70,6 +82,9 @@ fn main() {
         .with_ansi(colour(std::io::stderr().is_terminal(), std::env::var_os("NO_COLOR")))
         .init();
     let opts = zvsh::default_options();
+    if let (Some(path), Some(socket)) = (&cli.manifest, &cli.job) {
+        std::process::exit(submit_job(path, socket));
+    }
     if let Some(path) = &cli.manifest {
         std::process::exit(run_manifest(path, &opts));
     }
@@ -134,6 +149,20 @@ fn run_manifest(path: &PathBuf, opts: &session::Options) -> i32 {
     };
     print!("{report}");
     report.return_code.code()
+}
+
+fn submit_job(path: &PathBuf, socket: &std::path::Path) -> i32 {
+    let report = std::fs::read(path).and_then(|text| session::daemon::submit(socket, &text));
+    match report {
+        Ok((text, code)) => {
+            print!("{text}");
+            code
+        }
+        Err(e) => {
+            eprintln!("zvsh: cannot send {} to the daemon at {}: {e}", path.display(), socket.display());
+            14
+        }
+    }
 }
 
 #[cfg(test)]

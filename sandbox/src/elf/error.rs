@@ -52,9 +52,12 @@ pub enum ElfError {
         /// "interpreter /lib64/ld-linux-x86-64.so.2" or "needs libc.so.6".
         detail: String,
     },
-    /// The file has `PT_TLS`.
-    #[error("thread-local storage is not supported (the program was likely built with a libc: build guests with sandbox/guest/zvm-gcc)")]
-    ThreadLocalStorage,
+    /// The `PT_TLS` header is malformed.
+    #[error("bad thread-local storage header: {reason}")]
+    BadTls {
+        /// What is wrong with it.
+        reason: String,
+    },
     /// More than [`MAX_LOAD_SEGMENTS`] `PT_LOAD` headers.
     #[error("too many loadable segments ({count}, at most {max})", max = MAX_LOAD_SEGMENTS)]
     TooManySegments {

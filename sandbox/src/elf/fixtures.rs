@@ -77,6 +77,7 @@ pub(crate) const P_OFFSET: usize = 8;
 pub(crate) const P_VADDR: usize = 16;
 pub(crate) const P_FILESZ: usize = 32;
 pub(crate) const P_MEMSZ: usize = 40;
+pub(crate) const P_ALIGN: usize = 48;
 /// `Elf64_Ehdr` field offsets.
 pub(crate) const E_TYPE: usize = 16;
 pub(crate) const E_MACHINE: usize = 18;

@@ -54,6 +54,11 @@ pub struct ElfImage {
     /// The file is static-PIE: addresses are already shifted to the load base and
     /// the file must go through [`relocate_static_pie`] before it is mapped.
     pub static_pie: bool,
+    /// Guest address of the program header table when a loaded segment holds
+    /// it (a libc finds its `PT_TLS` there through `AT_PHDR`), else 0.
+    pub phdr: u64,
+    /// Number of program headers (`AT_PHNUM`).
+    pub phnum: u16,
 }
 
 /// One loadable segment, at its guest address.
@@ -128,7 +133,7 @@ fn parse(bytes: &[u8]) -> Result<Parsed, ElfError> {
     let header = read_header(bytes)?;
     let static_pie = header.e_type == header::ET_DYN;
     let phdrs = read_program_headers(bytes, &header)?;
-    check_not_dynamic_or_tls(bytes, &phdrs)?;
+    check_not_dynamic(bytes, &phdrs)?;
 
     let mut loads = Vec::new();
     for (index, phdr) in phdrs.iter().enumerate() {
@@ -169,6 +174,8 @@ fn parse(bytes: &[u8]) -> Result<Parsed, ElfError> {
 
     let entry = place(header.e_entry).ok_or(ElfError::EntryNotExecutable { entry: header.e_entry })?;
     check_entry(entry, &segments)?;
+    check_tls(&phdrs)?;
+    let phdr = phdr_address(&header, &phdrs).and_then(place).unwrap_or(0);
 
     // both kinds are refused for DT_NEEDED; only static-PIE has its relocations applied
     let rela = read_dynamic(bytes, &phdrs)?;
@@ -179,7 +186,7 @@ fn parse(bytes: &[u8]) -> Result<Parsed, ElfError> {
         }
         _ => Vec::new(),
     };
-    let image = ElfImage { entry, segments, static_pie };
+    let image = ElfImage { entry, segments, static_pie, phdr, phnum: header.e_phnum };
     Ok(Parsed { image, fixups })
 }
 
@@ -231,17 +238,58 @@ fn read_program_headers(bytes: &[u8], header: &Header) -> Result<Vec<ProgramHead
 }
 
 /// `PT_INTERP` means a dynamic executable (checked before the segments so a
-/// normal gcc output gets the zvm-gcc hint); `PT_TLS` needs a runtime we lack.
-fn check_not_dynamic_or_tls(bytes: &[u8], phdrs: &[ProgramHeader]) -> Result<(), ElfError> {
+/// normal gcc output gets the zvm-gcc hint).
+fn check_not_dynamic(bytes: &[u8], phdrs: &[ProgramHeader]) -> Result<(), ElfError> {
     if let Some(interp) = phdrs.iter().find(|p| p.p_type == ph::PT_INTERP) {
         let name =
             file_slice(bytes, interp.p_offset, interp.p_filesz).map(c_string).unwrap_or_else(|| "unreadable".into());
         return Err(ElfError::DynamicallyLinked { detail: format!("interpreter {name}") });
     }
-    if phdrs.iter().any(|p| p.p_type == ph::PT_TLS) {
-        return Err(ElfError::ThreadLocalStorage);
+    Ok(())
+}
+
+/// `PT_TLS` is the template a libc copies into each thread's storage (zvm-cc
+/// guests have one). The loader never reads it, the guest's own libc does, so
+/// a bad one can only hurt the guest; it is still held to a sane shape so a
+/// mistake is a load-time error: at most one, its initialised bytes inside
+/// one loaded segment's file bytes, `p_filesz <= p_memsz`, and an alignment
+/// that is zero or a power of two.
+fn check_tls(phdrs: &[ProgramHeader]) -> Result<(), ElfError> {
+    let mut tls = phdrs.iter().filter(|p| p.p_type == ph::PT_TLS);
+    let Some(t) = tls.next() else { return Ok(()) };
+    let bad = |reason: &str| Err(ElfError::BadTls { reason: reason.into() });
+    if tls.next().is_some() {
+        return bad("more than one PT_TLS");
+    }
+    if t.p_filesz > t.p_memsz {
+        return bad("its file size exceeds its memory size");
+    }
+    if t.p_align > 1 && !t.p_align.is_power_of_two() {
+        return bad("its alignment is not a power of two");
+    }
+    let inside = |p: &&ProgramHeader| {
+        p.p_type == ph::PT_LOAD
+            && p.p_vaddr <= t.p_vaddr
+            && t.p_vaddr.checked_add(t.p_filesz).is_some_and(|end| end <= p.p_vaddr.saturating_add(p.p_filesz))
+    };
+    if t.p_filesz > 0 && !phdrs.iter().any(|p| inside(&p)) {
+        return bad("its initialised bytes are not inside one loaded segment's file bytes");
     }
     Ok(())
+}
+
+/// Where the program header table is in memory before placement: `PT_PHDR`'s
+/// address, or the loaded segment whose file bytes hold the table.
+fn phdr_address(header: &Header, phdrs: &[ProgramHeader]) -> Option<u64> {
+    if let Some(p) = phdrs.iter().find(|p| p.p_type == ph::PT_PHDR) {
+        return Some(p.p_vaddr);
+    }
+    let size = u64::from(header.e_phnum) * PHDR_SIZE as u64;
+    let end = header.e_phoff.checked_add(size)?;
+    let load = phdrs.iter().find(|p| {
+        p.p_type == ph::PT_LOAD && p.p_offset <= header.e_phoff && end <= p.p_offset.saturating_add(p.p_filesz)
+    })?;
+    load.p_vaddr.checked_add(header.e_phoff - load.p_offset)
 }
 
 /// The checks on one `PT_LOAD` that need no other segment.

@@ -48,6 +48,29 @@ fn dyn_value(bytes: &[u8], tag: u64) -> usize {
 }
 
 #[test]
+fn accepts_thread_local_storage_inside_the_data_segment() {
+    let data = inspect(static_exec()).unwrap().segments[2];
+    let bytes = apply(
+        static_exec(),
+        &[
+            (At::Phdr32(3, P_TYPE), ph::PT_TLS as u64),
+            (At::Phdr64(3, P_VADDR), data.vaddr),
+            (At::Phdr64(3, P_FILESZ), data.filesz.min(8)),
+            (At::Phdr64(3, P_MEMSZ), 64),
+            (At::Phdr64(3, P_ALIGN), 8),
+        ],
+    );
+    inspect(&bytes).expect("a PT_TLS template inside the data segment is accepted");
+}
+
+#[test]
+fn program_headers_are_found_in_the_first_segment() {
+    let image = inspect(static_exec()).unwrap();
+    assert_eq!(image.phdr, 0x40_0040, "e_phoff 64 in the segment at 0x400000, file offset 0");
+    assert_eq!(image.phnum, goblin::elf::Elf::parse(static_exec()).unwrap().header.e_phnum);
+}
+
+#[test]
 fn accepts_static_executable_built_by_gcc() {
     let image = inspect(static_exec()).unwrap();
     assert!(!image.static_pie);
@@ -238,20 +261,26 @@ fn rejects_hostile_variants_of_the_static_executable() {
             "address arithmetic overflows in program header 2",
         ),
         ("no executable segment", &[(Phdr32(1, P_FLAGS), R as u64)], "no executable segment"),
-        (
-            "entry in data",
-            &[(Quad(E_ENTRY), 0x40_2000)],
-            "entry point 0x402000 is not inside an executable segment",
-        ),
+        ("entry in data", &[(Quad(E_ENTRY), 0x40_2000)], "entry point 0x402000 is not inside an executable segment"),
         (
             "entry past the text",
             &[(Quad(E_ENTRY), 0x40_1800)],
             "entry point 0x401800 is not inside an executable segment",
         ),
         (
-            "thread-local storage",
-            &[(Phdr32(3, P_TYPE), ph::PT_TLS as u64)],
-            "thread-local storage is not supported (the program was likely built with a libc: build guests with sandbox/guest/zvm-gcc)",
+            "thread-local storage outside the image",
+            &[
+                (Phdr32(3, P_TYPE), ph::PT_TLS as u64),
+                (Phdr64(3, P_VADDR), 0x7000_0000),
+                (Phdr64(3, P_FILESZ), 16),
+                (Phdr64(3, P_MEMSZ), 16),
+            ],
+            "bad thread-local storage header: its initialised bytes are not inside one loaded segment's file bytes",
+        ),
+        (
+            "thread-local storage bigger in the file than in memory",
+            &[(Phdr32(3, P_TYPE), ph::PT_TLS as u64), (Phdr64(3, P_FILESZ), 16), (Phdr64(3, P_MEMSZ), 8)],
+            "bad thread-local storage header: its file size exceeds its memory size",
         ),
     ];
     for &(name, writes, message) in cases {

@@ -18,8 +18,10 @@ use super::memfd::sealed_memfd_from;
 pub const MAGIC: u64 = 0x3152_4544_414f_4c5a;
 /// `ZL_MAX_SEGMENTS`.
 pub const MAX_SEGMENTS: usize = 16;
+/// `ZL_MAX_REGIONS`: a daemon's writable segments, heap and stack.
+pub const MAX_REGIONS: usize = MAX_SEGMENTS + 2;
 /// `sizeof(struct zl_layout)`.
-pub const HEADER_SIZE: usize = 12 * 8 + 8 + MAX_SEGMENTS * 40;
+pub const HEADER_SIZE: usize = 12 * 8 + 8 + MAX_SEGMENTS * 40 + 16 + MAX_REGIONS * 24;
 /// `sizeof(struct zl_hello)`: the message the loader sends with the listener.
 pub const HELLO_SIZE: usize = 5 * 8;
 
@@ -56,6 +58,45 @@ pub struct GuestChannel {
     pub flags: u32,
 }
 
+/// What the guest's auxiliary vector says: enough for a libc to start
+/// (musl reads `AT_PHDR`/`AT_PHENT`/`AT_PHNUM` to find its `PT_TLS`,
+/// `AT_RANDOM` for its stack-protector canary, `AT_PAGESZ`), and nothing
+/// about the host: no `AT_SYSINFO_EHDR` (there is no vDSO), no uid, no
+/// hardware capabilities, no `AT_EXECFN`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Auxv {
+    /// `AT_PHDR`: guest address of the program headers (0: left out).
+    pub phdr: u64,
+    /// `AT_PHNUM`.
+    pub phnum: u16,
+    /// `AT_ENTRY`.
+    pub entry: u64,
+    /// The 16 bytes `AT_RANDOM` points at: from a seed, so runs repeat.
+    pub random: [u8; 16],
+}
+
+/// `AT_*` keys (`<elf.h>`).
+mod at {
+    pub const NULL: u64 = 0;
+    pub const PHDR: u64 = 3;
+    pub const PHENT: u64 = 4;
+    pub const PHNUM: u64 = 5;
+    pub const PAGESZ: u64 = 6;
+    pub const ENTRY: u64 = 9;
+    pub const SECURE: u64 = 23;
+    pub const RANDOM: u64 = 25;
+}
+
+/// A daemon's copy: where its memory comes from and where it resumes
+/// (`loader/layout.h`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resume {
+    /// The stack pointer `zvm_fork`'s gate left (its saved state on top).
+    pub sp: u64,
+    /// `(address, length, offset in the daemon's memory file)`, page aligned.
+    pub regions: Vec<(u64, u64, u64)>,
+}
+
 /// Everything that goes into one layout file.
 #[derive(Debug, Clone)]
 pub struct Layout<'a> {
@@ -73,8 +114,12 @@ pub struct Layout<'a> {
     pub args: &'a [String],
     /// Environment.
     pub env: &'a [(String, String)],
+    /// The auxiliary vector after envp.
+    pub auxv: Auxv,
     /// The seccomp program.
     pub filter: &'a [libc::sock_filter],
+    /// For a daemon's copy: its memory and where it resumes.
+    pub resume: Option<&'a Resume>,
 }
 
 /// Why a layout could not be built.
@@ -99,6 +144,9 @@ pub enum LayoutError {
     /// Too many segments.
     #[error("program has {0} loadable segments, at most {MAX_SEGMENTS} are supported")]
     TooManySegments(usize),
+    /// A daemon's memory in more regions than the layout holds.
+    #[error("a daemon's memory is {0} regions, at most {MAX_REGIONS} are supported")]
+    TooManyRegions(usize),
     /// Writing the memfd failed.
     #[error("cannot write the layout file")]
     Io(#[from] std::io::Error),
@@ -150,17 +198,26 @@ pub fn manifest_area(heap: (u64, u64), stack_size: u64, channels: &[GuestChannel
 
 /// The initial stack's top part: `[initial_sp, top)`, returned with
 /// `initial_sp`. At `initial_sp`: argc, argv pointers, NULL, envp pointers,
-/// NULL, an empty auxv (AT_NULL); the strings sit above.
+/// NULL, the auxv pairs ending in AT_NULL; above them the 16 `AT_RANDOM`
+/// bytes, then the strings.
 pub fn stack_image(
     args: &[String],
     env: &[(String, String)],
+    auxv: &Auxv,
     top: u64,
     stack: u64,
 ) -> Result<(Vec<u8>, u64), LayoutError> {
     let env: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let strings: usize = args.iter().chain(&env).map(|s| s.len() + 1).sum();
-    let words = 1 + args.len() + 1 + env.len() + 1 + 2;
-    let needed = round_up(strings, 16) + round_up(words * 8, 16);
+    let random_at = top - round_up(strings, 16) as u64 - 16;
+    let mut pairs =
+        vec![(at::PAGESZ, abi::PAGE_SIZE), (at::ENTRY, auxv.entry), (at::RANDOM, random_at), (at::SECURE, 0)];
+    if auxv.phdr != 0 {
+        pairs.extend([(at::PHDR, auxv.phdr), (at::PHENT, 56), (at::PHNUM, u64::from(auxv.phnum))]);
+    }
+    pairs.push((at::NULL, 0));
+    let words = 1 + args.len() + 1 + env.len() + 1 + 2 * pairs.len();
+    let needed = round_up(strings, 16) + 16 + round_up(words * 8, 16);
     if needed as u64 > stack / 4 {
         return Err(LayoutError::ArgumentsTooLarge { needed, stack });
     }
@@ -178,9 +235,10 @@ pub fn stack_image(
         }
         ptrs.push(0);
     }
-    ptrs.extend([0, 0]);
+    ptrs.extend(pairs.iter().flat_map(|&(k, v)| [k, v]));
     let mut out: Vec<u8> = ptrs.iter().flat_map(|p| p.to_le_bytes()).collect();
     out.resize(round_up(words * 8, 16), 0);
+    out.extend_from_slice(&auxv.random);
     text.resize(round_up(strings, 16), 0);
     out.extend_from_slice(&text);
     debug_assert_eq!(out.len(), needed);
@@ -194,7 +252,7 @@ impl Layout<'_> {
             return Err(LayoutError::TooManySegments(self.segments.len()));
         }
         let manifest = manifest_area(self.heap, self.stack_size, self.channels)?;
-        let (stack, sp) = stack_image(self.args, self.env, abi::STACK_TOP, self.stack_size)?;
+        let (stack, sp) = stack_image(self.args, self.env, &self.auxv, abi::STACK_TOP, self.stack_size)?;
         let manifest_off = PAGE;
         let stack_off = manifest_off + manifest.len();
         let filter_off = round_up(stack_off + stack.len(), 8);
@@ -225,6 +283,20 @@ impl Layout<'_> {
             buf.extend_from_slice(&s.prot.to_le_bytes());
             buf.extend_from_slice(&0u32.to_le_bytes());
         }
+        buf.resize(12 * 8 + 8 + MAX_SEGMENTS * 40, 0);
+        if let Some(r) = self.resume {
+            if r.regions.len() > MAX_REGIONS {
+                return Err(LayoutError::TooManyRegions(r.regions.len()));
+            }
+            buf.extend_from_slice(&r.sp.to_le_bytes());
+            buf.extend_from_slice(&(r.regions.len() as u64).to_le_bytes());
+            for &(addr, len, off) in &r.regions {
+                for v in [addr, len, off] {
+                    buf.extend_from_slice(&v.to_le_bytes());
+                }
+            }
+        }
+        buf.resize(HEADER_SIZE, 0);
         buf.resize(manifest_off, 0);
         buf.extend_from_slice(&manifest);
         buf.extend_from_slice(&stack);
@@ -246,14 +318,16 @@ mod tests {
 
     #[test]
     fn header_size_matches_the_c_struct() {
-        assert_eq!(HEADER_SIZE, 744);
+        assert_eq!(HEADER_SIZE, 1192);
     }
+
+    const AUXV: Auxv = Auxv { phdr: 0x40_0040, phnum: 9, entry: 0x40_1000, random: [7; 16] };
 
     #[test]
     fn stack_image_is_aligned_and_points_at_its_strings() {
         let args = vec!["prog".to_string(), "a b".to_string()];
         let env = vec![("K".to_string(), "V".to_string())];
-        let (img, sp) = stack_image(&args, &env, abi::STACK_TOP, 1 << 20).unwrap();
+        let (img, sp) = stack_image(&args, &env, &AUXV, abi::STACK_TOP, 1 << 20).unwrap();
         assert_eq!(sp % 16, 0);
         assert_eq!(sp + img.len() as u64, abi::STACK_TOP);
         let word = |i: usize| u64::from_le_bytes(img[i * 8..i * 8 + 8].try_into().unwrap());
@@ -268,13 +342,24 @@ mod tests {
         assert_eq!(word(3), 0);
         assert_eq!(at(word(4)), "K=V");
         assert_eq!(word(5), 0);
+        let auxv: Vec<(u64, u64)> =
+            (0..).map(|i| (word(6 + 2 * i), word(7 + 2 * i))).take_while(|p| p.0 != 0).collect();
+        let get = |k| auxv.iter().find(|p| p.0 == k).map(|p| p.1);
+        assert_eq!(get(at::PHDR), Some(0x40_0040));
+        assert_eq!(get(at::PHENT), Some(56));
+        assert_eq!(get(at::PHNUM), Some(9));
+        assert_eq!(get(at::PAGESZ), Some(4096));
+        assert_eq!(get(at::ENTRY), Some(0x40_1000));
+        assert_eq!(get(33), None, "no vDSO (AT_SYSINFO_EHDR)");
+        let random = (get(at::RANDOM).unwrap() - sp) as usize;
+        assert_eq!(&img[random..random + 16], &[7; 16]);
     }
 
     #[test]
     fn oversized_arguments_are_refused() {
         let args = vec!["x".repeat(100_000)];
         assert!(matches!(
-            stack_image(&args, &[], abi::STACK_TOP, 64 * 1024),
+            stack_image(&args, &[], &AUXV, abi::STACK_TOP, 64 * 1024),
             Err(LayoutError::ArgumentsTooLarge { .. })
         ));
     }

@@ -133,6 +133,8 @@ pub struct Spec {
     pub namespaces: bool,
     /// Whether a root supervisor's guests share mount, ipc and uts namespaces.
     pub share_namespaces: bool,
+    /// A daemon's memory file, for its copies (the layout says where it goes).
+    pub state: Option<RawFd>,
 }
 
 /// Runs the isolation sequence (see the module doc) and returns once the
@@ -150,9 +152,11 @@ pub fn launch(spec: Spec, deadline: Instant) -> Result<Launched, JailError> {
     let n = spec.channels.len();
     let mut fds = spec.channels;
     fds.extend([theirs.as_raw_fd(), spec.image, spec.layout.as_raw_fd(), loader]);
+    fds.extend(spec.state);
     // Step::Namespaces to Step::ExecLoader: the child, up to exec of the loader.
     let child = spawn::spawn(Plan {
         fds,
+        loader: n + 3,
         rlimits: spec.rlimits,
         namespaces: spec.namespaces,
         join: if spec.namespaces && spec.share_namespaces { namespaces::shared() } else { None },

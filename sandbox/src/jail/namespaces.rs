@@ -53,6 +53,7 @@ fn create() -> std::io::Result<Shared> {
     )?;
     let holder = spawn::spawn(Plan {
         fds: vec![theirs.as_raw_fd(), loader::fd()?],
+        loader: 1,
         rlimits: Vec::new(),
         namespaces: false,
         join: None,

@@ -26,8 +26,10 @@
 //! | `sendmsg` | fd is the start-up socket | `zl_enter`: hands the listener to the supervisor (the socket is closed next, so the rule is dead afterwards) |
 //! | `close` | fd is the start-up socket or the listener after it | `zl_enter`: closes both |
 //! | `munmap` | exactly the loader's window | `zl_enter`: unmaps the loader (repeating it unmaps nothing) |
+//! | `arch_prctl` | the option (low 32 bits, as the kernel reads it) is `ARCH_SET_FS` | `zvm_set_fs`: a libc's thread pointer (the guest's own fs base; with FSGSBASE it could set it without the kernel anyway) |
 //! | `mprotect` | notified, never allowed | `zvm_jail`/`zvm_unjail`: the supervisor checks and validates, then lets it continue |
 //! | `exit_group` | notified | `zvm_exit`: the supervisor reads the guest's final I/O counters (readable only while it lives) and its full 64-bit code, then lets it continue |
+//! | `fork` | notified, never allowed; from `zvm_fork`'s body only (anywhere else it kills) | `zvm_fork`: a daemon's supervisor reads the guest's memory for its copies and ends it (`session::daemon`); any other answers `ENOSYS` |
 //!
 //! A positional call on a sequential channel is a violation: a sequential
 //! channel ignores offsets (ZeroVM's rule), and one `pwrite64` at a huge
@@ -61,9 +63,16 @@ pub mod nr {
     pub const PWRITE64: u32 = 18;
     /// `sendmsg(2)`
     pub const SENDMSG: u32 = 46;
+    /// `fork(2)`: never run; `zvm_fork`'s gate asks the supervisor with it
+    pub const FORK: u32 = 57;
+    /// `arch_prctl(2)`
+    pub const ARCH_PRCTL: u32 = 158;
     /// `exit_group(2)`
     pub const EXIT_GROUP: u32 = 231;
 }
+
+/// `ARCH_SET_FS`: the one `arch_prctl` option a guest may use.
+pub const ARCH_SET_FS: u32 = 0x1002;
 
 /// Every call the filter can allow, by name (docs/security.md lists the same).
 pub const ALLOWED: &[(&str, u32)] = &[
@@ -74,6 +83,7 @@ pub const ALLOWED: &[(&str, u32)] = &[
     ("sendmsg", nr::SENDMSG),
     ("close", nr::CLOSE),
     ("munmap", nr::MUNMAP),
+    ("arch_prctl", nr::ARCH_PRCTL),
 ];
 
 const RET_ALLOW: u32 = 0x7fff_0000;
@@ -90,6 +100,9 @@ pub enum Verdict {
     Jail,
     /// `exit_group`: the supervisor records the final counters and code.
     Exit,
+    /// `fork` from `zvm_fork`'s gate: a daemon's supervisor takes the guest as
+    /// the template of its copies; any other answers `ENOSYS`.
+    Fork,
     /// Anything else: the guest is killed and the call reported.
     Violation,
 }
@@ -157,9 +170,17 @@ impl Policy {
             nr::MUNMAP if call.args[0] == self.loader.start && call.args[1] == self.loader.end - self.loader.start => {
                 Verdict::Allow
             }
+            nr::ARCH_PRCTL if fd == ARCH_SET_FS => Verdict::Allow,
             nr::MPROTECT => Verdict::Jail,
+            nr::FORK if self.is_fork_gate(call.ip) => Verdict::Fork,
             _ => Verdict::Violation,
         }
+    }
+
+    /// Whether `ip` lies in `zvm_fork`'s body in this policy's trampoline page.
+    fn is_fork_gate(&self, ip: u64) -> bool {
+        let body = &crate::abi::gate::FORK_BODY;
+        (self.trampoline.start + body.start..self.trampoline.start + body.end).contains(&ip)
     }
 
     /// The same rules as classic BPF for `seccomp(SECCOMP_SET_MODE_FILTER)`.
@@ -184,10 +205,11 @@ impl Policy {
         b.jump_if_eq(nr::WRITE, write);
         b.jump_if_eq(nr::PREAD64, pread);
         b.jump_if_eq(nr::PWRITE64, pwrite);
-        let close = b.label();
+        let (close, set_fs) = (b.label(), b.label());
         b.jump_if_eq(nr::SENDMSG, sock);
         b.jump_if_eq(nr::CLOSE, close);
         b.jump_if_eq(nr::MUNMAP, unmap);
+        b.jump_if_eq(nr::ARCH_PRCTL, set_fs);
         b.jump(deny);
         b.bind(read);
         b.load(OFF_ARG0);
@@ -219,6 +241,10 @@ impl Policy {
             b.load(off);
             b.jump_unless_eq(value, deny);
         }
+        b.jump(allow);
+        b.bind(set_fs);
+        b.load(OFF_ARG0);
+        b.jump_unless_eq(ARCH_SET_FS, deny);
         b.jump(allow);
         // Mediated calls, jail requests and violations all go to the supervisor.
         b.bind(deny);

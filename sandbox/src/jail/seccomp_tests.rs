@@ -48,9 +48,9 @@ fn filter_agrees_with_decide_on_a_grid() {
     let p = policy();
     let prog = p.filter();
     let ips = [0x10005, 0x10fff, 0x0ffff, 0x11000, 0x1_0001_0005, 0xffff_ffff_ff60_0000, 0x401000];
-    let nrs = [0, 1, 3, 10, 11, 17, 18, 39, 46, 57, 59, 231, 0x4000_0000, 0x4000_0001];
+    let nrs = [0, 1, 3, 10, 11, 17, 18, 39, 46, 57, 59, 158, 231, 0x4000_0000, 0x4000_0001];
     let arches = [AUDIT_ARCH_X86_64, 0x4000_0003];
-    let fds: [u64; 11] = [0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 0x1_0000_0003];
+    let fds: [u64; 14] = [0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 0x1_0000_0003, 0x1002, 0x1003, 0x7_0000_1002];
     for &ip in &ips {
         for &nr in &nrs {
             for &arch in &arches {
@@ -113,6 +113,29 @@ fn channel_classes_map_to_verdicts() {
 }
 
 #[test]
+fn fork_is_zvm_fork_only_from_its_gate() {
+    let p = policy();
+    let at = |ip| p.decide(&Call { nr: nr::FORK, arch: AUDIT_ARCH_X86_64, ip, args: [0; 6] });
+    assert_eq!(at(0x10300 + 0x30), Verdict::Fork, "zvm_fork's body");
+    assert_eq!(at(0x10010), Verdict::Violation, "a fork gadget elsewhere in the trampoline");
+    assert_eq!(at(0x10380), Verdict::Violation, "past the body");
+}
+
+#[test]
+fn arch_prctl_is_allowed_only_to_set_the_fs_base() {
+    let p = policy();
+    let at = |ip, option| {
+        p.decide(&Call { nr: nr::ARCH_PRCTL, arch: AUDIT_ARCH_X86_64, ip, args: [option, 0x5000, 0, 0, 0, 0] })
+    };
+    assert_eq!(at(0x101e8, 0x1002), Verdict::Allow, "ARCH_SET_FS");
+    assert_eq!(at(0x101e8, 0x9_0000_1002), Verdict::Allow, "the kernel reads the option as an int");
+    assert_eq!(at(0x101e8, 0x1001), Verdict::Violation, "ARCH_SET_GS");
+    assert_eq!(at(0x101e8, 0x1003), Verdict::Violation, "ARCH_GET_FS");
+    assert_eq!(at(0x101e8, 0x1012), Verdict::Violation, "ARCH_SET_CPUID");
+    assert_eq!(at(0x401000, 0x1002), Verdict::Violation, "outside the trampoline");
+}
+
+#[test]
 fn munmap_is_allowed_only_for_the_exact_loader_window() {
     let p = policy();
     let at = |a, l| p.decide(&Call { nr: nr::MUNMAP, arch: AUDIT_ARCH_X86_64, ip: 0x10010, args: [a, l, 0, 0, 0, 0] });
@@ -146,7 +169,7 @@ fn security_doc_lists_exactly_the_allowed_calls() {
     let p = policy();
     for (name, number) in ALLOWED {
         let args = [if *number == nr::MUNMAP { p.loader.start } else { 9 }, 0x10_0000, 0, 0, 0, 0];
-        let reachable = [0u64, 3, 4, 9].iter().any(|&fd| {
+        let reachable = [0u64, 3, 4, 9, u64::from(ARCH_SET_FS)].iter().any(|&fd| {
             let args = if *number == nr::MUNMAP { args } else { [fd, 0, 0, 0, 0, 0] };
             p.decide(&Call { nr: *number, arch: AUDIT_ARCH_X86_64, ip: 0x10010, args }) == Verdict::Allow
         });

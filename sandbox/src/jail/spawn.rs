@@ -72,8 +72,11 @@ pub struct Rlimit {
 
 /// What the child needs, prepared by the parent.
 pub struct Plan {
-    /// Source descriptors in target order: channels, socket, image, layout, loader.
+    /// Source descriptors in target order: channels, socket, image, layout, loader,
+    /// and a daemon's memory file for its copies.
     pub fds: Vec<RawFd>,
+    /// Where the loader is in `fds` (it is exec'd, and closed by that exec).
+    pub loader: usize,
     /// Resource limits.
     pub rlimits: Vec<Rlimit>,
     /// Whether to ask for new namespaces.
@@ -123,6 +126,7 @@ pub enum SpawnError {
 
 struct Ctx {
     fds: Vec<RawFd>,
+    loader: usize,
     join: Option<[RawFd; 3]>,
     scratch_base: RawFd,
     rlimits: Vec<Rlimit>,
@@ -200,7 +204,7 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
             return fail(ctx, Step::Descriptors);
         }
     }
-    let loader = (n - 1) as RawFd;
+    let loader = ctx.loader as RawFd;
     // SAFETY: plain descriptor flag, range-close and open calls on our own
     // table; the path is a static NUL-terminated string.
     unsafe {
@@ -210,7 +214,7 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
         if libc::syscall(libc::SYS_close_range, n as u32, u32::MAX, 0) < 0 {
             return fail(ctx, Step::Descriptors);
         }
-        // Lands at N+4, the lowest free descriptor; without it the report
+        // Lands at N+4 (N+5 for a daemon's copy), the lowest free descriptor; without it the report
         // just lacks the direct channels' counts, as the loader tells it.
         if !ctx.privileged {
             libc::open(c"/proc/self/io".as_ptr(), libc::O_RDONLY);
@@ -282,6 +286,7 @@ pub fn spawn(plan: Plan) -> Result<Child, SpawnError> {
     let mut ctx = Ctx {
         scratch_base: max_src.max(plan.fds.len() as RawFd) + 1,
         fds: plan.fds,
+        loader: plan.loader,
         join: plan.join,
         rlimits: plan.rlimits,
         root,

@@ -57,6 +57,7 @@ fn syscall_name(nr: u32) -> Option<&'static str> {
         96 => "gettimeofday",
         101 => "ptrace",
         157 => "prctl",
+        158 => "arch_prctl",
         165 => "mount",
         201 => "time",
         228 => "clock_gettime",

@@ -64,6 +64,20 @@ pub(super) struct AtStart {
     pub end: u64,
 }
 
+/// The guest's memory as the supervisor sees it.
+#[derive(Debug, Clone)]
+pub(super) struct GuestMemory {
+    /// The heap: start and size.
+    pub heap: (u64, u64),
+    /// Every page range the guest can write (writable segments, heap, stack),
+    /// and whether it is anonymous (a page never touched is zeros).
+    pub writable: Vec<(u64, u64, bool)>,
+    /// A daemon: `zvm_fork` makes it the template of its copies.
+    pub daemon: bool,
+    /// A daemon's copy (its report's daemon line says so).
+    pub copy: bool,
+}
+
 /// A running guest.
 #[derive(Debug)]
 pub struct Session {
@@ -77,7 +91,9 @@ pub struct Session {
     /// Channel index for each mediated guest descriptor, from `policy.mediated.start`.
     mediated: Vec<usize>,
     policy: Policy,
-    heap: (u64, u64),
+    memory: GuestMemory,
+    /// A daemon's memory, taken at its `zvm_fork` (or why it could not be).
+    forked: Option<std::io::Result<super::daemon::Template>>,
     deadline: Instant,
     buf: Vec<u8>,
     killed: Option<(String, ReturnCode)>,
@@ -124,7 +140,7 @@ impl Session {
         at_start: Vec<AtStart>,
         fd_of: Vec<u32>,
         policy: Policy,
-        heap: (u64, u64),
+        memory: GuestMemory,
         deadline: Instant,
     ) -> Session {
         let start = policy.mediated.start;
@@ -148,7 +164,8 @@ impl Session {
             usage,
             mediated,
             policy,
-            heap,
+            memory,
+            forked: None,
             deadline,
             buf: Vec::new(),
             killed: None,
@@ -185,6 +202,27 @@ impl Session {
         match self.supervise(Some(until)) {
             Some(end) => Ok(self.finish(end)),
             None => Err(self),
+        }
+    }
+
+    /// Supervises a daemon until its `zvm_fork`: its memory then (the template
+    /// of its copies), or the report if it ended first or could not be read.
+    #[allow(clippy::result_large_err)] // the report, as `wait` gives it
+    pub(super) fn wait_fork(mut self) -> Result<super::daemon::Template, Report> {
+        let end = loop {
+            if let Some(end) = self.supervise(None) {
+                break end;
+            }
+        };
+        match self.forked.take() {
+            Some(Ok(template)) => Ok(template),
+            Some(Err(e)) => {
+                let mut report = self.finish(end);
+                report.exit_state = format!("cannot read the daemon's memory: {e}");
+                report.return_code = ReturnCode::Killed;
+                Err(report)
+            }
+            None => Err(self.finish(end)),
         }
     }
 
@@ -268,7 +306,14 @@ impl Session {
                 let _ = self.listener.allow(n.id);
                 return;
             }
-            Verdict::Allow => ENOSYS,
+            Verdict::Fork if self.memory.daemon && self.forked.is_none() => {
+                // The daemon is done: its memory is the template, and it ends here.
+                let sp = n.call.args[0];
+                self.forked = Some(super::daemon::Template::take(self.child.pid, &self.memory, sp));
+                self.kill_for("daemon: forked".into(), ReturnCode::Ok);
+                return;
+            }
+            Verdict::Allow | Verdict::Fork => ENOSYS,
             Verdict::Violation => {
                 self.kill_for(describe_violation(&n.call), ReturnCode::Killed);
                 return;
@@ -456,9 +501,10 @@ impl Session {
     fn jail(&mut self, call: &Call) -> Result<(), i64> {
         let (addr, len, prot) = (call.args[0], call.args[1], call.args[2]);
         let align = crate::abi::JAIL_ALIGN;
-        let heap_end = self.heap.0 + self.heap.1;
+        let heap = self.memory.heap;
+        let heap_end = heap.0 + heap.1;
         let end = addr.checked_add(len).ok_or(EINVAL)?;
-        if len == 0 || addr % align != 0 || len % align != 0 || addr < self.heap.0 || end > heap_end {
+        if len == 0 || addr % align != 0 || len % align != 0 || addr < heap.0 || end > heap_end {
             return Err(EINVAL);
         }
         let rx = (libc::PROT_READ | libc::PROT_EXEC) as u64;
@@ -577,7 +623,7 @@ impl Session {
         };
         Report {
             validator: ValidatorState::Passed,
-            daemon: 0,
+            daemon: u8::from(self.memory.daemon || self.memory.copy),
             user_code,
             etags: (!etags.is_empty()).then_some(etags),
             accounting,

@@ -2,12 +2,13 @@
 //! the documented return code and exit state, never prints `reached=1`, and
 //! leaves nothing behind on the host: the temp dir holds only the manifest
 //! and the two output files, and those hold only what the guest printed
-//! before it was stopped.
+//! before it was stopped. Each case is run again built with `zvm-cc` (musl and
+//! the POSIX runtime linked in) and must be stopped the same way.
 
 use std::os::unix::process::CommandExt;
 use std::time::Duration;
 
-use crate::harness::{guest, Lab, Outcome, Report};
+use crate::harness::{guest, zvm_cc_guest, Lab, Outcome, Report};
 
 /// Runs an escape guest with the standard channels; checks it never got
 /// through and that the temp dir gained nothing.
@@ -143,4 +144,52 @@ fn endless_loop_is_stopped_at_timeout() {
         out.elapsed
     );
     assert_eq!(lab.read_string("stdout"), "started=1\n");
+}
+
+/// What a run shows, with addresses (hex in reports, decimal in `target=`)
+/// masked, since the two toolchains lay code out differently.
+fn shown(out: &Outcome) -> (i32, String, String) {
+    fn mask(text: &str) -> String {
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(at) = [rest.find("0x"), rest.find("target=")].into_iter().flatten().min() {
+            let prefix = if rest[at..].starts_with("0x") { "0x" } else { "target=" };
+            out.push_str(&rest[..at]);
+            out.push_str(prefix);
+            out.push_str("ADDR");
+            rest = rest[at + prefix.len()..].trim_start_matches(|c: char| c.is_ascii_hexdigit());
+        }
+        out.push_str(rest);
+        out
+    }
+    (out.code, mask(&out.stdout()), mask(&out.report().exit_state))
+}
+
+#[test]
+fn escape_guests_built_with_zvm_cc_are_stopped_the_same_way() {
+    let cases: &[(&str, &[&str])] = &[
+        ("esc_syscall", &[]),
+        ("esc_int80", &[]),
+        ("esc_rdtsc", &[]),
+        ("esc_cpuid", &[]),
+        ("esc_hidden", &[]),
+        ("esc_tramp", &["nr", "57"]),
+        ("esc_tramp", &["fd", "1000"]),
+        ("esc_vsyscall", &[]),
+        ("esc_write_code", &[]),
+        ("esc_write_tramp", &[]),
+        ("esc_exec_data", &[]),
+        ("esc_exec_stack", &[]),
+        ("esc_exec_heap", &[]),
+        ("esc_beyond_heap", &[]),
+    ];
+    for &(name, args) in cases {
+        let lab = Lab::new();
+        let mut argv = vec![name];
+        argv.extend_from_slice(args);
+        let zvm_gcc = lab.run(&lab.manifest(guest(name)).timeout(2).args(&argv));
+        let zvm_cc = lab.run(&lab.manifest(zvm_cc_guest(name)).timeout(2).args(&argv));
+        assert!(!zvm_cc.stdout().contains("reached=1"), "{name} {args:?} built with zvm-cc got through:\n{zvm_cc}");
+        assert_eq!(shown(&zvm_cc), shown(&zvm_gcc), "{name} {args:?}: zvm-cc build against zvm-gcc build");
+    }
 }

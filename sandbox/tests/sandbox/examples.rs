@@ -20,7 +20,7 @@ use std::process::Command;
 
 use nix::sys::stat::Mode;
 
-use crate::harness::{guest, Lab, Limits, Manifest, Outcome};
+use crate::harness::{guest, python_tar, Lab, Limits, Manifest, Outcome};
 
 /// Memory for the guests, as in `examples/wordcount/job.yaml`.
 const MEMORY: u64 = 64 << 20;
@@ -440,4 +440,26 @@ fn pipeline_stages_alone_under_zvsh_make_the_documented_stream_xor_and_checksum(
 
     let bad = lab.zvsh().args([guest("producer").to_str().unwrap(), "--bytes", "lots"]).run().expect_code(2);
     assert!(bad.stderr().starts_with("producer: --bytes takes a number of bytes\nusage: "), "{}", bad.stderr());
+}
+
+/// `examples/wordcount-python`'s map.py on each part and reduce.py on their
+/// output, through zvsh with CPython's image (the job's `/dev/out` and `/dev/in`
+/// absent: stdout to stdin), give what the C map and reduce give over FIFOs.
+#[test]
+fn wordcount_python_equals_the_c_wordcount() {
+    let lab = Lab::new();
+    let mut all = edge_cases();
+    all.extend(text(1 << 20, 20_000, 5));
+    let parts: Vec<PathBuf> =
+        split(&all, 3).iter().enumerate().map(|(i, p)| lab.write(&format!("part-{}", i + 1), p)).collect();
+    let script = |name: &str| Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/wordcount-python").join(name);
+    let python = |script: PathBuf, stdin: Vec<u8>| {
+        let out = lab.zvsh().arg("--zvm-image").arg(python_tar()).arg("python").arg(format!("@{}", script.display()));
+        let out = out.stdin(stdin).run();
+        assert_eq!(out.code, 0, "{}", out.stderr());
+        out.stdout
+    };
+    let mapped: Vec<u8> = parts.iter().flat_map(|p| python(script("map.py"), std::fs::read(p).unwrap())).collect();
+    let reduced = python(script("reduce.py"), mapped);
+    assert_same_text(&reduced, &wordcount(&lab, &parts, 1, MEMORY)[0], "reduce.py's output");
 }

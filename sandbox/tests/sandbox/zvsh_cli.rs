@@ -3,6 +3,7 @@
 //! `--zvm-save-dir`, `zvsh.cfg` in the current directory, and `--zvm-image`.
 
 use std::collections::BTreeMap;
+use std::fs;
 use std::time::Duration;
 
 use crate::harness::{assert_kv, guest, kv, noise, Lab, Report, U};
@@ -49,6 +50,23 @@ fn channel_line(out: &BTreeMap<String, String>, i: usize) -> String {
         .map(|k| out[&format!("channel.{i}.{k}")].as_str())
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+#[test]
+fn plain_argument_naming_a_local_file_is_attached() {
+    let lab = Lab::new();
+    lab.write("hello.py", "print(1)");
+    fs::create_dir_all(lab.path("sub")).unwrap();
+    let out =
+        lab.zvsh().args([guest("manifest").to_str().unwrap(), "hello.py", "missing.py", "sub", "/etc/hostname"]).run();
+    let seen = kv(&out.expect_code(0).stdout());
+    // Only a regular file under the current directory is attached; a missing
+    // file, a directory and an absolute path are passed as they are.
+    assert_eq!(
+        [&seen["argv.1"], &seen["argv.2"], &seen["argv.3"], &seen["argv.4"]],
+        ["/dev/1.hello.py", "missing.py", "sub", "/etc/hostname"]
+    );
+    assert_eq!(channel_line(&seen, 3), format!("/dev/1.hello.py 3 {U} {U} 0 0 8"));
 }
 
 #[test]

@@ -57,6 +57,7 @@ pub(crate) struct GroupDraft {
     pub nodes: Option<Written<String>>,
     pub strategy: Strategy,
     pub retries: Option<Written<u32>>,
+    pub warm: bool,
 }
 
 /// One device as written.

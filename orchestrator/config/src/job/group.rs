@@ -40,6 +40,11 @@ pub struct Group {
     pub placement: PlacementRule,
     /// How many times a failed instance is placed again (0 for any group with channels).
     pub retries: u32,
+    /// `warm: true`: each instance runs as a copy of a warm daemon its node's agent
+    /// keeps for the group's program, arguments, environment, memory and `image` and
+    /// `input` devices (ZeroVM's daemon mode: the program initialises once and calls
+    /// `zvm_fork`, or `os.fork()` in Python).
+    pub warm: bool,
     /// Where the group is written in the job file, for placement errors.
     pub(crate) at: Location,
     /// Where its `placement.nodes` is written (else the group), for placement errors.

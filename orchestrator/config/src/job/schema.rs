@@ -71,6 +71,9 @@ pub struct GroupSpec {
     pub placement: Option<PlacementSpec>,
     /// How many times a failed instance is placed again.
     pub retries: Option<u32>,
+    /// Run the instances as copies of a warm daemon on each node (daemon mode).
+    #[serde(default)]
+    pub warm: bool,
 }
 
 /// `args:`: a list of strings (a single string is refused, with a hint).
@@ -220,6 +223,7 @@ impl GroupSpec {
             nodes: placement.nodes.map(|nodes| Written::new(nodes, at("placement").key("nodes"))),
             strategy: placement.strategy,
             retries: self.retries.map(|retries| Written::new(retries, at("retries"))),
+            warm: self.warm,
             path,
         }
     }

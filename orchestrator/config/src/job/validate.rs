@@ -157,6 +157,7 @@ fn check_group(draft: GroupDraft, base: &Path, check: &mut Checker<'_, Problem>)
         connect: draft.connect.iter().map(|target| target.value.clone()).collect(),
         placement: PlacementRule { nodes, strategy: draft.strategy },
         retries,
+        warm: draft.warm,
         at: check.location(&draft.path),
         nodes_at: check.location(draft.nodes.as_ref().map_or(&draft.path, |nodes| &nodes.path)),
     };

@@ -164,6 +164,7 @@ fn group_draft(group: ZeroCloudGroup, path: YamlPath, check: &mut Checker<'_, Pr
         nodes: None,
         strategy: Strategy::default(),
         retries: None,
+        warm: false,
         path,
     }
 }

@@ -1,4 +1,5 @@
-//! Guests built from C once per run with `guest/zvm-gcc` (and one with plain `gcc`).
+//! Guests built from C once per run with `guest/zvm-gcc`, POSIX guests with
+//! `guest/zvm-cc` (and two with plain `gcc`).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -36,6 +37,65 @@ pub fn guest(name: &str) -> PathBuf {
         compile(Command::new(sandbox_dir().join("guest/zvm-gcc")).arg("-O2").arg(&src), name)
     })
     .clone()
+}
+
+/// The POSIX guest built from `tests/guests/posix/NAME.c` with `guest/zvm-cc`
+/// (against the runtime's musl, which the first build makes and caches).
+pub fn posix_guest(name: &str) -> PathBuf {
+    static BUILT: Mutex<BTreeMap<String, Arc<OnceLock<PathBuf>>>> = Mutex::new(BTreeMap::new());
+    let cell = BUILT.lock().unwrap_or_else(PoisonError::into_inner).entry(name.to_string()).or_default().clone();
+    cell.get_or_init(|| {
+        let src = sandbox_dir().join("tests/guests/posix").join(format!("{name}.c"));
+        assert!(src.is_file(), "no POSIX guest source {}", src.display());
+        compile(
+            Command::new(sandbox_dir().join("guest/zvm-cc")).args(["-O2", "-Wall", "-Werror"]).arg(&src),
+            &format!("posix-{name}"),
+        )
+    })
+    .clone()
+}
+
+/// The zvm.h guest `tests/guests/NAME.c` built with `guest/zvm-cc` instead of
+/// zvm-gcc (musl and the runtime linked in, the SDK's helpers from
+/// `guest/crt/zvmlib.c`): the escape cases must behave the same either way.
+pub fn zvm_cc_guest(name: &str) -> PathBuf {
+    static BUILT: Mutex<BTreeMap<String, Arc<OnceLock<PathBuf>>>> = Mutex::new(BTreeMap::new());
+    let cell = BUILT.lock().unwrap_or_else(PoisonError::into_inner).entry(name.to_string()).or_default().clone();
+    cell.get_or_init(|| {
+        let src = sandbox_dir().join("tests/guests").join(format!("{name}.c"));
+        let mut cmd = Command::new(sandbox_dir().join("guest/zvm-cc"));
+        cmd.arg("-O2").arg(&src).arg(sandbox_dir().join("guest/crt/zvmlib.c"));
+        compile(&mut cmd, &format!("cc-{name}"))
+    })
+    .clone()
+}
+
+/// `python.tar` from `guest/posix/build-python` (CPython from Debian's source,
+/// built with zvm-cc and cached; the first build takes several minutes).
+pub fn python_tar() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| posix_image("build-python", "python.tar")).clone()
+}
+
+/// `lua.tar` from `guest/posix/build-lua` (Lua 5.4 from Debian's source, cached).
+pub fn lua_tar() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| posix_image("build-lua", "lua.tar")).clone()
+}
+
+/// `busybox.tar` from `guest/posix/build-busybox` (busybox from Debian's
+/// source with its text applets, cached).
+pub fn busybox_tar() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| posix_image("build-busybox", "busybox.tar")).clone()
+}
+
+/// Runs `guest/posix/SCRIPT` (which builds once and prints its cache
+/// directory) and returns the image `TAR` in that directory.
+fn posix_image(script: &str, tar: &str) -> PathBuf {
+    let out = Command::new(sandbox_dir().join("guest/posix").join(script)).output().expect("run the build script");
+    assert!(out.status.success(), "{script} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    PathBuf::from(String::from_utf8(out.stdout).expect("a path").trim()).join(tar)
 }
 
 /// A hello program built with the host's plain `gcc`: dynamically linked.

@@ -99,7 +99,7 @@ impl Lab {
             .env("XDG_CACHE_HOME", self.path(".cache"))
             .env("HOME", self.dir())
             .env_remove("ZVSH_LOG");
-        Zvsh { cmd, stdin: None }
+        Zvsh { cmd, stdin: None, limit: RUN_LIMIT }
     }
 
     /// A manifest for `program` with the standard channels: `/dev/stdin` reads
@@ -138,6 +138,7 @@ pub fn root_or_skip(test: &str) -> bool {
 pub struct Zvsh {
     cmd: Command,
     stdin: Option<Vec<u8>>,
+    limit: Duration,
 }
 
 impl Zvsh {
@@ -150,6 +151,12 @@ impl Zvsh {
     /// Adds arguments.
     pub fn args<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(mut self, a: I) -> Self {
         self.cmd.args(a);
+        self
+    }
+
+    /// How long [`Zvsh::run`] waits before it kills zvsh (default [`RUN_LIMIT`]).
+    pub fn limit(mut self, limit: Duration) -> Self {
+        self.limit = limit;
         self
     }
 
@@ -184,16 +191,17 @@ impl Zvsh {
         (child, feeder)
     }
 
-    /// Runs it to the end (at most [`RUN_LIMIT`]) and collects its output.
+    /// Runs it to the end (at most its limit) and collects its output.
     pub fn run(self) -> Outcome {
         let start = Instant::now();
+        let limit = self.limit;
         let (mut child, feeder) = self.start();
         let out = drain(child.stdout.take().expect("stdout pipe"));
         let err = drain(child.stderr.take().expect("stderr pipe"));
-        if !wait_exit(&child, RUN_LIMIT) {
+        if !wait_exit(&child, limit) {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("zvsh ran longer than {RUN_LIMIT:?}; killed");
+            panic!("zvsh ran longer than {limit:?}; killed");
         }
         let status = child.wait().expect("wait for zvsh");
         let elapsed = start.elapsed();

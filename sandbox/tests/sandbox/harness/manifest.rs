@@ -87,6 +87,12 @@ impl Manifest {
         self
     }
 
+    /// `Job = socket`: daemon mode.
+    pub fn job(mut self, socket: impl AsRef<Path>) -> Self {
+        self.tail.push(format!("Job = {}", socket.as_ref().display()));
+        self
+    }
+
     /// The text.
     pub fn render(&self) -> String {
         let mut s = String::new();

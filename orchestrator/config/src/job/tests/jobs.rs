@@ -95,6 +95,15 @@ fn names_a_group_of_one_by_its_bare_name() {
     assert_eq!(aliases, ["/dev/out/b-1", "/dev/out/b-2"]);
 }
 
+#[test]
+fn warm_is_off_unless_a_group_asks_for_it() {
+    let fx = Fixture::new();
+    let text = format!("{HEAD}  - {{name: a, program: map, warm: true}}\n  - {{name: b, program: map}}\n");
+    let job = fx.job(&text).unwrap();
+    let warm: Vec<bool> = job.groups().iter().map(|g| g.warm).collect();
+    assert_eq!(warm, [true, false]);
+}
+
 /// The reference's example (zerovm-reference.md, section 5) with `file://` paths for
 /// its object-store paths, and 4 parts for its 4 instances.
 const REFERENCE: &str = r#"[{"name": "map", "count": 4,

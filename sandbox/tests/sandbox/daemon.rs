@@ -1,0 +1,181 @@
+//! Daemon mode (`Job = SOCKET`, `zvm_fork`): a guest initialises once, and
+//! every job manifest sent to the socket runs in a copy of it wired to the
+//! job's channels. Each copy starts from the daemon's memory whatever other
+//! copies did, a copy that faults, exits or overruns its `Timeout` harms no
+//! other, and every report says 1 on the daemon line.
+
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use zerolab_sandbox::session::daemon::submit;
+
+use crate::harness::{guest, posix_guest, python_tar, Lab, Limits, Manifest, Report};
+
+/// A daemon of `program` on `lab/daemon.sock`, serving for `secs` seconds
+/// (its `Timeout`), with extra channels from `more`.
+fn start_daemon(lab: &Lab, program: PathBuf, secs: u64, more: impl FnOnce(Manifest) -> Manifest) -> (Child, PathBuf) {
+    let socket = lab.path("daemon.sock");
+    let m = more(lab.manifest(program).timeout(secs).job(&socket));
+    let path = lab.write("daemon.manifest", m.render());
+    let child = lab.zvsh().arg("--manifest").arg(path).spawn();
+    let until = Instant::now() + Duration::from_secs(20);
+    while !socket.exists() {
+        assert!(Instant::now() < until, "the daemon did not listen on {}", socket.display());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    (child, socket)
+}
+
+/// Runs job `name` (stdin `input`) through the daemon: its report, return
+/// code and stdout.
+fn job(
+    lab: &Lab,
+    socket: &Path,
+    program: &Path,
+    name: &str,
+    input: &str,
+    more: impl FnOnce(Manifest) -> Manifest,
+) -> (Report, i32, String) {
+    let stdin = lab.write(&format!("{name}.in"), input);
+    let m = Manifest::new(program)
+        .timeout(2)
+        .channel(&stdin, "/dev/stdin", 0, Limits::READ_ONLY)
+        .channel(lab.path(&format!("{name}.out")), "/dev/stdout", 0, Limits::WRITE_ONLY)
+        .channel(lab.path(&format!("{name}.err")), "/dev/stderr", 0, Limits::WRITE_ONLY);
+    let (report, code) = submit(socket, more(m).render().as_bytes()).expect("the daemon answers");
+    (Report::parse(&report), code, lab.read_string(&format!("{name}.out")))
+}
+
+/// Waits for the daemon to end at its `Timeout`; its report.
+fn daemon_report(child: Child) -> Report {
+    let out = child.wait_with_output().expect("the daemon ends");
+    Report::parse(&String::from_utf8_lossy(&out.stdout))
+}
+
+#[test]
+fn without_job_zvm_fork_answers_enosys() {
+    let lab = Lab::new();
+    let out = lab.zvsh().arg(guest("daemon")).run().expect_code(3);
+    assert_eq!(out.stdout(), "fork=-38\n");
+}
+
+#[test]
+fn jobs_through_one_daemon_each_start_from_the_initialised_guest() {
+    let lab = Lab::new();
+    let program = guest("daemon");
+    let (daemon, socket) = start_daemon(&lab, program.clone(), 6, |m| m);
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&socket).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600, "only the daemon's user may send jobs: they name host paths");
+    let shown = "fork=0 starts=1 table=8386560 seen=0\n";
+    std::thread::scope(|s| {
+        let jobs: Vec<_> = (0..6)
+            .map(|i| {
+                let (lab, socket, program) = (&lab, &socket, &program);
+                s.spawn(move || job(lab, socket, program, &format!("show-{i}"), "show", |m| m))
+            })
+            .collect();
+        for j in jobs {
+            let (report, code, out) = j.join().unwrap();
+            // Each copy saw the daemon's table and counters, not another copy's
+            // scribbles: copies share nothing but the daemon's memory, copy-on-write.
+            assert_eq!((code, report.daemon, report.exit_state.as_str(), out.as_str()), (0, 1, "ok", shown));
+        }
+    });
+    let (report, _, out) = job(&lab, &socket, &program, "fork-again", "fork", |m| m);
+    assert_eq!((report.user_code, out.as_str()), (0, "again=-38\n"), "a copy is no daemon");
+    let report = daemon_report(daemon);
+    assert_eq!((report.daemon, report.exit_state.as_str()), (1, "ok"));
+    assert!(!socket.exists(), "the daemon removes its socket when it ends");
+}
+
+#[test]
+fn a_failing_job_harms_neither_the_daemon_nor_other_jobs() {
+    let lab = Lab::new();
+    let program = guest("daemon");
+    let (daemon, socket) = start_daemon(&lab, program.clone(), 8, |m| m);
+    let shown = "fork=0 starts=1 table=8386560 seen=0\n";
+    std::thread::scope(|s| {
+        let spin = s.spawn(|| job(&lab, &socket, &program, "spin", "spin", |m| m.timeout(1)));
+        let (report, code, _) = job(&lab, &socket, &program, "crash", "crash", |m| m);
+        assert_eq!((code, report.daemon), (4, 1));
+        assert!(report.exit_state.starts_with("Signal 11 from untrusted code"), "{}", report.exit_state);
+        let (report, code, _) = job(&lab, &socket, &program, "exit", "exit 7", |m| m);
+        assert_eq!((code, report.user_code, report.exit_state.as_str()), (0, 7, "ok"));
+        let (report, code, _) = spin.join().unwrap();
+        assert_eq!((code, report.exit_state.as_str()), (4, "session timeout"));
+    });
+    let (_, code, out) = job(&lab, &socket, &program, "after", "show", |m| m);
+    assert_eq!((code, out.as_str()), (0, shown), "jobs after the failures start from the daemon as before");
+    // A job manifest that is not one gets the parser's report, and the daemon goes on.
+    let (report, code) = submit(&socket, b"Version = 1\n").unwrap();
+    assert_eq!(code, 14, "{report}");
+    assert_eq!(daemon_report(daemon).exit_state, "ok");
+}
+
+#[test]
+fn a_posix_daemon_keeps_its_open_files_and_takes_each_jobs_channels() {
+    let lab = Lab::new();
+    let tar = lab.path("data.tar");
+    let mut b = tar::Builder::new(std::fs::File::create(&tar).unwrap());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(12);
+    h.set_mode(0o644);
+    b.append_data(&mut h, "data/greeting.txt", &b"hello image\n"[..]).unwrap();
+    b.into_inner().unwrap();
+    let nvram = lab.write("nvram", "[fstab]\nchannel=/dev/image, mountpoint=/, access=ro\n");
+    let program = posix_guest("forks");
+    let out = lab.zvsh().arg(&program).run().expect_code(3);
+    assert_eq!(out.stdout(), "fork=ENOSYS\n", "without Job, fork is refused as before");
+
+    let image = |m: Manifest| m.channel(&tar, "/dev/image", 3, Limits::READ_ONLY);
+    let (daemon, socket) =
+        start_daemon(&lab, program.clone(), 6, |m| image(m).channel(&nvram, "/dev/nvram", 0, Limits::READ_ONLY));
+    for i in 0..3 {
+        let (report, code, out) = job(&lab, &socket, &program, &format!("j{i}"), &format!("job {i}\n"), image);
+        assert_eq!((code, report.daemon), (0, 1), "{}", report.exit_state);
+        assert_eq!(out, format!("pid=0 in=job {i} kept=hello image opened=hello image sum=499500\n"));
+    }
+    // A job without the image: the copy's files from it fail to read; nothing faults.
+    let (report, code, out) = job(&lab, &socket, &program, "bare", "bare\n", |m| m);
+    assert_eq!((code, report.exit_state.as_str()), (0, "ok"));
+    assert_eq!(out, "pid=0 in=bare kept=none opened=none sum=499500\n");
+    assert_eq!(daemon_report(daemon).daemon, 1);
+}
+
+/// CPython as a daemon (ZeroVM's use of it): the script imports its modules
+/// once and calls `os.fork()` (`zvm_fork`); every job then runs the rest of
+/// the script in a copy, on its own stdin and stdout, with the image mounted.
+#[test]
+fn python_initialises_once_and_serves_jobs_from_os_fork() {
+    let lab = Lab::new();
+    let tar = python_tar();
+    let mut archive = tar::Archive::new(std::fs::File::open(&tar).unwrap());
+    let mut entry =
+        archive.entries().unwrap().map(Result::unwrap).find(|e| e.path().unwrap().as_os_str() == "bin/python");
+    let program = lab.path("python");
+    entry.as_mut().expect("bin/python in python.tar").unpack(&program).unwrap();
+    let script = lab.write(
+        "serve.py",
+        "import collections, json, os, re, sys\n\
+         words = re.compile(r'\\w+')\n\
+         pid = os.fork()\n\
+         counts = collections.Counter(words.findall(sys.stdin.read()))\n\
+         print(json.dumps({'pid': pid, 'top': counts.most_common(1)}))\n",
+    );
+    let nvram = lab.write("nvram", "[fstab]\nchannel=/dev/image, mountpoint=/, access=ro\n");
+    let image = |m: Manifest| m.channel(&tar, "/dev/image", 3, Limits::READ_ONLY).memory(256 << 20);
+    let (daemon, socket) = start_daemon(&lab, program.clone(), 15, |m| {
+        image(m)
+            .channel(&nvram, "/dev/nvram", 0, Limits::READ_ONLY)
+            .channel(&script, "/dev/script", 3, Limits::READ_ONLY)
+            .args(["python", "/dev/script"])
+    });
+    for (i, word) in ["ant", "bee", "cat"].iter().enumerate() {
+        let text = format!("{word} {word} other {word}\n");
+        let (report, code, out) = job(&lab, &socket, &program, &format!("py{i}"), &text, image);
+        assert_eq!((code, report.daemon), (0, 1), "{}: {}", report.exit_state, lab.read_string(&format!("py{i}.err")));
+        assert_eq!(out, format!("{{\"pid\": 0, \"top\": [[\"{word}\", 3]]}}\n"));
+    }
+    assert_eq!(daemon_report(daemon).daemon, 1);
+}

@@ -109,25 +109,25 @@ fn up_status_repair_and_down_on_three_nodes() {
 }
 
 #[test]
-fn up_refuses_providers_without_bring_up_in_one_line() {
+fn a_pxe_lab_on_a_missing_boot_interface_is_refused_in_one_line_before_anything_is_built() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("pxe.yaml");
-    let text = "apiVersion: zerolab/v1\nkind: Cluster\nname: metal\nprovider: pxe\nnodes:\n  - {name: m, mac: 52:54:00:00:00:01}\n";
+    let text = "apiVersion: zerolab/v1\nkind: Cluster\nname: metal\nprovider: pxe\npxe: {interface: zlnope0}\nnodes:\n  - {name: m, mac: 52:54:00:00:00:01}\n";
     fs::write(&file, text).unwrap();
-    for command in ["up", "down", "status"] {
-        let output = Command::new(env!("CARGO_BIN_EXE_zerolab"))
-            .arg(command)
-            .arg(&file)
-            .arg("--lab-root")
-            .arg(dir.path().join("labs"))
-            .output()
-            .unwrap();
-        assert_eq!(output.status.code(), Some(2), "{command}");
-        assert_eq!(
-            String::from_utf8_lossy(&output.stderr),
-            "zerolab: the pxe provider's bring-up is not implemented yet (netns, ssh and vagrant are)\n",
-            "{command}"
-        );
-    }
-    assert!(!dir.path().join("labs").exists());
+    let output = Command::new(env!("CARGO_BIN_EXE_zerolab"))
+        .arg("up")
+        .arg(&file)
+        .arg("--lab-root")
+        .arg(dir.path().join("labs"))
+        .env("ZEROLAB_CACHE", dir.path().join("cache"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "zerolab: boot interface `zlnope0` does not exist on this host; set pxe.interface to the interface on the \
+         machines' network (`ip link` lists them)\n"
+    );
+    assert!(!dir.path().join("cache").exists(), "nothing was built");
+    assert!(!dir.path().join("labs/metal/pxe").exists(), "nothing of the lab's boot services is left");
 }

@@ -137,13 +137,15 @@ fn a_bios_and_a_uefi_machine_boot_live_get_the_agent_and_run_wordcount_and_down_
     let started = Instant::now();
     let up = lab.zerolab("up", &[]);
     let took = started.elapsed();
-    assert_eq!(up.code, 0, "{up:#?}\nbios console:\n{}\nuefi console:\n{}", bios.console(), uefi.console());
+    let consoles = format!("bios console:\n{}\nuefi console:\n{}", bios.console(), uefi.console());
+    assert_eq!(up.code, 0, "{}\n{consoles}", up.stderr);
     eprintln!("zerolab up of a BIOS and a UEFI live machine: {:.1}s", took.as_secs_f64());
 
     // The first contact was already pinned: the key each machine serves is the one
     // zerolab made for it before it booted.
     for (node, address) in [("n1", "10.99.16.11"), ("n2", "10.99.16.12")] {
-        let made = std::fs::read_to_string(lab.pxe_dir().join("keys").join(node).join("ssh_host_ed25519_key.pub")).unwrap();
+        let made =
+            std::fs::read_to_string(lab.pxe_dir().join("keys").join(node).join("ssh_host_ed25519_key.pub")).unwrap();
         let scan = Command::new("ssh-keyscan").args(["-t", "ed25519", address]).output().unwrap();
         let served = String::from_utf8_lossy(&scan.stdout);
         let made_key = made.split_whitespace().nth(1).unwrap();
@@ -162,7 +164,9 @@ fn a_bios_and_a_uefi_machine_boot_live_get_the_agent_and_run_wordcount_and_down_
     // A stranger on the boot network gets no offer.
     let peer = room.peer("52:54:00:99:16:99", "10.99.16.250".parse().unwrap(), 24, None).unwrap();
     let _ = peer.exec("ip", &["addr", "flush", "dev", "eth0"]);
-    let asked = peer.exec("busybox", &["udhcpc", "-n", "-q", "-f", "-t", "3", "-T", "1", "-i", "eth0", "-s", "/bin/true"]).unwrap();
+    let asked = peer
+        .exec("busybox", &["udhcpc", "-n", "-q", "-f", "-t", "3", "-T", "1", "-i", "eth0", "-s", "/bin/true"])
+        .unwrap();
     assert!(!asked.status.success(), "no offer to an unlisted MAC: {asked:?}");
 
     let built = Command::new(Path::new(EXAMPLES).join("build-guests")).output().unwrap();

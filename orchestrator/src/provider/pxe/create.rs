@@ -59,6 +59,11 @@ async fn bring_up(
 ) -> Result<Created, ProviderError> {
     let dir = pxe_dir(lab);
     let pxe = lab_settings(cluster);
+    for interface in std::iter::once(&pxe.interface).chain(pxe.nat.as_ref()) {
+        if !std::path::Path::new("/sys/class/net").join(interface).exists() {
+            return Err(PxeError::NoInterface { interface: interface.clone() }.into());
+        }
+    }
     let all = |step: &str| cluster.nodes().iter().for_each(|n| progress(&n.name, CreateStep::Step(step.to_owned())));
     let notice = |line: &str| all(line);
     let live = artifacts::live(&dir, &notice).await?;

@@ -6,6 +6,8 @@
 //! switched off; the boot server (and its dnsmasq) is stopped; the host's changes (the
 //! boot address zerolab added, the NAT rules) are undone; `LAB/pxe` goes.
 
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use super::boot::plan::PLAN_FILE;
@@ -138,7 +140,15 @@ impl Provider for Pxe {
             if let Some(parent) = path.parent() {
                 std::fs::create_dir_all(parent).map_err(super::error::io(parent))?;
             }
-            std::fs::write(&path, text).map_err(super::error::io(&path))?;
+            // Scripts and preseeds carry the nodes' tokens: for root's eyes only.
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .write(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&path)
+                .map_err(super::error::io(&path))?;
+            file.write_all(text.as_bytes()).map_err(super::error::io(&path))?;
             written.push(path);
         }
         Ok(written)

@@ -36,7 +36,7 @@ const LABEL_KEY_RULE: &str = "expected 1 to 63 characters of letters, digits, `.
 fn reports_each_semantic_problem_at_its_place() {
     let netns = head("netns");
     let ssh = head("ssh");
-    let pxe = head("pxe");
+    let pxe = format!("{}pxe: {{interface: eno2}}\n", head("pxe"));
     let vagrant = head("vagrant");
     let cases: Vec<(&str, String, Vec<String>)> = vec![
         (
@@ -84,7 +84,7 @@ fn reports_each_semantic_problem_at_its_place() {
         (
             "count with mac",
             format!("{pxe}nodes:\n  - name: node\n    count: 2\n    mac: 52:54:00:12:34:56\n"),
-            vec!["7:5: count cannot be combined with mac; expected one entry per MAC address".into()],
+            vec!["8:5: count cannot be combined with mac; expected one entry per MAC address".into()],
         ),
         (
             "duplicate name after expansion",
@@ -233,7 +233,7 @@ fn reports_each_semantic_problem_at_its_place() {
         (
             "pxe node without mac",
             format!("{pxe}nodes:\n  - name: a\n"),
-            vec!["6:5: missing `mac` for provider pxe; expected a MAC address such as 52:54:00:12:34:56 on the node"
+            vec!["7:5: missing `mac` for provider pxe; expected a MAC address such as 52:54:00:12:34:56 on the node"
                 .into()],
         ),
         (
@@ -243,10 +243,10 @@ fn reports_each_semantic_problem_at_its_place() {
                  - {{name: c, mac: 01:00:5e:00:00:01}}\n"
             ),
             vec![
-                "7:20: MAC address 52:54:00:00:00:01 is already used by the node at line 6; expected unique MAC \
+                "8:20: MAC address 52:54:00:00:00:01 is already used by the node at line 7; expected unique MAC \
                  addresses"
                     .into(),
-                "8:20: invalid MAC address `01:00:5e:00:00:01`: it is a multicast address; expected six hex bytes \
+                "9:20: invalid MAC address `01:00:5e:00:00:01`: it is a multicast address; expected six hex bytes \
                  such as 52:54:00:12:34:56"
                     .into(),
             ],
@@ -258,6 +258,27 @@ fn reports_each_semantic_problem_at_its_place() {
                 "6:3: field `key` does not apply to provider netns; expected it only with provider ssh".into(),
                 "9:5: field `mac` does not apply to provider netns; expected it only with provider pxe".into(),
                 "10:5: field `port` does not apply to provider netns; expected it only with provider ssh".into(),
+            ],
+        ),
+        (
+            "pxe without its section",
+            format!("{}nodes:\n  - {{name: a, mac: 52:54:00:00:00:01}}\n", head("pxe")),
+            vec!["1:1: provider pxe needs a `pxe` section; expected `pxe:` with at least `interface:`, the host \
+                  interface on the boot network"
+                .into()],
+        ),
+        (
+            "pxe values",
+            format!(
+                "{}pxe: {{interface: eno2, dhcp: maybe, nat: eno2}}\nnodes:\n  - {{name: a, mac: 52:54:00:00:00:01, \
+                 boot: net, power: {{qmp: /q, wol: {{}}}}}}\n",
+                head("pxe")
+            ),
+            vec![
+                "5:30: invalid dhcp `maybe`; expected server or proxy".into(),
+                "5:42: invalid nat `eno2`; expected an uplink interface other than the boot interface".into(),
+                "7:45: invalid boot `net`; expected live, install or local".into(),
+                "7:57: invalid power `(more than one kind)`; expected exactly one of qmp, ipmi, wol or command".into(),
             ],
         ),
         (

@@ -178,9 +178,10 @@ pub async fn up(
             .map(|(n, _)| n)
             .collect(),
     );
+    let lab_dir = Arc::new(lab.dir().to_owned());
     let results = run_parallel(&targets, options.parallel, move |target| {
         let (host_keys, agent, progress, booted) = (host_keys.clone(), agent.clone(), progress.clone(), booted.clone());
-        let owner = owner.clone();
+        let (owner, lab_dir) = (owner.clone(), lab_dir.clone());
         async move {
             let (path, sum) = &*agent;
             let connect =
@@ -188,6 +189,9 @@ pub async fn up(
             // Logged into before: an agent without an owner file is this lab's (an older zerolab's).
             let claim = Claim { owner: &owner, adopt: host_keys.pinned(&target.node).is_some() };
             let report = report(&target.node, provision(&target, &connect, &host_keys, path, sum, &claim).await);
+            if report.state == NodeState::Ready {
+                provider.node_ready(&lab_dir, &target.node);
+            }
             progress(&report);
             Ok(report)
         }

@@ -123,6 +123,10 @@ pub trait Provider: Send + Sync {
         false
     }
 
+    /// Hears that `node` of the lab in `lab_dir` is ready (its agent answers), as `up`
+    /// finds it; providers that follow their machines' progress record it (pxe).
+    fn node_ready(&self, _lab_dir: &Path, _node: &str) {}
+
     /// Each node's machine as its hypervisor sees it (`running`, `shut off`, `missing`),
     /// in file order, for providers whose nodes are machines they run; `None` otherwise.
     fn machine_states<'a>(&'a self, _lab: &'a Lab, _cluster: &'a Cluster) -> BoxFuture<'a, Option<Vec<String>>> {

@@ -154,7 +154,8 @@ fn a_bios_and_a_uefi_machine_boot_live_get_the_agent_and_run_wordcount_and_down_
     let status = lab.zerolab("status", &[]);
     assert_eq!(status.code, 0, "{status:#?}");
     let events = std::fs::read_to_string(lab.pxe_dir().join("events.jsonl")).unwrap();
-    for step in ["offered", "script", "kernel", "initrd", "live"] {
+    eprintln!("{}", up.stdout);
+    for step in ["offered", "script", "kernel", "initrd", "live", "ready"] {
         assert!(events.contains(&format!("\"node\":\"n1\",\"step\":\"{step}\"")), "n1 {step}:\n{events}");
     }
     assert!(events.contains("\"node\":\"n2\",\"step\":\"first-stage\""), "UEFI gets ipxe.efi over TFTP:\n{events}");

@@ -47,6 +47,13 @@ impl Provider for Pxe {
         Box::pin(teardown(lab, cluster))
     }
 
+    fn node_ready(&self, lab_dir: &Path, node: &str) {
+        let dir = lab_dir.join("pxe");
+        if let Err(e) = super::boot::events::record(&dir, node, "ready", None) {
+            tracing::warn!("node {node}: cannot record its ready event in {}: {e}", dir.display());
+        }
+    }
+
     fn machine_states<'a>(&'a self, lab: &'a Lab, cluster: &'a Cluster) -> BoxFuture<'a, Option<Vec<String>>> {
         Box::pin(async move {
             let steps = create::boot_steps(lab, cluster);

@@ -101,9 +101,17 @@ pub fn make(lab: &Lab, cluster: &Cluster, dir: &Path, files: Files) -> Result<Bo
         live,
         image,
         installer,
-        agent: None,
+        agent: beside_zerolab("zerolab-agent"),
         nodes,
     })
+}
+
+/// A program installed beside the running zerolab (the agent `up` installs by default):
+/// served as a second initrd, it is on a live machine before the first login, so `up`
+/// finds it by its sha256 and uploads nothing (another `--agent` is uploaded as usual).
+fn beside_zerolab(name: &str) -> Option<PathBuf> {
+    let path = std::env::current_exe().ok()?.parent()?.join(name);
+    path.is_file().then_some(path)
 }
 
 /// Refuses a cluster whose server address is a node's.

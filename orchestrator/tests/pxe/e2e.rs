@@ -118,11 +118,32 @@ impl PxeLab {
 
     /// The boot server's events of `node` with step `step` so far.
     pub fn events(&self, node: &str, step: &str) -> usize {
+        self.event_times(node, step).len()
+    }
+
+    /// When (epoch ms) each event of `node` with step `step` was recorded.
+    pub fn event_times(&self, node: &str, step: &str) -> Vec<u64> {
         let text = std::fs::read_to_string(self.pxe_dir().join("events.jsonl")).unwrap_or_default();
         text.lines()
             .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
             .filter(|e| e["node"] == node && e["step"] == step)
-            .count()
+            .filter_map(|e| e["ms"].as_u64())
+            .collect()
+    }
+
+    /// The `n`th install of `node` (from 0) in phases: the live kernel fetched to the live
+    /// system's sshd, the image written, rebooted to the installed system answering SSH
+    /// at `answered` (epoch ms).
+    pub fn install_phases(&self, node: &str, n: usize, answered: u64) -> String {
+        let at = |step: &str| self.event_times(node, step).get(n).copied().unwrap_or_default();
+        let secs = |from: u64, to: u64| to.saturating_sub(from) as f64 / 1000.0;
+        let (kernel, live, installing, installed) = (at("kernel"), at("live"), at("installing"), at("installed"));
+        format!(
+            "kernel to live sshd {:.0}s, image write {:.0}s, installed to SSH from disk {:.0}s",
+            secs(kernel, live),
+            secs(installing, installed),
+            secs(installed, answered)
+        )
     }
 
     /// Waits until `node` has more than `count` events `step`.

@@ -40,11 +40,13 @@ fn an_install_node_is_installed_once_boots_from_its_disk_after_and_installs_agai
     let lab = PxeLab::new("e2e-install", room.dir(), &text);
 
     let up = lab.zerolab("up", &[]).ok("the first up");
+    let answered = now_ms();
     assert_eq!(lab.events("n1", "installing"), 1, "installed once:\n{}", up.stdout);
     assert_eq!(lab.events("n1", "installed"), 1);
     let (hostname, _) = lab.exec_until_ok("hostname", Duration::from_secs(60));
     assert!(hostname.contains("n1: n1"), "{hostname}");
-    let mut phases = vec![format!("first up (install) {:.0}s", up.took.as_secs_f64())];
+    let mut phases =
+        vec![format!("first up (install) {:.0}s ({})", up.took.as_secs_f64(), lab.install_phases("n1", 0, answered))];
 
     for n in 1..=3 {
         let offers = lab.events("n1", "offered");
@@ -63,13 +65,24 @@ fn an_install_node_is_installed_once_boots_from_its_disk_after_and_installs_agai
 
     let reinstall = lab.zerolab("reinstall", &["n1"]).ok("reinstall");
     let up = lab.zerolab("up", &[]).ok("up after reinstall");
+    let answered = now_ms();
     assert_eq!(lab.events("n1", "installing"), 2, "installed exactly once more:\n{}", up.stdout);
     let (hostname, _) = lab.exec_until_ok("hostname", Duration::from_secs(60));
     assert!(hostname.contains("n1: n1"), "{hostname}");
-    phases.push(format!("reinstall {:.0}s + up (install) {:.0}s", reinstall.took.as_secs_f64(), up.took.as_secs_f64()));
+    let install = lab.install_phases("n1", 1, answered);
+    phases.push(format!(
+        "reinstall {:.0}s + up (install) {:.0}s ({install})",
+        reinstall.took.as_secs_f64(),
+        up.took.as_secs_f64()
+    ));
 
     let down = lab.zerolab("down", &[]).ok("down");
     phases.push(format!("down {:.0}s", down.took.as_secs_f64()));
     assert_nothing_left(&lab, &room.interface(), SERVER, &[qmp]);
     eprintln!("install end to end: {}", phases.join(", "));
+}
+
+/// Now, in ms since the epoch (as the boot server's events are).
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }

@@ -8,90 +8,15 @@
 //! Room `pxl`, boot network 10.99.16.0/24.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::e2e::{agent_present, assert_nothing_left, PxeLab};
 use crate::harness::{prerequisites, MachineRoom};
 use crate::machine::MachineSpec;
 
 const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples");
-
-/// What one command printed and how it exited.
-#[derive(Debug)]
-pub struct Run {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-/// A cluster file in a temporary lab root, run through the zerolab binary.
-pub struct PxeLab {
-    pub file: PathBuf,
-    pub root: tempfile::TempDir,
-    pub name: String,
-}
-
-impl PxeLab {
-    /// The lab `name` of `text`, written beside the room's files.
-    pub fn new(room: &MachineRoom, name: &str, text: &str) -> PxeLab {
-        let file = room.dir().join(format!("{name}.yaml"));
-        std::fs::write(&file, text).unwrap();
-        PxeLab { file, root: tempfile::tempdir().unwrap(), name: name.to_owned() }
-    }
-
-    /// `zerolab COMMAND FILE --lab-root ROOT ARGS...`.
-    pub fn zerolab(&self, command: &str, args: &[&str]) -> Run {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_zerolab"));
-        cmd.arg(command).arg(&self.file).arg("--lab-root").arg(self.root.path());
-        if command == "up" {
-            cmd.arg("--agent").arg(agent());
-        }
-        let output = cmd.args(args).output().unwrap();
-        Run {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
-    }
-
-    /// The lab's `pxe` directory.
-    pub fn pxe_dir(&self) -> PathBuf {
-        self.root.path().join(&self.name).join("pxe")
-    }
-
-    /// Asserts that `down` left nothing of the lab on this host: no boot server or
-    /// dnsmasq of it, no iptables rule with its comment, not the server's address on
-    /// `interface`, no `pxe` directory.
-    pub fn assert_gone(&self, interface: &str, server: &str) {
-        assert!(!self.pxe_dir().exists(), "the lab's pxe directory is gone");
-        let pgrep = Command::new("pgrep").args(["-af", &self.pxe_dir().display().to_string()]).output().unwrap();
-        let live: Vec<String> = String::from_utf8_lossy(&pgrep.stdout)
-            .lines()
-            .filter(|line| {
-                let pid = line.split_whitespace().next().unwrap_or("0");
-                // A zombie waiting for this machine's slow reaper is not a live process.
-                std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
-            })
-            .map(str::to_owned)
-            .collect();
-        assert!(live.is_empty(), "no process of the lab is left: {live:?}");
-        for table in ["nat", "filter"] {
-            let rules = Command::new("iptables").args(["-w", "-t", table, "-S"]).output().unwrap();
-            let rules = String::from_utf8_lossy(&rules.stdout);
-            assert!(!rules.contains(&format!("zerolab:{}", self.name)), "no {table} rule of the lab is left:\n{rules}");
-        }
-        let shown = Command::new("ip").args(["-4", "-o", "addr", "show", "dev", interface]).output().unwrap();
-        let shown = String::from_utf8_lossy(&shown.stdout);
-        assert!(!shown.contains(&format!(" {server}/")), "the server's address is removed from {interface}: {shown}");
-    }
-}
-
-/// The agent built beside the test binary.
-pub fn agent() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().join("zerolab-agent")
-}
 
 fn qmp_status(socket: &Path) -> String {
     crate::machine::qmp(socket, "query-status", None)
@@ -105,8 +30,7 @@ fn a_bios_and_a_uefi_machine_boot_live_get_the_agent_and_run_wordcount_and_down_
     let Some(_turn) = prerequisites("a pxe lab of two live machines") else {
         return;
     };
-    if !agent().exists() {
-        eprintln!("skipped: no agent at {} (cargo build --release -p zerolab-agent)", agent().display());
+    if !agent_present("a pxe lab of two live machines") {
         return;
     }
     let room = MachineRoom::new("pxl").unwrap();
@@ -127,10 +51,10 @@ fn a_bios_and_a_uefi_machine_boot_live_get_the_agent_and_run_wordcount_and_down_
         bios.qmp_path().display(),
         uefi.qmp_path().display()
     );
-    let lab = PxeLab::new(&room, "pxl", &text);
+    let lab = PxeLab::new("pxl", room.dir(), &text);
 
     let rendered = lab.zerolab("render", &[]);
-    assert_eq!(rendered.code, 0, "{rendered:#?}");
+    assert_eq!(rendered.code, Some(0), "{rendered:#?}");
     assert!(rendered.stdout.contains("dnsmasq.conf"), "{rendered:#?}");
     assert_eq!(qmp_status(&bios.qmp_path()), "prelaunch", "render starts nothing");
 
@@ -138,7 +62,7 @@ fn a_bios_and_a_uefi_machine_boot_live_get_the_agent_and_run_wordcount_and_down_
     let up = lab.zerolab("up", &[]);
     let took = started.elapsed();
     let consoles = format!("bios console:\n{}\nuefi console:\n{}", bios.console(), uefi.console());
-    assert_eq!(up.code, 0, "{}\n{consoles}", up.stderr);
+    assert_eq!(up.code, Some(0), "{}\n{consoles}", up.stderr);
     eprintln!("zerolab up of a BIOS and a UEFI live machine: {:.1}s", took.as_secs_f64());
 
     // The first contact was already pinned: the key each machine serves is the one
@@ -152,7 +76,7 @@ fn a_bios_and_a_uefi_machine_boot_live_get_the_agent_and_run_wordcount_and_down_
         assert!(served.contains(made_key), "{node} serves the key made for it: {served}");
     }
     let status = lab.zerolab("status", &[]);
-    assert_eq!(status.code, 0, "{status:#?}");
+    assert_eq!(status.code, Some(0), "{status:#?}");
     let events = std::fs::read_to_string(lab.pxe_dir().join("events.jsonl")).unwrap();
     eprintln!("{}", up.stdout);
     for step in ["offered", "script", "kernel", "initrd", "live", "ready"] {
@@ -173,20 +97,17 @@ fn a_bios_and_a_uefi_machine_boot_live_get_the_agent_and_run_wordcount_and_down_
     let built = Command::new(Path::new(EXAMPLES).join("build-guests")).output().unwrap();
     assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
     let run = lab.zerolab("run", &[&format!("{EXAMPLES}/wordcount/job.yaml")]);
-    assert_eq!(run.code, 0, "{run:#?}");
+    assert_eq!(run.code, Some(0), "{run:#?}");
     let nodes: BTreeSet<&str> =
         run.stdout.lines().filter(|l| l.starts_with("map-")).filter_map(|l| l.split_whitespace().nth(1)).collect();
     assert_eq!(nodes.len(), 2, "the maps ran on both machines: {run:#?}");
 
     let again = Instant::now();
     let up = lab.zerolab("up", &[]);
-    assert_eq!(up.code, 0, "{up:#?}");
+    assert_eq!(up.code, Some(0), "{up:#?}");
     assert!(again.elapsed() < Duration::from_secs(30), "a no-change up boots nothing: {:?}", again.elapsed());
 
     let down = lab.zerolab("down", &[]);
-    assert_eq!(down.code, 0, "{down:#?}");
-    lab.assert_gone(&room.interface(), "10.99.16.1");
-    for machine in [&bios, &uefi] {
-        assert_ne!(qmp_status(&machine.qmp_path()), "running", "down switched the machine off");
-    }
+    assert_eq!(down.code, Some(0), "{down:#?}");
+    assert_nothing_left(&lab, &room.interface(), "10.99.16.1", &[bios.qmp_path(), uefi.qmp_path()]);
 }

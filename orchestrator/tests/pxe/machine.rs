@@ -174,7 +174,7 @@ impl Machine {
     }
 
     /// QEMU's arguments.
-    fn arguments(&self) -> Vec<String> {
+    pub(crate) fn arguments(&self) -> Vec<String> {
         let s = &self.spec;
         let dir = self.dir.display();
         let mut args: Vec<String> = Vec::new();

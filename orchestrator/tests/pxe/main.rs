@@ -16,11 +16,14 @@
 //! `cargo test --release -p zerolab --test pxe -- power::`.
 
 mod bmc;
+mod e2e;
 mod harness;
+mod install;
 mod lab;
 mod machine;
 mod power;
 mod services;
+mod services_e2e;
 
 use std::fs::Permissions;
 use std::io::{Read, Write};

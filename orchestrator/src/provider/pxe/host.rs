@@ -3,7 +3,7 @@
 //! added, recorded in `LAB/pxe/host.json`), and the optional NAT to an uplink, as
 //! iptables rules carrying the comment `zerolab:LAB` so `down` finds exactly this lab's.
 //! Forwarding is switched on for the two interfaces only (`net.ipv4.conf.IF.forwarding`),
-//! never machine-wide.
+//! never machine-wide, and set back to what it was by `down`.
 
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -21,6 +21,9 @@ pub struct HostChanges {
     pub interface: String,
     /// The uplink the boot network is masqueraded to.
     pub nat: Option<Nat>,
+    /// Each interface whose IPv4 forwarding zerolab switched on, with its value before.
+    #[serde(default)]
+    pub forwarding: Vec<(String, String)>,
 }
 
 /// The NAT rules of a lab.
@@ -121,6 +124,11 @@ pub async fn apply(
         }
         for dev in [&nat.interface, &nat.uplink] {
             let key = format!("/proc/sys/net/ipv4/conf/{dev}/forwarding");
+            let before = std::fs::read_to_string(&key).map_err(io(Path::new(&key)))?.trim().to_owned();
+            if before != "1" && !changes.forwarding.iter().any(|(d, _)| d == dev) {
+                changes.forwarding.push((dev.clone(), before));
+                save(dir, &changes)?;
+            }
             std::fs::write(&key, "1").map_err(io(Path::new(&key)))?;
         }
     }
@@ -140,6 +148,15 @@ pub async fn undo(dir: &Path) -> Result<Vec<String>, PxeError> {
                     left.push(e.to_string());
                     break;
                 }
+            }
+        }
+    }
+    for (dev, before) in &changes.forwarding {
+        let key = format!("/proc/sys/net/ipv4/conf/{dev}/forwarding");
+        // An interface that went away took its setting with it.
+        if Path::new(&key).exists() {
+            if let Err(e) = std::fs::write(&key, before) {
+                left.push(format!("{key}: {e}"));
             }
         }
     }

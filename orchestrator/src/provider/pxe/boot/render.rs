@@ -271,6 +271,10 @@ pub fn ipxe_script(plan: &BootPlan, node: &BootNode, installed: bool) -> Result<
             agent => plan.agent.is_some(),
             live_args => live_args(plan, node, action),
             installer_args => installer_args(plan, node),
+            // An image install's disk carries GRUB for UEFI at the standard path, but
+            // iPXE's `exit` does not return to OVMF's boot manager: UEFI machines chain
+            // the image's own GRUB instead (it finds the root by its label).
+            efi_grub => node.boot == Boot::Install { route: Route::Image } && plan.image.is_some(),
         },
     )?)
 }

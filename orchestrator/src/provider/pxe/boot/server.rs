@@ -12,7 +12,7 @@
 //! HTTP routes (every one only to a node's own address):
 //! - `GET /v1/boot/aa-bb-cc-dd-ee-ff.ipxe`: the node's script, rendered now from the
 //!   plan and `state.json` (an installed install node gets `exit`);
-//! - `GET /v1/files/{vmlinuz,initrd.img,disk.img.gz,agent.cpio,installer/linux,installer/initrd.gz}`;
+//! - `GET /v1/files/{vmlinuz,initrd.img,disk.img.gz,bootx64.efi,agent.cpio,installer/linux,installer/initrd.gz}`;
 //! - `GET /v1/node/TOKEN/{hostname,authorized_keys,ssh_host_ed25519_key,ssh_host_ed25519_key.pub,preseed.cfg,event/STEP}`:
 //!   404 unless TOKEN is a node's, 403 unless the peer is that node's address.
 //!
@@ -278,6 +278,7 @@ async fn file(
         "initrd.img" => (Some(plan.live.initrd.clone()), Some(step::INITRD)),
         "agent.cpio" => (plan.agent.as_ref().map(|_| plan.dir.join(AGENT_CPIO)), None),
         "disk.img.gz" => (plan.image.clone(), None),
+        "bootx64.efi" => (plan.image.as_ref().map(|image| image.with_file_name("bootx64.efi")), None),
         "installer/linux" => (installer.map(|i| i.kernel.clone()), Some(step::KERNEL)),
         "installer/initrd.gz" => (installer.map(|i| i.initrd.clone()), Some(step::INITRD)),
         _ => (None, None),

@@ -98,7 +98,17 @@ fn parse(bytes: &[u8], from: SocketAddr) -> Option<Reply> {
 }
 
 fn socket() -> UdpSocket {
-    let socket = UdpSocket::bind("0.0.0.0:68").expect("bind the DHCP client port");
+    // A DHCP client the test ran before in this namespace may still be exiting (seen on
+    // a loaded machine): its port comes free within moments.
+    let started = Instant::now();
+    let socket = loop {
+        match UdpSocket::bind("0.0.0.0:68") {
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && started.elapsed() < Duration::from_secs(10) => {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            bound => break bound.expect("bind the DHCP client port"),
+        }
+    };
     socket.set_broadcast(true).unwrap();
     setsockopt(&socket, sockopt::BindToDevice, &std::ffi::OsString::from("eth0")).unwrap();
     socket.set_read_timeout(Some(Duration::from_millis(200))).unwrap();

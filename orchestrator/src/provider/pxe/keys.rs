@@ -58,13 +58,13 @@ pub fn token(dir: &Path, node: &str) -> Result<String, PxeError> {
     let mut bytes = [0u8; 16];
     SystemRandom::new().fill(&mut bytes).map_err(|_| PxeError::Plan("the system's random source failed".into()))?;
     let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(io(&path))?;
-    file.write_all(token.as_bytes()).map_err(io(&path))?;
+    write_private(&path, &token)?;
     Ok(token)
+}
+
+/// Writes `text` to `path`, readable by its owner only (tokens, files that hold them).
+pub fn write_private(path: &Path, text: &str) -> Result<(), PxeError> {
+    let mut file =
+        std::fs::OpenOptions::new().create(true).write(true).truncate(true).mode(0o600).open(path).map_err(io(path))?;
+    file.write_all(text.as_bytes()).map_err(io(path))
 }

@@ -6,8 +6,6 @@
 //! switched off; the boot server (and its dnsmasq) is stopped; the host's changes (the
 //! boot address zerolab added, the NAT rules) are undone; `LAB/pxe` goes.
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use super::boot::plan::PLAN_FILE;
@@ -148,14 +146,7 @@ impl Provider for Pxe {
                 std::fs::create_dir_all(parent).map_err(super::error::io(parent))?;
             }
             // Scripts and preseeds carry the nodes' tokens: for root's eyes only.
-            let mut file = std::fs::OpenOptions::new()
-                .create(true)
-                .write(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&path)
-                .map_err(super::error::io(&path))?;
-            file.write_all(text.as_bytes()).map_err(super::error::io(&path))?;
+            super::keys::write_private(&path, &text)?;
             written.push(path);
         }
         Ok(written)

@@ -5,7 +5,7 @@
 
 use std::fs;
 
-use crate::harness::{posix_guest, python_tar, Lab};
+use crate::harness::{native_libc_test, posix_guest, python_tar, Lab};
 
 /// A tar at `lab/data.tar` holding `data/greeting.txt` and `data/other`.
 fn data_tar(lab: &Lab) -> Vec<u8> {
@@ -134,4 +134,26 @@ fn python_regression_test_selection_passes() {
     let out = zvsh.args(["python", "regrtest.py"]).args(tests).args(skipped).run();
     assert_eq!(out.code, 0, "{}\n{}", out.stdout(), out.stderr());
     assert!(out.stdout().contains("All 5 tests OK."), "{}", out.stdout());
+}
+
+/// The lines of `libc.c`'s output, checking its summary says nothing failed.
+fn libc_checks(stdout: &str) {
+    let last = stdout.lines().last().unwrap_or("");
+    assert!(last.starts_with("libc: ") && last.ends_with(" checks, 0 failed"), "{stdout}");
+}
+
+#[test]
+fn libc_sorts_and_compares_like_the_byte_at_a_time_references() {
+    let lab = Lab::new();
+    let out = lab.zvsh().arg(posix_guest("libc")).run();
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout(), out.stderr());
+    libc_checks(&out.stdout());
+}
+
+#[test]
+fn libc_string_functions_do_not_read_into_the_next_page() {
+    let out = std::process::Command::new(native_libc_test()).output().expect("run the native libc test");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{:?} (a fault is SIGSEGV): {stdout}", out.status);
+    libc_checks(&stdout);
 }

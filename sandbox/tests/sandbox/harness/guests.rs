@@ -55,6 +55,19 @@ pub fn posix_guest(name: &str) -> PathBuf {
     .clone()
 }
 
+/// `tests/guests/posix/libc.c` built natively with `gcc -DNATIVE`: the libc's
+/// own string functions (`guest/posix/musl/`) tested outside the jail, where
+/// a page can be made inaccessible.
+pub fn native_libc_test() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let src = sandbox_dir().join("tests/guests/posix/libc.c");
+            compile(Command::new("gcc").args(["-O2", "-Wall", "-Werror", "-DNATIVE"]).arg(&src), "native-libc")
+        })
+        .clone()
+}
+
 /// The zvm.h guest `tests/guests/NAME.c` built with `guest/zvm-cc` instead of
 /// zvm-gcc (musl and the runtime linked in, the SDK's helpers from
 /// `guest/crt/zvmlib.c`): the escape cases must behave the same either way.

@@ -21,7 +21,12 @@ typedef int (*cmpfun_r)(const void *, const void *, void *);
 
 hidden void __qsort_smooth_r(void *, size_t, size_t, cmpfun_r, void *);
 
-/* How elements are copied: whole words, 32-bit halves, or bytes. */
+/* Element copies go through types that may alias whatever the caller
+ * stored (as musl's word-at-a-time string functions do). */
+typedef unsigned long __attribute__((__may_alias__)) word;
+typedef uint32_t __attribute__((__may_alias__)) u32;
+
+/* How elements are copied: whole words, 32-bit words, or bytes. */
 enum copy { COPY_LONG, COPY_WORDS, COPY_U32, COPY_BYTES };
 
 struct sort {
@@ -42,15 +47,15 @@ static inline void copy_one(const struct sort *s, char *to, const char *from)
 {
 	switch (s->copy) {
 	case COPY_LONG:
-		*(unsigned long *)to = *(const unsigned long *)from;
+		*(word *)to = *(const word *)from;
 		break;
 	case COPY_WORDS:
-		for (size_t i = 0; i < s->width; i += sizeof(long))
-			*(unsigned long *)(to + i) = *(const unsigned long *)(from + i);
+		for (size_t i = 0; i < s->width; i += sizeof(word))
+			*(word *)(to + i) = *(const word *)(from + i);
 		break;
 	case COPY_U32:
 		for (size_t i = 0; i < s->width; i += 4)
-			*(uint32_t *)(to + i) = *(const uint32_t *)(from + i);
+			*(u32 *)(to + i) = *(const u32 *)(from + i);
 		break;
 	case COPY_BYTES:
 		memcpy(to, from, s->width);
@@ -98,9 +103,9 @@ static void sort(void *base, size_t nel, size_t width, cmpfun cmp, cmpfun_r cmp_
 		return;
 	struct sort s = { .width = width, .cmp = cmp, .cmp_r = cmp_r, .arg = arg };
 	uintptr_t align = (uintptr_t)base;
-	if (width == sizeof(long) && align % _Alignof(long) == 0)
+	if (width == sizeof(word) && align % _Alignof(word) == 0)
 		s.copy = COPY_LONG;
-	else if (width % sizeof(long) == 0 && align % _Alignof(long) == 0)
+	else if (width % sizeof(word) == 0 && align % _Alignof(word) == 0)
 		s.copy = COPY_WORDS;
 	else if (width % 4 == 0 && align % 4 == 0)
 		s.copy = COPY_U32;

@@ -200,30 +200,49 @@ impl Daemon {
 
     /// Runs one job to its end (see [`Daemon::spawn_job`]).
     pub fn run_job(&self, channels: Vec<Channel>, timeout: Duration, opts: &Options) -> Report {
-        self.run_job_in(channels, timeout, opts, None)
+        self.run_job_in(channels, timeout, opts, None, None)
     }
 
-    fn run_job_in(&self, channels: Vec<Channel>, timeout: Duration, opts: &Options, slot: Option<Slot>) -> Report {
+    /// [`Daemon::run_job`], in `slot` if given; with `early`, the report
+    /// goes to it as soon as the copy calls `zvm_exit` ([`Session::wait_early`]).
+    fn run_job_in(
+        &self,
+        channels: Vec<Channel>,
+        timeout: Duration,
+        opts: &Options,
+        slot: Option<Slot>,
+        early: Option<&mut dyn FnMut(&Report)>,
+    ) -> Report {
         match self.spawn_job_in(channels, timeout, opts, slot) {
-            Ok(session) => session.wait(),
+            Ok(session) => match early {
+                Some(early) => session.wait_early(|report| early(report)),
+                None => session.wait(),
+            },
             Err(e) => daemon_report(e.into_report()),
         }
     }
 
     /// Runs one job manifest's text: its channels opened, then [`Daemon::run_job`].
     pub fn run_manifest_text(&self, text: &[u8], opts: &Options) -> Report {
-        self.run_manifest_in(text, opts, None)
+        self.run_manifest_in(text, opts, None, None)
     }
 
     /// [`Daemon::run_manifest_text`], in `pool`'s oldest slot if one waits
-    /// (taken once the manifest is parsed and its channels open).
-    fn run_manifest_in(&self, text: &[u8], opts: &Options, pool: Option<&Pool>) -> Report {
+    /// (taken once the manifest is parsed and its channels open), the report
+    /// given to `early` as soon as there is one (see [`Daemon::run_job_in`]).
+    fn run_manifest_in(
+        &self,
+        text: &[u8],
+        opts: &Options,
+        pool: Option<&Pool>,
+        early: Option<&mut dyn FnMut(&Report)>,
+    ) -> Report {
         let m = match manifest::parse(text) {
             Ok(m) => m,
             Err(e) => return daemon_report(Report::failed(e.code, ValidatorState::NotRun, e.to_string())),
         };
         match Guest::from_manifest(&m) {
-            Ok(g) => self.run_job_in(g.channels, g.timeout, opts, pool.and_then(Pool::take)),
+            Ok(g) => self.run_job_in(g.channels, g.timeout, opts, pool.and_then(Pool::take), early),
             Err(e) => daemon_report(SessionError::into_report(e)),
         }
     }
@@ -286,15 +305,22 @@ impl Daemon {
     }
 }
 
-/// One connection: the manifest until the client's end of writing, the report back.
+/// One connection: the manifest until the client's end of writing, the report
+/// back as soon as there is one (the copy's teardown and reaping follow it).
 fn serve_one(daemon: &Daemon, pool: &Pool, mut stream: UnixStream, opts: &Options) {
     let mut text = Vec::new();
     let _ = stream.set_read_timeout(Some(Duration::from_secs(manifest::MAX_TIMEOUT)));
-    let report = match (&mut stream).take(1 << 20).read_to_end(&mut text) {
-        Ok(_) => daemon.run_manifest_in(&text, opts, Some(pool)),
-        Err(e) => return tracing::debug!("job connection dropped: {e}"),
+    if let Err(e) = (&mut stream).take(1 << 20).read_to_end(&mut text) {
+        return tracing::debug!("job connection dropped: {e}");
+    }
+    let mut stream = Some(stream);
+    let mut answer = |report: &Report| {
+        if let Some(mut stream) = stream.take() {
+            let _ = stream.write_all(format!("{report}{}\n", report.return_code.code()).as_bytes());
+        }
     };
-    let _ = stream.write_all(format!("{report}{}\n", report.return_code.code()).as_bytes());
+    let report = daemon.run_manifest_in(&text, opts, Some(pool), Some(&mut answer));
+    answer(&report);
 }
 
 /// `report` with its daemon line set.

@@ -16,7 +16,7 @@ use zerolab_sandbox::session::daemon::submit;
 use zerolab_sandbox::session::pool::SLOTS;
 
 use crate::harness::{
-    children_of, guest, is_guest_comm, live_process, posix_guest, python_tar, Lab, Limits, Manifest, Report,
+    children_of, guest, is_guest_comm, live_process, posix_guest, python_tar, wait_gone, Lab, Limits, Manifest, Report,
 };
 
 /// A daemon of `program` on `lab/daemon.sock`, serving for `secs` seconds
@@ -193,7 +193,7 @@ fn pool_slots_each_serve_one_job_are_refilled_after_a_burst_and_end_with_the_dae
         let (report, code, _) = spin.join().unwrap();
         assert_eq!((code, report.exit_state.as_str()), (4, "session timeout"));
     });
-    assert!(live_process(before[0]).is_none(), "a slot serves one job only");
+    assert!(wait_gone(before[0], Duration::from_secs(5)), "a slot serves one job only");
     // A burst of twice the pool, one crashing among them: every job (the
     // first SLOTS in the slots that waited before it) starts from the
     // daemon's memory alone, so no slot ever ran a job before.
@@ -215,8 +215,9 @@ fn pool_slots_each_serve_one_job_are_refilled_after_a_burst_and_end_with_the_dae
             }
         }
     });
+    // A report is sent before the copy's teardown: give that a moment.
     for pid in &before {
-        assert!(live_process(*pid).is_none(), "slot {pid} still lives after the burst took it");
+        assert!(wait_gone(*pid, Duration::from_secs(5)), "slot {pid} still lives after the burst took it");
     }
     let after = full_pool(&daemon);
     assert!(after.iter().all(|pid| !before.contains(pid)), "the refilled pool is new slots: {before:?} {after:?}");

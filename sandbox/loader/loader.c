@@ -18,7 +18,9 @@
  *      for a daemon's copy (layout.h), map the daemon's memory over the
  *      writable parts, copy-on-write, and enter where zvm_fork returns;
  *      a pool slot (argv[1] "p": a daemon's copy started before its job,
- *      layout.h) then closes the daemon's files and waits for its job: the
+ *      layout.h) then maps the program's and the daemon's pages read-only
+ *      ahead of its job
+ *      (page tables, no copies), closes the daemon's files and waits: the
  *      job's channels and layout arrive on the socket as descriptors, land
  *      at 0..N, and the manifest area and filter come from the job's layout;
  *      the slot exits if the supervisor closes the socket instead;
@@ -56,6 +58,9 @@
 #define SYS_write 1
 #define SYS_open 2
 #define SYS_close 3
+#define SYS_mincore 27
+#define SYS_madvise 28
+#define MADV_POPULATE_READ 22
 #define SYS_dup2 33
 #define SYS_recvmsg 47
 #define SYS_fcntl 72
@@ -256,6 +261,28 @@ static __attribute__((noreturn)) void hold_namespaces(void)
     __builtin_unreachable();
 }
 
+/* Step 4c, first, a pool slot: maps the pages of [addr, addr + len) that
+ * its file (the image, the daemon's memory) holds (mincore), read-only, so
+ * its job does not fault on them to read: page tables only, no copies (a
+ * write still copies its page). Where the kernel lacks MADV_POPULATE_READ, nothing is mapped. */
+static void premap(uint64_t addr, uint64_t len)
+{
+    static unsigned char vec[16384];
+    const uint64_t chunk = sizeof vec * PAGE;
+    for (uint64_t at = 0; at < len; at += chunk) {
+        uint64_t n = len - at < chunk ? len - at : chunk, pages = n / PAGE, run = 0;
+        if (sys3(SYS_mincore, addr + at, n, vec) < 0) return;
+        for (uint64_t i = 0; i <= pages; i++) {
+            if (i < pages && (vec[i] & 1)) {
+                run++;
+                continue;
+            }
+            if (run && sys3(SYS_madvise, addr + at + (i - run) * PAGE, run * PAGE, MADV_POPULATE_READ) < 0) return;
+            run = 0;
+        }
+    }
+}
+
 /* Step 4c, a pool slot: moves the socket and /proc/self/io (*io) up to
  * ZL_SLOT_FD, so that nothing is open below it, and waits for the job's
  * message: its CPU time and file size limits (two u64, set here), and N
@@ -384,6 +411,9 @@ void zl_main(uint64_t *kernel_sp)
     /* Step 4c: a pool slot waits for its job (wait_for_job). */
     if (slot) {
         if (!l->resume_sp) die("bad layout", 0);
+        for (uint32_t i = 0; i < l->nseg; i++)
+            premap(page_down(l->seg[i].vaddr), page_up(l->seg[i].vaddr + l->seg[i].memsz) - page_down(l->seg[i].vaddr));
+        for (uint64_t i = 0; i < l->nregion; i++) premap(l->region[i].addr, l->region[i].len);
         sys3(SYS_munmap, file, total, 0);
         sys3(SYS_close, image_fd, 0, 0);
         sys3(SYS_close, layout_fd, 0, 0);

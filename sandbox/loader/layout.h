@@ -13,6 +13,12 @@
 #define ZL_MAX_SEGMENTS 16
 #define ZL_MAX_REGIONS (ZL_MAX_SEGMENTS + 2) /* writable segments, heap, stack */
 #define ZL_FORK_RESUME (ZL_TRAMPOLINE + 0x380) /* a daemon's copy starts here */
+/* A pool slot (a daemon's copy started ahead of its job, loader argv[1] "p")
+ * keeps its socket and /proc/self/io at ZL_SLOT_FD and up while it waits, and
+ * receives at most ZL_SLOT_MAX_FDS descriptors: the job's channels, then its
+ * layout (the kernel's limit for one SCM_RIGHTS message is 253). */
+#define ZL_SLOT_FD 1024
+#define ZL_SLOT_MAX_FDS 253
 
 /* Fixed addresses (see src/abi.rs). */
 #define ZL_TRAMPOLINE 0x10000UL

@@ -17,6 +17,13 @@
  *      heap, the stack with a guard page below it, and the manifest area;
  *      for a daemon's copy (layout.h), map the daemon's memory over the
  *      writable parts, copy-on-write, and enter where zvm_fork returns;
+ *      a pool slot (argv[1] "p": a daemon's copy started before its job,
+ *      layout.h) then maps the program's and the daemon's pages read-only
+ *      ahead of its job
+ *      (page tables, no copies), closes the daemon's files and waits: the
+ *      job's channels and layout arrive on the socket as descriptors, land
+ *      at 0..N, and the manifest area and filter come from the job's layout;
+ *      the slot exits if the supervisor closes the socket instead;
  *   5. close the image and layout files;
  *   6. read the I/O counters so the report counts only the guest's own I/O,
  *      from /proc/self/io opened before exec (fd N+4: a root supervisor's
@@ -51,6 +58,14 @@
 #define SYS_write 1
 #define SYS_open 2
 #define SYS_close 3
+#define SYS_mincore 27
+#define SYS_madvise 28
+#define MADV_POPULATE_READ 22
+#define SYS_dup2 33
+#define SYS_recvmsg 47
+#define SYS_fcntl 72
+#define F_DUPFD_CLOEXEC 1030
+#define MSG_CTRUNC 8
 #define SYS_mmap 9
 #define SYS_mprotect 10
 #define SYS_munmap 11
@@ -59,6 +74,9 @@
 #define SYS_prctl 157
 #define SYS_arch_prctl 158
 #define SYS_exit_group 231
+#define SYS_prlimit64 302
+#define RLIMIT_CPU 0
+#define RLIMIT_FSIZE 1
 #define SYS_seccomp 317
 #define SYS_mount 165
 #define SYS_sethostname 170
@@ -243,6 +261,71 @@ static __attribute__((noreturn)) void hold_namespaces(void)
     __builtin_unreachable();
 }
 
+/* Step 4c, first, a pool slot: maps the pages of [addr, addr + len) that
+ * its file (the image, the daemon's memory) holds (mincore), read-only, so
+ * its job does not fault on them to read: page tables only, no copies (a
+ * write still copies its page). Where the kernel lacks MADV_POPULATE_READ, nothing is mapped. */
+static void premap(uint64_t addr, uint64_t len)
+{
+    static unsigned char vec[16384];
+    const uint64_t chunk = sizeof vec * PAGE;
+    for (uint64_t at = 0; at < len; at += chunk) {
+        uint64_t n = len - at < chunk ? len - at : chunk, pages = n / PAGE, run = 0;
+        if (sys3(SYS_mincore, addr + at, n, vec) < 0) return;
+        for (uint64_t i = 0; i <= pages; i++) {
+            if (i < pages && (vec[i] & 1)) {
+                run++;
+                continue;
+            }
+            if (run && sys3(SYS_madvise, addr + at + (i - run) * PAGE, run * PAGE, MADV_POPULATE_READ) < 0) return;
+            run = 0;
+        }
+    }
+}
+
+/* Step 4c, a pool slot: moves the socket and /proc/self/io (*io) up to
+ * ZL_SLOT_FD, so that nothing is open below it, and waits for the job's
+ * message: its CPU time and file size limits (two u64, set here), and N
+ * channel descriptors and the job's layout, which land at 0..N. Returns N; *io is where /proc/self/io went. The supervisor closing the
+ * socket (the pool ends) ends the slot. */
+static long wait_for_job(int *io)
+{
+    long sock = sys3(SYS_fcntl, sock_fd, F_DUPFD_CLOEXEC, ZL_SLOT_FD);
+    if (sock < 0) die("move the socket", sock);
+    sys3(SYS_close, sock_fd, 0, 0);
+    sock_fd = (int)sock;
+    int was = *io;
+    *io = (int)sys3(SYS_fcntl, was, F_DUPFD_CLOEXEC, ZL_SLOT_FD);
+    sys3(SYS_close, was, 0, 0);
+    static uint64_t limits[2];
+    static struct iovec iov;
+    static uint64_t control[(16 + 4 * ZL_SLOT_MAX_FDS + 7) / 8];
+    static struct msghdr msg;
+    iov.base = limits;
+    iov.len = sizeof limits;
+    msg.iov = &iov;
+    msg.iovlen = 1;
+    msg.control = control;
+    msg.controllen = sizeof control;
+    long r = sys3(SYS_recvmsg, sock, &msg, 0);
+    if (r <= 0) sys3(SYS_exit_group, 0, 0, 0);
+    if (r != sizeof limits) die("bad job message", r);
+    /* The job's CPU time and file size limits (lower than the slot's). */
+    for (int i = 0; i < 2; i++) {
+        uint64_t lim[2] = { limits[i], limits[i] };
+        r = sys6(SYS_prlimit64, 0, i == 0 ? RLIMIT_CPU : RLIMIT_FSIZE, (long)lim, 0, 0, 0);
+        if (r < 0) die("set the job's limits", r);
+    }
+    const struct cmsg_fd *c = (const struct cmsg_fd *)control;
+    if ((msg.flags & MSG_CTRUNC) || msg.controllen < 20 || c->level != SOL_SOCKET || c->type != SCM_RIGHTS)
+        die("bad job message", 0);
+    long nfd = (long)(c->len - 16) / 4;
+    const int *fds = &c->fd;
+    for (long i = 0; i < nfd; i++)
+        if (fds[i] != i) die("job descriptors out of place", fds[i]);
+    return nfd - 1;
+}
+
 void zl_main(uint64_t *kernel_sp) __attribute__((noreturn, used));
 
 __asm__(
@@ -261,6 +344,7 @@ void zl_main(uint64_t *kernel_sp)
     long argc = (long)kernel_sp[0];
     const char *arg = argc > 1 ? (const char *)kernel_sp[2] : "";
     if (*arg == 'h') hold_namespaces();
+    int slot = *arg == 'p';
     long nchan = 0;
     while (*arg >= '0' && *arg <= '9') nchan = nchan * 10 + (*arg++ - '0');
     sock_fd = (int)nchan;
@@ -305,8 +389,10 @@ void zl_main(uint64_t *kernel_sp)
     r = map(l->stack_lo, l->stack_hi - l->stack_lo, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (r < 0) die("map stack", r);
     zl_memcpy((void *)l->initial_sp, file + l->stack_image_off, l->stack_hi - l->initial_sp);
-    r = map(ZL_MANIFEST_ADDR, l->manifest_len, PROT_READ, MAP_PRIVATE, layout_fd, l->manifest_off);
-    if (r < 0) die("map manifest", r);
+    if (!slot) {
+        r = map(ZL_MANIFEST_ADDR, l->manifest_len, PROT_READ, MAP_PRIVATE, layout_fd, l->manifest_off);
+        if (r < 0) die("map manifest", r);
+    }
     /* Step 4b: a daemon's copy gets the daemon's memory, copy-on-write. */
     uint64_t entry = l->entry, sp = l->initial_sp;
     if (l->resume_sp) {
@@ -322,6 +408,36 @@ void zl_main(uint64_t *kernel_sp)
         sp = l->resume_sp;
         io_fd = state_fd + 1;
     }
+    /* Step 4c: a pool slot waits for its job (wait_for_job). */
+    if (slot) {
+        if (!l->resume_sp) die("bad layout", 0);
+        for (uint32_t i = 0; i < l->nseg; i++)
+            premap(page_down(l->seg[i].vaddr), page_up(l->seg[i].vaddr + l->seg[i].memsz) - page_down(l->seg[i].vaddr));
+        for (uint64_t i = 0; i < l->nregion; i++) premap(l->region[i].addr, l->region[i].len);
+        sys3(SYS_munmap, file, total, 0);
+        sys3(SYS_close, image_fd, 0, 0);
+        sys3(SYS_close, layout_fd, 0, 0);
+        nchan = wait_for_job(&io_fd);
+        layout_fd = (int)nchan;
+        head = (const struct zl_layout *)sys6(SYS_mmap, 0, sizeof *head, PROT_READ, MAP_PRIVATE, layout_fd, 0);
+        if ((long)head < 0) die("map job layout", (long)head);
+        if (head->magic != ZL_MAGIC || head->channels != nchan) die("bad job layout", 0);
+        total = head->filter_off + head->filter_len * 8;
+        if (total < head->manifest_off + head->manifest_len) total = head->manifest_off + head->manifest_len;
+        sys3(SYS_munmap, head, sizeof *head, 0);
+        file = (const unsigned char *)sys6(SYS_mmap, 0, (long)total, PROT_READ, MAP_PRIVATE, layout_fd, 0);
+        if ((long)file < 0) die("map job layout", (long)file);
+        l = (const struct zl_layout *)file;
+        r = map(ZL_MANIFEST_ADDR, l->manifest_len, PROT_READ, MAP_PRIVATE, layout_fd, l->manifest_off);
+        if (r < 0) die("map manifest", r);
+        /* The socket takes the layout's place at N (closing it); then the
+         * table is the channels and the socket, as for any guest. */
+        r = sys3(SYS_dup2, sock_fd, nchan, 0);
+        if (r < 0) die("place the socket", r);
+        sys3(SYS_close, sock_fd, 0, 0);
+        sock_fd = (int)nchan;
+        image_fd = layout_fd = -1;
+    }
 
     /* Step 5: the guest keeps only its channels and the socket. */
     struct sock_fprog prog = { (unsigned short)l->filter_len, (void *)(file + l->filter_off) };
@@ -330,8 +446,8 @@ void zl_main(uint64_t *kernel_sp)
     zl_memcpy(filter_copy, prog.filter, l->filter_len * 8);
     prog.filter = filter_copy;
     sys3(SYS_munmap, file, total, 0);
-    sys3(SYS_close, image_fd, 0, 0);
-    sys3(SYS_close, layout_fd, 0, 0);
+    if (image_fd >= 0) sys3(SYS_close, image_fd, 0, 0);
+    if (layout_fd >= 0) sys3(SYS_close, layout_fd, 0, 0);
 
     /* Step 6. */
     static struct zl_hello hello;

@@ -11,7 +11,7 @@
 //! and the stack come out of it and the rest is the preallocated heap, so
 //! a program too large for its `Memory` fails with code 12 before it runs.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,9 +20,10 @@ use nix::sys::resource::{getrlimit, Resource};
 use crate::abi;
 use crate::channel::{Channel, ChannelError};
 use crate::codes::ReturnCode;
-use crate::image::{ImageCache, ImageError};
+use crate::image::{Image, ImageCache, ImageError};
 use crate::jail::layout::{Auxv, GuestChannel, Layout, LayoutError, MapSegment};
 use crate::jail::seccomp::Policy;
+use crate::jail::slot::Slot;
 use crate::jail::spawn::Rlimit;
 use crate::jail::{self, loader, JailError};
 use crate::manifest::{self, Manifest, ManifestError};
@@ -31,6 +32,7 @@ use crate::verdict_cache::{ImageHash, VerdictCache};
 
 pub mod daemon;
 mod describe;
+pub mod pool;
 mod supervise;
 
 use supervise::{AtStart, GuestMemory};
@@ -219,7 +221,7 @@ pub fn stack_size(memory: u64) -> u64 {
 /// all of that user's processes, and every guest of a root supervisor is
 /// `nobody` sending its listener at start-up. A tight limit made concurrent
 /// start-ups fail, so it is generous (bounded by the supervisor's own).
-fn descriptor_limit(channels: u32) -> u64 {
+pub(crate) fn descriptor_limit(channels: u32) -> u64 {
     let hard = getrlimit(Resource::RLIMIT_NOFILE).map_or(1024, |(_, hard)| hard);
     (u64::from(channels) + 8).max(hard.min(1 << 16))
 }
@@ -282,17 +284,21 @@ pub fn spawn(guest: Guest, opts: &Options) -> Result<Session, SessionError> {
 enum Role<'a> {
     /// An ordinary guest: `zvm_fork` answers `ENOSYS`.
     Plain,
-    /// A daemon (`Job`): its `zvm_fork` makes it the template of its copies.
-    Daemon,
+    /// A daemon (`Job`): its `zvm_fork` makes it the template of its
+    /// copies; its program as loaded for them.
+    Daemon(&'a ProgramPlan),
     /// A copy of a daemon: its memory, copy-on-write, resumed where the
-    /// daemon called `zvm_fork`.
-    Copy(&'a daemon::Template),
+    /// daemon called `zvm_fork`, and its program as the daemon loaded it;
+    /// started in a pool slot if one is given (and the job's descriptors fit
+    /// in one message), else afresh.
+    Copy(&'a daemon::Template, &'a ProgramPlan, Option<Slot>),
 }
 
 fn launch(guest: Guest, opts: &Options, role: Role<'_>) -> Result<Session, SessionError> {
     // The manifest's numeric rules hold for guests built in code too (the agent's):
     // the deadline, RLIMIT_AS and RLIMIT_CPU below are computed from these numbers.
     check_numbers(&guest)?;
+    let daemon_role = matches!(role, Role::Daemon(_));
     let start = Instant::now();
     let deadline = start + guest.timeout;
     // The guest's view: stdin, stdout, stderr, then by alias.
@@ -311,22 +317,16 @@ fn launch(guest: Guest, opts: &Options, role: Role<'_>) -> Result<Session, Sessi
         return Err(SessionError::DuplicateAlias(w[0].alias.clone()));
     }
 
-    let image = opts.images.load(&guest.program, &opts.verdicts)?;
-    let footprint: u64 = image
-        .elf
-        .segments
-        .iter()
-        .map(|s| {
-            let start = s.vaddr & !(abi::PAGE_SIZE - 1);
-            (s.vaddr + s.memsz).div_ceil(abi::PAGE_SIZE) * abi::PAGE_SIZE - start
-        })
-        .sum();
-    let stack = stack_size(guest.memory);
-    let heap_size = guest
-        .memory
-        .checked_sub(footprint + stack)
-        .map(|h| h & !(abi::JAIL_ALIGN - 1))
-        .ok_or(SessionError::Memory { memory: guest.memory, image: footprint, stack })?;
+    let loaded;
+    let plan = match &role {
+        Role::Copy(_, plan, _) | Role::Daemon(plan) => *plan,
+        Role::Plain => {
+            loaded = program_plan(&guest.program, guest.memory, opts)?;
+            &loaded
+        }
+    };
+    let ProgramPlan { image, segments, heap_size, stack } = plan;
+    let (heap_size, stack) = (*heap_size, *stack);
 
     // Guest descriptors by class; the gate table maps guest order to them.
     let mut by_class: Vec<usize> = (0..channels.len()).collect();
@@ -379,29 +379,15 @@ fn launch(guest: Guest, opts: &Options, role: Role<'_>) -> Result<Session, Sessi
     } else {
         guest.args
     };
-    let segments: Vec<MapSegment> = image
-        .elf
-        .segments
-        .iter()
-        .map(|s| MapSegment {
-            vaddr: s.vaddr,
-            memsz: s.memsz,
-            offset: s.offset,
-            filesz: s.filesz,
-            prot: [(s.read, libc::PROT_READ), (s.write, libc::PROT_WRITE), (s.exec, libc::PROT_EXEC)]
-                .iter()
-                .filter(|(on, _)| *on)
-                .fold(0, |p, (_, bit)| p | *bit as u32),
-        })
-        .collect();
     let filter = policy.filter();
-    let resume = match &role {
-        Role::Copy(t) => Some(t.resume()),
-        _ => None,
+    let (template, slot) = match role {
+        Role::Copy(t, _, slot) => (Some(t), slot),
+        Role::Plain | Role::Daemon(_) => (None, None),
     };
+    let resume = template.map(|t| t.resume());
     let layout = Layout {
         entry: image.elf.entry,
-        segments: &segments,
+        segments,
         heap: (abi::HEAP_ADDR, heap_size),
         stack_size: stack,
         channels: &guest_channels,
@@ -424,12 +410,13 @@ fn launch(guest: Guest, opts: &Options, role: Role<'_>) -> Result<Session, Sessi
     }
     let cpu_secs = guest.timeout.as_secs() + 2;
     let bounds = growth_bounds(&channels);
+    let file_size = file_size_limit(&channels, &bounds);
     let rlimits = vec![
         Rlimit { resource: libc::RLIMIT_AS, value: guest.memory + (64 << 20) },
         Rlimit { resource: libc::RLIMIT_CORE, value: 0 },
         Rlimit { resource: libc::RLIMIT_NOFILE, value: descriptor_limit(n) },
         Rlimit { resource: libc::RLIMIT_CPU, value: cpu_secs },
-        Rlimit { resource: libc::RLIMIT_FSIZE, value: file_size_limit(&channels, &bounds) },
+        Rlimit { resource: libc::RLIMIT_FSIZE, value: file_size },
     ];
     // Direct network channels are counted from their sockets, from just before the guest runs.
     let at_start = channels
@@ -437,21 +424,31 @@ fn launch(guest: Guest, opts: &Options, role: Role<'_>) -> Result<Session, Sessi
         .zip(&bounds)
         .map(|(c, &end)| AtStart { socket: if c.mediated() { None } else { c.socket_bytes() }, end })
         .collect();
-    let launched = jail::launch(
-        jail::Spec {
-            channels: fds,
+    let afresh = |channels: Vec<std::os::fd::RawFd>, layout, rlimits| {
+        let spec = jail::Spec {
+            channels,
             image: std::os::fd::AsRawFd::as_raw_fd(&image.fd),
             layout,
             rlimits,
             namespaces: opts.namespaces,
             share_namespaces: opts.share_namespaces,
-            state: match &role {
-                Role::Copy(t) => Some(t.memory_fd()),
-                _ => None,
-            },
-        },
-        deadline,
-    )?;
+            state: template.map(|t| t.memory_fd()),
+        };
+        jail::launch(spec, deadline)
+    };
+    let launched = match slot {
+        Some(slot) if Slot::fits(fds.len()) => {
+            // What differs from the slot's limits (which are higher).
+            match slot.start(&fds, &layout, (cpu_secs, file_size), deadline) {
+                Ok(launched) => launched,
+                Err(e) => {
+                    tracing::debug!("pool slot failed ({e}); the copy starts afresh");
+                    afresh(fds, layout, rlimits)?
+                }
+            }
+        }
+        _ => afresh(fds, layout, rlimits)?,
+    };
     if let Some(note) = &launched.child.isolation_note {
         tracing::warn!("{note}");
     }
@@ -475,20 +472,65 @@ fn launch(guest: Guest, opts: &Options, role: Role<'_>) -> Result<Session, Sessi
         })
         .collect();
     writable.extend([(abi::HEAP_ADDR, heap_size, true), (abi::STACK_TOP - stack, stack, true)]);
-    let memory = GuestMemory {
-        heap: (abi::HEAP_ADDR, heap_size),
-        writable,
-        daemon: matches!(role, Role::Daemon),
-        copy: matches!(role, Role::Copy(_)),
-    };
+    let memory =
+        GuestMemory { heap: (abi::HEAP_ADDR, heap_size), writable, daemon: daemon_role, copy: template.is_some() };
     Ok(Session::new(launched, channels, at_start, fd_of, policy, memory, deadline))
+}
+
+/// A program loaded for a guest of `memory` bytes: its image, segments to
+/// map, and the heap and stack sizes that `memory` leaves.
+#[derive(Debug)]
+pub(crate) struct ProgramPlan {
+    /// The checked, sealed image.
+    pub image: Arc<Image>,
+    /// Its segments, as the loader maps them.
+    pub segments: Vec<MapSegment>,
+    /// The heap's size.
+    pub heap_size: u64,
+    /// The stack's size.
+    pub stack: u64,
+}
+
+/// Loads (or finds cached) the program and lays out a guest of `memory` bytes.
+pub(crate) fn program_plan(program: &Path, memory: u64, opts: &Options) -> Result<ProgramPlan, SessionError> {
+    let image = opts.images.load(program, &opts.verdicts)?;
+    let footprint: u64 = image
+        .elf
+        .segments
+        .iter()
+        .map(|s| {
+            let start = s.vaddr & !(abi::PAGE_SIZE - 1);
+            (s.vaddr + s.memsz).div_ceil(abi::PAGE_SIZE) * abi::PAGE_SIZE - start
+        })
+        .sum();
+    let stack = stack_size(memory);
+    let heap_size = memory
+        .checked_sub(footprint + stack)
+        .map(|h| h & !(abi::JAIL_ALIGN - 1))
+        .ok_or(SessionError::Memory { memory, image: footprint, stack })?;
+    let segments = image
+        .elf
+        .segments
+        .iter()
+        .map(|s| MapSegment {
+            vaddr: s.vaddr,
+            memsz: s.memsz,
+            offset: s.offset,
+            filesz: s.filesz,
+            prot: [(s.read, libc::PROT_READ), (s.write, libc::PROT_WRITE), (s.exec, libc::PROT_EXEC)]
+                .iter()
+                .filter(|(on, _)| *on)
+                .fold(0, |p, (_, bit)| p | *bit as u32),
+        })
+        .collect();
+    Ok(ProgramPlan { image, segments, heap_size, stack })
 }
 
 /// The 16 bytes behind `AT_RANDOM` (a libc's stack-protector canary and the
 /// runtime's random seed): the first half of the program's hash, so a guest
 /// is as deterministic as ZeroVM's (the same program and inputs give the same
 /// run) while different programs get different canaries.
-fn at_random(hash: &ImageHash) -> [u8; 16] {
+pub(crate) fn at_random(hash: &ImageHash) -> [u8; 16] {
     let mut out = [0; 16];
     out.copy_from_slice(&hash[..16]);
     out

@@ -37,6 +37,7 @@ pub mod memfd;
 pub mod namespaces;
 pub mod notify;
 pub mod seccomp;
+pub mod slot;
 pub mod spawn;
 pub mod step;
 

@@ -27,7 +27,9 @@
 //! The socket protocol: a client connects, sends a manifest and shuts down
 //! its writing side; the daemon answers with the copy's report and a seventh
 //! line, its ZeroVM return code, and closes ([`submit`]). Jobs run
-//! concurrently, one thread each.
+//! concurrently, one thread each. While it serves, copies wait launched
+//! ahead of their jobs in a pool (`pool`, `jail::slot`): a job takes one,
+//! and its path is the channels, the layout and the filter, not the launch.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -40,11 +42,13 @@ use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 
+use super::pool::Pool;
 use super::supervise::GuestMemory;
-use super::{launch, Guest, Options, Role, Session, SessionError};
+use super::{launch, program_plan, Guest, Options, ProgramPlan, Role, Session, SessionError};
 use crate::channel::Channel;
 use crate::codes::ReturnCode;
 use crate::jail::layout::Resume;
+use crate::jail::slot::Slot;
 use crate::jail::{memfd, notify};
 use crate::manifest::{self, Manifest};
 use crate::report::{Report, ValidatorState};
@@ -133,6 +137,8 @@ fn present_runs(pagemap: Option<&File>, addr: u64, len: u64) -> Vec<(u64, u64)> 
 #[derive(Debug)]
 pub struct Daemon {
     template: Template,
+    /// The program as the daemon loaded it: its copies map the same image.
+    plan: ProgramPlan,
     program: PathBuf,
     memory: u64,
     args: Vec<String>,
@@ -146,9 +152,10 @@ impl Daemon {
     #[allow(clippy::result_large_err)] // the report, as a session gives it
     pub fn start(guest: Guest, opts: &Options) -> Result<Daemon, Report> {
         let (program, memory, args, env) = (guest.program.clone(), guest.memory, guest.args.clone(), guest.env.clone());
-        let session = launch(guest, opts, Role::Daemon).map_err(|e| daemon_report(e.into_report()))?;
+        let plan = program_plan(&program, memory, opts).map_err(|e| daemon_report(e.into_report()))?;
+        let session = launch(guest, opts, Role::Daemon(&plan)).map_err(|e| daemon_report(e.into_report()))?;
         let template = session.wait_fork()?;
-        Ok(Daemon { template, program, memory, args, env })
+        Ok(Daemon { template, plan, program, memory, args, env })
     }
 
     /// Starts one job: a copy of the daemon on `channels`, for at most
@@ -159,6 +166,17 @@ impl Daemon {
         timeout: Duration,
         opts: &Options,
     ) -> Result<Session, SessionError> {
+        self.spawn_job_in(channels, timeout, opts, None)
+    }
+
+    /// [`Daemon::spawn_job`] in a pool slot (see `pool`), or afresh without one.
+    fn spawn_job_in(
+        &self,
+        channels: Vec<Channel>,
+        timeout: Duration,
+        opts: &Options,
+        slot: Option<Slot>,
+    ) -> Result<Session, SessionError> {
         let guest = Guest {
             program: self.program.clone(),
             memory: self.memory,
@@ -167,25 +185,64 @@ impl Daemon {
             args: self.args.clone(),
             env: self.env.clone(),
         };
-        launch(guest, opts, Role::Copy(&self.template))
+        launch(guest, opts, Role::Copy(&self.template, &self.plan, slot))
+    }
+
+    /// The daemon's program as loaded, `Memory`, arguments and environment: its copies'.
+    pub(super) fn parts(&self) -> (&ProgramPlan, u64, &[String], &[(String, String)]) {
+        (&self.plan, self.memory, &self.args, &self.env)
+    }
+
+    /// The daemon's memory at its `zvm_fork`.
+    pub(super) fn template(&self) -> &Template {
+        &self.template
     }
 
     /// Runs one job to its end (see [`Daemon::spawn_job`]).
     pub fn run_job(&self, channels: Vec<Channel>, timeout: Duration, opts: &Options) -> Report {
-        match self.spawn_job(channels, timeout, opts) {
-            Ok(session) => session.wait(),
+        self.run_job_in(channels, timeout, opts, None, None)
+    }
+
+    /// [`Daemon::run_job`], in `slot` if given; with `early`, the report
+    /// goes to it as soon as the copy calls `zvm_exit` ([`Session::wait_early`]).
+    fn run_job_in(
+        &self,
+        channels: Vec<Channel>,
+        timeout: Duration,
+        opts: &Options,
+        slot: Option<Slot>,
+        early: Option<&mut dyn FnMut(&Report)>,
+    ) -> Report {
+        match self.spawn_job_in(channels, timeout, opts, slot) {
+            Ok(session) => match early {
+                Some(early) => session.wait_early(|report| early(report)),
+                None => session.wait(),
+            },
             Err(e) => daemon_report(e.into_report()),
         }
     }
 
     /// Runs one job manifest's text: its channels opened, then [`Daemon::run_job`].
     pub fn run_manifest_text(&self, text: &[u8], opts: &Options) -> Report {
+        self.run_manifest_in(text, opts, None, None)
+    }
+
+    /// [`Daemon::run_manifest_text`], in `pool`'s oldest slot if one waits
+    /// (taken once the manifest is parsed and its channels open), the report
+    /// given to `early` as soon as there is one (see [`Daemon::run_job_in`]).
+    fn run_manifest_in(
+        &self,
+        text: &[u8],
+        opts: &Options,
+        pool: Option<&Pool>,
+        early: Option<&mut dyn FnMut(&Report)>,
+    ) -> Report {
         let m = match manifest::parse(text) {
             Ok(m) => m,
             Err(e) => return daemon_report(Report::failed(e.code, ValidatorState::NotRun, e.to_string())),
         };
         match Guest::from_manifest(&m) {
-            Ok(g) => self.run_job(g.channels, g.timeout, opts),
+            Ok(g) => self.run_job_in(g.channels, g.timeout, opts, pool.and_then(Pool::take), early),
             Err(e) => daemon_report(SessionError::into_report(e)),
         }
     }
@@ -213,6 +270,7 @@ impl Daemon {
             return daemon_report(Report::failed(ReturnCode::Malformed, ValidatorState::Passed, why));
         }
         let daemon = Arc::new(self);
+        let pool = Arc::new(Pool::start(Arc::clone(&daemon), opts.clone()));
         let mut jobs = Vec::new();
         loop {
             let left = until.saturating_duration_since(Instant::now());
@@ -225,13 +283,16 @@ impl Daemon {
                 continue;
             }
             let Ok((stream, _)) = listener.accept() else { continue };
-            let (daemon, opts) = (Arc::clone(&daemon), opts.clone());
-            jobs.push(std::thread::spawn(move || serve_one(&daemon, stream, &opts)));
+            let (daemon, pool, opts) = (Arc::clone(&daemon), Arc::clone(&pool), opts.clone());
+            jobs.push(std::thread::spawn(move || serve_one(&daemon, &pool, stream, &opts)));
+            jobs.retain(|j| !j.is_finished());
         }
         let _ = std::fs::remove_file(path);
         for job in jobs {
             let _ = job.join();
         }
+        // Every guest a slot became has ended: the pool's thread may go.
+        drop(pool);
         daemon_report(Report {
             validator: ValidatorState::Passed,
             daemon: 1,
@@ -244,15 +305,22 @@ impl Daemon {
     }
 }
 
-/// One connection: the manifest until the client's end of writing, the report back.
-fn serve_one(daemon: &Daemon, mut stream: UnixStream, opts: &Options) {
+/// One connection: the manifest until the client's end of writing, the report
+/// back as soon as there is one (the copy's teardown and reaping follow it).
+fn serve_one(daemon: &Daemon, pool: &Pool, mut stream: UnixStream, opts: &Options) {
     let mut text = Vec::new();
     let _ = stream.set_read_timeout(Some(Duration::from_secs(manifest::MAX_TIMEOUT)));
-    let report = match (&mut stream).take(1 << 20).read_to_end(&mut text) {
-        Ok(_) => daemon.run_manifest_text(&text, opts),
-        Err(e) => return tracing::debug!("job connection dropped: {e}"),
+    if let Err(e) = (&mut stream).take(1 << 20).read_to_end(&mut text) {
+        return tracing::debug!("job connection dropped: {e}");
+    }
+    let mut stream = Some(stream);
+    let mut answer = |report: &Report| {
+        if let Some(mut stream) = stream.take() {
+            let _ = stream.write_all(format!("{report}{}\n", report.return_code.code()).as_bytes());
+        }
     };
-    let _ = stream.write_all(format!("{report}{}\n", report.return_code.code()).as_bytes());
+    let report = daemon.run_manifest_in(&text, opts, Some(pool), Some(&mut answer));
+    answer(&report);
 }
 
 /// `report` with its daemon line set.

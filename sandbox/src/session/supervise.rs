@@ -20,14 +20,16 @@ use std::time::Instant;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::wait::{waitid, Id, WaitPidFlag};
 
-use super::describe::{describe_violation, signal_name};
+use super::describe::describe_violation;
+
+mod ending;
 use crate::channel::{Channel, SocketBytes};
 use crate::codes::ReturnCode;
 use crate::jail::notify::{self, Listener};
 use crate::jail::seccomp::{nr, Call, Policy, Verdict};
 use crate::jail::spawn::Child;
 use crate::jail::{IoCounters, Launched};
-use crate::report::{Accounting, Report, Traffic, ValidatorState};
+use crate::report::{Report, Traffic};
 use crate::validator;
 
 const EINVAL: i64 = -(libc::EINVAL as i64);
@@ -102,6 +104,10 @@ pub struct Session {
     killed_elsewhere: Arc<OnceLock<String>>,
     /// What the guest passed to `zvm_exit`, and its counters at that moment.
     exit: Option<(i64, Option<IoCounters>)>,
+    /// Hold the guest at its `zvm_exit` (`wait_early`) ...
+    hold_exit: bool,
+    /// ... and the notification held there, not yet answered.
+    held_exit: Option<u64>,
 }
 
 /// Kills a session's guest from another thread; its report then says `killed`, or
@@ -172,6 +178,8 @@ impl Session {
             listening: true,
             killed_elsewhere: Arc::new(OnceLock::new()),
             exit: None,
+            hold_exit: false,
+            held_exit: None,
         }
     }
 
@@ -238,7 +246,8 @@ impl Session {
         kill_pidfd(&self.child.pidfd);
     }
 
-    /// Runs the loop until the guest ends (`Some`) or `until` passes (`None`).
+    /// Runs the loop until the guest ends (`Some`), `until` passes or the
+    /// guest is held at its `zvm_exit` (`None`).
     fn supervise(&mut self, until: Option<Instant>) -> Option<End> {
         // The listener reports POLLHUP once the guest starts exiting, before
         // its pidfd is readable; from then on only the pidfd matters.
@@ -280,6 +289,9 @@ impl Session {
             };
             if notified && !exited {
                 self.handle_notification();
+                if self.held_exit.is_some() {
+                    return None;
+                }
             } else if hangup {
                 self.listening = false;
             }
@@ -303,7 +315,11 @@ impl Session {
             Verdict::Exit => {
                 // Read while the guest lives: a zombie's counters are root's to read.
                 self.exit = Some((n.call.args[0] as i64, IoCounters::of(self.child.pid)));
-                let _ = self.listener.allow(n.id);
+                if self.hold_exit {
+                    self.held_exit = Some(n.id);
+                } else {
+                    let _ = self.listener.allow(n.id);
+                }
                 return;
             }
             Verdict::Fork if self.memory.daemon && self.forked.is_none() => {
@@ -557,79 +573,6 @@ impl Session {
             libc::wait4(self.child.pid, &mut status, 0, &mut rusage);
         }
         End { status, io, rusage }
-    }
-
-    /// The report's local and network traffic. A mediated channel's calls and
-    /// bytes are its own. The guest's direct calls on all channels are counted
-    /// together by the kernel (`io`, against the baseline), so a direct network
-    /// channel's bytes, from its socket, move from local to network; its calls
-    /// stay local, since nothing counts calls per descriptor.
-    fn traffic(&self, io: Option<IoCounters>) -> (Traffic, Traffic) {
-        let (mut local, mut net) = (Traffic::default(), Traffic::default());
-        for (u, c) in self.usage.iter().zip(&self.channels) {
-            if c.network {
-                net += u.traffic;
-            } else {
-                local += u.traffic;
-            }
-        }
-        let mut direct = match (self.baseline, io) {
-            (Some(b), Some(e)) => Some(Traffic {
-                gets: e.syscr.saturating_sub(b.syscr),
-                get_bytes: e.rchar.saturating_sub(b.rchar),
-                puts: e.syscw.saturating_sub(b.syscw),
-                put_bytes: e.wchar.saturating_sub(b.wchar),
-            }),
-            _ => None,
-        };
-        for (c, start) in self.channels.iter().zip(&self.net_start) {
-            let (Some(start), Some(now)) = (start, c.socket_bytes()) else { continue };
-            let (read, written) = (now.read.saturating_sub(start.read), now.written.saturating_sub(start.written));
-            net.get_bytes += read;
-            net.put_bytes += written;
-            if let Some(d) = &mut direct {
-                d.get_bytes = d.get_bytes.saturating_sub(read);
-                d.put_bytes = d.put_bytes.saturating_sub(written);
-            }
-        }
-        if let Some(d) = direct {
-            local += d;
-        }
-        (local, net)
-    }
-
-    fn finish(self, end: End) -> Report {
-        let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-        let (local, net) = self.traffic(end.io);
-        let etags: Vec<String> = self
-            .usage
-            .iter()
-            .zip(&self.channels)
-            .filter_map(|(u, c)| u.etag.as_ref().map(|h| format!("{} {}", c.alias, h.finalize().to_hex())))
-            .collect();
-        let accounting = Accounting { sys_s: secs(end.rusage.ru_stime), user_s: secs(end.rusage.ru_utime), local, net };
-        let killed =
-            self.killed.clone().or_else(|| self.killed_elsewhere.get().map(|why| (why.clone(), ReturnCode::Killed)));
-        let (exit_state, return_code, user_code) = match (&killed, end.status) {
-            (Some((why, code)), st) if !libc::WIFEXITED(st) => (why.clone(), *code, 0),
-            (None, st) if libc::WIFSIGNALED(st) => {
-                let sig = libc::WTERMSIG(st);
-                (format!("Signal {sig} from untrusted code ({})", signal_name(sig)), ReturnCode::Killed, 0)
-            }
-            (_, st) => {
-                let code = self.exit.map_or(i64::from(libc::WEXITSTATUS(st)), |(code, _)| code);
-                ("ok".to_string(), ReturnCode::Ok, code)
-            }
-        };
-        Report {
-            validator: ValidatorState::Passed,
-            daemon: u8::from(self.memory.daemon || self.memory.copy),
-            user_code,
-            etags: (!etags.is_empty()).then_some(etags),
-            accounting,
-            exit_state,
-            return_code,
-        }
     }
 }
 

@@ -2,7 +2,10 @@
 //! every job manifest sent to the socket runs in a copy of it wired to the
 //! job's channels. Each copy starts from the daemon's memory whatever other
 //! copies did, a copy that faults, exits or overruns its `Timeout` harms no
-//! other, and every report says 1 on the daemon line.
+//! other, and every report says 1 on the daemon line. While it serves, the
+//! daemon keeps copies launched ahead of their jobs (its pool): each runs one
+//! job, the pool is refilled after a burst, and nothing is left when the
+//! daemon ends.
 
 use std::path::{Path, PathBuf};
 use std::process::Child;
@@ -10,7 +13,11 @@ use std::time::{Duration, Instant};
 
 use zerolab_sandbox::session::daemon::submit;
 
-use crate::harness::{guest, posix_guest, python_tar, Lab, Limits, Manifest, Report};
+use zerolab_sandbox::session::pool::SLOTS;
+
+use crate::harness::{
+    children_of, guest, is_guest_comm, live_process, posix_guest, python_tar, wait_gone, Lab, Limits, Manifest, Report,
+};
 
 /// A daemon of `program` on `lab/daemon.sock`, serving for `secs` seconds
 /// (its `Timeout`), with extra channels from `more`.
@@ -141,6 +148,87 @@ fn a_posix_daemon_keeps_its_open_files_and_takes_each_jobs_channels() {
     assert_eq!((code, report.exit_state.as_str()), (0, "ok"));
     assert_eq!(out, "pid=0 in=bare kept=none opened=none sum=499500\n");
     assert_eq!(daemon_report(daemon).daemon, 1);
+}
+
+/// The daemon's waiting slots: its guest-process children (a job's running
+/// copy is one too, so call it only between jobs).
+fn slots_of(daemon: &Child) -> Vec<i32> {
+    children_of(daemon.id() as i32).into_iter().filter(|(_, comm)| is_guest_comm(comm)).map(|(pid, _)| pid).collect()
+}
+
+/// User and system CPU time of process `pid` so far, in clock ticks (0 once it is gone).
+fn cpu_ticks(pid: i32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
+    fields.get(11..13).map_or(0, |f| f.iter().filter_map(|v| v.parse::<u64>().ok()).sum())
+}
+
+/// Waits (at most 20 s) until the daemon has exactly [`SLOTS`] waiting slots; their pids.
+fn full_pool(daemon: &Child) -> Vec<i32> {
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        let slots = slots_of(daemon);
+        if slots.len() == SLOTS {
+            return slots;
+        }
+        assert!(Instant::now() < until, "the pool holds {} slots, not {SLOTS}", slots.len());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn pool_slots_each_serve_one_job_are_refilled_after_a_burst_and_end_with_the_daemon() {
+    let lab = Lab::new();
+    let program = guest("daemon");
+    let (daemon, socket) = start_daemon(&lab, program.clone(), 6, |m| m);
+    let mut before = full_pool(&daemon);
+    before.sort();
+    // A job runs in the oldest slot, launched before it: that very process spins.
+    std::thread::scope(|s| {
+        let spin = s.spawn(|| job(&lab, &socket, &program, "spin", "spin", |m| m.timeout(1)));
+        std::thread::sleep(Duration::from_millis(300));
+        let ticks = cpu_ticks(before[0]);
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(cpu_ticks(before[0]) > ticks, "the job did not run in the oldest slot, {}", before[0]);
+        let (report, code, _) = spin.join().unwrap();
+        assert_eq!((code, report.exit_state.as_str()), (4, "session timeout"));
+    });
+    assert!(wait_gone(before[0], Duration::from_secs(5)), "a slot serves one job only");
+    // A burst of twice the pool, one crashing among them: every job (the
+    // first SLOTS in the slots that waited before it) starts from the
+    // daemon's memory alone, so no slot ever ran a job before.
+    let shown = "fork=0 starts=1 table=8386560 seen=0\n";
+    std::thread::scope(|s| {
+        let jobs: Vec<_> = (0..2 * SLOTS)
+            .map(|i| {
+                let (lab, socket, program) = (&lab, &socket, &program);
+                let cmd = if i == 3 { "crash" } else { "show" };
+                s.spawn(move || (cmd, job(lab, socket, program, &format!("burst-{i}"), cmd, |m| m)))
+            })
+            .collect();
+        for j in jobs {
+            let (cmd, (report, code, out)) = j.join().unwrap();
+            if cmd == "crash" {
+                assert_eq!((code, report.daemon), (4, 1), "{}", report.exit_state);
+            } else {
+                assert_eq!((code, report.exit_state.as_str(), out.as_str()), (0, "ok", shown));
+            }
+        }
+    });
+    // A report is sent before the copy's teardown: give that a moment.
+    for pid in &before {
+        assert!(wait_gone(*pid, Duration::from_secs(5)), "slot {pid} still lives after the burst took it");
+    }
+    let after = full_pool(&daemon);
+    assert!(after.iter().all(|pid| !before.contains(pid)), "the refilled pool is new slots: {before:?} {after:?}");
+    let (_, code, out) = job(&lab, &socket, &program, "after", "show", |m| m);
+    assert_eq!((code, out.as_str()), (0, shown));
+    let daemon_pid = daemon.id() as i32;
+    assert_eq!(daemon_report(daemon).exit_state, "ok");
+    for pid in after {
+        assert!(live_process(pid).is_none(), "slot {pid} outlived the daemon");
+    }
+    assert!(children_of(daemon_pid).is_empty(), "the daemon left processes behind");
 }
 
 /// CPython as a daemon (ZeroVM's use of it): the script imports its modules

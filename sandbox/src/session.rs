@@ -20,7 +20,7 @@ use nix::sys::resource::{getrlimit, Resource};
 use crate::abi;
 use crate::channel::{Channel, ChannelError};
 use crate::codes::ReturnCode;
-use crate::image::{ImageCache, ImageError};
+use crate::image::{ImageCache, ImageError, Member};
 use crate::jail::layout::{Auxv, GuestChannel, Layout, LayoutError, MapSegment};
 use crate::jail::seccomp::Policy;
 use crate::jail::spawn::Rlimit;
@@ -68,6 +68,9 @@ impl Default for Options {
 pub struct Guest {
     /// The program.
     pub program: PathBuf,
+    /// The program's byte range in that file, when it is a member of a tar
+    /// image rather than the whole file.
+    pub program_member: Option<Member>,
     /// `Memory` in bytes.
     pub memory: u64,
     /// `Timeout`.
@@ -174,6 +177,7 @@ impl Guest {
         let channels = m.channels.iter().map(|c| Channel::open(c, deadline)).collect::<Result<Vec<_>, _>>()?;
         Ok(Guest {
             program: m.program.clone(),
+            program_member: None,
             memory: m.memory,
             timeout: Duration::from_secs(m.timeout),
             channels,
@@ -311,7 +315,7 @@ fn launch(guest: Guest, opts: &Options, role: Role<'_>) -> Result<Session, Sessi
         return Err(SessionError::DuplicateAlias(w[0].alias.clone()));
     }
 
-    let image = opts.images.load(&guest.program, &opts.verdicts)?;
+    let image = opts.images.load(&guest.program, guest.program_member, &opts.verdicts)?;
     let footprint: u64 = image
         .elf
         .segments

@@ -44,6 +44,7 @@ use super::supervise::GuestMemory;
 use super::{launch, Guest, Options, Role, Session, SessionError};
 use crate::channel::Channel;
 use crate::codes::ReturnCode;
+use crate::image::Member;
 use crate::jail::layout::Resume;
 use crate::jail::{memfd, notify};
 use crate::manifest::{self, Manifest};
@@ -134,6 +135,7 @@ fn present_runs(pagemap: Option<&File>, addr: u64, len: u64) -> Vec<(u64, u64)> 
 pub struct Daemon {
     template: Template,
     program: PathBuf,
+    program_member: Option<Member>,
     memory: u64,
     args: Vec<String>,
     env: Vec<(String, String)>,
@@ -145,10 +147,11 @@ impl Daemon {
     /// the report.
     #[allow(clippy::result_large_err)] // the report, as a session gives it
     pub fn start(guest: Guest, opts: &Options) -> Result<Daemon, Report> {
-        let (program, memory, args, env) = (guest.program.clone(), guest.memory, guest.args.clone(), guest.env.clone());
+        let (program, program_member) = (guest.program.clone(), guest.program_member);
+        let (memory, args, env) = (guest.memory, guest.args.clone(), guest.env.clone());
         let session = launch(guest, opts, Role::Daemon).map_err(|e| daemon_report(e.into_report()))?;
         let template = session.wait_fork()?;
-        Ok(Daemon { template, program, memory, args, env })
+        Ok(Daemon { template, program, program_member, memory, args, env })
     }
 
     /// Starts one job: a copy of the daemon on `channels`, for at most
@@ -161,6 +164,7 @@ impl Daemon {
     ) -> Result<Session, SessionError> {
         let guest = Guest {
             program: self.program.clone(),
+            program_member: self.program_member,
             memory: self.memory,
             timeout,
             channels,

@@ -13,7 +13,7 @@
 //! the first `zvsh.cfg` found in `.`, `~` (as `.zvsh.cfg`) or `/etc`.
 
 use std::fs;
-use std::io::Seek;
+use std::io::{Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use crate::channel::{Channel, ChannelError};
 use crate::codes::ReturnCode;
 use crate::image::Member;
+use crate::jail::memfd::sealed_memfd_from;
 use crate::manifest::{self, AccessType, ChannelSource, ChannelSpec, Limits, Manifest, ManifestError};
 use crate::report::{Report, ValidatorState};
 use crate::session::{self, Guest, Options};
@@ -78,7 +79,7 @@ pub enum ZvshError {
     /// A channel (a standard descriptor, an `@FILE`, an image) cannot be used.
     #[error(transparent)]
     Channel(#[from] ChannelError),
-    /// Local I/O (temporary directory, program path).
+    /// Local I/O (the nvram channel, a program path).
     #[error("{what}")]
     Io {
         /// What failed.
@@ -193,8 +194,6 @@ pub struct Prepared {
     pub guest: Guest,
     /// Its manifest (what `--zvm-save-dir` keeps and failures print).
     pub manifest: Manifest,
-    /// Keeps a temporary directory alive while the session runs.
-    pub _scratch: Option<tempfile::TempDir>,
 }
 
 fn std_channel(alias: &str, fd: i32, limits: Limits) -> Result<(ChannelSpec, Channel), ZvshError> {
@@ -209,13 +208,20 @@ fn std_channel(alias: &str, fd: i32, limits: Limits) -> Result<(ChannelSpec, Cha
 
 /// `/dev/nvram`, ZRT's configuration channel: its `[fstab]` names each image's
 /// channel and mount point, and zvm-cc's runtime mounts them (classic zvm-gcc
-/// guests ignore it). Written to the scratch directory, read-only to the guest.
-fn nvram(fstab: &str, dir: &Path, limits: Limits, deadline: Instant) -> Result<(ChannelSpec, Channel), ZvshError> {
-    let path = dir.join("nvram");
-    fs::write(&path, format!("[fstab]\n{fstab}")).map_err(io_err("cannot write the nvram file"))?;
+/// guests ignore it). A sealed memfd, read-only to the guest (the manifest
+/// names it `/dev/nvram`, as it does the standard channels).
+fn nvram(fstab: &str, limits: Limits) -> Result<(ChannelSpec, Channel), ZvshError> {
+    let text = format!("[fstab]\n{fstab}");
+    let fd = sealed_memfd_from(c"zerolab-nvram", |f| {
+        f.write_all(text.as_bytes())?;
+        f.rewind().map(drop)
+    })
+    .map_err(io_err("cannot write the nvram channel"))?;
+    let alias = "/dev/nvram";
     let limits = Limits { puts: 0, put_size: 0, ..limits };
-    let spec = ChannelSpec::new(ChannelSource::Path(path), "/dev/nvram".to_string(), AccessType::SeqGetSeqPut, limits);
-    let ch = Channel::open(&spec, deadline)?;
+    let ch = Channel::from_fd(alias, AccessType::SeqGetSeqPut, limits, fd)
+        .map_err(io_err("cannot use the nvram channel"))?;
+    let spec = ChannelSpec::new(ChannelSource::Path(alias.into()), alias.to_string(), AccessType::SeqGetSeqPut, limits);
     Ok((spec, ch))
 }
 
@@ -297,10 +303,6 @@ impl Command {
             specs.push(s);
             channels.push(c);
         }
-        let scratch = tempfile::Builder::new()
-            .prefix("zvsh-")
-            .tempdir()
-            .map_err(io_err("cannot create a temporary directory"))?;
         let mut program = PathBuf::from(&self.program);
         let mut program_member = None;
         // Out-of-range settings from code (not a file) are refused by `session::spawn`
@@ -365,7 +367,7 @@ impl Command {
             }
         }
         if !fstab.is_empty() {
-            let (spec, ch) = nvram(&fstab, scratch.path(), settings.limits, deadline)?;
+            let (spec, ch) = nvram(&fstab, settings.limits)?;
             specs.push(spec);
             channels.push(ch);
         }
@@ -409,7 +411,7 @@ impl Command {
             args,
             env,
         };
-        Ok(Prepared { guest, manifest, _scratch: Some(scratch) })
+        Ok(Prepared { guest, manifest })
     }
 }
 

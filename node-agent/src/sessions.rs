@@ -529,7 +529,9 @@ fn supervise(entry: &Entry, launch: Launch, shared: &Shared) -> Report {
         p.waiting_for.clear();
     }
     let spawned = match warm {
-        None => session::spawn(Guest { program, memory, timeout, channels, args, env }, &shared.opts),
+        None => {
+            session::spawn(Guest { program, program_member: None, memory, timeout, channels, args, env }, &shared.opts)
+        }
         Some(key) => {
             let start = Start { program: &program, memory, timeout, args: &args, env: &env, channels: &channels };
             match shared.warm.daemon(&key, start, &shared.opts) {

@@ -98,6 +98,7 @@ impl Warm {
         }
         let guest = Guest {
             program: start.program.to_path_buf(),
+            program_member: None,
             memory: start.memory,
             timeout: start.timeout,
             channels,

@@ -227,6 +227,7 @@ fn library_spawn(hello: &Path, runs: usize) -> Duration {
         ];
         let g = Guest {
             program: hello.to_path_buf(),
+            program_member: None,
             memory: 64 << 20,
             timeout: Duration::from_secs(10),
             channels,

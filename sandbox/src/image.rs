@@ -1,14 +1,19 @@
 //! Guest images: from a program file to sealed, inspected, validated bytes.
 //!
-//! [`load`] reads the program once, checks it is a static x86-64 executable
-//! ([`crate::elf`]), applies static-PIE relocations if needed, validates the
-//! executable bytes (or reuses a cached verdict for the same hash), and seals
-//! the exact bytes it validated into a memfd for the loader to map.
-//! [`ImageCache`] keeps sealed images by file identity, so a program run again
-//! and again (the node agent's case) costs one `open` and `fstat` per session.
+//! [`load`] copies the program once, in the kernel, from its file (or from
+//! its member's byte range in a tar image: zvsh's `--zvm-image TAR python`)
+//! into a memfd that only this process holds, checks it is a static x86-64
+//! executable ([`crate::elf`]), applies static-PIE relocations if needed,
+//! validates the executable bytes (or reuses a cached verdict for the same
+//! hash), and seals the memfd: the exact bytes it validated are the bytes the
+//! loader maps. [`ImageCache`] keeps sealed images by file identity, so a
+//! program run again and again (the node agent's case) costs one `open` and
+//! `fstat` per session.
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::num::NonZeroUsize;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -17,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use crate::channel::{self, Access, Refusal, SourceError};
 use crate::codes::ReturnCode;
 use crate::elf::{self, ElfError, ElfImage};
-use crate::jail::memfd::sealed_memfd_from;
+use crate::jail::memfd::{seal, sealed_memfd_from};
 use crate::validator::{self, Violation};
 use crate::verdict_cache::{hash_image, ImageHash, VerdictCache};
 
@@ -145,7 +150,19 @@ fn clear_exec_page_tails(bytes: &mut [u8], image: &ElfImage) {
     }
 }
 
-/// Which file an image was read from: any write changes `ctime`.
+/// Where a program lies inside its file when it is not the whole file: the
+/// byte range of one member of a tar image (zvsh's `--zvm-image TAR python`
+/// runs `bin/python` from there, without copying it out first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Member {
+    /// Offset of the first byte in the file.
+    pub offset: u64,
+    /// Length in bytes.
+    pub len: u64,
+}
+
+/// Which file (and which part of it) an image was read from: any write
+/// changes `ctime`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct FileKey {
     dev: u64,
@@ -153,6 +170,7 @@ struct FileKey {
     size: u64,
     mtime: (i64, i64),
     ctime: (i64, i64),
+    member: Option<Member>,
 }
 
 /// Sealed images by file identity (device, inode, size, mtime, ctime).
@@ -171,7 +189,7 @@ impl ImageCache {
     }
 
     /// Like [`load`], reusing the sealed image when the file is unchanged.
-    pub fn load(&self, path: &Path, verdicts: &VerdictCache) -> Result<Arc<Image>, ImageError> {
+    pub fn load(&self, path: &Path, member: Option<Member>, verdicts: &VerdictCache) -> Result<Arc<Image>, ImageError> {
         let (file, meta) = open_program(path)?;
         let key = FileKey {
             dev: meta.dev(),
@@ -179,11 +197,12 @@ impl ImageCache {
             size: meta.size(),
             mtime: (meta.mtime(), meta.mtime_nsec()),
             ctime: (meta.ctime(), meta.ctime_nsec()),
+            member,
         };
         if let Some(hit) = self.images.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
             return Ok(Arc::clone(hit));
         }
-        let image = Arc::new(read_program(path, file, &meta, verdicts)?);
+        let image = Arc::new(read_program(path, file, &meta, member, verdicts)?);
         let mut images = self.images.lock().unwrap_or_else(|e| e.into_inner());
         if images.len() >= CACHED_IMAGES {
             images.clear();
@@ -209,33 +228,117 @@ fn open_program(path: &Path) -> Result<(std::fs::File, std::fs::Metadata), Image
     Ok((file, meta))
 }
 
-/// Loads, checks and seals the program at `path`.
-pub fn load(path: &Path, cache: &VerdictCache) -> Result<Image, ImageError> {
+/// Loads, checks and seals the program at `path` (or its `member`).
+pub fn load(path: &Path, member: Option<Member>, cache: &VerdictCache) -> Result<Image, ImageError> {
     let (file, meta) = open_program(path)?;
-    read_program(path, file, &meta, cache)
+    read_program(path, file, &meta, member, cache)
 }
 
 fn read_program(
     path: &Path,
-    mut file: std::fs::File,
+    file: File,
     meta: &std::fs::Metadata,
+    member: Option<Member>,
     cache: &VerdictCache,
 ) -> Result<Image, ImageError> {
     let shown = path.display().to_string();
-    let read_err = |source| ImageError::Read { path: shown.clone(), source };
     if !meta.is_file() {
         let what = if meta.is_dir() { "a directory" } else { "a special file" };
         return Err(ImageError::NotRegular { path: shown, what: what.into() });
     }
-    if meta.len() == 0 || meta.len() > MAX_IMAGE_BYTES {
-        return Err(ImageError::NotRegular { path: shown, what: format!("{} bytes", meta.len()) });
+    let Member { offset, len } = member.unwrap_or(Member { offset: 0, len: meta.len() });
+    if offset.checked_add(len).is_none_or(|end| end > meta.len()) {
+        let what = format!("bytes {offset}..{} of a {}-byte file", offset.saturating_add(len), meta.len());
+        return Err(ImageError::NotRegular { path: shown, what });
     }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    file.read_to_end(&mut bytes).map_err(read_err)?;
-    from_bytes(bytes, cache).map_err(|e| match e {
-        ImageError::Read { source, .. } => ImageError::Read { path: path.display().to_string(), source },
+    if len == 0 || len > MAX_IMAGE_BYTES {
+        return Err(ImageError::NotRegular { path: shown, what: format!("{len} bytes") });
+    }
+    from_file(file, offset, len, cache).map_err(|e| match e {
+        ImageError::Read { source, .. } => ImageError::Read { path: shown, source },
         other => other,
     })
+}
+
+/// Copies `len` bytes of `file` from `offset` into a new memfd (in the
+/// kernel: `copy_file_range` or `sendfile`), then checks, hashes and
+/// validates them in place through a mapping and seals the memfd. Until it
+/// is sealed the memfd is this process's alone (close-on-exec, never passed
+/// on), so the bytes validated are the bytes sealed.
+fn from_file(mut file: File, offset: u64, len: u64, cache: &VerdictCache) -> Result<Image, ImageError> {
+    let read_err = |source| ImageError::Read { path: String::new(), source };
+    let size = NonZeroUsize::new(len as usize).ok_or_else(|| read_err(std::io::ErrorKind::InvalidInput.into()))?;
+    let memfd = nix::sys::memfd::memfd_create(
+        c"zerolab-image",
+        nix::sys::memfd::MFdFlags::MFD_CLOEXEC | nix::sys::memfd::MFdFlags::MFD_ALLOW_SEALING,
+    )
+    .map_err(|e| read_err(e.into()))?;
+    let mut out = File::from(memfd);
+    file.seek(SeekFrom::Start(offset)).map_err(read_err)?;
+    let copied = std::io::copy(&mut (&mut file).take(len), &mut out).map_err(read_err)?;
+    if copied != len {
+        return Err(read_err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!("the file ended {} bytes early (changed while read?)", len - copied),
+        )));
+    }
+    let fd = OwnedFd::from(out);
+    let (elf, hash, verdict) = {
+        let mut mapping = Mapping::new(&fd, size).map_err(read_err)?;
+        let bytes = mapping.bytes();
+        let elf = elf::inspect(bytes)?;
+        if elf.static_pie {
+            let relocated = elf::relocate_static_pie(bytes, &elf)?;
+            return from_bytes(relocated, cache);
+        }
+        clear_exec_page_tails(bytes, &elf);
+        let hash = hash_image(bytes);
+        let (verdict, cached) = cache.check(&hash, || validator::validate_image(bytes, &elf));
+        (elf, hash, verdict.map(|()| cached))
+    };
+    let cached_verdict = verdict?;
+    seal(&fd).map_err(read_err)?;
+    Ok(Image { fd, elf, hash, cached_verdict })
+}
+
+/// A shared, writable mapping of a whole (not yet sealed) memfd, unmapped
+/// when dropped: sealing against writes needs no writable mapping left.
+struct Mapping {
+    addr: std::ptr::NonNull<std::ffi::c_void>,
+    len: NonZeroUsize,
+}
+
+impl Mapping {
+    fn new(fd: &OwnedFd, len: NonZeroUsize) -> std::io::Result<Mapping> {
+        use nix::sys::mman::{mmap, MapFlags, ProtFlags};
+        // SAFETY: a fresh mapping chosen by the kernel (no address hint), of a
+        // memfd `len` bytes long that nothing else maps or resizes; it is
+        // unmapped exactly once, in `drop`.
+        let addr = unsafe {
+            mmap(
+                None,
+                len,
+                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+                MapFlags::MAP_SHARED | MapFlags::MAP_POPULATE,
+                fd,
+                0,
+            )
+        }?;
+        Ok(Mapping { addr, len })
+    }
+
+    fn bytes(&mut self) -> &mut [u8] {
+        // SAFETY: the mapping is `len` bytes, readable and writable, alive
+        // until `self` drops, and borrowed mutably only through `self`.
+        unsafe { std::slice::from_raw_parts_mut(self.addr.as_ptr().cast(), self.len.get()) }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: `addr` and `len` are the mapping made in `new`, unmapped only here.
+        let _ = unsafe { nix::sys::mman::munmap(self.addr, self.len.get()) };
+    }
 }
 
 /// Checks and seals a program given as bytes.
@@ -249,4 +352,51 @@ pub fn from_bytes(bytes: Vec<u8>, cache: &VerdictCache) -> Result<Image, ImageEr
     let fd = sealed_memfd_from(c"zerolab-image", |f| f.write_all(&bytes))
         .map_err(|source| ImageError::Read { path: String::new(), source })?;
     Ok(Image { fd, elf, hash, cached_verdict: cached })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+    use std::os::unix::fs::FileExt;
+
+    use super::*;
+    use crate::elf::fixtures::{static_exec, static_pie};
+
+    /// `program` between other bytes in a file, and its range there.
+    fn embedded(program: &[u8]) -> (tempfile::NamedTempFile, Member) {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(&[0x0f; 1000]).unwrap();
+        file.write_all(program).unwrap();
+        file.write_all(b"\x0f\x05 a syscall after the member").unwrap();
+        (file, Member { offset: 1000, len: program.len() as u64 })
+    }
+
+    #[test]
+    fn a_member_is_sealed_and_validated_as_exactly_its_bytes() {
+        for program in [static_exec(), static_pie()] {
+            let (file, member) = embedded(program);
+            let verdicts = VerdictCache::new(None);
+            let alone = from_bytes(program.to_vec(), &verdicts).unwrap();
+            let image = load(file.path(), Some(member), &verdicts).unwrap();
+            assert_eq!(image.hash, alone.hash, "the same bytes as the program given alone");
+            assert_eq!(image.elf, alone.elf);
+            let sealed = File::from(image.fd.try_clone().unwrap());
+            assert_eq!(sealed.metadata().unwrap().len(), program.len() as u64, "the member and nothing more");
+            assert!(sealed.write_at(b"x", 0).is_err(), "the memfd is sealed against writes");
+        }
+    }
+
+    #[test]
+    fn a_member_range_outside_the_file_is_refused() {
+        let (file, member) = embedded(static_exec());
+        let verdicts = VerdictCache::new(None);
+        for bad in [
+            Member { offset: member.offset, len: member.len + 40 },
+            Member { offset: u64::MAX, len: 2 },
+            Member { offset: 0, len: 0 },
+        ] {
+            let err = load(file.path(), Some(bad), &verdicts).unwrap_err();
+            assert!(matches!(err, ImageError::NotRegular { .. }), "{bad:?}: {err}");
+        }
+    }
 }

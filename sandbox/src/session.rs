@@ -20,7 +20,7 @@ use nix::sys::resource::{getrlimit, Resource};
 use crate::abi;
 use crate::channel::{Channel, ChannelError};
 use crate::codes::ReturnCode;
-use crate::image::{Image, ImageCache, ImageError};
+use crate::image::{Image, ImageCache, ImageError, Member};
 use crate::jail::layout::{Auxv, GuestChannel, Layout, LayoutError, MapSegment};
 use crate::jail::seccomp::Policy;
 use crate::jail::slot::Slot;
@@ -70,6 +70,9 @@ impl Default for Options {
 pub struct Guest {
     /// The program.
     pub program: PathBuf,
+    /// The program's byte range in that file, when it is a member of a tar
+    /// image rather than the whole file.
+    pub program_member: Option<Member>,
     /// `Memory` in bytes.
     pub memory: u64,
     /// `Timeout`.
@@ -176,6 +179,7 @@ impl Guest {
         let channels = m.channels.iter().map(|c| Channel::open(c, deadline)).collect::<Result<Vec<_>, _>>()?;
         Ok(Guest {
             program: m.program.clone(),
+            program_member: None,
             memory: m.memory,
             timeout: Duration::from_secs(m.timeout),
             channels,
@@ -321,7 +325,7 @@ fn launch(guest: Guest, opts: &Options, role: Role<'_>) -> Result<Session, Sessi
     let plan = match &role {
         Role::Copy(_, plan, _) | Role::Daemon(plan) => *plan,
         Role::Plain => {
-            loaded = program_plan(&guest.program, guest.memory, opts)?;
+            loaded = program_plan(&guest.program, guest.program_member, guest.memory, opts)?;
             &loaded
         }
     };
@@ -492,8 +496,13 @@ pub(crate) struct ProgramPlan {
 }
 
 /// Loads (or finds cached) the program and lays out a guest of `memory` bytes.
-pub(crate) fn program_plan(program: &Path, memory: u64, opts: &Options) -> Result<ProgramPlan, SessionError> {
-    let image = opts.images.load(program, &opts.verdicts)?;
+pub(crate) fn program_plan(
+    program: &Path,
+    member: Option<Member>,
+    memory: u64,
+    opts: &Options,
+) -> Result<ProgramPlan, SessionError> {
+    let image = opts.images.load(program, member, &opts.verdicts)?;
     let footprint: u64 = image
         .elf
         .segments

@@ -13,13 +13,15 @@
 //! the first `zvsh.cfg` found in `.`, `~` (as `.zvsh.cfg`) or `/etc`.
 
 use std::fs;
-use std::io::{Read, Seek};
+use std::io::{Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::channel::{Channel, ChannelError};
 use crate::codes::ReturnCode;
+use crate::image::Member;
+use crate::jail::memfd::sealed_memfd_from;
 use crate::manifest::{self, AccessType, ChannelSource, ChannelSpec, Limits, Manifest, ManifestError};
 use crate::report::{Report, ValidatorState};
 use crate::session::{self, Guest, Options};
@@ -77,7 +79,7 @@ pub enum ZvshError {
     /// A channel (a standard descriptor, an `@FILE`, an image) cannot be used.
     #[error(transparent)]
     Channel(#[from] ChannelError),
-    /// Local I/O (temporary directory, program path).
+    /// Local I/O (the nvram channel, a program path).
     #[error("{what}")]
     Io {
         /// What failed.
@@ -192,8 +194,6 @@ pub struct Prepared {
     pub guest: Guest,
     /// Its manifest (what `--zvm-save-dir` keeps and failures print).
     pub manifest: Manifest,
-    /// Keeps a temporary directory alive while the session runs.
-    pub _scratch: Option<tempfile::TempDir>,
 }
 
 fn std_channel(alias: &str, fd: i32, limits: Limits) -> Result<(ChannelSpec, Channel), ZvshError> {
@@ -208,37 +208,47 @@ fn std_channel(alias: &str, fd: i32, limits: Limits) -> Result<(ChannelSpec, Cha
 
 /// `/dev/nvram`, ZRT's configuration channel: its `[fstab]` names each image's
 /// channel and mount point, and zvm-cc's runtime mounts them (classic zvm-gcc
-/// guests ignore it). Written to the scratch directory, read-only to the guest.
-fn nvram(fstab: &str, dir: &Path, limits: Limits, deadline: Instant) -> Result<(ChannelSpec, Channel), ZvshError> {
-    let path = dir.join("nvram");
-    fs::write(&path, format!("[fstab]\n{fstab}")).map_err(io_err("cannot write the nvram file"))?;
+/// guests ignore it). A sealed memfd, read-only to the guest (the manifest
+/// names it `/dev/nvram`, as it does the standard channels).
+fn nvram(fstab: &str, limits: Limits) -> Result<(ChannelSpec, Channel), ZvshError> {
+    let text = format!("[fstab]\n{fstab}");
+    let fd = sealed_memfd_from(c"zerolab-nvram", |f| {
+        f.write_all(text.as_bytes())?;
+        f.rewind().map(drop)
+    })
+    .map_err(io_err("cannot write the nvram channel"))?;
+    let alias = "/dev/nvram";
     let limits = Limits { puts: 0, put_size: 0, ..limits };
-    let spec = ChannelSpec::new(ChannelSource::Path(path), "/dev/nvram".to_string(), AccessType::SeqGetSeqPut, limits);
-    let ch = Channel::open(&spec, deadline)?;
+    let ch = Channel::from_fd(alias, AccessType::SeqGetSeqPut, limits, fd)
+        .map_err(io_err("cannot use the nvram channel"))?;
+    let spec = ChannelSpec::new(ChannelSource::Path(alias.into()), alias.to_string(), AccessType::SeqGetSeqPut, limits);
     Ok((spec, ch))
 }
 
 /// Finds `name` inside the tar open as `tar` (the image's channel, already
-/// opened and checked) and extracts it to `dir`. The channel's file position
-/// is shared, so it is put back at the start afterwards.
-fn extract_from_tar(tar: &Channel, name: &str, dir: &Path) -> std::io::Result<Option<PathBuf>> {
+/// opened and checked) and returns its bytes' range there, which the session
+/// loads straight from the image (nothing is copied out). The channel's file
+/// position is shared, so it is put back at the start afterwards.
+fn member_of_tar(tar: &Channel, name: &str) -> std::io::Result<Option<Member>> {
     let mut file = fs::File::from(tar.fd.try_clone()?);
-    let found = find_in_tar(&mut file, name, dir);
+    let found = find_in_tar(&mut file, name);
     file.rewind()?;
     found
 }
 
-/// Looks for `name` (or `bin/name`) among the tar's members and writes its
-/// bytes to `dir`. A symbolic or hard link is followed inside the tar (at most
-/// [`MAX_LINKS`] of them), so a busybox image's `bin/sort -> busybox` runs busybox.
-fn find_in_tar(file: &mut fs::File, name: &str, dir: &Path) -> std::io::Result<Option<PathBuf>> {
+/// Looks for `name` (or `bin/name`) among the tar's members, skipping over
+/// their data, and returns the range of its bytes. A symbolic or hard link is
+/// followed inside the tar (at most [`MAX_LINKS`] of them), so a busybox
+/// image's `bin/sort -> busybox` runs busybox. Only a regular file is a
+/// program.
+fn find_in_tar(file: &mut fs::File, name: &str) -> std::io::Result<Option<Member>> {
     let mut wanted = vec![PathBuf::from(name), Path::new("bin").join(name)];
     for _ in 0..=MAX_LINKS {
         file.rewind()?;
         let mut archive = tar::Archive::new(&mut *file);
         let mut next = None;
-        for entry in archive.entries()? {
-            let mut entry = entry?;
+        for entry in archive.entries_with_seek()? {
+            let entry = entry?;
             let path = entry.path()?.into_owned();
             let clean = path.strip_prefix("./").unwrap_or(&path).to_path_buf();
             if !wanted.contains(&clean) {
@@ -251,11 +261,10 @@ fn find_in_tar(file: &mut fs::File, name: &str, dir: &Path) -> std::io::Result<O
                 next = Some(normalize(&base.join(target)));
                 break;
             }
-            let out = dir.join(Path::new(name).file_name().unwrap_or_default());
-            let mut bytes = Vec::new();
-            entry.read_to_end(&mut bytes)?;
-            fs::write(&out, bytes)?;
-            return Ok(Some(out));
+            if !matches!(kind, tar::EntryType::Regular | tar::EntryType::Continuous) {
+                return Ok(None);
+            }
+            return Ok(Some(Member { offset: entry.raw_file_position(), len: entry.size() }));
         }
         match next {
             Some(target) => wanted = vec![target],
@@ -294,11 +303,8 @@ impl Command {
             specs.push(s);
             channels.push(c);
         }
-        let scratch = tempfile::Builder::new()
-            .prefix("zvsh-")
-            .tempdir()
-            .map_err(io_err("cannot create a temporary directory"))?;
         let mut program = PathBuf::from(&self.program);
+        let mut program_member = None;
         // Out-of-range settings from code (not a file) are refused by `session::spawn`
         // with their code; until then the deadline is clamped so it cannot overflow.
         let deadline = Instant::now() + Duration::from_secs(settings.timeout.min(manifest::MAX_TIMEOUT));
@@ -347,17 +353,21 @@ impl Command {
             // read from the descriptor that was checked.
             let alias = attach(tar, true, &mut specs, &mut channels)?;
             fstab.push_str(&format!("channel={alias}, mountpoint={mount}, access={mode}\n"));
-            if !program.exists() {
+            if program_member.is_none() && !program.exists() {
                 let image = channels.last().expect("the image was just attached");
-                if let Some(found) = extract_from_tar(image, &self.program, scratch.path())
+                let spec_path = specs.last().expect("the image was just attached");
+                if let Some(found) = member_of_tar(image, &self.program)
                     .map_err(|e| ZvshError::Image { spec: spec.clone(), message: e.to_string() })?
                 {
-                    program = found;
+                    if let ChannelSource::Path(tar) = &spec_path.source {
+                        program = tar.clone();
+                        program_member = Some(found);
+                    }
                 }
             }
         }
         if !fstab.is_empty() {
-            let (spec, ch) = nvram(&fstab, scratch.path(), settings.limits, deadline)?;
+            let (spec, ch) = nvram(&fstab, settings.limits)?;
             specs.push(spec);
             channels.push(ch);
         }
@@ -394,13 +404,14 @@ impl Command {
         };
         let guest = Guest {
             program,
+            program_member,
             memory: settings.memory,
             timeout: Duration::from_secs(settings.timeout),
             channels,
             args,
             env,
         };
-        Ok(Prepared { guest, manifest, _scratch: Some(scratch) })
+        Ok(Prepared { guest, manifest })
     }
 }
 

@@ -47,6 +47,7 @@ use super::supervise::GuestMemory;
 use super::{launch, program_plan, Guest, Options, ProgramPlan, Role, Session, SessionError};
 use crate::channel::Channel;
 use crate::codes::ReturnCode;
+use crate::image::Member;
 use crate::jail::layout::Resume;
 use crate::jail::slot::Slot;
 use crate::jail::{memfd, notify};
@@ -140,6 +141,7 @@ pub struct Daemon {
     /// The program as the daemon loaded it: its copies map the same image.
     plan: ProgramPlan,
     program: PathBuf,
+    program_member: Option<Member>,
     memory: u64,
     args: Vec<String>,
     env: Vec<(String, String)>,
@@ -151,11 +153,12 @@ impl Daemon {
     /// the report.
     #[allow(clippy::result_large_err)] // the report, as a session gives it
     pub fn start(guest: Guest, opts: &Options) -> Result<Daemon, Report> {
-        let (program, memory, args, env) = (guest.program.clone(), guest.memory, guest.args.clone(), guest.env.clone());
-        let plan = program_plan(&program, memory, opts).map_err(|e| daemon_report(e.into_report()))?;
+        let (program, program_member) = (guest.program.clone(), guest.program_member);
+        let (memory, args, env) = (guest.memory, guest.args.clone(), guest.env.clone());
+        let plan = program_plan(&program, program_member, memory, opts).map_err(|e| daemon_report(e.into_report()))?;
         let session = launch(guest, opts, Role::Daemon(&plan)).map_err(|e| daemon_report(e.into_report()))?;
         let template = session.wait_fork()?;
-        Ok(Daemon { template, plan, program, memory, args, env })
+        Ok(Daemon { template, plan, program, program_member, memory, args, env })
     }
 
     /// Starts one job: a copy of the daemon on `channels`, for at most
@@ -179,6 +182,7 @@ impl Daemon {
     ) -> Result<Session, SessionError> {
         let guest = Guest {
             program: self.program.clone(),
+            program_member: self.program_member,
             memory: self.memory,
             timeout,
             channels,

@@ -32,6 +32,7 @@ fn devnull(write: bool) -> OwnedFd {
 pub fn guest_with_stdout(program: &Path, stdout: impl Into<OwnedFd>, timeout: Duration) -> Guest {
     Guest {
         program: program.to_path_buf(),
+        program_member: None,
         memory: 32 << 20,
         timeout,
         channels: vec![
@@ -51,6 +52,7 @@ fn pipe_stdin_and_socket_stdout_carry_the_guests_data() {
     let (ours, theirs) = UnixStream::pair().unwrap();
     let g = Guest {
         program: guest("cat"),
+        program_member: None,
         memory: 32 << 20,
         timeout: Duration::from_secs(10),
         channels: vec![
@@ -89,6 +91,7 @@ fn a_tcp_stdin_is_network_traffic_and_a_pipe_stdout_local() {
         let (out_r, out_w) = nix::unistd::pipe().unwrap();
         let g = Guest {
             program: guest("cat"),
+            program_member: None,
             memory: 32 << 20,
             timeout: Duration::from_secs(10),
             channels: vec![

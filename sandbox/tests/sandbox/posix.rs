@@ -4,8 +4,10 @@
 //! on the host changes.
 
 use std::fs;
+use std::path::Path;
+use std::process::Command;
 
-use crate::harness::{native_libc_test, posix_guest, python_tar, Lab};
+use crate::harness::{native_libc_test, posix_guest, python_tar, Lab, Report};
 
 /// A tar at `lab/data.tar` holding `data/greeting.txt` and `data/other`.
 fn data_tar(lab: &Lab) -> Vec<u8> {
@@ -48,6 +50,54 @@ fn ordinary_c_program_reads_its_image_and_writes_the_overlay() {
     assert!(lines[9].starts_with("time 1370044800 random "), "the clock starts at the fixed epoch: {}", lines[9]);
     assert_eq!(out.stderr(), "");
     assert_eq!(fs::read(lab.path("data.tar")).unwrap(), tar, "the image is read-only: writes stay in the overlay");
+}
+
+/// The tree under `/data` as the `walk` guest sees it in `image`, sorted,
+/// and how many reads the guest made.
+fn walk(lab: &Lab, image: &str) -> (Vec<String>, u64) {
+    let out = lab.zvsh().args(["--zvm-debug", "--zvm-image", image]).arg(posix_guest("walk")).arg("/data").run();
+    let out = out.expect_code(0);
+    let mut lines: Vec<String> = out.stdout().lines().map(str::to_string).collect();
+    lines.sort();
+    let stderr = out.stderr();
+    let report: Vec<&str> = stderr.lines().collect();
+    let report = Report::parse(&report[report.len() - 6..].join("\n"));
+    (lines, report.local.gets)
+}
+
+fn host(program: &str, args: &[&str], dir: &Path) {
+    let status = Command::new(program).args(args).current_dir(dir).status().unwrap();
+    assert!(status.success(), "{program} {args:?}");
+}
+
+#[test]
+fn an_indexed_image_mounts_as_its_members_and_one_appended_to_is_scanned() {
+    let lab = Lab::new();
+    let deep = format!("data/{}/{}", "d".repeat(90), "e".repeat(60));
+    fs::create_dir_all(lab.path(&deep)).unwrap();
+    for i in 0..40 {
+        // Files larger than a header read: scanning needs a read per member.
+        fs::write(lab.path(&format!("data/f{i:02}.txt")), format!("{i}\n").repeat(3000)).unwrap();
+    }
+    fs::write(lab.path(&format!("{deep}/long name.txt")), "deep\n").unwrap();
+    std::os::unix::fs::symlink("f01.txt", lab.path("data/link")).unwrap();
+    let packer = Path::new(env!("CARGO_MANIFEST_DIR")).join("guest/posix/pack-image");
+    host("python3", &[packer.to_str().unwrap(), ".", "indexed.tar", "data"], &lab.path(""));
+    host("tar", &["--owner=0", "--group=0", "-cf", "plain.tar", "data"], &lab.path(""));
+
+    let (indexed, indexed_reads) = walk(&lab, "indexed.tar");
+    let (plain, plain_reads) = walk(&lab, "plain.tar");
+    assert_eq!(indexed.len(), 45, "{indexed:#?}");
+    assert_eq!(indexed, plain, "the index describes the same tree as the headers");
+    // Both read each file once; without the index each large member's header costs a read too.
+    assert!(indexed_reads + 35 < plain_reads, "reads: {indexed_reads} with the index, {plain_reads} without");
+
+    // A member appended after packing is not in the index: the image is scanned.
+    fs::write(lab.path("data/late.txt"), "late\n").unwrap();
+    host("tar", &["-rf", "indexed.tar", "data/late.txt"], &lab.path(""));
+    let (appended, _) = walk(&lab, "indexed.tar");
+    assert!(appended.iter().any(|l| l.starts_with("/data/late.txt ")), "{appended:#?}");
+    assert_eq!(appended.len(), 46);
 }
 
 #[test]

@@ -107,6 +107,7 @@ fn other_processes_of_the_guests_user_cannot_reach_into_a_guest() {
     // guest's memory for every call.
     let g = Guest {
         program: guest("cat"),
+        program_member: None,
         memory: 32 << 20,
         timeout: Duration::from_secs(20),
         channels: vec![

@@ -234,6 +234,23 @@ fn zvm_image_runs_a_program_from_inside_the_tar() {
 }
 
 #[test]
+fn a_program_inside_the_tar_is_read_from_its_member_and_validated() {
+    let lab = Lab::new();
+    let hello = std::fs::read(guest("hello")).unwrap();
+    let syscall = std::fs::read(guest("esc_syscall")).unwrap();
+    // The member's bytes sit between others: only its range is the program.
+    tar_with(&lab, "img.tar", &[("before", b"not a program"), ("bin/bad", &syscall), ("bin/hi", &hello)]);
+    let out = lab.zvsh().args(["--zvm-image", "img.tar", "hi"]).run().expect_code(0);
+    assert_eq!(out.stdout(), "Hello, World!\n");
+    // A member is checked like a program file: its system call is found.
+    let out = lab.zvsh().args(["--zvm-image", "img.tar", "bad"]).run().expect_code(8);
+    assert!(out.stderr().contains("forbidden instruction `syscall`"), "{out}");
+    // A member that is no program is refused as one.
+    let out = lab.zvsh().args(["--zvm-image", "img.tar", "before"]).run().expect_code(8);
+    assert!(out.stderr().contains("not an ELF executable"), "{out}");
+}
+
+#[test]
 fn zvsh_grows_its_stdout_pipe_to_a_mebibyte() {
     use std::io::Read;
 

@@ -173,6 +173,8 @@ fn lists_its_commands_and_no_others() {
             "labs",
             "sandbox",
             "power",
+            "shelve",
+            "unshelve",
             "reinstall",
             "render",
             "ssh",
@@ -197,6 +199,8 @@ fn lists_its_commands_and_no_others() {
         &["completions"],
         &["run"],
         &["labs"],
+        &["shelve"],
+        &["unshelve"],
     ] {
         let help = harness.zerolab(&[command, &["--help"]].concat());
         assert!(help.stdout.contains("Exit status: "), "{command:?}: exit codes documented: {}", help.stdout);
@@ -204,6 +208,21 @@ fn lists_its_commands_and_no_others() {
     for command in [&["help"][..], &["sandbox", "list"]] {
         assert_eq!(harness.zerolab(command).code, 2, "{command:?} must not exist yet");
     }
+}
+
+#[test]
+fn shelving_a_lab_that_is_not_up_is_one_line_and_exit_2() {
+    let harness = Harness::new();
+    let (file, root) = (example("netns-3.yaml"), harness.dir.path().join("labs"));
+    let (file, root) = (file.as_str(), root.to_str().unwrap());
+    for args in
+        [&["shelve", file, "--lab-root", root][..], &["shelve", "--offload", file, "node-1", "--lab-root", root]]
+    {
+        harness.zerolab(args).expect(2, "", "zerolab: lab netns-3 is not up; run `zerolab up` first\n");
+    }
+    let agent = harness.write("zerolab-agent", "");
+    let args = ["unshelve", file, "--lab-root", root, "--agent", agent.to_str().unwrap()];
+    harness.zerolab(&args).expect(2, "", "zerolab: lab netns-3 is not up; run `zerolab up` first\n");
 }
 
 #[test]

@@ -80,7 +80,12 @@ pub fn destroy(lab: &Lab, cluster: Option<&Cluster>) -> Result<(), NetnsError> {
         objects.links.extend(listed("/sys/class/net").into_iter().filter(|link| legacy.is_veth(link)));
         objects.links.push(legacy.bridge());
     }
+    let namespaces = objects.namespaces.clone();
     remove(lab, &owners, objects)?;
+    for namespace in &namespaces {
+        super::isolated::remove_cgroups(namespace);
+    }
+    super::firewall::remove(lab)?;
 
     let nodes_dir = lab.nodes_dir();
     if nodes_dir.exists() {
@@ -98,6 +103,7 @@ pub fn destroy(lab: &Lab, cluster: Option<&Cluster>) -> Result<(), NetnsError> {
 pub(super) fn remove_nodes(lab: &Lab, names: &Names, nodes: &[String]) -> Result<(), NetnsError> {
     remove(lab, &Owners::machine(), Objects::of_nodes(names, nodes.iter().map(String::as_str)))?;
     for node in nodes {
+        super::isolated::remove_cgroups(&names.namespace(node));
         let dir = node_dir(lab, node);
         if dir.exists() {
             fs::remove_dir_all(&dir).map_err(io_err(&dir))?;

@@ -23,6 +23,7 @@ mod isolated;
 pub mod names;
 mod reconcile;
 pub mod settings;
+mod shelve;
 mod spawn;
 mod teardown;
 
@@ -41,10 +42,10 @@ use zerolab_config::cluster::{Checker, EntryView};
 
 use super::{
     BoxFuture, CreateProgress, Created, Definition, NodeSettings, Provider, ProviderConfig, ProviderError,
-    ProviderKind, ProviderSpec, Teardown, BASE,
+    ProviderKind, ProviderSpec, ShelveMode, Teardown, BASE,
 };
 use crate::lab::{io_error, Lab, Owners};
-use zerolab_config::cluster::Cluster;
+use zerolab_config::cluster::{Cluster, Node};
 
 /// The lab subnet when `network.subnet` is not given: the base's.
 pub const DEFAULT_SUBNET: Subnet = zerolab_config::cluster::provider::BASE_SUBNET;
@@ -134,6 +135,30 @@ impl Provider for Netns {
             blocking(move || teardown::destroy(&lab, Some(&cluster))).await?;
             Ok(Teardown::default())
         })
+    }
+
+    /// Frozen: the node's processes frozen in its freezer cgroup; offloaded: killed,
+    /// its namespace, address, files and host key kept (`shelve.rs`).
+    fn shelve<'a>(
+        &'a self,
+        lab: &'a Lab,
+        _cluster: &'a Cluster,
+        node: &'a Node,
+        mode: ShelveMode,
+    ) -> BoxFuture<'a, Result<(), ProviderError>> {
+        let (lab, node) = (lab.clone(), node.clone());
+        Box::pin(async move { Ok(blocking(move || shelve::shelve(&lab, &node, mode)).await?) })
+    }
+
+    /// Thawed, or started again as `up` starts it and listening.
+    fn unshelve<'a>(
+        &'a self,
+        lab: &'a Lab,
+        _cluster: &'a Cluster,
+        node: &'a Node,
+    ) -> BoxFuture<'a, Result<(), ProviderError>> {
+        let (lab, node) = (lab.clone(), node.clone());
+        Box::pin(async move { Ok(blocking(move || shelve::unshelve(&lab, &node)).await?) })
     }
 }
 

@@ -417,7 +417,7 @@ exec 3<&-
 exec /usr/sbin/sshd -D -e -r -f /etc/ssh/sshd_config
 "#;
 
-fn start_sshd(lab: &Lab, dir: &Path, ns: &str, node: &Node) -> Result<(), NetnsError> {
+pub(super) fn start_sshd(lab: &Lab, dir: &Path, ns: &str, node: &Node) -> Result<(), NetnsError> {
     let log_path = lab.logs_dir().join(format!("{}.sshd.log", node.name));
     // A fresh log per start: `wait_for_sshd` takes a non-empty log with nothing running
     // for a failed start, so a previous run's lines (a lab made again) must not count.
@@ -457,7 +457,7 @@ fn home_of(user: &str) -> String {
 
 /// Waits for `node`'s sshd to write its pid file; `backoff` is shared by every node, so
 /// its deadline bounds the wait for all of them.
-fn wait_for_sshd(lab: &Lab, names: &Names, node: &Node, backoff: &mut Backoff) -> Result<u32, NetnsError> {
+pub(super) fn wait_for_sshd(lab: &Lab, names: &Names, node: &Node, backoff: &mut Backoff) -> Result<u32, NetnsError> {
     let pid_file = node_dir(lab, &node.name).join("run/sshd.pid");
     let log = lab.logs_dir().join(format!("{}.sshd.log", node.name));
     let namespace = [names.namespace(&node.name)];

@@ -193,7 +193,7 @@ pub(super) fn processes_in(namespaces: &[String]) -> Vec<i32> {
 }
 
 /// Whether `pid` runs (a zombie does not: it holds no namespace or mount).
-fn alive(pid: i32) -> bool {
+pub(super) fn alive(pid: i32) -> bool {
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
         Err(_) => false,

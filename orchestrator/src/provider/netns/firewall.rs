@@ -16,11 +16,13 @@
 //! 5. `INPUT -i BR DROP`: no new connection from a node to any address of this machine
 //!    (its sshd, the portal, the bridge address, other labs' bridge addresses).
 //!
-//! The rules are recorded in `LAB/firewall` before they are added, and `down` deletes
-//! exactly those (a rule already gone is fine).
+//! The rules are recorded in `LAB/firewall` before they are added (at once, with
+//! `iptables-restore --noflush`), and `down` deletes exactly those (a rule already gone
+//! is fine).
 
 use std::fs;
-use std::process::Command;
+use std::io::Write;
+use std::process::{Command, Stdio};
 
 use super::host::{io_err, run, NetnsError};
 use crate::lab::Lab;
@@ -47,34 +49,44 @@ fn rules(lab: &str, bridge: &str) -> Vec<Vec<String>> {
     ]
 }
 
-fn iptables(action: &str, position: Option<usize>, rule: &[String]) -> Result<String, NetnsError> {
-    let mut command = Command::new("iptables");
-    command.args(["-w", "-t", "filter", action]).arg(&rule[0]);
-    if let Some(position) = position {
-        command.arg(position.to_string());
-    }
-    run(command.args(&rule[1..]))
+fn iptables(action: &str, rule: &[String]) -> Result<String, NetnsError> {
+    run(Command::new("iptables").args(["-w", "-t", "filter", action]).args(rule))
 }
 
-/// Adds the lab's rules (recorded first); on failure the ones added go again.
+/// Adds the lab's rules (recorded first) in one `iptables-restore --noflush`: all or
+/// none. Each is inserted at the top of its chain, the last first, so they stay in
+/// order above the chain's other rules even while other labs insert theirs.
 pub(super) fn apply(lab: &Lab, bridge: &str) -> Result<(), NetnsError> {
-    if Command::new("iptables").arg("-V").output().is_err() {
-        return Err(NetnsError::Missing { program: "iptables", package: "iptables" });
-    }
     let rules = rules(lab.name(), bridge);
     let path = lab.dir().join(FILE);
     let text: String = rules.iter().map(|rule| format!("{}\n", rule.join("\t"))).collect();
     fs::write(&path, text).map_err(io_err(&path))?;
-    // Inserted at increasing positions of each chain, so they keep their order above
-    // whatever the chain held before.
-    let (mut forward, mut input) = (0, 0);
-    for rule in &rules {
-        let position = if rule[0] == "FORWARD" { &mut forward } else { &mut input };
-        *position += 1;
-        if let Err(e) = iptables("-I", Some(*position), rule) {
-            let _ = remove(lab);
-            return Err(e);
+    let mut batch = String::from("*filter\n");
+    for rule in rules.iter().rev() {
+        let quoted: Vec<String> = rule[1..].iter().map(|arg| format!("\"{arg}\"")).collect();
+        batch.push_str(&format!("-I {} 1 {}\n", rule[0], quoted.join(" ")));
+    }
+    batch.push_str("COMMIT\n");
+    let mut child = match Command::new("iptables-restore")
+        .args(["-w", "--noflush"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+    {
+        Ok(child) => child,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(NetnsError::Missing { program: "iptables-restore", package: "iptables" })
         }
+        Err(e) => return Err(NetnsError::Command { command: "iptables-restore".into(), detail: e.to_string() }),
+    };
+    let written = child.stdin.take().map(|mut stdin| stdin.write_all(batch.as_bytes()));
+    let output = child
+        .wait_with_output()
+        .map_err(|e| NetnsError::Command { command: "iptables-restore".into(), detail: e.to_string() })?;
+    if !output.status.success() || !matches!(written, Some(Ok(()))) {
+        let detail = String::from_utf8_lossy(&output.stderr).trim().to_owned();
+        return Err(NetnsError::Command { command: "iptables-restore --noflush".into(), detail });
     }
     Ok(())
 }
@@ -90,8 +102,8 @@ pub(super) fn remove(lab: &Lab) -> Result<(), NetnsError> {
     for line in text.lines().filter(|line| !line.is_empty()) {
         let rule: Vec<String> = line.split('\t').map(str::to_owned).collect();
         // Every copy (a rule added twice by hand is still the lab's).
-        while iptables("-C", None, &rule).is_ok() {
-            iptables("-D", None, &rule)?;
+        while iptables("-C", &rule).is_ok() {
+            iptables("-D", &rule)?;
         }
     }
     fs::remove_file(&path).map_err(io_err(&path))

@@ -16,6 +16,10 @@
 //!    never our zombie; its pid comes from its `PidFile`, which sshd writes once it
 //!    listens (so the file is also the readiness signal).
 //!
+//! An isolated (`rootfs:`) node gets its own files and is started differently
+//! (`isolated.rs`, `spawn.rs`), and its lab a firewall made right after the bridge
+//! (`firewall.rs`).
+//!
 //! `/run/zerolab`, `/var/lib/zerolab` and the home are private per node; `/var/lib` is
 //! an overlay so the host's `/var/lib` stays visible but nothing is created on the host.
 //! The mounts live in the node's mount namespace and vanish with its last process.
@@ -212,10 +216,7 @@ pub(super) fn make_nodes(
     let public_key = fs::read(lab.public_key()).map_err(io_err(&lab.public_key()))?;
     let owner = owner_of(lab);
     // Isolated nodes share one root file system: found (or built) once, here.
-    let rootfs = match nodes.iter().any(|node| isolated(node).is_some()) {
-        true => Some(super::isolated::rootfs(lab)?),
-        false => None,
-    };
+    let rootfs = nodes.iter().any(|node| isolated(node).is_some()).then(|| super::isolated::rootfs(lab)).transpose()?;
     let pids = Mutex::new(std::collections::HashMap::new());
     // The first `ip netns add` on a machine sets up /run/netns as a shared mount; doing
     // it once before the parallel part keeps concurrent first calls from stacking mounts.

@@ -58,7 +58,8 @@ pub(super) fn rootfs(lab: &Lab) -> Result<PathBuf, NetnsError> {
     let digest = zerolab_agent_api::Sha256::of_bytes(BUILD_ROOTFS.as_bytes()).to_string();
     let script = cache.join(format!("build-rootfs-{}", &digest[..16]));
     if !script.exists() {
-        let tmp = cache.join(format!("build-rootfs.tmp-{}", std::process::id()));
+        // Labs made at once (threads of one process, or processes) each write their own.
+        let tmp = cache.join(format!("build-rootfs.tmp-{}-{:?}", std::process::id(), std::thread::current().id()));
         fs::write(&tmp, BUILD_ROOTFS).map_err(io_err(&tmp))?;
         fs::rename(&tmp, &script).map_err(io_err(&script))?;
     }

@@ -10,7 +10,8 @@
 //! Then, in order: every process in the namespaces is killed (a namespace is only gone
 //! when nothing runs in it, and a node's mounts go with its last process), the
 //! namespaces and links are deleted, and once they are gone their owner records, the
-//! nodes' runtime files and (for the whole lab) `state.json`.
+//! nodes' cgroups, the lab's firewall rules, the nodes' runtime files and (for the
+//! whole lab) `state.json`.
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;

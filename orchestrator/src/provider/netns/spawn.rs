@@ -338,7 +338,7 @@ fn write_proc(pid: libc::pid_t, file: &[u8], bytes: &[u8]) -> bool {
 /// The intermediate process's steps (1, 2, the map of 8); the node's PID 1 returns
 /// from here into `exec`.
 fn node_steps(plan: &Prepared, fds: Fds) -> io::Result<()> {
-    // SAFETY (whole function): raw system calls on prepared, valid descriptors and
+    // SAFETY: the whole block makes raw system calls on prepared, valid descriptors and
     // NUL-terminated strings; see the module docs.
     unsafe {
         check(libc::setsid() as libc::c_long, fds, Step::Session);
@@ -375,7 +375,7 @@ fn node_steps(plan: &Prepared, fds: Fds) -> io::Result<()> {
 
 /// Steps 3 to 8 in the node's PID 1; `Ok` goes on to exec sshd.
 fn first_process(plan: &Prepared, fds: Fds) -> io::Result<()> {
-    // SAFETY (whole function): as in `node_steps`.
+    // SAFETY: as in `node_steps` (system calls on prepared values only).
     unsafe {
         libc::close(fds.up_r);
         libc::close(fds.down_w);

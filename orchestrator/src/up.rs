@@ -157,6 +157,8 @@ pub async fn up(
     if let Some(line) = changes(&lab.load_state()?, cluster, provider) {
         (options.notice)(&line);
     }
+    // Isolated netns nodes get this agent bound read-only into their file system.
+    provider::netns::record_agent(&lab, &options.agent).map_err(ProviderError::from)?;
     bring_back_shelved(&lab, cluster, provider).await?;
     if provider.create(&lab, cluster, options.create_progress.clone()).await? == Created::Made {
         // New hosts: a keeper of the old ones holds dead connections.

@@ -3,7 +3,10 @@
 //!
 //! Cluster file: everything from [`BASE`]: nodes get addresses from the lab subnet
 //! (default [`DEFAULT_SUBNET`]), log in as `root` with the key pair the lab generates
-//! (so `key` does not apply), and have no fields of their own yet.
+//! (so `key` does not apply). Its own node fields ([`settings`]): `rootfs: debian` gives
+//! a node a root file system of its own with user, pid, IPC and cgroup isolation
+//! (`isolated.rs`) and puts its lab behind a firewall (`firewall.rs`); `limits:` its
+//! memory, pids and CPU limits.
 //!
 //! Acting on the machine (root only): [`create`] makes each node a network namespace on
 //! a lab bridge with its own mount and UTS namespace, private directories and OpenSSH
@@ -14,27 +17,35 @@
 //! up while its bridge exists, and creating it again when it is up [`reconcile`]s it with
 //! its cluster file (nodes added are made, nodes removed go).
 
+mod firewall;
 mod host;
+mod isolated;
 pub mod names;
 mod reconcile;
+pub mod settings;
+mod shelve;
+mod spawn;
 mod teardown;
 
 use std::path::Path;
 
 pub use self::host::{check_subnet_free, create, sshd_config, NetnsError, Sshd, SSHD};
+pub use self::isolated::{record_agent, ID_BASE, ID_COUNT};
 pub use self::names::{Legacy, Names};
 pub use self::reconcile::{reconcile, Changes};
+pub use self::settings::{Limits, Rootfs, Settings};
 pub use self::teardown::destroy;
 
 use zerolab_config::cluster::net::Subnet;
+use zerolab_config::cluster::schema::NodeField;
 use zerolab_config::cluster::{Checker, EntryView};
 
 use super::{
     BoxFuture, CreateProgress, Created, Definition, NodeSettings, Provider, ProviderConfig, ProviderError,
-    ProviderKind, ProviderSettings, ProviderSpec, Teardown, BASE,
+    ProviderKind, ProviderSpec, ShelveMode, Teardown, BASE,
 };
 use crate::lab::{io_error, Lab, Owners};
-use zerolab_config::cluster::Cluster;
+use zerolab_config::cluster::{Cluster, Node};
 
 /// The lab subnet when `network.subnet` is not given: the base's.
 pub const DEFAULT_SUBNET: Subnet = zerolab_config::cluster::provider::BASE_SUBNET;
@@ -45,14 +56,9 @@ pub const DEFINITION: Definition = Definition { kind: KIND, lifecycle: &Netns };
 /// Its handle.
 pub const KIND: ProviderKind = ProviderKind::new(&Netns);
 
-/// What `netns` reads from the cluster file: the base, unchanged.
-pub const SPEC: ProviderSpec = BASE;
-
-/// A `netns` node's settings: none yet (the namespace is named after the lab and node).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Settings {}
-
-impl ProviderSettings for Settings {}
+/// What `netns` reads from the cluster file: the base and its own `rootfs`, `limits`.
+pub const SPEC: ProviderSpec =
+    ProviderSpec { fields: &[NodeField::Address, NodeField::User, NodeField::Rootfs, NodeField::Limits], ..BASE };
 
 /// The `netns` provider: namespace hosts on this machine, reached with the lab's key.
 pub struct Netns;
@@ -66,8 +72,8 @@ impl ProviderConfig for Netns {
         &SPEC
     }
 
-    fn node_settings(&self, _entry: &EntryView<'_>, _check: &mut Checker<'_>) -> Option<NodeSettings> {
-        Some(NodeSettings::new(KIND, Settings {}))
+    fn node_settings(&self, entry: &EntryView<'_>, check: &mut Checker<'_>) -> Option<NodeSettings> {
+        settings::node_settings(entry, check)
     }
 }
 
@@ -129,6 +135,30 @@ impl Provider for Netns {
             blocking(move || teardown::destroy(&lab, Some(&cluster))).await?;
             Ok(Teardown::default())
         })
+    }
+
+    /// Frozen: the node's processes frozen in its freezer cgroup; offloaded: killed,
+    /// its namespace, address, files and host key kept (`shelve.rs`).
+    fn shelve<'a>(
+        &'a self,
+        lab: &'a Lab,
+        _cluster: &'a Cluster,
+        node: &'a Node,
+        mode: ShelveMode,
+    ) -> BoxFuture<'a, Result<(), ProviderError>> {
+        let (lab, node) = (lab.clone(), node.clone());
+        Box::pin(async move { Ok(blocking(move || shelve::shelve(&lab, &node, mode)).await?) })
+    }
+
+    /// Thawed, or started again as `up` starts it and listening.
+    fn unshelve<'a>(
+        &'a self,
+        lab: &'a Lab,
+        _cluster: &'a Cluster,
+        node: &'a Node,
+    ) -> BoxFuture<'a, Result<(), ProviderError>> {
+        let (lab, node) = (lab.clone(), node.clone());
+        Box::pin(async move { Ok(blocking(move || shelve::unshelve(&lab, &node)).await?) })
     }
 }
 

@@ -22,6 +22,7 @@ mod exec;
 mod faults;
 mod graph;
 mod harness;
+mod isolated;
 mod job_cli;
 mod job_devices;
 mod keeper;

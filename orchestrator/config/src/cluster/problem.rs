@@ -135,6 +135,15 @@ pub enum Problem {
     /// A value above a provider's maximum.
     #[error("`{field}` is {value}; expected at most {max}")]
     TooLarge { field: NodeField, value: u32, max: u32 },
+    /// A `rootfs:` zerolab cannot build.
+    #[error("unknown rootfs `{value}`; expected debian (the root file system zerolab builds from Debian's packages)")]
+    Rootfs { value: String },
+    /// `limits:` on a node that shares this machine's file system.
+    #[error("limits need a root file system of the node's own; add `rootfs: debian` (on the node or in `defaults`)")]
+    LimitsWithoutRootfs,
+    /// A limit that is not a usable value.
+    #[error("invalid limit `{field}: {value}`; expected {expected}")]
+    Limit { field: &'static str, value: String, expected: &'static str },
     /// A Vagrant box name with characters Vagrant does not take.
     #[error("invalid box `{value}`; expected a box name such as debian/bookworm64, without spaces")]
     BoxName { value: String },

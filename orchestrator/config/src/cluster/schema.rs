@@ -211,6 +211,22 @@ pub struct NodeDefaults {
     pub disk: Option<String>,
     /// PXE: how the machine is switched on and off.
     pub power: Option<PowerSpecFile>,
+    /// netns: the node's own root file system (`debian`).
+    pub rootfs: Option<String>,
+    /// netns: cgroup limits of a node with its own root file system.
+    pub limits: Option<LimitsSpec>,
+}
+
+/// `limits:` of a netns node, as written (checked by the provider).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "limits (a mapping with memory, pids and cpu)")]
+pub struct LimitsSpec {
+    /// Memory, `256M` or `1G` (binary units).
+    pub memory: Option<String>,
+    /// Processes and threads at most.
+    pub pids: Option<u32>,
+    /// CPUs' worth of time, `0.5` = half of one.
+    pub cpu: Option<f64>,
 }
 
 /// One entry of `nodes:`.
@@ -249,6 +265,10 @@ pub struct NodeSpec {
     pub disk: Option<String>,
     /// PXE: how the machine is switched on and off.
     pub power: Option<PowerSpecFile>,
+    /// netns: the node's own root file system (`debian`).
+    pub rootfs: Option<String>,
+    /// netns: cgroup limits of a node with its own root file system.
+    pub limits: Option<LimitsSpec>,
 }
 
 /// The node fields whose use depends on the provider (`name`, `count` and `labels`
@@ -279,11 +299,15 @@ pub enum NodeField {
     Disk,
     /// `power`
     Power,
+    /// `rootfs`
+    Rootfs,
+    /// `limits`
+    Limits,
 }
 
 impl NodeField {
     /// Every provider-dependent field, in the order they are documented.
-    pub const ALL: [NodeField; 12] = [
+    pub const ALL: [NodeField; 14] = [
         NodeField::Address,
         NodeField::User,
         NodeField::Key,
@@ -296,6 +320,8 @@ impl NodeField {
         NodeField::Install,
         NodeField::Disk,
         NodeField::Power,
+        NodeField::Rootfs,
+        NodeField::Limits,
     ];
 
     /// The field's key in the file.
@@ -313,6 +339,8 @@ impl NodeField {
             NodeField::Install => "install",
             NodeField::Disk => "disk",
             NodeField::Power => "power",
+            NodeField::Rootfs => "rootfs",
+            NodeField::Limits => "limits",
         }
     }
 
@@ -331,6 +359,8 @@ impl NodeField {
             NodeField::Install => "image or preseed",
             NodeField::Disk => "a disk device such as /dev/sda",
             NodeField::Power => "one of qmp, ipmi, wol or command",
+            NodeField::Rootfs => "debian",
+            NodeField::Limits => "{memory: 256M, pids: 256, cpu: 0.5}",
         }
     }
 }
@@ -389,6 +419,8 @@ impl NodeSpec {
             NodeField::Install => self.install.is_some(),
             NodeField::Disk => self.disk.is_some(),
             NodeField::Power => self.power.is_some(),
+            NodeField::Rootfs => self.rootfs.is_some(),
+            NodeField::Limits => self.limits.is_some(),
         }
     }
 }
@@ -408,6 +440,8 @@ impl NodeDefaults {
             NodeField::Install => self.install.is_some(),
             NodeField::Disk => self.disk.is_some(),
             NodeField::Power => self.power.is_some(),
+            NodeField::Rootfs => self.rootfs.is_some(),
+            NodeField::Limits => self.limits.is_some(),
         }
     }
 }

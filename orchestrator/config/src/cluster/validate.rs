@@ -20,7 +20,9 @@ use super::net::{NodeAddress, Subnet, SubnetError};
 use super::problem::{Problem, MAX_COUNT};
 use super::provider::{Addressing, ProviderKind, ProviderSpec, Registry};
 use super::provision;
-use super::schema::{ClusterFile, Labels, NodeDefaults, NodeField, NodeSpec, PowerSpecFile, PxeSpec, Section};
+use super::schema::{
+    ClusterFile, Labels, LimitsSpec, NodeDefaults, NodeField, NodeSpec, PowerSpecFile, PxeSpec, Section,
+};
 use super::{Checker, Cluster};
 use crate::document::{closest, ReadProblem, YamlPath};
 
@@ -94,6 +96,16 @@ impl<'a> EntryView<'a> {
     /// `power`, from the node or the defaults.
     pub fn power(&self) -> Option<(&'a PowerSpecFile, YamlPath)> {
         self.pick(NodeField::Power, &self.node.power, &self.defaults.power)
+    }
+
+    /// `rootfs`, from the node or the defaults.
+    pub fn rootfs(&self) -> Option<(&'a str, YamlPath)> {
+        self.pick(NodeField::Rootfs, &self.node.rootfs, &self.defaults.rootfs).map(|(v, p)| (v.as_str(), p))
+    }
+
+    /// `limits`, from the node or the defaults.
+    pub fn limits(&self) -> Option<(&'a LimitsSpec, YamlPath)> {
+        self.pick(NodeField::Limits, &self.node.limits, &self.defaults.limits)
     }
 
     /// The node's name as written (a pattern with `count`).

@@ -16,6 +16,10 @@
 //!    never our zombie; its pid comes from its `PidFile`, which sshd writes once it
 //!    listens (so the file is also the readiness signal).
 //!
+//! An isolated (`rootfs:`) node gets its own files and is started differently
+//! (`isolated.rs`, `spawn.rs`), and its lab a firewall made right after the bridge
+//! (`firewall.rs`).
+//!
 //! `/run/zerolab`, `/var/lib/zerolab` and the home are private per node; `/var/lib` is
 //! an overlay so the host's `/var/lib` stays visible but nothing is created on the host.
 //! The mounts live in the node's mount namespace and vanish with its last process.
@@ -41,6 +45,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::names::{Legacy, Names};
+use super::settings::Settings;
 use crate::backoff::Backoff;
 use crate::lab::{Lab, LabError, LabState, NodeRecord, NodeState, Owner, Owners};
 use crate::provider::{CreateStep, ProviderKind};
@@ -186,6 +191,9 @@ fn make(
         format!("addr add {host}/{} dev {bridge}", subnet.prefix()),
         format!("link set {bridge} up"),
     ])?;
+    if cluster.nodes().iter().any(|node| isolated(node).is_some()) {
+        super::firewall::apply(lab, &bridge)?;
+    }
     crate::lab::private_dir(&lab.nodes_dir())?;
     let nodes: Vec<&Node> = cluster.nodes().iter().collect();
     let mut state = LabState::default();
@@ -207,6 +215,9 @@ pub(super) fn make_nodes(
 ) -> Result<(), NetnsError> {
     let public_key = fs::read(lab.public_key()).map_err(io_err(&lab.public_key()))?;
     let owner = owner_of(lab);
+    // Isolated nodes share one root file system: found (or built) once, here.
+    let rootfs = nodes.iter().any(|node| isolated(node).is_some()).then(|| super::isolated::rootfs(lab)).transpose()?;
+    let pids = Mutex::new(std::collections::HashMap::new());
     // The first `ip netns add` on a machine sets up /run/netns as a shared mount; doing
     // it once before the parallel part keeps concurrent first calls from stacking mounts.
     let next = AtomicUsize::new(0);
@@ -214,8 +225,13 @@ pub(super) fn make_nodes(
     let work = |i: usize| {
         let node = nodes[i];
         progress(&node.name, CreateStep::Making);
-        match make_node(lab, names, &owner, node, prefix, &public_key) {
-            Ok(()) => progress(&node.name, CreateStep::Booting),
+        match make_node(lab, names, &owner, node, prefix, &public_key, rootfs.as_deref()) {
+            Ok(pid) => {
+                if let Some(pid) = pid {
+                    pids.lock().unwrap().insert(node.name.clone(), pid);
+                }
+                progress(&node.name, CreateStep::Booting)
+            }
             Err(e) => {
                 first_error.lock().unwrap().get_or_insert(e);
             }
@@ -244,6 +260,8 @@ pub(super) fn make_nodes(
     let mut backoff = Backoff::steady(Duration::from_millis(10), within);
     for node in nodes {
         let pid = wait_for_sshd(lab, names, node, &mut backoff)?;
+        // An isolated node's pid file holds its pid inside (1): record this machine's.
+        let pid = pids.lock().unwrap().get(&node.name).copied().unwrap_or(pid);
         progress(&node.name, CreateStep::Made);
         let mut record = NodeRecord::new(node.address.to_string(), NodeState::Provisioning);
         record.set_provider_record(&Sshd { pid });
@@ -257,7 +275,22 @@ pub(super) fn node_dir(lab: &Lab, node: &str) -> PathBuf {
     lab.nodes_dir().join(node)
 }
 
-fn make_node(lab: &Lab, names: &Names, owner: &Owner, node: &Node, prefix: u8, key: &[u8]) -> Result<(), NetnsError> {
+/// The settings of `node` when it is isolated (`rootfs:`).
+pub(super) fn isolated(node: &Node) -> Option<&Settings> {
+    node.settings.get::<Settings>().filter(|settings| settings.rootfs.is_some())
+}
+
+/// Makes one node and starts its sshd; for an isolated node returns the host pid of
+/// its PID 1.
+fn make_node(
+    lab: &Lab,
+    names: &Names,
+    owner: &Owner,
+    node: &Node,
+    prefix: u8,
+    key: &[u8],
+    rootfs: Option<&Path>,
+) -> Result<Option<u32>, NetnsError> {
     let address = match node.address {
         NodeAddress::Ip(std::net::IpAddr::V4(address)) => address,
         ref other => {
@@ -265,7 +298,11 @@ fn make_node(lab: &Lab, names: &Names, owner: &Owner, node: &Node, prefix: u8, k
         }
     };
     let dir = node_dir(lab, &node.name);
+    let isolated = isolated(node).zip(rootfs);
     write_node_files(&dir, &node.name, address, key)?;
+    if isolated.is_some() {
+        super::isolated::prepare(lab, &dir)?;
+    }
     let ns = names.namespace(&node.name);
     let veth = names.veth(&node.name);
     // Recorded before they are made: a crash in between leaves a record of nothing
@@ -282,7 +319,10 @@ fn make_node(lab: &Lab, names: &Names, owner: &Owner, node: &Node, prefix: u8, k
         &ns,
         &[format!("addr add {address}/{prefix} dev eth0"), "link set eth0 up".into(), "link set lo up".into()],
     )?;
-    start_sshd(lab, &dir, &ns, node)
+    match isolated {
+        Some((settings, rootfs)) => super::isolated::start(lab, rootfs, &dir, &ns, &node.name, settings).map(Some),
+        None => start_sshd(lab, &dir, &ns, node).map(|()| None),
+    }
 }
 
 fn write_node_files(dir: &Path, node: &str, address: Ipv4Addr, key: &[u8]) -> Result<(), NetnsError> {
@@ -378,7 +418,7 @@ exec 3<&-
 exec /usr/sbin/sshd -D -e -r -f /etc/ssh/sshd_config
 "#;
 
-fn start_sshd(lab: &Lab, dir: &Path, ns: &str, node: &Node) -> Result<(), NetnsError> {
+pub(super) fn start_sshd(lab: &Lab, dir: &Path, ns: &str, node: &Node) -> Result<(), NetnsError> {
     let log_path = lab.logs_dir().join(format!("{}.sshd.log", node.name));
     // A fresh log per start: `wait_for_sshd` takes a non-empty log with nothing running
     // for a failed start, so a previous run's lines (a lab made again) must not count.
@@ -418,7 +458,7 @@ fn home_of(user: &str) -> String {
 
 /// Waits for `node`'s sshd to write its pid file; `backoff` is shared by every node, so
 /// its deadline bounds the wait for all of them.
-fn wait_for_sshd(lab: &Lab, names: &Names, node: &Node, backoff: &mut Backoff) -> Result<u32, NetnsError> {
+pub(super) fn wait_for_sshd(lab: &Lab, names: &Names, node: &Node, backoff: &mut Backoff) -> Result<u32, NetnsError> {
     let pid_file = node_dir(lab, &node.name).join("run/sshd.pid");
     let log = lab.logs_dir().join(format!("{}.sshd.log", node.name));
     let namespace = [names.namespace(&node.name)];

@@ -10,7 +10,8 @@
 //! Then, in order: every process in the namespaces is killed (a namespace is only gone
 //! when nothing runs in it, and a node's mounts go with its last process), the
 //! namespaces and links are deleted, and once they are gone their owner records, the
-//! nodes' runtime files and (for the whole lab) `state.json`.
+//! nodes' cgroups, the lab's firewall rules, the nodes' runtime files and (for the
+//! whole lab) `state.json`.
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -80,7 +81,12 @@ pub fn destroy(lab: &Lab, cluster: Option<&Cluster>) -> Result<(), NetnsError> {
         objects.links.extend(listed("/sys/class/net").into_iter().filter(|link| legacy.is_veth(link)));
         objects.links.push(legacy.bridge());
     }
+    let namespaces = objects.namespaces.clone();
     remove(lab, &owners, objects)?;
+    for namespace in &namespaces {
+        super::isolated::remove_cgroups(namespace);
+    }
+    super::firewall::remove(lab)?;
 
     let nodes_dir = lab.nodes_dir();
     if nodes_dir.exists() {
@@ -98,6 +104,7 @@ pub fn destroy(lab: &Lab, cluster: Option<&Cluster>) -> Result<(), NetnsError> {
 pub(super) fn remove_nodes(lab: &Lab, names: &Names, nodes: &[String]) -> Result<(), NetnsError> {
     remove(lab, &Owners::machine(), Objects::of_nodes(names, nodes.iter().map(String::as_str)))?;
     for node in nodes {
+        super::isolated::remove_cgroups(&names.namespace(node));
         let dir = node_dir(lab, node);
         if dir.exists() {
             fs::remove_dir_all(&dir).map_err(io_err(&dir))?;
@@ -187,7 +194,7 @@ pub(super) fn processes_in(namespaces: &[String]) -> Vec<i32> {
 }
 
 /// Whether `pid` runs (a zombie does not: it holds no namespace or mount).
-fn alive(pid: i32) -> bool {
+pub(super) fn alive(pid: i32) -> bool {
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
         Err(_) => false,

@@ -66,13 +66,15 @@ pub const MAX_IMAGE_BYTES: u64 = 1 << 30;
 /// A program ready to run.
 #[derive(Debug)]
 pub struct Image {
-    /// The sealed bytes.
+    /// The sealed bytes: a sealed memfd, or a root zvsh's immutable
+    /// [`ProgramCache`] entry (read-only, mapped the same way).
     pub fd: OwnedFd,
     /// Its segments and entry point.
     pub elf: ElfImage,
     /// Hash of the sealed bytes.
     pub hash: ImageHash,
-    /// Whether the validator verdict came from the cache.
+    /// Whether the validator verdict came from a cache (the verdict cache, or
+    /// a [`ProgramCache`] entry, written only after validation).
     pub cached_verdict: bool,
 }
 

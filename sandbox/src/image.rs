@@ -23,6 +23,7 @@ use crate::channel::{self, Access, Refusal, SourceError};
 use crate::codes::ReturnCode;
 use crate::elf::{self, ElfError, ElfImage};
 use crate::jail::memfd::{seal, sealed_memfd_from};
+use crate::program_cache::ProgramCache;
 use crate::validator::{self, Violation};
 use crate::verdict_cache::{hash_image, ImageHash, VerdictCache};
 
@@ -65,13 +66,15 @@ pub const MAX_IMAGE_BYTES: u64 = 1 << 30;
 /// A program ready to run.
 #[derive(Debug)]
 pub struct Image {
-    /// The sealed bytes.
+    /// The sealed bytes: a sealed memfd, or a root zvsh's immutable
+    /// [`ProgramCache`] entry (read-only, mapped the same way).
     pub fd: OwnedFd,
     /// Its segments and entry point.
     pub elf: ElfImage,
     /// Hash of the sealed bytes.
     pub hash: ImageHash,
-    /// Whether the validator verdict came from the cache.
+    /// Whether the validator verdict came from a cache (the verdict cache, or
+    /// a [`ProgramCache`] entry, written only after validation).
     pub cached_verdict: bool,
 }
 
@@ -161,22 +164,43 @@ pub struct Member {
     pub len: u64,
 }
 
+/// The version of the steps between a program file and its sealed bytes
+/// (relocation, clearing of executable page tails): bumped when they change,
+/// so [`ProgramCache`] entries made by an older zvsh are not used.
+pub const LOADING_VERSION: u32 = 1;
+
 /// Which file (and which part of it) an image was read from: any write
 /// changes `ctime`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct FileKey {
-    dev: u64,
-    ino: u64,
-    size: u64,
-    mtime: (i64, i64),
-    ctime: (i64, i64),
-    member: Option<Member>,
+pub(crate) struct FileKey {
+    pub(crate) dev: u64,
+    pub(crate) ino: u64,
+    pub(crate) size: u64,
+    pub(crate) mtime: (i64, i64),
+    pub(crate) ctime: (i64, i64),
+    pub(crate) member: Option<Member>,
 }
 
-/// Sealed images by file identity (device, inode, size, mtime, ctime).
+impl FileKey {
+    /// The identity of the file `meta` describes (no byte of it is read).
+    pub(crate) fn of(meta: &std::fs::Metadata, member: Option<Member>) -> FileKey {
+        FileKey {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+            member,
+        }
+    }
+}
+
+/// Sealed images by file identity (device, inode, size, mtime, ctime), in
+/// memory and, for a root zvsh, validated images on disk ([`ProgramCache`]).
 #[derive(Debug, Default)]
 pub struct ImageCache {
     images: Mutex<HashMap<FileKey, Arc<Image>>>,
+    disk: Option<ProgramCache>,
 }
 
 /// How many images [`ImageCache`] keeps before starting over.
@@ -188,21 +212,28 @@ impl ImageCache {
         Self::default()
     }
 
+    /// An empty cache that also keeps validated images in `disk`.
+    pub fn with_disk(disk: Option<ProgramCache>) -> Self {
+        ImageCache { images: Mutex::default(), disk }
+    }
+
     /// Like [`load`], reusing the sealed image when the file is unchanged.
     pub fn load(&self, path: &Path, member: Option<Member>, verdicts: &VerdictCache) -> Result<Arc<Image>, ImageError> {
         let (file, meta) = open_program(path)?;
-        let key = FileKey {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            size: meta.size(),
-            mtime: (meta.mtime(), meta.mtime_nsec()),
-            ctime: (meta.ctime(), meta.ctime_nsec()),
-            member,
-        };
+        let key = FileKey::of(&meta, member);
         if let Some(hit) = self.images.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
             return Ok(Arc::clone(hit));
         }
-        let image = Arc::new(read_program(path, file, &meta, member, verdicts)?);
+        let image = match self.disk.as_ref().and_then(|d| d.lookup(&key)) {
+            Some(hit) => Arc::new(hit),
+            None => {
+                let image = read_program(path, file, &meta, member, verdicts)?;
+                if let Some(disk) = &self.disk {
+                    disk.store(&key, &image);
+                }
+                Arc::new(image)
+            }
+        };
         let mut images = self.images.lock().unwrap_or_else(|e| e.into_inner());
         if images.len() >= CACHED_IMAGES {
             images.clear();

@@ -26,6 +26,7 @@ pub mod elf;
 pub mod image;
 pub mod jail;
 pub mod manifest;
+pub mod program_cache;
 pub mod report;
 pub mod session;
 pub mod validator;

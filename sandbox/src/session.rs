@@ -485,7 +485,7 @@ fn launch(guest: Guest, opts: &Options, role: Role<'_>) -> Result<Session, Sessi
 /// map, and the heap and stack sizes that `memory` leaves.
 #[derive(Debug)]
 pub(crate) struct ProgramPlan {
-    /// The checked, sealed image.
+    /// The checked, sealed (or immutable, from the program cache) image.
     pub image: Arc<Image>,
     /// Its segments, as the loader maps them.
     pub segments: Vec<MapSegment>,

@@ -20,9 +20,10 @@ use std::time::{Duration, Instant};
 
 use crate::channel::{Channel, ChannelError};
 use crate::codes::ReturnCode;
-use crate::image::Member;
+use crate::image::{ImageCache, Member};
 use crate::jail::memfd::sealed_memfd_from;
 use crate::manifest::{self, AccessType, ChannelSource, ChannelSpec, Limits, Manifest, ManifestError};
+use crate::program_cache::ProgramCache;
 use crate::report::{Report, ValidatorState};
 use crate::session::{self, Guest, Options};
 use crate::verdict_cache::VerdictCache;
@@ -433,14 +434,21 @@ fn is_env_assignment(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// The verdict cache zvsh shares across runs (`$XDG_CACHE_HOME/zerolab/verdicts`).
+/// The verdict cache zvsh shares across runs (`$XDG_CACHE_HOME/zerolab/verdicts`)
+/// and, for root, its validated programs ([`ProgramCache::default_dir`]).
 pub fn default_options() -> Options {
     let dir = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
         .map(|d| d.join("zerolab").join("verdicts"));
     // One session per process: shared namespaces would cost more than they save.
-    Options { verdicts: Arc::new(VerdictCache::new(dir)), share_namespaces: false, ..Options::default() }
+    let programs = ProgramCache::default_dir().and_then(ProgramCache::new);
+    Options {
+        verdicts: Arc::new(VerdictCache::new(dir)),
+        images: Arc::new(ImageCache::with_disk(programs)),
+        share_namespaces: false,
+        ..Options::default()
+    }
 }
 
 /// Runs a prepared session and returns its report.

@@ -207,3 +207,61 @@ fn libc_string_functions_do_not_read_into_the_next_page() {
     assert!(out.status.success(), "{:?} (a fault is SIGSEGV): {stdout}", out.status);
     libc_checks(&stdout);
 }
+
+/// A root zvsh keeps CPython's validated image on disk (`program_cache`): the
+/// second run maps that entry and prints the same; an entry tampered with
+/// (its immutable flag cleared, its code overwritten) is not used but
+/// replaced by the validated bytes again. The cache lies next to the real
+/// one (a file system with the immutable flag and user extended attributes).
+#[test]
+fn python_runs_the_same_from_the_program_cache_and_never_from_a_tampered_entry() {
+    let test = "python_runs_the_same_from_the_program_cache_and_never_from_a_tampered_entry";
+    if !crate::harness::root_or_skip(test) {
+        return;
+    }
+    let home = Path::new(&std::env::var_os("HOME").expect("HOME")).join(".cache");
+    fs::create_dir_all(&home).unwrap();
+    let cache = tempfile::tempdir_in(&home).unwrap();
+    let programs = cache.path().join("programs");
+    let clear_flags = || {
+        for entry in fs::read_dir(&programs).into_iter().flatten().flatten() {
+            let _ = Command::new("chattr").arg("-i").arg(entry.path()).status();
+        }
+    };
+    // clears the flags before `cache` is removed, whatever happens
+    struct Guard<F: Fn()>(F);
+    impl<F: Fn()> Drop for Guard<F> {
+        fn drop(&mut self) {
+            (self.0)()
+        }
+    }
+    let guard = Guard(clear_flags);
+    let lab = Lab::new();
+    lab.write("hello.py", "print(\"Hello\")\n");
+    let hello = || {
+        let mut zvsh = lab.zvsh().arg("--zvm-image").arg(python_tar()).args(["python", "hello.py"]);
+        zvsh.command().env("ZEROLAB_CACHE", cache.path());
+        let out = zvsh.run();
+        (out.code, out.stdout(), out.stderr())
+    };
+    let first = hello();
+    let entries: Vec<_> = fs::read_dir(&programs).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+    if entries.is_empty() {
+        crate::harness::announce_skip(test, "no entry written: no immutable flag or user xattrs under $HOME/.cache");
+        return;
+    }
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let stored = fs::read(&entries[0]).unwrap();
+    assert_eq!(first, (0, "Hello\n".into(), String::new()));
+    assert_eq!(hello(), first, "from the entry");
+
+    (guard.0)();
+    let mut tampered = stored.clone();
+    for b in &mut tampered[0x1000..0x3000] {
+        *b = 0xcc;
+    }
+    fs::write(&entries[0], &tampered).unwrap();
+    assert_eq!(hello(), first, "the tampered entry is not run");
+    assert!(fs::read(&entries[0]).unwrap() == stored, "the entry holds the validated bytes again");
+    assert!(fs::write(&entries[0], b"x").is_err(), "and is immutable again");
+}

@@ -11,7 +11,9 @@
 //!   labs taken down in the background;
 //! - [`watch`]: the timers (expiry, idle shelving), the check scripts and the health
 //!   loop that replaces a claimed lab whose node stopped answering;
-//! - [`sshport`]: attendees' own SSH keys and the ports forwarded to their nodes.
+//! - [`sshport`]: attendees' own SSH keys and the ports forwarded to their nodes;
+//! - [`serve`]: the detached process holding the service and the portal's listener;
+//!   [`commands`]: `workshop up|status|down|plan`; [`plan`]: how many labs fit.
 //!
 //! The workshop directory holds all of its state:
 //! ```text
@@ -22,7 +24,10 @@
 //!   instructor.txt               the instructor's password, when generated (0600)
 //! ```
 
+pub mod commands;
+pub mod plan;
 pub mod pool;
+pub mod serve;
 pub mod service;
 mod shelf;
 pub mod sshport;
@@ -31,16 +36,24 @@ pub mod view;
 pub mod watch;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use self::service::{AccessError, ActionError, JoinError, Joined, NodeAccess, Workshop, WorkshopError};
 pub use self::state::AttendeeId;
 pub use self::view::{AttendeeView, LabInfo, LabStateLabel, Overview, SshAccess, StepView, WorkshopEvent};
-pub use zerolab_config::workshop::{LoadError, Workshop as WorkshopFile};
+pub use zerolab_config::workshop::{format_duration, LoadError, Workshop as WorkshopFile};
 
 /// Reads and checks the workshop file at `path` with this build's providers.
 pub fn from_path(path: impl AsRef<Path>) -> Result<WorkshopFile, LoadError> {
     WorkshopFile::from_path(path, &crate::provider::REGISTRY)
+}
+
+/// The portal's HTTP routes `serve` binds: none in this build (the portal's pages
+/// come with `portal::router`).
+pub fn router(workshop: Arc<Workshop>) -> axum::Router {
+    let _ = workshop;
+    axum::Router::new()
 }
 
 /// The directory of workshop `name` under the lab root `root`.

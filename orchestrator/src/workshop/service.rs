@@ -399,30 +399,7 @@ impl Workshop {
 
     /// Every attendee and the pool, for the instructor.
     pub async fn overview(&self) -> Overview {
-        let at = now();
-        self.read(|state| {
-            let queue = state.queue();
-            let rows = state
-                .attendees
-                .iter()
-                .map(|a| {
-                    let record = a.lab.and_then(|i| state.labs.get(&i));
-                    OverviewRow {
-                        id: a.id,
-                        name: a.name.clone(),
-                        lab: a.lab.map(|i| self.file.lab_name(i)),
-                        state: record.map(|l| LabStateLabel::of(l.phase)),
-                        queued: queue.iter().position(|q| *q == a.id).map(|p| p + 1),
-                        step: a.done.iter().position(|d| !d).unwrap_or(a.done.len()),
-                        steps: self.file.steps.len(),
-                        idle_for: Duration::from_secs(at.saturating_sub(a.last_active)),
-                        time_left: a.lab.and(a.expires).map(|e| Duration::from_secs(e.saturating_sub(at))),
-                        notice: a.notice.clone(),
-                    }
-                })
-                .collect();
-            Overview { workshop: self.file.name.clone(), rows, pool: counts(state, self.file.capacity) }
-        })
+        self.read(|state| overview_of(&self.file, state))
     }
 
     /// The overview as CSV.
@@ -459,6 +436,32 @@ impl Workshop {
             Ok((index, phase))
         })
     }
+}
+
+/// The instructor's overview of `state`.
+pub fn overview_of(file: &WorkshopFile, state: &State) -> Overview {
+    let at = now();
+    let queue = state.queue();
+    let rows = state
+        .attendees
+        .iter()
+        .map(|a| {
+            let record = a.lab.and_then(|i| state.labs.get(&i));
+            OverviewRow {
+                id: a.id,
+                name: a.name.clone(),
+                lab: a.lab.map(|i| file.lab_name(i)),
+                state: record.map(|l| LabStateLabel::of(l.phase)),
+                queued: queue.iter().position(|q| *q == a.id).map(|p| p + 1),
+                step: a.done.iter().position(|d| !d).unwrap_or(a.done.len()),
+                steps: file.steps.len(),
+                idle_for: Duration::from_secs(at.saturating_sub(a.last_active)),
+                time_left: a.lab.and(a.expires).map(|e| Duration::from_secs(e.saturating_sub(at))),
+                notice: a.notice.clone(),
+            }
+        })
+        .collect();
+    Overview { workshop: file.name.clone(), rows, pool: counts(state, file.capacity) }
 }
 
 /// The pool's counts.

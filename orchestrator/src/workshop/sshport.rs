@@ -290,6 +290,9 @@ async fn remove_matching(name: &str, select: impl Fn(&str) -> bool) -> Vec<Strin
             continue;
         };
         for line in String::from_utf8_lossy(&output.stdout).lines() {
+            // iptables-nft quotes comments (`--comment "zerolab:ws:wc1"`); ours have no
+            // spaces, so the rule reads the same without the quotes.
+            let line = line.replace('"', "");
             // `--comment zerolab:ws:wc1` must not match workshop `wc10`.
             let ours = line.split(&tag).nth(1).is_some_and(|rest| rest.is_empty() || rest.starts_with(' '));
             let Some(rule) = line.strip_prefix("-A ") else { continue };

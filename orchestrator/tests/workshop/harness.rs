@@ -13,8 +13,14 @@ use zerolab::workshop::{self, Options, Workshop, WorkshopFile};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Case {
-    /// `api`: join, claim, view, queue, reset, extend, checks.
+    /// `api`: join, claim, view, queue, remove.
     Api = 1,
+    /// `labs`: reset, extend, check scripts, a killed lab replaced.
+    Labs = 2,
+    /// `ssh`: attendees' keys and ports.
+    Ssh = 3,
+    /// `commands`: `workshop up|status|down`, `serve` killed and restarted.
+    Commands = 4,
 }
 
 impl Case {

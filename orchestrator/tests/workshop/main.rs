@@ -9,4 +9,7 @@
 //! skipped otherwise. All of it: `cargo test --release -p zerolab --test workshop`.
 
 mod api;
+mod commands;
 mod harness;
+mod labs;
+mod ssh;

@@ -295,6 +295,45 @@ pub enum Command {
         #[arg(long, value_name = "DIR", default_value_os_t = default_root())]
         lab_root: PathBuf,
     },
+    /// Shelve nodes (Nova's shelve): stop them running, keeping their addresses, host keys
+    /// and files; without --offload their memory is kept too (netns: processes frozen;
+    /// vagrant: suspended), with it their processes go (netns: killed; vagrant: halted;
+    /// pxe: powered off). One line per node; all nodes when none is named
+    #[command(after_help = "Exit status: 0 every node shelved (or already), 1 a node failed (one line each; also \
+                            when the provider cannot shelve) or invalid cluster file, 2 usage error, unreadable \
+                            file, unknown node, or a lab that is not up.")]
+    Shelve {
+        /// Free the nodes' memory: their processes stop for good, their disks stay
+        #[arg(long)]
+        offload: bool,
+        /// The cluster file
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// The nodes (all when none is given)
+        #[arg(value_name = "NODE")]
+        nodes: Vec<String>,
+        /// Directory holding the labs
+        #[arg(long, value_name = "DIR", default_value_os_t = default_root())]
+        lab_root: PathBuf,
+    },
+    /// Bring shelved nodes back: the same addresses, host keys and files, then the agent
+    /// started and healthy as `up` leaves it. One line per node; all nodes when none is named
+    #[command(after_help = "Exit status: 0 every node ready, 1 a node failed (one line each) or invalid cluster \
+                            file, 2 usage error, unreadable file, unknown node, or a lab that is not up.")]
+    Unshelve {
+        /// The cluster file
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// The nodes (all when none is given)
+        #[arg(value_name = "NODE")]
+        nodes: Vec<String>,
+        /// Directory holding the labs
+        #[arg(long, value_name = "DIR", default_value_os_t = default_root())]
+        lab_root: PathBuf,
+        /// The agent binary [default: zerolab-agent beside zerolab]
+        #[arg(long, value_name = "PATH")]
+        agent: Option<PathBuf>,
+    },
     /// Install a machine again (pxe, `boot: install`): its next network boot runs the
     /// installer once more, and it is power-cycled now; `up` then waits for it and
     /// provisions it again

@@ -89,7 +89,11 @@ pub async fn exec(
     let mut runs: Vec<NodeRun> = not_ready
         .iter()
         .map(|t| {
-            let run = NodeRun { node: t.node.clone(), outcome: Outcome::Failed("not ready (run `zerolab up`)".into()) };
+            let why = match lab.ready(&t.node) {
+                Err(shelved @ OpenError::Shelved { .. }) => shelved.to_string(),
+                _ => "not ready (run `zerolab up`)".to_owned(),
+            };
+            let run = NodeRun { node: t.node.clone(), outcome: Outcome::Failed(why) };
             done(&run);
             run
         })

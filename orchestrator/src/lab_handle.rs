@@ -5,7 +5,8 @@
 //! exists and the provider says its nodes do), the node states in `state.json`, and where
 //! each node is reached. A lab that is not up is one error, [`OpenError::NotUp`]; a node
 //! that is not ready is one error too, [`OpenError::NotReady`], with what the lab records
-//! instead. `exec`, `status` and `ssh` start here; `run` and `sandbox run` are meant to.
+//! instead; a shelved node is [`OpenError::Shelved`], saying how to unshelve it. `exec`,
+//! `status`, `ssh`, `run` and `sandbox run` start here.
 //!
 //! ```no_run
 //! # async fn demo(cluster: &zerolab::cluster::Cluster, zerolab_exe: &std::path::Path)
@@ -53,6 +54,14 @@ pub enum OpenError {
         node: String,
         /// What the lab records instead (`failed: CAUSE`, `not provisioned`...).
         why: String,
+    },
+    /// The node is shelved: nothing runs there until it is unshelved.
+    #[error("{node} is shelved: zerolab unshelve {file} {node}")]
+    Shelved {
+        /// The node.
+        node: String,
+        /// The cluster file the lab was brought up from (as `up` recorded it).
+        file: String,
     },
     /// No node of the cluster has that name.
     #[error("no node named `{node}` in lab {lab}")]
@@ -148,8 +157,18 @@ impl<'c> LabHandle<'c> {
             Some(NodeState::Failed { cause }) => format!("failed: {cause}"),
             Some(NodeState::Unreachable) => "unreachable when last tried".to_owned(),
             Some(NodeState::Declared | NodeState::Provisioning) | None => "not provisioned".to_owned(),
+            Some(NodeState::Shelved | NodeState::ShelvedOffloaded) => {
+                return Err(OpenError::Shelved { node: node.to_owned(), file: self.cluster_file() })
+            }
         };
         Err(OpenError::NotReady { node: node.to_owned(), why })
+    }
+
+    /// The cluster file the lab was brought up from, as `up` recorded it (`FILE` when it
+    /// recorded none): what a hint to the user names.
+    pub fn cluster_file(&self) -> String {
+        let identity = self.lab.identity().ok().flatten();
+        identity.and_then(|i| i.cluster_file).map_or_else(|| "FILE".to_owned(), |f| f.display().to_string())
     }
 
     /// The targets of `nodes` (in file order), split into those the lab records as ready

@@ -16,10 +16,11 @@ use zerolab::up::{UpError, UpOptions};
 mod cli;
 mod jobs;
 mod json;
+mod machine_cmds;
 mod ui;
 mod workshops;
 
-use cli::{Cli, Command, GraphFormat, InventoryFormat, OutputFormat, PowerVerb, SandboxCommand, WorkshopCommand};
+use cli::{Cli, Command, GraphFormat, InventoryFormat, OutputFormat, SandboxCommand, WorkshopCommand};
 
 /// The file is valid / the command did what was asked.
 pub(crate) const EXIT_OK: u8 = 0;
@@ -102,7 +103,13 @@ fn main() -> ExitCode {
             with_lab(&file, &lab_root, |cluster| login(cluster, &lab_root, &node, &command))
         }
         Command::Power { action, file, nodes, lab_root } => {
-            with_lab(&file, &lab_root, |cluster| power(cluster, &lab_root, action, &nodes))
+            with_lab(&file, &lab_root, |cluster| machine_cmds::power(cluster, &lab_root, action, &nodes))
+        }
+        Command::Shelve { offload, file, nodes, lab_root } => {
+            with_lab(&file, &lab_root, |cluster| machine_cmds::shelve(cluster, &lab_root, offload, &nodes))
+        }
+        Command::Unshelve { file, nodes, lab_root, agent } => {
+            with_lab(&file, &lab_root, |cluster| machine_cmds::unshelve(cluster, &lab_root, agent, &nodes))
         }
         Command::Reinstall { file, node, lab_root } => with_lab(&file, &lab_root, |cluster| {
             runtime()?.block_on(zerolab::machines::reinstall(&lab_root, cluster, &node))?;
@@ -331,28 +338,6 @@ fn down(cluster: &Cluster, file: &std::path::Path, lab_root: &std::path::Path, f
     }
     print_line(&mut io::stdout().lock(), &ui::down_summary(cluster.name(), &report));
     Ok(if flags.strict && report.has_failures() { EXIT_INVALID } else { EXIT_OK })
-}
-
-fn power(cluster: &Cluster, lab_root: &std::path::Path, verb: PowerVerb, nodes: &[String]) -> anyhow::Result<u8> {
-    use zerolab::provider::pxe::power::PowerAction;
-    let action = match verb {
-        PowerVerb::On => Some(PowerAction::On),
-        PowerVerb::Off => Some(PowerAction::Off),
-        PowerVerb::Cycle => Some(PowerAction::Cycle),
-        PowerVerb::Status => None,
-    };
-    let outcomes = runtime()?.block_on(zerolab::machines::power(lab_root, cluster, action, nodes))?;
-    let mut failed = false;
-    for (node, outcome) in outcomes {
-        match outcome {
-            Ok(done) => print_line(&mut io::stdout().lock(), &format!("{node}: {done}")),
-            Err(error) => {
-                failed = true;
-                print_line(&mut io::stderr().lock(), &format!("{node}: {error}"));
-            }
-        }
-    }
-    Ok(if failed { EXIT_INVALID } else { EXIT_OK })
 }
 
 fn labs(lab_root: &std::path::Path) -> ExitCode {

@@ -5,7 +5,9 @@
 //! observed: `ready` when the agent answers (and is this lab's: an agent whose owner
 //! file names another lab is `failed`, naming it), `unreachable` when SSH cannot reach the
 //! node, `failed` with the cause otherwise, and `declared` for every node of a lab that
-//! is not up. Nothing on the nodes or in the lab is changed (`up` records and repairs).
+//! is not up. A node the lab records as shelved (`shelved`, `shelved_offloaded`) is not
+//! contacted: its state is the recorded one. Nothing on the nodes or in the lab is changed
+//! (`up` records and repairs).
 //! Where the provider runs the nodes' machines (`vagrant`), each row also has the
 //! machine's state as the hypervisor sees it, asked of libvirt, not of Vagrant.
 //!
@@ -115,7 +117,10 @@ async fn nodes(lab: &crate::lab_handle::LabHandle<'_>, cluster: &Cluster) -> Res
     let host_keys = HostKeys::open(lab.lab().known_hosts())?;
     // Status should be quick to say a node is down: no waiting for a boot.
     let options = ConnectOptions::known_up();
-    let results = run_parallel(lab.targets(), ssh::PARALLEL, move |target| {
+    // A shelved node would not answer (or, frozen, would hang the connection): not asked.
+    let shelved = |node: &str| lab.state().nodes.get(node).map(|r| &r.state).filter(|s| s.shelve_mode().is_some());
+    let asked: Vec<_> = lab.targets().iter().filter(|t| shelved(&t.node).is_none()).cloned().collect();
+    let results = run_parallel(&asked, ssh::PARALLEL, move |target| {
         let (host_keys, options) = (host_keys.clone(), options.clone());
         async move {
             let session = Session::connect(&target, &host_keys, &options).await?;
@@ -128,11 +133,16 @@ async fn nodes(lab: &crate::lab_handle::LabHandle<'_>, cluster: &Cluster) -> Res
     })
     .await;
     let ours = Owner::of(lab.lab().name(), lab.lab().dir());
-    Ok(cluster
-        .nodes()
-        .iter()
-        .zip(results)
-        .map(|(node, (_, result))| match result {
+    // The asked nodes' results come in file order; a shelved node's row is its record.
+    let mut results = results.into_iter().map(|(_, result)| result);
+    let mut rows = Vec::with_capacity(cluster.nodes().len());
+    for node in cluster.nodes() {
+        if let Some(state) = shelved(&node.name) {
+            rows.push(row(node, state.clone(), None, None));
+            continue;
+        }
+        let Some(result) = results.next() else { break };
+        rows.push(match result {
             // Another lab's agent answers there: not this lab's node to use.
             Ok((Some(owner), _)) if owner != ours => {
                 let cause = InstallError::Owned { node: node.name.clone(), owner }.to_string();
@@ -146,6 +156,7 @@ async fn nodes(lab: &crate::lab_handle::LabHandle<'_>, cluster: &Cluster) -> Res
                 row(node, NodeState::Unreachable, None, Some(error_chain(&e)))
             }
             Err(e) => row(node, NodeState::Failed { cause: error_chain(&e) }, None, Some(error_chain(&e))),
-        })
-        .collect())
+        });
+    }
+    Ok(rows)
 }

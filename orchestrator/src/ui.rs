@@ -212,13 +212,7 @@ fn table<R: AsRef<[String]>>(rows: &[R]) -> String {
 
 /// A state as one word.
 pub fn state_name(state: &NodeState) -> &'static str {
-    match state {
-        NodeState::Declared => "declared",
-        NodeState::Provisioning => "provisioning",
-        NodeState::Ready => "ready",
-        NodeState::Failed { .. } => "failed",
-        NodeState::Unreachable => "unreachable",
-    }
+    state.name()
 }
 
 /// `cause` without its leading `node NODE: ` when shown on a line or row that already

@@ -30,6 +30,9 @@
 //! next command finds their connections open. When every node is ready, the cluster
 //! file's provisioning steps run through that keeper ([`crate::provision`]): a failed
 //! step is `up`'s error ([`UpError::Provision`]), the nodes stay ready.
+//!
+//! Shelved nodes (`zerolab shelve`) are unshelved first, through the provider: `up`
+//! leaves every node ready. `start_agents` is also what `unshelve` starts agents with.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -154,59 +157,23 @@ pub async fn up(
     if let Some(line) = changes(&lab.load_state()?, cluster, provider) {
         (options.notice)(&line);
     }
+    bring_back_shelved(&lab, cluster, provider).await?;
     if provider.create(&lab, cluster, options.create_progress.clone()).await? == Created::Made {
         // New hosts: a keeper of the old ones holds dead connections.
         keeper::stop(lab.dir()).await;
     }
-    let host_keys = HostKeys::open(lab.known_hosts())?;
     let targets = targets(&lab, cluster, provider)?;
-    let agent_error = |source| UpError::AgentRead { path: options.agent.clone(), source };
-    // Hashed once here, not once per node.
-    let sum = ssh::sha256_file(&options.agent).await.map_err(agent_error)?;
-    let agent = Arc::new((options.agent.clone(), sum));
-    // Each node's agent is this lab's: another lab's is left alone (install::owner).
-    let owner = Arc::new(Owner::of(lab.name(), lab.dir()));
-    let progress = Arc::new(progress);
     // Nodes an earlier run left ready, failed or unreachable have long booted (hosts
     // made now are recorded `provisioning`): waiting for them as for a booting node
     // would only delay saying one went away, by most of a minute when its link is down.
-    let booted: Arc<HashSet<String>> = Arc::new(
-        lab.load_state()?
-            .nodes
-            .into_iter()
-            .filter(|(_, r)| !matches!(r.state, NodeState::Declared | NodeState::Provisioning))
-            .map(|(n, _)| n)
-            .collect(),
-    );
-    let lab_dir = Arc::new(lab.dir().to_owned());
-    let results = run_parallel(&targets, options.parallel, move |target| {
-        let (host_keys, agent, progress, booted) = (host_keys.clone(), agent.clone(), progress.clone(), booted.clone());
-        let (owner, lab_dir) = (owner.clone(), lab_dir.clone());
-        async move {
-            let (path, sum) = &*agent;
-            let connect =
-                if booted.contains(&target.node) { ConnectOptions::known_up() } else { ConnectOptions::default() };
-            // Logged into before: an agent without an owner file is this lab's (an older zerolab's).
-            let claim = Claim { owner: &owner, adopt: host_keys.pinned(&target.node).is_some() };
-            let report = report(&target.node, provision(&target, &connect, &host_keys, path, sum, &claim).await);
-            if report.state == NodeState::Ready {
-                provider.node_ready(&lab_dir, &target.node);
-            }
-            progress(&report);
-            Ok(report)
-        }
-    })
-    .await;
-    let reports: Vec<NodeReport> = results
+    let booted: HashSet<String> = lab
+        .load_state()?
+        .nodes
         .into_iter()
-        .map(|(node, result)| {
-            result.unwrap_or_else(|e| NodeReport {
-                node,
-                state: NodeState::Failed { cause: error_chain(&e) },
-                detail: error_chain(&e),
-            })
-        })
+        .filter(|(_, r)| !matches!(r.state, NodeState::Declared | NodeState::Provisioning))
+        .map(|(n, _)| n)
         .collect();
+    let reports = start_agents(&lab, provider, &targets, &options.agent, options.parallel, booted, progress).await?;
 
     let mut state = lab.load_state()?;
     // Nodes no longer in the file are forgotten (netns removed their hosts already).
@@ -238,6 +205,29 @@ pub async fn up(
         }
     }
     Ok(reports)
+}
+
+/// Unshelves the lab's shelved nodes (`up` leaves every node ready), all at once, and
+/// records them `provisioning`, so the agents are then started with a boot's patience.
+/// One that cannot be brought back stays shelved, and is `up`'s error.
+async fn bring_back_shelved(lab: &Lab, cluster: &Cluster, provider: &dyn Provider) -> Result<(), UpError> {
+    let mut state = lab.load_state()?;
+    let shelved =
+        cluster.nodes().iter().filter(|n| state.nodes.get(&n.name).is_some_and(|r| r.state.shelve_mode().is_some()));
+    let back = shelved.map(|node| async move { (node, provider.unshelve(lab, cluster, node).await) });
+    let mut failed = None;
+    for (node, result) in futures_util::future::join_all(back).await {
+        match result {
+            Ok(()) => {
+                if let Some(record) = state.nodes.get_mut(&node.name) {
+                    record.state = NodeState::Provisioning;
+                }
+            }
+            Err(e) => failed = failed.or(Some(e)),
+        }
+    }
+    lab.save_state(&state)?;
+    failed.map_or(Ok(()), |e| Err(e.into()))
 }
 
 /// Refuses `up` from `file` when the lab is up from another cluster file.
@@ -316,6 +306,59 @@ async fn provision(
     // The node is done with either way; a failed goodbye changes nothing.
     let _ = session.close().await;
     result
+}
+
+/// Starts this lab's agent on each of `targets` (`parallel` at a time) as `up` does: pin
+/// the host key, [`install::install`] (upload unless the node has the same sha256, start
+/// unless it runs, wait until healthy). Nodes in `booted` answered before and get no
+/// patience for a boot. Each node's report goes to `progress` as it finishes; returns
+/// every report, in the order of `targets`. Used by `up` and by `unshelve`.
+pub(crate) async fn start_agents(
+    lab: &Lab,
+    provider: &'static dyn Provider,
+    targets: &[Target],
+    agent: &Path,
+    parallel: usize,
+    booted: HashSet<String>,
+    progress: impl Fn(&NodeReport) + Send + Sync + 'static,
+) -> Result<Vec<NodeReport>, UpError> {
+    let host_keys = HostKeys::open(lab.known_hosts())?;
+    let agent_error = |source| UpError::AgentRead { path: agent.to_owned(), source };
+    // Hashed once here, not once per node.
+    let sum = ssh::sha256_file(agent).await.map_err(agent_error)?;
+    let agent = Arc::new((agent.to_owned(), sum));
+    // Each node's agent is this lab's: another lab's is left alone (install::owner).
+    let owner = Arc::new(Owner::of(lab.name(), lab.dir()));
+    let (progress, booted) = (Arc::new(progress), Arc::new(booted));
+    let lab_dir = Arc::new(lab.dir().to_owned());
+    let results = run_parallel(targets, parallel, move |target| {
+        let (host_keys, agent, progress, booted) = (host_keys.clone(), agent.clone(), progress.clone(), booted.clone());
+        let (owner, lab_dir) = (owner.clone(), lab_dir.clone());
+        async move {
+            let (path, sum) = &*agent;
+            let connect =
+                if booted.contains(&target.node) { ConnectOptions::known_up() } else { ConnectOptions::default() };
+            // Logged into before: an agent without an owner file is this lab's (an older zerolab's).
+            let claim = Claim { owner: &owner, adopt: host_keys.pinned(&target.node).is_some() };
+            let report = report(&target.node, provision(&target, &connect, &host_keys, path, sum, &claim).await);
+            if report.state == NodeState::Ready {
+                provider.node_ready(&lab_dir, &target.node);
+            }
+            progress(&report);
+            Ok(report)
+        }
+    })
+    .await;
+    Ok(results
+        .into_iter()
+        .map(|(node, result)| {
+            result.unwrap_or_else(|e| NodeReport {
+                node,
+                state: NodeState::Failed { cause: error_chain(&e) },
+                detail: error_chain(&e),
+            })
+        })
+        .collect())
 }
 
 fn report(node: &str, result: Result<Installed, InstallError>) -> NodeReport {

@@ -1,7 +1,8 @@
 //! Node states, kept in the lab's `state.json`.
 //!
 //! A node goes declared → provisioning → ready, or ends failed (with its cause) or
-//! unreachable. The file is replaced atomically (written to a temporary file in the same
+//! unreachable. A ready node can be shelved (`zerolab shelve`: `shelved`, its memory kept,
+//! or `shelved_offloaded`, its processes gone) and unshelved back to ready. The file is replaced atomically (written to a temporary file in the same
 //! directory, synced, renamed over), so a crash never leaves half a state behind.
 //!
 //! What a provider keeps of a node (netns: its sshd's pid) is the provider's own record
@@ -18,6 +19,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::{io_error, LabError};
+use crate::provider::ShelveMode;
 
 /// Where a node is in its life.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,6 +39,44 @@ pub enum NodeState {
     },
     /// Made, but not answering.
     Unreachable,
+    /// Shelved with its memory kept, its processes stopped (Nova's SHELVED).
+    Shelved,
+    /// Shelved with its processes gone, its files, keys and address kept (Nova's
+    /// SHELVED_OFFLOADED).
+    #[serde(rename = "shelved_offloaded")]
+    ShelvedOffloaded,
+}
+
+impl NodeState {
+    /// The state as one word, as `state.json` and `status` write it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            NodeState::Declared => "declared",
+            NodeState::Provisioning => "provisioning",
+            NodeState::Ready => "ready",
+            NodeState::Failed { .. } => "failed",
+            NodeState::Unreachable => "unreachable",
+            NodeState::Shelved => "shelved",
+            NodeState::ShelvedOffloaded => "shelved_offloaded",
+        }
+    }
+
+    /// The state of a node shelved in `mode`.
+    pub fn shelved(mode: ShelveMode) -> NodeState {
+        match mode {
+            ShelveMode::Frozen => NodeState::Shelved,
+            ShelveMode::Offloaded => NodeState::ShelvedOffloaded,
+        }
+    }
+
+    /// How the node is shelved, when it is.
+    pub fn shelve_mode(&self) -> Option<ShelveMode> {
+        match self {
+            NodeState::Shelved => Some(ShelveMode::Frozen),
+            NodeState::ShelvedOffloaded => Some(ShelveMode::Offloaded),
+            _ => None,
+        }
+    }
 }
 
 /// What the lab knows of one node.
@@ -133,6 +173,8 @@ mod tests {
             NodeState::Ready,
             NodeState::Failed { cause: "sshd exited: bad config".into() },
             NodeState::Unreachable,
+            NodeState::Shelved,
+            NodeState::ShelvedOffloaded,
         ]
         .into_iter()
         .enumerate()
@@ -165,6 +207,23 @@ mod tests {
         let record = NodeRecord::new("10.77.0.2", NodeState::Failed { cause: "x".into() });
         let json = serde_json::to_string(&record).unwrap();
         assert_eq!(json, r#"{"address":"10.77.0.2","state":"failed","cause":"x"}"#);
+    }
+
+    #[test]
+    fn shelved_states_are_written_as_novas() {
+        for (mode, state, json) in [
+            (ShelveMode::Frozen, NodeState::Shelved, r#"{"address":"a","state":"shelved"}"#),
+            (ShelveMode::Offloaded, NodeState::ShelvedOffloaded, r#"{"address":"a","state":"shelved_offloaded"}"#),
+        ] {
+            assert_eq!(NodeState::shelved(mode), state);
+            assert_eq!(state.shelve_mode(), Some(mode));
+            assert_eq!(format!(r#"{{"address":"a","state":"{}"}}"#, state.name()), json);
+            let record = NodeRecord::new("a", state);
+            assert_eq!(serde_json::to_string(&record).unwrap(), json);
+            assert_eq!(serde_json::from_str::<NodeRecord>(json).unwrap(), record);
+        }
+        assert_eq!(NodeState::Ready.shelve_mode(), None);
+        assert_eq!(serde_json::to_string(&ShelveMode::Offloaded).unwrap(), r#""offloaded""#);
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! What a command does with it, in order: [`Provider::check`] before anything is touched,
 //! [`Provider::create`] (idempotent: an existing node is kept), [`Provider::address`] of
 //! each node to provision it over SSH, [`Provider::destroy`] on `zerolab down`. Power off
-//! and on are optional: the default says the provider does not support them.
+//! and on, and shelving ([`Provider::shelve`], [`Provider::unshelve`], in a [`ShelveMode`]),
+//! are optional: the default says the provider does not support them, and why.
 //!
 //! Design: a trait object, not generics, so the registry is a plain list and a command
 //! holds `&dyn Provider` whatever the kind. The steps that run over the network return
@@ -16,6 +17,8 @@ use std::future::Future;
 use std::pin::Pin;
 
 use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
 
 use super::pxe::power::{PowerAction, PowerState};
 use super::{netns, registry, CreateProgress, ProviderKind, Teardown};
@@ -33,6 +36,27 @@ pub enum Created {
     Made,
     /// The nodes existed already and were kept.
     Existing,
+}
+
+/// How a node is shelved (Nova's states).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShelveMode {
+    /// SHELVED: memory kept, processes stopped (netns: frozen; vagrant: suspend).
+    Frozen,
+    /// SHELVED_OFFLOADED: processes gone, state kept on disk, memory freed
+    /// (netns: processes killed, files/keys/address kept; vagrant: halt; pxe: power off).
+    Offloaded,
+}
+
+impl ShelveMode {
+    /// The command that shelves in this mode, as a user types it (`shelve --offload`).
+    pub fn command(self) -> &'static str {
+        match self {
+            ShelveMode::Frozen => "shelve",
+            ShelveMode::Offloaded => "shelve --offload",
+        }
+    }
 }
 
 /// What a provider could not do.
@@ -161,6 +185,42 @@ pub trait Provider: Send + Sync {
             provider: self.kind(),
             operation: "power status",
             reason: "it cannot switch its nodes off and on",
+        };
+        Box::pin(async move { Err(error) })
+    }
+
+    /// Shelves `node` in `mode`: stops it running, keeping its address, host key and
+    /// files (and with [`ShelveMode::Frozen`] its memory). A node shelved
+    /// [`Frozen`](ShelveMode::Frozen) may be asked to go [`Offloaded`](ShelveMode::Offloaded).
+    /// The caller records the state. Not supported unless the provider says so.
+    fn shelve<'a>(
+        &'a self,
+        _lab: &'a Lab,
+        _cluster: &'a Cluster,
+        _node: &'a Node,
+        mode: ShelveMode,
+    ) -> BoxFuture<'a, Result<(), ProviderError>> {
+        let error = ProviderError::NotSupported {
+            provider: self.kind(),
+            operation: mode.command(),
+            reason: "it cannot stop its nodes and bring them back",
+        };
+        Box::pin(async move { Err(error) })
+    }
+
+    /// Brings a shelved `node` back with the same address, host key and files, its sshd
+    /// answering; the caller then starts the agent as `up` does and records the state.
+    /// Not supported unless the provider says so.
+    fn unshelve<'a>(
+        &'a self,
+        _lab: &'a Lab,
+        _cluster: &'a Cluster,
+        _node: &'a Node,
+    ) -> BoxFuture<'a, Result<(), ProviderError>> {
+        let error = ProviderError::NotSupported {
+            provider: self.kind(),
+            operation: "unshelve",
+            reason: "it cannot stop its nodes and bring them back",
         };
         Box::pin(async move { Err(error) })
     }

@@ -23,7 +23,7 @@ pub mod ssh;
 pub mod teardown;
 pub mod vagrant;
 
-pub use self::lifecycle::{of, BoxFuture, Created, Provider, ProviderError};
+pub use self::lifecycle::{of, BoxFuture, Created, Provider, ProviderError, ShelveMode};
 pub use self::progress::{no_progress, CreateProgress, CreateStep};
 pub use self::registry::{Definition, PROVIDERS, REGISTRY};
 pub use self::teardown::{Left, LeftNode, Teardown};

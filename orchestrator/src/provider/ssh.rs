@@ -12,7 +12,8 @@
 //! with a pinned host key; see [`install::remove`]) and nothing else, all at once and
 //! bounded as `up` is (a node that does not answer costs about 4 s). A node that cannot
 //! be cleaned, or whose agent belongs to another lab, is listed in the [`Teardown`]:
-//! `zerolab down` says what is left there and finishes.
+//! `zerolab down` says what is left there and finishes. Shelving is refused: zerolab
+//! does not run these machines.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -23,7 +24,7 @@ use zerolab_config::cluster::{Checker, EntryView, Problem};
 
 use super::{
     Addressing, BoxFuture, CreateProgress, Created, Definition, Left, LeftNode, NodeSettings, Provider, ProviderConfig,
-    ProviderError, ProviderKind, ProviderSettings, ProviderSpec, Teardown,
+    ProviderError, ProviderKind, ProviderSettings, ProviderSpec, ShelveMode, Teardown,
 };
 use crate::install::{self, InstallError, Owner, Paths, Removed};
 use crate::lab::Lab;
@@ -131,6 +132,34 @@ impl Provider for Ssh {
 
     fn destroy<'a>(&'a self, lab: &'a Lab, cluster: &'a Cluster) -> BoxFuture<'a, Result<Teardown, ProviderError>> {
         Box::pin(remove_agents(lab, cluster.nodes().iter().collect(), move |node| self.address(lab, node)))
+    }
+
+    fn shelve<'a>(
+        &'a self,
+        _lab: &'a Lab,
+        _cluster: &'a Cluster,
+        _node: &'a Node,
+        mode: ShelveMode,
+    ) -> BoxFuture<'a, Result<(), ProviderError>> {
+        Box::pin(async move { Err(not_owned(mode.command())) })
+    }
+
+    fn unshelve<'a>(
+        &'a self,
+        _lab: &'a Lab,
+        _cluster: &'a Cluster,
+        _node: &'a Node,
+    ) -> BoxFuture<'a, Result<(), ProviderError>> {
+        Box::pin(async { Err(not_owned("unshelve")) })
+    }
+}
+
+/// Why an ssh node cannot be shelved: zerolab logs into it, it does not run it.
+fn not_owned(operation: &'static str) -> ProviderError {
+    ProviderError::NotSupported {
+        provider: KIND,
+        operation,
+        reason: "it does not own its machines (they run outside zerolab); stop them where they run",
     }
 }
 

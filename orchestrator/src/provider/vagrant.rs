@@ -20,6 +20,7 @@
 //! ready lab runs no `vagrant` at all, `status` shows each domain's state, `down`
 //! removes the lab's domains, volumes and network by the lab's prefix (`teardown.rs`).
 //! A machine undefined behind Vagrant's back is made again by the next `up`, which says so.
+//! Shelving suspends or halts a machine through Vagrant (`shelve.rs`).
 
 use std::net::Ipv4Addr;
 
@@ -31,6 +32,7 @@ mod lifecycle;
 mod machines;
 pub mod names;
 mod render;
+mod shelve;
 mod teardown;
 mod virsh;
 

@@ -54,7 +54,7 @@ impl PxeLab {
         self.lab_dir().join("pxe")
     }
 
-    /// `zerolab COMMAND FILE ARGS... --lab-root ROOT` (with `--agent` for `up`).
+    /// `zerolab COMMAND FILE ARGS... --lab-root ROOT` (with `--agent` for `up` and `unshelve`).
     pub fn zerolab(&self, command: &str, args: &[&str]) -> Run {
         self.run(None, command, args)
     }
@@ -79,7 +79,7 @@ impl PxeLab {
             _ => args,
         };
         cmd.arg(&self.file).arg("--lab-root").arg(self.dir.path().join("labs"));
-        if command == "up" {
+        if command == "up" || command == "unshelve" {
             cmd.arg("--agent").arg(agent());
         }
         cmd.args(rest);

@@ -2,8 +2,9 @@
 //! machines on through QMP (one BIOS with QEMU's iPXE ROM, one UEFI booting like real
 //! UEFI hardware: firmware PXE, `ipxe.efi` over TFTP), follows them into the live system,
 //! logs in with the host keys it made beforehand, installs the agent and runs the
-//! wordcount job across both; a stranger on the boot network gets no offer; `down` leaves
-//! no process, address, rule or file behind and the machines off.
+//! wordcount job across both; a stranger on the boot network gets no offer; n1 is shelved
+//! (powered off) and unshelved (`shelve.rs`); `down` leaves no process, address, rule or
+//! file behind and the machines off.
 //!
 //! Room `pxl`, boot network 10.99.16.0/24.
 
@@ -18,7 +19,7 @@ use crate::machine::MachineSpec;
 
 const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples");
 
-fn qmp_status(socket: &Path) -> String {
+pub fn qmp_status(socket: &Path) -> String {
     crate::machine::qmp(socket, "query-status", None)
         .ok()
         .and_then(|v| v.get("status").and_then(|s| s.as_str()).map(str::to_owned))
@@ -101,6 +102,9 @@ fn a_bios_and_a_uefi_machine_boot_live_get_the_agent_and_run_wordcount_and_down_
     let nodes: BTreeSet<&str> =
         run.stdout.lines().filter(|l| l.starts_with("map-")).filter_map(|l| l.split_whitespace().nth(1)).collect();
     assert_eq!(nodes.len(), 2, "the maps ran on both machines: {run:#?}");
+
+    // n1 shelved (powered off) and back (powered on, booted live again).
+    crate::shelve::power_off_and_on_come_back(&lab, &bios.qmp_path());
 
     let again = Instant::now();
     let up = lab.zerolab("up", &[]);

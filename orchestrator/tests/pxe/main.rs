@@ -24,6 +24,7 @@ mod machine;
 mod power;
 mod services;
 mod services_e2e;
+mod shelve;
 
 use std::fs::Permissions;
 use std::io::{Read, Write};

@@ -91,7 +91,7 @@ impl VmLab {
     pub fn command(&self, command: &[&str], args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_zerolab"));
         cmd.args(command).arg(&self.file).arg("--lab-root").arg(self.root());
-        if command == ["up"] {
+        if command == ["up"] || command == ["unshelve"] {
             cmd.arg("--agent").arg(agent());
         }
         let path = std::env::var_os("PATH").unwrap_or_default();

@@ -1,6 +1,7 @@
 //! `provider: vagrant` end to end, on real Vagrant, vagrant-libvirt and QEMU: labs of
 //! virtual machines made by `zerolab up`, used, broken behind zerolab's back, repaired
-//! and taken down, with nothing of them left in libvirt, the firewall or the process table.
+//! shelved and unshelved, and taken down, with nothing of them left in libvirt, the
+//! firewall or the process table.
 //!
 //! These tests boot virtual machines (under software emulation where there is no KVM:
 //! about a minute each), so they run only when `ZEROLAB_VM_TESTS=1`, which `scripts/test`
@@ -14,6 +15,7 @@
 
 mod faults;
 mod harness;
+mod shelve;
 
 use std::fs;
 use std::path::Path;
@@ -114,9 +116,16 @@ fn a_vagrant_lab_comes_up_runs_jobs_and_repairs_a_machine_removed_behind_its_bac
     let roles = lab.zerolab(&["exec"], &["--nodes", "n2", "--", "cat", "/etc/zerolab-role"]);
     assert!(roles.stdout.contains("n2: joined"), "its steps ran again on the new machine: {roles:#?}");
 
+    // n1 shelved (suspended, then halted) and back, through Vagrant on that machine only.
+    lab.shim_calls_reset();
+    shelve::suspend_and_halt_come_back(&lab);
+    let calls = lab.shim_calls();
+    assert!(calls.lines().all(|c| c.ends_with(" n1")), "only n1 went through Vagrant: {calls}");
+
+    lab.shim_calls_reset();
     let down = lab.zerolab(&["down"], &[]);
     assert_eq!(down.code, 0, "{down:#?}");
-    assert_eq!(lab.shim_calls().lines().filter(|c| !c.ends_with(" n2")).count(), 0, "down runs no vagrant");
+    assert_eq!(lab.shim_calls(), "", "down runs no vagrant");
     assert_eq!(leftovers("zl-vgt_", "zv-vgt-"), Vec::<String>::new());
     assert!(!lab.lab_dir().join("vagrant").exists());
 }

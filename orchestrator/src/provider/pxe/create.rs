@@ -108,7 +108,7 @@ async fn bring_up(
     for &node in &to_boot {
         switch_on(lab, cluster, node, fresh, progress).await?;
     }
-    let waits = to_boot.iter().map(|&node| follow(&dir, node, pxe.deadline, started, progress));
+    let waits = to_boot.iter().map(|&node| follow_to_ssh(&dir, node, pxe.deadline, started, progress));
     for result in futures_util::future::join_all(waits).await {
         result?;
     }
@@ -138,8 +138,8 @@ async fn start_server(dir: &std::path::Path, plan: &BootPlan) -> Result<(), PxeE
         .map_err(|e| PxeError::Plan(e.to_string()))
 }
 
-/// Switches `node` on for its network boot (see step 6).
-async fn switch_on(
+/// Switches `node` on for its network boot (see step 6; also what unshelve does).
+pub(super) async fn switch_on(
     lab: &Lab,
     cluster: &Cluster,
     node: &Node,
@@ -166,8 +166,9 @@ async fn switch_on(
     Ok(super::power::apply(&spec, &node.name, action).await?)
 }
 
-/// Follows `node`'s boot through the server's events until it answers SSH (step 7).
-async fn follow(
+/// Follows `node`'s boot through the server's events until it answers SSH (step 7; also
+/// what unshelve waits for).
+pub(super) async fn follow_to_ssh(
     dir: &std::path::Path,
     node: &Node,
     deadline: Duration,

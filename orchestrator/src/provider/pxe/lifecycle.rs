@@ -1,5 +1,6 @@
 //! The `pxe` provider's lifecycle ([`Provider`] for [`Pxe`]): making is `create.rs`;
-//! here are taking a lab down, power, reinstalling, rendering and what `status` shows.
+//! here are taking a lab down, power, reinstalling, rendering and what `status` shows;
+//! shelving is `shelve.rs` (power off and on).
 //!
 //! `down`, in this order: what zerolab installed is removed from machines that boot from
 //! their disks (live machines keep nothing); every machine with power control is
@@ -15,7 +16,9 @@ use super::power::{PowerAction, PowerSpec, PowerState};
 use super::{create, host, Boot, PowerConfig, Pxe, PxeError, KIND};
 use crate::lab::{Lab, NodeState};
 use crate::provider::teardown::{Left, LeftNode};
-use crate::provider::{BoxFuture, CreateProgress, Created, Provider, ProviderError, ProviderKind, Teardown};
+use crate::provider::{
+    BoxFuture, CreateProgress, Created, Provider, ProviderError, ProviderKind, ShelveMode, Teardown,
+};
 use zerolab_config::cluster::{Cluster, Node};
 
 impl Provider for Pxe {
@@ -60,11 +63,11 @@ impl Provider for Pxe {
                 .nodes()
                 .iter()
                 .map(|node| {
-                    let is_ready = ready
-                        .as_ref()
-                        .and_then(|s| s.nodes.get(&node.name))
-                        .is_some_and(|r| r.state == NodeState::Ready);
-                    match (is_ready, steps.get(&node.name)) {
+                    let recorded = ready.as_ref().and_then(|s| s.nodes.get(&node.name)).map(|r| &r.state);
+                    if recorded == Some(&NodeState::ShelvedOffloaded) {
+                        return "off (shelved)".to_owned();
+                    }
+                    match (recorded == Some(&NodeState::Ready), steps.get(&node.name)) {
                         (true, _) => "ready".to_owned(),
                         (false, Some(step)) => step.clone(),
                         (false, None) => "no boot seen".to_owned(),
@@ -98,6 +101,25 @@ impl Provider for Pxe {
             let spec = power_spec(lab, cluster, node)?.ok_or_else(|| no_power(node))?;
             Ok(super::power::state(&spec, &node.name).await?)
         })
+    }
+
+    fn shelve<'a>(
+        &'a self,
+        lab: &'a Lab,
+        cluster: &'a Cluster,
+        node: &'a Node,
+        mode: ShelveMode,
+    ) -> BoxFuture<'a, Result<(), ProviderError>> {
+        Box::pin(super::shelve::shelve(lab, cluster, node, mode))
+    }
+
+    fn unshelve<'a>(
+        &'a self,
+        lab: &'a Lab,
+        cluster: &'a Cluster,
+        node: &'a Node,
+    ) -> BoxFuture<'a, Result<(), ProviderError>> {
+        Box::pin(super::shelve::unshelve(lab, cluster, node))
     }
 
     fn reinstall<'a>(

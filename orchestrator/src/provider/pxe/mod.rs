@@ -26,6 +26,7 @@ mod mirror;
 mod plan;
 pub mod power;
 mod settings;
+mod shelve;
 
 pub use self::error::PxeError;
 pub use self::settings::{Boot, DhcpMode, Loader, PowerConfig, PxeLab, Route, Settings};

@@ -1,13 +1,16 @@
 //! The `vagrant` provider's lifecycle ([`Provider`] for [`Vagrant`]) and what can go wrong
-//! in it ([`VagrantError`]). Making is `create.rs`, removing `teardown.rs`.
+//! in it ([`VagrantError`]). Making is `create.rs`, removing `teardown.rs`, shelving
+//! `shelve.rs`.
 
 use std::path::{Path, PathBuf};
 
-use super::{create, render, teardown, virsh, Names, Vagrant, KIND};
+use super::{create, render, shelve, teardown, virsh, Names, Vagrant, KIND};
 use crate::lab::Lab;
-use crate::provider::{BoxFuture, CreateProgress, Created, Provider, ProviderError, ProviderKind, Teardown};
+use crate::provider::{
+    BoxFuture, CreateProgress, Created, Provider, ProviderError, ProviderKind, ShelveMode, Teardown,
+};
 use crate::templates::TemplateError;
-use zerolab_config::cluster::Cluster;
+use zerolab_config::cluster::{Cluster, Node};
 
 /// What can go wrong making, reaching or removing a `vagrant` lab.
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +85,18 @@ pub enum VagrantError {
         /// What is left.
         left: String,
     },
+    /// A machine is not in the state a shelving command should have left it in.
+    #[error("node {node}: after `{command}` libvirt says the machine is {found}; Vagrant's output is in {}", log.display())]
+    Shelve {
+        /// The node.
+        node: String,
+        /// The command run (`vagrant suspend n1`).
+        command: String,
+        /// What libvirt says, and what was expected.
+        found: String,
+        /// Where Vagrant's output is.
+        log: PathBuf,
+    },
     /// A lab file.
     #[error("cannot write {}", path.display())]
     Io {
@@ -136,6 +151,25 @@ impl Provider for Vagrant {
 
     fn removes_nodes(&self) -> bool {
         true
+    }
+
+    fn shelve<'a>(
+        &'a self,
+        lab: &'a Lab,
+        _cluster: &'a Cluster,
+        node: &'a Node,
+        mode: ShelveMode,
+    ) -> BoxFuture<'a, Result<(), ProviderError>> {
+        Box::pin(async move { Ok(shelve::shelve(lab, node, mode).await?) })
+    }
+
+    fn unshelve<'a>(
+        &'a self,
+        lab: &'a Lab,
+        _cluster: &'a Cluster,
+        node: &'a Node,
+    ) -> BoxFuture<'a, Result<(), ProviderError>> {
+        Box::pin(async move { Ok(shelve::unshelve(lab, node).await?) })
     }
 
     fn render(&self, lab: &Lab, cluster: &Cluster, out: &Path) -> Result<Vec<PathBuf>, ProviderError> {

@@ -1,8 +1,9 @@
-//! The two things zerolab asks Vagrant, both during `up` only: `vagrant up` of the
-//! machines that need making or starting (its output logged to `LAB/vagrant/up.log` and
-//! turned into per-node progress), and `vagrant ssh-config` once, to check that Vagrant
-//! reaches each machine where and as whom the cluster file says. From then on zerolab
-//! reaches the machines itself, with the lab's key.
+//! What zerolab asks Vagrant: `vagrant up` of the machines that need making or starting
+//! (during `up`; its output logged to `LAB/vagrant/up.log` and turned into per-node
+//! progress), `vagrant ssh-config` once, to check that Vagrant reaches each machine where
+//! and as whom the cluster file says, and the shelving commands `vagrant suspend`,
+//! `resume`, `halt` and `up` of one machine (output in `LAB/vagrant/shelve.log`). From
+//! then on zerolab reaches the machines itself, with the lab's key.
 //!
 //! Vagrant runs with `VAGRANT_CWD` set to the lab's `vagrant/` directory, so its state
 //! (`.vagrant/`) lives in the lab directory; the boxes stay in the user's Vagrant home.
@@ -60,9 +61,26 @@ fn step(line: &str) -> Option<(&str, CreateStep)> {
 /// run on a machine's first up only: the Vagrantfile's one adds the lab's key. The log
 /// ends with how long it took (`# zerolab: vagrant up NODES took 95.2s`).
 pub async fn up(dir: &Path, nodes: &[String], log: &Path, progress: &CreateProgress) -> Result<(), VagrantError> {
+    run(dir, &["up", "--provider=libvirt"], nodes, log, progress).await
+}
+
+/// `vagrant VERB NODES` for a Vagrant command on machines that exist (`suspend`,
+/// `resume`, `halt`), output appended to `log` as [`up`] does.
+pub async fn on_machines(dir: &Path, verb: &str, nodes: &[String], log: &Path) -> Result<(), VagrantError> {
+    run(dir, &[verb], nodes, log, &crate::provider::no_progress()).await
+}
+
+async fn run(
+    dir: &Path,
+    args: &[&str],
+    nodes: &[String],
+    log: &Path,
+    progress: &CreateProgress,
+) -> Result<(), VagrantError> {
     let started = std::time::Instant::now();
     let mut child = vagrant(dir)
-        .args(["up", "--provider=libvirt", "--no-color"])
+        .args(args)
+        .arg("--no-color")
         .args(nodes)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -98,7 +116,8 @@ pub async fn up(dir: &Path, nodes: &[String], log: &Path, progress: &CreateProgr
     for line in &errors {
         file.write_all(format!("{line}\n").as_bytes()).await.map_err(io)?;
     }
-    let took = format!("# zerolab: vagrant up {} took {:.1}s\n", nodes.join(" "), started.elapsed().as_secs_f64());
+    let command = format!("vagrant {} {}", args[0], nodes.join(" "));
+    let took = format!("# zerolab: {command} took {:.1}s\n", started.elapsed().as_secs_f64());
     file.write_all(took.as_bytes()).await.map_err(io)?;
     if status.success() {
         return Ok(());
@@ -107,11 +126,7 @@ pub async fn up(dir: &Path, nodes: &[String], log: &Path, progress: &CreateProgr
         true => errors.into_iter().filter(|l| !l.trim().is_empty()).take(TAIL).collect(),
         false => tail.into_iter().collect(),
     };
-    Err(VagrantError::Vagrant {
-        command: format!("vagrant up {}", nodes.join(" ")),
-        tail: tail.join(" / "),
-        log: Some(log.to_owned()),
-    })
+    Err(VagrantError::Vagrant { command, tail: tail.join(" / "), log: Some(log.to_owned()) })
 }
 
 /// How Vagrant reaches one machine, from `vagrant ssh-config`.

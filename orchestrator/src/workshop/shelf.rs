@@ -23,8 +23,10 @@ pub async fn unshelve(root: &Path, cluster: &Cluster, agent: &Path) -> Result<()
 }
 
 fn failed(outcomes: &[NodeOutcome]) -> Result<(), String> {
-    let failures: Vec<String> =
-        outcomes.iter().filter_map(|(node, outcome)| outcome.as_ref().err().map(|why| format!("{node}: {why}"))).collect();
+    let failures: Vec<String> = outcomes
+        .iter()
+        .filter_map(|(node, outcome)| outcome.as_ref().err().map(|why| format!("{node}: {why}")))
+        .collect();
     if failures.is_empty() {
         Ok(())
     } else {

@@ -3,7 +3,7 @@
 //! and for the instructor (overview, reset, extend, shelve, unshelve, remove, CSV), and
 //! whose [`events`](Workshop::events) live pages follow.
 //!
-//! Every change goes through [`Workshop::update`]: the state is changed under one
+//! Every change goes through `Workshop::update`: the state is changed under one
 //! lock, saved (`workshop.json`, atomically) and the change announced, so what is on
 //! disk is always what attendees were told. Nothing slow happens under the lock: making,
 //! taking down, shelving labs and running checks happen in tasks ([`super::pool`],

@@ -1,6 +1,6 @@
 //! What the portal shows: an attendee's view of their lab and steps, the instructor's
 //! overview, the CSV export, and the events live pages follow. Plain data (serde), made
-//! from the [`State`] by the service; steps' Markdown is rendered here once.
+//! from the state (`state::State`) by the service; steps' Markdown is rendered here once.
 
 use std::time::Duration;
 

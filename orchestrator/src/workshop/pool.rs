@@ -5,7 +5,7 @@
 //!
 //! A lab is an ordinary lab under the workshop's `labs/` root, made by [`crate::up`]
 //! and taken down by [`crate::down`] as `zerolab up|down` would. How many labs to make is decided under the
-//! state's lock ([`plan`]), so two wakes never make one lab twice; a lab is recorded
+//! state's lock (`plan`), so two wakes never make one lab twice; a lab is recorded
 //! `warming` before it is made, so a `serve` killed meanwhile finds it and makes it
 //! again (`up` carries on with what exists).
 

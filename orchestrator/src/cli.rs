@@ -242,6 +242,10 @@ pub enum Command {
     /// Run guests in a node's sandbox
     #[command(subcommand)]
     Sandbox(SandboxCommand),
+    /// Workshops: a lab for every attendee from a warm pool, a portal, an instructor's
+    /// page (docs/workshop.md)
+    #[command(subcommand)]
+    Workshop(WorkshopCommand),
     /// The lab's connection keeper (started by other commands, not by hand): holds one
     /// SSH connection per node and serves LAB_DIR/keeper.sock until the lab is taken down
     /// or it has been idle for 10 minutes
@@ -500,6 +504,72 @@ pub enum InventoryFormat {
     Ansible,
     /// OpenSSH client config, a Host block per node
     SshConfig,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WorkshopCommand {
+    /// Make the warm pool (one line per lab as it is ready), start the portal (a detached
+    /// `zerolab workshop serve`, restarted if dead: attendees keep their labs and links),
+    /// print its URL, where the instructor's password is, and a summary
+    #[command(
+        after_help = "Exit status: 0 the pool is warm and the portal up, 1 invalid workshop file or                             capacity above what fits (see `workshop plan`), 2 usage error or the workshop                             could not be started."
+    )]
+    Up {
+        /// The workshop file (kind: Workshop)
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Directory holding the labs (workshops live in DIR/workshops/NAME)
+        #[arg(long, value_name = "DIR", default_value_os_t = default_root())]
+        lab_root: PathBuf,
+        /// The agent binary to install [default: zerolab-agent beside zerolab]
+        #[arg(long, value_name = "PATH")]
+        agent: Option<PathBuf>,
+        /// Go ahead with a capacity above what `workshop plan` says fits
+        #[arg(long)]
+        force: bool,
+    },
+    /// Show every attendee (lab, state, step, last activity, time left) and the pool
+    #[command(after_help = "Exit status: 0 shown, 1 invalid workshop file, 2 usage error or not up.")]
+    Status {
+        /// The workshop file
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Directory holding the labs
+        #[arg(long, value_name = "DIR", default_value_os_t = default_root())]
+        lab_root: PathBuf,
+    },
+    /// Take the workshop down (idempotent): the portal, every lab, the SSH forwarding
+    /// rules and the workshop directory
+    #[command(after_help = "Exit status: 0 down, 1 invalid workshop file or something left (listed), 2 usage error.")]
+    Down {
+        /// The workshop file
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Directory holding the labs
+        #[arg(long, value_name = "DIR", default_value_os_t = default_root())]
+        lab_root: PathBuf,
+    },
+    /// Measure this machine and one idle lab (made once and cached) and say how many labs
+    /// fit; exit 1 when capacity is above that
+    #[command(after_help = "Exit status: 0 capacity fits, 1 it does not or the file is invalid, 2 usage error.")]
+    Plan {
+        /// The workshop file
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Directory holding the labs
+        #[arg(long, value_name = "DIR", default_value_os_t = default_root())]
+        lab_root: PathBuf,
+        /// The agent binary to install [default: zerolab-agent beside zerolab]
+        #[arg(long, value_name = "PATH")]
+        agent: Option<PathBuf>,
+    },
+    /// The workshop's portal process (started by `workshop up`, not by hand)
+    #[command(hide = true)]
+    Serve {
+        /// The workshop directory
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]

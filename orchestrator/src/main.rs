@@ -18,8 +18,9 @@ mod jobs;
 mod json;
 mod machine_cmds;
 mod ui;
+mod workshops;
 
-use cli::{Cli, Command, GraphFormat, InventoryFormat, OutputFormat, SandboxCommand};
+use cli::{Cli, Command, GraphFormat, InventoryFormat, OutputFormat, SandboxCommand, WorkshopCommand};
 
 /// The file is valid / the command did what was asked.
 pub(crate) const EXIT_OK: u8 = 0;
@@ -32,8 +33,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // Diagnostics on stderr, filtered by ZEROLAB_LOG (e.g. `ZEROLAB_LOG=zerolab=debug`);
     // warnings only by default, and the keeper's own start/stop lines in its log.
-    let default =
-        if matches!(cli.command, Command::Keeper { .. } | Command::PxeServe { .. }) { "info" } else { "warn" };
+    let default = if matches!(
+        cli.command,
+        Command::Keeper { .. } | Command::PxeServe { .. } | Command::Workshop(WorkshopCommand::Serve { .. })
+    ) {
+        "info"
+    } else {
+        "warn"
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("ZEROLAB_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
@@ -68,6 +75,7 @@ fn main() -> ExitCode {
             Ok(EXIT_OK)
         }),
         Command::Keeper { lab_dir } => keeper(&lab_dir),
+        Command::Workshop(command) => workshops::run(command),
         Command::PxeServe { plan } => pxe_serve(&plan),
         Command::AgentScript { file, lab_root, agent, uploaded } => {
             with_lab(&file, &lab_root, |cluster| agent_script(cluster, &lab_root, agent, uploaded))

@@ -60,6 +60,11 @@ impl ClusterBuilder {
         Ok(ClusterBuilder { file })
     }
 
+    /// A template from a cluster file's fields as read (a workshop's inline `lab:`).
+    pub fn from_file(file: ClusterFile) -> ClusterBuilder {
+        ClusterBuilder { file }
+    }
+
     /// Sets the lab's name.
     pub fn name(mut self, name: &str) -> ClusterBuilder {
         self.file.name = name.to_owned();

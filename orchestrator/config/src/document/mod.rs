@@ -1,4 +1,4 @@
-//! What every zerolab document shares, so that cluster files, job files and the coming
+//! What every zerolab document shares, so that cluster files, job files and
 //! `kind: Workshop` are siblings over one machinery: the one parse of the text
 //! ([`Document`]: its tree and [`SourceMap`]), reading it into a schema through the
 //! stages in `read`, the [`Checker`] semantic checks report to, and [`Diagnostics`]
@@ -62,6 +62,8 @@ pub enum DocumentKind {
     Cluster,
     /// `kind: Job`: guest groups to run on a lab ([`Job`](crate::job::Job)).
     Job,
+    /// `kind: Workshop`: a lab per attendee ([`Workshop`](crate::workshop::Workshop)).
+    Workshop,
 }
 
 impl DocumentKind {
@@ -70,6 +72,7 @@ impl DocumentKind {
         match self {
             DocumentKind::Cluster => crate::cluster::schema::KIND,
             DocumentKind::Job => crate::job::schema::KIND,
+            DocumentKind::Workshop => crate::workshop::schema::KIND,
         }
     }
 
@@ -78,6 +81,7 @@ impl DocumentKind {
         match self {
             DocumentKind::Cluster => "cluster file",
             DocumentKind::Job => "job file",
+            DocumentKind::Workshop => "workshop file",
         }
     }
 
@@ -89,6 +93,8 @@ impl DocumentKind {
             (_, "kind") => Some(format!("`kind: {}`", self.kind())),
             (DocumentKind::Cluster, "nodes") => Some("a `nodes:` list with at least one node".to_owned()),
             (DocumentKind::Job, "groups") => Some("a `groups:` list with at least one group".to_owned()),
+            (DocumentKind::Workshop, "lab") => Some("`lab: FILE` (a cluster file) or the lab inline".to_owned()),
+            (DocumentKind::Workshop, "steps") => Some("a `steps:` list with at least one step".to_owned()),
             _ => None,
         }
     }

@@ -53,3 +53,4 @@ pub mod ssh;
 pub mod status;
 pub mod templates;
 pub mod up;
+pub mod workshop;

@@ -315,7 +315,12 @@ fn validate(
             Some(node) => node.clone(),
             None => nodes[0].clone(),
         };
-        workshop.steps.push(Step { title: step.title.clone(), text: step.text.clone(), check: step.check.clone(), node });
+        workshop.steps.push(Step {
+            title: step.title.clone(),
+            text: step.text.clone(),
+            check: step.check.clone(),
+            node,
+        });
     }
     Ok(Some(workshop))
 }

@@ -75,8 +75,11 @@ fn steps_name_nodes_of_the_template() {
 #[test]
 fn a_template_files_problems_are_placed_in_it() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("lab.yaml"), "apiVersion: zerolab/v1\nkind: Cluster\nname: t\nnodes:\n  - {name: Node}\n")
-        .unwrap();
+    std::fs::write(
+        dir.path().join("lab.yaml"),
+        "apiVersion: zerolab/v1\nkind: Cluster\nname: t\nnodes:\n  - {name: Node}\n",
+    )
+    .unwrap();
     let text = format!("{HEAD}lab: lab.yaml\naccess_code: x\nsteps: [{{title: a}}]\n");
     let err = load(&text, dir.path()).unwrap_err().to_string();
     let lab = dir.path().join("lab.yaml").display().to_string();

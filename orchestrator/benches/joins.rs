@@ -16,10 +16,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{agent, env_usize, is_root, ZEROLAB};
-use zerolab::workshop::{self, portal, Options, Workshop};
 use futures_util::StreamExt;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
+use zerolab::workshop::{self, portal, Options, Workshop};
 
 const PORT: u16 = 18299;
 const CODE: &str = "bench";
@@ -36,8 +36,12 @@ fn main() {
     let file = workshop::from_path(write_workshop(dir.path(), n)).expect("the workshop file");
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let labs = workshop::dir(&dir.path().join("labs"), &file.name).join("labs");
-    let service = Workshop::open(file.clone(), workshop::dir(&dir.path().join("labs"), &file.name), Options::new(agent(), PathBuf::from(ZEROLAB)))
-        .expect("open the workshop");
+    let service = Workshop::open(
+        file.clone(),
+        workshop::dir(&dir.path().join("labs"), &file.name),
+        Options::new(agent(), PathBuf::from(ZEROLAB)),
+    )
+    .expect("open the workshop");
     let base = format!("http://127.0.0.1:{PORT}");
     let (warm, before, joins, after) = runtime.block_on(async {
         let started = Instant::now();
@@ -57,7 +61,8 @@ fn main() {
     });
     println!("workshop: {n} warm labs of 1 node in {:.1} s", warm.as_secs_f64());
     println!("{n} clients at once        p50      p95      p99   errors");
-    for (label, result) in [("join form (before)", &before), ("join to prompt", &joins), ("join form (after)", &after)] {
+    for (label, result) in [("join form (before)", &before), ("join to prompt", &joins), ("join form (after)", &after)]
+    {
         let (p50, p95, p99) = percentiles(&result.0);
         println!("{label:<22} {:>6.0}ms {:>6.0}ms {:>6.0}ms {:>6}", ms(p50), ms(p95), ms(p99), result.1);
     }
@@ -133,6 +138,8 @@ fn percentiles(times: &[Duration]) -> (Duration, Duration, Duration) {
 }
 
 fn client() -> reqwest::Client {
+    // reqwest is built without a TLS provider of its own; the benchmark speaks plain HTTP.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
 }
 

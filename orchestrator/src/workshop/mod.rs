@@ -23,6 +23,7 @@
 //! ```
 
 pub mod pool;
+pub mod portal;
 pub mod service;
 mod shelf;
 pub mod sshport;

@@ -11,7 +11,12 @@ use fantoccini::{Client, Locator};
 use crate::harness::{prerequisites, Driver, WorkshopHarness};
 
 /// Polls `probe` (JavaScript returning a value) until `accept` takes its result.
-async fn wait_for(browser: &Client, what: &str, probe: &str, accept: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+async fn wait_for(
+    browser: &Client,
+    what: &str,
+    probe: &str,
+    accept: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let value = browser.execute(probe, vec![]).await.unwrap_or(serde_json::Value::Null);
@@ -59,9 +64,12 @@ async fn attendee_and_instructor_in_a_browser() {
 
     // The attendee joins and gets a lab with a working terminal.
     join(&attendee, &workshop, "Ada").await;
-    let lab = wait_for(&attendee, "the lab page", "const e = document.getElementById('lab-name'); return e && e.textContent;", |v| {
-        v.is_string()
-    })
+    let lab = wait_for(
+        &attendee,
+        "the lab page",
+        "const e = document.getElementById('lab-name'); return e && e.textContent;",
+        |v| v.is_string(),
+    )
     .await;
     wait_for(&attendee, "the terminal connected", "return window.zlTerminal && window.zlTerminal.connected();", |v| {
         v == true
@@ -91,9 +99,12 @@ async fn attendee_and_instructor_in_a_browser() {
     // The instructor resets Ada: her page shows the new lab, and its terminal answers.
     let reset = "document.querySelector('tr[data-name=\"Ada\"] button[data-action=\"reset\"]').click(); return true;";
     instructor.execute(reset, vec![]).await.unwrap();
-    let new_lab = wait_for(&attendee, "the new lab on Ada's page", "return document.getElementById('lab-name').textContent;", |v| {
-        v.is_string() && *v != lab
-    })
+    let new_lab = wait_for(
+        &attendee,
+        "the new lab on Ada's page",
+        "return document.getElementById('lab-name').textContent;",
+        |v| v.is_string() && *v != lab,
+    )
     .await;
     wait_for(&instructor, "the new lab in the table", &row_of("Ada"), |v| v[1] == new_lab).await;
     wait_for(&attendee, "the terminal reconnected", "return window.zlTerminal.connected();", |v| v == true).await;
@@ -106,9 +117,12 @@ async fn attendee_and_instructor_in_a_browser() {
     let third = driver.browser().await;
     join(&second, &workshop, "Bob").await;
     join(&third, &workshop, "Cy").await;
-    let position = wait_for(&third, "Cy in the queue", "const e = document.getElementById('position'); return e && e.textContent;", |v| {
-        v.as_str().is_some_and(|s| s.parse::<u32>().is_ok_and(|n| n >= 1))
-    })
+    let position = wait_for(
+        &third,
+        "Cy in the queue",
+        "const e = document.getElementById('position'); return e && e.textContent;",
+        |v| v.as_str().is_some_and(|s| s.parse::<u32>().is_ok_and(|n| n >= 1)),
+    )
     .await;
     eprintln!("Cy is number {position} in the queue");
 

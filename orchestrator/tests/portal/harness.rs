@@ -36,7 +36,9 @@ pub fn prerequisites(test: &str) -> Option<PathBuf> {
     }
     let agent = agent_binary();
     if agent.is_none() {
-        eprintln!("skipped: {test}: no zerolab-agent beside the test binaries; run `cargo build --release -p zerolab-agent`");
+        eprintln!(
+            "skipped: {test}: no zerolab-agent beside the test binaries; run `cargo build --release -p zerolab-agent`"
+        );
     }
     agent
 }
@@ -60,7 +62,14 @@ pub struct WorkshopHarness {
 impl WorkshopHarness {
     /// Workshop `name` (`wb*`) on `network`, portal on `port`, attendee SSH ports
     /// `ssh_ports`: `capacity` labs of one node, all warm; returns once they are.
-    pub async fn up(agent: PathBuf, name: &str, network: &str, port: u16, ssh_ports: &str, capacity: u32) -> WorkshopHarness {
+    pub async fn up(
+        agent: PathBuf,
+        name: &str,
+        network: &str,
+        port: u16,
+        ssh_ports: &str,
+        capacity: u32,
+    ) -> WorkshopHarness {
         let _ = tracing_subscriber::fmt().with_env_filter("zerolab=info").with_test_writer().try_init();
         let dir = tempfile::tempdir().expect("temp dir");
         let code = format!("code-{name}");
@@ -163,6 +172,8 @@ pub struct Http {
 
 impl Http {
     pub fn new(base: &str) -> Http {
+        // reqwest is built without a TLS provider of its own; the tests speak plain HTTP.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
         Http { client, base: base.to_owned() }
     }
@@ -187,7 +198,9 @@ impl Http {
     pub async fn join(&self, code: &str, name: &str) -> Option<String> {
         let form = self.get("/", "").await;
         let bound = form.cookie("zl_form").expect("the join form sets zl_form").to_owned();
-        let joined = self.post("/join", &format!("zl_form={bound}"), &[("csrf", &form.csrf()), ("code", code), ("name", name)]).await;
+        let joined = self
+            .post("/join", &format!("zl_form={bound}"), &[("csrf", &form.csrf()), ("code", code), ("name", name)])
+            .await;
         joined.cookie("zl_attendee").filter(|token| !token.is_empty()).map(str::to_owned)
     }
 
@@ -195,7 +208,9 @@ impl Http {
     pub async fn instructor(&self, password: &str) -> Option<String> {
         let form = self.get("/instructor", "").await;
         let bound = form.cookie("zl_form").expect("the login form sets zl_form").to_owned();
-        let page = self.post("/instructor/login", &format!("zl_form={bound}"), &[("csrf", &form.csrf()), ("password", password)]).await;
+        let page = self
+            .post("/instructor/login", &format!("zl_form={bound}"), &[("csrf", &form.csrf()), ("password", password)])
+            .await;
         page.cookie("zl_instructor").filter(|id| !id.is_empty()).map(str::to_owned)
     }
 
@@ -282,7 +297,8 @@ pub struct Driver {
 impl Driver {
     /// Starts chromedriver on `port`; `None` (saying why) when it is not installed.
     pub fn start(port: u16) -> Option<Driver> {
-        let Some(path) = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"].into_iter().map(Path::new).find(|p| p.exists())
+        let Some(path) =
+            ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"].into_iter().map(Path::new).find(|p| p.exists())
         else {
             eprintln!("skipped: no chromedriver; apt-get install -y chromium-driver (scripts/setup does)");
             return None;
@@ -316,7 +332,11 @@ impl Driver {
         ];
         caps.insert("goog:chromeOptions".into(), serde_json::json!({ "args": args, "binary": "/usr/bin/chromium" }));
         let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-        fantoccini::ClientBuilder::new(connector).capabilities(caps).connect(&self.url).await.expect("a Chromium session")
+        fantoccini::ClientBuilder::new(connector)
+            .capabilities(caps)
+            .connect(&self.url)
+            .await
+            .expect("a Chromium session")
     }
 }
 

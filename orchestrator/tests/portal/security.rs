@@ -27,9 +27,13 @@ async fn one_attendee_reaches_their_own_lab_and_nothing_else() {
 
     // A join without its CSRF token, or with another browser's, is refused.
     let bound = form.cookie("zl_form").unwrap().to_owned();
-    let forged = http.post("/join", &format!("zl_form={bound}"), &[("csrf", "00"), ("code", &workshop.code), ("name", "X")]).await;
+    let forged = http
+        .post("/join", &format!("zl_form={bound}"), &[("csrf", "00"), ("code", &workshop.code), ("name", "X")])
+        .await;
     assert!(forged.cookie("zl_attendee").is_none() && forged.body.contains("expired"), "{}", forged.body);
-    let other = http.post("/join", "zl_form=someoneelse", &[("csrf", &form.csrf()), ("code", &workshop.code), ("name", "X")]).await;
+    let other = http
+        .post("/join", "zl_form=someoneelse", &[("csrf", &form.csrf()), ("code", &workshop.code), ("name", "X")])
+        .await;
     assert!(other.cookie("zl_attendee").is_none());
 
     // Two attendees, two labs.
@@ -59,7 +63,10 @@ async fn one_attendee_reaches_their_own_lab_and_nothing_else() {
 
     // Bodies are limited.
     let big = "x".repeat(64 * 1024);
-    assert_eq!(http.post("/ssh-key", &format!("zl_attendee={a}"), &[("csrf", &csrf_a), ("key", &big)]).await.status, 413);
+    assert_eq!(
+        http.post("/ssh-key", &format!("zl_attendee={a}"), &[("csrf", &csrf_a), ("key", &big)]).await.status,
+        413
+    );
 
     // The instructor's side: an attendee cookie opens nothing, even under the instructor's name.
     for cookies in [format!("zl_attendee={a}"), format!("zl_instructor={a}")] {
@@ -67,7 +74,8 @@ async fn one_attendee_reaches_their_own_lab_and_nothing_else() {
         for path in ["/instructor/overview", "/instructor/events", "/instructor/attendees.csv"] {
             assert_eq!(http.get(path, &cookies).await.status, 401, "{path} with {cookies}");
         }
-        let action = http.post("/instructor/action", &cookies, &[("csrf", &csrf_a), ("id", "0"), ("action", "reset")]).await;
+        let action =
+            http.post("/instructor/action", &cookies, &[("csrf", &csrf_a), ("id", "0"), ("action", "reset")]).await;
         assert_eq!(action.status, 401);
     }
     assert!(http.instructor("not-the-password").await.is_none());
@@ -78,19 +86,29 @@ async fn one_attendee_reaches_their_own_lab_and_nothing_else() {
     assert!(overview.body.contains("Ada") && overview.body.contains("Bob"), "{}", overview.body);
     let csv = http.get("/instructor/attendees.csv", &instructor).await;
     assert!(csv.body.contains("Ada") && csv.body.contains("Bob"), "{}", csv.body);
-    let no_csrf = http.post("/instructor/action", &instructor, &[("csrf", &csrf_a), ("id", "0"), ("action", "extend")]).await;
+    let no_csrf =
+        http.post("/instructor/action", &instructor, &[("csrf", &csrf_a), ("id", "0"), ("action", "extend")]).await;
     assert_eq!(no_csrf.status, 403);
 
     // The terminal: only from this origin, only with a cookie, and to one's own node.
-    assert_eq!(Term::open(workshop.address(), &format!("zl_attendee={a}"), "http://evil.example").await.err(), Some(403));
+    assert_eq!(
+        Term::open(workshop.address(), &format!("zl_attendee={a}"), "http://evil.example").await.err(),
+        Some(403)
+    );
     assert_eq!(Term::open(workshop.address(), "zl_attendee=forged", &origin).await.err(), Some(401));
     let mut addresses = Vec::new();
     for token in [&a, &b] {
-        let mut term = Term::open(workshop.address(), &format!("zl_attendee={token}"), &origin).await.expect("terminal");
+        let mut term =
+            Term::open(workshop.address(), &format!("zl_attendee={token}"), &origin).await.expect("terminal");
         // The answer's `end2` is not in the typed line the terminal echoes.
         term.send("echo addr=$(ip -4 -o addr show scope global | awk '{print $4}' | head -n1) end$((1+1))\r").await;
         assert!(term.until("end2", Duration::from_secs(20)).await, "no answer: {}", term.screen);
-        let line = term.screen.lines().map(str::trim_end).find(|l| l.starts_with("addr=") && l.ends_with("end2"));
+        // From `addr=` on: bash may start the line with its bracketed-paste switch.
+        let line = term
+            .screen
+            .lines()
+            .filter_map(|l| l.find("addr=").map(|at| l[at..].trim_end()))
+            .find(|l| l.ends_with("end2"));
         addresses.push(line.expect("the answer line").to_owned());
     }
     assert_ne!(addresses[0], addresses[1], "two attendees' terminals reached one node");
@@ -102,7 +120,13 @@ async fn one_attendee_reaches_their_own_lab_and_nothing_else() {
     }
     let form = http.get("/", "").await;
     let bound = form.cookie("zl_form").unwrap().to_owned();
-    let limited = http.post("/join", &format!("zl_form={bound}"), &[("csrf", &form.csrf()), ("code", &workshop.code), ("name", "Eve")]).await;
+    let limited = http
+        .post(
+            "/join",
+            &format!("zl_form={bound}"),
+            &[("csrf", &form.csrf()), ("code", &workshop.code), ("name", "Eve")],
+        )
+        .await;
     assert!(limited.body.contains("too many wrong access codes"), "{}", limited.body);
     eprintln!("portal security test: {:.1} s", started.elapsed().as_secs_f64());
 }

@@ -27,7 +27,9 @@ const OURS: [(&str, &str, &str); 4] = [
 #[derive(Debug, thiserror::Error)]
 pub enum AssetsError {
     /// A fetched file is not in the cache.
-    #[error("the portal's browser terminal files are not in {dir} ({file} is missing); fetch them with scripts/web-assets")]
+    #[error(
+        "the portal's browser terminal files are not in {dir} ({file} is missing); fetch them with scripts/web-assets"
+    )]
     Missing {
         /// The cache directory looked in.
         dir: PathBuf,
@@ -88,7 +90,9 @@ impl Assets {
     pub fn dir() -> PathBuf {
         let base = match std::env::var_os("ZEROLAB_CACHE") {
             Some(dir) => PathBuf::from(dir),
-            None => std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| "/root".into()).join(".cache/zerolab"),
+            None => {
+                std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| "/root".into()).join(".cache/zerolab")
+            }
         };
         let key = Sha256::of_bytes(PINS.as_bytes()).to_string();
         base.join("web").join(&key[..16])

@@ -49,7 +49,12 @@ pub async fn home(State(portal): Shared, headers: HeaderMap) -> Response {
 }
 
 /// `POST /join`: a new attendee (or the join form again, saying why not).
-pub async fn join(State(portal): Shared, ClientIp(client): ClientIp, headers: HeaderMap, Form(form): Form<JoinForm>) -> Response {
+pub async fn join(
+    State(portal): Shared,
+    ClientIp(client): ClientIp,
+    headers: HeaderMap,
+    Form(form): Form<JoinForm>,
+) -> Response {
     let bound = auth::cookie(&headers, FORM).unwrap_or_default();
     if bound.is_empty() || !portal.csrf.check("form", &bound, &form.csrf) {
         return join_page(&portal, &headers, Some("the form had expired; please try again"), &form.name);
@@ -148,12 +153,20 @@ fn join_page(portal: &Portal, headers: &HeaderMap, error: Option<&str>, name: &s
 }
 
 /// The lab page, or the queue page when the attendee has no lab yet.
-fn attendee_page(portal: &Portal, headers: &HeaderMap, token: &str, view: &AttendeeView, ssh_error: Option<&str>) -> Response {
+fn attendee_page(
+    portal: &Portal,
+    headers: &HeaderMap,
+    token: &str,
+    view: &AttendeeView,
+    ssh_error: Option<&str>,
+) -> Response {
     let csrf = portal.csrf.token("attendee", token);
     let link = personal_link(headers, token);
     let Some(lab) = &view.lab else {
         let (position, estimate) = view.queue.unwrap_or((1, Duration::ZERO));
-        return portal.pages.render(QUEUE, context! { csrf, link, name => &view.name, position, estimate => duration(estimate) });
+        return portal
+            .pages
+            .render(QUEUE, context! { csrf, link, name => &view.name, position, estimate => duration(estimate) });
     };
     let current = view.step;
     let step_html = view.steps.get(current).map(|step| step.html.clone()).unwrap_or_default();

@@ -99,7 +99,9 @@ pub struct Csrf {
 impl Csrf {
     /// A new key, from the system's random source.
     pub fn new() -> Csrf {
-        Csrf { key: hmac::Key::generate(hmac::HMAC_SHA256, &SystemRandom::new()).expect("the system random source failed") }
+        Csrf {
+            key: hmac::Key::generate(hmac::HMAC_SHA256, &SystemRandom::new()).expect("the system random source failed"),
+        }
     }
 
     /// The token for forms acting for `kind` (`attendee`, `instructor`, `form`) and the

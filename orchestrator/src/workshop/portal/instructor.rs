@@ -51,7 +51,12 @@ pub async fn page(State(portal): Shared, headers: HeaderMap) -> Response {
 }
 
 /// `POST /instructor/login`.
-pub async fn login(State(portal): Shared, ClientIp(client): ClientIp, headers: HeaderMap, Form(form): Form<LoginForm>) -> Response {
+pub async fn login(
+    State(portal): Shared,
+    ClientIp(client): ClientIp,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
     let bound = auth::cookie(&headers, FORM).unwrap_or_default();
     if bound.is_empty() || !portal.csrf.check("form", &bound, &form.csrf) {
         return login_page(&portal, &headers, Some("the form had expired; please try again"));
@@ -64,7 +69,8 @@ pub async fn login(State(portal): Shared, ClientIp(client): ClientIp, headers: H
         return login_page(&portal, &headers, Some("wrong password"));
     }
     let id = portal.sessions.open();
-    ([(header::SET_COOKIE, auth::set_cookie(INSTRUCTOR, &id, "/instructor"))], Redirect::to("/instructor")).into_response()
+    ([(header::SET_COOKIE, auth::set_cookie(INSTRUCTOR, &id, "/instructor"))], Redirect::to("/instructor"))
+        .into_response()
 }
 
 /// `GET /instructor/overview`: the table as JSON.
@@ -157,7 +163,9 @@ fn login_page(portal: &Portal, headers: &HeaderMap, error: Option<&str>) -> Resp
     let (bound, set) = auth::form_cookie(headers);
     let mut response = portal.pages.render(LOGIN, context! { csrf => portal.csrf.token("form", &bound), error });
     if let Some(set) = set {
-        response.headers_mut().append(header::SET_COOKIE, set.parse().expect("a cookie of hex digits is a valid header"));
+        response
+            .headers_mut()
+            .append(header::SET_COOKIE, set.parse().expect("a cookie of hex digits is a valid header"));
     }
     response
 }

@@ -49,7 +49,12 @@ struct Resize {
 }
 
 /// `GET /term`: the WebSocket, for the attendee's own lab only and only from this origin.
-pub async fn upgrade(State(portal): Shared, headers: HeaderMap, Query(query): Query<TermQuery>, ws: WebSocketUpgrade) -> Response {
+pub async fn upgrade(
+    State(portal): Shared,
+    headers: HeaderMap,
+    Query(query): Query<TermQuery>,
+    ws: WebSocketUpgrade,
+) -> Response {
     if !auth::same_origin(&headers) {
         return (StatusCode::FORBIDDEN, "the terminal opens only from the portal's own pages").into_response();
     }
@@ -71,7 +76,13 @@ pub async fn upgrade(State(portal): Shared, headers: HeaderMap, Query(query): Qu
 
 /// Connects to the node and carries bytes until one side ends; the error is the line
 /// the attendee reads.
-async fn bridge(portal: &Arc<Portal>, token: &str, lab: &str, query: TermQuery, socket: &mut WebSocket) -> Result<(), String> {
+async fn bridge(
+    portal: &Arc<Portal>,
+    token: &str,
+    lab: &str,
+    query: TermQuery,
+    socket: &mut WebSocket,
+) -> Result<(), String> {
     let access = portal.workshop.terminal(token, query.node.as_deref()).await.map_err(|e| e.to_string())?;
     let unreachable = |e: crate::ssh::Error| format!("cannot reach node {}: {e}", access.node);
     let host_keys = HostKeys::open(&access.known_hosts).map_err(unreachable)?;

@@ -9,18 +9,16 @@
 //! process (as `zerolab workshop serve` runs them); the time to warm them is printed too;
 //! every lab is taken down at the end. `scripts/bench-workshop` runs it.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{agent, env_usize, is_root, ZEROLAB};
 use futures_util::StreamExt;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 use zerolab::workshop::{self, portal, Options, Workshop};
 
+const ZEROLAB: &str = env!("CARGO_BIN_EXE_zerolab");
 const PORT: u16 = 18299;
 const CODE: &str = "bench";
 /// A client that has no prompt by then counts as an error.
@@ -76,6 +74,23 @@ fn main() {
         }
     }
     runtime.block_on(workshop::sshport::remove_all(&file.name));
+}
+
+/// True when running as root (namespace hosts need it).
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// The release `zerolab-agent` beside the benchmark's `zerolab`, installed on every node.
+fn agent() -> PathBuf {
+    let agent = Path::new(ZEROLAB).with_file_name("zerolab-agent");
+    assert!(agent.is_file(), "build the agent first: cargo build --release -p zerolab-agent");
+    agent
 }
 
 fn ms(d: Duration) -> f64 {

@@ -15,7 +15,7 @@
 //! Every decision is the [`Workshop`] service's; the portal only renders pages
 //! (`pages.rs`, `templates/portal-*.html.j2`, every value escaped) and guards the doors
 //! (`auth.rs`: cookies, CSRF, sessions, origin, failed attempts). Every response carries
-//! the security headers of [`security_headers`]; request bodies are limited to
+//! the security headers of `security_headers`; request bodies are limited to
 //! [`BODY_LIMIT`]. Tokens never reach a log.
 
 mod assets;

@@ -5,7 +5,8 @@
 //! with the lab's key. On the session, [`Session::exec`] runs a command and reads until
 //! the channel closes (the exit status may arrive before the last output),
 //! [`Session::upload`] streams a file through `cat` and verifies its sha256 on the node,
-//! and [`Session::open_streamlocal`] reaches a Unix socket on the node (the agent's).
+//! [`Session::open_streamlocal`] reaches a Unix socket on the node (the agent's), and
+//! [`Session::open_shell`] opens a login shell on a pseudo-terminal (the portal's terminal).
 //! [`run_parallel`] fans a step out over many nodes with bounded concurrency and keeps
 //! one result per node, so one node's failure never stops the others.
 //!
@@ -22,7 +23,7 @@ mod tcp;
 pub use error::Error;
 pub use hostkeys::HostKeys;
 pub use parallel::{run_parallel, PARALLEL};
-pub use session::{last_line, sha256_file, ConnectOptions, Output, Session, Stream, Upload};
+pub use session::{last_line, sha256_file, ConnectOptions, Output, Session, Shell, Stream, Upload};
 
 use std::path::PathBuf;
 

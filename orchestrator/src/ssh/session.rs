@@ -116,6 +116,10 @@ pub enum Upload {
 /// A byte stream to a Unix socket on the node (see [`Session::open_streamlocal`]).
 pub type Stream = ChannelStream<Msg>;
 
+/// An interactive shell on a pseudo-terminal (see [`Session::open_shell`]): split it,
+/// write keystrokes and `window_change` on the write half, read output on the other.
+pub type Shell = russh::Channel<Msg>;
+
 /// Checks the server's key against the pins; a refusal is kept for [`Session::connect`]
 /// to report (russh itself only says "unknown key").
 struct Client {
@@ -412,6 +416,17 @@ impl Session {
             source: Box::new(source),
         })?;
         Ok(channel.into_stream())
+    }
+
+    /// Opens the login shell on a pseudo-terminal of type `term` (e.g. `xterm-256color`)
+    /// and `cols` x `rows` characters: the workshop portal's browser terminal.
+    pub async fn open_shell(&self, term: &str, cols: u32, rows: u32) -> Result<Shell, Error> {
+        let ssh = |operation| move |source| Error::Ssh { node: self.node.clone(), operation, source: Box::new(source) };
+        let channel = self.within_open_wait("channel open", self.handle.channel_open_session()).await?;
+        let channel = channel.map_err(ssh("channel open"))?;
+        channel.request_pty(true, term, cols, rows, 0, 0, &[]).await.map_err(ssh("pty request"))?;
+        channel.request_shell(true).await.map_err(ssh("shell request"))?;
+        Ok(channel)
     }
 
     /// `open` (a channel open), or [`Error::ChannelTimeout`] after [`OPEN_WAIT`].

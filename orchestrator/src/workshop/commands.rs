@@ -43,6 +43,9 @@ pub enum CommandError {
     /// The state file.
     #[error(transparent)]
     State(#[from] StateError),
+    /// The browser terminal's files are not fetched.
+    #[error(transparent)]
+    Assets(#[from] super::portal::AssetsError),
     /// The workshop directory.
     #[error(transparent)]
     Lab(#[from] crate::lab::LabError),
@@ -81,6 +84,7 @@ pub async fn up(
     force: bool,
     progress: impl Fn(&str),
 ) -> Result<UpReport, CommandError> {
+    super::portal::Assets::load()?;
     let dir = super::dir(root, &file.name);
     crate::lab::private_dir(&dir)?;
     let known = plan::cached(&dir).map(|lab| plan::plan(plan::machine(), lab));

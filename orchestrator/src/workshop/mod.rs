@@ -28,6 +28,7 @@ pub mod commands;
 pub mod plan;
 pub mod pool;
 pub mod serve;
+pub mod portal;
 pub mod service;
 mod shelf;
 pub mod sshport;
@@ -36,7 +37,6 @@ pub mod view;
 pub mod watch;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 pub use self::service::{AccessError, ActionError, JoinError, Joined, NodeAccess, Workshop, WorkshopError};
@@ -47,13 +47,6 @@ pub use zerolab_config::workshop::{format_duration, LoadError, Workshop as Works
 /// Reads and checks the workshop file at `path` with this build's providers.
 pub fn from_path(path: impl AsRef<Path>) -> Result<WorkshopFile, LoadError> {
     WorkshopFile::from_path(path, &crate::provider::REGISTRY)
-}
-
-/// The portal's HTTP routes `serve` binds: none in this build (the portal's pages
-/// come with `portal::router`).
-pub fn router(workshop: Arc<Workshop>) -> axum::Router {
-    let _ = workshop;
-    axum::Router::new()
 }
 
 /// The directory of workshop `name` under the lab root `root`.

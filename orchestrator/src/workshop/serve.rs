@@ -6,7 +6,8 @@
 //! `DIR/serve.pid`, read the workshop file `up` recorded (`DIR/source.json`), open the
 //! service on the state the last process left (so a `serve` killed with SIGKILL and
 //! started again keeps every attendee's lab, token and link), bind `portal.listen`,
-//! start the pool and timers, serve the portal's router.
+//! start the pool and timers, serve the portal ([`super::portal`]). The browser
+//! terminal's files are loaded first: missing ones stop `serve` before it listens.
 
 use std::fs::File;
 use std::os::unix::fs::OpenOptionsExt;
@@ -58,6 +59,9 @@ pub enum ServeError {
     /// The portal's address could not be bound.
     #[error("cannot listen on {address}: {source}; is another program using the port?")]
     Listen { address: std::net::SocketAddr, source: std::io::Error },
+    /// The browser terminal's files are not fetched.
+    #[error(transparent)]
+    Assets(#[from] super::portal::AssetsError),
     /// A new `serve` did not listen in time.
     #[error("the workshop's portal did not start within {START_WAIT:?}; see {}", log.display())]
     Start { log: PathBuf },
@@ -85,12 +89,13 @@ pub async fn serve(dir: &Path, program: PathBuf) -> Result<(), ServeError> {
     let source = read_source(dir)?;
     let file = super::from_path(&source.file)?;
     let listen = file.listen;
+    let assets = super::portal::Assets::load()?;
     let ws = Workshop::open(file, dir.to_owned(), Options::new(source.agent, program))?;
     let listener =
         tokio::net::TcpListener::bind(listen).await.map_err(|source| ServeError::Listen { address: listen, source })?;
     ws.start();
     tracing::info!(workshop = %ws.file().name, %listen, "serving");
-    let router = super::router(ws.clone());
+    let router = super::portal::router(ws.clone(), assets);
     let shutdown = async {
         use tokio::signal::unix::{signal, SignalKind};
         let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
@@ -98,7 +103,7 @@ pub async fn serve(dir: &Path, program: PathBuf) -> Result<(), ServeError> {
         };
         tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
     };
-    let served = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
+    let served = super::portal::serve(listener, router, shutdown).await;
     ws.close().await;
     let _ = std::fs::remove_file(&pid_path);
     served.map_err(|source| ServeError::Listen { address: listen, source })

@@ -27,8 +27,8 @@
 pub mod commands;
 pub mod plan;
 pub mod pool;
-pub mod serve;
 pub mod portal;
+pub mod serve;
 pub mod service;
 mod shelf;
 pub mod sshport;

@@ -6,7 +6,7 @@
 //! ([`Invalid`]): `nodes[0].count: count is 0; ...`.
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::schema::{ClusterFile, NetworkSpec, NodeSpec};
 use super::{parse, read_file, validate, Checker, Cluster, Diagnostics, Problem, Registry};
@@ -16,6 +16,8 @@ use crate::document::{SourceMap, YamlPath, API_VERSION};
 #[derive(Clone, Debug)]
 pub struct ClusterBuilder {
     file: ClusterFile,
+    /// The directory the file's relative paths (scripts, uploaded files) are read from.
+    base: PathBuf,
 }
 
 /// One problem of a cluster built in code, at the path of the field it is about.
@@ -48,21 +50,29 @@ impl ClusterBuilder {
             name: name.to_owned(),
             ..ClusterFile::default()
         };
-        ClusterBuilder { file }
+        ClusterBuilder { file, base: PathBuf::from(".") }
     }
 
     /// A template: a cluster file's `text`, read (syntax, header, schema) but not yet
-    /// checked; its problems name it `file_name`.
+    /// checked; its problems name it `file_name`, and its relative paths are read from
+    /// the directory `file_name` is in.
     pub fn from_template(text: &str, file_name: &str) -> Result<ClusterBuilder, Diagnostics> {
         let document = parse(text);
         let file = read_file(&document)
             .map_err(|(location, problem)| Diagnostics::one(file_name, location, Problem::Read(problem)))?;
-        Ok(ClusterBuilder { file })
+        let base = Path::new(file_name).parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        Ok(ClusterBuilder { file, base: base.to_path_buf() })
+    }
+
+    /// Reads the cluster's relative paths (scripts, uploaded files) from `dir`.
+    pub fn base(mut self, dir: &Path) -> ClusterBuilder {
+        self.base = dir.to_path_buf();
+        self
     }
 
     /// A template from a cluster file's fields as read (a workshop's inline `lab:`).
     pub fn from_file(file: ClusterFile) -> ClusterBuilder {
-        ClusterBuilder { file }
+        ClusterBuilder { file, base: PathBuf::from(".") }
     }
 
     /// Sets the lab's name.
@@ -115,7 +125,7 @@ impl ClusterBuilder {
     pub fn build(&self, registry: &Registry) -> Result<Cluster, BuildError> {
         let map = SourceMap::default();
         let mut check = Checker::new(&map);
-        validate::validate(self.file.clone(), registry, Path::new("."), &mut check).ok_or_else(|| {
+        validate::validate(self.file.clone(), registry, &self.base, &mut check).ok_or_else(|| {
             let problems = check.into_placed().into_iter().map(|(path, problem)| Invalid { path, problem });
             BuildError(problems.collect())
         })

@@ -350,17 +350,20 @@ fn template(
         }
         LabSpec::Inline(lab) => {
             let lab = (**lab).clone();
-            Ok(Some(ClusterBuilder::from_file(ClusterFile {
-                api_version: crate::document::API_VERSION.to_owned(),
-                kind: crate::cluster::schema::KIND.to_owned(),
-                name: format!("{}-001", file.name),
-                provider: lab.provider,
-                network: lab.network,
-                defaults: lab.defaults,
-                nodes: lab.nodes,
-                provision: lab.provision,
-                ..ClusterFile::default()
-            })))
+            Ok(Some(
+                ClusterBuilder::from_file(ClusterFile {
+                    api_version: crate::document::API_VERSION.to_owned(),
+                    kind: crate::cluster::schema::KIND.to_owned(),
+                    name: format!("{}-001", file.name),
+                    provider: lab.provider,
+                    network: lab.network,
+                    defaults: lab.defaults,
+                    nodes: lab.nodes,
+                    provision: lab.provision,
+                    ..ClusterFile::default()
+                })
+                .base(base),
+            ))
         }
     }
 }

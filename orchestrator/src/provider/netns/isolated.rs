@@ -8,6 +8,8 @@
 //! - `upper/`, `work/`: the overlay's upper layer (everything the node changes) and
 //!   work directory; `upper/var/lib/zerolab/` holds the agent's owner file (the lab's,
 //!   so `up` takes the agent as its own) and the mount point of the agent binary;
+//!   `upper/usr/local/bin/zvsh` is the mount point of `zvsh` (bound when it is beside
+//!   the agent binary, so the node's users can run guests);
 //! - `root/`: where the overlay is mounted (in the node's mount namespace only);
 //! - `run/`: its `/run` (sshd's pid file, the agent's socket);
 //! - `etc-ssh/`: its `/etc/ssh` (`sshd_config`, its own host key, the lab's public key).
@@ -135,6 +137,9 @@ pub(super) fn prepare(lab: &Lab, dir: &Path) -> Result<(), NetnsError> {
         ("upper/var/lib", 0o755),
         ("upper/var/lib/zerolab", 0o700),
         ("upper/var/lib/zerolab/bin", 0o755),
+        ("upper/usr", 0o755),
+        ("upper/usr/local", 0o755),
+        ("upper/usr/local/bin", 0o755),
         ("run", 0o755),
         ("run/sshd", 0o755),
         ("run/zerolab", 0o700),
@@ -146,6 +151,7 @@ pub(super) fn prepare(lab: &Lab, dir: &Path) -> Result<(), NetnsError> {
     let owner = crate::install::Owner::of(lab.name(), lab.dir()).to_file();
     owned_file(&state.join(crate::install::owner::FILE), owner.as_bytes(), 0o644)?;
     owned_file(&state.join("bin/zerolab-agent"), b"", 0o755)?;
+    owned_file(&dir.join("upper").join(spawn::ZVSH_PATH.trim_start_matches('/')), b"", 0o755)?;
     for entry in fs::read_dir(dir.join("etc-ssh")).map_err(io_err(dir))? {
         let path = entry.map_err(io_err(dir))?.path();
         lchown(&path, Some(ID_BASE), Some(ID_BASE)).map_err(io_err(&path))?;
@@ -232,10 +238,12 @@ pub(super) fn start(
     settings: &Settings,
 ) -> Result<u32, NetnsError> {
     let agent = agent(lab)?;
+    let zvsh = agent.with_file_name("zvsh");
+    let zvsh = zvsh.is_file().then_some(zvsh.as_path());
     let cgroups = make_cgroups(namespace, &settings.limits)?;
     let log_path = lab.logs_dir().join(format!("{node}.sshd.log"));
     let log =
         fs::OpenOptions::new().create(true).write(true).truncate(true).open(&log_path).map_err(io_err(&log_path))?;
     let netns = Path::new(super::host::NETNS_DIR).join(namespace);
-    spawn::start(NodeStart { dir, rootfs, agent: &agent, name: node, netns: &netns, cgroups: &cgroups, log })
+    spawn::start(NodeStart { dir, rootfs, agent: &agent, zvsh, name: node, netns: &netns, cgroups: &cgroups, log })
 }

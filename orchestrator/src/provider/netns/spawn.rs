@@ -92,6 +92,9 @@ impl Step {
     }
 }
 
+/// Where an isolated node has `zvsh` (on root's `PATH`).
+pub(super) const ZVSH_PATH: &str = "/usr/local/bin/zvsh";
+
 /// What one isolated node is started with.
 pub(super) struct NodeStart<'a> {
     /// The node's private directory (`upper/ work/ root/ run/ etc-ssh/`).
@@ -100,6 +103,9 @@ pub(super) struct NodeStart<'a> {
     pub rootfs: &'a Path,
     /// The agent binary bound read-only into the node.
     pub agent: &'a Path,
+    /// `zvsh`, bound read-only at [`ZVSH_PATH`] so the node's users can run guests, when
+    /// it is beside the agent binary.
+    pub zvsh: Option<&'a Path>,
     /// The node's name (its host name).
     pub name: &'a str,
     /// Its network namespace, bound under `/run/netns`.
@@ -170,11 +176,14 @@ fn prepare(start: &NodeStart<'_>) -> Result<Prepared, NetnsError> {
         (c("/proc/self/fd/1")?, under("dev/stdout")?),
         (c("/proc/self/fd/2")?, under("dev/stderr")?),
     ];
-    let binds = vec![
+    let mut binds = vec![
         (c(start.dir.join("run").as_os_str().as_bytes())?, under("run")?, false),
         (c(start.dir.join("etc-ssh").as_os_str().as_bytes())?, under("etc/ssh")?, false),
         (c(start.agent.as_os_str().as_bytes())?, under(crate::install::AGENT_PATH.trim_start_matches('/'))?, true),
     ];
+    if let Some(zvsh) = start.zvsh {
+        binds.push((c(zvsh.as_os_str().as_bytes())?, under(ZVSH_PATH.trim_start_matches('/'))?, true));
+    }
     let pts = format!("newinstance,ptmxmode=0666,mode=0620,gid={}", ID_BASE + 5);
     let shm = format!("mode=1777,uid={ID_BASE},gid={ID_BASE},size=64m");
     let mut mounts = mounts;

@@ -21,6 +21,8 @@ pub enum Case {
     Ssh = 3,
     /// `commands`: `workshop up|status|down`, `serve` killed and restarted.
     Commands = 4,
+    /// `labs`: an idle lab shelved, back when its attendee returns.
+    Idle = 5,
 }
 
 impl Case {

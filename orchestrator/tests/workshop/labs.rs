@@ -1,6 +1,7 @@
 //! An attendee's lab over time: check scripts advance the step, extend adds time, reset
 //! gives a different lab at once and takes the old one down, and a lab killed behind
-//! the workshop's back is replaced, its attendee told.
+//! the workshop's back is replaced, its attendee told; a lab idle longer than the
+//! workshop's `idle` is shelved (its processes frozen) and back when its attendee returns.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -73,4 +74,55 @@ async fn checks_extend_reset_and_a_killed_lab_replaced() {
     })
     .await;
     assert!(view.notice.unwrap().contains("stopped answering"));
+}
+
+/// The freezer state of lab `lab`'s node (`FROZEN`, `THAWED`), when it has a freezer cgroup.
+fn freezer_state(lab: &str) -> Option<String> {
+    let path = format!("/sys/fs/cgroup/freezer/zerolab/zl-{lab}-node/freezer.state");
+    std::fs::read_to_string(path).ok().map(|s| s.trim().to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_idle_lab_is_shelved_and_back_when_its_attendee_returns() {
+    let Some(agent) = prerequisites("workshop idle labs") else { return };
+    let h =
+        Harness::new(Case::Idle, agent, "capacity: 1\npool: {warm: 1, reserve: 0}\nidle: 3s\n", "  - {title: One}\n");
+    let ws = h.open(|_| {});
+    until(Duration::from_secs(60), "a warm lab", async || (ws.overview().await.pool.free == 1).then_some(())).await;
+    let ann = ws.join("sesame", "Ann").await.unwrap();
+
+    // Nothing from her for `idle`: her lab is shelved, its node's processes frozen.
+    let lab = until(Duration::from_secs(30), "the idle lab shelved", async || {
+        let lab = ws.view(&ann.token).await?.lab?;
+        (lab.state == LabStateLabel::Shelved).then_some(lab.name)
+    })
+    .await;
+    if let Some(state) = freezer_state(&lab) {
+        assert_eq!(state, "FROZEN");
+    }
+
+    // She comes back: the same lab, running again within 2 s, her node answering.
+    let started = Instant::now();
+    ws.touch(&ann.token).await;
+    let back = until(Duration::from_secs(10), "the lab back", async || {
+        let back = ws.view(&ann.token).await?.lab?;
+        (back.state == LabStateLabel::Ready).then_some(back.name)
+    })
+    .await;
+    assert_eq!(back, lab);
+    assert!(started.elapsed() < Duration::from_secs(2), "unshelve took {:?}", started.elapsed());
+    if let Some(state) = freezer_state(&lab) {
+        assert_eq!(state, "THAWED");
+    }
+    let node = ws.terminal(&ann.token, None).await.unwrap();
+    let ssh = Command::new("ssh")
+        .arg("-i")
+        .arg(&node.key)
+        .args(["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-p"])
+        .arg(node.port.to_string())
+        .arg(format!("{}@{}", node.user, node.address))
+        .arg("true")
+        .output()
+        .unwrap();
+    assert!(ssh.status.success(), "{ssh:?}");
 }

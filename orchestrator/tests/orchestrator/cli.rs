@@ -172,6 +172,7 @@ fn lists_its_commands_and_no_others() {
             "cancel",
             "labs",
             "sandbox",
+            "workshop",
             "power",
             "shelve",
             "unshelve",

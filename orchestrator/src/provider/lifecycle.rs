@@ -166,12 +166,7 @@ pub trait Provider: Send + Sync {
         _node: &'a Node,
         action: PowerAction,
     ) -> BoxFuture<'a, Result<(), ProviderError>> {
-        let error = ProviderError::NotSupported {
-            provider: self.kind(),
-            operation: power_verb(action),
-            reason: "it cannot switch its nodes off and on",
-        };
-        Box::pin(async move { Err(error) })
+        unsupported(self.kind(), power_verb(action), "it cannot switch its nodes off and on")
     }
 
     /// Whether `node`'s machine is on. Not supported unless the provider says so.
@@ -181,12 +176,7 @@ pub trait Provider: Send + Sync {
         _cluster: &'a Cluster,
         _node: &'a Node,
     ) -> BoxFuture<'a, Result<PowerState, ProviderError>> {
-        let error = ProviderError::NotSupported {
-            provider: self.kind(),
-            operation: "power status",
-            reason: "it cannot switch its nodes off and on",
-        };
-        Box::pin(async move { Err(error) })
+        unsupported(self.kind(), "power status", "it cannot switch its nodes off and on")
     }
 
     /// Shelves `node` in `mode`: stops it running, keeping its address, host key and
@@ -200,12 +190,7 @@ pub trait Provider: Send + Sync {
         _node: &'a Node,
         mode: ShelveMode,
     ) -> BoxFuture<'a, Result<(), ProviderError>> {
-        let error = ProviderError::NotSupported {
-            provider: self.kind(),
-            operation: mode.command(),
-            reason: "it cannot stop its nodes and bring them back",
-        };
-        Box::pin(async move { Err(error) })
+        unsupported(self.kind(), mode.command(), "it cannot stop its nodes and bring them back")
     }
 
     /// Brings a shelved `node` back with the same address, host key and files, its sshd
@@ -217,12 +202,7 @@ pub trait Provider: Send + Sync {
         _cluster: &'a Cluster,
         _node: &'a Node,
     ) -> BoxFuture<'a, Result<(), ProviderError>> {
-        let error = ProviderError::NotSupported {
-            provider: self.kind(),
-            operation: "unshelve",
-            reason: "it cannot stop its nodes and bring them back",
-        };
-        Box::pin(async move { Err(error) })
+        unsupported(self.kind(), "unshelve", "it cannot stop its nodes and bring them back")
     }
 
     /// Installs `node` again from scratch on its next boot and power-cycles it. Not
@@ -233,12 +213,7 @@ pub trait Provider: Send + Sync {
         _cluster: &'a Cluster,
         _node: &'a Node,
     ) -> BoxFuture<'a, Result<(), ProviderError>> {
-        let error = ProviderError::NotSupported {
-            provider: self.kind(),
-            operation: "reinstall",
-            reason: "it does not install machines",
-        };
-        Box::pin(async move { Err(error) })
+        unsupported(self.kind(), "reinstall", "it does not install machines")
     }
 
     /// Writes every file the provider renders for `cluster` into `out`, starting nothing;
@@ -250,6 +225,15 @@ pub trait Provider: Send + Sync {
             reason: "it renders no files (the vagrant and pxe providers do)",
         })
     }
+}
+
+/// A provider's answer to what it cannot do: [`ProviderError::NotSupported`].
+fn unsupported<'a, T: 'a>(
+    provider: ProviderKind,
+    operation: &'static str,
+    reason: &'static str,
+) -> BoxFuture<'a, Result<T, ProviderError>> {
+    Box::pin(async move { Err(ProviderError::NotSupported { provider, operation, reason }) })
 }
 
 /// `action` as the command says it (`power on`).

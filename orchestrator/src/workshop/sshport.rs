@@ -161,6 +161,11 @@ fn rules(name: &str, grant: &SshGrant, node_port: u16) -> Vec<Vec<String>> {
         rule
     };
     let address = grant.address.as_str();
+    // A rule for the connections this grant forwards: to the node's port, DNAT'd from `port`.
+    let forwarded = |head: &[&str], target: &str| {
+        let tail = ["-p", "tcp", "-d", address, "--dport", &node_port, "-m", "conntrack", "--ctstate", "DNAT"];
+        rule(&[head, &tail, &["--ctorigdstport", &port, "-j", target]].concat())
+    };
     vec![
         rule(&["-t", "nat", "PREROUTING", "-p", "tcp", "--dport", &port, "-j", "DNAT", "--to-destination", &to]),
         rule(&[
@@ -180,44 +185,8 @@ fn rules(name: &str, grant: &SshGrant, node_port: u16) -> Vec<Vec<String>> {
             "--to-destination",
             &to,
         ]),
-        rule(&[
-            "-t",
-            "nat",
-            "POSTROUTING",
-            "-p",
-            "tcp",
-            "-d",
-            address,
-            "--dport",
-            &node_port,
-            "-m",
-            "conntrack",
-            "--ctstate",
-            "DNAT",
-            "--ctorigdstport",
-            &port,
-            "-j",
-            "MASQUERADE",
-        ]),
-        rule(&[
-            "-t",
-            "filter",
-            "FORWARD",
-            "-p",
-            "tcp",
-            "-d",
-            address,
-            "--dport",
-            &node_port,
-            "-m",
-            "conntrack",
-            "--ctstate",
-            "DNAT",
-            "--ctorigdstport",
-            &port,
-            "-j",
-            "ACCEPT",
-        ]),
+        forwarded(&["-t", "nat", "POSTROUTING"], "MASQUERADE"),
+        forwarded(&["-t", "filter", "FORWARD"], "ACCEPT"),
         rule(&[
             "-t",
             "filter",

@@ -12,6 +12,7 @@
 #define ZL_MAGIC 0x31524544414f4c5aULL /* "ZLOADER1" little endian */
 #define ZL_MAX_SEGMENTS 16
 #define ZL_MAX_REGIONS (ZL_MAX_SEGMENTS + 2) /* writable segments, heap, stack */
+#define ZL_MAX_WARM 8192 /* runs in a slot's warm table */
 #define ZL_FORK_RESUME (ZL_TRAMPOLINE + 0x380) /* a daemon's copy starts here */
 /* A pool slot (a daemon's copy started ahead of its job, loader argv[1] "p")
  * keeps its socket and /proc/self/io at ZL_SLOT_FD and up while it waits, and
@@ -53,6 +54,17 @@ struct zl_layout {
     uint64_t resume_sp;
     uint64_t nregion;
     struct zl_region { uint64_t addr, len, off; } region[ZL_MAX_REGIONS];
+    /* A pool slot: struct zl_warm[warm_len] at warm_off in this file, the
+     * pages its daemon's copies touch (from the daemon's warm-up copy),
+     * mapped before the job arrives: read (page tables only) or, for pages
+     * the copy wrote, copied ahead. warm_len 0: the slot maps what the
+     * daemon's memory holds instead. */
+    uint64_t warm_off, warm_len;
+};
+struct zl_warm {
+    uint64_t addr;  /* first page */
+    uint32_t pages; /* pages in the run */
+    uint32_t write; /* 1: copied ahead (MADV_POPULATE_WRITE), 0: mapped to read */
 };
 
 /* Sent with the listener fd over the socket: the guest's I/O counters just

@@ -58,9 +58,13 @@
 #define SYS_write 1
 #define SYS_open 2
 #define SYS_close 3
+#define SYS_lseek 8
+#define SEEK_DATA 3
+#define SEEK_HOLE 4
 #define SYS_mincore 27
 #define SYS_madvise 28
 #define MADV_POPULATE_READ 22
+#define MADV_POPULATE_WRITE 23
 #define SYS_dup2 33
 #define SYS_recvmsg 47
 #define SYS_fcntl 72
@@ -177,6 +181,16 @@ static long map(uint64_t addr, uint64_t len, int prot, int flags, int fd, uint64
 static uint64_t page_down(uint64_t v) { return v & ~(PAGE - 1); }
 static uint64_t page_up(uint64_t v) { return (v + PAGE - 1) & ~(PAGE - 1); }
 
+/* Bytes of the layout file to map: up to the end of its last part. */
+static uint64_t layout_end(const struct zl_layout *h)
+{
+    uint64_t end = h->filter_off + h->filter_len * 8;
+    if (end < h->manifest_off + h->manifest_len) end = h->manifest_off + h->manifest_len;
+    if (h->warm_len && end < h->warm_off + h->warm_len * sizeof(struct zl_warm))
+        end = h->warm_off + h->warm_len * sizeof(struct zl_warm);
+    return end;
+}
+
 /* Step 4a: one PT_LOAD segment, as the kernel's ELF loader would map it. */
 static void map_segment(const struct zl_segment *s, int image_fd)
 {
@@ -261,10 +275,10 @@ static __attribute__((noreturn)) void hold_namespaces(void)
     __builtin_unreachable();
 }
 
-/* Step 4c, first, a pool slot: maps the pages of [addr, addr + len) that
- * its file (the image, the daemon's memory) holds (mincore), read-only, so
- * its job does not fault on them to read: page tables only, no copies (a
- * write still copies its page). Where the kernel lacks MADV_POPULATE_READ, nothing is mapped. */
+/* Step 4c, first, a pool slot: maps the image's pages that the page cache
+ * holds (mincore), read-only, so its job does not fault on them to read:
+ * page tables only, no copies (a write still copies its page). Where the
+ * kernel lacks MADV_POPULATE_READ, nothing is mapped. */
 static void premap(uint64_t addr, uint64_t len)
 {
     static unsigned char vec[16384];
@@ -281,6 +295,35 @@ static void premap(uint64_t addr, uint64_t len)
             run = 0;
         }
     }
+}
+
+/* The same for a region of the daemon's memory, mapped from `fd` at `off`:
+ * its file holds only the pages the daemon touched (the rest are holes), so
+ * its data extents (SEEK_DATA, SEEK_HOLE) are what to map. Asking mincore
+ * about every page of a mostly empty 256 MiB heap cost a slot milliseconds of
+ * CPU; the extents are a handful of calls. */
+static void premap_state(uint64_t addr, uint64_t len, int fd, uint64_t off)
+{
+    uint64_t end = off + len;
+    for (uint64_t at = off; at < end;) {
+        long data = sys3(SYS_lseek, fd, (long)at, SEEK_DATA);
+        if (data < 0 || (uint64_t)data >= end) return;
+        long hole = sys3(SYS_lseek, fd, data, SEEK_HOLE);
+        if (hole < 0) return;
+        uint64_t stop = (uint64_t)hole < end ? (uint64_t)hole : end;
+        if (sys3(SYS_madvise, addr + ((uint64_t)data - off), stop - (uint64_t)data, MADV_POPULATE_READ) < 0) return;
+        at = stop;
+    }
+}
+
+/* The same from the warm table: the pages the daemon's warm-up copy
+ * touched, those it wrote copied ahead (MADV_POPULATE_WRITE breaks the
+ * copy-on-write sharing here, in the slot's own memory, before the job), the
+ * rest mapped to read. A run the kernel refuses is skipped. */
+static void premap_warm(const struct zl_warm *w, uint64_t n)
+{
+    for (uint64_t i = 0; i < n; i++)
+        sys3(SYS_madvise, w[i].addr, (uint64_t)w[i].pages * PAGE, w[i].write ? MADV_POPULATE_WRITE : MADV_POPULATE_READ);
 }
 
 /* Step 4c, a pool slot: moves the socket and /proc/self/io (*io) up to
@@ -371,8 +414,7 @@ void zl_main(uint64_t *kernel_sp)
     const struct zl_layout *head = (const struct zl_layout *)sys6(SYS_mmap, 0, sizeof *head, PROT_READ, MAP_PRIVATE, layout_fd, 0);
     if ((long)head < 0) die("map layout", (long)head);
     if (head->magic != ZL_MAGIC || head->channels != nchan || head->nseg > ZL_MAX_SEGMENTS) die("bad layout", 0);
-    uint64_t total = head->filter_off + head->filter_len * 8;
-    if (total < head->manifest_off + head->manifest_len) total = head->manifest_off + head->manifest_len;
+    uint64_t total = layout_end(head);
     sys3(SYS_munmap, head, sizeof *head, 0);
     const unsigned char *file = (const unsigned char *)sys6(SYS_mmap, 0, (long)total, PROT_READ, MAP_PRIVATE, layout_fd, 0);
     if ((long)file < 0) die("map layout", (long)file);
@@ -403,7 +445,7 @@ void zl_main(uint64_t *kernel_sp)
                      (long)g->off);
             if (r != (long)g->addr) die("map daemon memory", r);
         }
-        sys3(SYS_close, state_fd, 0, 0);
+        if (!slot) sys3(SYS_close, state_fd, 0, 0);
         entry = ZL_FORK_RESUME;
         sp = l->resume_sp;
         io_fd = state_fd + 1;
@@ -411,9 +453,15 @@ void zl_main(uint64_t *kernel_sp)
     /* Step 4c: a pool slot waits for its job (wait_for_job). */
     if (slot) {
         if (!l->resume_sp) die("bad layout", 0);
-        for (uint32_t i = 0; i < l->nseg; i++)
-            premap(page_down(l->seg[i].vaddr), page_up(l->seg[i].vaddr + l->seg[i].memsz) - page_down(l->seg[i].vaddr));
-        for (uint64_t i = 0; i < l->nregion; i++) premap(l->region[i].addr, l->region[i].len);
+        if (l->warm_len) {
+            if (l->warm_len > ZL_MAX_WARM) die("bad layout", 0);
+            premap_warm((const struct zl_warm *)(file + l->warm_off), l->warm_len);
+        } else {
+            for (uint32_t i = 0; i < l->nseg; i++)
+                premap(page_down(l->seg[i].vaddr), page_up(l->seg[i].vaddr + l->seg[i].memsz) - page_down(l->seg[i].vaddr));
+            for (uint64_t i = 0; i < l->nregion; i++) premap_state(l->region[i].addr, l->region[i].len, state_fd, l->region[i].off);
+        }
+        sys3(SYS_close, state_fd, 0, 0);
         sys3(SYS_munmap, file, total, 0);
         sys3(SYS_close, image_fd, 0, 0);
         sys3(SYS_close, layout_fd, 0, 0);
@@ -422,8 +470,7 @@ void zl_main(uint64_t *kernel_sp)
         head = (const struct zl_layout *)sys6(SYS_mmap, 0, sizeof *head, PROT_READ, MAP_PRIVATE, layout_fd, 0);
         if ((long)head < 0) die("map job layout", (long)head);
         if (head->magic != ZL_MAGIC || head->channels != nchan) die("bad job layout", 0);
-        total = head->filter_off + head->filter_len * 8;
-        if (total < head->manifest_off + head->manifest_len) total = head->manifest_off + head->manifest_len;
+        total = layout_end(head);
         sys3(SYS_munmap, head, sizeof *head, 0);
         file = (const unsigned char *)sys6(SYS_mmap, 0, (long)total, PROT_READ, MAP_PRIVATE, layout_fd, 0);
         if ((long)file < 0) die("map job layout", (long)file);

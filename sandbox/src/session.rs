@@ -34,6 +34,7 @@ pub mod daemon;
 mod describe;
 pub mod pool;
 mod supervise;
+mod warmup;
 
 use supervise::{AtStart, GuestMemory};
 pub use supervise::{KillHandle, Session};
@@ -405,6 +406,7 @@ fn launch(guest: Guest, opts: &Options, role: Role<'_>) -> Result<Session, Sessi
         },
         filter: &filter,
         resume,
+        warm: &[],
     }
     .write()?;
 
@@ -440,6 +442,7 @@ fn launch(guest: Guest, opts: &Options, role: Role<'_>) -> Result<Session, Sessi
         };
         jail::launch(spec, deadline)
     };
+    let from_slot = slot.is_some();
     let launched = match slot {
         Some(slot) if Slot::fits(fds.len()) => {
             // What differs from the slot's limits (which are higher).
@@ -459,6 +462,7 @@ fn launch(guest: Guest, opts: &Options, role: Role<'_>) -> Result<Session, Sessi
     tracing::debug!(
         pid = launched.child.pid,
         cached_verdict = image.cached_verdict,
+        from_slot,
         heap = heap_size,
         stack,
         "guest started in {:?}",

@@ -35,6 +35,10 @@
 //!    it is new and the supervisor's, or the name was taken meanwhile and the
 //!    component is looked up again (a few times at most).
 //!
+//! Where the directories before the last component are plain ones on one
+//! mount, steps 1-3 for them are taken in one `openat2` call
+//! (`skip_plain_directories`, which says why that is the same walk).
+//!
 //! The walk runs with the supervisor's credentials, not those of the user who
 //! asked (`SUDO_UID` under `sudo zvsh`): that user can already run anything as
 //! root through sudo, the node agent's callers can already run anything as the
@@ -51,7 +55,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::fcntl::{fcntl, openat, readlinkat, FcntlArg, OFlag, AT_FDCWD};
+use nix::fcntl::{fcntl, openat, openat2, readlinkat, FcntlArg, OFlag, OpenHow, ResolveFlag, AT_FDCWD};
 use nix::sys::stat::{fstat, FileStat, Mode, SFlag};
 
 use super::source::{classify, on_ordinary_fs, Access, Fail, Kind, Refusal};
@@ -75,6 +79,7 @@ pub(crate) fn open(path: &Path, access: Access, deadline: Instant) -> Result<(Ow
     }
     let mut dir = if path.is_absolute() { root()? } else { enter(AT_FDCWD, ".", PathBuf::new())? };
     let mut pending = components(path.as_os_str());
+    skip_plain_directories(&mut dir, &mut pending);
     let (mut links, mut races) = (0, 0);
     while let Some(name) = pending.pop_front() {
         let last = pending.is_empty();
@@ -132,6 +137,32 @@ pub(crate) fn open(path: &Path, access: Access, deadline: Instant) -> Result<(Ow
     }
     // The path (or the last link's target) ends in a directory: `/`, `/tmp/..`.
     Err(Refusal::Directory.into())
+}
+
+/// Steps 1-3 for every component but the last in one call, where that is
+/// the same walk: `openat2` with `RESOLVE_NO_SYMLINKS` (magic links
+/// included) and `RESOLVE_NO_XDEV` reaches the last component's directory
+/// only through directories, with no link followed, all on the mount of
+/// `dir` (already checked to be on an ordinary file system), so each would
+/// have passed steps 2 and 3. Paths with `..` are left to the walk. On any
+/// failure (a link or a mount on the way, a missing directory, a kernel
+/// without `openat2`) nothing changes and the walk goes component by
+/// component, saying what it finds. A deep path costs three system calls
+/// instead of four per component.
+fn skip_plain_directories(dir: &mut Dir, pending: &mut VecDeque<OsString>) {
+    if pending.len() < 2 || pending.iter().any(|c| c == "..") {
+        return;
+    }
+    let last = pending.len() - 1;
+    let mut between = PathBuf::new();
+    between.extend(pending.range(..last));
+    let how = OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS | ResolveFlag::RESOLVE_NO_XDEV);
+    if let Ok(fd) = openat2(&dir.fd, &between, how) {
+        *dir = Dir { fd, shown: dir.shown.join(&between) };
+        pending.drain(..last);
+    }
 }
 
 /// The path's components, without empty ones and `.`.
@@ -233,7 +264,9 @@ fn finish(
     if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino) {
         return Err(io::Error::other("it changed while it was being opened; try again").into());
     }
-    set_blocking(&fd)?;
+    if kind != Kind::Regular {
+        set_blocking(&fd)?;
+    }
     if access.output() && kind == Kind::Regular {
         nix::unistd::ftruncate(&fd, 0)?;
     }
@@ -244,7 +277,10 @@ fn finish(
 /// until `deadline` for a write-only FIFO's reader.
 fn reopen(found: &OwnedFd, access: Access, kind: Kind, deadline: Instant) -> Result<OwnedFd, Fail> {
     let proc = format!("/proc/thread-self/fd/{}", found.as_raw_fd());
-    let flags = OFlag::from_bits_retain(access.mode()) | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
+    // Not blocking, so that opening a FIFO or a device never waits; a
+    // regular file's open never does.
+    let nonblock = if kind == Kind::Regular { OFlag::empty() } else { OFlag::O_NONBLOCK };
+    let flags = OFlag::from_bits_retain(access.mode()) | nonblock | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
     loop {
         match nix::fcntl::open(proc.as_str(), flags, Mode::empty()) {
             Ok(fd) => return Ok(fd),
@@ -261,7 +297,7 @@ fn reopen(found: &OwnedFd, access: Access, kind: Kind, deadline: Instant) -> Res
     }
 }
 
-/// Clears `O_NONBLOCK` (set so that opening a FIFO never blocks).
+/// Clears `O_NONBLOCK` (set so that opening a FIFO or a device never blocks).
 fn set_blocking(fd: &OwnedFd) -> Result<(), Fail> {
     let flags = OFlag::from_bits_retain(fcntl(fd, FcntlArg::F_GETFL)?);
     fcntl(fd, FcntlArg::F_SETFL(flags & !OFlag::O_NONBLOCK))?;
@@ -324,6 +360,30 @@ mod tests {
         assert_eq!(std::fs::read_to_string(dir.path().join("target")).unwrap(), "second\n");
         let missing = open_path(&dir.path().join("no/such/dir"), Access::WRITE, later()).unwrap_err();
         assert!(matches!(&missing, SourceError::Open { source, .. } if source.raw_os_error() == Some(libc::ENOENT)));
+    }
+
+    #[test]
+    fn links_and_planted_links_between_directories_are_walked_not_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("real/deeper")).unwrap();
+        std::fs::write(dir.path().join("real/deeper/file"), "deep\n").unwrap();
+        symlink("real", dir.path().join("link")).unwrap();
+        assert_eq!(read(&dir.path().join("real/deeper/file")).unwrap(), "deep\n");
+        assert_eq!(read(&dir.path().join("link/deeper/file")).unwrap(), "deep\n");
+        if !nix::unistd::geteuid().is_root() {
+            return eprintln!("skipped the planted link: needs root to give the link another owner");
+        }
+        // A link in a sticky, world-writable directory that neither we nor the
+        // directory's owner own is refused even in the middle of a path.
+        let sticky = dir.path().join("sticky");
+        std::fs::create_dir(&sticky).unwrap();
+        std::fs::set_permissions(&sticky, std::os::unix::fs::PermissionsExt::from_mode(0o1777)).unwrap();
+        symlink(dir.path().join("real"), sticky.join("planted")).unwrap();
+        std::os::unix::fs::lchown(sticky.join("planted"), Some(54321), Some(54321)).unwrap();
+        match read(&sticky.join("planted/deeper/file")) {
+            Err(SourceError::Refused { what: Refusal::PlantedSymlink { owner: 54321, .. }, .. }) => {}
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -20,8 +20,12 @@ pub const MAGIC: u64 = 0x3152_4544_414f_4c5a;
 pub const MAX_SEGMENTS: usize = 16;
 /// `ZL_MAX_REGIONS`: a daemon's writable segments, heap and stack.
 pub const MAX_REGIONS: usize = MAX_SEGMENTS + 2;
+/// `ZL_MAX_WARM`: runs in a pool slot's warm table.
+pub const MAX_WARM: usize = 8192;
 /// `sizeof(struct zl_layout)`.
-pub const HEADER_SIZE: usize = 12 * 8 + 8 + MAX_SEGMENTS * 40 + 16 + MAX_REGIONS * 24;
+pub const HEADER_SIZE: usize = 12 * 8 + 8 + MAX_SEGMENTS * 40 + 16 + MAX_REGIONS * 24 + 16;
+/// `sizeof(struct zl_warm)`.
+const WARM_SIZE: usize = 16;
 /// `sizeof(struct zl_hello)`: the message the loader sends with the listener.
 pub const HELLO_SIZE: usize = 5 * 8;
 
@@ -97,6 +101,18 @@ pub struct Resume {
     pub regions: Vec<(u64, u64, u64)>,
 }
 
+/// A run of pages a pool slot maps before its job (`struct zl_warm`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WarmRun {
+    /// The first page's address.
+    pub addr: u64,
+    /// Pages in the run.
+    pub pages: u32,
+    /// Whether the pages are copied ahead (the copy writes them), not only
+    /// mapped to read.
+    pub write: bool,
+}
+
 /// Everything that goes into one layout file.
 #[derive(Debug, Clone)]
 pub struct Layout<'a> {
@@ -120,6 +136,9 @@ pub struct Layout<'a> {
     pub filter: &'a [libc::sock_filter],
     /// For a daemon's copy: its memory and where it resumes.
     pub resume: Option<&'a Resume>,
+    /// For a pool slot: the pages to map before its job (empty: what the
+    /// daemon's memory holds).
+    pub warm: &'a [WarmRun],
 }
 
 /// Why a layout could not be built.
@@ -147,6 +166,9 @@ pub enum LayoutError {
     /// A daemon's memory in more regions than the layout holds.
     #[error("a daemon's memory is {0} regions, at most {MAX_REGIONS} are supported")]
     TooManyRegions(usize),
+    /// A warm table longer than the loader takes.
+    #[error("a pool slot's warm table has {0} runs, at most {MAX_WARM} are supported")]
+    TooManyWarmRuns(usize),
     /// Writing the memfd failed.
     #[error("cannot write the layout file")]
     Io(#[from] std::io::Error),
@@ -256,6 +278,10 @@ impl Layout<'_> {
         let manifest_off = PAGE;
         let stack_off = manifest_off + manifest.len();
         let filter_off = round_up(stack_off + stack.len(), 8);
+        let warm_off = filter_off + self.filter.len() * 8;
+        if self.warm.len() > MAX_WARM {
+            return Err(LayoutError::TooManyWarmRuns(self.warm.len()));
+        }
 
         let mut buf = Vec::with_capacity(filter_off + self.filter.len() * 8);
         for v in [
@@ -296,7 +322,10 @@ impl Layout<'_> {
                 }
             }
         }
-        buf.resize(HEADER_SIZE, 0);
+        buf.resize(HEADER_SIZE - 16, 0);
+        let warm_at = if self.warm.is_empty() { 0 } else { warm_off };
+        buf.extend_from_slice(&(warm_at as u64).to_le_bytes());
+        buf.extend_from_slice(&(self.warm.len() as u64).to_le_bytes());
         buf.resize(manifest_off, 0);
         buf.extend_from_slice(&manifest);
         buf.extend_from_slice(&stack);
@@ -307,6 +336,12 @@ impl Layout<'_> {
             buf.push(f.jf);
             buf.extend_from_slice(&f.k.to_le_bytes());
         }
+        for w in self.warm {
+            buf.extend_from_slice(&w.addr.to_le_bytes());
+            buf.extend_from_slice(&w.pages.to_le_bytes());
+            buf.extend_from_slice(&u32::from(w.write).to_le_bytes());
+        }
+        debug_assert_eq!(buf.len(), warm_off + self.warm.len() * WARM_SIZE);
         let fd = sealed_memfd_from(c"zerolab-layout", |f| f.write_all(&buf))?;
         Ok(fd)
     }
@@ -318,7 +353,7 @@ mod tests {
 
     #[test]
     fn header_size_matches_the_c_struct() {
-        assert_eq!(HEADER_SIZE, 1192);
+        assert_eq!(HEADER_SIZE, 1208);
     }
 
     const AUXV: Auxv = Auxv { phdr: 0x40_0040, phnum: 9, entry: 0x40_1000, random: [7; 16] };

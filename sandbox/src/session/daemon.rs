@@ -44,14 +44,15 @@ use nix::poll::{PollFd, PollFlags, PollTimeout};
 
 use super::pool::Pool;
 use super::supervise::GuestMemory;
+use super::warmup;
 use super::{launch, program_plan, Guest, Options, ProgramPlan, Role, Session, SessionError};
 use crate::channel::Channel;
 use crate::codes::ReturnCode;
 use crate::image::Member;
-use crate::jail::layout::Resume;
+use crate::jail::layout::{Resume, WarmRun};
 use crate::jail::slot::Slot;
 use crate::jail::{memfd, notify};
-use crate::manifest::{self, Manifest};
+use crate::manifest::{self, ChannelSpec, Manifest};
 use crate::report::{Report, ValidatorState};
 
 const PAGE: u64 = crate::abi::PAGE_SIZE;
@@ -145,6 +146,8 @@ pub struct Daemon {
     memory: u64,
     args: Vec<String>,
     env: Vec<(String, String)>,
+    /// The warm-up copy's channels, when it serves with a pool (`warmup`).
+    warmup: Vec<ChannelSpec>,
 }
 
 impl Daemon {
@@ -158,7 +161,7 @@ impl Daemon {
         let plan = program_plan(&program, program_member, memory, opts).map_err(|e| daemon_report(e.into_report()))?;
         let session = launch(guest, opts, Role::Daemon(&plan)).map_err(|e| daemon_report(e.into_report()))?;
         let template = session.wait_fork()?;
-        Ok(Daemon { template, plan, program, program_member, memory, args, env })
+        Ok(Daemon { template, plan, program, program_member, memory, args, env, warmup: Vec::new() })
     }
 
     /// Starts one job: a copy of the daemon on `channels`, for at most
@@ -190,6 +193,46 @@ impl Daemon {
             env: self.env.clone(),
         };
         launch(guest, opts, Role::Copy(&self.template, &self.plan, slot))
+    }
+
+    /// Starts the warm-up copy on `channels` (`warmup`), afresh.
+    pub(super) fn spawn_warmup(
+        &self,
+        channels: Vec<Channel>,
+        timeout: Duration,
+        opts: &Options,
+    ) -> Result<Session, SessionError> {
+        self.spawn_job_in(channels, timeout, opts, None)
+    }
+
+    /// The pages of a copy worth mapping ahead: the program's segments and
+    /// the daemon's memory, page aligned, sorted, overlaps joined.
+    pub(super) fn address_ranges(&self) -> Vec<(u64, u64)> {
+        let mut ranges: Vec<(u64, u64)> = self
+            .plan
+            .segments
+            .iter()
+            .map(|s| {
+                let start = s.vaddr & !(PAGE - 1);
+                (start, (s.vaddr + s.memsz).div_ceil(PAGE) * PAGE)
+            })
+            .chain(self.template.resume.regions.iter().map(|&(addr, len, _)| (addr, addr + len)))
+            .collect();
+        ranges.sort_unstable();
+        let mut joined: Vec<(u64, u64)> = Vec::with_capacity(ranges.len());
+        for (start, end) in ranges {
+            match joined.last_mut() {
+                Some(last) if start <= last.1 => last.1 = last.1.max(end),
+                _ => joined.push((start, end)),
+            }
+        }
+        joined.into_iter().map(|(start, end)| (start, end - start)).collect()
+    }
+
+    /// The pages each pool slot maps before its job, from the warm-up copy
+    /// (empty when there is none or it failed).
+    pub(super) fn learn_warm(&self, opts: &Options) -> Vec<WarmRun> {
+        warmup::learn(self, &self.warmup, opts)
     }
 
     /// The daemon's program as loaded, `Memory`, arguments and environment: its copies'.
@@ -345,7 +388,7 @@ pub fn run(m: &Manifest, socket: &Path, opts: &Options) -> Report {
         Err(e) => return daemon_report(e.into_report()),
     };
     match Daemon::start(guest, opts) {
-        Ok(daemon) => daemon.serve(socket, until, opts),
+        Ok(daemon) => Daemon { warmup: warmup::channels(&m.channels), ..daemon }.serve(socket, until, opts),
         Err(report) => report,
     }
 }

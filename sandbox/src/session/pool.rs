@@ -2,7 +2,9 @@
 //! (`jail::slot`), so that a job's path skips the clone, the exec of the
 //! loader and the mapping of the guest.
 //!
-//! One thread, the pool's, launches slots until [`SLOTS`] wait, and again each
+//! One thread, the pool's, first learns which pages a copy touches (the
+//! daemon's warm-up copy, `warmup`), so each slot maps them before its job,
+//! then launches slots until [`SLOTS`] wait, and again each
 //! time a job takes one; a job takes the oldest (or, when none waits, its copy
 //! starts afresh as before). The pool's thread is the parent of every slot and
 //! so of every guest a slot becomes: it lives until the pool is dropped, which the
@@ -19,7 +21,7 @@ use nix::sys::resource::{getrlimit, Resource};
 use super::daemon::Daemon;
 use super::{at_random, descriptor_limit, Options, SessionError};
 use crate::abi;
-use crate::jail::layout::{Auxv, Layout};
+use crate::jail::layout::{Auxv, Layout, WarmRun};
 use crate::jail::slot::{self, Slot, SlotSpec};
 use crate::jail::spawn::Rlimit;
 use crate::manifest::MAX_TIMEOUT;
@@ -85,6 +87,7 @@ impl Drop for Pool {
 /// The pool's thread: keeps [`SLOTS`] slots waiting until told to stop.
 fn refill(shared: &Shared, daemon: &Daemon, opts: &Options) {
     let nice = lower_priority();
+    let warm = daemon.learn_warm(opts);
     loop {
         {
             let mut state = shared.lock();
@@ -95,7 +98,7 @@ fn refill(shared: &Shared, daemon: &Daemon, opts: &Options) {
                 return;
             }
         }
-        match prestart(daemon, opts, nice) {
+        match prestart(daemon, opts, nice, &warm) {
             Ok(slot) => shared.lock().ready.push_back(slot),
             Err(e) => {
                 tracing::warn!("cannot start a daemon's pool slot ({e}); its jobs start afresh");
@@ -133,8 +136,9 @@ fn lower_priority() -> Option<i32> {
 }
 
 /// Launches one slot of `daemon`: its program and memory, no channels yet;
-/// `nice`, the priority it gets back with its job.
-fn prestart(daemon: &Daemon, opts: &Options, nice: Option<i32>) -> Result<Slot, SessionError> {
+/// `nice`, the priority it gets back with its job; `warm`, the pages it maps
+/// before its job (`warmup`).
+fn prestart(daemon: &Daemon, opts: &Options, nice: Option<i32>, warm: &[WarmRun]) -> Result<Slot, SessionError> {
     let (plan, memory, args, env) = daemon.parts();
     let template = daemon.template();
     let layout = Layout {
@@ -153,6 +157,7 @@ fn prestart(daemon: &Daemon, opts: &Options, nice: Option<i32>) -> Result<Slot, 
         },
         filter: &[],
         resume: Some(template.resume()),
+        warm,
     }
     .write()?;
     // Each at least what any job gets; a job's CPU time and file size are

@@ -231,6 +231,40 @@ fn pool_slots_each_serve_one_job_are_refilled_after_a_burst_and_end_with_the_dae
     assert!(children_of(daemon_pid).is_empty(), "the daemon left processes behind");
 }
 
+/// Before its first slot the pool runs a warm-up copy of the daemon on the
+/// daemon's own channels, to learn which pages a copy touches: its writes go
+/// to `/dev/null` (the daemon's stdout stays as the daemon left it), what it
+/// scribbles is its own (every job still starts from the daemon's memory),
+/// and the slots then map those pages ahead.
+#[test]
+fn the_pools_warm_up_copy_writes_nowhere_and_changes_no_job() {
+    let lab = Lab::new();
+    let program = guest("daemon");
+    // The daemon's stdin says "show": the warm-up copy reads it and answers.
+    let stdin = lab.write("daemon.in", "show");
+    let socket = lab.path("daemon.sock");
+    let m = Manifest::new(&program)
+        .channel(&stdin, "/dev/stdin", 0, Limits::READ_ONLY)
+        .channel(lab.path("daemon.out"), "/dev/stdout", 0, Limits::WRITE_ONLY)
+        .channel(lab.path("daemon.err"), "/dev/stderr", 0, Limits::WRITE_ONLY)
+        .timeout(5)
+        .job(&socket);
+    let path = lab.write("daemon.manifest", m.render());
+    let mut zvsh = lab.zvsh().arg("--manifest").arg(path);
+    zvsh.command().env("ZVSH_LOG", "zerolab_sandbox::session::warmup=debug");
+    let daemon = zvsh.spawn();
+    full_pool(&daemon);
+    let shown = "fork=0 starts=1 table=8386560 seen=0\n";
+    for i in 0..2 {
+        let (report, code, out) = job(&lab, &socket, &program, &format!("w{i}"), "show", |m| m);
+        assert_eq!((code, report.exit_state.as_str(), out.as_str()), (0, "ok", shown));
+    }
+    let out = daemon.wait_with_output().expect("the daemon ends");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("daemon warm-up:") && log.contains("copied ahead per slot"), "no warm-up: {log}");
+    assert_eq!(lab.read_string("daemon.out"), "", "the warm-up copy wrote to the daemon's stdout");
+}
+
 /// CPython as a daemon (ZeroVM's use of it): the script imports its modules
 /// once and calls `os.fork()` (`zvm_fork`); every job then runs the rest of
 /// the script in a copy, on its own stdin and stdout, with the image mounted.

@@ -259,8 +259,12 @@ long zrt_put(const char *path, size_t len, int kind, uint32_t mode)
     if (c >= 0) {
         if (kind == ZRT_DIR && nodes[c].kind == ZRT_DIR)
             return c;
-        nodes[c].kind = (uint8_t)kind; /* a later tar member wins, as with tar -x */
-        nodes[c].mode = mode & 07777;
+        /* A later tar member wins, as with tar -x. Written only if changed:
+         * in a daemon's copy an unchanged node's page stays shared. */
+        if (nodes[c].kind != (uint8_t)kind)
+            nodes[c].kind = (uint8_t)kind;
+        if (nodes[c].mode != (mode & 07777))
+            nodes[c].mode = mode & 07777;
         return c;
     }
     return add((uint32_t)dir, path + slash, len - slash, kind, mode);
@@ -533,25 +537,35 @@ void zrt_fs_init(void)
 long zrt_fork(void)
 {
     int64_t n = MANIFEST->channels_count;
-    size_t size = (size_t)n * sizeof(const char *);
+    size_t size = (size_t)n * (sizeof(const char *) + sizeof(int32_t));
     const char **was = zrt_pages(size ? size : 1);
     if (!was)
         return -ENOMEM;
+    int32_t *to = (int32_t *)(was + n);
     for (int64_t c = 0; c < n; c++) {
         const char *alias = MANIFEST->channels[c].name;
         was[c] = alias ? zrt_keep_name(alias, strlen(alias)) : "";
     }
     long r = zvm_fork();
     if (r == 0) {
-        for (uint32_t i = 0; i < count; i++)
-            if ((nodes[i].kind == ZRT_CHAN || nodes[i].in_tar) && nodes[i].chan >= 0 && nodes[i].chan < n)
-                nodes[i].chan = zrt_channel(was[nodes[i].chan]);
+        /* Each of the daemon's channels is looked up once, and a node is
+         * written only if its channel changes: the tree is the daemon's
+         * memory, and a write copies the node's page (an image holds
+         * thousands of nodes, all on the image's channel, which a job
+         * usually has under the same number). */
+        for (int64_t c = 0; c < n; c++)
+            to[c] = zrt_channel(was[c]);
+        for (uint32_t i = 0; i < count; i++) {
+            int32_t c = nodes[i].chan;
+            if ((nodes[i].kind == ZRT_CHAN || nodes[i].in_tar) && c >= 0 && c < n && to[c] != c)
+                nodes[i].chan = to[c];
+        }
         for (int64_t c = 0; c < MANIFEST->channels_count; c++) {
             const char *alias = MANIFEST->channels[c].name;
             if (!alias || strncmp(alias, "/dev/", 5))
                 continue;
             long i = zrt_put(alias, strlen(alias), ZRT_CHAN, 0600);
-            if (i >= 0)
+            if (i >= 0 && nodes[i].chan != (int32_t)c)
                 nodes[i].chan = (int32_t)c;
         }
     }

@@ -315,6 +315,31 @@ fn shelved_nodes_freeze_offload_and_come_back() {
     assert_eq!(status.stdout.lines().filter(|l| l.contains(" ready ")).count(), 2, "{status:#?}");
 }
 
+/// An isolated node added to a running plain lab by `up` (reconcile) gets the lab's
+/// firewall before it runs: it cannot reach this machine; `down` removes the rules.
+#[test]
+fn an_isolated_node_joining_a_plain_lab_gets_its_firewall() {
+    let Some(agent) = ready("isolated node joining a plain lab") else {
+        return;
+    };
+    let lab = IsoLab::new(14, &agent, "{}", "  - {name: plain}\n");
+    lab.up();
+    let rules = || String::from_utf8_lossy(&Command::new("iptables-save").output().unwrap().stdout).into_owned();
+    assert!(!rules().contains("zerolab:nd14"), "a plain lab has no firewall");
+    let text = fs::read_to_string(lab.file()).unwrap() + "  - {name: iso, rootfs: debian}\n";
+    fs::write(lab.file(), text).unwrap();
+    lab.up();
+    assert!(rules().contains("zerolab:nd14"), "the isolated node joined without the firewall");
+    let listener = TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    assert_eq!(lab.ssh_ok("10.210.14.3", "hostname"), "iso\n");
+    let out = lab.ssh("10.210.14.3", &format!("timeout 3 bash -c 'echo > /dev/tcp/10.210.14.1/{port}'"));
+    assert!(!out.status.success(), "the joined isolated node reached this machine");
+    let down = lab.zerolab(&["down"], &[]);
+    assert_eq!(down.code, 0, "{down:#?}");
+    assert!(!rules().contains("zerolab:nd14"), "firewall rules left");
+}
+
 #[test]
 fn rootfs_and_limits_are_checked_with_their_place() {
     let check = |text: &str| -> String {

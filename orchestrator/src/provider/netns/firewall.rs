@@ -91,6 +91,11 @@ pub(super) fn apply(lab: &Lab, bridge: &str) -> Result<(), NetnsError> {
     Ok(())
 }
 
+/// Whether the lab has its firewall (its rules are recorded).
+pub(super) fn exists(lab: &Lab) -> bool {
+    lab.dir().join(FILE).exists()
+}
+
 /// Deletes the rules `LAB/firewall` records, then the file.
 pub(super) fn remove(lab: &Lab) -> Result<(), NetnsError> {
     let path = lab.dir().join(FILE);

@@ -2,7 +2,8 @@
 //!
 //! The nodes the file has and the lab has not (no namespace of theirs exists) are made;
 //! the nodes the lab has (its state records them, or its owner records hold their
-//! namespaces) and the file no longer has are removed; a node whose address changed is
+//! namespaces) and the file no longer has are removed; the first isolated (`rootfs:`)
+//! node to join gets the lab its firewall first (`firewall.rs`); a node whose address changed is
 //! refused before anything changes ([`NetnsError::Changed`]), since its link, its sshd's
 //! address and its host key pin would all have to follow. A node made or removed here
 //! loses its host key pin: it is a new host the next time it is reached.
@@ -10,7 +11,8 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use super::host::{make_nodes, node_dir, NetnsError, NETNS_DIR};
+use super::firewall;
+use super::host::{isolated, make_nodes, node_dir, NetnsError, NETNS_DIR};
 use super::names::Names;
 use super::teardown::remove_nodes;
 use crate::lab::{io_error, Lab, Owners};
@@ -82,10 +84,19 @@ pub fn reconcile(
     remove_nodes(lab, &names, &again)?;
     lab.save_state(&state)?;
 
+    // An isolated node joining a lab that had none gets the lab's firewall before it
+    // runs, as `up` gives it to a lab made with one.
+    let firewall = added.iter().any(|node| isolated(node).is_some()) && !firewall::exists(lab);
+    if firewall {
+        firewall::apply(lab, &names.bridge())?;
+    }
     let subnet = cluster.subnet().expect("a netns cluster has a lab subnet");
     if let Err(e) = make_nodes(lab, &names, &added, subnet.prefix(), progress, &mut state) {
-        // No half-made node stays: those made here go again.
+        // No half-made node stays: those made here go again, and the firewall added for them.
         let _ = remove_nodes(lab, &names, &changes.added);
+        if firewall {
+            let _ = firewall::remove(lab);
+        }
         return Err(e);
     }
     lab.save_state(&state)?;

@@ -1,4 +1,4 @@
-//! Validated program images kept on disk across processes, for a root zvsh.
+//! Validated program images kept on disk across processes.
 //!
 //! Each entry is one file holding exactly the bytes a sealed memfd would hold
 //! (relocated, executable page tails cleared), written only after those bytes
@@ -11,8 +11,12 @@
 //! its descriptor to the loader instead of copying, hashing and freeing the
 //! program (about 10 ms for CPython's 7.8 MB).
 //!
+//! A non-root zvsh cannot set the flag: its entries are kept by their mode
+//! (0400, in a 0700 directory of its user) and trusted as far as that user's
+//! own processes are, which could already change zvsh itself as it runs.
+//!
 //! An entry is used only if, after opening it without following links, it is a
-//! regular file owned by us, mode 0400, one link, immutable, with a 32-byte
+//! regular file owned by us, mode 0400, one link, immutable (root), with a 32-byte
 //! hash attribute and a parseable ELF header: anything else is a miss, and the
 //! normal path then replaces it. The directory is used only if it is a real
 //! directory owned by us, writable by no one else, on a mount that allows
@@ -46,13 +50,17 @@ const MIN_CACHED_BYTES: u64 = 1 << 20;
 pub struct ProgramCache {
     dir: PathBuf,
     min_bytes: u64,
+    /// Whether entries are made (and must be) immutable: for root, whom file
+    /// modes do not stop. Another user's entries are kept by their mode (0400:
+    /// not even their owner may open them to write without changing it first).
+    immutable: bool,
 }
 
 impl ProgramCache {
-    /// A cache in `dir` (created 0700 on the first store), or `None` when the
-    /// effective user is not root: only root can make entries immutable.
-    pub fn new(dir: PathBuf) -> Option<ProgramCache> {
-        nix::unistd::geteuid().is_root().then_some(ProgramCache { dir, min_bytes: MIN_CACHED_BYTES })
+    /// A cache in `dir` (created 0700 on the first store).
+    pub fn new(dir: PathBuf) -> ProgramCache {
+        let immutable = nix::unistd::geteuid().is_root();
+        ProgramCache { dir, min_bytes: MIN_CACHED_BYTES, immutable }
     }
 
     /// The directory of `zvsh`'s cache: `$ZEROLAB_CACHE/programs`, else
@@ -84,7 +92,7 @@ impl ProgramCache {
             && st.st_mode & 0o7777 == 0o400
             && st.st_size > 0
             && (st.st_size as u64) <= MAX_IMAGE_BYTES
-            && get_flags(fd.as_fd()).is_some_and(|f| f & FS_IMMUTABLE_FL != 0);
+            && (!self.immutable || get_flags(fd.as_fd()).is_some_and(|f| f & FS_IMMUTABLE_FL != 0));
         if !trusted {
             return None;
         }
@@ -105,7 +113,7 @@ impl ProgramCache {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let name = entry_name(key);
         let temp = format!(".{name}.{}.{}.tmp", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
-        if write_entry(&dir, &temp, &name, image, len).is_err() {
+        if write_entry(&dir, &temp, &name, image, len, self.immutable).is_err() {
             let _ = unlinkat(&dir, temp.as_str(), UnlinkatFlags::NoRemoveDir);
         }
     }
@@ -117,10 +125,13 @@ fn image_len(image: &Image) -> u64 {
 }
 
 /// Writes the entry under `temp`, then renames it to `name` and makes it
-/// immutable, all through descriptors relative to the checked directory.
-fn write_entry(dir: &OwnedFd, temp: &str, name: &str, image: &Image, len: u64) -> nix::Result<()> {
+/// immutable (if `immutable`), all through descriptors relative to the checked
+/// directory.
+fn write_entry(dir: &OwnedFd, temp: &str, name: &str, image: &Image, len: u64, immutable: bool) -> nix::Result<()> {
     let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-    let out = openat(dir, temp, flags, Mode::from_bits_truncate(0o400))?;
+    // Writable by its owner until its hash is set (setting a user extended
+    // attribute takes write permission, not only a writable descriptor).
+    let out = openat(dir, temp, flags, Mode::from_bits_truncate(0o600))?;
     let mut offset: libc::off_t = 0;
     while (offset as u64) < len {
         let count = (len - offset as u64) as usize;
@@ -136,6 +147,7 @@ fn write_entry(dir: &OwnedFd, temp: &str, name: &str, image: &Image, len: u64) -
         libc::fsetxattr(out.as_raw_fd(), HASH_ATTR.as_ptr(), image.hash.as_ptr().cast(), image.hash.len(), 0)
     };
     nix::errno::Errno::result(set)?;
+    nix::sys::stat::fchmod(&out, Mode::from_bits_truncate(0o400))?;
     nix::unistd::fsync(&out)?;
     // An old entry (stale, tampered or wrongly owned) may be immutable: the
     // rename over it is refused until its flag is cleared.
@@ -147,6 +159,9 @@ fn write_entry(dir: &OwnedFd, temp: &str, name: &str, image: &Image, len: u64) -
         }
     }
     renameat(dir, temp, dir, name)?;
+    if !immutable {
+        return Ok(());
+    }
     // Under its final name only now, in a directory only we can write: the
     // flag is set through the descriptor we wrote it with.
     let sealed = get_flags(out.as_fd())

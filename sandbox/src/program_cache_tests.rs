@@ -45,7 +45,7 @@ impl Scratch {
     }
 
     fn cache(&self) -> ProgramCache {
-        ProgramCache { dir: self.temp.path().join("programs"), min_bytes: 0 }
+        ProgramCache { dir: self.temp.path().join("programs"), min_bytes: 0, immutable: true }
     }
 
     /// A program file holding `bytes`.
@@ -190,10 +190,10 @@ fn a_tampered_entry_is_never_run() {
 fn a_linked_or_shared_directory_turns_the_cache_off() {
     let Some(s) = Scratch::new("a_linked_or_shared_directory_turns_the_cache_off") else { return };
     let path = s.program(static_exec());
-    let real = ProgramCache { dir: s.temp.path().join("real"), min_bytes: 0 };
+    let real = ProgramCache { dir: s.temp.path().join("real"), min_bytes: 0, immutable: true };
     load(real, &path);
     let key = key_of(&path);
-    assert!(trusted_entry(&ProgramCache { dir: s.temp.path().join("real"), min_bytes: 0 }, &key));
+    assert!(trusted_entry(&ProgramCache { dir: s.temp.path().join("real"), min_bytes: 0, immutable: true }, &key));
 
     std::os::unix::fs::symlink(s.temp.path().join("real"), s.temp.path().join("programs")).unwrap();
     assert!(!trusted_entry(&s.cache(), &key), "through a symbolic link");
@@ -202,7 +202,7 @@ fn a_linked_or_shared_directory_turns_the_cache_off() {
 
     let real = s.temp.path().join("real");
     fs::set_permissions(&real, fs::Permissions::from_mode(0o770)).unwrap();
-    let shared = ProgramCache { dir: real.clone(), min_bytes: 0 };
+    let shared = ProgramCache { dir: real.clone(), min_bytes: 0, immutable: true };
     assert!(!trusted_entry(&shared, &key), "group-writable");
     clear_flag(&entry_path(&shared, &key));
     fs::remove_file(entry_path(&shared, &key)).unwrap();
@@ -217,7 +217,30 @@ fn small_programs_and_members_are_keyed_apart() {
     let whole = key_of(&path);
     let member = FileKey { member: Some(Member { offset: 0, len: whole.size }), ..whole };
     assert_ne!(entry_name(&whole), entry_name(&member));
-    let default = ProgramCache { dir: s.temp.path().join("programs"), min_bytes: MIN_CACHED_BYTES };
+    let default = ProgramCache { dir: s.temp.path().join("programs"), min_bytes: MIN_CACHED_BYTES, immutable: true };
     load(default, &path);
     assert!(!s.temp.path().join("programs").exists(), "a small program is not stored");
+}
+
+/// A non-root zvsh's cache: entries without the flag, kept by their mode. One
+/// whose mode changed (made writable to change it) is a miss and is replaced.
+#[test]
+fn a_cache_without_the_flag_keeps_entries_by_their_mode() {
+    let Some(s) = Scratch::new("a_cache_without_the_flag_keeps_entries_by_their_mode") else { return };
+    let path = s.program(static_exec());
+    let cache = || ProgramCache { dir: s.temp.path().join("plain"), min_bytes: 0, immutable: false };
+    let (good, hit) = load(cache(), &path);
+    assert!(!hit);
+    let entry = cache().dir.join(entry_name(&key_of(&path)));
+    let flags = get_flags(fs::File::open(&entry).unwrap().as_fd()).unwrap();
+    assert_eq!(flags & FS_IMMUTABLE_FL, 0, "no flag without root's powers");
+    let (image, hit) = load(cache(), &path);
+    assert!(hit, "a hit without the flag");
+    assert_eq!((image.hash, contents(&image)), (good.hash, contents(&good)));
+    fs::set_permissions(&entry, PermissionsExt::from_mode(0o600)).unwrap();
+    let (image, hit) = load(cache(), &path);
+    assert!(!hit, "a writable entry is not trusted");
+    assert_eq!(contents(&image), contents(&good));
+    let mode = fs::metadata(&entry).unwrap().permissions().mode();
+    assert_eq!(mode & 0o7777, 0o400, "replaced by a fresh entry");
 }

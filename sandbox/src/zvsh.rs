@@ -442,7 +442,7 @@ pub fn default_options() -> Options {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
         .map(|d| d.join("zerolab").join("verdicts"));
     // One session per process: shared namespaces would cost more than they save.
-    let programs = ProgramCache::default_dir().and_then(ProgramCache::new);
+    let programs = ProgramCache::default_dir().map(ProgramCache::new);
     Options {
         verdicts: Arc::new(VerdictCache::new(dir)),
         images: Arc::new(ImageCache::with_disk(programs)),

@@ -100,6 +100,49 @@ fn an_indexed_image_mounts_as_its_members_and_one_appended_to_is_scanned() {
     assert_eq!(appended.len(), 46);
 }
 
+/// Members whose directories come back after others, a directory made by a
+/// later member's path, and a directory replaced by a later file (as `tar -x`
+/// would: the file wins, and members below it afterwards have no directory).
+#[test]
+fn members_in_any_directory_order_mount_as_tar_would_extract_them() {
+    let lab = Lab::new();
+    let path = lab.path("mixed.tar");
+    let mut b = tar::Builder::new(fs::File::create(&path).unwrap());
+    let mut file = |name: &str, data: &[u8]| {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        b.append_data(&mut h, name, data).unwrap();
+    };
+    for name in ["data/a/x", "data/b/y", "data/a/z", "data/a/sub/w", "data/b/sub/v", "data/c/d/e"] {
+        file(name, b"1\n");
+    }
+    file("data/c", b"now a file\n");
+    file("data/c/d/f", b"no directory\n");
+    file("data/a/sub/u", b"1\n");
+    b.into_inner().unwrap();
+    let (tree, _) = walk(&lab, "mixed.tar");
+    let names: Vec<&str> = tree.iter().map(|l| l.split(' ').next().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "/data",
+            "/data/a",
+            "/data/a/sub",
+            "/data/a/sub/u",
+            "/data/a/sub/w",
+            "/data/a/x",
+            "/data/a/z",
+            "/data/b",
+            "/data/b/sub",
+            "/data/b/sub/v",
+            "/data/b/y",
+            "/data/c"
+        ],
+        "{tree:#?}"
+    );
+}
+
 #[test]
 fn posix_runs_repeat_exactly() {
     let lab = Lab::new();

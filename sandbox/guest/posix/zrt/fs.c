@@ -67,8 +67,18 @@ static void link_in(uint32_t i)
     buckets[b] = i + 1;
 }
 
+/* The directory make_dirs last reached, by its path: an image's members come
+ * directory by directory, so most members' directories are found without a
+ * lookup per component. Any node leaving its place (unlink_out: removal,
+ * rename) or a directory replaced by another kind (zrt_put) forgets it;
+ * adding nodes changes no directory's path. */
+static char last_dir[4096];
+static size_t last_dir_len;
+static uint32_t last_dir_node;
+
 static void unlink_out(uint32_t i)
 {
+    last_dir_len = 0;
     uint32_t b = hash(nodes[i].parent, nodes[i].name, nodes[i].name_len) & (nbuckets - 1);
     for (uint32_t *at = &buckets[b]; *at; at = &nodes[*at - 1].hnext)
         if (*at == i + 1) {
@@ -84,7 +94,9 @@ static int grow(void)
         return 0;
     if (cap >= MAX_NODES)
         return -ENOSPC;
-    uint32_t ncap = cap ? cap * 2 : 1024;
+    /* 4096 to start: an image like python.tar's (about 3,000 members) fits
+     * without copying and rehashing the table; untouched pages cost nothing. */
+    uint32_t ncap = cap ? cap * 2 : 4096;
     struct zrt_node *n = zrt_pages(ncap * sizeof *n);
     uint32_t *b = zrt_pages(ncap * sizeof *b);
     if (!n || !b)
@@ -222,6 +234,13 @@ static long make_dirs(const char *path, size_t len)
 {
     uint32_t at = 0;
     size_t i = 0;
+    /* Start from the remembered directory when it is this path or one above it. */
+    if (last_dir_len && last_dir_len <= len &&
+        (last_dir_len == len || path[last_dir_len] == '/' || last_dir[last_dir_len - 1] == '/') &&
+        nodes[last_dir_node].kind == ZRT_DIR && memcmp(path, last_dir, last_dir_len) == 0) {
+        at = last_dir_node;
+        i = last_dir_len;
+    }
     while (i < len) {
         while (i < len && path[i] == '/')
             i++;
@@ -238,6 +257,11 @@ static long make_dirs(const char *path, size_t len)
         if (nodes[c].kind != ZRT_DIR)
             return -ENOTDIR;
         at = (uint32_t)c;
+    }
+    if (len < sizeof last_dir) {
+        memcpy(last_dir, path, len);
+        last_dir_len = len;
+        last_dir_node = at;
     }
     return at;
 }
@@ -261,8 +285,11 @@ long zrt_put(const char *path, size_t len, int kind, uint32_t mode)
             return c;
         /* A later tar member wins, as with tar -x. Written only if changed:
          * in a daemon's copy an unchanged node's page stays shared. */
-        if (nodes[c].kind != (uint8_t)kind)
+        if (nodes[c].kind != (uint8_t)kind) {
+            if (nodes[c].kind == ZRT_DIR)
+                last_dir_len = 0; /* a directory replaced: paths through it change */
             nodes[c].kind = (uint8_t)kind;
+        }
         if (nodes[c].mode != (mode & 07777))
             nodes[c].mode = mode & 07777;
         return c;

@@ -3,8 +3,8 @@
 //! - [`up`]: refuses a capacity above what the plan says fits (unless forced), records
 //!   the workshop file for `serve` (`DIR/source.json`), starts `serve` unless it runs,
 //!   and follows the warm pool in `workshop.json` until it is ready, telling
-//!   `progress` each lab as it comes up; the first time, it measures one idle lab for
-//!   the plan.
+//!   `progress` each lab as it comes up; the first time (no plan yet), it measures
+//!   one lab before making any (as `plan` does), so the capacity is always checked.
 //! - [`status`]: the overview, read from `workshop.json` (no `serve` needed).
 //! - [`down`]: stops `serve`, takes every lab down, removes the SSH rules and the
 //!   workshop directory; idempotent.
@@ -87,7 +87,17 @@ pub async fn up(
     super::portal::Assets::load()?;
     let dir = super::dir(root, &file.name);
     crate::lab::private_dir(&dir)?;
-    let known = plan::cached(&dir).map(|lab| plan::plan(plan::machine(), lab));
+    let known = match plan::cached(&dir) {
+        Some(lab) => Some(plan::plan(plan::machine(), lab)),
+        // A workshop not yet started is measured first (lab `000`, made and taken down
+        // again), so too large a capacity is refused before any lab is made. One that
+        // runs, or has labs, is measured from its pool once it is warm (below).
+        None if serve::running(&dir).is_none() && !has_labs(&dir) => {
+            progress("measuring one lab for the capacity plan (once; `zerolab workshop plan` shows it)");
+            Some(plan_for(file, root, agent.clone(), program.to_owned()).await?)
+        }
+        None => None,
+    };
     if let Some(plan) = known {
         if u64::from(file.capacity) > plan.fits && !force {
             return Err(CommandError::Capacity { capacity: file.capacity, fits: plan.fits });
@@ -127,6 +137,11 @@ pub async fn up(
     });
     let url = format!("http://{host}:{}/", file.listen.port());
     Ok(UpReport { started, ready, elapsed, url, password, plan })
+}
+
+/// Whether the workshop's state records labs (made by a `serve` that may have died).
+fn has_labs(dir: &Path) -> bool {
+    State::load(&dir.join(STATE_FILE)).is_ok_and(|state| !state.labs.is_empty())
 }
 
 /// Measures a free lab of the pool and caches it, for the plan.

@@ -10,9 +10,9 @@
 //!
 //! How, in order:
 //! 1. The warm-up copy gets the daemon's own channels as its job: the
-//!    readable ones opened again from the daemon's manifest (files the
-//!    daemon already read), every writable one replaced by `/dev/null`, no
-//!    network channel at all. It is a copy like any other (own process,
+//!    readable regular files opened again from the daemon's manifest (files
+//!    the daemon could already read), every other one (writable, a pipe, a
+//!    terminal, a device) replaced by `/dev/null`, no network channel at all. It is a copy like any other (own process,
 //!    filter, limits) with a short `Timeout`; nothing it does reaches a file.
 //! 2. When it calls `zvm_exit` (held there by the supervisor), its page map
 //!    (`/proc/PID/pagemap`) over the program's segments and the daemon's
@@ -48,17 +48,22 @@ const FILE_PAGE: u64 = 1 << 61;
 /// Page-map entries read at once.
 const CHUNK: usize = 8192;
 
-/// The warm-up copy's channels from the daemon's (step 1).
+/// The warm-up copy's channels from the daemon's (step 1): a readable
+/// channel keeps its file only if that is a regular file (reading one at an
+/// offset changes nothing; a pipe, terminal or device would give its bytes to
+/// the warm-up instead of to whoever else reads it); every other one reads
+/// and writes `/dev/null`.
 pub(super) fn channels(daemon_channels: &[ChannelSpec]) -> Vec<ChannelSpec> {
     daemon_channels
         .iter()
-        .filter(|c| matches!(c.source, ChannelSource::Path(_)))
-        .map(|c| {
+        .filter_map(|c| {
+            let ChannelSource::Path(path) = &c.source else { return None };
             let mut c = c.clone();
-            if c.limits.writable() {
+            let regular = std::fs::metadata(path).is_ok_and(|m| m.is_file());
+            if c.limits.writable() || !regular {
                 c.source = ChannelSource::Path(PathBuf::from("/dev/null"));
             }
-            c
+            Some(c)
         })
         .collect()
 }
@@ -214,7 +219,7 @@ mod tests {
     }
 
     #[test]
-    fn the_warm_up_copy_writes_nowhere_and_reaches_no_network() {
+    fn the_warm_up_copy_reads_only_regular_files_writes_nowhere_and_reaches_no_network() {
         let spec = |source: ChannelSource, alias: &str, puts: u64| ChannelSpec {
             source,
             alias: alias.into(),
@@ -223,14 +228,37 @@ mod tests {
             limits: Limits { gets: 1 << 30, get_size: 1 << 30, puts, put_size: puts },
             line: 0,
         };
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in");
+        std::fs::write(&input, "data").unwrap();
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
         let specs = [
-            spec(ChannelSource::Path("/data/in".into()), "/dev/stdin", 0),
-            spec(ChannelSource::Path("/data/out".into()), "/dev/stdout", 1 << 30),
+            spec(ChannelSource::Path(input.clone()), "/dev/stdin", 0),
+            spec(ChannelSource::Path(dir.path().join("out")), "/dev/stdout", 1 << 30),
             spec(ChannelSource::Network(Vec::new()), "/dev/net", 1 << 30),
+            spec(ChannelSource::Path(fifo), "/dev/pipe", 0),
+            spec(ChannelSource::Path("/dev/stdin".into()), "/dev/terminal", 0),
         ];
         let got = channels(&specs);
-        assert_eq!(got.len(), 2, "no network channel");
-        assert_eq!(got[0].source, ChannelSource::Path("/data/in".into()));
-        assert_eq!(got[1].source, ChannelSource::Path("/dev/null".into()));
+        let sources: Vec<_> = got.iter().map(|c| (c.alias.as_str(), c.source.clone())).collect();
+        let null = || ChannelSource::Path("/dev/null".into());
+        assert_eq!(
+            sources,
+            [
+                ("/dev/stdin", ChannelSource::Path(input)),
+                ("/dev/stdout", null()),
+                ("/dev/pipe", null()),
+                (
+                    "/dev/terminal",
+                    if std::fs::metadata("/dev/stdin").is_ok_and(|m| m.is_file()) {
+                        ChannelSource::Path("/dev/stdin".into())
+                    } else {
+                        null()
+                    }
+                ),
+            ],
+            "no network channel; only regular files read"
+        );
     }
 }

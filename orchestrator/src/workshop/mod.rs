@@ -19,7 +19,7 @@
 //! ```text
 //! <lab root>/workshops/<name>/   0700
 //!   workshop.json                attendees (tokens as SHA-256), labs, timers, queue
-//!   labs/                        the lab root of its labs (<name>-NNN), cluster files beside them
+//!   labs/                        the lab root of its labs (<name>-NNN), each an ordinary lab directory
 //!   serve.pid, serve.lock, serve.log   the portal process
 //!   instructor.txt               the instructor's password, when generated (0600)
 //! ```

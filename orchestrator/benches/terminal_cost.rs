@@ -3,13 +3,14 @@
 //! after the other: an SSH login (TCP, key exchange, public-key auth, host key check),
 //! a login plus a login shell on a pty until its prompt, and a shell on a connection
 //! already made. For each: wall time, this process's CPU and the node's (its sshd and
-//! everything sshd started: `/proc/PID/stat` utime + stime + cutime + cstime).
+//! everything sshd started: `/proc/PID/stat` utime + stime + cutime + cstime). Then the
+//! memory (PSS) one warm terminal holds, here and on the node, with that many held at once.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use russh::ChannelMsg;
-use zerolab::ssh::{ConnectOptions, HostKeys, Session, Target};
+use zerolab::ssh::{ConnectOptions, HostKeys, Session};
 use zerolab::workshop::{self, Options, Workshop};
 
 const ZEROLAB: &str = env!("CARGO_BIN_EXE_zerolab");
@@ -42,13 +43,7 @@ fn main() {
             let joined = ws.join("c", "bench").await.unwrap();
             let access = ws.terminal(&joined.token, None).await.unwrap();
             let keys = HostKeys::open(&access.known_hosts).unwrap();
-            let target = Target {
-                node: access.node.clone(),
-                address: access.address.clone(),
-                port: access.port,
-                user: access.user.clone(),
-                key: access.key.clone(),
-            };
+            let target = access.target();
             let sshd = sshd_pid(&format!("zl-{}-{}", file.lab_name(1), access.node));
             let options = ConnectOptions::known_up();
             println!("{rounds} rounds, one after the other        wall/each  our CPU/each  node CPU/each");
@@ -80,6 +75,25 @@ fn main() {
             })
             .await;
             report("shell on a connection made", channel);
+            // Memory: `rounds` warm terminals held at once (a login and a shell at its prompt each).
+            let ns = format!("zl-{}-{}", file.lab_name(1), access.node);
+            let (ours, node) = (pss(std::process::id()), ns_pss(&ns));
+            let mut held = Vec::new();
+            for _ in 0..rounds {
+                let session = Session::connect(&target, &keys, &options).await.unwrap();
+                let shell = open_to_prompt(&session).await;
+                held.push((session, shell));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let per = |after: u64, before: u64| after.saturating_sub(before) / u64::from(rounds) / 1024;
+            println!(
+                "memory of a warm terminal (PSS, {rounds} held): this process {} KiB, the node {} KiB",
+                per(pss(std::process::id()), ours),
+                per(ns_pss(&ns), node)
+            );
+            for (session, _) in held {
+                session.close().await.unwrap();
+            }
             ws.close().await;
         })
     }));
@@ -95,6 +109,12 @@ fn main() {
 
 /// Opens a login shell on a pty, reads to its prompt, ends it.
 async fn prompt(session: &Session) {
+    let shell = open_to_prompt(session).await;
+    let _ = shell.close().await;
+}
+
+/// A login shell on a pty, read to its prompt.
+async fn open_to_prompt(session: &Session) -> zerolab::ssh::Shell {
     let mut shell = session.open_shell("xterm-256color", 80, 24).await.unwrap();
     let mut screen = String::new();
     while !(screen.trim_end().ends_with('#') || screen.trim_end().ends_with('$')) {
@@ -104,7 +124,20 @@ async fn prompt(session: &Session) {
             Some(_) => {}
         }
     }
-    let _ = shell.close().await;
+    shell
+}
+
+/// PSS of process `pid`, bytes.
+fn pss(pid: u32) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+    text.lines().find(|l| l.starts_with("Pss:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()).unwrap_or(0)
+        * 1024
+}
+
+/// PSS of every process in network namespace `ns`, bytes.
+fn ns_pss(ns: &str) -> u64 {
+    let pids = std::process::Command::new("ip").args(["netns", "pids", ns]).output().unwrap();
+    String::from_utf8(pids.stdout).unwrap().split_whitespace().filter_map(|p| p.parse().ok()).map(pss).sum()
 }
 
 /// (wall, our CPU, node CPU) per round of `work`, which runs `rounds` rounds.

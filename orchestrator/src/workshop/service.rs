@@ -82,6 +82,19 @@ pub struct NodeAccess {
     pub node: String,
 }
 
+impl NodeAccess {
+    /// The SSH target it names.
+    pub fn target(&self) -> crate::ssh::Target {
+        crate::ssh::Target {
+            node: self.node.clone(),
+            address: self.address.clone(),
+            port: self.port,
+            user: self.user.clone(),
+            key: self.key.clone(),
+        }
+    }
+}
+
 /// Why someone could not join.
 #[derive(Debug, thiserror::Error)]
 pub enum JoinError {

@@ -10,18 +10,18 @@
 //!
 //! Lifetime:
 //! 1. made by the pool together with the lab ([`open`]), and recorded in the same
-//!    state change that records the lab ready ([`Warm::put`]); labs ready without one
+//!    state change that records the lab ready (`Warm::put`); labs ready without one
 //!    (a `serve` restarted, an unshelved lab, a dead one dropped) get one from
-//!    [`tend`], which the watch loop calls every tick;
+//!    `tend`, which the watch loop calls every tick;
 //! 2. taken once ([`Workshop::open_terminal`]): a second tab or a reload connects
 //!    afresh, and no new warm one is made for the lab until it leaves `ready`;
 //! 3. closed when the lab leaves `ready` (reset, replaced, removed, expired, shelved,
-//!    taken down), when its connection or shell ends (found by [`tend`]), and by
-//!    [`Warm::close_all`] when the service stops (`workshop down`).
+//!    taken down), when its connection or shell ends (found by `tend`), and by
+//!    `Warm::close_all` when the service stops (`workshop down`).
 //!
 //! Why it is never someone else's terminal: it is keyed by the lab's index and exists
 //! only while that lab is continuously `ready`. Every state change goes through
-//! `Workshop::update`, which ends with [`Warm::sweep`] under the state's lock: a lab
+//! `Workshop::update`, which ends with `Warm::sweep` under the state's lock: a lab
 //! not `ready` loses its entry. One made in the background is kept only when, under the
 //! state's lock, its lab is still `ready` and nothing replaced its entry meanwhile (the
 //! entry's epoch), so a lab index reused by a new lab never inherits an old connection.
@@ -31,6 +31,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 use russh::ChannelMsg;
@@ -39,7 +40,9 @@ use tokio::sync::Semaphore;
 use super::service::{AccessError, NodeAccess};
 use super::state::{Phase, State};
 use super::Workshop;
-use crate::ssh::{self, ConnectOptions, HostKeys, Session, Shell, Target};
+use crate::cluster::Cluster;
+use crate::lab::Lab;
+use crate::ssh::{self, ConnectOptions, HostKeys, Session, Shell};
 
 /// The terminal type the shell is told.
 pub const TERM: &str = "xterm-256color";
@@ -47,6 +50,8 @@ pub const TERM: &str = "xterm-256color";
 const WARM_SIZE: (u32, u32) = (80, 24);
 /// Warm terminals made at once in the background (each is an SSH login).
 const MAKING: usize = 4;
+/// How long after a failed try a lab's warm terminal is tried again.
+const RETRY: Duration = Duration::from_secs(30);
 /// The most output kept from a warm shell before a browser attaches.
 const EARLY_MAX: usize = 64 * 1024;
 
@@ -97,14 +102,7 @@ impl Terminal {
 /// Connects to the node `access` describes and opens a login shell of `cols` x `rows`.
 pub async fn open(access: &NodeAccess, cols: u32, rows: u32) -> Result<Terminal, ssh::Error> {
     let host_keys = HostKeys::open(&access.known_hosts)?;
-    let target = Target {
-        node: access.node.clone(),
-        address: access.address.clone(),
-        port: access.port,
-        user: access.user.clone(),
-        key: access.key.clone(),
-    };
-    let session = Session::connect(&target, &host_keys, &ConnectOptions::known_up()).await?;
+    let session = Session::connect(&access.target(), &host_keys, &ConnectOptions::known_up()).await?;
     let shell = session.open_shell(TERM, cols, rows).await?;
     Ok(Terminal { node: access.node.clone(), session, shell, early: Vec::new(), warm: false })
 }
@@ -117,6 +115,8 @@ enum Slot {
     Ready(Box<Terminal>),
     /// Handed out since the lab became ready.
     Taken,
+    /// The last try failed then; tried again after [`RETRY`].
+    Failed(Instant),
 }
 
 /// Terminals handed out, warm and made on demand.
@@ -187,7 +187,7 @@ impl Warm {
     }
 
     /// Lab `index`'s warm terminal to `node`, once; `None` when there is none or it has
-    /// ended (then dropped, and made again by [`tend`]).
+    /// ended (then dropped, and made again by `tend`).
     fn take(&self, index: u32, node: &str) -> Option<Terminal> {
         let mut slots = self.slots();
         let alive = match slots.get_mut(&index) {
@@ -236,8 +236,9 @@ fn close_later(terminal: Terminal) {
 }
 
 /// Makes warm terminals for ready labs without one (in the background, [`MAKING`] at a
-/// time) and drops those whose shell or connection ended; `busy` tells labs another
-/// task is changing (shelving), which are left alone.
+/// time; a lab whose last try failed waits [`RETRY`]) and drops those whose shell or
+/// connection ended; `busy` tells labs another task is changing (shelving), which are
+/// left alone.
 pub(super) fn tend(ws: &Arc<Workshop>, busy: impl Fn(u32) -> bool) {
     if ws.warm.making.is_closed() {
         return;
@@ -249,11 +250,12 @@ pub(super) fn tend(ws: &Arc<Workshop>, busy: impl Fn(u32) -> bool) {
             if lab.phase != Phase::Ready || busy(*index) {
                 continue;
             }
-            let dead = match slots.get_mut(index) {
+            let stale = match slots.get_mut(index) {
                 Some(Slot::Ready(terminal)) => !terminal.drain(),
+                Some(Slot::Failed(at)) => at.elapsed() >= RETRY,
                 _ => false,
             };
-            if dead {
+            if stale {
                 if let Some(Slot::Ready(terminal)) = slots.remove(index) {
                     close_later(*terminal);
                 }
@@ -286,9 +288,8 @@ pub(super) fn tend(ws: &Arc<Workshop>, busy: impl Fn(u32) -> bool) {
                     Ok(terminal) => close_later(terminal),
                     Err(cause) => {
                         tracing::warn!(lab = %ws.file.lab_name(index), "no warm terminal: {cause}");
-                        // Left for the next tick to try again.
                         if current {
-                            slots.remove(&index);
+                            slots.insert(index, Slot::Failed(Instant::now()));
                         }
                     }
                 }
@@ -298,7 +299,7 @@ pub(super) fn tend(ws: &Arc<Workshop>, busy: impl Fn(u32) -> bool) {
 }
 
 /// Lab `index`'s warm terminal, made with the lab (logged and `None` when it fails:
-/// [`tend`] tries again once the lab is ready).
+/// `tend` tries again once the lab is ready).
 pub(super) async fn open_for(ws: &Workshop, index: u32) -> Option<Terminal> {
     let access = ws.access(index, None).ok()?;
     match open(&access, WARM_SIZE.0, WARM_SIZE.1).await {
@@ -308,6 +309,14 @@ pub(super) async fn open_for(ws: &Workshop, index: u32) -> Option<Terminal> {
             None
         }
     }
+}
+
+/// A warm terminal to the first node of lab `cluster` under `root` (as the pool makes
+/// one), for `workshop plan` to measure a lab with it.
+pub(super) async fn open_for_lab(root: &std::path::Path, cluster: &Cluster) -> Result<Terminal, String> {
+    let lab = Lab::at(root, cluster.name()).map_err(|e| e.to_string())?;
+    let access = super::watch::node_access(&lab, cluster, None).map_err(|e| e.to_string())?;
+    open(&access, WARM_SIZE.0, WARM_SIZE.1).await.map_err(|e| format!("no terminal on node {}: {e}", access.node))
 }
 
 impl Workshop {

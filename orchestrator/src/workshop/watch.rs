@@ -18,7 +18,9 @@ use super::service::{AccessError, ActionError, NodeAccess};
 use super::shelf::{self, ShelveMode};
 use super::state::{now, AttendeeId, Phase};
 use super::{LabStateLabel, Workshop, WorkshopEvent};
+use crate::cluster::Cluster;
 use crate::keeper::Keeper;
+use crate::lab::Lab;
 use crate::provider;
 
 /// How long a check script may run.
@@ -310,6 +312,24 @@ pub(super) async fn unshelve_lab(ws: &Workshop, index: u32) -> Result<(), String
     Ok(())
 }
 
+/// How to reach node `node` (default: the first) of lab `lab` made from `cluster`.
+pub(super) fn node_access(lab: &Lab, cluster: &Cluster, node: Option<&str>) -> Result<NodeAccess, AccessError> {
+    let node = match node {
+        Some(name) => cluster.node(name).ok_or_else(|| AccessError::UnknownNode { node: name.to_owned() })?,
+        None => &cluster.nodes()[0],
+    };
+    let provider = provider::of(cluster).map_err(|e| AccessError::Failed { cause: error_chain(&e) })?;
+    let target = provider.address(lab, node).map_err(|e| AccessError::Failed { cause: error_chain(&e) })?;
+    Ok(NodeAccess {
+        address: target.address,
+        port: target.port,
+        user: target.user,
+        key: target.key,
+        known_hosts: lab.known_hosts(),
+        node: node.name.clone(),
+    })
+}
+
 impl Workshop {
     /// How to reach node `node` (default: the first) of the lab of the attendee holding
     /// `token`, for the terminal; a shelved lab is unshelved first.
@@ -331,20 +351,7 @@ impl Workshop {
     pub(super) fn access(&self, index: u32, node: Option<&str>) -> Result<NodeAccess, AccessError> {
         let cluster = self.cluster(index).map_err(|cause| AccessError::Failed { cause })?;
         let lab = self.lab(index).map_err(|cause| AccessError::Failed { cause })?;
-        let node = match node {
-            Some(name) => cluster.node(name).ok_or_else(|| AccessError::UnknownNode { node: name.to_owned() })?,
-            None => &cluster.nodes()[0],
-        };
-        let provider = provider::of(&cluster).map_err(|e| AccessError::Failed { cause: error_chain(&e) })?;
-        let target = provider.address(&lab, node).map_err(|e| AccessError::Failed { cause: error_chain(&e) })?;
-        Ok(NodeAccess {
-            address: target.address,
-            port: target.port,
-            user: target.user,
-            key: target.key,
-            known_hosts: lab.known_hosts(),
-            node: node.name.clone(),
-        })
+        node_access(&lab, &cluster, node)
     }
 
     /// Adds `by` (default: the file's `extend`) to attendee `id`'s time; an expired lab

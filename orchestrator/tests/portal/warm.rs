@@ -74,22 +74,19 @@ async fn terminals_are_warm_per_lab_and_never_another_attendees() {
     let workshop = WorkshopHarness::up(agent, "wjoin1", "10.230.0.0/17", 18399, "24900-24909", 2).await;
     let ws = workshop.workshop.clone();
     let http = Http::new(&workshop.url);
-    let counts = |warm, cold| TerminalCounts { warm, cold };
     // Each warm lab holds one connection, made with the lab.
     assert_eq!(ssh_connections(), 2);
 
-    // Two attendees; each terminal is warm and reaches their own node only.
+    // Two attendees, each with a lab and its warm terminal.
     let a = http.join(&workshop.code, "Ada").await.expect("Ada joins");
     let b = http.join(&workshop.code, "Bob").await.expect("Bob joins");
     let node_a = ws.terminal(&a, None).await.unwrap();
     let node_b = ws.terminal(&b, None).await.unwrap();
     assert_ne!(node_a.address, node_b.address);
-    let mut term_a = open(&workshop, &a).await;
-    assert_eq!(address_of(&mut term_a).await, node_a.address);
-    assert_eq!(ws.terminal_counts(), counts(1, 0));
 
-    // Bob's warm terminal killed on his node (its sshd session and shell): noticed, not
-    // handed out; his terminal works, warm again (replaced) or made when asked.
+    // Bob's warm terminal killed on his node (its sshd session and shell) while Ada's is
+    // still there to take: his is noticed, not handed out, Ada's not given to him; his
+    // terminal reaches his node, warm again (replaced) or made when asked.
     let ns_b = format!("zl-{}-{}", http.lab(&b).await, node_b.node);
     for pid in pids_in(&ns_b) {
         let line = cmdline(pid);
@@ -102,12 +99,18 @@ async fn terminals_are_warm_per_lab_and_never_another_attendees() {
     let mut term_b = open(&workshop, &b).await;
     assert_eq!(address_of(&mut term_b).await, node_b.address, "Bob's terminal reached another node");
     let after_b = ws.terminal_counts();
-    assert_eq!(after_b.warm + after_b.cold, 2, "{after_b:?}");
+    assert_eq!(after_b.warm + after_b.cold, 1, "{after_b:?}");
+
+    // Ada's terminal, right after joining: her lab's warm one, to her node.
+    let mut term_a = open(&workshop, &a).await;
+    assert_eq!(address_of(&mut term_a).await, node_a.address);
+    assert_eq!(ws.terminal_counts(), TerminalCounts { warm: after_b.warm + 1, ..after_b });
+    let after_a = ws.terminal_counts();
 
     // A second tab of Ada's connects afresh, to her node.
     let mut second = open(&workshop, &a).await;
     assert_eq!(address_of(&mut second).await, node_a.address);
-    assert_eq!(ws.terminal_counts(), TerminalCounts { cold: after_b.cold + 1, ..after_b });
+    assert_eq!(ws.terminal_counts(), TerminalCounts { cold: after_a.cold + 1, ..after_a });
     drop(second);
 
     // Reset: her open terminal is closed, the next one is the new lab's warm terminal.

@@ -54,9 +54,11 @@ fn main() {
         let before = round(n, || static_page(base.clone())).await;
         let joins = round(n, || join(base.clone())).await;
         let after = round(n, || static_page(base.clone())).await;
+        let counts = service.terminal_counts();
         service.close().await;
-        (warm, before, joins, after)
+        (warm, before, (joins, counts), after)
     });
+    let (joins, counts) = joins;
     println!("workshop: {n} warm labs of 1 node in {:.1} s", warm.as_secs_f64());
     println!("{n} clients at once        p50      p95      p99   errors");
     for (label, result) in [("join form (before)", &before), ("join to prompt", &joins), ("join form (after)", &after)]
@@ -66,6 +68,7 @@ fn main() {
     }
     let floor = percentiles(&before.0).2.max(percentiles(&after.0).2);
     println!("ratio (p99 join to prompt / p99 join form): {:.1}x", ms(percentiles(&joins.0).2) / ms(floor).max(0.001));
+    println!("terminals: {} warm (made with the lab), {} connected when asked", counts.warm, counts.cold);
     for index in 1..=file.max_index() {
         if labs.join(file.lab_name(index)).exists() {
             let cluster = file.lab(index, &zerolab::provider::REGISTRY).unwrap();

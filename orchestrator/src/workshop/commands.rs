@@ -187,8 +187,17 @@ pub async fn plan_for(
     let made = crate::up::up(&labs, &cluster, &options, |_| {}).await;
     let memory = match &made {
         Ok(reports) if reports.iter().all(|r| r.state == NodeState::Ready) => {
+            // With its warm terminal, as the pool keeps every ready lab.
+            let terminal = super::warm::open_for_lab(&labs, &cluster).await;
             tokio::time::sleep(plan::SETTLE).await;
-            Ok(plan::measure(&labs, &cluster))
+            let memory = plan::measure(&labs, &cluster);
+            match terminal {
+                Ok(terminal) => {
+                    terminal.close().await;
+                    Ok(memory)
+                }
+                Err(cause) => Err(cause),
+            }
         }
         Ok(reports) => Err(reports.iter().map(|r| format!("{}: {}", r.node, r.detail)).collect::<Vec<_>>().join("; ")),
         Err(e) => Err(error_chain(e)),

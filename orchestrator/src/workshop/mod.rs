@@ -11,6 +11,8 @@
 //!   labs taken down in the background;
 //! - [`watch`]: the timers (expiry, idle shelving), the check scripts and the health
 //!   loop that replaces a claimed lab whose node stopped answering;
+//! - [`warm`]: each ready lab's warm terminal (an SSH login and a shell made ahead), so
+//!   a browser terminal opened in the stampede costs a resize, not a login;
 //! - [`sshport`]: attendees' own SSH keys and the ports forwarded to their nodes;
 //! - [`serve`]: the detached process holding the service and the portal's listener;
 //!   [`commands`]: `workshop up|status|down|plan`; [`plan`]: how many labs fit.
@@ -34,6 +36,7 @@ mod shelf;
 pub mod sshport;
 pub mod state;
 pub mod view;
+pub mod warm;
 pub mod watch;
 
 use std::path::{Path, PathBuf};

@@ -1,8 +1,11 @@
 //! `workshop plan`: how many labs this machine holds. It measures the machine (memory
 //! available, cores) and the memory of one idle lab of the workshop's template — the
 //! proportional set size (PSS) of every process in its nodes' network namespaces and
-//! of its keeper, so other programs' memory does not count — made once as lab `000`,
-//! measured and taken down, and cached in `DIR/plan.json`. `workshop up` measures a lab
+//! of its keeper, so other programs' memory does not count — made once as lab `000`
+//! with its warm terminal (`warm.rs`: the sshd session and login shell on its node, as
+//! every ready lab of the pool has), measured and taken down, and cached in
+//! `DIR/plan.json`. The warm terminal's connection in the `serve` process is not in the
+//! figure (tens of KiB: `cargo bench -p zerolab --bench terminal_cost`). `workshop up` measures a lab
 //! of its warm pool the same way when no measurement is cached.
 //!
 //! Labs that fit: 90% of the memory available now, divided by one idle lab's.

@@ -91,6 +91,10 @@ pub(super) async fn make(ws: Arc<Workshop>, index: u32) {
     let started = Instant::now();
     let result = make_lab(&ws, index).await;
     let elapsed = started.elapsed();
+    let terminal = match result {
+        Ok(()) => super::warm::open_for(&ws, index).await,
+        Err(_) => None,
+    };
     let ok = match &result {
         Ok(()) => true,
         Err(cause) => {
@@ -103,6 +107,10 @@ pub(super) async fn make(ws: Arc<Workshop>, index: u32) {
             Some(lab) if lab.phase == Phase::Warming && ok => {
                 lab.phase = Phase::Ready;
                 state.record_make(u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX));
+                // Recorded with the lab's `ready`, so the same change keeps it.
+                if let Some(terminal) = terminal {
+                    ws.warm.put(index, terminal);
+                }
             }
             Some(lab) if lab.phase == Phase::Warming => lab.phase = Phase::Destroying,
             _ => {}

@@ -51,6 +51,8 @@ pub struct Workshop {
     password_hash: Sha256,
     /// Set by `down`: no one joins any more.
     closed: std::sync::atomic::AtomicBool,
+    /// Ready labs' warm terminals.
+    pub(super) warm: super::warm::Warm,
 }
 
 /// A new attendee: their secret token (their link) and number.
@@ -78,6 +80,19 @@ pub struct NodeAccess {
     pub known_hosts: PathBuf,
     /// The node's name (the pins are by name).
     pub node: String,
+}
+
+impl NodeAccess {
+    /// The SSH target it names.
+    pub fn target(&self) -> crate::ssh::Target {
+        crate::ssh::Target {
+            node: self.node.clone(),
+            address: self.address.clone(),
+            port: self.port,
+            user: self.user.clone(),
+            key: self.key.clone(),
+        }
+    }
 }
 
 /// Why someone could not join.
@@ -187,6 +202,7 @@ impl Workshop {
             clusters: Mutex::new(HashMap::new()),
             steps_html,
             closed: std::sync::atomic::AtomicBool::new(false),
+            warm: super::warm::Warm::default(),
         }))
     }
 
@@ -225,6 +241,8 @@ impl Workshop {
     pub(super) fn update<R>(&self, f: impl FnOnce(&mut State) -> (R, Vec<WorkshopEvent>)) -> Result<R, StateError> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let (result, events) = f(&mut state);
+        // A lab that left `ready` loses its warm terminal in the same change.
+        self.warm.sweep(&state);
         if !events.is_empty() {
             state.save(&self.dir.join(STATE_FILE))?;
         }
@@ -413,13 +431,15 @@ impl Workshop {
     }
 
     /// Stops the service (`workshop down`): no one joins, no lab is made or watched
-    /// from now on; returns once the labs being made are done.
+    /// from now on; returns once the labs being made are done and every warm terminal
+    /// is closed.
     pub async fn close(&self) {
         self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
         self.wake.notify_one();
         let permits = u32::try_from(self.options.make_parallel.max(1)).unwrap_or(u32::MAX);
         // Every permit free: no lab is being made.
         let _ = self.making.acquire_many(permits).await;
+        self.warm.close_all().await;
     }
 
     /// Whether [`Workshop::close`] was called.

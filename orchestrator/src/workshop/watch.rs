@@ -18,7 +18,9 @@ use super::service::{AccessError, ActionError, NodeAccess};
 use super::shelf::{self, ShelveMode};
 use super::state::{now, AttendeeId, Phase};
 use super::{LabStateLabel, Workshop, WorkshopEvent};
+use crate::cluster::Cluster;
 use crate::keeper::Keeper;
+use crate::lab::Lab;
 use crate::provider;
 
 /// How long a check script may run.
@@ -92,6 +94,7 @@ async fn tick(ws: &Arc<Workshop>, watch: &mut Watch) {
             tokio::spawn(async move { run_checks(&ws, id).await });
         }
     }
+    super::warm::tend(ws, |index| is_busy(ws, index));
     if watch.probed.is_none_or(|last| last.elapsed() >= ws.options.health_every) {
         watch.probed = Some(Instant::now());
         probe(ws, &mut watch.failures).await;
@@ -254,6 +257,12 @@ fn claim(ws: &Workshop, index: u32) -> Option<BusyGuard> {
     busy.get_or_insert_with(HashSet::new).insert(key.clone()).then_some(BusyGuard(key))
 }
 
+/// Whether a task works on lab `index`.
+fn is_busy(ws: &Workshop, index: u32) -> bool {
+    let key = (ws.file.name.clone(), index);
+    BUSY.lock().unwrap_or_else(|e| e.into_inner()).as_ref().is_some_and(|busy| busy.contains(&key))
+}
+
 struct BusyGuard((String, u32));
 
 impl Drop for BusyGuard {
@@ -267,6 +276,8 @@ impl Drop for BusyGuard {
 /// Shelves lab `index` (`mode`) and records it.
 pub(super) async fn shelve_lab(ws: &Workshop, index: u32, mode: ShelveMode) -> Result<(), String> {
     let Some(_busy) = claim(ws, index) else { return Ok(()) };
+    // Its warm terminal goes first: a frozen or stopped node's connection is no use.
+    ws.warm.forget(index);
     let cluster = ws.cluster(index)?;
     shelf::shelve(&ws.labs_root(), &cluster, mode).await?;
     let phase = match mode {
@@ -301,6 +312,24 @@ pub(super) async fn unshelve_lab(ws: &Workshop, index: u32) -> Result<(), String
     Ok(())
 }
 
+/// How to reach node `node` (default: the first) of lab `lab` made from `cluster`.
+pub(super) fn node_access(lab: &Lab, cluster: &Cluster, node: Option<&str>) -> Result<NodeAccess, AccessError> {
+    let node = match node {
+        Some(name) => cluster.node(name).ok_or_else(|| AccessError::UnknownNode { node: name.to_owned() })?,
+        None => &cluster.nodes()[0],
+    };
+    let provider = provider::of(cluster).map_err(|e| AccessError::Failed { cause: error_chain(&e) })?;
+    let target = provider.address(lab, node).map_err(|e| AccessError::Failed { cause: error_chain(&e) })?;
+    Ok(NodeAccess {
+        address: target.address,
+        port: target.port,
+        user: target.user,
+        key: target.key,
+        known_hosts: lab.known_hosts(),
+        node: node.name.clone(),
+    })
+}
+
 impl Workshop {
     /// How to reach node `node` (default: the first) of the lab of the attendee holding
     /// `token`, for the terminal; a shelved lab is unshelved first.
@@ -315,22 +344,14 @@ impl Workshop {
             Phase::Expired => return Err(AccessError::Expired),
             other => return Err(AccessError::NotReady { state: LabStateLabel::of(other) }),
         }
+        self.access(index, node)
+    }
+
+    /// How to reach node `node` (default: the first) of lab `index`.
+    pub(super) fn access(&self, index: u32, node: Option<&str>) -> Result<NodeAccess, AccessError> {
         let cluster = self.cluster(index).map_err(|cause| AccessError::Failed { cause })?;
         let lab = self.lab(index).map_err(|cause| AccessError::Failed { cause })?;
-        let node = match node {
-            Some(name) => cluster.node(name).ok_or_else(|| AccessError::UnknownNode { node: name.to_owned() })?,
-            None => &cluster.nodes()[0],
-        };
-        let provider = provider::of(&cluster).map_err(|e| AccessError::Failed { cause: error_chain(&e) })?;
-        let target = provider.address(&lab, node).map_err(|e| AccessError::Failed { cause: error_chain(&e) })?;
-        Ok(NodeAccess {
-            address: target.address,
-            port: target.port,
-            user: target.user,
-            key: target.key,
-            known_hosts: lab.known_hosts(),
-            node: node.name.clone(),
-        })
+        node_access(&lab, &cluster, node)
     }
 
     /// Adds `by` (default: the file's `extend`) to attendee `id`'s time; an expired lab

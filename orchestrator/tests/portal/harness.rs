@@ -48,7 +48,7 @@ pub fn prerequisites(test: &str) -> Option<PathBuf> {
 pub struct WorkshopHarness {
     dir: tempfile::TempDir,
     file: PathBuf,
-    workshop: Arc<Workshop>,
+    pub workshop: Arc<Workshop>,
     server: tokio::task::JoinHandle<()>,
     /// `http://127.0.0.1:PORT`.
     pub url: String,

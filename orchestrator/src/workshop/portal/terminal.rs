@@ -1,7 +1,8 @@
 //! The browser terminal: `GET /term` upgrades to a WebSocket that carries bytes between
 //! xterm.js and a login shell on a pseudo-terminal (`xterm-256color`) of the attendee's
 //! node, reached over SSH with the lab's key and pinned host keys (what `zerolab ssh`
-//! uses), as the service's `terminal()` says.
+//! uses), as the service's `open_terminal()` gives it: the lab's warm terminal (made
+//! ahead, its prompt replayed here) when it has one, else a new connection.
 //!
 //! Frames: binary both ways are terminal bytes; a text frame from the browser is a
 //! resize, `{"cols":C,"rows":R}`. The socket closes when the shell ends, when the
@@ -24,14 +25,11 @@ use serde::Deserialize;
 use super::attendee::attendee;
 use super::auth;
 use super::{Portal, Shared};
-use crate::ssh::{ConnectOptions, HostKeys, Session, Target};
 
 /// How often typing counts as activity.
 const TOUCH_EVERY: Duration = Duration::from_secs(10);
 /// How often the socket checks that the attendee's lab is still the one it serves.
 const LAB_CHECK: Duration = Duration::from_secs(2);
-/// The terminal type the shell is told.
-const TERM: &str = "xterm-256color";
 
 /// The upgrade's query: which node, and the terminal's first size.
 #[derive(Deserialize)]
@@ -83,19 +81,15 @@ async fn bridge(
     query: TermQuery,
     socket: &mut WebSocket,
 ) -> Result<(), String> {
-    let access = portal.workshop.terminal(token, query.node.as_deref()).await.map_err(|e| e.to_string())?;
-    let unreachable = |e: crate::ssh::Error| format!("cannot reach node {}: {e}", access.node);
-    let host_keys = HostKeys::open(&access.known_hosts).map_err(unreachable)?;
-    let target = Target {
-        node: access.node.clone(),
-        address: access.address.clone(),
-        port: access.port,
-        user: access.user.clone(),
-        key: access.key.clone(),
-    };
-    let session = Session::connect(&target, &host_keys, &ConnectOptions::known_up()).await.map_err(unreachable)?;
     let (cols, rows) = (query.cols.unwrap_or(80).clamp(10, 500), query.rows.unwrap_or(24).clamp(5, 200));
-    let shell = session.open_shell(TERM, cols, rows).await.map_err(unreachable)?;
+    let terminal =
+        portal.workshop.open_terminal(token, query.node.as_deref(), cols, rows).await.map_err(|e| e.to_string())?;
+    // A warm shell's prompt, written before the browser came.
+    if !terminal.early.is_empty() && socket.send(Message::Binary(terminal.early.into())).await.is_err() {
+        let _ = terminal.session.close().await;
+        return Ok(());
+    }
+    let (session, shell) = (terminal.session, terminal.shell);
     let (mut output, input) = shell.split();
     let mut last_touch = Instant::now();
     let mut lab_check = tokio::time::interval(LAB_CHECK);

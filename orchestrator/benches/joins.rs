@@ -33,7 +33,6 @@ fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     let file = workshop::from_path(write_workshop(dir.path(), n)).expect("the workshop file");
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    let labs = workshop::dir(&dir.path().join("labs"), &file.name).join("labs");
     let service = Workshop::open(
         file.clone(),
         workshop::dir(&dir.path().join("labs"), &file.name),
@@ -69,14 +68,7 @@ fn main() {
     let floor = percentiles(&before.0).2.max(percentiles(&after.0).2);
     println!("ratio (p99 join to prompt / p99 join form): {:.1}x", ms(percentiles(&joins.0).2) / ms(floor).max(0.001));
     println!("terminals: {} warm (made with the lab), {} connected when asked", counts.warm, counts.cold);
-    for index in 1..=file.max_index() {
-        if labs.join(file.lab_name(index)).exists() {
-            let cluster = file.lab(index, &zerolab::provider::REGISTRY).unwrap();
-            let options = zerolab::down::DownOptions { force: true, purge: true, ..Default::default() };
-            let _ = runtime.block_on(zerolab::down::down(&labs, &cluster, &options));
-        }
-    }
-    runtime.block_on(workshop::sshport::remove_all(&file.name));
+    let _ = runtime.block_on(workshop::commands::down(&file, &dir.path().join("labs")));
 }
 
 /// True when running as root (namespace hosts need it).

@@ -118,6 +118,24 @@ pub struct UpOptions {
     pub step_progress: Arc<dyn Fn(&StepReport) + Send + Sync>,
 }
 
+impl UpOptions {
+    /// Options for an `up` nobody watches (a workshop's labs): the defaults, every
+    /// report and notice dropped, `keeper` started for the lab.
+    pub fn quiet(agent: PathBuf, keeper: PathBuf) -> UpOptions {
+        UpOptions {
+            agent,
+            parallel: crate::ssh::PARALLEL,
+            keeper: Some(keeper),
+            create_progress: Arc::new(|_: &str, _| {}),
+            lock: LockWait::default(),
+            cluster_file: None,
+            notice: Arc::new(|_: &str| {}),
+            reprovision: Reprovision::Changed,
+            step_progress: Arc::new(|_: &StepReport| {}),
+        }
+    }
+}
+
 /// A sink for lines `up` says before it acts.
 pub type Notice = Arc<dyn Fn(&str) + Send + Sync>;
 

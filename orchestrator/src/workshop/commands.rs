@@ -12,7 +12,6 @@
 //!   measured), and how many labs fit.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use zerolab_sandbox::session::error_chain;
@@ -173,17 +172,7 @@ pub async fn plan_for(
     crate::lab::private_dir(&labs)?;
     let cluster =
         file.lab(0, &crate::provider::REGISTRY).map_err(|e| CommandError::Measure { cause: e.to_string() })?;
-    let options = crate::up::UpOptions {
-        agent,
-        parallel: crate::ssh::PARALLEL,
-        keeper: Some(program),
-        create_progress: Arc::new(|_: &str, _| {}),
-        lock: crate::lab::LockWait::default(),
-        cluster_file: None,
-        notice: Arc::new(|_: &str| {}),
-        reprovision: crate::provision::Reprovision::Changed,
-        step_progress: Arc::new(|_: &crate::provision::StepReport| {}),
-    };
+    let options = crate::up::UpOptions::quiet(agent, program);
     let made = crate::up::up(&labs, &cluster, &options, |_| {}).await;
     let memory = match &made {
         Ok(reports) if reports.iter().all(|r| r.state == NodeState::Ready) => {

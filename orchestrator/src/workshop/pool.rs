@@ -134,17 +134,7 @@ pub(super) async fn make(ws: Arc<Workshop>, index: u32) {
 async fn make_lab(ws: &Workshop, index: u32) -> Result<(), String> {
     let cluster = ws.cluster(index)?;
     let root = ws.labs_root();
-    let options = UpOptions {
-        agent: ws.options.agent.clone(),
-        parallel: crate::ssh::PARALLEL,
-        keeper: Some(ws.options.program.clone()),
-        create_progress: Arc::new(|_: &str, _| {}),
-        lock: crate::lab::LockWait::default(),
-        cluster_file: None,
-        notice: Arc::new(|_: &str| {}),
-        reprovision: crate::provision::Reprovision::Changed,
-        step_progress: Arc::new(|_: &crate::provision::StepReport| {}),
-    };
+    let options = UpOptions::quiet(ws.options.agent.clone(), ws.options.program.clone());
     let reports = up(&root, &cluster, &options, |_| {}).await.map_err(|e| error_chain(&e))?;
     match reports.iter().find(|r| r.state != NodeState::Ready) {
         Some(report) => Err(format!("node {}: {}", report.node, report.detail)),

@@ -116,17 +116,9 @@ impl WorkshopHarness {
         self.server.abort();
         let _ = std::fs::remove_file(&self.marker);
         let file = workshop::from_path(&self.file).unwrap();
-        let labs = workshop::dir(&self.dir.path().join("labs"), &file.name).join("labs");
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         runtime.block_on(self.workshop.close());
-        for index in 1..=file.max_index() {
-            if labs.join(file.lab_name(index)).exists() {
-                let cluster = file.lab(index, &zerolab::provider::REGISTRY).unwrap();
-                let options = zerolab::down::DownOptions { force: true, purge: true, ..Default::default() };
-                let _ = runtime.block_on(zerolab::down::down(&labs, &cluster, &options));
-            }
-        }
-        runtime.block_on(workshop::sshport::remove_all(&file.name));
+        let _ = runtime.block_on(workshop::commands::down(&file, &self.dir.path().join("labs")));
     }
 }
 

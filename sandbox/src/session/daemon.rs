@@ -195,16 +195,6 @@ impl Daemon {
         launch(guest, opts, Role::Copy(&self.template, &self.plan, slot))
     }
 
-    /// Starts the warm-up copy on `channels` (`warmup`), afresh.
-    pub(super) fn spawn_warmup(
-        &self,
-        channels: Vec<Channel>,
-        timeout: Duration,
-        opts: &Options,
-    ) -> Result<Session, SessionError> {
-        self.spawn_job_in(channels, timeout, opts, None)
-    }
-
     /// The pages of a copy worth mapping ahead: the program's segments and
     /// the daemon's memory, page aligned, sorted, overlaps joined.
     pub(super) fn address_ranges(&self) -> Vec<(u64, u64)> {

@@ -83,7 +83,7 @@ pub(super) fn learn(daemon: &Daemon, specs: &[ChannelSpec], opts: &Options) -> V
             return Vec::new();
         }
     };
-    let session = match daemon.spawn_warmup(channels, TIMEOUT, opts) {
+    let session = match daemon.spawn_job(channels, TIMEOUT, opts) {
         Ok(session) => session,
         Err(e) => {
             tracing::debug!("daemon warm-up skipped: {e}");

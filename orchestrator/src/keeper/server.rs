@@ -16,14 +16,12 @@
 //! services before it exits (see [`super::service`] for when it dies instead).
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::File;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use nix::fcntl::{Flock, FlockArg};
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Mutex;
@@ -43,15 +41,10 @@ const WATCH: Duration = Duration::from_secs(1);
 /// it has been idle for [`IDLE`]. Returns at once when another keeper holds the lab.
 pub async fn serve(lab_dir: &Path) -> Result<(), KeeperError> {
     let lock_path = lab_dir.join(LOCK);
-    let lock = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(&lock_path)
-        .map_err(|source| KeeperError::Io { path: lock_path.clone(), source })?;
     // Held until this function returns, just before the process exits.
-    let Some(_lock) = try_lock(lock) else {
+    let Some(_lock) = crate::lab::lock::try_exclusive(&lock_path)
+        .map_err(|source| KeeperError::Io { path: lock_path.clone(), source })?
+    else {
         return Ok(());
     };
     let socket = socket_path(lab_dir)?;
@@ -98,11 +91,6 @@ pub async fn serve(lab_dir: &Path) -> Result<(), KeeperError> {
     keeper.stop_services().await;
     let _ = std::fs::remove_file(&socket);
     Ok(())
-}
-
-/// `flock(LOCK_EX | LOCK_NB)`: the lab's keeper lock when this process now holds it.
-fn try_lock(file: File) -> Option<Flock<File>> {
-    Flock::lock(file, FlockArg::LockExclusiveNonblock).ok()
 }
 
 /// One kept connection per node, keyed by node name (with the target it was made for).
@@ -329,17 +317,6 @@ fn failed(error: &ssh::Error) -> Reply {
 mod tests {
     use super::super::SOCKET;
     use super::*;
-
-    #[test]
-    fn a_second_lock_on_the_same_file_fails() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(LOCK);
-        let first = try_lock(File::create(&path).unwrap());
-        assert!(first.is_some());
-        assert!(try_lock(File::open(&path).unwrap()).is_none());
-        drop(first);
-        assert!(try_lock(File::open(&path).unwrap()).is_some());
-    }
 
     #[test]
     fn the_socket_is_named_in_the_lab_dir() {

@@ -187,12 +187,31 @@ fn try_lock(lab: &Lab, path: &std::path::Path, command: &str) -> Result<Result<L
     }
 }
 
+/// The file at `path` (made 0600 when missing), locked `flock(LOCK_EX | LOCK_NB)`: `None`
+/// when another process holds it. For a process that must be the only one of its kind on
+/// a directory (a lab's keeper, a workshop's `serve`, a run's driver); kept until dropped.
+pub fn try_exclusive(path: &std::path::Path) -> std::io::Result<Option<Flock<File>>> {
+    let file = File::options().create(true).truncate(false).write(true).mode(0o600).open(path)?;
+    Ok(Flock::lock(file, FlockArg::LockExclusiveNonblock).ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn wait(within: Duration) -> LockWait {
         LockWait { within, waiting: None }
+    }
+
+    #[test]
+    fn a_second_exclusive_lock_on_the_same_file_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keeper.lock");
+        let first = try_exclusive(&path).unwrap();
+        assert!(first.is_some());
+        assert!(try_exclusive(&path).unwrap().is_none());
+        drop(first);
+        assert!(try_exclusive(&path).unwrap().is_some());
     }
 
     #[tokio::test]

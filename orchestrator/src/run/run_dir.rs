@@ -13,7 +13,7 @@
 //! a run under way from one that is over.
 
 use std::fs::File;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -88,14 +88,7 @@ pub fn driven(path: &Path) -> bool {
 /// another process holds it.
 fn lock(dir: &Path) -> Result<Option<Flock<File>>, RunError> {
     let path = dir.join(LOCK);
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(|source| RunError::Results { path: path.clone(), source })?;
-    Ok(Flock::lock(file, FlockArg::LockExclusiveNonblock).ok())
+    crate::lab::lock::try_exclusive(&path).map_err(|source| RunError::Results { path: path.clone(), source })
 }
 
 /// `JOB-YYYYMMDD-HHMMSS-XXXXXX`: the job, `at` in UTC, `suffix` in hex.

@@ -75,14 +75,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ServeError + '_ {
 /// `serve` holds the workshop.
 pub async fn serve(dir: &Path, program: PathBuf) -> Result<(), ServeError> {
     let lock_path = dir.join(LOCK);
-    let lock = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(&lock_path)
-        .map_err(io(&lock_path))?;
-    let Ok(_lock) = Flock::lock(lock, FlockArg::LockExclusiveNonblock) else { return Ok(()) };
+    let Some(_lock) = crate::lab::lock::try_exclusive(&lock_path).map_err(io(&lock_path))? else { return Ok(()) };
     let pid_path = dir.join(PID);
     crate::lab::write_private(&pid_path, format!("{}\n", std::process::id()).as_bytes())
         .map_err(|e| ServeError::Io { path: pid_path.clone(), source: std::io::Error::other(e.to_string()) })?;
